@@ -1,0 +1,62 @@
+"""The connector SDK: the contract, its value types, discovery and errors.
+
+A connector adapts one kind of source system and knows nothing about
+customers. Import from here, not from the private modules.
+"""
+
+from __future__ import annotations
+
+from connectors._base import (
+    Aggregate,
+    AggregateFn,
+    Capabilities,
+    Connector,
+    ConnectorOptions,
+    Filter,
+    FilterOp,
+    Health,
+    LookupTransform,
+    Row,
+    ScanRequest,
+    Sort,
+)
+from connectors.errors import (
+    ConfigError,
+    ConnectorError,
+    CustviewError,
+    PluginError,
+    QueryError,
+    ReadOnlyViolation,
+    SourceTimeout,
+    SourceUnavailable,
+    UnsupportedOperation,
+)
+from connectors.registry import available, load, register, unregister
+
+__all__ = [
+    "Aggregate",
+    "AggregateFn",
+    "Capabilities",
+    "ConfigError",
+    "Connector",
+    "ConnectorError",
+    "ConnectorOptions",
+    "CustviewError",
+    "Filter",
+    "FilterOp",
+    "Health",
+    "LookupTransform",
+    "PluginError",
+    "QueryError",
+    "ReadOnlyViolation",
+    "Row",
+    "ScanRequest",
+    "Sort",
+    "SourceTimeout",
+    "SourceUnavailable",
+    "UnsupportedOperation",
+    "available",
+    "load",
+    "register",
+    "unregister",
+]

@@ -1,0 +1,157 @@
+"""The connector contract: what a source adapter must offer custview.
+
+A connector knows one *kind* of source (SQL databases, REST APIs, ...) and
+nothing about customers. It speaks in tables (or resources), columns and
+rows. The resolvers map those onto the unified model.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Row = dict[str, Any]
+"""One source record: column name to value, as the source returned it."""
+
+FilterOp = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "startswith", "is_null"]
+LookupTransform = Literal["exact", "casefold", "digits"]
+"""How a lookup compares the source column with the given keys.
+
+``exact``: ``column IN (keys)``. ``casefold``: ``lower(trim(column)) IN (keys)``,
+keys are given already lower-cased and trimmed. ``digits``: the column with the
+usual phone separators (space, ``-``, ``(``, ``)``, ``.``, ``/``, ``+``) removed,
+compared with keys given as digit strings.
+"""
+
+AggregateFn = Literal["count", "sum", "min", "max"]
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """``column <op> value``; for ``in`` the value is a sequence, for ``is_null`` a bool."""
+
+    column: str
+    op: FilterOp
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    column: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    """A filtered, sorted, limited read of one table.
+
+    ``after`` holds the values of the ``order_by`` columns of the last row already
+    seen (a keyset cursor): the scan continues strictly after that row.
+    """
+
+    table: str
+    columns: Sequence[str]
+    filters: Sequence[Filter] = ()
+    order_by: Sequence[Sort] = ()
+    limit: int | None = None
+    after: Sequence[Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Aggregate:
+    fn: AggregateFn
+    column: str | None = None  # None only for count(*)
+    alias: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connector can evaluate itself; the planner does the rest in memory."""
+
+    supports_batch_lookup: bool = True
+    supports_sort: bool = True
+    supports_keyset: bool = True
+    supports_limit: bool = True
+    supports_aggregates: bool = False
+    filter_operators: frozenset[str] = frozenset()
+    lookup_transforms: frozenset[str] = frozenset({"exact"})
+    max_batch_size: int = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    ok: bool
+    latency_ms: float | None = None
+    detail: str = ""
+    tables: Mapping[str, bool] = field(default_factory=dict)
+
+
+class ConnectorOptions(BaseModel):
+    """Base of every connector's options model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    timeout: float = 10.0
+    """Seconds one call to the source may take."""
+
+
+class Connector(abc.ABC):
+    """A read-only adapter for one configured source.
+
+    Subclasses set :attr:`kind` and :attr:`options_model`, and implement the
+    abstract methods. There is deliberately no method that writes.
+    """
+
+    kind: ClassVar[str]
+    options_model: ClassVar[type[ConnectorOptions]] = ConnectorOptions
+
+    def __init__(self, name: str, options: ConnectorOptions) -> None:
+        self.name = name
+        self.options = options
+
+    @property
+    @abc.abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abc.abstractmethod
+    async def lookup_many(
+        self,
+        table: str,
+        column: str,
+        keys: Sequence[Any],
+        columns: Sequence[str],
+        transform: LookupTransform = "exact",
+    ) -> list[list[Row]]:
+        """Rows whose ``column`` matches each key, in one round trip per batch.
+
+        Follows the DataLoader contract: one list per key, in key order (empty
+        when nothing matches). Keys are compared after ``transform``.
+        """
+
+    @abc.abstractmethod
+    def scan(self, request: ScanRequest) -> AsyncIterator[Row]:
+        """Stream the rows of a filtered, sorted, limited read in constant memory."""
+
+    async def aggregate(
+        self,
+        table: str,
+        group_by: Sequence[str],
+        aggregates: Sequence[Aggregate],
+        filters: Sequence[Filter] = (),
+    ) -> list[Row]:
+        """Grouped aggregates; only when ``capabilities.supports_aggregates``."""
+        from connectors.errors import UnsupportedOperation
+
+        raise UnsupportedOperation("aggregates are not supported", source=self.name)
+
+    @abc.abstractmethod
+    async def health(self, tables: Sequence[str] = ()) -> Health:
+        """Reach the source; report latency and which of ``tables`` exist."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release pools and clients."""

@@ -1,0 +1,90 @@
+"""The one error tree of custview.
+
+It lives in the lowest layer so every layer can raise and catch it::
+
+    CustviewError
+    ├── ConfigError              bad configuration: file, key path, what to do
+    ├── ConnectorError           a source misbehaved (carries ``source``)
+    │   ├── SourceTimeout        the source did not answer in time
+    │   ├── SourceUnavailable    the source cannot be reached or failed
+    │   ├── UnsupportedOperation the connector cannot do what was asked
+    │   └── ReadOnlyViolation    something tried to write to a source
+    ├── PluginError              a connector plugin could not be loaded
+    └── QueryError               a request is invalid (bad cursor, bad id, ...)
+
+Every error keeps its context as attributes and maps to a GraphQL
+``extensions.code`` through :attr:`CustviewError.code`; messages never carry
+connection strings or secrets.
+"""
+
+from __future__ import annotations
+
+
+class CustviewError(Exception):
+    """Root of every error custview raises on purpose."""
+
+    code = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(CustviewError):
+    """The configuration is invalid; ``file`` and ``path`` locate the problem."""
+
+    code = "CONFIG_INVALID"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        path: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        where = file or "<config>"
+        if line is not None:
+            where += f":{line}"
+        if path:
+            where += f" at '{path}'"
+        super().__init__(f"{where}: {message}")
+        self.reason = message
+        self.file = file
+        self.path = path
+        self.line = line
+
+
+class ConnectorError(CustviewError):
+    """A source failed; ``source`` names it."""
+
+    code = "SOURCE_ERROR"
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(f"source '{source}': {message}")
+        self.reason = message
+        self.source = source
+
+
+class SourceTimeout(ConnectorError):
+    code = "SOURCE_TIMEOUT"
+
+
+class SourceUnavailable(ConnectorError):
+    code = "SOURCE_UNAVAILABLE"
+
+
+class UnsupportedOperation(ConnectorError):
+    code = "UNSUPPORTED_OPERATION"
+
+
+class ReadOnlyViolation(ConnectorError):
+    code = "READ_ONLY"
+
+
+class PluginError(CustviewError):
+    code = "PLUGIN_ERROR"
+
+
+class QueryError(CustviewError):
+    code = "BAD_REQUEST"

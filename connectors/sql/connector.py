@@ -1,0 +1,285 @@
+"""The SQL connector: any database SQLAlchemy reaches through an asyncio driver.
+
+Every read is one SQLAlchemy Core statement with bound parameters, run on a
+pooled read-only connection (see :mod:`connectors.sql.engine`) under the
+source's timeout. Failures leave as :mod:`connectors.errors` types that name
+the source and never its URL.
+
+Semantics worth knowing:
+
+* ``lookup_many`` matches keys as the database compares them; on
+  MySQL/MariaDB (case-insensitive, pad-space collations) ``exact`` keys are
+  grouped back case-insensitively and ignoring trailing spaces. Keys must be
+  typed like the column (``42``, not ``"42"``, for an integer id).
+* ``contains``/``startswith`` are case-insensitive on every engine; ``%``
+  and ``_`` in the value are literal.
+* Keyset columns (``ScanRequest.order_by`` with ``after``) must be non-null
+  and unique together (end with the primary key); NULL ordering otherwise
+  follows the engine.
+* ``scan`` applies ``timeout`` to each fetch, not to the whole stream, so a
+  long export keeps going while the source keeps answering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import inspect, select
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from connectors._base import (
+    Aggregate,
+    Capabilities,
+    Connector,
+    ConnectorOptions,
+    Filter,
+    Health,
+    LookupTransform,
+    Row,
+    ScanRequest,
+)
+from connectors.errors import ConfigError, ConnectorError, QueryError
+from connectors.sql import statements
+from connectors.sql.engine import backend, create_read_only_engine
+from connectors.sql.failures import (
+    SchemaMismatch,
+    is_schema_error,
+    is_source_failure,
+    translate,
+)
+from connectors.sql.options import SQLOptions
+
+STREAM_CHUNK = 500
+"""Rows fetched from a server-side cursor per round trip while scanning."""
+
+
+class SQLConnector(Connector):
+    """A read-only connector for one SQL database (see the module docstring)."""
+
+    kind = "sql"
+    options_model = SQLOptions
+    options: SQLOptions
+
+    def __init__(self, name: str, options: ConnectorOptions) -> None:
+        if not isinstance(options, SQLOptions):
+            raise ConfigError(f"source '{name}': the sql connector needs SQLOptions")
+        super().__init__(name, options)
+        self._url = make_url(options.url)
+        self._backend = backend(self._url)
+        self._statements = 0
+        self._engine = create_read_only_engine(options, name, self._count)
+        self._background: set[asyncio.Task[None]] = set()
+        self._capabilities = Capabilities(
+            supports_batch_lookup=True,
+            supports_sort=True,
+            supports_keyset=True,
+            supports_limit=True,
+            supports_aggregates=True,
+            filter_operators=statements.OPERATORS,
+            lookup_transforms=frozenset({"exact", "casefold", "digits"}),
+            max_batch_size=options.max_batch_size,
+        )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The read-only engine, for tests and instrumentation."""
+        return self._engine
+
+    @property
+    def statements(self) -> int:
+        """Statements sent to the source so far (every one passed the read-only guard)."""
+        return self._statements
+
+    def _count(self) -> None:
+        self._statements += 1
+
+    async def lookup_many(
+        self,
+        table: str,
+        column: str,
+        keys: Sequence[Any],
+        columns: Sequence[str],
+        transform: LookupTransform = "exact",
+    ) -> list[list[Row]]:
+        if transform not in self._capabilities.lookup_transforms:
+            raise QueryError(f"unknown lookup transform '{transform}'")
+        wanted = list(dict.fromkeys(k for k in keys if k is not None))
+        if not wanted:
+            return [[] for _ in keys]
+        names = statements.unique(columns)
+        tbl = statements.table_ref(table, self.options.schema_name)
+        size = self._capabilities.max_batch_size
+        found: dict[Any, list[Row]] = {}
+        async with self._connection(table, [column, *names]) as conn, self._deadline(conn):
+            for start in range(0, len(wanted), size):
+                chunk = wanted[start : start + size]
+                stmt = statements.lookup(tbl, column, chunk, names, transform)
+                for row in (await conn.execute(stmt)).all():
+                    record = dict(zip(names, row, strict=False))
+                    found.setdefault(self._match_key(row[-1]), []).append(record)
+        return [list(found.get(self._match_key(k), ())) if k is not None else [] for k in keys]
+
+    def _match_key(self, value: Any) -> Any:
+        if self._backend == "mysql" and isinstance(value, str):
+            return value.casefold().rstrip(" ")
+        return value
+
+    async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
+        """Stream rows from a server-side cursor; ``aclose()`` it to stop early."""
+        if request.limit is not None and request.limit < 0:
+            raise QueryError("limit must not be negative")
+        stmt = statements.scan(
+            statements.table_ref(request.table, self.options.schema_name), request
+        )
+        if request.limit == 0:
+            return
+        names = statements.unique(request.columns)
+        used = [*names, *(f.column for f in request.filters), *(s.column for s in request.order_by)]
+        async with self._connection(request.table, used) as conn:
+            exhausted = False
+            try:
+                if self._backend == "postgresql":
+                    # asyncpg's server-side cursors live inside a transaction.
+                    await conn.execution_options(
+                        isolation_level="READ COMMITTED", postgresql_readonly=True
+                    )
+                async with self._deadline(conn):
+                    result = await conn.stream(stmt.execution_options(yield_per=STREAM_CHUNK))
+                while True:
+                    async with self._deadline(conn):
+                        rows = await result.fetchmany(STREAM_CHUNK)
+                    if not rows:
+                        exhausted = True
+                        break
+                    for row in rows:
+                        yield dict(zip(names, row, strict=False))
+            finally:
+                if not exhausted and self._backend == "mysql":
+                    # Closing an unfinished MySQL stream would read it to the end.
+                    await conn.invalidate()
+
+    async def aggregate(
+        self,
+        table: str,
+        group_by: Sequence[str],
+        aggregates: Sequence[Aggregate],
+        filters: Sequence[Filter] = (),
+    ) -> list[Row]:
+        tbl = statements.table_ref(table, self.options.schema_name)
+        stmt, names = statements.aggregate(tbl, group_by, aggregates, filters)
+        used = [*group_by, *(a.column for a in aggregates if a.column)]
+        used += [f.column for f in filters]
+        async with self._connection(table, used) as conn, self._deadline(conn):
+            rows = (await conn.execute(stmt)).all()
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    async def health(self, tables: Sequence[str] = ()) -> Health:
+        try:
+            async with asyncio.timeout(self.options.timeout), self._engine.connect() as conn:
+                started = time.perf_counter()
+                await conn.execute(select(1))
+                latency = (time.perf_counter() - started) * 1000
+                found = await conn.run_sync(self._existing_tables, list(tables))
+        except Exception as exc:
+            return Health(ok=False, detail=self._failure(exc).reason)
+        missing = [t for t, ok in found.items() if not ok]
+        detail = f"missing tables: {', '.join(missing)}" if missing else ""
+        return Health(ok=True, latency_ms=latency, detail=detail, tables=found)
+
+    def _existing_tables(self, conn: Connection, tables: list[str]) -> dict[str, bool]:
+        inspector = inspect(conn)
+        return {t: inspector.has_table(t, schema=self.options.schema_name) for t in tables}
+
+    async def aclose(self) -> None:
+        await self._engine.dispose()
+
+    @asynccontextmanager
+    async def _connection(
+        self, table: str, columns: Sequence[str]
+    ) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection; source failures inside become connector errors."""
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                conn = await self._engine.connect().start()
+            try:
+                yield conn
+            finally:
+                await conn.close()
+        except (ConnectorError, QueryError):
+            raise
+        except Exception as exc:
+            if not (isinstance(exc, TimeoutError) or is_source_failure(exc)):
+                raise
+            raise await self._explain(exc, table, columns) from exc
+
+    @asynccontextmanager
+    async def _deadline(self, conn: AsyncConnection) -> AsyncIterator[None]:
+        """``options.timeout`` for what runs inside; SQLite's query is interrupted too.
+
+        Cancelling the await does not stop SQLite's worker thread, which
+        would finish the query before the connection can be released.
+        """
+        async with asyncio.timeout(self.options.timeout) as scope:
+            if self._backend != "sqlite":
+                yield
+                return
+            driver = (await conn.get_raw_connection()).driver_connection
+            when = scope.when()
+            assert when is not None
+            handle = asyncio.get_running_loop().call_at(when, self._interrupt, driver)
+            try:
+                yield
+            finally:
+                handle.cancel()
+
+    def _interrupt(self, driver: Any) -> None:
+        task = asyncio.get_running_loop().create_task(driver.interrupt())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _explain(
+        self, exc: BaseException, table: str, columns: Sequence[str]
+    ) -> ConnectorError:
+        """The error for ``exc``: a named missing table/column when that is the cause."""
+        if is_schema_error(exc):
+            try:
+                async with asyncio.timeout(self.options.timeout), self._engine.connect() as conn:
+                    mismatch = await conn.run_sync(self._find_missing, table, list(columns))
+            except Exception:
+                mismatch = None
+            if mismatch is not None:
+                return mismatch
+        return self._failure(exc)
+
+    def _failure(self, exc: BaseException) -> ConnectorError:
+        return translate(exc, self.name, self._url, self.options.timeout)
+
+    def _find_missing(
+        self, conn: Connection, table: str, columns: list[str]
+    ) -> SchemaMismatch | None:
+        inspector = inspect(conn)
+        schema = self.options.schema_name
+        where = f"{schema}.{table}" if schema else table
+        if not inspector.has_table(table, schema=schema):
+            return SchemaMismatch(f"table '{where}' does not exist", source=self.name, table=table)
+        known = {c["name"] for c in inspector.get_columns(table, schema=schema)}
+        fold: Callable[[str], str] = str.lower if self._backend == "mysql" else str
+        known = {fold(k) for k in known}
+        for name in columns:
+            if fold(name) not in known:
+                return SchemaMismatch(
+                    f"column '{where}.{name}' does not exist",
+                    source=self.name,
+                    table=table,
+                    column=name,
+                )
+        return None

@@ -1,0 +1,122 @@
+"""One read-only AsyncEngine per SQL source.
+
+Read-only is set up three times over, so no single mistake can write:
+
+* the session: SQLite files open with ``mode=ro`` (plus ``PRAGMA
+  query_only``), PostgreSQL sessions start with
+  ``default_transaction_read_only=on``, MySQL/MariaDB sessions run
+  ``SET SESSION TRANSACTION READ ONLY`` on connect;
+* the statement guard (:mod:`connectors.sql.readonly`) on every execute;
+* the connector itself, which has no method that writes.
+
+Connections run in autocommit: each statement is its own read-only
+transaction on the server, so a lookup costs one round trip (no BEGIN, no
+COMMIT) and returning a connection to the pool costs nothing
+(``skip_autocommit_rollback``). Scans on PostgreSQL open a short
+transaction because server-side cursors need one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from connectors.sql.options import SQLOptions
+from connectors.sql.readonly import check_statement
+
+StatementHook = Callable[[], None]
+
+
+def backend(url: URL) -> str:
+    """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB included)."""
+    name = url.get_backend_name()
+    return "mysql" if name == "mariadb" else name
+
+
+def read_only_url(url: URL) -> URL:
+    """``url`` as the connector opens it: SQLite files become ``mode=ro`` URIs."""
+    if backend(url) != "sqlite":
+        return url
+    database = url.database or ""
+    if not database.startswith("file:"):
+        database = "file:" + quote(database, safe="/:")
+    query = {k: v for k, v in url.query.items() if k not in ("mode", "uri")}
+    return url.set(database=database, query={**query, "mode": "ro", "uri": "true"})
+
+
+def create_read_only_engine(
+    options: SQLOptions, source: str, on_statement: StatementHook
+) -> AsyncEngine:
+    """The source's engine, read-only on the server and guarded on the client.
+
+    No I/O happens here; the pool connects on first use.
+    """
+    url = make_url(options.url)
+    kind = backend(url)
+    engine = create_async_engine(
+        read_only_url(url),
+        pool_size=options.pool_size,
+        max_overflow=options.max_overflow,
+        echo=options.echo,
+        hide_parameters=True,
+        isolation_level="AUTOCOMMIT",
+        skip_autocommit_rollback=True,
+        connect_args=_connect_args(kind, options),
+    )
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "before_cursor_execute")
+    def _guard(
+        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> None:
+        check_statement(statement, source)
+        on_statement()
+
+    if kind in ("sqlite", "mysql"):
+        statements = _session_statements(kind, options, engine)
+
+        @event.listens_for(sync_engine, "connect")
+        def _read_only_session(dbapi_connection: Any, record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            try:
+                for sql in statements():
+                    cursor.execute(sql)
+            finally:
+                cursor.close()
+
+    return engine
+
+
+def _connect_args(kind: str, options: SQLOptions) -> dict[str, Any]:
+    if kind != "postgresql":
+        return {}
+    settings = {"default_transaction_read_only": "on", "application_name": "custview"}
+    if options.statement_timeout is not None:
+        settings["statement_timeout"] = str(max(1, round(options.statement_timeout * 1000)))
+    return {"server_settings": settings}
+
+
+def _session_statements(
+    kind: str, options: SQLOptions, engine: AsyncEngine
+) -> Callable[[], list[str]]:
+    """The statements that make a fresh SQLite/MySQL session read-only."""
+
+    def statements() -> list[str]:
+        if kind == "sqlite":
+            return ["PRAGMA query_only = ON"]
+        result = ["SET SESSION TRANSACTION READ ONLY"]
+        if options.statement_timeout is not None:
+            # Known once the first connection initialised the dialect.
+            if getattr(engine.dialect, "is_mariadb", False):
+                result.append(f"SET SESSION max_statement_time = {options.statement_timeout:f}")
+            else:
+                millis = max(1, round(options.statement_timeout * 1000))
+                result.append(f"SET SESSION max_execution_time = {millis:d}")
+        return result
+
+    return statements

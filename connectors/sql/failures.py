@@ -1,0 +1,90 @@
+"""Driver and SQLAlchemy errors turned into custview's connector errors.
+
+Messages name the source and the cause, never the URL, password or
+statement parameters: they end up in GraphQL errors and log lines.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from connectors.errors import ConnectorError, SourceTimeout, SourceUnavailable
+
+DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "sqlite3", "aiosqlite"})
+
+_SERVER_TIMEOUT_CODES = frozenset({"57014", 1969, 3024})
+"""PostgreSQL query_canceled, MariaDB max_statement_time, MySQL max_execution_time."""
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
+
+
+class SchemaMismatch(ConnectorError):
+    """A configured table or column does not exist in the source."""
+
+    code = "SOURCE_SCHEMA_MISMATCH"
+
+    def __init__(self, message: str, *, source: str, table: str, column: str | None = None) -> None:
+        super().__init__(message, source=source)
+        self.table = table
+        self.column = column
+
+
+def is_source_failure(exc: BaseException) -> bool:
+    """True for errors raised by the database or its driver, not by custview's code."""
+    if isinstance(exc, SQLAlchemyError | OSError):
+        return True
+    return type(exc).__module__.split(".")[0] in DRIVER_MODULES
+
+
+def is_schema_error(exc: BaseException) -> bool:
+    """An error that may mean "no such table/column" (worth an introspection)."""
+    if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
+        return False
+    return type(exc).__name__ in ("ProgrammingError", "OperationalError")
+
+
+def is_server_timeout(exc: BaseException) -> bool:
+    """The server (or SQLite's interrupt) cancelled the statement for taking too long."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if type(orig).__module__ == "sqlite3" and str(orig) == "interrupted":
+        return True
+    codes = {getattr(orig, "sqlstate", None)}
+    if orig is not None and getattr(orig, "args", None):
+        codes.add(orig.args[0])
+    return not codes.isdisjoint(_SERVER_TIMEOUT_CODES)
+
+
+def describe(exc: BaseException, url: URL) -> str:
+    """``Type: first line of the driver's message`` with anything secret removed."""
+    orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(orig).strip().splitlines()
+    text = f"{type(orig).__name__}: {lines[0]}" if lines else type(orig).__name__
+    return redact(text, _secrets(url))[:300]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return _URL.sub("<url>", text)
+
+
+def _secrets(url: URL) -> list[str]:
+    found = [url.render_as_string(hide_password=False)]
+    if url.password:
+        found.append(str(url.password))
+    return [s for s in found if s]
+
+
+def translate(exc: BaseException, source: str, url: URL, timeout: float) -> ConnectorError:
+    """The connector error for a failure of the source (timeouts included)."""
+    if isinstance(exc, TimeoutError):
+        return SourceTimeout(f"no answer within {timeout:g} s", source=source)
+    if is_server_timeout(exc):
+        return SourceTimeout(
+            f"the server cancelled the statement ({describe(exc, url)})", source=source
+        )
+    return SourceUnavailable(describe(exc, url), source=source)

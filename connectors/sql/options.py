@@ -1,0 +1,99 @@
+"""The options of one SQL source, validated before any connection is made.
+
+Only asyncio drivers are accepted: the gateway serves every request on one
+event loop, and a blocking driver would stall all of them.
+"""
+
+from __future__ import annotations
+
+from pydantic import ConfigDict, Field, field_validator
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from connectors._base import ConnectorOptions
+
+ASYNC_DRIVERS: dict[str, tuple[str, ...]] = {
+    "sqlite": ("aiosqlite",),
+    "postgresql": ("asyncpg",),
+    "mysql": ("aiomysql",),
+    "mariadb": ("aiomysql",),
+}
+"""Backend name to the asyncio drivers whose sessions custview knows how to make
+read-only (see ``engine.py``); others are refused rather than trusted."""
+
+_SUGGESTED = {
+    "sqlite": "sqlite+aiosqlite:///path/to/file.db",
+    "postgresql": "postgresql+asyncpg://user@host/db",
+    "mysql": "mysql+aiomysql://user@host/db",
+    "mariadb": "mariadb+aiomysql://user@host/db",
+}
+
+
+class SQLOptions(ConnectorOptions):
+    """A SQL source reached through a SQLAlchemy asyncio driver.
+
+    Secrets belong in the environment: the config loader substitutes
+    ``${NAME}`` into ``url`` before these options are built.
+    """
+
+    # A rejected url may hold a password: keep input values out of error texts.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    url: str
+    """SQLAlchemy async URL: ``sqlite+aiosqlite``, ``postgresql+asyncpg``,
+    ``mysql+aiomysql`` or ``mariadb+aiomysql``."""
+
+    pool_size: int = Field(default=5, ge=1)
+    max_overflow: int = Field(default=5, ge=0)
+    statement_timeout: float | None = Field(default=None, gt=0)
+    """Seconds, enforced by the server where it can (PostgreSQL
+    ``statement_timeout``, MariaDB ``max_statement_time``, MySQL
+    ``max_execution_time``); ``timeout`` is always enforced client-side."""
+
+    schema_name: str | None = None
+    """Schema (PostgreSQL) or database (MySQL/MariaDB) holding the tables."""
+
+    echo: bool = False
+    """Log every statement (parameters are never logged)."""
+
+    max_batch_size: int = Field(default=500, ge=1, le=10_000)
+    """Keys per ``IN (...)`` list in :meth:`SQLConnector.lookup_many`."""
+
+    @field_validator("url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a SQLAlchemy URL; expected e.g. postgresql+asyncpg://user@host/db"
+            ) from None
+        check_async_url(url)
+        return value
+
+
+def check_async_url(url: URL) -> None:
+    """Refuse URLs SQLAlchemy cannot drive asynchronously, saying what to use instead."""
+    backend = url.get_backend_name()
+    driver = url.drivername.partition("+")[2]  # explicit: dialect defaults change
+    drivers = ASYNC_DRIVERS.get(backend)
+    if drivers is None:
+        known = ", ".join(sorted(ASYNC_DRIVERS))
+        raise ValueError(f"unsupported database '{backend}' (supported: {known})")
+    if driver not in drivers:
+        named = f"'{backend}+{driver}'" if driver else f"'{backend}' without a driver"
+        raise ValueError(
+            f"{named} is not a supported asyncio driver; "
+            f"use {' or '.join(f'{backend}+{d}' for d in drivers)}, "
+            f"e.g. {_SUGGESTED[backend]}"
+        )
+    if backend == "sqlite" and _is_memory(url):
+        raise ValueError(
+            "an in-memory SQLite database is empty when opened read-only; "
+            "point the url at a database file: sqlite+aiosqlite:///path/to/file.db"
+        )
+
+
+def _is_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or url.query.get("mode") == "memory"

@@ -1,0 +1,82 @@
+"""The HTTP edge: a Starlette app serving /graphql (GraphiQL in a browser),
+/healthz and /readyz.
+
+The app owns its resources: the lifespan creates the connectors once and
+closes them on shutdown; each request gets a fresh view with its own
+DataLoaders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from gateway.settings import LoadedSettings
+from resolvers.schema import build_schema
+from resolvers.view import Federation
+
+
+class _GraphQL(GraphQL[dict[str, Any], None]):
+    async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
+        federation: Federation = request.app.state.federation
+        return {"request": request, "response": response, "view": federation.request()}
+
+
+async def _healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def _readyz(request: Request) -> Response:
+    federation: Federation = request.app.state.federation
+    statuses = await federation.sources()
+    body = {
+        "status": "ready" if all(s.health.ok for s in statuses) else "degraded",
+        "sources": {
+            s.name: {
+                "kind": s.kind,
+                "status": "up" if s.health.ok else "down",
+                "latency_ms": s.health.latency_ms,
+                "detail": s.health.detail,
+            }
+            for s in statuses
+        },
+    }
+    return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
+
+
+async def _root(request: Request) -> Response:
+    return RedirectResponse("/graphql")
+
+
+def create_app(loaded: LoadedSettings) -> Starlette:
+    """The gateway for validated settings; sources are connected in the lifespan."""
+    schema = build_schema(loaded.settings.model)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        federation = Federation(loaded.settings.model, loaded.create_connectors())
+        app.state.federation = federation
+        try:
+            yield
+        finally:
+            await federation.aclose()
+
+    graphql = _GraphQL(schema, graphql_ide="graphiql")
+    app = Starlette(
+        routes=[
+            Route("/", _root),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", _healthz),
+            Route("/readyz", _readyz),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.schema = schema
+    return app

@@ -1,0 +1,241 @@
+"""The ``custview`` command: demo, serve, check, query and demo-data.
+
+Every command turns custview's own errors into one clear line on stderr
+and a non-zero exit code, never a traceback:
+0 success, 1 a source is unreachable or a query returned errors,
+2 invalid configuration or arguments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from importlib.metadata import version as dist_version
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connectors import CustviewError
+from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
+from resolvers.schema import build_schema
+from resolvers.view import Federation
+
+app = typer.Typer(
+    name="custview",
+    help="A live, federated Customer 360 over the systems you already run.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOption = Annotated[
+    str | None,
+    typer.Option("--config", "-c", help="Settings file (default: $CUSTVIEW_CONFIG or the demo)."),
+]
+
+EXAMPLES = """\
+  { customers(first: 5) { edges { node { id name email sourceRecords { ref } } } } }
+  { customer(email: "<an email from above>") {
+      name phone provenance { field ref rule }
+      tickets { subject status } orders { orderNumber total } } }
+  { sources { name status latencyMs } }"""
+
+
+def _fail(error: CustviewError, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {error.message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _settings(config: str | None) -> LoadedSettings:
+    try:
+        return load_settings(config)
+    except CustviewError as exc:
+        raise _fail(exc) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"custview {dist_version('custview')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """custview: one governed, live view of every customer."""
+
+
+def _generate(out_dir: Path, customers: int, seed: int) -> None:
+    from gateway.demodata.generate import generate
+
+    with Progress(
+        TextColumn("generating demo sources"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("generate", total=customers)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        summary = generate(out_dir, customers, seed, progress=report)
+    err.print(f"wrote {out_dir} in {summary.seconds:.1f}s ({customers} customers, seed {seed})")
+
+
+@app.command("demo-data")
+def demo_data(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder to write the databases to.")
+    ] = Path("demo-data"),
+    customers: Annotated[int, typer.Option(min=1, help="Real customers to generate.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+) -> None:
+    """Generate the demo source databases and their ground truth."""
+    _generate(out_dir, customers, seed)
+
+
+def _serve(loaded: LoadedSettings, host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from gateway.app import create_app
+
+    server = loaded.settings.server
+    uvicorn.run(
+        create_app(loaded), host=host or server.host, port=port or server.port, log_level="info"
+    )
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Serve the gateway: /graphql, /healthz, /readyz."""
+    _serve(_settings(config), host, port)
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="Where the demo databases live.")] = Path(
+        "demo-data"
+    ),
+    customers: Annotated[int, typer.Option(min=1, help="Size when generating.")] = 5000,
+    host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+) -> None:
+    """Generate the demo sources if missing and serve them with GraphiQL."""
+    if not (data_dir / "manifest.json").exists():
+        _generate(data_dir, customers, 42)
+    os.environ["CUSTVIEW_DEMO_DIR"] = str(data_dir.resolve())
+    loaded = _settings(str(DEMO_CONFIG))
+    err.print(
+        f"\n[bold]custview demo[/] on the sources in {data_dir}\n"
+        f"  GraphiQL:  http://{host}:{port}/graphql\n"
+        f"  health:    http://{host}:{port}/healthz  http://{host}:{port}/readyz\n"
+        f"Try these queries:\n{EXAMPLES}\n",
+        highlight=False,
+    )
+    _serve(loaded, host, port)
+
+
+async def _check(loaded: LoadedSettings) -> list[Any]:
+    federation = Federation(loaded.settings.model, loaded.create_connectors())
+    try:
+        return await federation.sources()
+    finally:
+        await federation.aclose()
+
+
+@app.command()
+def check(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Validate the config and reach every source."""
+    loaded = _settings(config)
+    statuses = asyncio.run(_check(loaded))
+    ok = all(s.health.ok and all(s.health.tables.values()) for s in statuses)
+    if as_json:
+        out.print_json(
+            data=[
+                {
+                    "source": s.name,
+                    "kind": s.kind,
+                    "reachable": s.health.ok,
+                    "latency_ms": s.health.latency_ms,
+                    "detail": s.health.detail,
+                    "tables": dict(s.health.tables),
+                }
+                for s in statuses
+            ]
+        )
+    else:
+        table = Table(title=f"custview check — {loaded.path}")
+        for column in ("source", "kind", "reachable", "latency", "tables found", "missing"):
+            table.add_column(column)
+        for s in statuses:
+            found = [t for t, present in s.health.tables.items() if present]
+            missing = [t for t, present in s.health.tables.items() if not present]
+            table.add_row(
+                s.name,
+                s.kind,
+                "[green]yes[/]" if s.health.ok else f"[red]no[/] {s.health.detail}",
+                f"{s.health.latency_ms:.1f} ms" if s.health.latency_ms is not None else "-",
+                ", ".join(found) or "-",
+                f"[red]{', '.join(missing)}[/]" if missing else "-",
+            )
+        out.print(table)
+        out.print("[green]config OK, every source reachable[/]" if ok else "[red]problems found[/]")
+    raise typer.Exit(0 if ok else 1)
+
+
+async def _query(loaded: LoadedSettings, text: str, variables: dict[str, Any] | None) -> Any:
+    schema = build_schema(loaded.settings.model)
+    federation = Federation(loaded.settings.model, loaded.create_connectors())
+    try:
+        result = await schema.execute(
+            text, variable_values=variables, context_value={"view": federation.request()}
+        )
+    finally:
+        await federation.aclose()
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [e.formatted for e in result.errors]
+    return body
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help="A GraphQL query.")],
+    config: ConfigOption = None,
+    variables: Annotated[str | None, typer.Option(help="Variables as JSON.")] = None,
+) -> None:
+    """Run one GraphQL query and print the JSON result."""
+    loaded = _settings(config)
+    try:
+        parsed = json.loads(variables) if variables else None
+    except json.JSONDecodeError as exc:
+        err.print(f"[bold red]error:[/] --variables is not valid JSON: {exc.msg}")
+        raise typer.Exit(2) from None
+    body = asyncio.run(_query(loaded, text, parsed))
+    sys.stdout.write(json.dumps(body, indent=2, default=str) + "\n")
+    raise typer.Exit(1 if body.get("errors") else 0)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""The demo sources: three seeded, noisy SQLite systems and their ground truth."""

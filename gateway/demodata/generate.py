@@ -1,0 +1,131 @@
+"""``custview demo-data``: builds the three demo source databases and their ground truth.
+
+The generator derives every source record from one true population (see
+``people``), so ``ground_truth.csv`` can say which real person or business
+each record belongs to and identity resolution can be measured against it.
+Output is a pure function of ``(customers, seed)``: all randomness comes from
+seeded ``random.Random`` instances and all dates from the fixed ``AS_OF``.
+Files are written into a temporary sibling directory and renamed into place,
+so a half-written set is never mistaken for a complete one.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.demodata.clock import AS_OF
+from gateway.demodata.crm import CrmBuilder
+from gateway.demodata.people import Population
+from gateway.demodata.phones import PhoneBook
+from gateway.demodata.records import Batch
+from gateway.demodata.sales import SalesBuilder
+from gateway.demodata.support import SupportBuilder
+from gateway.demodata.writer import SQLiteWriter
+
+__all__ = ["AS_OF", "GENERATOR_VERSION", "GenerationSummary", "generate"]
+
+GENERATOR_VERSION = "1"
+CHUNK_PEOPLE = 10_000
+TRUTH_HEADER = ("source", "table", "record_id", "entity_id", "kind")
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    """What one ``generate`` call produced."""
+
+    out_dir: Path
+    customers: int
+    seed: int
+    counts: dict[str, int]
+    """Rows per table, keyed ``"system.table"`` (e.g. ``"crm.contacts"``)."""
+    seconds: float
+
+
+def generate(
+    out_dir: Path,
+    customers: int = 5000,
+    seed: int = 42,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> GenerationSummary:
+    """Writes crm.db, support.db, sales.db, ground_truth.csv and manifest.json into ``out_dir``.
+
+    An existing ``out_dir`` is replaced once the new set is complete.
+    ``progress(done, total)`` is called after each chunk, counted in real customers.
+    """
+    if customers < 1:
+        raise ValueError("customers must be at least 1")
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    work.chmod(0o755)  # mkdtemp's private 0o700 would otherwise outlive the rename
+    try:
+        counts = _write_set(work, customers, seed, progress)
+        _replace(work, out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return GenerationSummary(out_dir, customers, seed, counts, time.perf_counter() - started)
+
+
+def _write_set(
+    work: Path, customers: int, seed: int, progress: Callable[[int, int], None] | None
+) -> dict[str, int]:
+    population = Population(seed, customers, PhoneBook(seed))
+    crm, support, sales = CrmBuilder(seed), SupportBuilder(seed, customers), SalesBuilder(seed)
+    writer = SQLiteWriter(work)
+    done = 0
+    try:
+        with (work / "ground_truth.csv").open("w", newline="", encoding="utf-8") as truth_file:
+            truth = csv.writer(truth_file, lineterminator="\n")
+            truth.writerow(TRUTH_HEADER)
+            for people, businesses in population.chunks(CHUNK_PEOPLE):
+                batch = Batch()
+                crm.build(people, businesses, batch)
+                support.build(people, businesses, batch)
+                sales.build(people, batch)
+                writer.write(batch.rows)
+                truth.writerows(batch.truth)
+                done += len(people)
+                if progress is not None:
+                    progress(done, customers)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.finish()
+    counts = dict(sorted(writer.counts.items()))
+    _write_manifest(work, customers, seed, counts)
+    return counts
+
+
+def _write_manifest(work: Path, customers: int, seed: int, counts: dict[str, int]) -> None:
+    manifest = {
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed,
+        "customers": customers,
+        "as_of": AS_OF.date().isoformat(),
+        "counts": counts,
+        "files": ["crm.db", "support.db", "sales.db", "ground_truth.csv"],
+    }
+    text = json.dumps(manifest, indent=2) + "\n"
+    (work / "manifest.json").write_text(text, encoding="utf-8")
+
+
+def _replace(work: Path, out_dir: Path) -> None:
+    """Moves the finished ``work`` directory to ``out_dir``, replacing any previous set."""
+    if not out_dir.exists():
+        work.rename(out_dir)
+        return
+    retired = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.old")
+    out_dir.rename(retired)
+    work.rename(out_dir)
+    shutil.rmtree(retired, ignore_errors=True)

@@ -1,0 +1,203 @@
+"""Loading the settings file: YAML, ``${ENV}`` interpolation, strict validation.
+
+Every error names the file, the line, the key path and what to do. Values
+interpolated from the environment never appear in an error message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from connectors import ConfigError, Connector, ConnectorOptions, PluginError, load
+from resolvers.model import UnifiedModel
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
+ENV_VAR = "CUSTVIEW_CONFIG"
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSettings(_Strict):
+    connector: str
+    description: str = ""
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServerSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+
+
+class Settings(_Strict):
+    version: Literal[1] = 1
+    server: ServerSettings = ServerSettings()
+    sources: dict[str, SourceSettings] = Field(min_length=1)
+    model: UnifiedModel
+
+
+class LoadedSettings:
+    """Validated settings plus each source's connector class and options."""
+
+    def __init__(
+        self,
+        path: Path,
+        settings: Settings,
+        connectors: dict[str, tuple[type[Connector], ConnectorOptions]],
+    ) -> None:
+        self.path = path
+        self.settings = settings
+        self.connectors = connectors
+
+    def create_connectors(self) -> dict[str, Connector]:
+        return {name: cls(name, opts) for name, (cls, opts) in self.connectors.items()}
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--config``, else ``$CUSTVIEW_CONFIG``, else the embedded demo config."""
+    chosen = explicit or os.environ.get(ENV_VAR)
+    return Path(chosen) if chosen else DEMO_CONFIG
+
+
+def _lines(
+    node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]
+) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            name = key.value
+            out[(*path, name)] = key.start_mark.line + 1
+            _lines(value, (*path, name), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _lines(item, (*path, i), out)
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _interpolate(value: Any, path: tuple[str | int, ...], file: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, (*path, k), file) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, (*path, i), file) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = os.environ.get(name)
+        if found is not None:
+            return found
+        if default is not None:
+            return default
+        raise ConfigError(
+            f"environment variable {name} is not set; export it or write ${{{name}:-default}}",
+            file=file,
+            path=_dotted(path),
+        )
+
+    return _INTERPOLATION.sub(replace, value)
+
+
+def _read(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file not found; pass --config FILE or set {ENV_VAR}", file=file
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file: {exc.strerror}", file=file) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        problem = exc.problem or "invalid YAML"
+        raise ConfigError(
+            f"YAML syntax error: {problem}", file=file, line=mark.line + 1 if mark else None
+        ) from None
+    lines: dict[tuple[str | int, ...], int] = {}
+    if node is not None:
+        _lines(node, (), lines)
+    if not isinstance(data, dict):
+        raise ConfigError("the config must be a mapping with 'sources' and 'model'", file=file)
+    return data, lines
+
+
+def _raise_validation(
+    exc: ValidationError,
+    file: str,
+    lines: dict[tuple[str | int, ...], int],
+    prefix: tuple[str | int, ...] = (),
+) -> None:
+    error = exc.errors(include_input=False, include_url=False)[0]
+    loc = (*prefix, *(p for p in error["loc"] if isinstance(p, str | int)))
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = f"unknown key '{loc[-1]}' (check the spelling; see the config reference)"
+    elif error["type"] == "missing":
+        message = f"required key '{loc[-1]}' is missing"
+    line = None
+    for i in range(len(loc), -1, -1):
+        if loc[:i] in lines:
+            line = lines[loc[:i]]
+            break
+    more = len(exc.errors()) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    raise ConfigError(message, file=file, path=_dotted(loc), line=line) from None
+
+
+def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSettings:
+    """Read, interpolate and validate a settings file; raise :class:`ConfigError`."""
+    path = config_path(explicit)
+    file = str(path)
+    raw, lines = _read(path)
+    data = _interpolate(raw, (), file)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        _raise_validation(exc, file, lines)
+        raise
+    for name in sorted(settings.model.sources() - set(settings.sources)):
+        raise ConfigError(
+            f"the model refers to source '{name}', which is not declared under 'sources' "
+            f"(declared: {', '.join(sorted(settings.sources))})",
+            file=file,
+            path="model",
+            line=lines.get(("model",)),
+        )
+    connectors: dict[str, tuple[type[Connector], ConnectorOptions]] = {}
+    for name, source in settings.sources.items():
+        where = ("sources", name)
+        try:
+            cls = load(source.connector)
+        except PluginError as exc:
+            raise ConfigError(
+                exc.message,
+                file=file,
+                path=_dotted((*where, "connector")),
+                line=lines.get((*where, "connector")),
+            ) from None
+        try:
+            options = cls.options_model.model_validate(source.options)
+        except ValidationError as exc:
+            _raise_validation(exc, file, lines, (*where, "options"))
+            raise
+        connectors[name] = (cls, options)
+    return LoadedSettings(path, settings, connectors)

@@ -1,0 +1,93 @@
+"""Coercion of source values to the unified model's declared types.
+
+Sources disagree on representation (SQLite keeps timestamps as text,
+PostgreSQL returns Decimal, MariaDB ints for booleans); the unified view
+answers with one type per field whatever the engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from resolvers.model import FieldType
+
+_CENTS = Decimal("0.01")
+
+
+def _datetime(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and value.strip():
+        try:
+            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def _date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        return Decimal(str(value)).quantize(_CENTS)
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "t", "yes", "y"}
+    return bool(value)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "string": lambda v: v if isinstance(v, str) else str(v),
+    "id": str,
+    "int": _int,
+    "float": _float,
+    "decimal": _decimal,
+    "bool": _bool,
+    "date": _date,
+    "datetime": _datetime,
+}
+
+
+def coerce(value: Any, type_: FieldType) -> Any:
+    """``value`` as ``type_``; None for missing or unreadable values."""
+    if value is None or (isinstance(value, str) and not value.strip() and type_ != "string"):
+        return None
+    return _COERCE[type_](value)

@@ -1,0 +1,52 @@
+"""The one place where custview errors become GraphQL errors.
+
+Field errors keep graphql-core's path and gain ``extensions.code`` (and
+``extensions.source``); source failures seen while stitching, which belong
+to no single field, are added as one error per source so the rest of the
+answer still stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from connectors import ConnectorError, CustviewError
+
+
+def extensions_for(error: BaseException | None) -> dict[str, Any]:
+    if isinstance(error, ConnectorError):
+        return {"code": error.code, "source": error.source}
+    if isinstance(error, CustviewError):
+        return {"code": error.code}
+    return {}
+
+
+class SourceErrorsExtension(SchemaExtension):
+    """Adds codes to errors and reports stitching-time source failures."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None:
+            return
+        errors = list(result.errors or [])
+        for error in errors:
+            code = extensions_for(error.original_error)
+            if code:
+                error.extensions = {**(error.extensions or {}), **code}
+        view = (self.execution_context.context or {}).get("view")
+        seen: set[str] = {e.extensions.get("source", "") for e in errors if e.extensions}
+        for failure in getattr(view, "errors", []):
+            if failure.source in seen:
+                continue
+            seen.add(failure.source)
+            errors.append(
+                GraphQLError(
+                    failure.message, original_error=failure, extensions=extensions_for(failure)
+                )
+            )
+        result.errors = errors or None

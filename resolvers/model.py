@@ -1,0 +1,198 @@
+"""The unified model as configured: Customer, its member tables, related
+entities, identity keys and survivorship.
+
+These are the config sections the resolvers own; the gateway composes them
+into the whole settings file. Validation here checks the model's internal
+references; the gateway checks references to configured sources.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FieldType = Literal["string", "int", "float", "decimal", "bool", "date", "datetime", "id"]
+Normalizer = Literal["email", "phone", "exact"]
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FieldSpec(_Strict):
+    """A golden field of Customer."""
+
+    type: FieldType = "string"
+    description: str = ""
+    normalize: Normalizer | None = None
+    """Present the golden value normalised (e.g. phones in E.164)."""
+
+
+class MemberSpec(_Strict):
+    """A source table whose rows are records of customers (contacts, users, ...)."""
+
+    source: str
+    table: str
+    key: str = "id"
+    key_type: Literal["int", "string"] = "int"
+    label: str = ""
+    """What one record is called in that system (``contact``, ``user``)."""
+    fields: dict[str, str] = Field(default_factory=dict)
+    """Golden field -> column, or a template such as ``"{first_name} {last_name}"``."""
+    identity: dict[str, list[str]] = Field(default_factory=dict)
+    """Identity key -> the columns that hold it."""
+    updated_at: str | None = None
+    region: str | None = None
+    """Column with the record's ISO country, used to read national phone numbers."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}.{self.table}"
+
+    def columns(self) -> list[str]:
+        """Every column this member reads, key first."""
+        cols = [self.key]
+        for mapping in self.fields.values():
+            cols.extend(template_columns(mapping))
+        for columns in self.identity.values():
+            cols.extend(columns)
+        cols.extend(c for c in (self.updated_at, self.region) if c)
+        return list(dict.fromkeys(cols))
+
+
+class EntityFieldSpec(_Strict):
+    column: str
+    type: FieldType = "string"
+    description: str = ""
+
+
+class ParentSpec(_Strict):
+    member: str
+    """The member (``source.table``) whose records own these rows."""
+    column: str
+    """The column of this table holding the member record's key."""
+
+
+class RelationSpec(_Strict):
+    """A related entity reached from Customer, e.g. ``tickets: [Ticket]``."""
+
+    entity: str
+    source: str
+    table: str
+    key: str = "id"
+    parent: ParentSpec
+    fields: dict[str, EntityFieldSpec]
+    order_by: list[str] = Field(default_factory=list)
+    """Columns, ``-column`` for descending."""
+    description: str = ""
+
+    @field_validator("entity")
+    @classmethod
+    def _entity_name(cls, value: str) -> str:
+        if not _NAME.match(value) or not value[0].isupper():
+            raise ValueError("entity names are GraphQL type names such as 'Ticket'")
+        return value
+
+    def columns(self) -> list[str]:
+        cols = [self.key, self.parent.column, *(f.column for f in self.fields.values())]
+        cols.extend(c.lstrip("-") for c in self.order_by)
+        return list(dict.fromkeys(cols))
+
+
+class CustomerSpec(_Strict):
+    fields: dict[str, FieldSpec]
+    members: list[MemberSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> CustomerSpec:
+        reserved = {"id", "sourceRecords", "provenance"}
+        for name in self.fields:
+            if not _NAME.match(name) or name in reserved:
+                raise ValueError(f"'{name}' cannot be a Customer field name")
+        seen: set[str] = set()
+        for i, member in enumerate(self.members):
+            if member.id in seen:
+                raise ValueError(f"members[{i}]: '{member.id}' is listed twice")
+            seen.add(member.id)
+            for field in member.fields:
+                if field not in self.fields:
+                    raise ValueError(
+                        f"members[{i}] ({member.id}) maps '{field}', which is not a "
+                        f"Customer field; declare it under customer.fields"
+                    )
+        return self
+
+
+class IdentityKeySpec(_Strict):
+    normalize: Normalizer
+    default_region: str | None = None
+    """ISO country for phone numbers written without an international prefix."""
+
+
+class IdentitySpec(_Strict):
+    keys: dict[str, IdentityKeySpec]
+    max_rounds: int = Field(default=5, ge=1, le=20)
+    """How many hops a transitive lookup follows at most."""
+    max_key_fanout: int = Field(default=25, ge=1)
+    """A key value shared by more records than this in one table is not followed."""
+
+
+class FieldRule(_Strict):
+    rule: Literal["source_priority", "most_recent", "min", "max"] = "source_priority"
+    sources: list[str] | None = None
+
+
+class SurvivorshipSpec(_Strict):
+    default: list[str] = Field(default_factory=list)
+    """Source priority for every field without its own rule."""
+    fields: dict[str, FieldRule] = Field(default_factory=dict)
+
+
+class UnifiedModel(_Strict):
+    customer: CustomerSpec
+    relations: dict[str, RelationSpec] = Field(default_factory=dict)
+    identity: IdentitySpec
+    survivorship: SurvivorshipSpec = SurvivorshipSpec()
+
+    @model_validator(mode="after")
+    def _check(self) -> UnifiedModel:
+        members = {m.id for m in self.customer.members}
+        for name, rel in self.relations.items():
+            if not _NAME.match(name) or name in self.customer.fields:
+                raise ValueError(f"relations.{name}: not usable as a Customer field name")
+            if rel.parent.member not in members:
+                raise ValueError(
+                    f"relations.{name}.parent.member: '{rel.parent.member}' is not a customer "
+                    f"member (known: {', '.join(sorted(members))})"
+                )
+        for i, member in enumerate(self.customer.members):
+            for key in member.identity:
+                if key not in self.identity.keys:
+                    raise ValueError(
+                        f"customer.members[{i}].identity: '{key}' is not declared under "
+                        f"identity.keys"
+                    )
+        for field in self.survivorship.fields:
+            if field not in self.customer.fields:
+                raise ValueError(f"survivorship.fields: '{field}' is not a Customer field")
+        return self
+
+    def sources(self) -> set[str]:
+        """Every source name the model refers to."""
+        names = {m.source for m in self.customer.members}
+        names |= {r.source for r in self.relations.values()}
+        names |= set(self.survivorship.default)
+        for rule in self.survivorship.fields.values():
+            names |= set(rule.sources or ())
+        return names
+
+
+def template_columns(mapping: str) -> list[str]:
+    """Columns a field mapping reads: the column itself or a template's names."""
+    found = _TEMPLATE.findall(mapping)
+    return found if found else [mapping]

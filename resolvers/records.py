@@ -1,0 +1,76 @@
+"""Source records as the resolvers see them, and their stable references.
+
+A reference ``source/table/key`` names one record in one system; a customer
+id is the opaque form of its canonical member's reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+from connectors import QueryError, Row
+from resolvers.model import MemberSpec
+
+_ID_PREFIX = "cus_"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRef:
+    source: str
+    table: str
+    key: str
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.table}/{self.key}"
+
+    @classmethod
+    def parse(cls, text: str) -> RecordRef:
+        parts = text.split("/", 2)
+        if len(parts) != 3 or not all(parts):
+            raise QueryError(
+                f"'{text}' is not a source record reference; write it as source/table/key, "
+                f"e.g. crm/contacts/42"
+            )
+        return cls(*parts)
+
+    def customer_id(self) -> str:
+        raw = base64.urlsafe_b64encode(str(self).encode()).decode().rstrip("=")
+        return _ID_PREFIX + raw
+
+    @classmethod
+    def from_customer_id(cls, customer_id: str) -> RecordRef:
+        if not customer_id.startswith(_ID_PREFIX):
+            raise QueryError(f"'{customer_id}' is not a customer id")
+        raw = customer_id[len(_ID_PREFIX) :]
+        try:
+            text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            raise QueryError(f"'{customer_id}' is not a customer id") from None
+        return cls.parse(text)
+
+
+@dataclass(slots=True)
+class Record:
+    """One member row, with the member spec that explains its columns."""
+
+    member: MemberSpec
+    rank: int
+    row: Row
+
+    @property
+    def key(self) -> Any:
+        return self.row[self.member.key]
+
+    @property
+    def ref(self) -> RecordRef:
+        return RecordRef(self.member.source, self.member.table, str(self.key))
+
+    def order(self) -> tuple[int, int, int | str]:
+        """Canonical order: member rank, then key (numbers before text)."""
+        key = self.key
+        if isinstance(key, int):
+            return (self.rank, 0, key)
+        return (self.rank, 1, str(key))

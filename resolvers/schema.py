@@ -1,0 +1,312 @@
+"""The GraphQL schema, built from the configured unified model.
+
+Customer gets one field per golden field, one per relation (tickets,
+orders, ...), ``sourceRecords`` and ``provenance``. Types of related
+entities are generated from their field maps. Resolvers only talk to the
+:class:`~resolvers.view.RequestView` in the context, never to a source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from resolvers.errors import SourceErrorsExtension
+from resolvers.model import FieldType, RelationSpec, UnifiedModel
+from resolvers.view import CustomerView, RequestView, SourceStatus
+
+_SCALARS: dict[FieldType, Any] = {
+    "string": str,
+    "id": strawberry.ID,
+    "int": int,
+    "float": float,
+    "decimal": Decimal,
+    "bool": bool,
+    "date": dt.date,
+    "datetime": dt.datetime,
+}
+
+
+def view_of(info: Info[Any, Any]) -> RequestView:
+    view: RequestView = info.context["view"]
+    return view
+
+
+@strawberry.type(description="Where a golden value came from and why it won.")
+class FieldProvenance:
+    field: str
+    value: str | None
+    source: str
+    table: str
+    record_id: str
+    ref: str
+    rule: str
+    alternatives: Any = strawberry.field(
+        graphql_type=JSON, description="Other values the member records hold: [{value, ref}]"
+    )
+
+
+@strawberry.type(description="One record of this customer in one source system.")
+class SourceRecord:
+    source: str
+    table: str
+    id: strawberry.ID
+    ref: str = strawberry.field(description="source/table/id; resolves back to this customer")
+    label: str
+    data: Any = strawberry.field(graphql_type=JSON)
+
+
+@strawberry.type(description="A configured source system and whether it answers.")
+class Source:
+    name: str
+    kind: str
+    status: str
+    latency_ms: float | None
+    detail: str
+    tables: Any = strawberry.field(graphql_type=JSON)
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+def _golden(name: str) -> Callable[..., Any]:
+    def resolve(root: CustomerView) -> Any:
+        return root.golden.values.get(name)
+
+    return resolve
+
+
+def _related(name: str) -> Callable[..., Any]:
+    async def resolve(
+        root: CustomerView,
+        info: Info[Any, Any],
+        first: int | None = None,
+    ) -> Any:
+        return await view_of(info).related(root, name, first)
+
+    return resolve
+
+
+def _item(name: str) -> Callable[..., Any]:
+    def resolve(root: dict[str, Any]) -> Any:
+        return root.get(name)
+
+    return resolve
+
+
+def _entity_type(rel: RelationSpec) -> type:
+    namespace: dict[str, Any] = {
+        "source": strawberry.field(resolver=_item("__source"), graphql_type=str, name="source")
+    }
+    for fname, spec in rel.fields.items():
+        namespace[fname] = strawberry.field(
+            resolver=_item(fname),
+            graphql_type=_SCALARS[spec.type] | None,
+            name=fname,
+            description=spec.description or None,
+        )
+    return strawberry.type(type(rel.entity, (), namespace), description=rel.description or None)
+
+
+def _source_records(root: CustomerView) -> list[SourceRecord]:
+    return [
+        SourceRecord(
+            source=r.member.source,
+            table=r.member.table,
+            id=strawberry.ID(str(r.key)),
+            ref=str(r.ref),
+            label=r.member.label or r.member.table,
+            data={k: _jsonable(v) for k, v in r.row.items()},
+        )
+        for r in root.records
+    ]
+
+
+def _provenance(root: CustomerView) -> list[FieldProvenance]:
+    return [
+        FieldProvenance(
+            field=p.field,
+            value=_text(p.value),
+            source=p.ref.source,
+            table=p.ref.table,
+            record_id=p.ref.key,
+            ref=str(p.ref),
+            rule=p.rule,
+            alternatives=[{"value": _text(v), "ref": str(ref)} for v, ref in p.alternatives],
+        )
+        for p in root.golden.provenance.values()
+    ]
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return _text(value)
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _customer_type(model: UnifiedModel) -> type:
+    namespace: dict[str, Any] = {
+        "id": strawberry.field(
+            resolver=lambda root: strawberry.ID(root.id),
+            graphql_type=strawberry.ID,
+            description="Stable, opaque; every member record resolves to it.",
+        ),
+        "source_records": strawberry.field(
+            resolver=_source_records, graphql_type=list[SourceRecord], name="sourceRecords"
+        ),
+        "provenance": strawberry.field(
+            resolver=_provenance, graphql_type=list[FieldProvenance], name="provenance"
+        ),
+    }
+    for fname, spec in model.customer.fields.items():
+        namespace[fname] = strawberry.field(
+            resolver=_golden(fname),
+            graphql_type=_SCALARS[spec.type] | None,
+            name=fname,
+            description=spec.description or None,
+        )
+    for name, rel in model.relations.items():
+        entity = _entity_type(rel)
+        namespace[name] = strawberry.field(
+            resolver=_related(name),
+            graphql_type=list[entity] | None,  # type: ignore[valid-type]
+            name=name,
+            description=rel.description or None,
+        )
+    return strawberry.type(
+        type("Customer", (), namespace),
+        description="One customer, stitched from every source that knows them.",
+    )
+
+
+def build_schema(model: UnifiedModel) -> strawberry.Schema:
+    """A strawberry schema for ``model``; caches parsing and validation."""
+    customer = _customer_type(model)
+
+    edge = strawberry.type(
+        type(
+            "CustomerEdge",
+            (),
+            {
+                "cursor": strawberry.field(resolver=lambda root: root[0], graphql_type=str),
+                "node": strawberry.field(resolver=lambda root: root[1], graphql_type=customer),
+            },
+        )
+    )
+    connection = strawberry.type(
+        type(
+            "CustomerConnection",
+            (),
+            {
+                "edges": strawberry.field(
+                    resolver=lambda root: root.customers,
+                    graphql_type=list[edge],  # type: ignore[valid-type]
+                ),
+                "nodes": strawberry.field(
+                    resolver=lambda root: [c for _, c in root.customers],
+                    graphql_type=list[customer],  # type: ignore[valid-type]
+                ),
+                "page_info": strawberry.field(
+                    resolver=lambda root: PageInfo(
+                        has_next_page=root.has_next, end_cursor=root.end_cursor
+                    ),
+                    graphql_type=PageInfo,
+                    name="pageInfo",
+                ),
+            },
+        )
+    )
+
+    async def customer_field(
+        info: Info[Any, Any],
+        id: strawberry.ID | None = None,
+        email: str | None = None,
+        phone: str | None = None,
+        ref: str | None = None,
+    ) -> Any:
+        from connectors import QueryError
+        from resolvers.records import RecordRef
+
+        given = [a for a in (id, email, phone, ref) if a is not None]
+        if len(given) != 1:
+            raise QueryError("give exactly one of id, email, phone or ref")
+        view = view_of(info)
+        if id is not None:
+            return await view.by_id(str(id))
+        if email is not None:
+            return await view.by_email(email)
+        if phone is not None:
+            return await view.by_phone(phone)
+        assert ref is not None
+        return await view.by_ref(RecordRef.parse(ref))
+
+    async def customers_field(
+        info: Info[Any, Any],
+        first: int = 20,
+        after: str | None = None,
+    ) -> Any:
+        from connectors import QueryError
+
+        if first > 500:
+            raise QueryError("'first' may be at most 500")
+        return await view_of(info).page(first, after)
+
+    async def sources_field(info: Info[Any, Any]) -> list[Source]:
+        statuses: list[SourceStatus] = await view_of(info).federation.sources()
+        return [
+            Source(
+                name=s.name,
+                kind=s.kind,
+                status="UP" if s.health.ok else "DOWN",
+                latency_ms=s.health.latency_ms,
+                detail=s.health.detail,
+                tables=dict(s.health.tables),
+            )
+            for s in statuses
+        ]
+
+    query = strawberry.type(
+        type(
+            "Query",
+            (),
+            {
+                "customer": strawberry.field(
+                    resolver=customer_field,
+                    graphql_type=customer | None,
+                    description="One customer by id, email, phone or a member record ref.",
+                ),
+                "customers": strawberry.field(
+                    resolver=customers_field,
+                    graphql_type=connection,
+                    description="Every customer once, in a stable order, cursor-paginated.",
+                ),
+                "sources": strawberry.field(resolver=sources_field, graphql_type=list[Source]),
+            },
+        )
+    )
+    return strawberry.Schema(
+        query=query,
+        extensions=[
+            lambda: ParserCache(maxsize=256),
+            lambda: ValidationCache(maxsize=256),
+            SourceErrorsExtension,
+        ],
+    )

@@ -1,0 +1,266 @@
+"""The unified customer view at run time.
+
+:class:`Federation` lives as long as the app and holds the connectors;
+:meth:`Federation.request` gives a :class:`RequestView` per request, which
+owns the DataLoaders (batched per source per request) and collects the
+source errors that degrade the answer instead of failing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from connectors import Connector, ConnectorError, Health, QueryError, Row, ScanRequest, Sort
+from resolvers.coerce import coerce
+from resolvers.golden import GoldenRecord, Survivorship
+from resolvers.identity import KeyNode, Resolution, Stitcher
+from resolvers.model import MemberSpec, RelationSpec, UnifiedModel
+from resolvers.normalize import normalize_email, normalize_phone
+from resolvers.records import Record, RecordRef
+
+
+@dataclass(slots=True)
+class CustomerView:
+    """One stitched customer: its member records and golden record."""
+
+    records: list[Record]
+    golden: GoldenRecord
+
+    @property
+    def id(self) -> str:
+        return self.records[0].ref.customer_id()
+
+
+@dataclass(slots=True)
+class Page:
+    customers: list[tuple[str, CustomerView]]
+    has_next: bool
+    end_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    name: str
+    kind: str
+    health: Health
+
+
+class Federation:
+    """The model and the connectors, shared by all requests."""
+
+    def __init__(
+        self,
+        model: UnifiedModel,
+        connectors: Mapping[str, Connector],
+        *,
+        default_region: str | None = None,
+    ) -> None:
+        self.model = model
+        self.connectors = connectors
+        self.stitcher = Stitcher(model, connectors)
+        self.survivorship = Survivorship(model)
+        self.default_region = default_region or next(
+            (k.default_region for k in model.identity.keys.values() if k.default_region), None
+        )
+        self._members = {m.id: m for m in model.customer.members}
+        self._by_table = {(m.source, m.table): m for m in model.customer.members}
+
+    def request(self) -> RequestView:
+        return RequestView(self)
+
+    def member(self, member_id: str) -> MemberSpec:
+        return self._members[member_id]
+
+    def member_for(self, ref: RecordRef) -> MemberSpec:
+        member = self._by_table.get((ref.source, ref.table))
+        if member is None:
+            raise QueryError(f"'{ref}' does not name a customer table of a configured source")
+        return member
+
+    async def sources(self) -> list[SourceStatus]:
+        tables: dict[str, list[str]] = {name: [] for name in self.connectors}
+        for member in self.model.customer.members:
+            tables[member.source].append(member.table)
+        for rel in self.model.relations.values():
+            tables[rel.source].append(rel.table)
+        names = list(self.connectors)
+        healths = await asyncio.gather(
+            *(self.connectors[n].health(sorted(set(tables[n]))) for n in names)
+        )
+        return [
+            SourceStatus(n, self.connectors[n].kind, h) for n, h in zip(names, healths, strict=True)
+        ]
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.aclose() for c in self.connectors.values()))
+
+
+def _encode_cursor(rank: int, key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps([rank, key]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        rank, key = json.loads(raw)
+    except (ValueError, TypeError):
+        raise QueryError(f"'{cursor}' is not a cursor returned by this API") from None
+    if not isinstance(rank, int):
+        raise QueryError(f"'{cursor}' is not a cursor returned by this API")
+    return rank, key
+
+
+@dataclass(slots=True)
+class RequestView:
+    """Per-request state: loaders, resolved customers and source errors."""
+
+    federation: Federation
+    errors: list[ConnectorError] = field(default_factory=list)
+    rounds: int = 0
+    """Stitching rounds this request needed (each: one lookup per table and key column)."""
+    _loaders: dict[str, DataLoader[Any, list[Row]]] = field(default_factory=dict)
+
+    @property
+    def model(self) -> UnifiedModel:
+        return self.federation.model
+
+    def _collect(self, resolution: Resolution) -> None:
+        self.errors.extend(resolution.errors)
+        self.rounds += resolution.rounds
+
+    def _customer(self, resolution: Resolution, node: RecordRef | KeyNode) -> CustomerView | None:
+        records = resolution.cluster(node)
+        if not records:
+            return None
+        return CustomerView(records, self.federation.survivorship.build(records))
+
+    async def by_key(self, key_name: str, value: str) -> CustomerView | None:
+        resolution = await self.federation.stitcher.resolve(keys=[(key_name, value)])
+        self._collect(resolution)
+        return self._customer(resolution, (key_name, value))
+
+    async def by_email(self, email: str) -> CustomerView | None:
+        normal = normalize_email(email)
+        if normal is None:
+            raise QueryError(f"'{email}' is not an email address")
+        return await self.by_key(self._key_named("email"), normal)
+
+    async def by_phone(self, phone: str) -> CustomerView | None:
+        normal = normalize_phone(phone, self.federation.default_region)
+        if normal is None:
+            raise QueryError(f"'{phone}' is not a phone number")
+        return await self.by_key(self._key_named("phone"), normal)
+
+    def _key_named(self, normalizer: str) -> str:
+        for name, spec in self.model.identity.keys.items():
+            if spec.normalize == normalizer:
+                return name
+        raise QueryError(f"no identity key normalises {normalizer}s in this configuration")
+
+    async def by_ref(self, ref: RecordRef) -> CustomerView | None:
+        member = self.federation.member_for(ref)
+        key: Any = ref.key
+        if member.key_type == "int":
+            if not ref.key.lstrip("-").isdigit():
+                raise QueryError(f"'{ref}': {member.id} keys are integers")
+            key = int(ref.key)
+        connector = self.federation.connectors[member.source]
+        (rows,) = await connector.lookup_many(member.table, member.key, [key], member.columns())
+        if not rows:
+            return None
+        seed = self.federation.stitcher.record(member, rows[0])
+        resolution = await self.federation.stitcher.resolve(records=[seed])
+        self._collect(resolution)
+        return self._customer(resolution, seed.ref)
+
+    async def by_id(self, customer_id: str) -> CustomerView | None:
+        return await self.by_ref(RecordRef.from_customer_id(customer_id))
+
+    async def page(self, first: int, after: str | None) -> Page:
+        """Customers in a stable order: by canonical member record (member rank, key).
+
+        A record is emitted when it is the canonical (first) record of its
+        customer, so every customer appears exactly once; the cursor is the
+        position of the last emitted record.
+        """
+        if first < 0:
+            raise QueryError("'first' must not be negative")
+        rank, last = _decode_cursor(after) if after else (0, None)
+        members = self.model.customer.members
+        found: list[tuple[str, CustomerView]] = []
+        while rank < len(members) and len(found) <= first:
+            member = members[rank]
+            want = first + 1 - len(found)
+            request = ScanRequest(
+                member.table,
+                member.columns(),
+                order_by=[Sort(member.key)],
+                limit=want + want // 4 + 2,
+                after=None if last is None else [last],
+            )
+            connector = self.federation.connectors[member.source]
+            rows = [row async for row in connector.scan(request)]
+            if not rows:
+                rank, last = rank + 1, None
+                continue
+            seeds = [self.federation.stitcher.record(member, row) for row in rows]
+            resolution = await self.federation.stitcher.resolve(records=seeds)
+            self._collect(resolution)
+            for seed in seeds:
+                last = seed.key
+                cluster = resolution.cluster(seed.ref)
+                if cluster and cluster[0].ref == seed.ref:
+                    view = CustomerView(cluster, self.federation.survivorship.build(cluster))
+                    found.append((_encode_cursor(rank, seed.key), view))
+                    if len(found) > first:
+                        break
+        page = found[:first]
+        return Page(page, len(found) > first, page[-1][0] if page else after)
+
+    def _loader(self, name: str, rel: RelationSpec) -> DataLoader[Any, list[Row]]:
+        loader = self._loaders.get(name)
+        if loader is None:
+            connector = self.federation.connectors[rel.source]
+
+            async def load(keys: list[Any]) -> list[list[Row]]:
+                return await connector.lookup_many(
+                    rel.table, rel.parent.column, keys, rel.columns()
+                )
+
+            loader = DataLoader(load_fn=load, max_batch_size=connector.capabilities.max_batch_size)
+            self._loaders[name] = loader
+        return loader
+
+    async def related(
+        self, customer: CustomerView, name: str, first: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows of relation ``name`` owned by the customer's member records."""
+        rel = self.model.relations[name]
+        keys = [r.key for r in customer.records if r.member.id == rel.parent.member]
+        if not keys:
+            return []
+        groups: Sequence[list[Row]] = await self._loader(name, rel).load_many(keys)
+        rows = [row for group in groups for row in group]
+        items = [
+            {
+                "__source": rel.source,
+                **{f: coerce(row.get(spec.column), spec.type) for f, spec in rel.fields.items()},
+                **{f"__{c.lstrip('-')}": row.get(c.lstrip("-")) for c in rel.order_by},
+            }
+            for row in rows
+        ]
+        for column in reversed(rel.order_by):
+            desc = column.startswith("-")
+            col = f"__{column.lstrip('-')}"
+            present = [i for i in items if i[col] is not None]
+            missing = [i for i in items if i[col] is None]
+            present.sort(key=lambda i: i[col], reverse=desc)
+            items = present + missing
+        return items if first is None else items[: max(first, 0)]

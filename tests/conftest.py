@@ -1,0 +1,59 @@
+"""Fixtures for the database services every multi-engine suite shares.
+
+``postgres_url`` / ``mariadb_url`` point at the ``custview_test`` databases
+that ``.ci/run`` creates; override them with ``CUSTVIEW_TEST_POSTGRES_URL`` /
+``CUSTVIEW_TEST_MARIADB_URL``. When a service is down the tests that need it
+are skipped, except under ``CI=true`` where that is a failure.
+``postgres_db_url`` / ``mariadb_db_url`` give each test module a fresh
+database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.engines import can_connect, fresh_database
+
+DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/custview_test"
+DEFAULT_MARIADB_URL = "mysql+aiomysql://root@127.0.0.1:3306/custview_test"
+
+
+def _service_url(env: str, default: str, what: str) -> str:
+    url = os.environ.get(env, default)
+    reason = asyncio.run(can_connect(url))
+    if reason is not None:
+        message = f"{what} is not reachable ({reason}); run .ci/run or set {env}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """Async URL of the PostgreSQL ``custview_test`` database."""
+    return _service_url("CUSTVIEW_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL, "PostgreSQL")
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    """Async URL of the MariaDB ``custview_test`` database."""
+    return _service_url("CUSTVIEW_TEST_MARIADB_URL", DEFAULT_MARIADB_URL, "MariaDB")
+
+
+@pytest.fixture(scope="module")
+def postgres_db_url(postgres_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for this test module."""
+    with fresh_database(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def mariadb_db_url(mariadb_url: str) -> Iterator[str]:
+    """A fresh MariaDB database for this test module."""
+    with fresh_database(mariadb_url) as url:
+        yield url

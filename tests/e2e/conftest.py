@@ -1,0 +1,118 @@
+"""Fixtures for the whole demo path: generated sources, settings, a live app."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from gateway.demodata.generate import generate
+
+from gateway.app import create_app
+from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
+
+DEMO_CUSTOMERS = 1500
+DEMO_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "data"
+    generate(out, DEMO_CUSTOMERS, DEMO_SEED)
+    return out
+
+
+@pytest.fixture(scope="session")
+def ground_truth(demo_dir: Path) -> dict[str, str]:
+    """Record reference (source/table/id) -> real entity id."""
+    with (demo_dir / "ground_truth.csv").open(newline="") as fh:
+        return {
+            f"{row['source']}/{row['table']}/{row['record_id']}": row["entity_id"]
+            for row in csv.DictReader(fh)
+        }
+
+
+@pytest.fixture(scope="session")
+def entities(ground_truth: dict[str, str]) -> dict[str, set[str]]:
+    """Real entity id -> its record references."""
+    grouped: dict[str, set[str]] = defaultdict(set)
+    for ref, entity in ground_truth.items():
+        grouped[entity].add(ref)
+    return dict(grouped)
+
+
+@pytest.fixture()
+def demo_env(demo_dir: Path) -> Iterator[None]:
+    old = os.environ.get("CUSTVIEW_DEMO_DIR")
+    os.environ["CUSTVIEW_DEMO_DIR"] = str(demo_dir)
+    yield
+    if old is None:
+        os.environ.pop("CUSTVIEW_DEMO_DIR", None)
+    else:
+        os.environ["CUSTVIEW_DEMO_DIR"] = old
+
+
+@pytest.fixture(scope="session", params=["sqlite", "mixed"])
+def engine_layout(request: pytest.FixtureRequest) -> str:
+    """``sqlite``: the embedded demo; ``mixed``: crm on PostgreSQL, support on
+    MariaDB, sales on SQLite, loaded from the same generated data."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def mixed_config(
+    demo_dir: Path, postgres_url: str, mariadb_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    from tests.support.engines import copy_sqlite_database
+
+    from gateway.demodata.schema import METADATA
+
+    async def load() -> None:
+        await copy_sqlite_database(demo_dir / "crm.db", postgres_url, METADATA["crm"])
+        await copy_sqlite_database(demo_dir / "support.db", mariadb_url, METADATA["support"])
+
+    asyncio.run(load())
+    text = DEMO_CONFIG.read_text()
+    for system, url in (("crm", postgres_url), ("support", mariadb_url)):
+        text = text.replace(
+            f'"sqlite+aiosqlite:///${{CUSTVIEW_DEMO_DIR:-demo-data}}/{system}.db"', f'"{url}"'
+        )
+    path = tmp_path_factory.mktemp("mixed") / "mixed.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture()
+def demo_settings(
+    demo_env: None, engine_layout: str, request: pytest.FixtureRequest
+) -> LoadedSettings:
+    if engine_layout == "sqlite":
+        return load_settings(DEMO_CONFIG)
+    return load_settings(request.getfixturevalue("mixed_config"))
+
+
+async def serve_in_process(loaded: LoadedSettings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(loaded)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://custview") as client:
+            client.app = app  # type: ignore[attr-defined]
+            yield client
+
+
+@pytest.fixture()
+async def client(demo_settings: LoadedSettings) -> AsyncIterator[httpx.AsyncClient]:
+    async for c in serve_in_process(demo_settings):
+        yield c
+
+
+async def gql(client: httpx.AsyncClient, query: str, **variables: object) -> dict[str, object]:
+    response = await client.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body

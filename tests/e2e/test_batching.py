@@ -1,0 +1,144 @@
+"""No N+1 and concurrent sources, proven by counting statements and by a barrier."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event
+
+from connectors import Connector, Row
+from gateway.settings import LoadedSettings
+from resolvers.schema import build_schema
+from resolvers.view import Federation
+
+PAGE = """query($first: Int!) { customers(first: $first) { nodes {
+    id name email sourceRecords { ref }
+    tickets { id status } orders { id total } opportunities { id stage } } } }"""
+
+_FROM = re.compile(r'FROM [`"]?(\w+)[`"]?', re.IGNORECASE)
+
+
+@contextmanager
+def statements_by_table(federation: Federation) -> Iterator[Counter[str]]:
+    """Counts the statements each table receives while the block runs."""
+    seen: Counter[str] = Counter()
+    hooks = []
+    for name, connector in federation.connectors.items():
+
+        def hook(conn: Any, cursor: Any, statement: str, *args: Any, _src: str = name) -> None:
+            match = _FROM.search(statement)
+            seen[f"{_src}.{match.group(1) if match else '?'}"] += 1
+
+        engine = connector.engine.sync_engine  # type: ignore[attr-defined]
+        event.listen(engine, "before_cursor_execute", hook)
+        hooks.append((engine, hook))
+    try:
+        yield seen
+    finally:
+        for engine, hook in hooks:
+            event.remove(engine, "before_cursor_execute", hook)
+
+
+async def _page(settings: LoadedSettings, first: int) -> tuple[Counter[str], int]:
+    model = settings.settings.model
+    federation = Federation(model, settings.create_connectors())
+    view = federation.request()
+    try:
+        with statements_by_table(federation) as counts:
+            result = await build_schema(model).execute(
+                PAGE, variable_values={"first": first}, context_value={"view": view}
+            )
+    finally:
+        await federation.aclose()
+    assert result.errors is None, result.errors
+    assert len(result.data["customers"]["nodes"]) == first  # type: ignore[index]
+    return counts, view.rounds
+
+
+async def test_statements_do_not_grow_with_the_page_size(demo_settings: LoadedSettings) -> None:
+    model = demo_settings.settings.model
+    lookups_per_round = {
+        m.id: sum(len(cols) for cols in m.identity.values()) for m in model.customer.members
+    }
+    results = {first: await _page(demo_settings, first) for first in (5, 50, 200)}
+    for first, (counts, rounds) in results.items():
+        # one statement per relation, whatever the number of customers
+        for rel in model.relations.values():
+            assert counts[f"{rel.source}.{rel.table}"] == 1, (first, counts)
+        # one scan of the first member table; identity lookups bounded by rounds
+        assert counts["crm.contacts"] <= 1 + rounds * lookups_per_round["crm.contacts"]
+        for member in model.customer.members:
+            assert counts[member.id] <= 1 + rounds * lookups_per_round[member.id], first
+        assert rounds <= model.identity.max_rounds
+    (small, r5), (large, r50) = results[5], results[50]
+    if r5 == r50:
+        assert small == large
+    per_round = sum(lookups_per_round.values())
+    assert sum(large.values()) <= sum(small.values()) + (r50 - r5) * per_round
+    assert sum(results[200][0].values()) < 60, "200 customers, a few dozen statements"
+
+
+class _Gate:
+    """Lets calls through once calls to two different sources are in flight."""
+
+    def __init__(self) -> None:
+        self.in_flight: Counter[str] = Counter()
+        self.max_sources = 0
+        self.opened = asyncio.Event()
+
+    async def enter(self, source: str) -> None:
+        self.in_flight[source] += 1
+        busy = sum(1 for n in self.in_flight.values() if n)
+        self.max_sources = max(self.max_sources, busy)
+        if busy >= 2:
+            self.opened.set()
+        try:
+            await asyncio.wait_for(self.opened.wait(), timeout=2)
+        except TimeoutError:
+            self.opened.set()  # the calls were sequential: let them run, the test fails
+
+    def leave(self, source: str) -> None:
+        self.in_flight[source] -= 1
+
+
+class _Gated:
+    def __init__(self, inner: Connector, gate: _Gate) -> None:
+        self.inner, self.gate = inner, gate
+        self.name, self.kind, self.capabilities = inner.name, inner.kind, inner.capabilities
+
+    async def lookup_many(self, *args: Any, **kwargs: Any) -> list[list[Row]]:
+        await self.gate.enter(self.name)
+        try:
+            return await self.inner.lookup_many(*args, **kwargs)
+        finally:
+            self.gate.leave(self.name)
+
+    def scan(self, *args: Any, **kwargs: Any) -> Any:
+        return self.inner.scan(*args, **kwargs)
+
+    async def health(self, tables: Sequence[str] = ()) -> Any:
+        return await self.inner.health(tables)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_sources_are_queried_concurrently(demo_settings: LoadedSettings) -> None:
+    gate = _Gate()
+    connectors = {name: _Gated(c, gate) for name, c in demo_settings.create_connectors().items()}
+    model = demo_settings.settings.model
+    federation = Federation(model, connectors)  # type: ignore[arg-type]
+    try:
+        result = await build_schema(model).execute(
+            "{ customers(first: 3) { nodes { id tickets { id } orders { id } } } }",
+            context_value={"view": federation.request()},
+        )
+    finally:
+        await federation.aclose()
+    assert result.errors is None
+    assert gate.max_sources >= 2

@@ -1,0 +1,130 @@
+"""The custview command as a user runs it: real processes, real exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from gateway.settings import DEMO_CONFIG
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env if env is not None else dict(os.environ),
+        timeout=120,
+    )
+
+
+def with_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, **extra}
+
+
+def assert_clean_failure(
+    result: subprocess.CompletedProcess[str], code: int, *needles: str
+) -> None:
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for needle in needles:
+        assert needle in result.stderr, result.stderr
+
+
+def demo_yaml() -> str:
+    return DEMO_CONFIG.read_text()
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert_clean_failure(run("check", "--config", str(missing)), 2, str(missing), "not found")
+
+
+def test_yaml_syntax_error_names_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nsources:\n  crm: [unclosed\n")
+    assert_clean_failure(run("check", "--config", str(bad)), 2, f"{bad}:", "YAML syntax error")
+
+
+def test_unknown_key_names_path_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "typo.yaml"
+    original = "      order_by: [-created_at, -id]"
+    bad.write_text(demo_yaml().replace(original, "      ordr_by: [-created_at, -id]", 1))
+    result = run("check", "--config", str(bad))
+    assert_clean_failure(result, 2, "model.relations.tickets.ordr_by", "unknown key 'ordr_by'")
+    line = demo_yaml().splitlines().index(original) + 1
+    assert f"{bad}:{line}" in result.stderr
+
+
+def test_unknown_connector_option(tmp_path: Path) -> None:
+    bad = tmp_path / "opt.yaml"
+    bad.write_text(
+        demo_yaml().replace("      timeout: 5\n", "      timeout: 5\n      pool: 3\n", 1)
+    )
+    assert_clean_failure(run("check", "--config", str(bad)), 2, "sources.crm.options.pool")
+
+
+def test_missing_environment_variable_is_named_and_secrets_never_shown(tmp_path: Path) -> None:
+    cfg = tmp_path / "env.yaml"
+    cfg.write_text(
+        demo_yaml().replace(
+            '"sqlite+aiosqlite:///${CUSTVIEW_DEMO_DIR:-demo-data}/crm.db"', '"${CRM_URL}"'
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CRM_URL"}
+    result = run("check", "--config", str(cfg), env=env)
+    assert_clean_failure(result, 2, "CRM_URL", "sources.crm.options.url")
+
+    secret_url = "postgresql+asyncpg://custview:s3cret-pw@127.0.0.1:1/crm"
+    result = run("check", "--config", str(cfg), env=with_env(CRM_URL=secret_url))
+    assert result.returncode == 1, result.stderr
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    assert "crm" in result.stdout
+
+
+def test_unreachable_source_fails_check_with_its_name(tmp_path: Path, demo_dir: Path) -> None:
+    cfg = tmp_path / "down.yaml"
+    cfg.write_text(
+        demo_yaml().replace(
+            '"sqlite+aiosqlite:///${CUSTVIEW_DEMO_DIR:-demo-data}/support.db"',
+            '"postgresql+asyncpg://postgres@127.0.0.1:1/support"',
+        )
+    )
+    env = with_env(CUSTVIEW_DEMO_DIR=str(demo_dir))
+    result = run("check", "--config", str(cfg), "--json", env=env)
+    assert result.returncode == 1, result.stderr
+    rows = {row["source"]: row for row in json.loads(result.stdout)}
+    assert rows["support"]["reachable"] is False
+    assert rows["support"]["detail"]
+    assert rows["crm"]["reachable"] is True
+
+
+def test_check_and_query_on_the_demo(demo_dir: Path) -> None:
+    env = with_env(CUSTVIEW_DEMO_DIR=str(demo_dir))
+    result = run("check", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {r["source"] for r in rows} == {"crm", "support", "sales"}
+    assert all(r["reachable"] and all(r["tables"].values()) for r in rows)
+
+    result = run("query", "{ customers(first: 2) { nodes { id name } } }", env=env)
+    assert result.returncode == 0, result.stderr
+    nodes = json.loads(result.stdout)["data"]["customers"]["nodes"]
+    assert len(nodes) == 2
+    assert all(n["id"].startswith("cus_") for n in nodes)
+
+    result = run("query", "{ nope }", env=env)
+    assert result.returncode == 1
+    assert "nope" in json.loads(result.stdout)["errors"][0]["message"]
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("custview ")

@@ -1,0 +1,69 @@
+"""The docs keep up with the code: every config key, CLI command and route
+is documented."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from connectors.sql import SQLOptions
+from gateway.app import create_app
+from gateway.cli import app as cli_app
+from gateway.settings import Settings, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = (ROOT / "docs" / "configuration.md").read_text()
+README = (ROOT / "README.md").read_text()
+
+
+def _keys(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
+    seen = seen or set()
+    if model in seen:
+        return set()
+    seen.add(model)
+    keys = set()
+    for name, field in model.model_fields.items():
+        keys.add(name)
+        for arg in _nested(field.annotation):
+            keys |= _keys(arg, seen)
+    return keys
+
+
+def _nested(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found = []
+    for arg in getattr(annotation, "__args__", ()):
+        found.extend(_nested(arg))
+    return found
+
+
+def test_every_config_key_is_in_the_reference() -> None:
+    documented = set(re.findall(r"`([a-z_]+)(?:[.`])", REFERENCE))
+    documented |= set(re.findall(r"\.([a-z_]+)`", REFERENCE))
+    missing = (_keys(Settings) | _keys(SQLOptions)) - documented
+    assert missing == set()
+
+
+def test_every_cli_command_is_in_the_readme() -> None:
+    names = {
+        c.name or c.callback.__name__.replace("_", "-")  # type: ignore[union-attr]
+        for c in cli_app.registered_commands
+    }
+    assert names == {"demo", "serve", "check", "query", "demo-data"}
+    for name in names:
+        assert f"custview {name}" in README
+
+
+def test_every_route_is_in_the_readme() -> None:
+    app = create_app(load_settings())
+    paths = {route.path for route in app.routes} - {"/"}  # type: ignore[attr-defined]
+    for path in paths:
+        assert f"`{path}`" in README or f" {path}`" in README, path
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    head = README.split("```")[1]
+    assert "make demo" in head and "make test" in head
