@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway.demodata.generate import generate
 
 from gateway.app import create_app
+from gateway.demodata.generate import generate
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 
 DEMO_CUSTOMERS = 1500
@@ -68,9 +68,8 @@ def engine_layout(request: pytest.FixtureRequest) -> str:
 def mixed_config(
     demo_dir: Path, postgres_url: str, mariadb_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    from tests.support.engines import copy_sqlite_database
-
     from gateway.demodata.schema import METADATA
+    from tests.support.engines import copy_sqlite_database
 
     async def load() -> None:
         await copy_sqlite_database(demo_dir / "crm.db", postgres_url, METADATA["crm"])
