@@ -8,6 +8,7 @@ It lives in the lowest layer so every layer can raise and catch it::
     │   ├── SourceTimeout        the source did not answer in time
     │   ├── SourceUnavailable    the source cannot be reached or failed
     │   ├── UnsupportedOperation the connector cannot do what was asked
+    │   ├── SchemaMismatch       a configured table or column does not exist
     │   └── ReadOnlyViolation    something tried to write to a source
     ├── PluginError              a connector plugin could not be loaded
     └── QueryError               a request is invalid (bad cursor, bad id, ...)
@@ -76,6 +77,17 @@ class SourceUnavailable(ConnectorError):
 
 class UnsupportedOperation(ConnectorError):
     code = "UNSUPPORTED_OPERATION"
+
+
+class SchemaMismatch(ConnectorError):
+    """A configured table or column does not exist in the source."""
+
+    code = "SOURCE_SCHEMA_MISMATCH"
+
+    def __init__(self, message: str, *, source: str, table: str, column: str | None = None) -> None:
+        super().__init__(message, source=source)
+        self.table = table
+        self.column = column
 
 
 class ReadOnlyViolation(ConnectorError):

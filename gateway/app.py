@@ -14,16 +14,21 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 
+from gateway.graphiql import STATIC_DIR, graphiql_html
 from gateway.settings import LoadedSettings
 from resolvers.schema import build_schema
 from resolvers.view import Federation
 
 
 class _GraphQL(GraphQL[dict[str, Any], None]):
+    async def render_graphql_ide(self, request: Any) -> Response:
+        return HTMLResponse(graphiql_html())
+
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
         federation: Federation = request.app.state.federation
         return {"request": request, "response": response, "view": federation.request()}
@@ -75,6 +80,7 @@ def create_app(loaded: LoadedSettings) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", _healthz),
             Route("/readyz", _readyz),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,
     )

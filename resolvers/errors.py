@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import MaskErrors, SchemaExtension
 
 from connectors import ConnectorError, CustviewError
 
@@ -50,3 +50,16 @@ class SourceErrorsExtension(SchemaExtension):
                 )
             )
         result.errors = errors or None
+
+
+def _is_unexpected(error: GraphQLError) -> bool:
+    original = error.original_error
+    return original is not None and not isinstance(original, CustviewError | GraphQLError)
+
+
+def mask_unexpected_errors() -> MaskErrors:
+    """Hide the message of errors custview did not raise on purpose (bugs, not
+    user errors): they may carry internals; the server log keeps the detail."""
+    return MaskErrors(
+        should_mask_error=_is_unexpected, error_message="Internal error (logged on the server)."
+    )

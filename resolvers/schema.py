@@ -18,7 +18,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from resolvers.errors import SourceErrorsExtension
+from resolvers.errors import SourceErrorsExtension, mask_unexpected_errors
 from resolvers.model import FieldType, RelationSpec, UnifiedModel
 from resolvers.view import CustomerView, RequestView, SourceStatus
 
@@ -308,5 +308,6 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
             SourceErrorsExtension,
+            mask_unexpected_errors,
         ],
     )

@@ -5,8 +5,8 @@ Registered as ``sql`` in the ``custview.connectors`` entry-point group.
 
 from __future__ import annotations
 
+from connectors.errors import SchemaMismatch
 from connectors.sql.connector import SQLConnector
-from connectors.sql.failures import SchemaMismatch
 from connectors.sql.options import SQLOptions
 
 __all__ = ["SQLConnector", "SQLOptions", "SchemaMismatch"]

@@ -43,11 +43,10 @@ from connectors._base import (
     Row,
     ScanRequest,
 )
-from connectors.errors import ConfigError, ConnectorError, QueryError
+from connectors.errors import ConfigError, ConnectorError, QueryError, SchemaMismatch
 from connectors.sql import statements
 from connectors.sql.engine import backend, create_read_only_engine
 from connectors.sql.failures import (
-    SchemaMismatch,
     is_schema_error,
     is_source_failure,
     translate,

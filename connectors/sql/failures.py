@@ -22,17 +22,6 @@ _SERVER_TIMEOUT_CODES = frozenset({"57014", 1969, 3024})
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 
 
-class SchemaMismatch(ConnectorError):
-    """A configured table or column does not exist in the source."""
-
-    code = "SOURCE_SCHEMA_MISMATCH"
-
-    def __init__(self, message: str, *, source: str, table: str, column: str | None = None) -> None:
-        super().__init__(message, source=source)
-        self.table = table
-        self.column = column
-
-
 def is_source_failure(exc: BaseException) -> bool:
     """True for errors raised by the database or its driver, not by custview's code."""
     if isinstance(exc, SQLAlchemyError | OSError):

@@ -4,6 +4,7 @@ over HTTP; stitching checked against a brute-force oracle and ground truth."""
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -71,10 +72,21 @@ def test_oracle_clusters_never_merge_two_real_customers(
     assert impure == []
 
 
-async def test_graphiql_is_served(client: httpx.AsyncClient) -> None:
+async def test_graphiql_is_served_with_its_assets_from_custview_itself(
+    client: httpx.AsyncClient,
+) -> None:
     response = await client.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 200
     assert "graphiql" in response.text.lower()
+    assert "unpkg.com" not in response.text, "GraphiQL must work offline"
+    assets = re.findall(r'(?:src|href)="(/static/graphiql/[^"]+)"', response.text)
+    assert len(assets) == 7
+    for asset in assets:
+        served = await client.get(asset)
+        assert served.status_code == 200, asset
+        assert len(served.content) > 500, asset
+    root = await client.get("/", follow_redirects=False)
+    assert root.headers["location"] == "/graphql"
 
 
 async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
