@@ -41,12 +41,27 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="Settings file (default: $CUSTVIEW_CONFIG or the demo)."),
 ]
 
-EXAMPLES = """\
-  { customers(first: 5) { edges { node { id name email sourceRecords { ref } } } } }
-  { customer(email: "<an email from above>") {
-      name phone provenance { field ref rule }
-      tickets { subject status } orders { orderNumber total } } }
-  { sources { name status latencyMs } }"""
+SAMPLE = "{ customers(first: 25) { nodes { email phone sourceRecords { source } } } }"
+
+
+def _examples(loaded: LoadedSettings) -> str:
+    """Example queries using a real email and phone from the sources."""
+    try:
+        body = asyncio.run(_query(loaded, SAMPLE, None))
+        nodes = body["data"]["customers"]["nodes"]
+    except (CustviewError, KeyError, TypeError):
+        nodes = []
+    rich = [n for n in nodes if n["email"] and n["phone"]]
+    best = max(rich, key=lambda n: len(n["sourceRecords"]), default=None)
+    email = best["email"] if best else "someone@example.com"
+    phone = best["phone"] if best else "+14155550123"
+    return (
+        "  { customers(first: 5) { nodes { id name email sourceRecords { ref } } } }\n"
+        f'  {{ customer(email: "{email}") {{ name phone provenance {{ field ref rule }}\n'
+        "      tickets { subject status } orders { orderNumber total } } }\n"
+        f'  {{ customer(phone: "{phone}") {{ id name sourceRecords {{ ref }} }} }}\n'
+        "  { sources { name status latencyMs } }"
+    )
 
 
 def _fail(error: CustviewError, code: int = 2) -> typer.Exit:
@@ -147,8 +162,9 @@ def demo(
         f"\n[bold]custview demo[/] on the sources in {data_dir}\n"
         f"  GraphiQL:  http://{host}:{port}/graphql\n"
         f"  health:    http://{host}:{port}/healthz  http://{host}:{port}/readyz\n"
-        f"Try these queries:\n{EXAMPLES}\n",
+        f"Try these queries:\n{_examples(loaded)}\n",
         highlight=False,
+        soft_wrap=True,
     )
     _serve(loaded, host, port)
 

@@ -29,6 +29,29 @@ _ASSETS = {
 }
 
 
+WELCOME = """# custview: one live view of every customer, read from the source systems.
+#
+# Press Ctrl-Enter to run. Open the docs (top left) to see every field.
+# customer(...) takes an id, an email, a phone or a source record ref such as
+# "support/users/17"; every golden field explains itself in provenance.
+
+{
+  customers(first: 5) {
+    pageInfo { hasNextPage endCursor }
+    nodes {
+      id name email phone country
+      sourceRecords { source table id }
+      provenance { field ref rule }
+      tickets(first: 3) { subject status priority createdAt }
+      orders(first: 3) { orderNumber total currency createdAt }
+      opportunities { name stage amount }
+    }
+  }
+  sources { name kind status latencyMs }
+}
+"""
+
+
 @cache
 def graphiql_html() -> str:
     """strawberry's GraphiQL page with every asset served locally.
@@ -41,4 +64,9 @@ def graphiql_html() -> str:
         return html
     for url, name in _ASSETS.items():
         html = html.replace(url, PREFIX + name)
+    start = html.find("const EXAMPLE_QUERY = `")
+    end = html.find("`;", start)
+    if start != -1 and end != -1:
+        welcome = WELCOME.replace("\\", "\\\\").replace("`", "\\`").replace("${", "\\${")
+        html = html[:start] + "const EXAMPLE_QUERY = `" + welcome + html[end:]
     return html
