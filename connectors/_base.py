@@ -70,7 +70,11 @@ class Aggregate:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What a connector can evaluate itself; the planner does the rest in memory."""
+    """What a connector can evaluate itself, for one table (or resource).
+
+    The planner pushes down exactly what is declared here and does the rest
+    in memory. ``None`` for a column set means "every column".
+    """
 
     supports_batch_lookup: bool = True
     supports_sort: bool = True
@@ -78,8 +82,31 @@ class Capabilities:
     supports_limit: bool = True
     supports_aggregates: bool = False
     filter_operators: frozenset[str] = frozenset()
+    """Operators accepted on every column (unless ``column_filter_operators`` says otherwise)."""
+    column_filter_operators: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Per-column operators; a column listed here accepts exactly these."""
+    sortable_columns: frozenset[str] | None = None
+    lookup_columns: frozenset[str] | None = None
     lookup_transforms: frozenset[str] = frozenset({"exact"})
     max_batch_size: int = 500
+
+    def operators_for(self, column: str) -> frozenset[str]:
+        return self.column_filter_operators.get(column, self.filter_operators)
+
+    def can_filter(self, column: str, op: str) -> bool:
+        return op in self.operators_for(column)
+
+    def can_sort(self, column: str) -> bool:
+        return self.supports_sort and (
+            self.sortable_columns is None or column in self.sortable_columns
+        )
+
+    def can_lookup(self, column: str, transform: str = "exact") -> bool:
+        return (
+            self.supports_batch_lookup
+            and transform in self.lookup_transforms
+            and (self.lookup_columns is None or column in self.lookup_columns)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +142,12 @@ class Connector(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def capabilities(self) -> Capabilities: ...
+    def capabilities(self) -> Capabilities:
+        """What this connector can do on any table."""
+
+    def capabilities_for(self, table: str) -> Capabilities:
+        """What this connector can do on ``table``; by default the same everywhere."""
+        return self.capabilities
 
     @abc.abstractmethod
     async def lookup_many(

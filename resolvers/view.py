@@ -234,7 +234,8 @@ class RequestView:
                     rel.table, rel.parent.column, keys, rel.columns()
                 )
 
-            loader = DataLoader(load_fn=load, max_batch_size=connector.capabilities.max_batch_size)
+            size = connector.capabilities_for(rel.table).max_batch_size
+            loader = DataLoader(load_fn=load, max_batch_size=size)
             self._loaders[name] = loader
         return loader
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -109,7 +109,10 @@ class _Gate:
 class _Gated:
     def __init__(self, inner: Connector, gate: _Gate) -> None:
         self.inner, self.gate = inner, gate
-        self.name, self.kind, self.capabilities = inner.name, inner.kind, inner.capabilities
+        self.name = inner.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
 
     async def lookup_many(self, *args: Any, **kwargs: Any) -> list[list[Row]]:
         await self.gate.enter(self.name)
@@ -118,14 +121,6 @@ class _Gated:
         finally:
             self.gate.leave(self.name)
 
-    def scan(self, *args: Any, **kwargs: Any) -> Any:
-        return self.inner.scan(*args, **kwargs)
-
-    async def health(self, tables: Sequence[str] = ()) -> Any:
-        return await self.inner.health(tables)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 async def test_sources_are_queried_concurrently(demo_settings: LoadedSettings) -> None:
