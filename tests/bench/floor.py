@@ -379,7 +379,8 @@ class Floor:
         ident = [i for i in member.identity if (emails if i[0] == "email" else phones)]
         if not ident:
             return []
-        where, params = [], []
+        where: list[str] = []
+        params: list[str] = []
         for key_name, _, expr in ident:
             values = emails if key_name == "email" else phones
             where.append(f"{expr} IN ({_marks(len(values))})")
@@ -542,9 +543,9 @@ class Floor:
                 rank, last = rank + 1, None
                 continue
             seeds = [Rec(member, dict(zip(member.columns, row, strict=True))) for row in rows]
-            records, uf = await self.stitch(seeds=seeds)
+            reached, uf = await self.stitch(seeds=seeds)
             groups: dict[object, list[Rec]] = defaultdict(list)
-            for rec in records.values():
+            for rec in reached.values():
                 groups[uf.find(rec.ref)].append(rec)
             for seed in seeds:
                 last = seed.key
@@ -555,8 +556,8 @@ class Floor:
                         break
         page = found[:first]
         owner: dict[tuple[int, int], int] = {}
-        for n, (_, records) in enumerate(page):
-            for r in records:
+        for n, (_, cluster) in enumerate(page):
+            for r in cluster:
                 owner[(r.member.rank, r.key)] = n
         tickets, orders = await asyncio.gather(
             self._children(
@@ -573,14 +574,14 @@ class Floor:
             ),
         )
         nodes: list[dict[str, Any]] = []
-        for _, records in page:
-            values, _ = golden(records)
+        for _, cluster in page:
+            values, _ = golden(cluster)
             nodes.append(
                 {
-                    "id": customer_id(records[0]),
+                    "id": customer_id(cluster[0]),
                     "name": values["name"],
                     "email": values["email"],
-                    "sourceRecords": [{"ref": r.ref} for r in records],
+                    "sourceRecords": [{"ref": r.ref} for r in cluster],
                     "tickets": [],
                     "orders": [],
                 }

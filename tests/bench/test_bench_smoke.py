@@ -1,0 +1,41 @@
+"""Keeps ``make bench`` from rotting: the quick mode end to end on 1,000 customers.
+
+Asserts the shape of the results (both operations measured for both
+contenders, positive ratios, the floor/custview equality check passed),
+never a timing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.bench.run import CUSTOMER_360, PAGE_50, main
+
+
+def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+
+    code = main(
+        ["--sizes", "1000", "--quick", "--data-dir", str(tmp_path), "--output", str(output)]
+    )
+
+    assert code == 0
+    assert (tmp_path / "1000" / "manifest.json").exists()
+    report = json.loads(output.read_text())
+    assert report["quick"] is True
+    (size,) = report["sizes"]
+    assert size["customers"] == 1000
+    assert size["check"]["passed"] is True
+    assert size["check"]["emails_checked"] > 0
+    assert size["check"]["pages_checked"] > 0
+    assert set(size["operations"]) == {CUSTOMER_360, PAGE_50}
+    for op in size["operations"].values():
+        assert op["requests"] > 0
+        assert op["ratio_p50"] > 0
+        assert op["ratio_p95"] > 0
+        for side in ("custview", "floor"):
+            stats = op[side]
+            assert 0 < stats["p50_ms"] <= stats["p95_ms"]
+            assert stats["statements_per_request"] > 0
+    assert size["operations"][CUSTOMER_360]["found"] > 0
