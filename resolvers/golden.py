@@ -87,6 +87,7 @@ class Survivorship:
     def build(self, records: Sequence[Record]) -> GoldenRecord:
         values: dict[str, Any] = {}
         provenance: dict[str, Provenance] = {}
+        recency = {id(record): -self._updated(record).timestamp() for record in records}
         for field, spec in self.fields.items():
             candidates = [
                 (value, record)
@@ -97,7 +98,7 @@ class Survivorship:
                 values[field] = None
                 continue
             rule = self._rule(field)
-            value, winner, text = self._choose(rule, candidates)
+            value, winner, text = self._choose(rule, candidates, recency)
             values[field] = value
             seen = {_key(value)}
             alternatives = []
@@ -109,7 +110,7 @@ class Survivorship:
         return GoldenRecord(values, provenance)
 
     def _choose(
-        self, rule: FieldRule, candidates: list[tuple[Any, Record]]
+        self, rule: FieldRule, candidates: list[tuple[Any, Record]], recency: dict[int, float]
     ) -> tuple[Any, Record, str]:
         priority = rule.sources if rule.sources is not None else self.spec.default
         rank = {source: i for i, source in enumerate(priority)}
@@ -118,7 +119,7 @@ class Survivorship:
             record = item[1]
             return (
                 rank.get(record.member.source, len(rank)),
-                -self._updated(record).timestamp(),
+                recency[id(record)],
                 record.order(),
             )
 
@@ -126,7 +127,7 @@ class Survivorship:
         if rule.rule == "most_recent":
             value, record = min(
                 candidates,
-                key=lambda item: (-self._updated(item[1]).timestamp(), by_priority(item)),
+                key=lambda item: (recency[id(item[1])], by_priority(item)),
             )
             return value, record, f"most recently updated record (ties: {order})"
         if rule.rule in ("min", "max"):

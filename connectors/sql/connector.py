@@ -115,14 +115,14 @@ class SQLConnector(Connector):
         if not wanted:
             return [[] for _ in keys]
         names = statements.unique(columns)
-        tbl = statements.table_ref(table, self.options.schema_name)
+        stmt = statements.lookup(table, self.options.schema_name, column, tuple(names), transform)
         size = self._capabilities.max_batch_size
         found: dict[Any, list[Row]] = {}
         async with self._connection(table, [column, *names]) as conn, self._deadline(conn):
             for start in range(0, len(wanted), size):
                 chunk = wanted[start : start + size]
-                stmt = statements.lookup(tbl, column, chunk, names, transform)
-                for row in (await conn.execute(stmt)).all():
+                params = {statements.KEYS_PARAM: chunk}
+                for row in (await conn.execute(stmt, params)).all():
                     record = dict(zip(names, row, strict=False))
                     found.setdefault(self._match_key(row[-1]), []).append(record)
         return [list(found.get(self._match_key(k), ())) if k is not None else [] for k in keys]

@@ -8,9 +8,10 @@ bound parameter. Nothing here touches a connection.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select, table
+from sqlalchemy import Select, and_, bindparam, func, or_, select, table
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 from sqlalchemy.sql.expression import TableClause, column
 
@@ -36,19 +37,28 @@ def unique(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+KEYS_PARAM = "custview_keys__"
+
+
+@lru_cache(maxsize=1024)
 def lookup(
-    tbl: TableClause,
+    table_name: str,
+    schema: str | None,
     key_column: str,
-    keys: Sequence[Any],
-    columns: Sequence[str],
+    columns: tuple[str, ...],
     transform: LookupTransform,
 ) -> Select[Any]:
-    """``SELECT columns, transformed(key) FROM tbl WHERE transformed(key) IN (keys)``."""
+    """``SELECT columns, transformed(key) FROM tbl WHERE transformed(key) IN (:keys)``.
+
+    Built once per shape and reused: the keys travel as the expanding
+    parameter :data:`KEYS_PARAM`, so repeated lookups skip statement
+    construction and hit SQLAlchemy's compiled cache.
+    """
     key = transformed(col(key_column), transform)
     return (
         select(*(col(c) for c in columns), key.label(KEY_LABEL))
-        .select_from(tbl)
-        .where(key.in_(list(keys)))
+        .select_from(table_ref(table_name, schema))
+        .where(key.in_(bindparam(KEYS_PARAM, expanding=True)))
     )
 
 
