@@ -1,4 +1,4 @@
-"""``custview demo-data``: builds the three demo source databases and their ground truth.
+"""``custview demo-data``: builds the demo source databases and their ground truth.
 
 The generator derives every source record from one true population (see
 ``people``), so ``ground_truth.csv`` can say which real person or business
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from gateway.demodata.clock import AS_OF
 from gateway.demodata.crm import CrmBuilder
+from gateway.demodata.feedback import FeedbackBuilder
 from gateway.demodata.people import Population
 from gateway.demodata.phones import PhoneBook
 from gateway.demodata.records import Batch
@@ -82,6 +83,7 @@ def _write_set(
 ) -> dict[str, int]:
     population = Population(seed, customers, PhoneBook(seed))
     crm, support, sales = CrmBuilder(seed), SupportBuilder(seed, customers), SalesBuilder(seed)
+    feedback = FeedbackBuilder(seed)
     writer = SQLiteWriter(work)
     done = 0
     try:
@@ -93,6 +95,7 @@ def _write_set(
                 crm.build(people, businesses, batch)
                 support.build(people, businesses, batch)
                 sales.build(people, batch)
+                feedback.build(people, batch)
                 writer.write(batch.rows)
                 truth.writerows(batch.truth)
                 done += len(people)
@@ -114,7 +117,7 @@ def _write_manifest(work: Path, customers: int, seed: int, counts: dict[str, int
         "customers": customers,
         "as_of": AS_OF.date().isoformat(),
         "counts": counts,
-        "files": ["crm.db", "support.db", "sales.db", "ground_truth.csv"],
+        "files": ["crm.db", "support.db", "sales.db", "feedback.db", "ground_truth.csv"],
     }
     text = json.dumps(manifest, indent=2) + "\n"
     (work / "manifest.json").write_text(text, encoding="utf-8")

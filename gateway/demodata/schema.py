@@ -1,5 +1,9 @@
 """Table definitions of the three demo systems.
 
+The fourth system, ``feedback`` (NPS/CSAT surveys), is not read as a
+database: ``custview demo`` serves it over HTTP (see ``feedback_service``)
+and custview reaches it through the REST connector.
+
 Written with SQLAlchemy Core so the same tables can be created on SQLite
 (the embedded demo) and copied onto PostgreSQL or MariaDB (the multi-engine
 tests). Timestamps are UTC; the SQLite files store them as ISO text.
@@ -21,7 +25,7 @@ from sqlalchemy import (
     Text,
 )
 
-SYSTEMS = ("crm", "support", "sales")
+SYSTEMS = ("crm", "support", "sales", "feedback")
 
 
 def _ts() -> list[Column[object]]:
@@ -195,4 +199,32 @@ Table(
     Index("ix_refunds_order_id", "order_id"),
 )
 
-METADATA: dict[str, MetaData] = {"crm": crm, "support": support, "sales": sales}
+feedback = MetaData()
+Table(
+    "respondents",
+    feedback,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(254), nullable=False),
+    Column("name", String(200)),
+    *_ts(),
+)
+Table(
+    "responses",
+    feedback,
+    Column("id", Integer, primary_key=True),
+    Column("respondent_id", Integer, ForeignKey("respondents.id"), nullable=False),
+    Column("survey", String(10), nullable=False),
+    Column("score", Integer, nullable=False),
+    Column("comment", Text),
+    Column("channel", String(20), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_responses_respondent_id", "respondent_id"),
+    Index("ix_responses_created_at", "created_at"),
+)
+
+METADATA: dict[str, MetaData] = {
+    "crm": crm,
+    "support": support,
+    "sales": sales,
+    "feedback": feedback,
+}

@@ -26,6 +26,7 @@ IDENTITY_COLUMNS: Mapping[str, Mapping[str, tuple[str, ...]]] = MappingProxyType
         "crm": {"contacts": ("email", "phone", "mobile"), "leads": ("email", "phone")},
         "support": {"users": ("email", "phone")},
         "sales": {"customers": ("email", "phone")},
+        "feedback": {},
     }
 )
 """The member tables' columns that identity resolution looks records up by."""

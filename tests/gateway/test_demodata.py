@@ -26,9 +26,12 @@ MEMBER_TABLES = {
     ("crm", "leads"): "person",
     ("support", "users"): "person",
     ("sales", "customers"): "person",
+    ("feedback", "respondents"): "person",
     ("crm", "accounts"): "business",
     ("support", "organizations"): "business",
 }
+CORE_SYSTEMS = ("crm", "support", "sales")
+"""The three systems of record; feedback respondents come on top of them."""
 LOCALE_REGION = {"en-US": "US", "en-GB": "GB", "de-DE": "DE", "fr-FR": "FR", "en-CA": "CA"}
 LOCALE_REGION |= {"fr-CA": "CA", "en-AU": "AU"}
 PHONE_STYLES = {
@@ -185,12 +188,12 @@ def test_people_appear_in_one_two_and_three_systems(demo: tuple[Path, Generation
     out, _ = demo
     systems: defaultdict[str, set[str]] = defaultdict(set)
     for (source, _, _), (entity, kind) in truth(out).items():
-        if kind == "person":
+        if kind == "person" and source in CORE_SYSTEMS:
             systems[entity].add(source)
     spread = Counter(len(s) for s in systems.values())
     assert set(spread) == {1, 2, 3}
     assert 0.10 < spread[1] / len(systems) < 0.20
-    for system in SYSTEMS:
+    for system in CORE_SYSTEMS:
         share = sum(system in s for s in systems.values()) / len(systems)
         assert 0.5 < share < 0.8, (system, share)
 
@@ -372,3 +375,27 @@ def test_rows_are_internally_consistent(demo: tuple[Path, GenerationSummary]) ->
         assert str(created) <= str(updated) < "2026-11-01"
     per_customer = query(sales, "SELECT count(*) FROM orders GROUP BY customer_id")
     assert max(n for (n,) in per_customer) >= 10
+
+
+def test_feedback_respondents_are_customers_of_the_shop_or_the_desk(
+    demo: tuple[Path, GenerationSummary],
+) -> None:
+    out, _ = demo
+    known = truth(out)
+    entities: defaultdict[str, set[str]] = defaultdict(set)
+    for (source, _, _), (entity, _) in known.items():
+        entities[entity].add(source)
+    respondents = query(out / "feedback.db", "SELECT id, email FROM respondents")
+    assert len(respondents) > 0.2 * out_customers(out)
+    for id_, email in respondents:
+        assert email == email.strip().lower()
+        sources = entities[known["feedback", "respondents", str(id_)][0]]
+        assert sources & {"sales", "support"}
+    scores = query(
+        out / "feedback.db", "SELECT survey, min(score), max(score) FROM responses GROUP BY survey"
+    )
+    assert dict((s, (lo, hi)) for s, lo, hi in scores) == {"nps": (0, 10), "csat": (1, 5)}
+
+
+def out_customers(out: Path) -> int:
+    return int(json.loads((out / "manifest.json").read_text())["customers"])
