@@ -21,6 +21,7 @@ from connectors._base import (
     Sort,
 )
 from connectors.errors import (
+    CircuitOpen,
     ConfigError,
     ConnectorError,
     CustviewError,
@@ -38,6 +39,7 @@ __all__ = [
     "Aggregate",
     "AggregateFn",
     "Capabilities",
+    "CircuitOpen",
     "ConfigError",
     "Connector",
     "ConnectorError",

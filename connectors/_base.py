@@ -149,6 +149,11 @@ class Connector(abc.ABC):
         """What this connector can do on ``table``; by default the same everywhere."""
         return self.capabilities
 
+    @property
+    def source_kind(self) -> str:
+        """The kind of source behind this connector (a wrapper reports its inner one)."""
+        return self.kind
+
     @abc.abstractmethod
     async def lookup_many(
         self,

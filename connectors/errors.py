@@ -7,6 +7,7 @@ It lives in the lowest layer so every layer can raise and catch it::
     ├── ConnectorError           a source misbehaved (carries ``source``)
     │   ├── SourceTimeout        the source did not answer in time
     │   ├── SourceUnavailable    the source cannot be reached or failed
+    │   ├── CircuitOpen          the source failed repeatedly and is skipped for now
     │   ├── UnsupportedOperation the connector cannot do what was asked
     │   ├── SchemaMismatch       a configured table or column does not exist
     │   └── ReadOnlyViolation    something tried to write to a source
@@ -73,6 +74,10 @@ class SourceTimeout(ConnectorError):
 
 class SourceUnavailable(ConnectorError):
     code = "SOURCE_UNAVAILABLE"
+
+
+class CircuitOpen(ConnectorError):
+    code = "CIRCUIT_OPEN"
 
 
 class UnsupportedOperation(ConnectorError):

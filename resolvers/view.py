@@ -95,7 +95,8 @@ class Federation:
             *(self.connectors[n].health(sorted(set(tables[n]))) for n in names)
         )
         return [
-            SourceStatus(n, self.connectors[n].kind, h) for n, h in zip(names, healths, strict=True)
+            SourceStatus(n, self.connectors[n].source_kind, h)
+            for n, h in zip(names, healths, strict=True)
         ]
 
     async def aclose(self) -> None:

@@ -1,0 +1,191 @@
+"""Per-source resilience around any connector: bulkhead, circuit breaker, retries.
+
+:class:`ResilientConnector` wraps a connector and is one itself, so every
+caller — stitching, loaders, scans, exports — gets the same policy:
+
+* a **bulkhead** (a semaphore per source) so one slow source cannot take
+  every worker, on top of the connector's own pool;
+* a **circuit breaker** (purgatory) that, after ``breaker_threshold``
+  consecutive failures, answers ``CircuitOpen`` at once for
+  ``breaker_recovery`` seconds, then lets a probe through (half-open);
+* **retries** with exponential backoff and jitter (stamina) for reads that
+  failed because the source was unavailable — never for timeouts, whose
+  budget is already spent, nor for errors in the request itself.
+
+Errors in the request (bad query, unsupported operation, schema mismatch)
+do not count against the source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Literal, TypeVar
+
+import stamina
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors._base import (
+    Aggregate,
+    Capabilities,
+    Connector,
+    Filter,
+    Health,
+    LookupTransform,
+    Row,
+    ScanRequest,
+)
+from connectors.errors import (
+    CircuitOpen,
+    QueryError,
+    ReadOnlyViolation,
+    SchemaMismatch,
+    SourceUnavailable,
+    UnsupportedOperation,
+)
+
+T = TypeVar("T")
+BreakerState = Literal["closed", "opened", "half-opened"]
+
+_NOT_THE_SOURCES_FAULT: list[Any] = [
+    QueryError,
+    UnsupportedOperation,
+    SchemaMismatch,
+    ReadOnlyViolation,
+    CircuitOpen,
+    asyncio.CancelledError,
+    GeneratorExit,
+]
+
+
+class ResilienceOptions(BaseModel):
+    """``sources.<name>.resilience`` in the settings file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_concurrency: int = Field(default=16, ge=1)
+    """Calls in flight to this source at once; the rest wait (bulkhead)."""
+    retries: int = Field(default=2, ge=0, le=10)
+    """Extra attempts for a read that found the source unavailable."""
+    retry_initial_wait: float = Field(default=0.05, ge=0)
+    retry_max_wait: float = Field(default=1.0, ge=0)
+    breaker_threshold: int = Field(default=5, ge=1)
+    """Consecutive failures that open the circuit."""
+    breaker_recovery: float = Field(default=30.0, gt=0)
+    """Seconds the circuit stays open before a probe is let through."""
+
+
+class ResilientConnector(Connector):
+    """``inner`` behind a bulkhead, a circuit breaker and retries."""
+
+    kind = "resilient"
+
+    def __init__(
+        self,
+        inner: Connector,
+        options: ResilienceOptions | None = None,
+        breakers: AsyncCircuitBreakerFactory | None = None,
+    ) -> None:
+        super().__init__(inner.name, inner.options)
+        self.inner = inner
+        self.policy = options or ResilienceOptions()
+        self._bulkhead = asyncio.Semaphore(self.policy.max_concurrency)
+        self._breakers = breakers or AsyncCircuitBreakerFactory()
+        self._state: BreakerState = "closed"
+
+    @property
+    def source_kind(self) -> str:
+        return self.inner.source_kind
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    def capabilities_for(self, table: str) -> Capabilities:
+        return self.inner.capabilities_for(table)
+
+    @property
+    def breaker_state(self) -> BreakerState:
+        """The circuit's state as of the last call."""
+        return self._state
+
+    def __getattr__(self, name: str) -> Any:
+        # counters and engine handles of the wrapped connector (statements, requests, ...)
+        return getattr(self.inner, name)
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        breaker = await self._breakers.get_breaker(
+            self.name,
+            threshold=self.policy.breaker_threshold,
+            ttl=self.policy.breaker_recovery,
+            exclude=_NOT_THE_SOURCES_FAULT,
+        )
+        try:
+            async with self._bulkhead, breaker:
+                yield
+        except OpenedState:
+            self._state = "opened"
+            raise CircuitOpen(
+                "skipped: the source failed repeatedly; retrying it in "
+                f"{self.policy.breaker_recovery:g}s",
+                source=self.name,
+            ) from None
+        finally:
+            self._state = breaker.context.state
+
+    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
+        async with self._guard():
+            async for attempt in stamina.retry_context(
+                on=SourceUnavailable,
+                attempts=self.policy.retries + 1,
+                timeout=None,
+                wait_initial=self.policy.retry_initial_wait,
+                wait_max=self.policy.retry_max_wait,
+                wait_jitter=self.policy.retry_initial_wait,
+            ):
+                with attempt:
+                    return await call()
+        raise AssertionError("unreachable: stamina re-raises the last failure")
+
+    async def lookup_many(
+        self,
+        table: str,
+        column: str,
+        keys: Sequence[Any],
+        columns: Sequence[str],
+        transform: LookupTransform = "exact",
+    ) -> list[list[Row]]:
+        return await self._call(
+            lambda: self.inner.lookup_many(table, column, keys, columns, transform)
+        )
+
+    async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
+        # A stream is not retried once rows have left; the breaker sees its outcome.
+        async with self._guard():
+            stream = self.inner.scan(request)
+            try:
+                async for row in stream:
+                    yield row
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+    async def aggregate(
+        self,
+        table: str,
+        group_by: Sequence[str],
+        aggregates: Sequence[Aggregate],
+        filters: Sequence[Filter] = (),
+    ) -> list[Row]:
+        return await self._call(lambda: self.inner.aggregate(table, group_by, aggregates, filters))
+
+    async def health(self, tables: Sequence[str] = ()) -> Health:
+        return await self.inner.health(tables)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

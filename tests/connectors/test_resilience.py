@@ -1,0 +1,146 @@
+"""Resilience against real faults: a PostgreSQL reached through a TCP proxy
+that refuses, slows down or cuts connections on command."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from connectors import CircuitOpen, QueryError, ScanRequest, SourceTimeout, SourceUnavailable
+from connectors.resilience import ResilienceOptions, ResilientConnector
+from connectors.sql import SQLConnector, SQLOptions
+from tests.support.proxy import FaultProxy
+
+
+@pytest.fixture(scope="module")
+def items_url(postgres_db_url: str) -> str:
+    async def load() -> None:
+        engine = create_async_engine(postgres_db_url)
+        async with engine.begin() as conn:
+            await conn.execute(text("CREATE TABLE items (id int primary key, name text)"))
+            await conn.execute(
+                text("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g")
+            )
+        await engine.dispose()
+
+    asyncio.run(load())
+    return postgres_db_url
+
+
+@pytest.fixture()
+async def proxy(items_url: str) -> AsyncIterator[FaultProxy]:
+    url = make_url(items_url)
+    running = await FaultProxy(url.host or "127.0.0.1", url.port or 5432).start()
+    yield running
+    await running.stop()
+
+
+def connect(
+    items_url: str, proxy: FaultProxy, timeout: float = 2.0, **policy: float
+) -> ResilientConnector:
+    url = make_url(items_url).set(host="127.0.0.1", port=proxy.port)
+    inner = SQLConnector(
+        "items-db", SQLOptions(url=url.render_as_string(hide_password=False), timeout=timeout)
+    )
+    defaults = {"retry_initial_wait": 0.01, "retry_max_wait": 0.02}
+    return ResilientConnector(inner, ResilienceOptions(**{**defaults, **policy}))
+
+
+async def lookup(connector: ResilientConnector, *keys: int) -> list[list[dict[str, object]]]:
+    return await connector.lookup_many("items", "id", list(keys), ["id", "name"])
+
+
+async def test_reads_are_retried_when_the_source_is_unavailable(
+    items_url: str, proxy: FaultProxy
+) -> None:
+    connector = connect(items_url, proxy, retries=2)
+    proxy.mode = "refuse"
+    with pytest.raises(SourceUnavailable) as info:
+        await lookup(connector, 1)
+    assert proxy.accepted == 3, "one try and two retries"
+    assert info.value.source == "items-db"
+    proxy.mode = "pass"
+    assert (await lookup(connector, 1, 2))[1] == [{"id": 2, "name": "item 2"}]
+    await connector.aclose()
+
+
+async def test_timeouts_are_not_retried(items_url: str, proxy: FaultProxy) -> None:
+    connector = connect(items_url, proxy, timeout=0.3, retries=2)
+    proxy.mode, proxy.delay = "slow", 1.0
+    with pytest.raises(SourceTimeout):
+        await lookup(connector, 1)
+    assert proxy.accepted == 1
+    await connector.aclose()
+
+
+async def test_the_breaker_opens_skips_the_source_and_recovers(
+    items_url: str, proxy: FaultProxy
+) -> None:
+    connector = connect(items_url, proxy, retries=0, breaker_threshold=3, breaker_recovery=0.3)
+    proxy.mode = "refuse"
+    for _ in range(3):
+        with pytest.raises(SourceUnavailable):
+            await lookup(connector, 1)
+    assert connector.breaker_state == "opened"
+    attempts = proxy.accepted
+    with pytest.raises(CircuitOpen) as info:
+        await lookup(connector, 1)
+    assert info.value.code == "CIRCUIT_OPEN"
+    assert proxy.accepted == attempts, "an open circuit does not touch the source"
+    proxy.mode = "pass"
+    await asyncio.sleep(0.35)
+    assert (await lookup(connector, 3)) == [[{"id": 3, "name": "item 3"}]]
+    assert connector.breaker_state == "closed"
+    await connector.aclose()
+
+
+async def test_a_cut_connection_is_a_source_failure_and_the_next_call_reconnects(
+    items_url: str, proxy: FaultProxy
+) -> None:
+    connector = connect(items_url, proxy, retries=1)
+    assert await lookup(connector, 4)
+    proxy.cut()
+    await asyncio.sleep(0.05)
+    assert (await lookup(connector, 5)) == [[{"id": 5, "name": "item 5"}]]
+    await connector.aclose()
+
+
+async def test_errors_in_the_request_do_not_open_the_circuit(
+    items_url: str, proxy: FaultProxy
+) -> None:
+    connector = connect(items_url, proxy, breaker_threshold=2)
+    for _ in range(4):
+        with pytest.raises(QueryError):
+            _ = [row async for row in connector.scan(ScanRequest("items", ["id"], limit=-1))]
+    assert connector.breaker_state == "closed"
+    assert await lookup(connector, 1)
+    await connector.aclose()
+
+
+@pytest.mark.parametrize("max_concurrency", [2, 16])
+async def test_the_bulkhead_bounds_calls_in_flight(
+    items_url: str, proxy: FaultProxy, max_concurrency: int
+) -> None:
+    connector = connect(items_url, proxy, timeout=5, max_concurrency=max_concurrency)
+    proxy.mode, proxy.delay = "slow", 0.15
+    await asyncio.gather(*(lookup(connector, i) for i in range(1, 7)))
+    if max_concurrency == 2:
+        assert proxy.max_in_flight == 2
+    else:
+        assert proxy.max_in_flight > 2, "the pool alone lets more through"
+    await connector.aclose()
+
+
+async def test_scans_stream_through_the_guard(items_url: str, proxy: FaultProxy) -> None:
+    connector = connect(items_url, proxy)
+    rows = [r async for r in connector.scan(ScanRequest("items", ["id"], limit=7))]
+    assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+    assert len(rows) == 7
+    assert connector.statements >= 1, "the wrapped connector's counters stay visible"
+    assert connector.source_kind == "sql"
+    await connector.aclose()
