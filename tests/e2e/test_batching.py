@@ -122,7 +122,6 @@ class _Gated:
             self.gate.leave(self.name)
 
 
-
 async def test_sources_are_queried_concurrently(demo_settings: LoadedSettings) -> None:
     gate = _Gate()
     connectors = {name: _Gated(c, gate) for name, c in demo_settings.create_connectors().items()}
