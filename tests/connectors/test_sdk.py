@@ -5,7 +5,8 @@ from __future__ import annotations
 import connectors
 
 PUBLIC = [
-    "Aggregate", "AggregateFn", "Capabilities", "CircuitOpen", "ConfigError", "Connector", "ConnectorError",
+    "Aggregate", "AggregateFn", "Capabilities", "CircuitOpen", "ConfigError", "Connector",
+    "ConnectorError",
     "ConnectorOptions", "CustviewError", "Filter", "FilterOp", "Health", "LookupTransform",
     "PluginError", "QueryError", "ReadOnlyViolation", "Row", "ScanRequest", "SchemaMismatch",
     "Sort", "SourceTimeout", "SourceUnavailable", "UnsupportedOperation", "available", "load",
