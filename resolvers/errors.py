@@ -26,9 +26,13 @@ def extensions_for(error: BaseException | None) -> dict[str, Any]:
 
 
 class SourceErrorsExtension(SchemaExtension):
-    """Adds codes to errors and reports stitching-time source failures."""
+    """Adds codes to errors, reports stitching-time source failures, and says in
+    ``extensions.custview`` whether the view is complete."""
+
+    failed: dict[str, str]
 
     def on_execute(self) -> Iterator[None]:
+        self.failed = {}
         yield
         result = self.execution_context.result
         if result is None:
@@ -50,6 +54,16 @@ class SourceErrorsExtension(SchemaExtension):
                 )
             )
         result.errors = errors or None
+        for error in errors:
+            extensions = error.extensions or {}
+            if extensions.get("source"):
+                self.failed.setdefault(extensions["source"], extensions["code"])
+
+    def get_results(self) -> dict[str, Any]:
+        failed = getattr(self, "failed", {})
+        if not failed:
+            return {}
+        return {"custview": {"incomplete": True, "failedSources": failed}}
 
 
 def _is_unexpected(error: GraphQLError) -> bool:

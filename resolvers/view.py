@@ -132,6 +132,10 @@ class RequestView:
     def model(self) -> UnifiedModel:
         return self.federation.model
 
+    def failure(self, source: str) -> ConnectorError | None:
+        """The first error ``source`` gave during this request, if any."""
+        return next((e for e in self.errors if e.source == source), None)
+
     def _collect(self, resolution: Resolution) -> None:
         self.errors.extend(resolution.errors)
         self.rounds += resolution.rounds
@@ -245,6 +249,10 @@ class RequestView:
     ) -> list[dict[str, Any]]:
         """Rows of relation ``name`` owned by the customer's member records."""
         rel = self.model.relations[name]
+        failure = self.failure(rel.source)
+        if failure is not None:
+            # the customer's records in that source could not even be found
+            raise failure
         keys = [r.key for r in customer.records if r.member.id == rel.parent.member]
         if not keys:
             return []

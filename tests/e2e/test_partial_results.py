@@ -1,0 +1,72 @@
+"""A dead source degrades the answer instead of failing it."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import httpx
+
+from gateway.settings import DEMO_CONFIG, load_settings
+from tests.e2e.conftest import serve_in_process
+from tests.e2e.oracle import clusters
+
+DEAD = "postgresql+asyncpg://custview:hunter2@127.0.0.1:1/support"
+QUERY = """query($email: String) { customer(email: $email) {
+    id name sourceRecords { source } tickets { id } orders { id } } }"""
+
+
+def _three_system_email(demo_dir: Path) -> str:
+    model = load_settings(DEMO_CONFIG).settings.model
+    for cluster in sorted(set(clusters(model, demo_dir).values()), key=sorted):
+        if {r.split("/")[0] for r in cluster} != {"crm", "support", "sales"}:
+            continue
+        sales = [r for r in cluster if r.startswith("sales/customers/")]
+        con = sqlite3.connect(demo_dir / "sales.db")
+        rows = con.execute(
+            "SELECT email FROM customers WHERE id = ? AND email IS NOT NULL",
+            (int(sales[0].split("/")[2]),),
+        ).fetchall()
+        orders = con.execute(
+            "SELECT count(*) FROM orders WHERE customer_id = ?", (int(sales[0].split("/")[2]),)
+        ).fetchone()[0]
+        con.close()
+        if rows and orders:
+            return str(rows[0][0])
+    raise AssertionError("no person in all three systems with orders")
+
+
+async def test_a_dead_source_gives_partial_data_and_one_error_naming_it(
+    demo_dir: Path, tmp_path: Path, demo_env: None
+) -> None:
+    email = _three_system_email(demo_dir)
+    config = tmp_path / "dead.yaml"
+    config.write_text(
+        DEMO_CONFIG.read_text().replace(
+            '"sqlite+aiosqlite:///${CUSTVIEW_DEMO_DIR:-demo-data}/support.db"', f'"{DEAD}"'
+        )
+    )
+    assert os.environ["CUSTVIEW_DEMO_DIR"] == str(demo_dir)
+    async for client in serve_in_process(load_settings(config)):
+        response = await client.post(
+            "/graphql", json={"query": QUERY, "variables": {"email": email}}
+        )
+        await _check(response)
+
+
+async def _check(response: httpx.Response) -> None:
+    assert response.status_code == 200
+    body = response.json()
+    customer = body["data"]["customer"]
+    assert {r["source"] for r in customer["sourceRecords"]} == {"crm", "sales"}
+    assert customer["orders"], "the other sources still answer"
+    assert customer["tickets"] is None, "the dead source's field is null, not empty"
+    (error,) = body["errors"]
+    assert error["extensions"] == {"code": "SOURCE_UNAVAILABLE", "source": "support"}
+    assert error["path"] == ["customer", "tickets"]
+    assert "hunter2" not in response.text and "127.0.0.1:1" not in response.text
+    assert body["extensions"]["custview"] == {
+        "incomplete": True,
+        "failedSources": {"support": "SOURCE_UNAVAILABLE"},
+    }
