@@ -9,7 +9,7 @@ references; the gateway checks references to configured sources.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -104,6 +104,32 @@ class RelationSpec(_Strict):
         return list(dict.fromkeys(cols))
 
 
+class FilterSpec(_Strict):
+    """``column op value`` on a source table's column, e.g. status in [open, new]."""
+
+    column: str
+    op: Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "startswith", "is_null"]
+    value: Any = None
+
+
+class MetricSpec(_Strict):
+    """A computed field of Customer: an aggregate over one of its relations."""
+
+    relation: str
+    fn: Literal["count", "sum", "min", "max"]
+    column: str | None = None
+    """The relation table's column (not needed for count)."""
+    type: FieldType = "int"
+    where: list[FilterSpec] = Field(default_factory=list)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _column(self) -> MetricSpec:
+        if self.fn != "count" and not self.column:
+            raise ValueError(f"'{self.fn}' needs a column")
+        return self
+
+
 class CustomerSpec(_Strict):
     fields: dict[str, FieldSpec]
     members: list[MemberSpec] = Field(min_length=1)
@@ -156,6 +182,7 @@ class SurvivorshipSpec(_Strict):
 class UnifiedModel(_Strict):
     customer: CustomerSpec
     relations: dict[str, RelationSpec] = Field(default_factory=dict)
+    metrics: dict[str, MetricSpec] = Field(default_factory=dict)
     identity: IdentitySpec
     survivorship: SurvivorshipSpec = SurvivorshipSpec()
 
@@ -169,6 +196,14 @@ class UnifiedModel(_Strict):
                 raise ValueError(
                     f"relations.{name}.parent.member: '{rel.parent.member}' is not a customer "
                     f"member (known: {', '.join(sorted(members))})"
+                )
+        for name, metric in self.metrics.items():
+            if not _NAME.match(name) or name in self.customer.fields or name in self.relations:
+                raise ValueError(f"metrics.{name}: not usable as a Customer field name")
+            if metric.relation not in self.relations:
+                raise ValueError(
+                    f"metrics.{name}.relation: '{metric.relation}' is not a relation "
+                    f"(known: {', '.join(sorted(self.relations)) or 'none'})"
                 )
         for i, member in enumerate(self.customer.members):
             for key in member.identity:

@@ -97,6 +97,13 @@ def _related(name: str) -> Callable[..., Any]:
     return resolve
 
 
+def _metric(name: str) -> Callable[..., Any]:
+    async def resolve(root: CustomerView, info: Info[Any, Any]) -> Any:
+        return await view_of(info).metric(root, name)
+
+    return resolve
+
+
 def _item(name: str) -> Callable[..., Any]:
     def resolve(root: dict[str, Any]) -> Any:
         return root.get(name)
@@ -182,6 +189,13 @@ def _customer_type(model: UnifiedModel) -> type:
             graphql_type=_SCALARS[spec.type] | None,
             name=fname,
             description=spec.description or None,
+        )
+    for name, metric in model.metrics.items():
+        namespace[name] = strawberry.field(
+            resolver=_metric(name),
+            graphql_type=_SCALARS[metric.type] | None,
+            name=name,
+            description=metric.description or None,
         )
     for name, rel in model.relations.items():
         entity = _entity_type(rel)

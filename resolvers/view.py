@@ -18,9 +18,11 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from connectors import Connector, ConnectorError, Health, QueryError, Row, ScanRequest, Sort
+from resolvers import metrics
 from resolvers.coerce import coerce
 from resolvers.golden import GoldenRecord, Survivorship
 from resolvers.identity import KeyNode, Resolution, Stitcher
+from resolvers.metrics import Partial
 from resolvers.model import MemberSpec, RelationSpec, UnifiedModel
 from resolvers.normalize import normalize_email, normalize_phone
 from resolvers.records import Record, RecordRef
@@ -127,6 +129,7 @@ class RequestView:
     rounds: int = 0
     """Stitching rounds this request needed (each: one lookup per table and key column)."""
     _loaders: dict[str, DataLoader[Any, list[Row]]] = field(default_factory=dict)
+    _metric_loaders: dict[str, DataLoader[Any, Partial]] = field(default_factory=dict)
 
     @property
     def model(self) -> UnifiedModel:
@@ -228,6 +231,33 @@ class RequestView:
                         break
         page = found[:first]
         return Page(page, len(found) > first, page[-1][0] if page else after)
+
+    async def metric(self, customer: CustomerView, name: str) -> Any:
+        """A computed metric of the customer, batched with every other customer's."""
+        spec = self.model.metrics[name]
+        rel = self.model.relations[spec.relation]
+        failure = self.failure(rel.source)
+        if failure is not None:
+            raise failure
+        keys = [r.key for r in customer.records if r.member.id == rel.parent.member]
+        if not keys:
+            return metrics.combine(spec, [])
+        partials = await self._metric_loader(spec.relation, rel).load_many(keys)
+        return metrics.combine(spec, [p.get(name) for p in partials])
+
+    def _metric_loader(self, relation: str, rel: RelationSpec) -> DataLoader[Any, Partial]:
+        loader = self._metric_loaders.get(relation)
+        if loader is None:
+            connector = self.federation.connectors[rel.source]
+            specs = {n: m for n, m in self.model.metrics.items() if m.relation == relation}
+
+            async def load(keys: list[Any]) -> list[Partial]:
+                return await metrics.compute(connector, rel, specs, keys)
+
+            size = connector.capabilities_for(rel.table).max_batch_size
+            loader = DataLoader(load_fn=load, max_batch_size=size)
+            self._metric_loaders[relation] = loader
+        return loader
 
     def _loader(self, name: str, rel: RelationSpec) -> DataLoader[Any, list[Row]]:
         loader = self._loaders.get(name)

@@ -1,0 +1,117 @@
+"""Computed metrics of a customer: aggregates over its related entities.
+
+All metrics over one relation are computed together, per request: one
+grouped aggregate per distinct ``where`` (``GROUP BY parent_key`` with the
+keys of every customer in the response), pushed down when the source
+declares aggregates and can evaluate the filters; otherwise the relation's
+rows are fetched in one batched lookup and aggregated in memory. Per-record
+results are then combined over the customer's member records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from connectors import Aggregate, Connector, Filter, Row
+from resolvers.coerce import coerce
+from resolvers.filtering import matches_all, pushable, to_filters
+from resolvers.model import MetricSpec, RelationSpec
+
+Partial = dict[str, Any]
+"""Metric name -> value for the rows of one member record."""
+
+
+def _where_key(metric: MetricSpec) -> tuple[tuple[str, str, str], ...]:
+    return tuple((w.column, w.op, repr(w.value)) for w in metric.where)
+
+
+async def compute(
+    connector: Connector,
+    relation: RelationSpec,
+    metrics: Mapping[str, MetricSpec],
+    keys: Sequence[Any],
+) -> list[Partial]:
+    """Per parent key (DataLoader order), every metric of ``relation``."""
+    groups: dict[tuple[tuple[str, str, str], ...], dict[str, MetricSpec]] = defaultdict(dict)
+    for name, metric in metrics.items():
+        groups[_where_key(metric)][name] = metric
+    capabilities = connector.capabilities_for(relation.table)
+    parent = relation.parent.column
+    results = await asyncio.gather(
+        *(
+            _pushed(connector, relation, group, keys)
+            if capabilities.supports_aggregates
+            and capabilities.can_filter(parent, "in")
+            and pushable(capabilities, to_filters(next(iter(group.values())).where))
+            else _in_memory(connector, relation, group, keys)
+            for group in groups.values()
+        )
+    )
+    merged: dict[Any, Partial] = defaultdict(dict)
+    for by_key in results:
+        for key, values in by_key.items():
+            merged[key].update(values)
+    return [merged.get(key, {}) for key in keys]
+
+
+async def _pushed(
+    connector: Connector,
+    relation: RelationSpec,
+    metrics: Mapping[str, MetricSpec],
+    keys: Sequence[Any],
+) -> dict[Any, Partial]:
+    parent = relation.parent.column
+    where = to_filters(next(iter(metrics.values())).where)
+    aggregates = [Aggregate(m.fn, m.column, alias=f"m_{i}") for i, m in enumerate(metrics.values())]
+    rows = await connector.aggregate(
+        relation.table, [parent], aggregates, [Filter(parent, "in", list(keys)), *where]
+    )
+    names = list(metrics)
+    return {row[parent]: {names[i]: row[f"m_{i}"] for i in range(len(names))} for row in rows}
+
+
+async def _in_memory(
+    connector: Connector,
+    relation: RelationSpec,
+    metrics: Mapping[str, MetricSpec],
+    keys: Sequence[Any],
+) -> dict[Any, Partial]:
+    where = to_filters(next(iter(metrics.values())).where)
+    columns = list(
+        dict.fromkeys(
+            [relation.parent.column, *(w.column for w in where)]
+            + [m.column for m in metrics.values() if m.column]
+        )
+    )
+    groups = await connector.lookup_many(relation.table, relation.parent.column, keys, columns)
+    out: dict[Any, Partial] = {}
+    for key, rows in zip(keys, groups, strict=True):
+        kept = [row for row in rows if matches_all(row, where)]
+        out[key] = {name: _fold(metric, kept) for name, metric in metrics.items()}
+    return out
+
+
+def _fold(metric: MetricSpec, rows: list[Row]) -> Any:
+    if metric.fn == "count":
+        return len(rows)
+    assert metric.column is not None
+    values = [coerce(r.get(metric.column), metric.type) for r in rows]
+    present = [v for v in values if v is not None]
+    if not present:
+        return None
+    if metric.fn == "sum":
+        return sum(present)
+    return min(present) if metric.fn == "min" else max(present)
+
+
+def combine(metric: MetricSpec, partials: Sequence[Any]) -> Any:
+    """One customer's value from its member records' values."""
+    values = [coerce(v, metric.type) for v in partials if v is not None]
+    if metric.fn in ("count", "sum"):
+        return coerce(sum(values, start=0), metric.type)
+    if not values:
+        return None
+    return min(values) if metric.fn == "min" else max(values)
