@@ -130,6 +130,19 @@ class MetricSpec(_Strict):
         return self
 
 
+class TimelineSpec(_Strict):
+    """How rows of one relation appear in ``Customer.timeline``."""
+
+    relation: str
+    at: str
+    """The column with the event's time."""
+    title: str | None = None
+    detail: str | None = None
+
+    def columns(self) -> list[str]:
+        return [c for c in (self.at, self.title, self.detail) if c]
+
+
 class CustomerSpec(_Strict):
     fields: dict[str, FieldSpec]
     members: list[MemberSpec] = Field(min_length=1)
@@ -183,6 +196,8 @@ class UnifiedModel(_Strict):
     customer: CustomerSpec
     relations: dict[str, RelationSpec] = Field(default_factory=dict)
     metrics: dict[str, MetricSpec] = Field(default_factory=dict)
+    timeline: dict[str, TimelineSpec] = Field(default_factory=dict)
+    """Event kind -> the relation whose rows are those events."""
     identity: IdentitySpec
     survivorship: SurvivorshipSpec = SurvivorshipSpec()
 
@@ -205,6 +220,12 @@ class UnifiedModel(_Strict):
                     f"metrics.{name}.relation: '{metric.relation}' is not a relation "
                     f"(known: {', '.join(sorted(self.relations)) or 'none'})"
                 )
+        for kind, event in self.timeline.items():
+            if event.relation not in self.relations:
+                raise ValueError(
+                    f"timeline.{kind}.relation: '{event.relation}' is not a relation "
+                    f"(known: {', '.join(sorted(self.relations)) or 'none'})"
+                )
         for i, member in enumerate(self.customer.members):
             for key in member.identity:
                 if key not in self.identity.keys:
@@ -216,6 +237,14 @@ class UnifiedModel(_Strict):
             if field not in self.customer.fields:
                 raise ValueError(f"survivorship.fields: '{field}' is not a Customer field")
         return self
+
+    def relation_columns(self, name: str) -> list[str]:
+        """Every column read from relation ``name``: its fields and its timeline's."""
+        columns = self.relations[name].columns()
+        for event in self.timeline.values():
+            if event.relation == name:
+                columns.extend(event.columns())
+        return list(dict.fromkeys(columns))
 
     def sources(self) -> set[str]:
         """Every source name the model refers to."""

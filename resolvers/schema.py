@@ -73,6 +73,16 @@ class Source:
     tables: Any = strawberry.field(graphql_type=JSON)
 
 
+@strawberry.type(description="One dated interaction from any source.")
+class TimelineEvent:
+    kind: str
+    at: dt.datetime
+    title: str | None
+    detail: str | None
+    source: str
+    ref: str = strawberry.field(description="source/table/id of the row")
+
+
 @strawberry.type
 class PageInfo:
     has_next_page: bool
@@ -102,6 +112,33 @@ def _metric(name: str) -> Callable[..., Any]:
         return await view_of(info).metric(root, name)
 
     return resolve
+
+
+@strawberry.type(description="A page of the customer's timeline, newest first.")
+class TimelineConnection:
+    nodes: list[TimelineEvent]
+    page_info: PageInfo
+
+
+async def _timeline(
+    root: CustomerView,
+    info: Info[Any, Any],
+    first: int = 20,
+    after: str | None = None,
+    kinds: list[str] | None = None,
+) -> TimelineConnection:
+    from resolvers.timeline import timeline
+
+    page = await timeline(view_of(info), root, first, after, kinds)
+    return TimelineConnection(
+        nodes=[
+            TimelineEvent(
+                kind=e.kind, at=e.at, title=e.title, detail=e.detail, source=e.source, ref=e.ref
+            )
+            for e in page.events
+        ],
+        page_info=PageInfo(has_next_page=page.has_next, end_cursor=page.end_cursor),
+    )
 
 
 def _item(name: str) -> Callable[..., Any]:
@@ -189,6 +226,11 @@ def _customer_type(model: UnifiedModel) -> type:
             graphql_type=_SCALARS[spec.type] | None,
             name=fname,
             description=spec.description or None,
+        )
+    if model.timeline:
+        namespace["timeline"] = strawberry.field(
+            resolver=_timeline,
+            description="Tickets, orders, opportunities, ... from every source, newest first.",
         )
     for name, metric in model.metrics.items():
         namespace[name] = strawberry.field(

@@ -264,20 +264,18 @@ class RequestView:
         if loader is None:
             connector = self.federation.connectors[rel.source]
 
+            columns = self.model.relation_columns(name)
+
             async def load(keys: list[Any]) -> list[list[Row]]:
-                return await connector.lookup_many(
-                    rel.table, rel.parent.column, keys, rel.columns()
-                )
+                return await connector.lookup_many(rel.table, rel.parent.column, keys, columns)
 
             size = connector.capabilities_for(rel.table).max_batch_size
             loader = DataLoader(load_fn=load, max_batch_size=size)
             self._loaders[name] = loader
         return loader
 
-    async def related(
-        self, customer: CustomerView, name: str, first: int | None = None
-    ) -> list[dict[str, Any]]:
-        """Rows of relation ``name`` owned by the customer's member records."""
+    async def related_rows(self, customer: CustomerView, name: str) -> list[Row]:
+        """The raw source rows of relation ``name`` for the customer, batched per request."""
         rel = self.model.relations[name]
         failure = self.failure(rel.source)
         if failure is not None:
@@ -287,7 +285,14 @@ class RequestView:
         if not keys:
             return []
         groups: Sequence[list[Row]] = await self._loader(name, rel).load_many(keys)
-        rows = [row for group in groups for row in group]
+        return [row for group in groups for row in group]
+
+    async def related(
+        self, customer: CustomerView, name: str, first: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows of relation ``name`` owned by the customer's member records."""
+        rel = self.model.relations[name]
+        rows = await self.related_rows(customer, name)
         items = [
             {
                 "__source": rel.source,
