@@ -192,6 +192,12 @@ class SurvivorshipSpec(_Strict):
     fields: dict[str, FieldRule] = Field(default_factory=dict)
 
 
+class PlannerSpec(_Strict):
+    max_candidates: int = Field(default=20000, ge=1)
+    """Most customers (or source records) a filtered or ordered query may consider
+    before it fails with a hint to narrow it at the sources."""
+
+
 class UnifiedModel(_Strict):
     customer: CustomerSpec
     relations: dict[str, RelationSpec] = Field(default_factory=dict)
@@ -200,6 +206,7 @@ class UnifiedModel(_Strict):
     """Event kind -> the relation whose rows are those events."""
     identity: IdentitySpec
     survivorship: SurvivorshipSpec = SurvivorshipSpec()
+    planner: PlannerSpec = PlannerSpec()
 
     @model_validator(mode="after")
     def _check(self) -> UnifiedModel:

@@ -19,7 +19,9 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from resolvers.errors import SourceErrorsExtension, mask_unexpected_errors
+from resolvers.inputs import CustomerInputs
 from resolvers.model import FieldType, RelationSpec, UnifiedModel
+from resolvers.planner import Planner
 from resolvers.view import CustomerView, RequestView, SourceStatus
 
 _SCALARS: dict[FieldType, Any] = {
@@ -314,16 +316,28 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
         assert ref is not None
         return await view.by_ref(RecordRef.parse(ref))
 
+    inputs = CustomerInputs(model)
+
     async def customers_field(
         info: Info[Any, Any],
         first: int = 20,
         after: str | None = None,
+        filter: Any = None,
+        order_by: Any = None,
     ) -> Any:
         from connectors import QueryError
 
         if first > 500:
             raise QueryError("'first' may be at most 500")
-        return await view_of(info).page(first, after)
+        view = view_of(info)
+        if filter is None and not order_by:
+            return await view.page(first, after)
+        expr = inputs.parse(filter) if filter is not None else None
+        return await Planner(view).search(expr, inputs.parse_order(order_by), first, after)
+
+    # the argument types are generated from the model, so they are set here
+    customers_field.__annotations__["filter"] = inputs.filter | None
+    customers_field.__annotations__["order_by"] = list[inputs.order] | None  # type: ignore[name-defined]
 
     async def sources_field(info: Info[Any, Any]) -> list[Source]:
         statuses: list[SourceStatus] = await view_of(info).federation.sources()

@@ -1,0 +1,151 @@
+"""GraphQL input types for filtering and ordering customers, generated from
+the configured model, and their translation to :mod:`resolvers.expr`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+from typing import Any
+
+import strawberry
+
+from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, Order, RelationPred
+from resolvers.model import FieldType, RelationSpec, UnifiedModel
+
+_OPS = {
+    "eq": "eq", "ne": "ne", "in_": "in", "lt": "lt", "le": "le", "gt": "gt", "ge": "ge",
+    "contains": "contains", "starts_with": "startswith", "is_null": "is_null",
+}  # fmt: skip
+
+
+def _scalar_filter(name: str, scalar: Any, ordered: bool, text: bool) -> type:
+    annotations: dict[str, Any] = {"eq": scalar | None, "ne": scalar | None}
+    namespace: dict[str, Any] = {
+        "eq": None,
+        "ne": None,
+        "in_": strawberry.field(name="in", default=None, graphql_type=list[scalar] | None),
+        "is_null": strawberry.field(default=None, graphql_type=bool | None),
+    }
+    if ordered:
+        for op in ("lt", "le", "gt", "ge"):
+            annotations[op] = scalar | None
+            namespace[op] = None
+    if text:
+        annotations["contains"] = str | None
+        annotations["starts_with"] = str | None
+        namespace["contains"] = None
+        namespace["starts_with"] = None
+    namespace["__annotations__"] = annotations
+    return strawberry.input(type(name, (), namespace), description=f"Conditions on a {name[:-6]}.")
+
+
+FILTERS: dict[FieldType, type] = {
+    "string": _scalar_filter("StringFilter", str, ordered=True, text=True),
+    "id": _scalar_filter("IDFilter", strawberry.ID, ordered=False, text=False),
+    "int": _scalar_filter("IntFilter", int, ordered=True, text=False),
+    "float": _scalar_filter("FloatFilter", float, ordered=True, text=False),
+    "decimal": _scalar_filter("DecimalFilter", Decimal, ordered=True, text=False),
+    "bool": _scalar_filter("BooleanFilter", bool, ordered=False, text=False),
+    "date": _scalar_filter("DateFilter", dt.date, ordered=True, text=False),
+    "datetime": _scalar_filter("DateTimeFilter", dt.datetime, ordered=True, text=False),
+}
+
+
+@strawberry.enum
+class SortDirection(enum.Enum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+def conds(value: Any) -> tuple[Cond, ...]:
+    """The conditions set on a scalar filter input."""
+    found = []
+    for attr, op in _OPS.items():
+        given = getattr(value, attr, None)
+        if given is not None:
+            found.append(Cond(op, list(given) if op == "in" else given))  # type: ignore[arg-type]
+    return tuple(found)
+
+
+def _where_type(rel: RelationSpec) -> type:
+    namespace: dict[str, Any] = {"__annotations__": {}}
+    for fname, spec in rel.fields.items():
+        namespace[fname] = strawberry.field(
+            default=None, graphql_type=FILTERS[spec.type] | None, name=fname
+        )
+    return strawberry.input(
+        type(f"{rel.entity}Where", (), namespace),
+        description=f"The customer has at least one {rel.entity} matching all of these.",
+    )
+
+
+class CustomerInputs:
+    """``CustomerFilter``, ``CustomerOrder`` and their parsers for one model."""
+
+    def __init__(self, model: UnifiedModel) -> None:
+        self.model = model
+        self.scalars: dict[str, FieldType] = {n: f.type for n, f in model.customer.fields.items()}
+        self.scalars |= {n: m.type for n, m in model.metrics.items()}
+        raw = type("CustomerFilter", (), {})
+        namespace: dict[str, Any] = {
+            "and_": strawberry.field(name="and", default=None, graphql_type=list[raw] | None),  # type: ignore[valid-type]
+            "or_": strawberry.field(name="or", default=None, graphql_type=list[raw] | None),  # type: ignore[valid-type]
+            "not_": strawberry.field(name="not", default=None, graphql_type=raw | None),
+        }
+        for name, type_ in self.scalars.items():
+            namespace[name] = strawberry.field(
+                default=None, graphql_type=FILTERS[type_] | None, name=name
+            )
+        for name, rel in model.relations.items():
+            namespace[name] = strawberry.field(
+                default=None, graphql_type=_where_type(rel) | None, name=name
+            )
+        for key, value in namespace.items():
+            setattr(raw, key, value)
+        raw.__annotations__ = {}
+        self.filter = strawberry.input(
+            raw, description="Conditions on golden fields, metrics and related entities."
+        )
+        fields = enum.Enum("CustomerOrderField", {n: n for n in self.scalars})  # type: ignore[misc]
+        self.order_field = strawberry.enum(fields, description="Fields customers can be sorted by.")
+        self.order = strawberry.input(
+            type(
+                "CustomerOrder",
+                (),
+                {
+                    "__annotations__": {},
+                    "field": strawberry.field(graphql_type=self.order_field),
+                    "direction": strawberry.field(
+                        default=SortDirection.ASC, graphql_type=SortDirection
+                    ),
+                },
+            )
+        )
+
+    def parse(self, value: Any) -> Expr:
+        parts: list[Expr] = []
+        for name in self.scalars:
+            given = getattr(value, name, None)
+            if given is not None:
+                parts.append(FieldPred(name, conds(given)))
+        for name, rel in self.model.relations.items():
+            given = getattr(value, name, None)
+            if given is not None:
+                where = tuple(
+                    (f, c)
+                    for f in rel.fields
+                    if getattr(given, f, None) is not None
+                    for c in conds(getattr(given, f))
+                )
+                parts.append(RelationPred(name, where))
+        if value.and_:
+            parts.extend(self.parse(v) for v in value.and_)
+        if value.or_:
+            parts.append(Or(tuple(self.parse(v) for v in value.or_)))
+        if value.not_ is not None:
+            parts.append(Not(self.parse(value.not_)))
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def parse_order(self, values: list[Any] | None) -> list[Order]:
+        return [Order(v.field.value, v.direction == SortDirection.DESC) for v in values or ()]
