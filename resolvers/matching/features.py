@@ -1,0 +1,134 @@
+"""The record the matcher compares: normalised attributes plus derived columns.
+
+Training (Splink on DuckDB) and in-process scoring read the same columns, so
+both build their records here. A match record is a plain dict of strings or
+None; it lives only for one scoring run or one batch and is never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from resolvers.matching import normalize
+
+__all__ = [
+    "BLOCKING_KEYS",
+    "COLUMNS",
+    "MatchRecord",
+    "blocking_keys",
+    "match_record",
+    "postcode_area",
+]
+
+MatchRecord = dict[str, str | None]
+
+COLUMNS = (
+    "first_name",
+    "surname",
+    "email",
+    "email_local",
+    "phone",
+    "street",
+    "postcode",
+    "postcode_area",
+    "city",
+    "birth_date",
+    "birth_month",
+)
+"""The attribute columns of a match record, besides ``unique_id`` and ``source_dataset``."""
+
+BLOCKING_KEYS: dict[str, tuple[str, ...]] = {
+    "surname_postcode": ("surname", "postcode"),
+    "email": ("email",),
+    "phone": ("phone",),
+    "birth_date": ("birth_date",),
+    "email_local": ("email_local",),
+}
+"""Blocking key name -> the columns that must all be equal (and present) for two
+records to be compared. Training predicts over the same rules."""
+
+
+FREE_MAIL_DOMAINS = frozenset(
+    """gmail.com yahoo.com yahoo.co.uk yahoo.ca yahoo.com.au yahoo.fr yahoo.de ymail.com
+    outlook.com outlook.de outlook.fr hotmail.com hotmail.co.uk hotmail.fr hotmail.de live.com
+    msn.com icloud.com me.com mac.com aol.com comcast.net att.net verizon.net gmx.de gmx.net
+    gmx.com web.de t-online.de orange.fr free.fr laposte.net sfr.fr wanadoo.fr btinternet.com
+    sky.com virginmedia.com shaw.ca rogers.com sympatico.ca bigpond.com optusnet.com.au
+    proton.me protonmail.com mail.com zoho.com fastmail.com""".split()  # noqa: SIM905
+)
+"""Personal mailbox providers. Only their local parts are compared on their own:
+at a company domain the local part is derived from the name (``john.smith@``),
+so two John Smiths at two employers would look alike twice."""
+
+
+def postcode_area(code: str | None, country: str | None) -> str | None:
+    """The coarse part of a normalised postcode: GB/CA outward code, US first three
+    digits, else the first two characters."""
+    if not code:
+        return None
+    if " " in code:
+        return code.split(" ", 1)[0]
+    return code[:3] if country == "US" else code[:2]
+
+
+def match_record(
+    unique_id: str,
+    source_dataset: str,
+    *,
+    first_name: object = None,
+    surname: object = None,
+    name: object = None,
+    email: object = None,
+    phone: object = None,
+    street: object = None,
+    postcode: object = None,
+    city: object = None,
+    birth_date: object = None,
+    country: object = None,
+    locale: object = None,
+    default_region: str | None = "US",
+) -> MatchRecord:
+    """A match record from raw source values.
+
+    ``name`` (free text such as ``"Smith, Bob"``) fills a missing first name or
+    surname. ``country`` (ISO) or else ``locale`` (``"en-GB"``) decides how
+    phones and postcodes are read; phones without one use ``default_region``.
+    """
+    given, last = normalize.given_name(first_name), normalize.surname(surname)
+    if name is not None and (given is None or last is None):
+        parsed_given, parsed_last = normalize.full_name(name)
+        given, last = given or parsed_given, last or parsed_last
+    region = normalize.country(country) or normalize.country(locale)
+    mail = normalize.email(email)
+    code = normalize.postcode(postcode, region)
+    born = normalize.birth_date(birth_date)
+    return {
+        "unique_id": unique_id,
+        "source_dataset": source_dataset,
+        "first_name": given,
+        "surname": last,
+        "email": mail,
+        "email_local": _personal_local(mail),
+        "phone": normalize.phone(phone, region, default_region),
+        "street": normalize.street(street, region),
+        "postcode": code,
+        "postcode_area": postcode_area(code, region),
+        "city": normalize.city(city),
+        "birth_date": born,
+        "birth_month": born[:7] if born else None,
+    }
+
+
+def _personal_local(mail: str | None) -> str | None:
+    local, _, domain = (mail or "").rpartition("@")
+    return local if local and domain in FREE_MAIL_DOMAINS else None
+
+
+def blocking_keys(record: Mapping[str, object]) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """The blocking keys ``record`` yields: ``(key name, values)`` for every key
+    whose columns are all present, e.g. ``("surname_postcode", ("smith", "SW1A 1AA"))``.
+    Candidates for a record are the records sharing at least one of them."""
+    for key, columns in BLOCKING_KEYS.items():
+        values = tuple(record.get(column) for column in columns)
+        if all(isinstance(value, str) and value for value in values):
+            yield key, tuple(str(value) for value in values)

@@ -1,0 +1,92 @@
+"""The model's shape: comparisons, their levels and the blocking rules, as a
+Splink settings dict.
+
+Written as plain SQL conditions (not Splink's comparison library) so the
+trained JSON holds exactly the forms ``conditions`` interprets, whatever
+Splink's library would render in a future release. Thresholds live here
+once; training fills in the m and u probabilities.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from resolvers.matching.features import BLOCKING_KEYS
+
+__all__ = ["blocking_rule_sql", "comparison", "default_settings"]
+
+
+def _null(column: str) -> dict[str, Any]:
+    return {
+        "sql_condition": f'"{column}_l" IS NULL OR "{column}_r" IS NULL',
+        "label_for_charts": "null",
+        "is_null_level": True,
+    }
+
+
+def _exact(column: str, label: str = "exact") -> dict[str, Any]:
+    return {"sql_condition": f'"{column}_l" = "{column}_r"', "label_for_charts": label}
+
+
+def _jaro_winkler(column: str, threshold: float) -> dict[str, Any]:
+    return {
+        "sql_condition": f'jaro_winkler_similarity("{column}_l", "{column}_r") >= {threshold}',
+        "label_for_charts": f"jaro-winkler >= {threshold}",
+    }
+
+
+_ELSE = {"sql_condition": "ELSE", "label_for_charts": "different"}
+
+
+def comparison(column: str, *levels: dict[str, Any], description: str = "") -> dict[str, Any]:
+    """A comparison on ``column``: its null level, the given levels, then ELSE."""
+    return {
+        "output_column_name": column,
+        "comparison_description": description or column,
+        "comparison_levels": [_null(column), *levels, _ELSE],
+    }
+
+
+def _name(column: str) -> dict[str, Any]:
+    return comparison(
+        column, _exact(column), _jaro_winkler(column, 0.92), _jaro_winkler(column, 0.8)
+    )
+
+
+COMPARISONS: tuple[dict[str, Any], ...] = (
+    _name("first_name"),
+    _name("surname"),
+    comparison(
+        "email",
+        _exact("email"),
+        {**_jaro_winkler("email_local", 0.9), "label_for_charts": "local part jaro-winkler >= 0.9"},
+    ),
+    comparison("phone", _exact("phone", "exact (E.164)")),
+    comparison("street", _exact("street"), _jaro_winkler("street", 0.9)),
+    comparison("postcode", _exact("postcode"), _exact("postcode_area", "same area")),
+    comparison("city", _exact("city"), _jaro_winkler("city", 0.9)),
+    comparison("birth_date", _exact("birth_date"), _exact("birth_month", "same year and month")),
+)
+
+
+def blocking_rule_sql(columns: tuple[str, ...]) -> str:
+    """``l."a" = r."a" AND l."b" = r."b"`` for the given columns."""
+    return " AND ".join(f'l."{column}" = r."{column}"' for column in columns)
+
+
+def default_settings(probability_two_random_records_match: float = 1e-4) -> dict[str, Any]:
+    """Untrained settings for deduplicating one table of match records."""
+    return {
+        "link_type": "dedupe_only",
+        "linker_uid": "custview",
+        "unique_id_column_name": "unique_id",
+        "probability_two_random_records_match": probability_two_random_records_match,
+        "comparisons": copy.deepcopy(list(COMPARISONS)),
+        "blocking_rules_to_generate_predictions": [
+            {"blocking_rule": blocking_rule_sql(columns)} for columns in BLOCKING_KEYS.values()
+        ],
+        "retain_matching_columns": False,
+        "retain_intermediate_calculation_columns": False,
+        "additional_columns_to_retain": ["source_dataset"],
+    }

@@ -1,0 +1,242 @@
+"""The in-process Fellegi-Sunter evaluator, and its agreement with Splink."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.demodata.generate import generate
+from resolvers.matching import (
+    ConditionError,
+    MatchModel,
+    MatchRecord,
+    ModelError,
+    blocking_keys,
+    match_record,
+)
+from resolvers.matching.conditions import FUNCTIONS, compile_condition
+from resolvers.matching.settings import default_settings
+from tests.resolvers.matching_support import DEMO_MODEL, demo_records
+
+
+def _trained(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with made-up m and u on every level."""
+    for comparison in settings["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        for rank, level in enumerate(levels):
+            level["m_probability"] = 0.9 / (rank + 1) ** 3
+            level["u_probability"] = 0.001 * 10**rank
+    return settings
+
+
+@pytest.fixture(scope="module")
+def model() -> MatchModel:
+    return MatchModel(_trained(default_settings()))
+
+
+def _record(uid: str, **values: object) -> MatchRecord:
+    return match_record(uid, "test", **values)  # type: ignore[arg-type]
+
+
+BOB = _record(
+    "a",
+    first_name="Bob",
+    surname="Smith",
+    email="Bob.Smith+x@gmail.com",
+    phone="(479) 536-0576",
+    street="12 Station Rd",
+    postcode="28272",
+    city="Charlotte",
+    country="US",
+    birth_date="1980-01-31",
+)
+ROBERT = _record(
+    "b",
+    first_name="Robert",
+    surname="Smyth",
+    email="bobsmith@gmail.com",
+    postcode="28272",
+    country="US",
+    birth_date="1980-01-02",
+)
+
+
+def test_contributions_sum_to_the_weight(model: MatchModel) -> None:
+    score = model.score(BOB, ROBERT)
+    assert math.isclose(sum(c.weight for c in score.contributions), score.weight)
+    assert score.contributions[0].comparison == "prior"
+    assert [c.comparison for c in score.contributions[1:]] == [
+        c["output_column_name"] for c in model.settings["comparisons"]
+    ]
+    levels = {c.comparison: c.level for c in score.contributions}
+    assert levels["first_name"] == "exact"
+    assert levels["surname"] == "jaro-winkler >= 0.8"
+    assert levels["email"] == "exact"
+    assert levels["birth_date"] == "same year and month"
+    assert math.isclose(score.probability, 2**score.weight / (1 + 2**score.weight))
+    assert model.weight(BOB, ROBERT) == score.weight
+
+
+def test_nulls_contribute_nothing(model: MatchModel) -> None:
+    score = model.score(BOB, _record("c", first_name="Bob"))
+    nulls = [c for c in score.contributions if c.level == "null"]
+    assert {c.comparison for c in nulls} == {
+        "surname",
+        "email",
+        "phone",
+        "street",
+        "postcode",
+        "city",
+        "birth_date",
+    }
+    assert all(c.weight == 0 for c in nulls)
+
+
+def test_scores_are_symmetric(model: MatchModel) -> None:
+    assert model.score(BOB, ROBERT).weight == model.score(ROBERT, BOB).weight
+
+
+def test_model_json_round_trip(tmp_path: Path, model: MatchModel) -> None:
+    path = tmp_path / "model.json"
+    model.save(path)
+    again = MatchModel.load(path)
+    assert again.to_splink() == model.to_splink() == json.loads(path.read_text())
+    assert again.score(BOB, ROBERT) == model.score(BOB, ROBERT)
+
+
+def test_unknown_sql_condition_fails_loudly() -> None:
+    settings = _trained(default_settings())
+    settings["comparisons"][0]["comparison_levels"][2]["sql_condition"] = (
+        'soundex("first_name_l") = soundex("first_name_r")'
+    )
+    with pytest.raises(ConditionError, match="soundex"):
+        MatchModel(settings)
+
+
+def test_untrained_model_is_refused() -> None:
+    with pytest.raises(ModelError, match="m_probability"):
+        MatchModel(default_settings())
+
+
+@pytest.mark.parametrize(
+    ("condition", "left", "right", "expected"),
+    [
+        ('"x_l" = "x_r"', {"x": "a"}, {"x": "a"}, True),
+        ('"x_l" = "x_r"', {"x": None}, {"x": None}, False),
+        ('"x_l" IS NULL OR "x_r" IS NULL', {"x": "a"}, {"x": None}, True),
+        ('("x_l" IS NULL) OR ("x_r" IS NULL)', {"x": "a"}, {"x": "b"}, False),
+        ("x_l = x_r AND y_l = y_r", {"x": "a", "y": "b"}, {"x": "a", "y": "c"}, False),
+        ('jaro_winkler_similarity("x_l", "x_r") >= 0.9', {"x": "martha"}, {"x": "marhta"}, True),
+        ('jaro_winkler_similarity("x_l", "x_r") >= 0.99', {"x": "martha"}, {"x": "marhta"}, False),
+        ('levenshtein("x_l", "x_r") <= 1', {"x": "smith"}, {"x": "smyth"}, True),
+        ('jaro_winkler_similarity("x_l", "x_r") >= 0.1', {"x": None}, {"x": "a"}, False),
+    ],
+)
+def test_condition_forms(
+    condition: str, left: dict[str, str | None], right: dict[str, str | None], expected: bool
+) -> None:
+    predicate = compile_condition(condition)
+    assert predicate is not None
+    assert predicate(left, right, {}) is expected
+
+
+@pytest.mark.parametrize(
+    "condition",
+    ['"x_l" IS NOT NULL', '"x_l" <> "x_r"', '"x" = "y"', "lower(x_l) = lower(x_r)", '"x_l" ='],
+)
+def test_unsupported_condition_forms(condition: str) -> None:
+    with pytest.raises(ConditionError):
+        compile_condition(condition)
+
+
+def test_blocking_keys() -> None:
+    keys = dict(blocking_keys(BOB))
+    assert keys == {
+        "surname_postcode": ("smith", "28272"),
+        "email": ("bobsmith@gmail.com",),
+        "phone": ("+14795360576",),
+        "birth_date": ("1980-01-31",),
+        "email_local": ("bobsmith",),
+    }
+    work = _record("w", email="bob.smith@acme.example")
+    assert dict(blocking_keys(work)) == {"email": ("bob.smith@acme.example",)}
+
+
+def test_rapidfuzz_jaro_winkler_matches_duckdb() -> None:
+    duckdb = pytest.importorskip("duckdb")
+    jaro_winkler = FUNCTIONS["jaro_winkler_similarity"]
+
+    words = [
+        "martha",
+        "marhta",
+        "dwayne",
+        "duane",
+        "dixon",
+        "dicksonx",
+        "a",
+        "ab",
+        "",
+        "katherine",
+        "catherine",
+        "jon",
+        "john",
+        "jonathan",
+        "smith",
+        "smyth",
+        "mueller",
+        "muller",
+        "12 station road",
+        "12 station rd",
+        "ashley",
+        "ashleigh",
+        "zz",
+    ]
+    pairs = list(itertools.product(words, repeat=2))
+    con = duckdb.connect()
+    rows = con.sql(
+        "SELECT a, b, jaro_winkler_similarity(a, b) FROM (SELECT unnest($a) AS a, unnest($b) AS b)",
+        params={"a": [a for a, _ in pairs], "b": [b for _, b in pairs]},
+    ).fetchall()
+    con.close()
+    for a, b, expected in rows:
+        assert jaro_winkler(a, b) == pytest.approx(expected, abs=1e-12), (a, b)
+
+
+@pytest.fixture(scope="module")
+def small_demo(tmp_path_factory: pytest.TempPathFactory) -> list[MatchRecord]:
+    out = tmp_path_factory.mktemp("demo") / "demo"
+    generate(out, customers=1500, seed=7)
+    return demo_records(out)
+
+
+def _agree(model_path: Path, records: list[MatchRecord]) -> int:
+    pytest.importorskip("splink")
+    from resolvers.matching.train import predict_pairs
+
+    pairs = predict_pairs(records, model_path, threshold=0.0)
+    by_id = {r["unique_id"]: r for r in records}
+    model = MatchModel.load(model_path)
+    for a, b, probability in pairs:
+        assert model.score(by_id[a], by_id[b]).probability == pytest.approx(
+            probability, abs=1e-9
+        ), (a, b)
+    return len(pairs)
+
+
+def test_committed_demo_model_agrees_with_splink(small_demo: list[MatchRecord]) -> None:
+    assert _agree(DEMO_MODEL, small_demo) > 300
+
+
+def test_trained_model_agrees_with_splink(small_demo: list[MatchRecord], tmp_path: Path) -> None:
+    pytest.importorskip("splink")
+    from resolvers.matching.train import train_model
+
+    path = tmp_path / "model.json"
+    model = train_model(small_demo, path, seed=7, max_pairs=2e5)
+    assert MatchModel.load(path).to_splink() == model.to_splink()
+    assert _agree(path, small_demo) > 300
