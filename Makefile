@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-data
+EXAMPLE := docs/examples/custview-csv-connector
+EXAMPLE_STAMP := $(VENV)/.plugin-example
 
-.PHONY: demo test lint typecheck layers pytest bench venv clean
+.PHONY: demo test lint typecheck layers pytest plugin-example bench venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +16,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# The example third-party connector, installed like any plugin (its own package).
+$(EXAMPLE_STAMP): $(EXAMPLE)/pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e $(EXAMPLE)
+	touch $(EXAMPLE_STAMP)
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/custview demo --data-dir $(DEMO_DIR)
 
 lint: $(STAMP)
-	$(BIN)/ruff check gateway connectors resolvers tests
-	$(BIN)/ruff format --check gateway connectors resolvers tests
+	$(BIN)/ruff check gateway connectors resolvers tests docs/examples
+	$(BIN)/ruff format --check gateway connectors resolvers tests docs/examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -29,10 +36,14 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(EXAMPLE_STAMP)
 	$(BIN)/pytest -q
 
-test: lint typecheck layers pytest
+plugin-example: $(EXAMPLE_STAMP)
+	$(BIN)/mypy --strict $(EXAMPLE)/custview_csv $(EXAMPLE)/tests
+	$(BIN)/pytest -q $(EXAMPLE)/tests
+
+test: lint typecheck layers plugin-example pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run

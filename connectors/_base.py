@@ -89,6 +89,8 @@ class Capabilities:
     lookup_columns: frozenset[str] | None = None
     lookup_transforms: frozenset[str] = frozenset({"exact"})
     max_batch_size: int = 500
+    max_sort_columns: int | None = None
+    """How many ``order_by`` columns one read may have (``None``: no limit)."""
 
     def operators_for(self, column: str) -> frozenset[str]:
         return self.column_filter_operators.get(column, self.filter_operators)
@@ -107,6 +109,23 @@ class Capabilities:
             and transform in self.lookup_transforms
             and (self.lookup_columns is None or column in self.lookup_columns)
         )
+
+    def summary(self) -> dict[str, Any]:
+        """A plain, JSON-ready description, for listings such as ``custview connectors``."""
+        return {
+            "batch_lookup": self.supports_batch_lookup,
+            "lookup_transforms": sorted(self.lookup_transforms),
+            "filter_operators": sorted(self.filter_operators),
+            "column_filter_operators": {
+                c: sorted(ops) for c, ops in sorted(self.column_filter_operators.items())
+            },
+            "sort": self.supports_sort,
+            "keyset": self.supports_keyset,
+            "limit": self.supports_limit,
+            "aggregates": self.supports_aggregates,
+            "max_batch_size": self.max_batch_size,
+            "max_sort_columns": self.max_sort_columns,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +154,9 @@ class Connector(abc.ABC):
 
     kind: ClassVar[str]
     options_model: ClassVar[type[ConnectorOptions]] = ConnectorOptions
+    default_capabilities: ClassVar[Capabilities | None] = None
+    """What instances typically declare, for listings; ``None`` when it depends on
+    the options. The instance's :attr:`capabilities` is what the planner uses."""
 
     def __init__(self, name: str, options: ConnectorOptions) -> None:
         self.name = name
@@ -144,6 +166,17 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def capabilities(self) -> Capabilities:
         """What this connector can do on any table."""
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """What ``custview connectors`` shows for this class: a summary line and
+        :attr:`default_capabilities`. Override only to say more."""
+        doc = (cls.__doc__ or "").strip().splitlines()
+        caps = cls.default_capabilities
+        return {
+            "description": doc[0] if doc else "",
+            "capabilities": caps.summary() if caps is not None else None,
+        }
 
     def capabilities_for(self, table: str) -> Capabilities:
         """What this connector can do on ``table``; by default the same everywhere."""

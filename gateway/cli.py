@@ -14,14 +14,14 @@ import os
 import sys
 from importlib.metadata import version as dist_version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors import CustviewError
+from connectors import CustviewError, FilterOp
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers.schema import build_schema
 from resolvers.view import Federation
@@ -34,7 +34,7 @@ app = typer.Typer(
     add_completion=False,
 )
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 ConfigOption = Annotated[
     str | None,
@@ -124,14 +124,10 @@ def demo_data(
 
 
 def _serve(loaded: LoadedSettings, host: str | None, port: int | None) -> None:
-    import uvicorn
-
-    from gateway.app import create_app
+    from gateway.serving import serve
 
     server = loaded.settings.server
-    uvicorn.run(
-        create_app(loaded), host=host or server.host, port=port or server.port, log_level="info"
-    )
+    serve(loaded, host or server.host, port or server.port)
 
 
 @app.command()
@@ -152,21 +148,41 @@ def demo(
     customers: Annotated[int, typer.Option(min=1, help="Size when generating.")] = 5000,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    feedback_port: Annotated[
+        int, typer.Option(help="Loopback port of the demo's feedback REST service.")
+    ] = 8001,
 ) -> None:
     """Generate the demo sources if missing and serve them with GraphiQL."""
-    if not (data_dir / "manifest.json").exists():
+    from gateway.serving import serve_demo
+
+    if not _demo_complete(data_dir):
         _generate(data_dir, customers, 42)
     os.environ["CUSTVIEW_DEMO_DIR"] = str(data_dir.resolve())
+    os.environ.setdefault("CUSTVIEW_FEEDBACK_URL", f"http://127.0.0.1:{feedback_port}/api")
     loaded = _settings(str(DEMO_CONFIG))
-    err.print(
-        f"\n[bold]custview demo[/] on the sources in {data_dir}\n"
-        f"  GraphiQL:  http://{host}:{port}/graphql\n"
-        f"  health:    http://{host}:{port}/healthz  http://{host}:{port}/readyz\n"
-        f"Try these queries:\n{_examples(loaded)}\n",
-        highlight=False,
-        soft_wrap=True,
+
+    def banner() -> None:
+        err.print(
+            f"\n[bold]custview demo[/] on the sources in {data_dir}\n"
+            f"  GraphiQL:  http://{host}:{port}/graphql\n"
+            f"  health:    http://{host}:{port}/healthz  http://{host}:{port}/readyz\n"
+            f"  feedback:  {os.environ['CUSTVIEW_FEEDBACK_URL']} (REST, read by custview)\n"
+            f"Try these queries:\n{_examples(loaded)}\n",
+            highlight=False,
+        )
+
+    serve_demo(loaded, host, port, data_dir, feedback_port, banner)
+
+
+def _demo_complete(data_dir: Path) -> bool:
+    """Whether ``data_dir`` holds a finished demo set of this version (all four systems)."""
+    try:
+        manifest = json.loads((data_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return all((data_dir / name).exists() for name in manifest.get("files", ())) and (
+        "feedback.db" in manifest.get("files", ())
     )
-    _serve(loaded, host, port)
 
 
 async def _check(loaded: LoadedSettings) -> list[Any]:
@@ -218,6 +234,50 @@ def check(
         out.print(table)
         out.print("[green]config OK, every source reachable[/]" if ok else "[red]problems found[/]")
     raise typer.Exit(0 if ok else 1)
+
+
+@app.command("connectors")
+def connectors(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List the installed connector kinds: package, version, module, capabilities."""
+    from connectors.registry import installed
+
+    plugins = installed()
+    if as_json:
+        out.print_json(
+            data=[
+                {
+                    "kind": p.kind,
+                    "package": p.package,
+                    "version": p.version,
+                    "module": p.module,
+                    "description": p.description,
+                    "capabilities": p.capabilities,
+                    "error": p.error,
+                }
+                for p in plugins
+            ]
+        )
+    else:
+        table = Table(title="custview connectors (entry-point group custview.connectors)")
+        for column in ("kind", "package", "version", "module", "capabilities"):
+            table.add_column(column, no_wrap=column in ("kind", "version"), overflow="fold")
+        for p in plugins:
+            caps = p.capabilities
+            if p.error is not None:
+                summary = f"[red]failed to load:[/] {p.error}"
+            elif caps is None:
+                summary = "declared per source"
+            else:
+                flags = [f for f in ("sort", "keyset", "limit", "aggregates") if caps.get(f)]
+                lookups = ",".join(caps["lookup_transforms"]) if caps.get("batch_lookup") else "-"
+                ops = caps["filter_operators"]
+                filters = "all" if len(ops) == len(get_args(FilterOp)) else " ".join(ops) or "-"
+                summary = f"lookups: {lookups}; filters: {filters}; {' '.join(flags) or '-'}"
+            table.add_row(p.kind, p.package or "(registered)", p.version or "-", p.module, summary)
+        out.print(table)
+    raise typer.Exit(1 if any(p.error for p in plugins) else 0)
 
 
 async def _query(loaded: LoadedSettings, text: str, variables: dict[str, Any] | None) -> Any:

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from purgatory import AsyncCircuitBreakerFactory
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import ConfigError, Connector, ConnectorOptions, PluginError, load
+from connectors.resilience import ResilienceOptions, ResilientConnector
 from resolvers.model import UnifiedModel
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
@@ -30,6 +32,7 @@ class SourceSettings(_Strict):
     connector: str
     description: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
+    resilience: ResilienceOptions = ResilienceOptions()
 
 
 class ServerSettings(_Strict):
@@ -37,9 +40,15 @@ class ServerSettings(_Strict):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
+class PluginSettings(_Strict):
+    allow: list[str] | None = None
+    """Connector kinds sources may use; ``None`` allows every installed one."""
+
+
 class Settings(_Strict):
     version: Literal[1] = 1
     server: ServerSettings = ServerSettings()
+    plugins: PluginSettings = PluginSettings()
     sources: dict[str, SourceSettings] = Field(min_length=1)
     model: UnifiedModel
 
@@ -58,7 +67,15 @@ class LoadedSettings:
         self.connectors = connectors
 
     def create_connectors(self) -> dict[str, Connector]:
-        return {name: cls(name, opts) for name, (cls, opts) in self.connectors.items()}
+        """Fresh connectors, each behind its source's resilience policy; the circuit
+        breakers are shared by the connectors of one call (one app)."""
+        breakers = AsyncCircuitBreakerFactory()
+        return {
+            name: ResilientConnector(
+                cls(name, opts), self.settings.sources[name].resilience, breakers
+            )
+            for name, (cls, opts) in self.connectors.items()
+        }
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -185,11 +202,18 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
     connectors: dict[str, tuple[type[Connector], ConnectorOptions]] = {}
     for name, source in settings.sources.items():
         where = ("sources", name)
+        allowed = settings.plugins.allow
         try:
-            cls = load(source.connector)
+            cls = load(source.connector, allowed=allowed)
         except PluginError as exc:
+            message = exc.message
+            if allowed is not None and source.connector not in allowed:
+                message = (
+                    f"connector '{source.connector}' is not in the allow-list plugins.allow "
+                    f"({', '.join(allowed) or 'empty'}); add it there to use it"
+                )
             raise ConfigError(
-                exc.message,
+                message,
                 file=file,
                 path=_dotted((*where, "connector")),
                 line=lines.get((*where, "connector")),

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from connectors import Connector, ConnectorError, Row
+from connectors import Connector, ConnectorError, LookupTransform, Row
 from resolvers.model import MemberSpec, UnifiedModel
 from resolvers.normalize import NORMALIZERS
 from resolvers.records import Record, RecordRef
@@ -72,6 +72,7 @@ class _Lookup:
     column: str
     variants: dict[str, set[str]]
     """Value sent to the source -> the normalised keys it may stand for."""
+    transform: LookupTransform
 
 
 class Stitcher:
@@ -137,12 +138,23 @@ class Stitcher:
                 if not values:
                     continue
                 normalizer = NORMALIZERS[self.model.identity.keys[key_name].normalize]
-                variants: dict[str, set[str]] = defaultdict(set)
-                for value in sorted(values):
-                    for variant in normalizer.lookup_values(value):
-                        variants[variant].add(value)
+                caps = self.connectors[member.source].capabilities_for(member.table)
                 for column in columns:
-                    lookups.append(_Lookup(member, rank, key_name, column, dict(variants)))
+                    if caps.can_lookup(column, normalizer.transform):
+                        transform = normalizer.transform
+                    elif caps.can_lookup(column, "exact"):
+                        # the source compares as stored: send the normal form itself
+                        transform = "exact"
+                    else:
+                        continue
+                    variants: dict[str, set[str]] = defaultdict(set)
+                    for value in sorted(values):
+                        sent = normalizer.lookup_values(value) if transform != "exact" else (value,)
+                        for variant in sent:
+                            variants[variant].add(value)
+                    lookups.append(
+                        _Lookup(member, rank, key_name, column, dict(variants), transform)
+                    )
         return lookups
 
     async def _round(self, res: Resolution, frontier: set[KeyNode]) -> list[tuple[Record, KeyNode]]:
@@ -162,9 +174,8 @@ class Stitcher:
 
     async def _lookup(self, lookup: _Lookup) -> list[list[Row]]:
         member = lookup.member
-        transform = NORMALIZERS[self.model.identity.keys[lookup.key_name].normalize].transform
         return await self.connectors[member.source].lookup_many(
-            member.table, lookup.column, list(lookup.variants), member.columns(), transform
+            member.table, lookup.column, list(lookup.variants), member.columns(), lookup.transform
         )
 
     def _matches(self, lookup: _Lookup, groups: list[list[Row]]) -> list[tuple[Record, KeyNode]]:

@@ -65,12 +65,24 @@ async def _pushed(
 ) -> dict[Any, Partial]:
     parent = relation.parent.column
     where = to_filters(next(iter(metrics.values())).where)
-    aggregates = [Aggregate(m.fn, m.column, alias=f"m_{i}") for i, m in enumerate(metrics.values())]
+    aggregates: list[Aggregate] = []
+    for i, m in enumerate(metrics.values()):
+        if m.fn == "avg":
+            # an average over several member records needs their sums and counts
+            aggregates.append(Aggregate("sum", m.column, alias=f"m_{i}"))
+            aggregates.append(Aggregate("count", m.column, alias=f"n_{i}"))
+        else:
+            aggregates.append(Aggregate(m.fn, m.column, alias=f"m_{i}"))
     rows = await connector.aggregate(
         relation.table, [parent], aggregates, [Filter(parent, "in", list(keys)), *where]
     )
-    names = list(metrics)
-    return {row[parent]: {names[i]: row[f"m_{i}"] for i in range(len(names))} for row in rows}
+    out: dict[Any, Partial] = {}
+    for row in rows:
+        out[row[parent]] = {
+            name: (row[f"m_{i}"], row[f"n_{i}"]) if m.fn == "avg" else row[f"m_{i}"]
+            for i, (name, m) in enumerate(metrics.items())
+        }
+    return out
 
 
 async def _in_memory(
@@ -100,6 +112,8 @@ def _fold(metric: MetricSpec, rows: list[Row]) -> Any:
     assert metric.column is not None
     values = [coerce(r.get(metric.column), metric.type) for r in rows]
     present = [v for v in values if v is not None]
+    if metric.fn == "avg":
+        return (sum(present), len(present)) if present else None
     if not present:
         return None
     if metric.fn == "sum":
@@ -109,6 +123,11 @@ def _fold(metric: MetricSpec, rows: list[Row]) -> Any:
 
 def combine(metric: MetricSpec, partials: Sequence[Any]) -> Any:
     """One customer's value from its member records' values."""
+    if metric.fn == "avg":
+        pairs = [p for p in partials if p is not None]
+        total = sum((float(s) for s, _ in pairs if s is not None), start=0.0)
+        count = sum(int(n or 0) for _, n in pairs)
+        return coerce(total / count, metric.type) if count else None
     values = [coerce(v, metric.type) for v in partials if v is not None]
     if metric.fn in ("count", "sum"):
         return coerce(sum(values, start=0), metric.type)

@@ -116,7 +116,7 @@ class MetricSpec(_Strict):
     """A computed field of Customer: an aggregate over one of its relations."""
 
     relation: str
-    fn: Literal["count", "sum", "min", "max"]
+    fn: Literal["count", "sum", "min", "max", "avg"]
     column: str | None = None
     """The relation table's column (not needed for count)."""
     type: FieldType = "int"

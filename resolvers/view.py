@@ -17,7 +17,16 @@ from typing import Any
 
 from strawberry.dataloader import DataLoader
 
-from connectors import Connector, ConnectorError, Health, QueryError, Row, ScanRequest, Sort
+from connectors import (
+    Connector,
+    ConnectorError,
+    Filter,
+    Health,
+    QueryError,
+    Row,
+    ScanRequest,
+    Sort,
+)
 from resolvers import metrics
 from resolvers.coerce import coerce
 from resolvers.golden import GoldenRecord, Survivorship
@@ -103,6 +112,25 @@ class Federation:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.aclose() for c in self.connectors.values()))
+
+
+async def _scan_after(connector: Connector, member: MemberSpec, last: Any, limit: int) -> list[Row]:
+    """Up to ``limit`` member rows after key ``last`` in key order, however the
+    source can do it: a keyset read, a ``key > last`` filter, or (bounded) in memory."""
+    caps = connector.capabilities_for(member.table)
+    columns = member.columns()
+    order = [Sort(member.key)]
+    if caps.supports_keyset and caps.can_sort(member.key):
+        after = None if last is None else [last]
+        request = ScanRequest(member.table, columns, order_by=order, limit=limit, after=after)
+    elif caps.can_sort(member.key) and caps.can_filter(member.key, "gt"):
+        filters = [] if last is None else [Filter(member.key, "gt", last)]
+        request = ScanRequest(member.table, columns, filters, order_by=order, limit=limit)
+    else:
+        rows = [row async for row in connector.scan(ScanRequest(member.table, columns))]
+        rows.sort(key=lambda row: row[member.key])
+        return [r for r in rows if last is None or r[member.key] > last][:limit]
+    return [row async for row in connector.scan(request)]
 
 
 def _encode_cursor(rank: int, key: Any) -> str:
@@ -206,15 +234,9 @@ class RequestView:
         while rank < len(members) and len(found) <= first:
             member = members[rank]
             want = first + 1 - len(found)
-            request = ScanRequest(
-                member.table,
-                member.columns(),
-                order_by=[Sort(member.key)],
-                limit=want + want // 4 + 2,
-                after=None if last is None else [last],
-            )
+            limit = want + want // 4 + 2
             connector = self.federation.connectors[member.source]
-            rows = [row async for row in connector.scan(request)]
+            rows = await _scan_after(connector, member, last, limit)
             if not rows:
                 rank, last = rank + 1, None
                 continue

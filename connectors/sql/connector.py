@@ -26,7 +26,8 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import replace
+from typing import Any, ClassVar
 
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, make_url
@@ -63,6 +64,17 @@ class SQLConnector(Connector):
     kind = "sql"
     options_model = SQLOptions
     options: SQLOptions
+    default_capabilities: ClassVar[Capabilities] = Capabilities(
+        supports_batch_lookup=True,
+        supports_sort=True,
+        supports_keyset=True,
+        supports_limit=True,
+        supports_aggregates=True,
+        filter_operators=statements.OPERATORS,
+        lookup_transforms=frozenset({"exact", "casefold", "digits"}),
+        max_batch_size=SQLOptions.model_fields["max_batch_size"].default,
+    )
+    """Every table declares this; only ``max_batch_size`` follows the options."""
 
     def __init__(self, name: str, options: ConnectorOptions) -> None:
         if not isinstance(options, SQLOptions):
@@ -73,15 +85,8 @@ class SQLConnector(Connector):
         self._statements = 0
         self._engine = create_read_only_engine(options, name, self._count)
         self._background: set[asyncio.Task[None]] = set()
-        self._capabilities = Capabilities(
-            supports_batch_lookup=True,
-            supports_sort=True,
-            supports_keyset=True,
-            supports_limit=True,
-            supports_aggregates=True,
-            filter_operators=statements.OPERATORS,
-            lookup_transforms=frozenset({"exact", "casefold", "digits"}),
-            max_batch_size=options.max_batch_size,
+        self._capabilities = replace(
+            self.default_capabilities, max_batch_size=options.max_batch_size
         )
 
     @property

@@ -3,7 +3,9 @@
 It plays a SaaS survey tool that custview reaches only over HTTP through
 the REST connector: bearer-token auth, batched lookups
 (``?email=a,b`` / ``?respondent_id=1,2``), filters, sorting and cursor
-pagination (``{"data": [...], "next_cursor": ...}``). ``custview demo``
+pagination (``{"data": [...], "next_cursor": ...}``). Records always come
+in id order (``sort=id`` is accepted and changes nothing), and
+``after_id`` continues after a given respondent. ``custview demo``
 serves it on loopback next to the gateway.
 """
 
@@ -90,6 +92,9 @@ def create_feedback_app(data_dir: Path, token: str | None = None) -> Starlette:
         if ids:
             where.append(f"id IN ({','.join('?' * len(ids))})")
             params.extend(int(i) for i in ids)
+        if request.query_params.get("after_id"):
+            where.append("id > ?")
+            params.append(int(request.query_params["after_id"]))
         limit = _limit(request)
         sql = f"SELECT * FROM respondents WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
         return _page(await run_in_threadpool(store.query, sql, [*params, limit + 1]), limit)

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -164,12 +165,37 @@ def demo_dir_env(data_dir: Path) -> Iterator[None]:
 # -- the contenders ---------------------------------------------------------------
 
 
+def sql_only_config(data_dir: Path) -> Path:
+    """The demo config without its REST source (the feedback service), so custview
+    and the SQL floor answer the same question over the same three databases."""
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    rest = {name for name, src in config["sources"].items() if src["connector"] != "sql"}
+    model = config["model"]
+    for name in rest:
+        del config["sources"][name]
+    members = model["customer"]["members"]
+    model["customer"]["members"] = [m for m in members if m["source"] not in rest]
+    gone = {n for n, r in model["relations"].items() if r["source"] in rest}
+    model["relations"] = {n: r for n, r in model["relations"].items() if n not in gone}
+    model["metrics"] = {n: m for n, m in model["metrics"].items() if m["relation"] not in gone}
+    model["timeline"] = {n: t for n, t in model["timeline"].items() if t["relation"] not in gone}
+    survivorship = model["survivorship"]
+    survivorship["default"] = [s for s in survivorship["default"] if s not in rest]
+    for rule in survivorship["fields"].values():
+        if "sources" in rule:
+            rule["sources"] = [s for s in rule["sources"] if s not in rest]
+    path = data_dir / "bench-config.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 class Custview:
-    """custview in process: the demo config, one Federation, schema.execute per request."""
+    """custview in process: the demo config (SQL sources), one Federation,
+    schema.execute per request."""
 
     def __init__(self, data_dir: Path) -> None:
         with demo_dir_env(data_dir):
-            loaded = load_settings(DEMO_CONFIG)
+            loaded = load_settings(sql_only_config(data_dir))
         model = loaded.settings.model
         self.federation = Federation(model, loaded.create_connectors())
         self.schema = build_schema(model)

@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from gateway.app import create_app
+from gateway.demodata.feedback_service import DEMO_TOKEN, create_feedback_app
 from gateway.demodata.generate import generate
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
+from tests.support.servers import serve_in_thread
 
 DEMO_CUSTOMERS = 1500
 DEMO_SEED = 7
@@ -46,15 +48,24 @@ def entities(ground_truth: dict[str, str]) -> dict[str, set[str]]:
     return dict(grouped)
 
 
+@pytest.fixture(scope="session")
+def feedback_url(demo_dir: Path) -> Iterator[str]:
+    """The demo feedback service over real HTTP on loopback, as `custview demo` runs it."""
+    with serve_in_thread(create_feedback_app(demo_dir, DEMO_TOKEN)) as url:
+        yield f"{url}/api"
+
+
 @pytest.fixture()
-def demo_env(demo_dir: Path) -> Iterator[None]:
-    old = os.environ.get("CUSTVIEW_DEMO_DIR")
-    os.environ["CUSTVIEW_DEMO_DIR"] = str(demo_dir)
+def demo_env(demo_dir: Path, feedback_url: str) -> Iterator[None]:
+    wanted = {"CUSTVIEW_DEMO_DIR": str(demo_dir), "CUSTVIEW_FEEDBACK_URL": feedback_url}
+    old = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
     yield
-    if old is None:
-        os.environ.pop("CUSTVIEW_DEMO_DIR", None)
-    else:
-        os.environ["CUSTVIEW_DEMO_DIR"] = old
+    for name, value in old.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session", params=["sqlite", "mixed"])

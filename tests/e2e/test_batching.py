@@ -34,7 +34,9 @@ def statements_by_table(federation: Federation) -> Iterator[Counter[str]]:
             match = _FROM.search(statement)
             seen[f"{_src}.{match.group(1) if match else '?'}"] += 1
 
-        engine = connector.engine.sync_engine  # type: ignore[attr-defined]
+        if not hasattr(connector, "engine"):
+            continue  # not a SQL source
+        engine = connector.engine.sync_engine
         event.listen(engine, "before_cursor_execute", hook)
         hooks.append((engine, hook))
     try:
@@ -68,7 +70,7 @@ async def test_statements_do_not_grow_with_the_page_size(demo_settings: LoadedSe
     results = {first: await _page(demo_settings, first) for first in (5, 50, 200)}
     for first, (counts, rounds) in results.items():
         # one statement per relation, whatever the number of customers
-        for rel in model.relations.values():
+        for rel in (model.relations[n] for n in ("tickets", "orders", "opportunities")):
             assert counts[f"{rel.source}.{rel.table}"] == 1, (first, counts)
         # one scan of the first member table; identity lookups bounded by rounds
         assert counts["crm.contacts"] <= 1 + rounds * lookups_per_round["crm.contacts"]

@@ -105,12 +105,12 @@ def test_unreachable_source_fails_check_with_its_name(tmp_path: Path, demo_dir: 
     assert rows["crm"]["reachable"] is True
 
 
-def test_check_and_query_on_the_demo(demo_dir: Path) -> None:
-    env = with_env(CUSTVIEW_DEMO_DIR=str(demo_dir))
+def test_check_and_query_on_the_demo(demo_dir: Path, feedback_url: str) -> None:
+    env = with_env(CUSTVIEW_DEMO_DIR=str(demo_dir), CUSTVIEW_FEEDBACK_URL=feedback_url)
     result = run("check", "--json", env=env)
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert {r["source"] for r in rows} == {"crm", "support", "sales"}
+    assert {r["source"] for r in rows} == {"crm", "support", "sales", "feedback"}
     assert all(r["reachable"] and all(r["tables"].values()) for r in rows)
 
     result = run("query", "{ customers(first: 2) { nodes { id name } } }", env=env)

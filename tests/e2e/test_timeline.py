@@ -29,6 +29,8 @@ def _brute_force(demo_dir: Path, refs: list[str]) -> list[tuple[str, str]]:
          "sales/customers/", "sales/orders"),
         ("crm.db", "SELECT id, close_date FROM opportunities WHERE contact_id IN ({})",
          "crm/contacts/", "crm/opportunities"),
+        ("feedback.db", "SELECT id, created_at FROM responses WHERE respondent_id IN ({})",
+         "feedback/respondents/", "feedback/responses"),
     ):  # fmt: skip
         keys = ids(prefix)
         if not keys:
@@ -75,7 +77,7 @@ async def test_timeline_pages_match_a_brute_force_merge(
 
 
 async def test_unknown_kind_is_a_clear_error(client: httpx.AsyncClient) -> None:
-    body = await gql(client, PAGE, ref="crm/contacts/1", kinds=["survey"])
+    body = await gql(client, PAGE, ref="crm/contacts/1", kinds=["letter"])
     error = body["errors"][0]  # type: ignore[index]
     assert error["extensions"]["code"] == "BAD_REQUEST"
-    assert "survey" in error["message"] and "ticket" in error["message"]
+    assert "letter" in error["message"] and "survey" in error["message"]

@@ -1,0 +1,237 @@
+"""The one HTTP client of a REST source, and everything every request shares.
+
+* **Read-only by construction**: a request hook refuses any method but GET
+  (and POST to the OAuth2 token endpoint), and any origin other than the
+  source's own, so neither a redirect nor a ``Link`` header can send the
+  credentials elsewhere.
+* **Politeness**: at most ``max_concurrency`` requests in flight; ``429``
+  waits as ``Retry-After`` says; connection errors and 5xx are retried
+  (GET only) with exponential backoff and full jitter. A small loop rather
+  than ``stamina``: the wait depends on the *response* (``Retry-After``
+  versus backoff) and must never outlast the caller's deadline, which a
+  status-aware loop says more plainly than exception predicates.
+* **Errors** become :mod:`connectors.errors` types naming the source, the
+  resource and the status, never a URL's query (an API key may be there),
+  a header or a secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from connectors.errors import ReadOnlyViolation, SourceTimeout, SourceUnavailable
+from connectors.rest.auth import build_auth, secrets
+from connectors.rest.options import OAuth2ClientCredentials, RESTOptions
+
+Params = Mapping[str, str | Sequence[str]]
+
+MAX_RATE_LIMITED = 10
+"""429 answers one call sits out before giving up (each wait is bounded too)."""
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
+
+
+class SourceClient:
+    """GETs to one source under its limits; counts what it sends."""
+
+    def __init__(self, source: str, options: RESTOptions) -> None:
+        self.source = source
+        self.options = options
+        self.requests = 0
+        """GET requests sent (retries and pages included; token requests not)."""
+        self.token_requests = 0
+        self._base = httpx.URL(options.base_url.rstrip("/") + "/")
+        self._token_url: httpx.URL | None = None
+        if isinstance(options.auth, OAuth2ClientCredentials):
+            self._token_url = self._base.join(options.auth.token_url.lstrip("/"))
+        self._origins = {_origin(self._base)}
+        if self._token_url is not None:
+            self._origins.add(_origin(self._token_url))
+        self._auth = build_auth(options.auth, self._post_token, source)
+        self._secrets = secrets(options.auth)
+        self._slots = asyncio.Semaphore(options.max_concurrency)
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            n = self.options.max_concurrency
+            self._client = httpx.AsyncClient(
+                base_url=self._base,
+                headers={
+                    "Accept": "application/json",
+                    "User-Agent": "custview",
+                    **self.options.headers,
+                },
+                timeout=httpx.Timeout(self.options.timeout),
+                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                follow_redirects=True,
+                max_redirects=5,
+                event_hooks={"request": [self._guard]},
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def url(self, path: str) -> httpx.URL:
+        """``path`` relative to ``base_url`` (a leading ``/`` does not drop the base path)."""
+        return self._base.join(path.lstrip("/"))
+
+    @asynccontextmanager
+    async def deadline(self, what: str) -> AsyncIterator[float]:
+        """``options.timeout`` for the body; yields the loop time it ends at."""
+        try:
+            async with asyncio.timeout(self.options.timeout) as scope:
+                when = scope.when()
+                assert when is not None
+                yield when
+        except TimeoutError:
+            raise SourceTimeout(
+                f"{what}: no answer within {self.options.timeout:g} s", source=self.source
+            ) from None
+
+    async def get(
+        self,
+        url: httpx.URL,
+        params: Params | None,
+        *,
+        what: str,
+        deadline: float,
+        missing_ok: bool = False,
+        retry: bool = True,
+    ) -> httpx.Response | None:
+        """GET ``url``; ``None`` for a 404 when ``missing_ok``. Raises on any other failure."""
+        where = f"{what}: GET {url.path}"
+        failures = rate_limited = 0
+        retries = self.options.retries if retry else 0
+        while True:
+            try:
+                async with self._slots:
+                    # httpx drops a URL's own query when given empty params (next links carry one).
+                    response = await self.client.get(url, params=params or None, auth=self._auth)
+            except httpx.TimeoutException:
+                raise SourceTimeout(
+                    f"{where}: no answer within {self.options.timeout:g} s", source=self.source
+                ) from None
+            except httpx.TransportError as exc:
+                failures += 1
+                if failures > retries:
+                    raise self._unavailable(f"{where}: {self._describe(exc)}") from None
+                await self._pause(self._backoff(failures), deadline, where)
+                continue
+            except httpx.HTTPError as exc:
+                raise self._unavailable(f"{where}: {self._describe(exc)}") from None
+            status = response.status_code
+            if status == 429:
+                rate_limited += 1
+                wait = retry_after(response)
+                if wait is None:
+                    wait = self._backoff(rate_limited)
+                if rate_limited > MAX_RATE_LIMITED:
+                    raise self._unavailable(f"{where}: still rate limited (HTTP 429)")
+                await self._pause(wait, deadline, f"{where}: rate limited (HTTP 429)")
+                continue
+            if status >= 500 and failures < retries:
+                failures += 1
+                await self._pause(self._backoff(failures), deadline, f"{where}: HTTP {status}")
+                continue
+            if status == 404 and missing_ok:
+                return None
+            if not 200 <= status < 300:
+                tries = f" after {failures + 1} attempts" if failures else ""
+                raise self._unavailable(f"{where}: HTTP {status}{tries}")
+            return response
+
+    def json(self, response: httpx.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise self._unavailable(f"{what}: the answer is not JSON") from None
+
+    async def _post_token(
+        self, url: str, form: dict[str, str], client_auth: httpx.Auth | None
+    ) -> httpx.Response:
+        assert self._token_url is not None
+        # Runs inside a GET's auth flow, which already holds a concurrency slot.
+        auth = client_auth if client_auth is not None else httpx.USE_CLIENT_DEFAULT
+        return await self.client.post(self._token_url, data=form, auth=auth)
+
+    async def _guard(self, request: httpx.Request) -> None:
+        """Every request passes here before it leaves, redirects and token requests too."""
+        if request.method == "POST" and _same_resource(request.url, self._token_url):
+            self.token_requests += 1
+        elif request.method == "GET":
+            self.requests += 1
+        else:
+            raise ReadOnlyViolation(
+                f"refused to send {request.method}: the REST connector only reads",
+                source=self.source,
+            )
+        if _origin(request.url) not in self._origins:
+            raise self._unavailable(
+                f"refused to follow the source to another origin ({request.url.host})"
+            )
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter."""
+        o = self.options
+        ceiling = min(o.retry_max_wait, o.retry_initial_wait * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)
+
+    async def _pause(self, wait: float, deadline: float, why: str) -> None:
+        """Sleep ``wait`` seconds, unless that outlasts the deadline: then fail now."""
+        if asyncio.get_running_loop().time() + wait >= deadline:
+            raise self._unavailable(
+                f"{why}; waiting {wait:.2g} s more would exceed "
+                f"the {self.options.timeout:g} s timeout"
+            )
+        await asyncio.sleep(wait)
+
+    def _unavailable(self, message: str) -> SourceUnavailable:
+        return SourceUnavailable(message, source=self.source)
+
+    def _describe(self, exc: BaseException) -> str:
+        lines = str(exc).strip().splitlines()
+        text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return _URL.sub("<url>", text)[:300]
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delay-seconds or an HTTP date)."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return (url.scheme, url.host, url.port or default)
+
+
+def _same_resource(url: httpx.URL, target: httpx.URL | None) -> bool:
+    return target is not None and url.copy_with(query=None) == target.copy_with(query=None)
