@@ -19,6 +19,7 @@ do not count against the source.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypeVar
@@ -40,6 +41,7 @@ from connectors._base import (
 )
 from connectors.errors import (
     CircuitOpen,
+    CustviewError,
     QueryError,
     ReadOnlyViolation,
     SchemaMismatch,
@@ -48,6 +50,7 @@ from connectors.errors import (
 )
 
 T = TypeVar("T")
+Observer = Callable[[str, str, str, float], None]
 BreakerState = Literal["closed", "opened", "half-opened"]
 
 _NOT_THE_SOURCES_FAULT: list[Any] = [
@@ -95,6 +98,8 @@ class ResilientConnector(Connector):
         self._bulkhead = asyncio.Semaphore(self.policy.max_concurrency)
         self._breakers = breakers or AsyncCircuitBreakerFactory()
         self._state: BreakerState = "closed"
+        self.observer: Observer | None = None
+        """Called with (source, operation, outcome, seconds) after every call."""
 
     @property
     def source_kind(self) -> str:
@@ -137,8 +142,25 @@ class ResilientConnector(Connector):
         finally:
             self._state = breaker.context.state
 
-    async def _call(self, call: Callable[[], Awaitable[T]]) -> T:
-        async with self._guard():
+    @asynccontextmanager
+    async def _observed(self, operation: str) -> AsyncIterator[None]:
+        """Report each call's outcome and duration to ``observer``, if one is set."""
+        started = time.perf_counter()
+        outcome = "ok"
+        try:
+            yield
+        except CustviewError as exc:
+            outcome = exc.code
+            raise
+        except BaseException:
+            outcome = "cancelled"
+            raise
+        finally:
+            if self.observer is not None:
+                self.observer(self.name, operation, outcome, time.perf_counter() - started)
+
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        async with self._observed(operation), self._guard():
             async for attempt in stamina.retry_context(
                 on=SourceUnavailable,
                 attempts=self.policy.retries + 1,
@@ -160,12 +182,12 @@ class ResilientConnector(Connector):
         transform: LookupTransform = "exact",
     ) -> list[list[Row]]:
         return await self._call(
-            lambda: self.inner.lookup_many(table, column, keys, columns, transform)
+            "lookup", lambda: self.inner.lookup_many(table, column, keys, columns, transform)
         )
 
     async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         # A stream is not retried once rows have left; the breaker sees its outcome.
-        async with self._guard():
+        async with self._observed("scan"), self._guard():
             stream = self.inner.scan(request)
             try:
                 async for row in stream:
@@ -182,7 +204,9 @@ class ResilientConnector(Connector):
         aggregates: Sequence[Aggregate],
         filters: Sequence[Filter] = (),
     ) -> list[Row]:
-        return await self._call(lambda: self.inner.aggregate(table, group_by, aggregates, filters))
+        return await self._call(
+            "aggregate", lambda: self.inner.aggregate(table, group_by, aggregates, filters)
+        )
 
     async def health(self, tables: Sequence[str] = ()) -> Health:
         return await self.inner.health(tables)

@@ -1,5 +1,5 @@
 """The HTTP edge: a Starlette app serving /graphql (GraphiQL in a browser),
-/healthz and /readyz.
+/healthz, /readyz and /metrics.
 
 The app owns its resources: the lifespan creates the connectors once and
 closes them on shutdown; each request gets a fresh view with its own
@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -20,6 +22,7 @@ from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 
 from gateway.graphiql import STATIC_DIR, graphiql_html
+from gateway.metrics import GatewayMetrics, breaker_state
 from gateway.settings import LoadedSettings
 from resolvers.schema import build_schema
 from resolvers.view import Federation
@@ -49,6 +52,7 @@ async def _readyz(request: Request) -> Response:
                 "status": "up" if s.health.ok else "down",
                 "latency_ms": s.health.latency_ms,
                 "detail": s.health.detail,
+                "circuit": breaker_state(federation.connectors[s.name]),
             }
             for s in statuses
         },
@@ -64,9 +68,12 @@ def create_app(loaded: LoadedSettings) -> Starlette:
     """The gateway for validated settings; sources are connected in the lifespan."""
     schema = build_schema(loaded.settings.model)
 
+    metrics = GatewayMetrics()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         federation = Federation(loaded.settings.model, loaded.create_connectors())
+        metrics.observe_sources(federation.connectors)
         app.state.federation = federation
         try:
             yield
@@ -80,9 +87,11 @@ def create_app(loaded: LoadedSettings) -> Starlette:
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", _healthz),
             Route("/readyz", _readyz),
+            Route("/metrics", metrics.endpoint),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(BaseHTTPMiddleware, dispatch=metrics.middleware)],
     )
     app.state.schema = schema
     return app

@@ -1,0 +1,63 @@
+"""/metrics and /readyz tell an operator what each source is doing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+
+from gateway.settings import DEMO_CONFIG, load_settings
+from tests.e2e.conftest import gql, serve_in_process
+
+
+def _sample(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no {name} with {labels} in /metrics")
+
+
+async def test_metrics_count_requests_and_source_calls(client: httpx.AsyncClient) -> None:
+    await gql(client, "{ customers(first: 3) { nodes { id tickets { id } } } }")
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert _sample(text, "custview_http_requests_total", route="/graphql", status="200") >= 1
+    assert (
+        _sample(
+            text,
+            "custview_source_call_seconds_count",
+            source="support",
+            operation="lookup",
+            outcome="ok",
+        )
+        >= 1
+    )
+    assert _sample(text, "custview_source_circuit_state", source="crm") == 0
+
+
+async def test_a_dead_source_shows_in_metrics_and_readiness(
+    demo_dir: Path, tmp_path: Path, demo_env: None
+) -> None:
+    config = tmp_path / "dead.yaml"
+    config.write_text(
+        DEMO_CONFIG.read_text().replace(
+            '"sqlite+aiosqlite:///${CUSTVIEW_DEMO_DIR:-demo-data}/support.db"',
+            '"postgresql+asyncpg://postgres@127.0.0.1:1/support"',
+        )
+    )
+    async for client in serve_in_process(load_settings(config)):
+        for _ in range(3):
+            body = await gql(client, "{ customers(first: 2) { nodes { id } } }")
+            assert body["data"]["customers"]["nodes"]  # type: ignore[index]
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        support = ready.json()["sources"]["support"]
+        assert support["status"] == "down"
+        assert support["circuit"] == "opened", "repeated failures open the circuit"
+        text = (await client.get("/metrics")).text
+        assert _sample(text, "custview_source_circuit_state", source="support") == 2
+        outcomes = set(re.findall(r'operation="lookup",outcome="(\w+)",source="support"', text))
+        assert {"SOURCE_UNAVAILABLE", "CIRCUIT_OPEN"} <= outcomes
