@@ -21,6 +21,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 
+from gateway.export import export_customers
 from gateway.graphiql import STATIC_DIR, graphiql_html
 from gateway.metrics import GatewayMetrics, breaker_state
 from gateway.settings import LoadedSettings
@@ -88,6 +89,7 @@ def create_app(loaded: LoadedSettings) -> Starlette:
             Route("/healthz", _healthz),
             Route("/readyz", _readyz),
             Route("/metrics", metrics.endpoint),
+            Route("/export/customers.{format}", export_customers),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,

@@ -16,6 +16,7 @@ from purgatory import AsyncCircuitBreakerFactory
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import ConfigError, Connector, ConnectorOptions, PluginError, load
+from connectors.cache import CacheOptions, CachingConnector, create_cache
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from resolvers.model import UnifiedModel
 
@@ -33,6 +34,7 @@ class SourceSettings(_Strict):
     description: str = ""
     options: dict[str, Any] = Field(default_factory=dict)
     resilience: ResilienceOptions = ResilienceOptions()
+    cache: CacheOptions = CacheOptions()
 
 
 class ServerSettings(_Strict):
@@ -45,10 +47,19 @@ class PluginSettings(_Strict):
     """Connector kinds sources may use; ``None`` allows every installed one."""
 
 
+class CacheSettings(_Strict):
+    """Where cached source answers live; each source turns caching on with ``cache.ttl``."""
+
+    backend: Literal["memory", "redis"] = "memory"
+    url: str = "redis://127.0.0.1:6379/0"
+    namespace: str = Field(default="custview", min_length=1)
+
+
 class Settings(_Strict):
     version: Literal[1] = 1
     server: ServerSettings = ServerSettings()
     plugins: PluginSettings = PluginSettings()
+    cache: CacheSettings = CacheSettings()
     sources: dict[str, SourceSettings] = Field(min_length=1)
     model: UnifiedModel
 
@@ -68,14 +79,27 @@ class LoadedSettings:
 
     def create_connectors(self) -> dict[str, Connector]:
         """Fresh connectors, each behind its source's resilience policy; the circuit
-        breakers are shared by the connectors of one call (one app)."""
+        breakers are shared by the connectors of one call (one app).
+
+        A source with a cache TTL is wrapped once more, outside: a cache hit never
+        touches the breaker, and serve-stale-on-error sees the breaker's answer.
+        The cached sources of one call share one aiocache instance.
+        """
         breakers = AsyncCircuitBreakerFactory()
-        return {
-            name: ResilientConnector(
-                cls(name, opts), self.settings.sources[name].resilience, breakers
+        sources = self.settings.sources
+        cache: Any = None
+        if any(sources[name].cache.enabled for name in self.connectors):
+            chosen = self.settings.cache
+            cache = create_cache(chosen.backend, chosen.url, chosen.namespace)
+        created: dict[str, Connector] = {}
+        for name, (cls, opts) in self.connectors.items():
+            connector: Connector = ResilientConnector(
+                cls(name, opts), sources[name].resilience, breakers
             )
-            for name, (cls, opts) in self.connectors.items()
-        }
+            if sources[name].cache.enabled:
+                connector = CachingConnector(connector, sources[name].cache, cache)
+            created[name] = connector
+        return created
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:

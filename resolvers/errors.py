@@ -15,6 +15,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from connectors import ConnectorError, CustviewError
+from connectors.cache import Freshness, freshness_scope
 
 
 def extensions_for(error: BaseException | None) -> dict[str, Any]:
@@ -27,13 +28,16 @@ def extensions_for(error: BaseException | None) -> dict[str, Any]:
 
 class SourceErrorsExtension(SchemaExtension):
     """Adds codes to errors, reports stitching-time source failures, and says in
-    ``extensions.custview`` whether the view is complete."""
+    ``extensions.custview`` whether the view is complete and, when sources are
+    cached, how fresh each source's data is (``freshness``)."""
 
     failed: dict[str, str]
+    freshness: Freshness
 
     def on_execute(self) -> Iterator[None]:
         self.failed = {}
-        yield
+        with freshness_scope() as self.freshness:
+            yield
         result = self.execution_context.result
         if result is None:
             return
@@ -61,9 +65,16 @@ class SourceErrorsExtension(SchemaExtension):
 
     def get_results(self) -> dict[str, Any]:
         failed = getattr(self, "failed", {})
-        if not failed:
-            return {}
-        return {"custview": {"incomplete": True, "failedSources": failed}}
+        fresh = getattr(self, "freshness", {})
+        custview: dict[str, Any] = {}
+        if failed:
+            custview.update(incomplete=True, failedSources=failed)
+        if fresh:
+            custview["freshness"] = {
+                source: {k: (v if k == "max_age_s" else int(v)) for k, v in counts.items()}
+                for source, counts in sorted(fresh.items())
+            }
+        return {"custview": custview} if custview else {}
 
 
 def _is_unexpected(error: GraphQLError) -> bool:

@@ -14,7 +14,7 @@ import uvicorn
 
 
 @contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
+def serve_in_thread(app: Any, lifespan: str = "off") -> Iterator[str]:
     """Serve the ASGI ``app`` on a free loopback port; yields its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -22,7 +22,7 @@ def serve_in_thread(app: Any) -> Iterator[str]:
     config = uvicorn.Config(
         app,
         log_level="warning",
-        lifespan="off",
+        lifespan=lifespan,
         http="h11",
         ws="none",
         timeout_graceful_shutdown=1,

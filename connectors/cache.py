@@ -1,0 +1,505 @@
+"""A per-source call cache around any connector (aiocache: memory or Redis).
+
+:class:`CachingConnector` wraps a connector and is one itself. It is the only
+state custview keeps about source data, and it keeps it for a TTL:
+
+* **lookups are cached per key** — ``(source, table, column, transform,
+  columns, key)`` — so overlapping batches share entries and only the keys
+  that are missing go to the source, in one call;
+* **aggregates are cached per whole call**; scans stream and are not cached;
+* **single-flight**: identical lookups in flight at once (same key, same
+  scope) reach the source once, the others wait for that answer;
+* **serve-stale-on-error**: when the source fails (unavailable, timed out,
+  circuit open), entries that expired less than ``stale_ttl`` seconds ago
+  answer instead, if every asked key has one, and are reported as stale;
+* **authorisation scope**: every key includes :data:`cache_scope`, so one
+  caller's view is never served to a caller with other (less) access;
+* **invalidation across replicas**: entries live in a namespace per source and
+  their keys include generation counters stored in the cache itself (one per
+  source, one per table); :meth:`CachingConnector.invalidate` bumps one, and
+  every replica sharing the Redis stops seeing the old entries at once (they
+  expire on their own).
+
+Freshness is recorded per request in :data:`freshness` (opened with
+:func:`freshness_scope`): for each source, how many entries (a lookup key,
+an aggregate call, a scan) came live, from the cache, or stale from the
+cache, and the age of the oldest cached one.
+
+Values are stored as JSON that keeps ``datetime``, ``date``, ``time``,
+``Decimal``, ``UUID`` and ``bytes`` exact (:class:`RowSerializer`); no pickle,
+so a shared Redis cannot be turned into code execution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from decimal import Decimal
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from connectors._base import (
+    Aggregate,
+    Capabilities,
+    Connector,
+    Filter,
+    Health,
+    LookupTransform,
+    Row,
+    ScanRequest,
+)
+from connectors.errors import (
+    CircuitOpen,
+    ConfigError,
+    SourceTimeout,
+    SourceUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+Origin = Literal["live", "cached", "stale"]
+Freshness = dict[str, dict[str, float]]
+
+_SOURCE_FAILURES = (SourceUnavailable, SourceTimeout, CircuitOpen)
+"""The failures an older entry may stand in for; errors in the request may not."""
+
+cache_scope: ContextVar[str] = ContextVar("custview_cache_scope", default="public")
+"""The caller's authorisation scope; part of every cache key. Governance sets it
+per request (e.g. a hash of the caller's roles); the default is ``public``."""
+
+freshness: ContextVar[Freshness | None] = ContextVar("custview_freshness", default=None)
+"""Per request: ``{source: {"live": n, "cached": n, "stale": n, "max_age_s": x}}``;
+``None`` outside a :func:`freshness_scope`."""
+
+
+@contextlib.contextmanager
+def freshness_scope() -> Iterator[Freshness]:
+    """Collect freshness for the calls made inside (and in tasks started inside)."""
+    report: Freshness = {}
+    token = freshness.set(report)
+    try:
+        yield report
+    finally:
+        with contextlib.suppress(ValueError):  # left in another context: nothing to undo
+            freshness.reset(token)
+
+
+def _record(source: str, origin: Origin, count: int, age: float = 0.0) -> None:
+    report = freshness.get()
+    if report is None or count <= 0:
+        return
+    entry = report.setdefault(source, {"live": 0, "cached": 0, "stale": 0, "max_age_s": 0.0})
+    entry[origin] += count
+    if origin != "live":
+        entry["max_age_s"] = max(entry["max_age_s"], round(max(age, 0.0), 3))
+
+
+class CacheOptions(BaseModel):
+    """``sources.<name>.cache`` in the settings file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ttl: float = Field(default=0, ge=0)
+    """Seconds a cached answer is fresh; 0 disables the cache for this source."""
+    tables: dict[str, float] = Field(default_factory=dict)
+    """Per-table TTL overrides in seconds (0 disables caching of that table)."""
+    stale_ttl: float = Field(default=300, ge=0)
+    """Seconds after expiry an entry may still answer when the source fails."""
+
+    def ttl_for(self, table: str) -> float:
+        return self.tables.get(table, self.ttl)
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0 or any(t > 0 for t in self.tables.values())
+
+
+# --- serialisation -------------------------------------------------------------------
+
+_TAG = "$cv"
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {_TAG: "dt", "v": value.isoformat()}
+    if isinstance(value, date):
+        return {_TAG: "d", "v": value.isoformat()}
+    if isinstance(value, dtime):
+        return {_TAG: "t", "v": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {_TAG: "dec", "v": str(value)}
+    if isinstance(value, timedelta):
+        return {_TAG: "td", "v": value.total_seconds()}
+    if isinstance(value, uuid.UUID):
+        return {_TAG: "uuid", "v": str(value)}
+    if isinstance(value, bytes | bytearray | memoryview):
+        return {_TAG: "b", "v": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    raise TypeError(f"cannot cache a value of type {type(value).__name__}")
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "dt": datetime.fromisoformat,
+    "d": date.fromisoformat,
+    "t": dtime.fromisoformat,
+    "dec": Decimal,
+    "td": lambda v: timedelta(seconds=v),
+    "uuid": uuid.UUID,
+    "b": base64.b64decode,
+}
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if len(obj) == 2 and _TAG in obj and "v" in obj:
+        decoder = _DECODERS.get(obj[_TAG])
+        if decoder is not None:
+            return decoder(obj["v"])
+    return obj
+
+
+def dumps(value: Any) -> str:
+    """JSON that keeps datetimes, dates, times, Decimals, UUIDs and bytes exact."""
+    return json.dumps(value, default=_encode, separators=(",", ":"), allow_nan=True)
+
+
+def loads(text: str | bytes) -> Any:
+    return json.loads(text, object_hook=_decode)
+
+
+class RowSerializer:
+    """An aiocache serializer (``dumps``/``loads``) for rows: tagged JSON, never pickle."""
+
+    encoding = "utf-8"
+
+    def dumps(self, value: Any) -> str:
+        return dumps(value)
+
+    def loads(self, value: Any) -> Any:
+        if value is None or isinstance(value, int | float):
+            return value  # missing, or a counter written by ``increment``
+        return loads(value)
+
+
+def create_cache(backend: Literal["memory", "redis"], url: str, namespace: str) -> Any:
+    """One aiocache instance: ``memory`` (per process) or ``redis`` (shared by replicas)."""
+    from aiocache import RedisCache, SimpleMemoryCache
+
+    if backend == "memory":
+        return SimpleMemoryCache(serializer=RowSerializer(), namespace=namespace)
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ConfigError("cache.url must look like redis://host:6379/0")
+    db = parts.path.strip("/") or "0"
+    if not db.isdigit():
+        raise ConfigError("cache.url: the path must be a database number, as in /0")
+    return RedisCache(
+        serializer=RowSerializer(),
+        namespace=namespace,
+        endpoint=parts.hostname or "127.0.0.1",
+        port=parts.port or 6379,
+        db=int(db),
+        password=unquote(parts.password) if parts.password else None,
+        ssl=parts.scheme == "rediss",
+        timeout=2,
+    )
+
+
+_users: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+async def _release(cache: Any) -> None:
+    """Close a shared cache once its last connector is closed."""
+    left = _users.get(cache, 1) - 1
+    if left > 0:
+        _users[cache] = left
+        return
+    _users.pop(cache, None)
+    client = getattr(cache, "client", None)
+    if client is not None and hasattr(client, "aclose"):
+        await client.aclose()  # aiocache's close() calls redis' deprecated close()
+    else:
+        await cache.close()
+
+
+# --- the wrapper ---------------------------------------------------------------------
+
+_Result = tuple[Any, Origin, float]
+"""A value with where it came from and its age in seconds."""
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(dumps(parts).encode()).hexdigest()[:40]
+
+
+class CachingConnector(Connector):
+    """``inner`` behind a TTL cache with single-flight and serve-stale-on-error."""
+
+    kind = "caching"
+
+    def __init__(self, inner: Connector, options: CacheOptions, cache: Any) -> None:
+        super().__init__(inner.name, inner.options)
+        self.inner = inner
+        self.policy = options
+        self.cache = cache
+        _users[cache] = _users.get(cache, 0) + 1
+        base = getattr(cache, "namespace", None) or "custview"
+        self.namespace = f"{base}:{inner.name}:"
+        self._flights: dict[str, asyncio.Future[_Result]] = {}
+
+    @property
+    def source_kind(self) -> str:
+        return self.inner.source_kind
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
+
+    def capabilities_for(self, table: str) -> Capabilities:
+        return self.inner.capabilities_for(table)
+
+    def __getattr__(self, name: str) -> Any:
+        # counters, breaker state and engines of the wrapped connector
+        return getattr(self.inner, name)
+
+    # --- the cache, never fatal ----------------------------------------------------
+
+    async def _get_many(self, keys: list[str]) -> list[Any]:
+        try:
+            return list(await self.cache.multi_get(keys, namespace=self.namespace))
+        except Exception as exc:  # the cache is an optimisation: on failure, read live
+            log.warning("cache read failed for source %r: %s", self.name, exc)
+            return [None] * len(keys)
+
+    async def _set_many(self, pairs: list[tuple[str, Any]], ttl: float) -> None:
+        try:
+            await self.cache.multi_set(pairs, ttl=float(ttl), namespace=self.namespace)
+        except Exception as exc:
+            log.warning("cache write failed for source %r: %s", self.name, exc)
+
+    async def _generation(self, table: str) -> str:
+        source_gen, table_gen = await self._get_many(["!gen", f"!gen:{table}"])
+        return f"{source_gen or 0}.{table_gen or 0}"
+
+    async def invalidate(self, table: str | None = None) -> None:
+        """Forget this source's cached answers (or one table's), on every replica."""
+        key = "!gen" if table is None else f"!gen:{table}"
+        await self.cache.increment(key, 1, namespace=self.namespace)
+
+    def _key(self, generation: str, table: str, *call: Any) -> str:
+        return f"e:{table}:{_digest(generation, cache_scope.get(), table, *call)}"
+
+    # --- the core: fresh entries, single-flight, one source call, stale fallback ----
+
+    async def _resolve(
+        self,
+        table: str,
+        keys: list[str],
+        fetch: Callable[[list[int]], Awaitable[list[Any]]],
+    ) -> list[_Result]:
+        """Answer each of ``keys`` (cache keys, unique) from the cache or the source.
+
+        ``fetch`` gets the positions of the keys to read live and returns their
+        values in that order, in one source call.
+        """
+        ttl = self.policy.ttl_for(table)
+        now = time.time()
+        entries = await self._get_many(keys)
+        results: dict[int, _Result] = {}
+        stale: dict[int, _Result] = {}
+        own: list[int] = []
+        joined: dict[int, asyncio.Future[_Result]] = {}
+        for i, (key, entry) in enumerate(zip(keys, entries, strict=True)):
+            if isinstance(entry, dict) and "at" in entry:
+                age = now - float(entry["at"])
+                if age <= ttl:
+                    results[i] = (entry["value"], "cached", age)
+                    continue
+                if age <= ttl + self.policy.stale_ttl:
+                    stale[i] = (entry["value"], "stale", age)
+            flight = self._flights.get(key)
+            if flight is not None:
+                joined[i] = flight
+            else:
+                own.append(i)
+        if own:
+            results.update(await self._fetch(keys, own, stale, ttl, fetch))
+        retry: list[int] = []
+        for i, flight in joined.items():
+            try:
+                value, origin, age = await asyncio.shield(flight)
+            except asyncio.CancelledError:
+                if not flight.cancelled():
+                    raise  # we were cancelled, not the call we joined
+                retry.append(i)
+                continue
+            results[i] = (_copy(value), origin, age)
+        if retry:
+            again = await self._resolve(table, [keys[i] for i in retry], _subset(fetch, retry))
+            results.update(zip(retry, again, strict=True))
+        return [results[i] for i in range(len(keys))]
+
+    async def _fetch(
+        self,
+        keys: list[str],
+        own: list[int],
+        stale: dict[int, _Result],
+        ttl: float,
+        fetch: Callable[[list[int]], Awaitable[list[Any]]],
+    ) -> dict[int, _Result]:
+        loop = asyncio.get_running_loop()
+        flights = {i: loop.create_future() for i in own}
+        for i, flight in flights.items():
+            self._flights[keys[i]] = flight
+        try:
+            try:
+                values = await fetch(own)
+            except _SOURCE_FAILURES:
+                if not all(i in stale for i in own):
+                    raise
+                answered = {i: stale[i] for i in own}
+            else:
+                stored = time.time()
+                await self._set_many(
+                    [
+                        (keys[i], {"at": stored, "value": v})
+                        for i, v in zip(own, values, strict=True)
+                    ],
+                    ttl + self.policy.stale_ttl,
+                )
+                answered = {i: (v, "live", 0.0) for i, v in zip(own, values, strict=True)}
+            for i, flight in flights.items():
+                flight.set_result(answered[i])
+            return answered
+        except BaseException as exc:
+            for flight in flights.values():
+                if flight.done():
+                    continue
+                if isinstance(exc, Exception):
+                    flight.set_exception(exc)
+                    flight.exception()  # retrieved: joiners re-raise it, nobody else must
+                else:
+                    flight.cancel()
+            raise
+        finally:
+            for i, flight in flights.items():
+                if self._flights.get(keys[i]) is flight:
+                    del self._flights[keys[i]]
+
+    # --- the contract --------------------------------------------------------------
+
+    async def lookup_many(
+        self,
+        table: str,
+        column: str,
+        keys: Sequence[Any],
+        columns: Sequence[str],
+        transform: LookupTransform = "exact",
+    ) -> list[list[Row]]:
+        if self.policy.ttl_for(table) <= 0 or not keys:
+            rows = await self.inner.lookup_many(table, column, keys, columns, transform)
+            _record(self.name, "live", len(keys))
+            return rows
+        generation = await self._generation(table)
+        cols = list(columns)
+        cache_keys = [
+            self._key(generation, table, "lookup", column, transform, cols, k) for k in keys
+        ]
+        first: dict[str, Any] = {}
+        for cache_key, key in zip(cache_keys, keys, strict=True):
+            first.setdefault(cache_key, key)
+        unique = list(first)
+
+        async def fetch(positions: list[int]) -> list[Any]:
+            wanted = [first[unique[p]] for p in positions]
+            return list(await self.inner.lookup_many(table, column, wanted, cols, transform))
+
+        resolved = dict(zip(unique, await self._resolve(table, unique, fetch), strict=True))
+        for origin in ("live", "cached", "stale"):
+            hits = [resolved[k] for k in unique if resolved[k][1] == origin]
+            _record(self.name, origin, len(hits), max((age for _, _, age in hits), default=0.0))
+        out: list[list[Row]] = []
+        seen: set[str] = set()
+        for key in cache_keys:
+            rows = resolved[key][0]
+            out.append(_copy(rows) if key in seen else rows)
+            seen.add(key)
+        return out
+
+    def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
+        _record(self.name, "live", 1)
+        return self._scan(request)
+
+    async def _scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
+        stream = self.inner.scan(request)
+        try:
+            async for row in stream:
+                yield row
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def aggregate(
+        self,
+        table: str,
+        group_by: Sequence[str],
+        aggregates: Sequence[Aggregate],
+        filters: Sequence[Filter] = (),
+    ) -> list[Row]:
+        if self.policy.ttl_for(table) <= 0:
+            rows = await self.inner.aggregate(table, group_by, aggregates, filters)
+            _record(self.name, "live", 1)
+            return rows
+        generation = await self._generation(table)
+        call = (
+            list(group_by),
+            [[a.fn, a.column, a.alias] for a in aggregates],
+            [[f.column, f.op, f.value] for f in filters],
+        )
+        key = self._key(generation, table, "aggregate", *call)
+
+        async def fetch(positions: list[int]) -> list[Any]:
+            return [await self.inner.aggregate(table, group_by, aggregates, filters)]
+
+        [(rows, origin, age)] = await self._resolve(table, [key], fetch)
+        _record(self.name, origin, 1, age)
+        return list(rows)
+
+    async def health(self, tables: Sequence[str] = ()) -> Health:
+        return await self.inner.health(tables)
+
+    async def aclose(self) -> None:
+        try:
+            await self.inner.aclose()
+        finally:
+            await _release(self.cache)
+
+
+def _copy(value: Any) -> Any:
+    """A copy of cached rows for a second caller: rows are dicts callers may change."""
+    if isinstance(value, list):
+        return [dict(r) if isinstance(r, dict) else _copy(r) for r in value]
+    return value
+
+
+def _subset(
+    fetch: Callable[[list[int]], Awaitable[list[Any]]], positions: list[int]
+) -> Callable[[list[int]], Awaitable[list[Any]]]:
+    def narrowed(inner: list[int]) -> Awaitable[list[Any]]:
+        return fetch([positions[i] for i in inner])
+
+    return narrowed
