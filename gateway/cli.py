@@ -386,5 +386,45 @@ def export(
     raise typer.Exit(1 if failures else 0)
 
 
+cache_app = typer.Typer(help="Manage the source-call cache.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+async def _clear(loaded: LoadedSettings, source: str | None, table: str | None) -> list[str]:
+    from connectors.cache import CachingConnector
+
+    connectors = loaded.create_connectors()
+    cleared = []
+    try:
+        for name, connector in connectors.items():
+            if source in (None, name) and isinstance(connector, CachingConnector):
+                await connector.invalidate(table)
+                cleared.append(name)
+    finally:
+        for connector in connectors.values():
+            await connector.aclose()
+    return cleared
+
+
+@cache_app.command("clear")
+def cache_clear(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    table: Annotated[str | None, typer.Option(help="Only this table of the source(s).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Invalidate cached source answers (every replica sharing the Redis cache sees it)."""
+    loaded = _settings(config)
+    if source is not None and source not in loaded.settings.sources:
+        known = ", ".join(loaded.settings.sources)
+        err.print(f"[bold red]error:[/] no source '{source}' in {loaded.path} (known: {known})")
+        raise typer.Exit(2)
+    cleared = asyncio.run(_clear(loaded, source, table))
+    if not cleared:
+        err.print("no cached source matched; nothing to clear (turn caching on with cache.ttl)")
+        raise typer.Exit(1)
+    what = f"table '{table}' of " if table else ""
+    out.print(f"cleared the cache of {what}{', '.join(cleared)}")
+
+
 def main() -> None:
     app()

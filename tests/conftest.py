@@ -1,6 +1,6 @@
 """Fixtures for the database services every multi-engine suite shares.
 
-``postgres_url`` / ``mariadb_url`` point at the ``custview_test`` databases
+``postgres_url`` / ``mariadb_url`` / ``redis_url`` point at the ``custview_test`` databases
 that ``.ci/run`` creates; override them with ``CUSTVIEW_TEST_POSTGRES_URL`` /
 ``CUSTVIEW_TEST_MARIADB_URL``. When a service is down the tests that need it
 are skipped, except under ``CI=true`` where that is a failure.
@@ -43,6 +43,35 @@ def postgres_url() -> str:
 def mariadb_url() -> str:
     """Async URL of the MariaDB ``custview_test`` database."""
     return _service_url("CUSTVIEW_TEST_MARIADB_URL", DEFAULT_MARIADB_URL, "MariaDB")
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def _redis_unreachable(url: str) -> str | None:
+    import redis.asyncio as redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        await client.aclose()
+    return None
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of the Redis the cache tests share (each test uses its own namespace)."""
+    url = os.environ.get("CUSTVIEW_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    reason = asyncio.run(_redis_unreachable(url))
+    if reason is not None:
+        message = f"Redis is not reachable ({reason}); run .ci/run or set CUSTVIEW_TEST_REDIS_URL"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return url
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,7 @@ def test_every_cli_command_is_in_the_readme() -> None:
     assert names == {"demo", "serve", "check", "query", "demo-data", "connectors", "export"}
     for name in names:
         assert f"custview {name}" in README
+    assert "custview cache clear" in README
 
 
 def test_every_route_is_in_the_readme() -> None:

@@ -5,7 +5,6 @@ serve-stale-on-error, scope isolation, invalidation and cross-replica sharing.""
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -64,36 +63,6 @@ async def memory_cache() -> AsyncIterator[Any]:
     cache = create_cache("memory", DEFAULT_REDIS_URL, "custview-test")
     yield cache
     await cache.clear()
-
-
-def _redis_url() -> str:
-    """Mirrors tests/conftest.py: skip when Redis is down, fail under CI=true."""
-    url = os.environ.get("CUSTVIEW_TEST_REDIS_URL", DEFAULT_REDIS_URL)
-
-    async def ping() -> str | None:
-        import redis.asyncio as redis
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=2)
-        try:
-            await client.ping()
-        except Exception as exc:
-            return f"{type(exc).__name__}: {exc}"
-        finally:
-            await client.aclose()
-        return None
-
-    reason = asyncio.run(ping())
-    if reason is not None:
-        message = f"Redis is not reachable ({reason}); start it or set CUSTVIEW_TEST_REDIS_URL"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    return url
-
-
-@pytest.fixture(scope="session")
-def redis_url() -> str:
-    return _redis_url()
 
 
 @pytest.fixture()
