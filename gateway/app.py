@@ -8,7 +8,8 @@ DataLoaders.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,6 +22,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
 
+from connectors.cache import cache_scope
+from gateway.auth import Authenticator, AuthError
 from gateway.export import export_customers
 from gateway.graphiql import STATIC_DIR, graphiql_html
 from gateway.metrics import GatewayMetrics, breaker_state
@@ -30,12 +33,51 @@ from resolvers.view import Federation
 
 
 class _GraphQL(GraphQL[dict[str, Any], None]):
+    ide_headers: str | None = None
+
     async def render_graphql_ide(self, request: Any) -> Response:
-        return HTMLResponse(graphiql_html())
+        return HTMLResponse(graphiql_html(self.ide_headers))
 
     async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
         federation: Federation = request.app.state.federation
-        return {"request": request, "response": response, "view": federation.request()}
+        principal = getattr(request.state, "principal", None)
+        return {
+            "request": request,
+            "response": response,
+            "view": federation.request(),
+            "principal": principal,
+        }
+
+
+def _is_open(request: Request) -> bool:
+    """Routes anyone may reach: health, metrics, static files and the GraphiQL page."""
+    path = request.url.path
+    if path in ("/", "/healthz", "/readyz", "/metrics") or path.startswith("/static/"):
+        return True
+    return path == "/graphql" and request.method == "GET" and "query" not in request.query_params
+
+
+def _authentication(authenticator: Authenticator) -> Middleware:
+    async def dispatch(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if _is_open(request):
+            return await call_next(request)
+        try:
+            principal = authenticator.authenticate(request.headers)
+        except AuthError as exc:
+            body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
+            return JSONResponse(
+                body, status_code=401, headers={"www-authenticate": 'Bearer realm="custview"'}
+            )
+        request.state.principal = principal
+        token = cache_scope.set(principal.cache_scope())
+        try:
+            return await call_next(request)
+        finally:
+            cache_scope.reset(token)
+
+    return Middleware(BaseHTTPMiddleware, dispatch=dispatch)
 
 
 async def _healthz(request: Request) -> Response:
@@ -65,8 +107,9 @@ async def _root(request: Request) -> Response:
     return RedirectResponse("/graphql")
 
 
-def create_app(loaded: LoadedSettings) -> Starlette:
-    """The gateway for validated settings; sources are connected in the lifespan."""
+def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None) -> Starlette:
+    """The gateway for validated settings; sources are connected in the lifespan.
+    ``ide_headers`` pre-fill GraphiQL's Headers tab (the demo's key)."""
     schema = build_schema(loaded.settings.model)
 
     metrics = GatewayMetrics()
@@ -82,6 +125,7 @@ def create_app(loaded: LoadedSettings) -> Starlette:
             await federation.aclose()
 
     graphql = _GraphQL(schema, graphql_ide="graphiql")
+    graphql.ide_headers = json.dumps(ide_headers, indent=2) if ide_headers else None
     app = Starlette(
         routes=[
             Route("/", _root),
@@ -93,7 +137,10 @@ def create_app(loaded: LoadedSettings) -> Starlette:
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(BaseHTTPMiddleware, dispatch=metrics.middleware)],
+        middleware=[
+            Middleware(BaseHTTPMiddleware, dispatch=metrics.middleware),
+            _authentication(Authenticator(loaded.settings.auth)),
+        ],
     )
     app.state.schema = schema
     return app

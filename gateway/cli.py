@@ -136,8 +136,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
 ) -> None:
-    """Serve the gateway: /graphql, /healthz, /readyz."""
-    _serve(_settings(config), host, port)
+    """Serve the gateway: /graphql, /healthz, /readyz, /metrics, /export."""
+    loaded = _settings(config)
+    if loaded.settings.auth.mode == "disabled":
+        err.print(
+            "[bold yellow]warning:[/] authentication is disabled: every caller can read every "
+            "customer; add an `auth` section (docs/configuration.md) before exposing this port"
+        )
+    _serve(loaded, host, port)
 
 
 @app.command()

@@ -7,6 +7,7 @@ load them from ``/static/graphiql``.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 
@@ -53,8 +54,9 @@ WELCOME = """# custview: one live view of every customer, read from the source s
 
 
 @cache
-def graphiql_html() -> str:
-    """strawberry's GraphiQL page with every asset served locally.
+def graphiql_html(headers: str | None = None) -> str:
+    """strawberry's GraphiQL page with every asset served locally; ``headers`` (JSON
+    text) pre-fills its Headers tab.
 
     Falls back to the CDN page, unchanged, if strawberry's page no longer
     names the vendored versions (a test catches that on upgrade).
@@ -69,4 +71,10 @@ def graphiql_html() -> str:
     if start != -1 and end != -1:
         welcome = WELCOME.replace("\\", "\\\\").replace("`", "\\`").replace("${", "\\${")
         html = html[:start] + "const EXAMPLE_QUERY = `" + welcome + html[end:]
+    if headers:
+        # pre-fill the Headers tab (the demo's documented key), unless the URL sets one
+        html = html.replace(
+            "React.useState(parameters.headers)",
+            f"React.useState(parameters.headers || {json.dumps(headers)})",
+        )
     return html

@@ -13,6 +13,10 @@ from starlette.applications import Starlette
 from gateway.app import create_app
 from gateway.settings import LoadedSettings
 
+DEMO_KEY = "demo-key"
+"""The demo's documented API key (config/demo.yaml stores only its hash)."""
+DEMO_HEADERS = {"X-API-Key": DEMO_KEY}
+
 
 def _server(app: Starlette, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
     return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
@@ -36,7 +40,7 @@ def serve_demo(
     from gateway.demodata.feedback_service import create_feedback_app
 
     feedback = _server(create_feedback_app(data_dir), "127.0.0.1", feedback_port, "warning")
-    gateway = _server(create_app(loaded), host, port)
+    gateway = _server(create_app(loaded, DEMO_HEADERS), host, port)
 
     async def both() -> None:
         task = asyncio.create_task(feedback.serve())

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from connectors import ConfigError, Connector, ConnectorOptions, PluginError, load
 from connectors.cache import CacheOptions, CachingConnector, create_cache
 from connectors.resilience import ResilienceOptions, ResilientConnector
+from gateway.auth import AuthSettings
 from resolvers.model import UnifiedModel
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
@@ -60,6 +61,8 @@ class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     plugins: PluginSettings = PluginSettings()
     cache: CacheSettings = CacheSettings()
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings(mode="disabled"))
+    """Absent: no authentication (trusted local use); see docs/configuration.md."""
     sources: dict[str, SourceSettings] = Field(min_length=1)
     model: UnifiedModel
 

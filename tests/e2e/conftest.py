@@ -15,6 +15,7 @@ import pytest
 from gateway.app import create_app
 from gateway.demodata.feedback_service import DEMO_TOKEN, create_feedback_app
 from gateway.demodata.generate import generate
+from gateway.serving import DEMO_HEADERS
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from tests.support.servers import serve_in_thread
 
@@ -110,7 +111,9 @@ async def serve_in_process(loaded: LoadedSettings) -> AsyncIterator[httpx.AsyncC
     app = create_app(loaded)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://custview") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://custview", headers=DEMO_HEADERS
+        ) as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
 

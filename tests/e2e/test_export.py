@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from gateway.app import create_app
+from gateway.serving import DEMO_HEADERS
 from gateway.settings import LoadedSettings
 from tests.e2e.conftest import gql
 from tests.support.servers import serve_in_thread
@@ -41,7 +42,7 @@ async def test_csv_export_streams_every_customer_once(
     # a real server, so the chunks really travel separately
     with serve_in_thread(create_app(demo_settings), lifespan="on") as url:
         async with (
-            httpx.AsyncClient(base_url=url, timeout=60) as http,
+            httpx.AsyncClient(base_url=url, timeout=60, headers=DEMO_HEADERS) as http,
             http.stream("GET", "/export/customers.csv?columns=id,email,lifetimeValue") as r,
         ):
             assert r.status_code == 200
