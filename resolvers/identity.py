@@ -83,6 +83,15 @@ class Stitcher:
         self.members = model.customer.members
         self.connectors = connectors
         self._rank = {m.id: i for i, m in enumerate(self.members)}
+        self.extra_columns: dict[str, list[str]] = {}
+        """Member id -> columns read besides the member's own (e.g. match inputs)."""
+
+    def columns(self, member: MemberSpec) -> list[str]:
+        """Every column read from ``member``'s table, key first."""
+        return [*member.columns(), *self.extra_columns.get(member.id, ())]
+
+    def rank(self, member: MemberSpec) -> int:
+        return self._rank[member.id]
 
     def record(self, member: MemberSpec, row: Row) -> Record:
         return Record(member, self._rank[member.id], row)
@@ -175,7 +184,11 @@ class Stitcher:
     async def _lookup(self, lookup: _Lookup) -> list[list[Row]]:
         member = lookup.member
         return await self.connectors[member.source].lookup_many(
-            member.table, lookup.column, list(lookup.variants), member.columns(), lookup.transform
+            member.table,
+            lookup.column,
+            list(lookup.variants),
+            self.columns(member),
+            lookup.transform,
         )
 
     def _matches(self, lookup: _Lookup, groups: list[list[Row]]) -> list[tuple[Record, KeyNode]]:

@@ -149,7 +149,7 @@ class CustomerSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> CustomerSpec:
-        reserved = {"id", "sourceRecords", "provenance"}
+        reserved = {"id", "sourceRecords", "provenance", "matchExplanation", "possibleDuplicates"}
         for name in self.fields:
             if not _NAME.match(name) or name in reserved:
                 raise ValueError(f"'{name}' cannot be a Customer field name")
@@ -173,12 +173,62 @@ class IdentityKeySpec(_Strict):
     """ISO country for phone numbers written without an international prefix."""
 
 
+MATCH_ARGUMENTS = frozenset(
+    {
+        "first_name",
+        "surname",
+        "name",
+        "email",
+        "phone",
+        "street",
+        "postcode",
+        "city",
+        "birth_date",
+        "country",
+        "locale",
+    }
+)
+"""The raw inputs of a match record (``resolvers.matching.match_record``)."""
+
+
+class ProbabilisticSpec(_Strict):
+    """Scored (Fellegi-Sunter) matching of a single customer's candidates at read time."""
+
+    model: str
+    """The trained model JSON; absolute, or relative to the working directory, else
+    to the project folder, else to its ``config/`` folder."""
+    link: float = Field(default=0.99, gt=0, le=1)
+    """At or above this probability a candidate is the same customer."""
+    candidate: float = Field(default=0.5, gt=0, le=1)
+    """From this probability up (below ``link``) a candidate is a possible duplicate."""
+    max_block_fanout: int = Field(default=50, ge=1)
+    """A blocking value matching more records than this in one table is skipped."""
+    fields: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Member id (``source.table``) or ``default`` -> match input -> column or template;
+    overrides what is derived from the member's golden field mapping."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ProbabilisticSpec:
+        if self.candidate > self.link:
+            raise ValueError("candidate must not be above link (0 < candidate <= link <= 1)")
+        for member, mapping in self.fields.items():
+            unknown = set(mapping) - MATCH_ARGUMENTS
+            if unknown:
+                raise ValueError(
+                    f"fields.{member}: {', '.join(sorted(unknown))} not a match input "
+                    f"(known: {', '.join(sorted(MATCH_ARGUMENTS))})"
+                )
+        return self
+
+
 class IdentitySpec(_Strict):
     keys: dict[str, IdentityKeySpec]
     max_rounds: int = Field(default=5, ge=1, le=20)
     """How many hops a transitive lookup follows at most."""
     max_key_fanout: int = Field(default=25, ge=1)
     """A key value shared by more records than this in one table is not followed."""
+    probabilistic: ProbabilisticSpec | None = None
+    """Scored matching for single-customer lookups; absent: deterministic keys only."""
 
 
 class FieldRule(_Strict):
@@ -240,6 +290,14 @@ class UnifiedModel(_Strict):
                         f"customer.members[{i}].identity: '{key}' is not declared under "
                         f"identity.keys"
                     )
+        fuzzy = self.identity.probabilistic
+        members_ids = {m.id for m in self.customer.members}
+        for member_id in fuzzy.fields if fuzzy else ():
+            if member_id != "default" and member_id not in members_ids:
+                raise ValueError(
+                    f"identity.probabilistic.fields: '{member_id}' is not a customer member "
+                    f"(known: default, {', '.join(sorted(members_ids))})"
+                )
         for field in self.survivorship.fields:
             if field not in self.customer.fields:
                 raise ValueError(f"survivorship.fields: '{field}' is not a Customer field")

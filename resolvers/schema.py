@@ -19,6 +19,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from resolvers.errors import SourceErrorsExtension, mask_unexpected_errors
+from resolvers.fuzzy import contributions_json
 from resolvers.inputs import CustomerInputs
 from resolvers.model import FieldType, RelationSpec, UnifiedModel
 from resolvers.planner import Planner
@@ -63,6 +64,71 @@ class SourceRecord:
     ref: str = strawberry.field(description="source/table/id; resolves back to this customer")
     label: str
     data: Any = strawberry.field(graphql_type=JSON)
+
+
+@strawberry.type(description="Why one source record belongs to this customer.")
+class MatchReason:
+    ref: str = strawberry.field(description="source/table/id of the member record")
+    source: str
+    table: str
+    method: str = strawberry.field(
+        description="KEY: shares identity keys with other records; MODEL: linked by the "
+        "probabilistic model's score; SEED: the customer's only record"
+    )
+    keys: list[str] = strawberry.field(
+        description="Identity keys (e.g. email, phone) it shares with other records"
+    )
+    matched_ref: str | None = strawberry.field(
+        description="MODEL: the customer record it scored best against"
+    )
+    probability: float | None
+    contributions: Any = strawberry.field(
+        graphql_type=JSON | None,
+        description="MODEL: [{comparison, level, weight}], prior first, then by |weight|",
+    )
+
+
+@strawberry.type(description="A record of another customer that may be this same person.")
+class PossibleDuplicate:
+    ref: str = strawberry.field(description="source/table/id of the candidate record")
+    customer_id: strawberry.ID = strawberry.field(description="The candidate's customer")
+    matched_ref: str = strawberry.field(description="The record of this customer it matched")
+    probability: float
+    contributions: Any = strawberry.field(
+        graphql_type=JSON, description="[{comparison, level, weight}], prior first"
+    )
+
+
+def _match_explanation(root: CustomerView, info: Info[Any, Any]) -> list[MatchReason]:
+    return [
+        MatchReason(
+            ref=str(r.record.ref),
+            source=r.record.member.source,
+            table=r.record.member.table,
+            method=r.method.upper(),
+            keys=r.keys,
+            matched_ref=str(r.link.matched) if r.link else None,
+            probability=r.link.score.probability if r.link else None,
+            contributions=contributions_json(r.link.score) if r.link else None,
+        )
+        for r in view_of(info).explain(root)
+    ]
+
+
+def _possible_duplicates(
+    root: CustomerView, min_score: float | None = None
+) -> list[PossibleDuplicate]:
+    return [
+        PossibleDuplicate(
+            ref=str(d.ref),
+            customer_id=strawberry.ID(d.customer_id),
+            matched_ref=str(d.matched),
+            probability=d.score.probability,
+            contributions=contributions_json(d.score),
+        )
+        for d in root.duplicates or ()
+        if min_score is None or d.score.probability >= min_score
+    ]
 
 
 @strawberry.type(description="A configured source system and whether it answers.")
@@ -220,6 +286,20 @@ def _customer_type(model: UnifiedModel) -> type:
         ),
         "provenance": strawberry.field(
             resolver=_provenance, graphql_type=list[FieldProvenance], name="provenance"
+        ),
+        "match_explanation": strawberry.field(
+            resolver=_match_explanation,
+            graphql_type=list[MatchReason],
+            name="matchExplanation",
+            description="Why each member record belongs to this customer.",
+        ),
+        "possible_duplicates": strawberry.field(
+            resolver=_possible_duplicates,
+            graphql_type=list[PossibleDuplicate],
+            name="possibleDuplicates",
+            description="Records of other customers that scored between the candidate and "
+            "link thresholds (single-customer lookups with identity.probabilistic only), "
+            "best first.",
         ),
     }
     for fname, spec in model.customer.fields.items():

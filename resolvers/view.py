@@ -29,6 +29,7 @@ from connectors import (
 )
 from resolvers import metrics
 from resolvers.coerce import coerce
+from resolvers.fuzzy import Duplicate, Link, Matcher
 from resolvers.golden import GoldenRecord, Survivorship
 from resolvers.identity import KeyNode, Resolution, Stitcher
 from resolvers.metrics import Partial
@@ -43,6 +44,10 @@ class CustomerView:
 
     records: list[Record]
     golden: GoldenRecord
+    links: dict[RecordRef, Link] = field(default_factory=dict)
+    """Records joined by the probabilistic model (not by a shared key), and why."""
+    duplicates: list[Duplicate] | None = None
+    """Possible duplicates, best first; None when they were not looked for."""
 
     @property
     def id(self) -> str:
@@ -63,6 +68,18 @@ class SourceStatus:
     health: Health
 
 
+@dataclass(frozen=True, slots=True)
+class MatchReason:
+    """Why one member record belongs to its customer."""
+
+    record: Record
+    method: str
+    """``seed`` (the only record), ``key`` (shares identity keys) or ``model`` (scored)."""
+    keys: list[str]
+    """Names of the identity keys it shares with other records of the customer."""
+    link: Link | None = None
+
+
 class Federation:
     """The model and the connectors, shared by all requests."""
 
@@ -76,6 +93,12 @@ class Federation:
         self.model = model
         self.connectors = connectors
         self.stitcher = Stitcher(model, connectors)
+        spec = model.identity.probabilistic
+        self.matcher = Matcher(model, spec, connectors, self.stitcher) if spec else None
+        if self.matcher is not None:
+            self.stitcher.extra_columns = {
+                m.id: self.matcher.extra_columns(m) for m in model.customer.members
+            }
         self.survivorship = Survivorship(model)
         self.default_region = default_region or next(
             (k.default_region for k in model.identity.keys.values() if k.default_region), None
@@ -171,16 +194,50 @@ class RequestView:
         self.errors.extend(resolution.errors)
         self.rounds += resolution.rounds
 
-    def _customer(self, resolution: Resolution, node: RecordRef | KeyNode) -> CustomerView | None:
+    async def _customer(
+        self, resolution: Resolution, node: RecordRef | KeyNode
+    ) -> CustomerView | None:
+        """The customer containing ``node``; with probabilistic matching configured,
+        extended by its linked candidates and told its possible duplicates."""
         records = resolution.cluster(node)
         if not records:
             return None
-        return CustomerView(records, self.federation.survivorship.build(records))
+        matcher = self.federation.matcher
+        if matcher is None:
+            return CustomerView(records, self.federation.survivorship.build(records))
+        ext = await matcher.extend(records)
+        self.errors.extend(ext.errors)
+        self.rounds += ext.rounds
+        if ext.records:
+            records = sorted([*records, *ext.records], key=Record.order)
+        golden = self.federation.survivorship.build(records)
+        return CustomerView(records, golden, ext.links, ext.duplicates)
+
+    def explain(self, customer: CustomerView) -> list[MatchReason]:
+        """Per member record: the identity keys it shares with the others, or the
+        model score that linked it."""
+        stitcher = self.federation.stitcher
+        keys = {r.ref: set(stitcher.keys_of(r)) for r in customer.records}
+        count: dict[KeyNode, int] = {}
+        for found in keys.values():
+            for key in found:
+                count[key] = count.get(key, 0) + 1
+        reasons = []
+        for record in customer.records:
+            shared = sorted({name for name, value in keys[record.ref] if count[(name, value)] > 1})
+            link = customer.links.get(record.ref)
+            if link is not None:
+                reasons.append(MatchReason(record, "model", shared, link))
+            elif shared:
+                reasons.append(MatchReason(record, "key", shared))
+            else:
+                reasons.append(MatchReason(record, "seed", shared))
+        return reasons
 
     async def by_key(self, key_name: str, value: str) -> CustomerView | None:
         resolution = await self.federation.stitcher.resolve(keys=[(key_name, value)])
         self._collect(resolution)
-        return self._customer(resolution, (key_name, value))
+        return await self._customer(resolution, (key_name, value))
 
     async def by_email(self, email: str) -> CustomerView | None:
         normal = normalize_email(email)
@@ -208,13 +265,14 @@ class RequestView:
                 raise QueryError(f"'{ref}': {member.id} keys are integers")
             key = int(ref.key)
         connector = self.federation.connectors[member.source]
-        (rows,) = await connector.lookup_many(member.table, member.key, [key], member.columns())
+        columns = self.federation.stitcher.columns(member)
+        (rows,) = await connector.lookup_many(member.table, member.key, [key], columns)
         if not rows:
             return None
         seed = self.federation.stitcher.record(member, rows[0])
         resolution = await self.federation.stitcher.resolve(records=[seed])
         self._collect(resolution)
-        return self._customer(resolution, seed.ref)
+        return await self._customer(resolution, seed.ref)
 
     async def by_id(self, customer_id: str) -> CustomerView | None:
         return await self.by_ref(RecordRef.from_customer_id(customer_id))

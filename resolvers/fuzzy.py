@@ -1,0 +1,303 @@
+"""Probabilistic matching of one customer's candidates at read time.
+
+After the deterministic closure of one customer, the blocking keys of its
+records (``resolvers.matching.blocking_keys``) are pushed down to every
+member table: one batched lookup per table and column (surname, postcode,
+birth date, email for personal-mailbox local parts), through the lookup
+transforms the connector declares. The rows found are re-checked against the
+blocking keys in memory, scored in-process against every record of the
+customer with the trained model, and kept with their best score: at or above
+``link`` they are the same customer (their own deterministic closure is
+merged in, one extra round), from ``candidate`` up they are possible
+duplicates. Nothing is stored: match records live for this request only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from connectors import Connector, ConnectorError, LookupTransform, QueryError, Row
+from resolvers.identity import Stitcher
+from resolvers.matching import MatchModel, MatchRecord, MatchScore, blocking_keys, match_record
+from resolvers.matching.features import FREE_MAIL_DOMAINS
+from resolvers.matching.model import PRIOR
+from resolvers.model import MemberSpec, ProbabilisticSpec, UnifiedModel, template_columns
+from resolvers.records import Record, RecordRef
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+GOLDEN_INPUTS: dict[str, str] = {
+    "firstName": "first_name",
+    "lastName": "surname",
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "street": "street",
+    "postcode": "postcode",
+    "city": "city",
+    "country": "country",
+    "birthDate": "birth_date",
+}
+"""Golden field -> match input, for deriving a member's match inputs."""
+
+
+def resolve_model_path(path: str) -> Path:
+    """An absolute path as is; a relative one against the working directory, else
+    the project folder, else its ``config/`` folder."""
+    given = Path(path).expanduser()
+    if given.is_absolute():
+        return given
+    for base in (Path.cwd(), PROJECT_DIR, PROJECT_DIR / "config"):
+        if (base / given).is_file():
+            return base / given
+    return given
+
+
+def input_mapping(member: MemberSpec, spec: ProbabilisticSpec) -> dict[str, str]:
+    """Match input -> column or template for ``member``: derived from its golden
+    field mapping, then ``fields.default``, then ``fields.<member id>``."""
+    mapping = {GOLDEN_INPUTS[f]: m for f, m in member.fields.items() if f in GOLDEN_INPUTS}
+    if "country" not in mapping and member.region:
+        mapping["locale"] = member.region
+    mapping.update(spec.fields.get("default", {}))
+    mapping.update(spec.fields.get(member.id, {}))
+    return mapping
+
+
+def _value(row: Row, mapping: str) -> Any:
+    if "{" not in mapping:
+        return row.get(mapping)
+    text = mapping
+    for name in template_columns(mapping):
+        text = text.replace("{" + name + "}", str(row.get(name) or ""))
+    return " ".join(text.split()) or None
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """Why a record joined by the model: the customer record it matched best."""
+
+    ref: RecordRef
+    matched: RecordRef
+    score: MatchScore
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """A possible duplicate: a record of another customer that scored between the thresholds."""
+
+    ref: RecordRef
+    customer_id: str
+    matched: RecordRef
+    score: MatchScore
+
+
+@dataclass(slots=True)
+class Extension:
+    """What probabilistic matching added to one customer."""
+
+    records: list[Record] = field(default_factory=list)
+    links: dict[RecordRef, Link] = field(default_factory=dict)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    errors: list[ConnectorError] = field(default_factory=list)
+    rounds: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    member: MemberSpec
+    column: str
+    transform: LookupTransform
+    values: tuple[Any, ...]
+
+
+def contributions_json(score: MatchScore) -> list[dict[str, Any]]:
+    """The score's terms, prior first, then the comparisons by decreasing |weight|."""
+    prior = [c for c in score.contributions if c.comparison == PRIOR]
+    rest = sorted(
+        (c for c in score.contributions if c.comparison != PRIOR), key=lambda c: -abs(c.weight)
+    )
+    return [
+        {"comparison": c.comparison, "level": c.level, "weight": round(c.weight, 3)}
+        for c in [*prior, *rest]
+    ]
+
+
+class Matcher:
+    """Finds and scores one customer's candidates over the member tables."""
+
+    def __init__(
+        self,
+        model: UnifiedModel,
+        spec: ProbabilisticSpec,
+        connectors: Mapping[str, Connector],
+        stitcher: Stitcher,
+    ) -> None:
+        self.spec = spec
+        self.connectors = connectors
+        self.stitcher = stitcher
+        self.members = model.customer.members
+        self.inputs = {m.id: input_mapping(m, spec) for m in self.members}
+        self.default_region = next(
+            (k.default_region for k in model.identity.keys.values() if k.default_region), "US"
+        )
+
+    @cached_property
+    def model(self) -> MatchModel:
+        path = resolve_model_path(self.spec.model)
+        try:
+            return MatchModel.load(path)
+        except (OSError, ValueError) as exc:
+            raise QueryError(f"identity.probabilistic.model: cannot load '{path}': {exc}") from exc
+
+    def extra_columns(self, member: MemberSpec) -> list[str]:
+        """Columns the match inputs read that the member does not read already."""
+        have = set(member.columns())
+        wanted = [c for m in self.inputs[member.id].values() for c in template_columns(m)]
+        return [c for c in dict.fromkeys(wanted) if c not in have]
+
+    def match_record(self, record: Record) -> MatchRecord:
+        values = {
+            arg: _value(record.row, mapping)
+            for arg, mapping in self.inputs[record.member.id].items()
+        }
+        return match_record(
+            str(record.ref), record.member.id, default_region=self.default_region, **values
+        )
+
+    async def extend(self, records: Sequence[Record]) -> Extension:
+        """Candidates of the customer made of ``records``: linked ones (with their
+        deterministic closure) and possible duplicates."""
+        ext = Extension()
+        model = self.model
+        known = {r.ref for r in records}
+        own = [(r, self.match_record(r)) for r in records]
+        wanted: set[tuple[str, tuple[str, ...]]] = set()
+        for _, mr in own:
+            wanted.update(blocking_keys(mr))
+        if not wanted:
+            return ext
+        probes = self._plan(records, own)
+        results = await asyncio.gather(*(self._lookup(p) for p in probes), return_exceptions=True)
+        found: dict[RecordRef, Record] = {}
+        for probe, result in zip(probes, results, strict=True):
+            if isinstance(result, ConnectorError):
+                ext.errors.append(result)
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            rank = self.stitcher.rank(probe.member)
+            for rows in result:
+                if len(rows) > self.spec.max_block_fanout:
+                    continue
+                for row in rows:
+                    rec = Record(probe.member, rank, row)
+                    if rec.ref not in known:
+                        found.setdefault(rec.ref, rec)
+        ext.rounds = 1 if probes else 0
+        best: dict[RecordRef, tuple[Record, RecordRef, MatchScore]] = {}
+        for ref, cand in found.items():
+            mr = self.match_record(cand)
+            if wanted.isdisjoint(blocking_keys(mr)):
+                continue
+            for rec, rec_mr in own:
+                score = model.score(mr, rec_mr)
+                if ref not in best or score.weight > best[ref][2].weight:
+                    best[ref] = (cand, rec.ref, score)
+        linked = [b for b in best.values() if b[2].probability >= self.spec.link]
+        possible = [
+            b for b in best.values() if self.spec.candidate <= b[2].probability < self.spec.link
+        ]
+        if not linked and not possible:
+            return ext
+        closure = await self.stitcher.resolve(records=[b[0] for b in linked + possible])
+        ext.errors.extend(closure.errors)
+        ext.rounds += closure.rounds
+        added: dict[RecordRef, Record] = {}
+        for cand, matched, score in linked:
+            ext.links[cand.ref] = Link(cand.ref, matched, score)
+            for rec in closure.cluster(cand.ref):
+                if rec.ref not in known:
+                    added[rec.ref] = rec
+        ext.records = list(added.values())
+        merged = known | set(added)
+        by_customer: dict[str, Duplicate] = {}
+        for cand, matched, score in possible:
+            cluster = closure.cluster(cand.ref)
+            if any(r.ref in merged for r in cluster):
+                continue
+            cid = cluster[0].ref.customer_id() if cluster else cand.ref.customer_id()
+            prev = by_customer.get(cid)
+            if prev is None or score.weight > prev.score.weight:
+                by_customer[cid] = Duplicate(cand.ref, cid, matched, score)
+        ext.duplicates = sorted(by_customer.values(), key=lambda d: -d.score.weight)
+        return ext
+
+    def _plan(
+        self, records: Sequence[Record], own: Sequence[tuple[Record, MatchRecord]]
+    ) -> list[_Probe]:
+        """One probe per member table and column: the values the customer's records
+        hold for each blocking column, as stored and as normalised."""
+        raw: dict[str, set[Any]] = defaultdict(set)
+        """match input -> raw values the customer's records hold."""
+        for rec, mr in own:
+            for arg, mapping in self.inputs[rec.member.id].items():
+                value = _value(rec.row, mapping)
+                if value is not None and value != "":
+                    raw[arg].add(value)
+            for key, parts in blocking_keys(mr):
+                if key == "surname_postcode":
+                    raw["surname"].add(parts[0])
+                    raw["postcode"].add(parts[1])
+                elif key == "email_local":
+                    raw["email_local"].add(parts[0])
+        locals_ = raw.pop("email_local", set())
+        probes: list[_Probe] = []
+        for member in self.members:
+            inputs = self.inputs[member.id]
+            caps = self.connectors[member.source].capabilities_for(member.table)
+            for arg in ("surname", "postcode", "birth_date", "email"):
+                column = inputs.get(arg)
+                if column is None or "{" in column:
+                    continue
+                if arg == "email":
+                    values: Iterable[Any] = (
+                        f"{local}@{domain}" for local in locals_ for domain in FREE_MAIL_DOMAINS
+                    )
+                else:
+                    values = raw.get(arg, ())
+                probe = self._probe(member, column, caps, arg == "birth_date", values)
+                if probe is not None:
+                    probes.append(probe)
+        return probes
+
+    @staticmethod
+    def _probe(
+        member: MemberSpec, column: str, caps: Any, exact_only: bool, values: Iterable[Any]
+    ) -> _Probe | None:
+        items = list(values)
+        if not items:
+            return None
+        if not exact_only and caps.can_lookup(column, "casefold"):
+            folded = {" ".join(str(v).split()).casefold() for v in items}
+            return _Probe(member, column, "casefold", tuple(sorted(folded)))
+        if caps.can_lookup(column, "exact"):
+            unique = list(dict.fromkeys(items))
+            return _Probe(member, column, "exact", tuple(unique))
+        return None
+
+    async def _lookup(self, probe: _Probe) -> list[list[Row]]:
+        member = probe.member
+        return await self.connectors[member.source].lookup_many(
+            member.table,
+            probe.column,
+            list(probe.values),
+            self.stitcher.columns(member),
+            probe.transform,
+        )
