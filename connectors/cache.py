@@ -60,6 +60,7 @@ from connectors._base import (
     LookupTransform,
     Row,
     ScanRequest,
+    relay,
 )
 from connectors.errors import (
     CircuitOpen,
@@ -441,17 +442,7 @@ class CachingConnector(Connector):
 
     def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         _record(self.name, "live", 1)
-        return self._scan(request)
-
-    async def _scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
-        stream = self.inner.scan(request)
-        try:
-            async for row in stream:
-                yield row
-        finally:
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+        return relay(self.inner.scan(request))
 
     async def aggregate(
         self,

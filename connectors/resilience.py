@@ -38,6 +38,7 @@ from connectors._base import (
     LookupTransform,
     Row,
     ScanRequest,
+    relay,
 )
 from connectors.errors import (
     CircuitOpen,
@@ -188,14 +189,8 @@ class ResilientConnector(Connector):
     async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         # A stream is not retried once rows have left; the breaker sees its outcome.
         async with self._observed("scan"), self._guard():
-            stream = self.inner.scan(request)
-            try:
-                async for row in stream:
-                    yield row
-            finally:
-                aclose = getattr(stream, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+            async for row in relay(self.inner.scan(request)):
+                yield row
 
     async def aggregate(
         self,
