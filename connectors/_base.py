@@ -8,7 +8,7 @@ rows. The resolvers map those onto the unified model.
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -225,15 +225,3 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Release pools and clients."""
-
-
-async def relay(stream: AsyncIterator[Row]) -> AsyncGenerator[Row, None]:
-    """Pass a connector's stream through, closing it however the consumer stops,
-    so a wrapper that stops early releases the source's connection at once."""
-    try:
-        async for row in stream:
-            yield row
-    finally:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()

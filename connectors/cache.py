@@ -53,15 +53,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors._base import (
     Aggregate,
-    Capabilities,
     Connector,
     Filter,
-    Health,
     LookupTransform,
     Row,
     ScanRequest,
-    relay,
 )
+from connectors._wrapping import ConnectorWrapper, relay
 from connectors.errors import (
     CircuitOpen,
     ConfigError,
@@ -246,35 +244,19 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha256(dumps(parts).encode()).hexdigest()[:40]
 
 
-class CachingConnector(Connector):
+class CachingConnector(ConnectorWrapper):
     """``inner`` behind a TTL cache with single-flight and serve-stale-on-error."""
 
     kind = "caching"
 
     def __init__(self, inner: Connector, options: CacheOptions, cache: Any) -> None:
-        super().__init__(inner.name, inner.options)
-        self.inner = inner
+        super().__init__(inner)
         self.policy = options
         self.cache = cache
         _users[cache] = _users.get(cache, 0) + 1
         base = getattr(cache, "namespace", None) or "custview"
         self.namespace = f"{base}:{inner.name}:"
         self._flights: dict[str, asyncio.Future[_Result]] = {}
-
-    @property
-    def source_kind(self) -> str:
-        return self.inner.source_kind
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    def capabilities_for(self, table: str) -> Capabilities:
-        return self.inner.capabilities_for(table)
-
-    def __getattr__(self, name: str) -> Any:
-        # counters, breaker state and engines of the wrapped connector
-        return getattr(self.inner, name)
 
     # --- the cache, never fatal ----------------------------------------------------
 
@@ -469,9 +451,6 @@ class CachingConnector(Connector):
         [(rows, origin, age)] = await self._resolve(table, [key], fetch)
         _record(self.name, origin, 1, age)
         return list(rows)
-
-    async def health(self, tables: Sequence[str] = ()) -> Health:
-        return await self.inner.health(tables)
 
     async def aclose(self) -> None:
         try:

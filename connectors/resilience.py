@@ -31,15 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors._base import (
     Aggregate,
-    Capabilities,
     Connector,
     Filter,
-    Health,
     LookupTransform,
     Row,
     ScanRequest,
-    relay,
 )
+from connectors._wrapping import ConnectorWrapper, relay
 from connectors.errors import (
     CircuitOpen,
     CustviewError,
@@ -82,7 +80,7 @@ class ResilienceOptions(BaseModel):
     """Seconds the circuit stays open before a probe is let through."""
 
 
-class ResilientConnector(Connector):
+class ResilientConnector(ConnectorWrapper):
     """``inner`` behind a bulkhead, a circuit breaker and retries."""
 
     kind = "resilient"
@@ -93,8 +91,7 @@ class ResilientConnector(Connector):
         options: ResilienceOptions | None = None,
         breakers: AsyncCircuitBreakerFactory | None = None,
     ) -> None:
-        super().__init__(inner.name, inner.options)
-        self.inner = inner
+        super().__init__(inner)
         self.policy = options or ResilienceOptions()
         self._bulkhead = asyncio.Semaphore(self.policy.max_concurrency)
         self._breakers = breakers or AsyncCircuitBreakerFactory()
@@ -103,24 +100,9 @@ class ResilientConnector(Connector):
         """Called with (source, operation, outcome, seconds) after every call."""
 
     @property
-    def source_kind(self) -> str:
-        return self.inner.source_kind
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    def capabilities_for(self, table: str) -> Capabilities:
-        return self.inner.capabilities_for(table)
-
-    @property
     def breaker_state(self) -> BreakerState:
         """The circuit's state as of the last call."""
         return self._state
-
-    def __getattr__(self, name: str) -> Any:
-        # counters and engine handles of the wrapped connector (statements, requests, ...)
-        return getattr(self.inner, name)
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
@@ -202,9 +184,3 @@ class ResilientConnector(Connector):
         return await self._call(
             "aggregate", lambda: self.inner.aggregate(table, group_by, aggregates, filters)
         )
-
-    async def health(self, tables: Sequence[str] = ()) -> Health:
-        return await self.inner.health(tables)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()

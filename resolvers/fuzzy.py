@@ -144,9 +144,7 @@ class Matcher:
         self.stitcher = stitcher
         self.members = model.customer.members
         self.inputs = {m.id: input_mapping(m, spec) for m in self.members}
-        self.default_region = next(
-            (k.default_region for k in model.identity.keys.values() if k.default_region), "US"
-        )
+        self.default_region = model.identity.default_region or "US"
 
     @cached_property
     def model(self) -> MatchModel:

@@ -67,14 +67,7 @@ class Survivorship:
     def __init__(self, model: UnifiedModel) -> None:
         self.fields = model.customer.fields
         self.spec = model.survivorship
-        self.default_region = next(
-            (
-                k.default_region
-                for k in model.identity.keys.values()
-                if k.normalize == "phone" and k.default_region
-            ),
-            None,
-        )
+        self.default_region = model.identity.default_region
 
     def _rule(self, field: str) -> FieldRule:
         return self.spec.fields.get(field) or FieldRule()

@@ -230,6 +230,14 @@ class IdentitySpec(_Strict):
     probabilistic: ProbabilisticSpec | None = None
     """Scored matching for single-customer lookups; absent: deterministic keys only."""
 
+    @property
+    def default_region(self) -> str | None:
+        """Where phones without an international prefix are read: the phone key's
+        ``default_region``, else any key's."""
+        regions = [k.default_region for k in self.keys.values() if k.normalize == "phone"]
+        regions += [k.default_region for k in self.keys.values()]
+        return next((r for r in regions if r), None)
+
 
 class FieldRule(_Strict):
     rule: Literal["source_priority", "most_recent", "min", "max"] = "source_priority"

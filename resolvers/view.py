@@ -100,9 +100,7 @@ class Federation:
                 m.id: self.matcher.extra_columns(m) for m in model.customer.members
             }
         self.survivorship = Survivorship(model)
-        self.default_region = default_region or next(
-            (k.default_region for k in model.identity.keys.values() if k.default_region), None
-        )
+        self.default_region = default_region or model.identity.default_region
         self._members = {m.id: m for m in model.customer.members}
         self._by_table = {(m.source, m.table): m for m in model.customer.members}
 
