@@ -1,20 +1,26 @@
 """Survivorship: the golden record of a customer, with per-field provenance.
 
-Each golden field takes the value of one member record, chosen by the
-field's rule (source priority by default, then the most recently updated
-record); the provenance says which record and which rule.
+Each golden field takes the value of one member record. The field's rules
+(``source_priority`` by default; ``most_recent``, ``most_complete``,
+``most_frequent``, ``min``, ``max``) are tried in order: each keeps the
+candidates it likes best, and the first one after which the candidates left
+agree on one value *decides*. Candidates still disagreeing after the last
+rule are told apart by source priority, then recency, then member order.
+The provenance names the record, the deciding rule and why, and keeps the
+values it overruled.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from resolvers.coerce import coerce
-from resolvers.model import FieldRule, FieldSpec, MemberSpec, UnifiedModel
+from resolvers.matching.normalize import fold
+from resolvers.model import FieldRule, FieldSpec, MemberSpec, RuleName, UnifiedModel
 from resolvers.normalize import normalize_email, normalize_phone
 from resolvers.records import Record, RecordRef
 
@@ -28,6 +34,9 @@ class Provenance:
     value: Any
     ref: RecordRef
     rule: str
+    """The rule that decided (``most_frequent``, ...), or ``tie_break`` when none did."""
+    reason: str
+    """Why, in words: ``2 of 3 records agree``, ``source priority crm > sales``, ..."""
     alternatives: tuple[tuple[Any, RecordRef], ...] = ()
     """Other distinct values the member records hold, with where they came from."""
 
@@ -61,6 +70,9 @@ def _present(spec: FieldSpec, record: Record, field: str, default_region: str | 
     return value
 
 
+Candidate = tuple[Any, Record]
+
+
 class Survivorship:
     """Builds golden records by the configured rules."""
 
@@ -80,7 +92,7 @@ class Survivorship:
     def build(self, records: Sequence[Record]) -> GoldenRecord:
         values: dict[str, Any] = {}
         provenance: dict[str, Provenance] = {}
-        recency = {id(record): -self._updated(record).timestamp() for record in records}
+        updated = {id(record): self._updated(record) for record in records}
         for field, spec in self.fields.items():
             candidates = [
                 (value, record)
@@ -90,8 +102,7 @@ class Survivorship:
             if not candidates:
                 values[field] = None
                 continue
-            rule = self._rule(field)
-            value, winner, text = self._choose(rule, candidates, recency)
+            value, winner, rule, reason = _Choice(self, self._rule(field), updated).pick(candidates)
             values[field] = value
             seen = {_key(value)}
             alternatives = []
@@ -99,38 +110,104 @@ class Survivorship:
                 if _key(other) not in seen:
                     seen.add(_key(other))
                     alternatives.append((other, record.ref))
-            provenance[field] = Provenance(field, value, winner.ref, text, tuple(alternatives))
+            provenance[field] = Provenance(
+                field, value, winner.ref, rule, reason, tuple(alternatives)
+            )
         return GoldenRecord(values, provenance)
 
-    def _choose(
-        self, rule: FieldRule, candidates: list[tuple[Any, Record]], recency: dict[int, float]
-    ) -> tuple[Any, Record, str]:
-        priority = rule.sources if rule.sources is not None else self.spec.default
-        rank = {source: i for i, source in enumerate(priority)}
 
-        def by_priority(item: tuple[Any, Record]) -> tuple[int, float, tuple[int, int, int | str]]:
-            record = item[1]
-            return (
-                rank.get(record.member.source, len(rank)),
-                recency[id(record)],
-                record.order(),
-            )
+class _Choice:
+    """One field's rule chain over its candidates."""
 
-        order = " > ".join(priority) if priority else "member order"
-        if rule.rule == "most_recent":
-            value, record = min(
-                candidates,
-                key=lambda item: (recency[id(item[1])], by_priority(item)),
-            )
-            return value, record, f"most recently updated record (ties: {order})"
-        if rule.rule in ("min", "max"):
-            ordered = sorted(candidates, key=by_priority)
-            pick = min if rule.rule == "min" else max
-            value, record = pick(ordered, key=lambda item: item[0])
-            return value, record, f"{rule.rule}imum value across sources"
-        value, record = min(candidates, key=by_priority)
-        return value, record, f"source priority {order}, then most recently updated"
+    def __init__(
+        self, owner: Survivorship, rule: FieldRule, updated: dict[int, dt.datetime]
+    ) -> None:
+        self.rule = rule
+        self.updated = updated
+        self.priority = rule.sources if rule.sources is not None else owner.spec.default
+        self.rank = {source: i for i, source in enumerate(self.priority)}
+
+    def pick(self, candidates: list[Candidate]) -> tuple[Any, Record, str, str]:
+        left = candidates
+        for name in self.rule.chain:
+            left, reason = _RULES[name](self, left, len(candidates))
+            if len({_key(value) for value, _ in left}) == 1:
+                value, record = min(left, key=self.tie_order)
+                return value, record, name, reason
+        value, record = min(left, key=self.tie_order)
+        order = " > ".join(self.priority) if self.priority else "member order"
+        return value, record, "tie_break", f"no rule decided; source priority {order}, most recent"
+
+    def tie_order(self, item: Candidate) -> tuple[int, float, tuple[int, int, int | str]]:
+        record = item[1]
+        return (
+            self.rank.get(record.member.source, len(self.rank)),
+            -self.updated[id(record)].timestamp(),
+            record.order(),
+        )
+
+    def source_priority(self, left: list[Candidate], _total: int) -> tuple[list[Candidate], str]:
+        best = min(self.rank.get(r.member.source, len(self.rank)) for _, r in left)
+        kept = [c for c in left if self.rank.get(c[1].member.source, len(self.rank)) == best]
+        order = " > ".join(self.priority) if self.priority else "member order"
+        return kept, f"source priority {order}"
+
+    def most_recent(self, left: list[Candidate], _total: int) -> tuple[list[Candidate], str]:
+        best = max(self.updated[id(r)] for _, r in left)
+        kept = [c for c in left if self.updated[id(c[1])] == best]
+        when = "never" if best == _EPOCH else best.isoformat()
+        return kept, f"most recently updated record ({when})"
+
+    def most_complete(self, left: list[Candidate], _total: int) -> tuple[list[Candidate], str]:
+        best = max(_completeness(v) for v, _ in left)
+        kept = [c for c in left if _completeness(c[0]) == best]
+        return kept, f"most complete value ({best[0]} words, {best[1]} characters)"
+
+    def most_frequent(self, left: list[Candidate], total: int) -> tuple[list[Candidate], str]:
+        counts: dict[Any, int] = {}
+        for value, _ in left:
+            counts[_key(value)] = counts.get(_key(value), 0) + 1
+        best = max(counts.values())
+        kept = [c for c in left if counts[_key(c[0])] == best]
+        return kept, f"{best} of {total} records agree"
+
+    def minimum(self, left: list[Candidate], _total: int) -> tuple[list[Candidate], str]:
+        return _extreme(left, min), "minimum value across sources"
+
+    def maximum(self, left: list[Candidate], _total: int) -> tuple[list[Candidate], str]:
+        return _extreme(left, max), "maximum value across sources"
+
+
+_RULES: dict[RuleName, Callable[[_Choice, list[Candidate], int], tuple[list[Candidate], str]]] = {
+    "source_priority": _Choice.source_priority,
+    "most_recent": _Choice.most_recent,
+    "most_complete": _Choice.most_complete,
+    "most_frequent": _Choice.most_frequent,
+    "min": _Choice.minimum,
+    "max": _Choice.maximum,
+}
+
+
+def _extreme(left: list[Candidate], pick: Callable[..., Any]) -> list[Candidate]:
+    try:
+        best = pick(value for value, _ in left)
+    except TypeError:  # values of mixed types cannot be ordered: nothing decided
+        return left
+    return [c for c in left if c[0] == best]
+
+
+def _completeness(value: Any) -> tuple[int, int]:
+    """How much a value says: words, then letters and digits (``12 Main Street,
+    Apt 4`` over ``12 Main St``); a non-text value counts as one word."""
+    if not isinstance(value, str):
+        return (1, 1)
+    folded = fold(value)
+    return (len(folded.split()), sum(ch.isalnum() for ch in folded))
 
 
 def _key(value: Any) -> Any:
-    return value.casefold() if isinstance(value, str) else value
+    """What two values must share to count as one: text folded (case, accents,
+    punctuation, whitespace), other values as they are."""
+    if isinstance(value, str):
+        return fold(value) or value.casefold()
+    return value

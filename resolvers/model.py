@@ -239,9 +239,33 @@ class IdentitySpec(_Strict):
         return next((r for r in regions if r), None)
 
 
+RuleName = Literal["source_priority", "most_recent", "most_complete", "most_frequent", "min", "max"]
+
+
 class FieldRule(_Strict):
-    rule: Literal["source_priority", "most_recent", "min", "max"] = "source_priority"
+    """How one golden field is chosen: ``rule``, then each of ``fallbacks`` in turn
+    while the records left still disagree."""
+
+    rule: RuleName = "source_priority"
+    fallbacks: list[RuleName] = Field(default_factory=list)
     sources: list[str] | None = None
+    """Source priority for this field (``source_priority``, and the last tie-break)."""
+
+    @model_validator(mode="after")
+    def _chain(self) -> FieldRule:
+        chain = self.chain
+        for i, name in enumerate(self.fallbacks):
+            if name in chain[: i + 1]:
+                raise ValueError(
+                    f"fallbacks[{i}]: '{name}' is already earlier in the chain "
+                    f"({' -> '.join(chain[: i + 1])}); list each rule once"
+                )
+        return self
+
+    @property
+    def chain(self) -> list[RuleName]:
+        """The rules in the order they are tried."""
+        return [self.rule, *self.fallbacks]
 
 
 class SurvivorshipSpec(_Strict):

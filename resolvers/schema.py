@@ -50,7 +50,11 @@ class FieldProvenance:
     table: str
     record_id: str
     ref: str
-    rule: str
+    rule: str = strawberry.field(
+        description="The survivorship rule that decided (source_priority, most_recent, "
+        "most_complete, most_frequent, min, max), or tie_break when none did"
+    )
+    reason: str = strawberry.field(description="Why that rule picked this value, in words")
     alternatives: Any = strawberry.field(
         graphql_type=JSON, description="Other values the member records hold: [{value, ref}]"
     )
@@ -254,6 +258,7 @@ def _provenance(root: CustomerView) -> list[FieldProvenance]:
             record_id=p.ref.key,
             ref=str(p.ref),
             rule=p.rule,
+            reason=p.reason,
             alternatives=[{"value": _text(v), "ref": str(ref)} for v, ref in p.alternatives],
         )
         for p in root.golden.provenance.values()
