@@ -1,5 +1,5 @@
-"""The HTTP edge: a Starlette app serving /graphql (GraphiQL in a browser),
-/healthz, /readyz and /metrics.
+"""The HTTP edge: a Starlette app serving the Customer 360 page at /,
+/graphql (GraphiQL in a browser), /healthz, /readyz and /metrics.
 
 The app owns its resources: the lifespan creates the connectors once and
 closes them on shutdown; each request gets a fresh view with its own
@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from strawberry.asgi import GraphQL
@@ -27,6 +27,7 @@ from gateway.auth import Authenticator, AuthError
 from gateway.export import export_customers
 from gateway.graphiql import STATIC_DIR, graphiql_html
 from gateway.metrics import GatewayMetrics, breaker_state
+from gateway.page import page_html, prefill
 from gateway.settings import LoadedSettings
 from resolvers.schema import build_schema
 from resolvers.view import Federation
@@ -103,13 +104,20 @@ async def _readyz(request: Request) -> Response:
     return JSONResponse(body, status_code=200 if body["status"] == "ready" else 503)
 
 
-async def _root(request: Request) -> Response:
-    return RedirectResponse("/graphql")
+def _page(ide_headers: dict[str, str] | None) -> Callable[[Request], Awaitable[Response]]:
+    """The Customer 360 page; it pre-fills the same credential as GraphiQL."""
+    scheme, key = prefill(ide_headers)
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(page_html(scheme, key))
+
+    return page
 
 
 def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None) -> Starlette:
     """The gateway for validated settings; sources are connected in the lifespan.
-    ``ide_headers`` pre-fill GraphiQL's Headers tab (the demo's key)."""
+    ``ide_headers`` pre-fill GraphiQL's Headers tab and the page's key field
+    (the demo's key)."""
     schema = build_schema(loaded.settings.model)
 
     metrics = GatewayMetrics()
@@ -128,7 +136,7 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
     graphql.ide_headers = json.dumps(ide_headers, indent=2) if ide_headers else None
     app = Starlette(
         routes=[
-            Route("/", _root),
+            Route("/", _page(ide_headers)),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             Route("/healthz", _healthz),
             Route("/readyz", _readyz),

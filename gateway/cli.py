@@ -170,6 +170,7 @@ def demo(
     def banner() -> None:
         err.print(
             f"\n[bold]custview demo[/] on the sources in {data_dir}\n"
+            f"  Customer 360: http://{host}:{port}/\n"
             f"  GraphiQL:  http://{host}:{port}/graphql\n"
             f"  health:    http://{host}:{port}/healthz  http://{host}:{port}/readyz\n"
             f"  feedback:  {os.environ['CUSTVIEW_FEEDBACK_URL']} (REST, read by custview)\n"
