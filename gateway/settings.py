@@ -114,7 +114,7 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def _lines(
     node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]
 ) -> None:
-    out[path] = node.start_mark.line + 1
+    out.setdefault(path, node.start_mark.line + 1)  # a key's own line wins over its value's
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             name = key.value
@@ -192,6 +192,11 @@ def _raise_validation(
     error = exc.errors(include_input=False, include_url=False)[0]
     loc = (*prefix, *(p for p in error["loc"] if isinstance(p, str | int)))
     message = error["msg"].removeprefix("Value error, ")
+    cause: Any = error.get("ctx", {}).get("error")
+    inner = getattr(cause, "path", None)
+    if isinstance(inner, tuple):
+        # a validator that knows where inside its section the problem is (segments)
+        loc, message = (*loc, *inner), str(getattr(cause, "reason", message))
     if error["type"] == "extra_forbidden":
         message = f"unknown key '{loc[-1]}' (check the spelling; see the config reference)"
     elif error["type"] == "missing":

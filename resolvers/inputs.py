@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import strawberry
 
+from connectors import QueryError
 from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, Order, RelationPred
 from resolvers.model import FieldType, RelationSpec, UnifiedModel
 
@@ -83,8 +85,9 @@ def _where_type(rel: RelationSpec) -> type:
 class CustomerInputs:
     """``CustomerFilter``, ``CustomerOrder`` and their parsers for one model."""
 
-    def __init__(self, model: UnifiedModel) -> None:
+    def __init__(self, model: UnifiedModel, segments: Mapping[str, Expr] | None = None) -> None:
         self.model = model
+        self.segments = dict(segments or {})
         self.scalars: dict[str, FieldType] = {n: f.type for n, f in model.customer.fields.items()}
         self.scalars |= {n: m.type for n, m in model.metrics.items()}
         raw = type("CustomerFilter", (), {})
@@ -92,6 +95,9 @@ class CustomerInputs:
             "and_": strawberry.field(name="and", default=None, graphql_type=list[raw] | None),  # type: ignore[valid-type]
             "or_": strawberry.field(name="or", default=None, graphql_type=list[raw] | None),  # type: ignore[valid-type]
             "not_": strawberry.field(name="not", default=None, graphql_type=raw | None),
+            "segment": strawberry.field(
+                default=None, graphql_type=str | None, description="Member of this segment."
+            ),
         }
         for name, type_ in self.scalars.items():
             namespace[name] = strawberry.field(
@@ -139,6 +145,11 @@ class CustomerInputs:
                     for c in conds(getattr(given, f))
                 )
                 parts.append(RelationPred(name, where))
+        if value.segment is not None:
+            if value.segment not in self.segments:
+                known = ", ".join(self.segments) or "none configured"
+                raise QueryError(f"no segment named '{value.segment}' (known: {known})")
+            parts.append(self.segments[value.segment])
         if value.and_:
             parts.extend(self.parse(v) for v in value.and_)
         if value.or_:

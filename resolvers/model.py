@@ -150,6 +150,7 @@ class CustomerSpec(_Strict):
     @model_validator(mode="after")
     def _check(self) -> CustomerSpec:
         reserved = {"id", "sourceRecords", "provenance", "matchExplanation", "possibleDuplicates"}
+        reserved |= {"segments", "segment"}
         for name in self.fields:
             if not _NAME.match(name) or name in reserved:
                 raise ValueError(f"'{name}' cannot be a Customer field name")
@@ -280,6 +281,19 @@ class PlannerSpec(_Strict):
     before it fails with a hint to narrow it at the sources."""
 
 
+_SEGMENT_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+
+
+class SegmentSpec(_Strict):
+    """A named customer filter (``segments``, ``segment(name)``, ``Customer.segments``)."""
+
+    description: str = ""
+    filter: dict[str, Any]
+    """The same language as ``customers(filter:)``, written as YAML."""
+    purpose: Literal["marketing"] | None = None
+    """``marketing``: using the segment to contact people needs their consent."""
+
+
 class UnifiedModel(_Strict):
     customer: CustomerSpec
     relations: dict[str, RelationSpec] = Field(default_factory=dict)
@@ -289,6 +303,8 @@ class UnifiedModel(_Strict):
     identity: IdentitySpec
     survivorship: SurvivorshipSpec = SurvivorshipSpec()
     planner: PlannerSpec = PlannerSpec()
+    segments: dict[str, SegmentSpec] = Field(default_factory=dict)
+    """Segment name -> its filter."""
 
     @model_validator(mode="after")
     def _check(self) -> UnifiedModel:
@@ -333,6 +349,15 @@ class UnifiedModel(_Strict):
         for field in self.survivorship.fields:
             if field not in self.customer.fields:
                 raise ValueError(f"survivorship.fields: '{field}' is not a Customer field")
+        from resolvers.segments import FilterSyntaxError, compile_segments
+
+        for name in self.segments:
+            if not _SEGMENT_NAME.match(name):
+                raise FilterSyntaxError(
+                    ("segments", name),
+                    "segment names are lower case words joined by - or _, e.g. high-value-at-risk",
+                )
+        compile_segments(self)
         return self
 
     def relation_columns(self, name: str) -> list[str]:

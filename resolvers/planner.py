@@ -72,14 +72,7 @@ class Planner:
 
         if first < 0:
             raise QueryError("'first' must not be negative")
-        reduced = await self._reduce(expr) if expr is not None else None
-        customers = (
-            await self._stitch(reduced.records) if reduced is not None else await self._everyone()
-        )
-        if expr is not None:
-            kept = await asyncio.gather(*(self._eval(expr, c) for c in customers))
-            customers = [c for c, ok in zip(customers, kept, strict=True) if ok]
-        customers = await self._sort(customers, order)
+        customers = await self._sort(await self._matching(expr), order)
         start = 0
         if after:
             wanted = _decode(after)
@@ -92,6 +85,24 @@ class Planner:
         page = customers[start : start + first]
         edges = [(_encode(c.id), c) for c in page]
         return Page(edges, start + first < len(customers), edges[-1][0] if edges else after)
+
+    async def count(self, expr: Expr | None) -> int:
+        """How many customers match ``expr``."""
+        return len(await self._matching(expr))
+
+    async def holds(self, expr: Expr, customer: CustomerView) -> bool:
+        """Whether one customer matches ``expr`` (batched with concurrent calls)."""
+        return await self._eval(expr, customer)
+
+    async def _matching(self, expr: Expr | None) -> list[CustomerView]:
+        reduced = await self._reduce(expr) if expr is not None else None
+        customers = (
+            await self._stitch(reduced.records) if reduced is not None else await self._everyone()
+        )
+        if expr is not None:
+            kept = await asyncio.gather(*(self._eval(expr, c) for c in customers))
+            customers = [c for c, ok in zip(customers, kept, strict=True) if ok]
+        return customers
 
     # -- reduction -------------------------------------------------------
 

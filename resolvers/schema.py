@@ -23,6 +23,10 @@ from resolvers.fuzzy import contributions_json
 from resolvers.inputs import CustomerInputs
 from resolvers.model import FieldType, RelationSpec, UnifiedModel
 from resolvers.planner import Planner
+from resolvers.segment_fields import customer_field as segments_of_customer
+from resolvers.segment_fields import root_fields as segment_root_fields
+from resolvers.segment_fields import segment_type
+from resolvers.segments import compile_segments
 from resolvers.view import CustomerView, RequestView, SourceStatus
 
 _SCALARS: dict[FieldType, Any] = {
@@ -319,6 +323,8 @@ def _customer_type(model: UnifiedModel) -> type:
             resolver=_timeline,
             description="Tickets, orders, opportunities, ... from every source, newest first.",
         )
+    if model.segments:
+        namespace["segments"] = segments_of_customer()
     for name, metric in model.metrics.items():
         namespace[name] = strawberry.field(
             resolver=_metric(name),
@@ -401,7 +407,8 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
         assert ref is not None
         return await view.by_ref(RecordRef.parse(ref))
 
-    inputs = CustomerInputs(model)
+    inputs = CustomerInputs(model, compile_segments(model))
+    segment = segment_type(connection, inputs.order, inputs.parse_order)
 
     async def customers_field(
         info: Info[Any, Any],
@@ -454,6 +461,7 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
                     description="Every customer once, in a stable order, cursor-paginated.",
                 ),
                 "sources": strawberry.field(resolver=sources_field, graphql_type=list[Source]),
+                **segment_root_fields(model, segment),
             },
         )
     )

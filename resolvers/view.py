@@ -29,6 +29,7 @@ from connectors import (
 )
 from resolvers import metrics
 from resolvers.coerce import coerce
+from resolvers.expr import Expr
 from resolvers.fuzzy import Duplicate, Link, Matcher
 from resolvers.golden import GoldenRecord, Survivorship
 from resolvers.identity import KeyNode, Resolution, Stitcher
@@ -36,6 +37,7 @@ from resolvers.metrics import Partial
 from resolvers.model import MemberSpec, RelationSpec, UnifiedModel
 from resolvers.normalize import normalize_email, normalize_phone
 from resolvers.records import Record, RecordRef
+from resolvers.segments import compile_segments
 
 
 @dataclass(slots=True)
@@ -103,6 +105,7 @@ class Federation:
         self.default_region = default_region or model.identity.default_region
         self._members = {m.id: m for m in model.customer.members}
         self._by_table = {(m.source, m.table): m for m in model.customer.members}
+        self.segments: dict[str, Expr] = compile_segments(model)
 
     def request(self) -> RequestView:
         return RequestView(self)
@@ -183,6 +186,14 @@ class RequestView:
     @property
     def model(self) -> UnifiedModel:
         return self.federation.model
+
+    def segment(self, name: str) -> Expr:
+        """The filter of segment ``name``."""
+        found = self.federation.segments.get(name)
+        if found is None:
+            known = ", ".join(self.federation.segments) or "none configured"
+            raise QueryError(f"no segment named '{name}' (known: {known})")
+        return found
 
     def failure(self, source: str) -> ConnectorError | None:
         """The first error ``source`` gave during this request, if any."""
