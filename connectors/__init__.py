@@ -20,11 +20,13 @@ from connectors._base import (
     ScanRequest,
     Sort,
 )
+from connectors.deadline import time_left
 from connectors.errors import (
     CircuitOpen,
     ConfigError,
     ConnectorError,
     CustviewError,
+    DeadlineExceeded,
     PluginError,
     QueryError,
     ReadOnlyViolation,
@@ -45,6 +47,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorOptions",
     "CustviewError",
+    "DeadlineExceeded",
     "Filter",
     "FilterOp",
     "Health",
@@ -62,5 +65,6 @@ __all__ = [
     "available",
     "load",
     "register",
+    "time_left",
     "unregister",
 ]

@@ -6,6 +6,7 @@ It lives in the lowest layer so every layer can raise and catch it::
     ├── ConfigError              bad configuration: file, key path, what to do
     ├── ConnectorError           a source misbehaved (carries ``source``)
     │   ├── SourceTimeout        the source did not answer in time
+    │   │   └── DeadlineExceeded the request's deadline passed first
     │   ├── SourceUnavailable    the source cannot be reached or failed
     │   ├── CircuitOpen          the source failed repeatedly and is skipped for now
     │   ├── UnsupportedOperation the connector cannot do what was asked
@@ -70,6 +71,12 @@ class ConnectorError(CustviewError):
 
 class SourceTimeout(ConnectorError):
     code = "SOURCE_TIMEOUT"
+
+
+class DeadlineExceeded(SourceTimeout):
+    """The deadline of the work in progress (a request) passed before the source
+    answered; the time may have gone to other sources, so the circuit breaker
+    does not count it."""
 
 
 class SourceUnavailable(ConnectorError):

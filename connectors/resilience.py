@@ -14,6 +14,14 @@ caller — stitching, loaders, scans, exports — gets the same policy:
 
 Errors in the request (bad query, unsupported operation, schema mismatch)
 do not count against the source.
+
+Inside a :func:`~connectors.deadline.deadline_scope` (one GraphQL request)
+the whole call — waiting at the bulkhead, every attempt, every backoff — ends
+at the deadline with :class:`DeadlineExceeded`, or with the last
+``SourceUnavailable`` when the deadline leaves no time to retry. Connectors
+cut their own timeouts to the deadline (:func:`~connectors.deadline.time_left`);
+the wrapper's own limit, a moment later, is the backstop for those that do not.
+A call cut by the deadline does not count against the circuit breaker.
 """
 
 from __future__ import annotations
@@ -38,9 +46,11 @@ from connectors._base import (
     ScanRequest,
 )
 from connectors._wrapping import ConnectorWrapper, relay
+from connectors.deadline import Deadline, current_deadline
 from connectors.errors import (
     CircuitOpen,
     CustviewError,
+    DeadlineExceeded,
     QueryError,
     ReadOnlyViolation,
     SchemaMismatch,
@@ -49,6 +59,9 @@ from connectors.errors import (
 )
 
 T = TypeVar("T")
+BACKSTOP = 0.05
+"""Seconds past the deadline the wrapper waits for a connector to end its own call,
+so a connector that honours the deadline reports it (and cleans up) itself."""
 Observer = Callable[[str, str, str, float], None]
 BreakerState = Literal["closed", "opened", "half-opened"]
 
@@ -58,6 +71,7 @@ _NOT_THE_SOURCES_FAULT: list[Any] = [
     SchemaMismatch,
     ReadOnlyViolation,
     CircuitOpen,
+    DeadlineExceeded,
     asyncio.CancelledError,
     GeneratorExit,
 ]
@@ -143,17 +157,48 @@ class ResilientConnector(ConnectorWrapper):
                 self.observer(self.name, operation, outcome, time.perf_counter() - started)
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
-        async with self._observed(operation), self._guard():
+        async with self._observed(operation):
+            deadline = current_deadline()
+            if deadline is None:
+                return await self._attempts(call, None)
+            left = deadline.left()
+            if left <= 0:
+                raise deadline.passed(self.name)
+            failures: list[SourceUnavailable] = []
+            try:
+                async with asyncio.timeout(left + BACKSTOP) as scope:
+                    return await self._attempts(call, left, failures)
+            except TimeoutError:
+                if not scope.expired():
+                    raise
+                if failures:  # cut while waiting to retry: say why it was retried
+                    raise failures[-1] from None
+                raise deadline.exceeded(self.name) from None
+
+    async def _attempts(
+        self,
+        call: Callable[[], Awaitable[T]],
+        budget: float | None,
+        failures: list[SourceUnavailable] | None = None,
+    ) -> T:
+        """The call behind the guard, retried while the source is unavailable and,
+        with a ``budget``, while a retry could still start within it."""
+        async with self._guard():
             async for attempt in stamina.retry_context(
                 on=SourceUnavailable,
                 attempts=self.policy.retries + 1,
-                timeout=None,
+                timeout=budget,
                 wait_initial=self.policy.retry_initial_wait,
                 wait_max=self.policy.retry_max_wait,
                 wait_jitter=self.policy.retry_initial_wait,
             ):
                 with attempt:
-                    return await call()
+                    try:
+                        return await call()
+                    except SourceUnavailable as exc:
+                        if failures is not None:
+                            failures.append(exc)
+                        raise
         raise AssertionError("unreachable: stamina re-raises the last failure")
 
     async def lookup_many(
@@ -170,9 +215,18 @@ class ResilientConnector(ConnectorWrapper):
 
     async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         # A stream is not retried once rows have left; the breaker sees its outcome.
-        async with self._observed("scan"), self._guard():
-            async for row in relay(self.inner.scan(request)):
-                yield row
+        async with self._observed("scan"):
+            deadline = current_deadline()
+            if deadline is not None and deadline.left() <= 0:
+                raise deadline.passed(self.name)
+            async with self._guard():
+                stream = relay(self.inner.scan(request))
+                if deadline is None:
+                    async for row in stream:
+                        yield row
+                    return
+                async for row in _until(stream, deadline, self.name):
+                    yield row
 
     async def aggregate(
         self,
@@ -184,3 +238,24 @@ class ResilientConnector(ConnectorWrapper):
         return await self._call(
             "aggregate", lambda: self.inner.aggregate(table, group_by, aggregates, filters)
         )
+
+
+async def _until(
+    stream: AsyncGenerator[Row, None], deadline: Deadline, source: str
+) -> AsyncGenerator[Row, None]:
+    """``stream``'s rows while ``deadline`` lasts: each wait for the next row is
+    bounded (never the consumer's work between rows)."""
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(max(deadline.left(), 0.0) + BACKSTOP) as scope:
+                    row = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                if not scope.expired():
+                    raise
+                raise deadline.exceeded(source) from None
+            yield row
+    finally:
+        await stream.aclose()

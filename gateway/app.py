@@ -20,9 +20,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
 from connectors.cache import cache_scope
+from connectors.deadline import deadline_scope
 from gateway.auth import Authenticator, AuthError
 from gateway.export import export_customers
 from gateway.graphiql import STATIC_DIR, graphiql_html
@@ -48,6 +50,18 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
             "view": federation.request(),
             "principal": principal,
         }
+
+
+class _WithDeadline:
+    """The GraphQL endpoint with a deadline for every source call of the request."""
+
+    def __init__(self, app: ASGIApp, seconds: float | None) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with deadline_scope(self.seconds):
+            await self.app(scope, receive, send)
 
 
 def _is_open(request: Request) -> bool:
@@ -137,7 +151,11 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
     app = Starlette(
         routes=[
             Route("/", _page(ide_headers)),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route(
+                "/graphql",
+                _WithDeadline(graphql, loaded.settings.server.request_deadline),
+                methods=["GET", "POST"],
+            ),
             Route("/healthz", _healthz),
             Route("/readyz", _readyz),
             Route("/metrics", metrics.endpoint),

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connectors import CustviewError, FilterOp
+from connectors.deadline import deadline_scope
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers.schema import build_schema
 from resolvers.view import Federation
@@ -291,9 +292,10 @@ async def _query(loaded: LoadedSettings, text: str, variables: dict[str, Any] | 
     schema = build_schema(loaded.settings.model)
     federation = Federation(loaded.settings.model, loaded.create_connectors())
     try:
-        result = await schema.execute(
-            text, variable_values=variables, context_value={"view": federation.request()}
-        )
+        with deadline_scope(loaded.settings.server.request_deadline):
+            result = await schema.execute(
+                text, variable_values=variables, context_value={"view": federation.request()}
+            )
     finally:
         await federation.aclose()
     body: dict[str, Any] = {"data": result.data}

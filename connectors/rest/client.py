@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from connectors.deadline import time_left
 from connectors.errors import ReadOnlyViolation, SourceTimeout, SourceUnavailable
 from connectors.rest.auth import build_auth, secrets
 from connectors.rest.options import OAuth2ClientCredentials, RESTOptions
@@ -91,13 +92,19 @@ class SourceClient:
 
     @asynccontextmanager
     async def deadline(self, what: str) -> AsyncIterator[float]:
-        """``options.timeout`` for the body; yields the loop time it ends at."""
+        """``options.timeout`` for the body, cut to the time left before the
+        request's deadline; yields the loop time it ends at."""
+        seconds, request_deadline = time_left(self.options.timeout)
+        if request_deadline is not None and seconds <= 0:
+            raise request_deadline.passed(self.source)
         try:
-            async with asyncio.timeout(self.options.timeout) as scope:
+            async with asyncio.timeout(seconds) as scope:
                 when = scope.when()
                 assert when is not None
                 yield when
         except TimeoutError:
+            if request_deadline is not None:
+                raise request_deadline.exceeded(self.source) from None
             raise SourceTimeout(
                 f"{what}: no answer within {self.options.timeout:g} s", source=self.source
             ) from None

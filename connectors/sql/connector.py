@@ -18,6 +18,8 @@ Semantics worth knowing:
   follows the engine.
 * ``scan`` applies ``timeout`` to each fetch, not to the whole stream, so a
   long export keeps going while the source keeps answering.
+* Inside a :func:`~connectors.deadline.deadline_scope` every timeout is cut
+  to the time left before the deadline.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from connectors._base import (
     Row,
     ScanRequest,
 )
+from connectors.deadline import time_left
 from connectors.errors import ConfigError, ConnectorError, QueryError, SchemaMismatch
 from connectors.sql import statements
 from connectors.sql.engine import backend, create_read_only_engine
@@ -188,11 +191,13 @@ class SQLConnector(Connector):
 
     async def health(self, tables: Sequence[str] = ()) -> Health:
         try:
-            async with asyncio.timeout(self.options.timeout), self._engine.connect() as conn:
+            async with self._bounded(), self._engine.connect() as conn:
                 started = time.perf_counter()
                 await conn.execute(select(1))
                 latency = (time.perf_counter() - started) * 1000
                 found = await conn.run_sync(self._existing_tables, list(tables))
+        except ConnectorError as exc:
+            return Health(ok=False, detail=exc.reason)
         except Exception as exc:
             return Health(ok=False, detail=self._failure(exc).reason)
         missing = [t for t, ok in found.items() if not ok]
@@ -212,7 +217,7 @@ class SQLConnector(Connector):
     ) -> AsyncIterator[AsyncConnection]:
         """A pooled connection; source failures inside become connector errors."""
         try:
-            async with asyncio.timeout(self.options.timeout):
+            async with self._bounded():
                 conn = await self._engine.connect().start()
             try:
                 yield conn
@@ -226,13 +231,28 @@ class SQLConnector(Connector):
             raise await self._explain(exc, table, columns) from exc
 
     @asynccontextmanager
+    async def _bounded(self) -> AsyncIterator[asyncio.Timeout]:
+        """``options.timeout``, cut to the time left before the request's deadline;
+        :class:`DeadlineExceeded` when the deadline is what ran out."""
+        seconds, deadline = time_left(self.options.timeout)
+        if deadline is not None and seconds <= 0:
+            raise deadline.passed(self.name)
+        try:
+            async with asyncio.timeout(seconds) as scope:
+                yield scope
+        except TimeoutError:
+            if deadline is None or not scope.expired():
+                raise
+            raise deadline.exceeded(self.name) from None
+
+    @asynccontextmanager
     async def _deadline(self, conn: AsyncConnection) -> AsyncIterator[None]:
-        """``options.timeout`` for what runs inside; SQLite's query is interrupted too.
+        """:meth:`_bounded` for what runs inside; SQLite's query is interrupted too.
 
         Cancelling the await does not stop SQLite's worker thread, which
         would finish the query before the connection can be released.
         """
-        async with asyncio.timeout(self.options.timeout) as scope:
+        async with self._bounded() as scope:
             if self._backend != "sqlite":
                 yield
                 return
@@ -256,7 +276,7 @@ class SQLConnector(Connector):
         """The error for ``exc``: a named missing table/column when that is the cause."""
         if is_schema_error(exc):
             try:
-                async with asyncio.timeout(self.options.timeout), self._engine.connect() as conn:
+                async with self._bounded(), self._engine.connect() as conn:
                     mismatch = await conn.run_sync(self._find_missing, table, list(columns))
             except Exception:
                 mismatch = None

@@ -11,7 +11,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from connectors import CircuitOpen, QueryError, ScanRequest, SourceTimeout, SourceUnavailable
+from connectors import (
+    CircuitOpen,
+    DeadlineExceeded,
+    QueryError,
+    ScanRequest,
+    SourceTimeout,
+    SourceUnavailable,
+)
+from connectors.deadline import deadline_scope
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from connectors.sql import SQLConnector, SQLOptions
 from tests.support.proxy import FaultProxy
@@ -72,8 +80,9 @@ async def test_reads_are_retried_when_the_source_is_unavailable(
 async def test_timeouts_are_not_retried(items_url: str, proxy: FaultProxy) -> None:
     connector = connect(items_url, proxy, timeout=0.3, retries=2)
     proxy.mode, proxy.delay = "slow", 1.0
-    with pytest.raises(SourceTimeout):
+    with pytest.raises(SourceTimeout) as info:
         await lookup(connector, 1)
+    assert not isinstance(info.value, DeadlineExceeded), "no deadline outside a scope"
     assert proxy.accepted == 1
     await connector.aclose()
 
@@ -143,4 +152,61 @@ async def test_scans_stream_through_the_guard(items_url: str, proxy: FaultProxy)
     assert len(rows) == 7
     assert connector.statements >= 1, "the wrapped connector's counters stay visible"
     assert connector.source_kind == "sql"
+    await connector.aclose()
+
+
+# --- the request's deadline ------------------------------------------------------------
+
+
+async def test_the_deadline_cuts_a_slow_call_without_counting_against_the_source(
+    items_url: str, proxy: FaultProxy
+) -> None:
+    connector = connect(items_url, proxy, timeout=30, breaker_threshold=1)
+    assert await lookup(connector, 1), "a warm pool: the cut falls mid-query"
+    proxy.mode, proxy.delay = "slow", 2.0
+    with deadline_scope(0.3), pytest.raises(DeadlineExceeded) as info:
+        await lookup(connector, 2)
+    assert info.value.code == "SOURCE_TIMEOUT"
+    assert info.value.source == "items-db"
+    assert "deadline" in info.value.message
+    assert connector.breaker_state == "closed", "the deadline is the request's, not the source's"
+    proxy.mode = "pass"
+    proxy.cut()
+    assert (await lookup(connector, 3)) == [[{"id": 3, "name": "item 3"}]]
+    await connector.aclose()
+
+
+async def test_a_passed_deadline_does_not_reach_the_source(
+    items_url: str, proxy: FaultProxy
+) -> None:
+    connector = connect(items_url, proxy)
+    with deadline_scope(0.01) as deadline:
+        assert deadline is not None
+        await asyncio.sleep(0.02)
+        with pytest.raises(DeadlineExceeded):
+            await lookup(connector, 1)
+        with pytest.raises(DeadlineExceeded):
+            _ = [r async for r in connector.scan(ScanRequest("items", ["id"]))]
+    assert proxy.accepted == 0
+    await connector.aclose()
+
+
+async def test_retries_stop_at_the_deadline(items_url: str, proxy: FaultProxy) -> None:
+    connector = connect(items_url, proxy, retries=5, retry_initial_wait=5, retry_max_wait=5)
+    proxy.mode = "refuse"
+    with deadline_scope(0.3), pytest.raises(SourceUnavailable) as info:
+        await lookup(connector, 1)
+    assert proxy.accepted == 1, "no retry could start before the deadline"
+    assert info.value.source == "items-db"
+    await connector.aclose()
+
+
+async def test_a_scan_stops_at_the_deadline(items_url: str, proxy: FaultProxy) -> None:
+    connector = connect(items_url, proxy, timeout=30)
+    assert await lookup(connector, 1)
+    proxy.mode, proxy.delay = "slow", 2.0
+    with deadline_scope(0.3), pytest.raises(DeadlineExceeded):
+        _ = [r async for r in connector.scan(ScanRequest("items", ["id"]))]
+    proxy.mode = "pass"
+    proxy.cut()
     await connector.aclose()

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 import connectors
 import connectors.rest
 from connectors import (
+    DeadlineExceeded,
     Filter,
     ReadOnlyViolation,
     ScanRequest,
@@ -26,6 +27,7 @@ from connectors import (
     SourceUnavailable,
     UnsupportedOperation,
 )
+from connectors.deadline import deadline_scope
 from connectors.rest import RESTConnector, RESTOptions
 from tests.connectors import rest_server
 from tests.connectors.rest_server import STATE, SURVEYS
@@ -515,6 +517,19 @@ async def test_a_slow_source_times_out(base_url: str) -> None:
             await c.lookup_many("surveys", "email", ["user1@example.com"], ["id"])
         assert time.perf_counter() - started < 0.8
         assert caught.value.source == "feedback"
+    finally:
+        await c.aclose()
+
+
+async def test_the_request_deadline_cuts_the_timeout_short(base_url: str) -> None:
+    c = make(base_url, timeout=30, resources={"surveys": resource("/x/slow")})
+    try:
+        with deadline_scope(0.3), pytest.raises(DeadlineExceeded) as caught:
+            await c.lookup_many("surveys", "email", ["user1@example.com"], ["id"])
+        assert caught.value.message == (
+            "source 'feedback': no answer before the request's deadline (0.3 s)"
+        )
+        assert caught.value.code == "SOURCE_TIMEOUT"
     finally:
         await c.aclose()
 

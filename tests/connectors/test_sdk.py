@@ -7,10 +7,11 @@ import connectors
 PUBLIC = [
     "Aggregate", "AggregateFn", "Capabilities", "CircuitOpen", "ConfigError", "Connector",
     "ConnectorError",
-    "ConnectorOptions", "CustviewError", "Filter", "FilterOp", "Health", "LookupTransform",
+    "ConnectorOptions", "CustviewError", "DeadlineExceeded", "Filter", "FilterOp", "Health",
+    "LookupTransform",
     "PluginError", "QueryError", "ReadOnlyViolation", "Row", "ScanRequest", "SchemaMismatch",
     "Sort", "SourceTimeout", "SourceUnavailable", "UnsupportedOperation", "available", "load",
-    "register", "unregister",
+    "register", "time_left", "unregister",
 ]  # fmt: skip
 
 
