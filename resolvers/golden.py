@@ -80,9 +80,11 @@ class Survivorship:
         self.fields = model.customer.fields
         self.spec = model.survivorship
         self.default_region = model.identity.default_region
-
-    def _rule(self, field: str) -> FieldRule:
-        return self.spec.fields.get(field) or FieldRule()
+        default = self.spec.default
+        self._choices = {
+            field: _Choice(self.spec.fields.get(field) or FieldRule(), default)
+            for field in self.fields
+        }
 
     def _updated(self, record: Record) -> dt.datetime:
         column = record.member.updated_at
@@ -102,13 +104,13 @@ class Survivorship:
             if not candidates:
                 values[field] = None
                 continue
-            value, winner, rule, reason = _Choice(self, self._rule(field), updated).pick(candidates)
+            value, winner, rule, reason = self._choices[field].pick(candidates, updated)
             values[field] = value
-            seen = {_key(value)}
+            seen = {_shown(value)}
             alternatives = []
             for other, record in candidates:
-                if _key(other) not in seen:
-                    seen.add(_key(other))
+                if _shown(other) not in seen:
+                    seen.add(_shown(other))
                     alternatives.append((other, record.ref))
             provenance[field] = Provenance(
                 field, value, winner.ref, rule, reason, tuple(alternatives)
@@ -117,26 +119,28 @@ class Survivorship:
 
 
 class _Choice:
-    """One field's rule chain over its candidates."""
+    """One field's rule chain."""
 
-    def __init__(
-        self, owner: Survivorship, rule: FieldRule, updated: dict[int, dt.datetime]
-    ) -> None:
+    def __init__(self, rule: FieldRule, default: list[str]) -> None:
         self.rule = rule
-        self.updated = updated
-        self.priority = rule.sources if rule.sources is not None else owner.spec.default
+        self.updated: dict[int, dt.datetime] = {}
+        self.priority = rule.sources if rule.sources is not None else default
         self.rank = {source: i for i, source in enumerate(self.priority)}
+        self.order = " > ".join(self.priority) if self.priority else "member order"
 
-    def pick(self, candidates: list[Candidate]) -> tuple[Any, Record, str, str]:
+    def pick(
+        self, candidates: list[Candidate], updated: dict[int, dt.datetime]
+    ) -> tuple[Any, Record, str, str]:
+        self.updated = updated
         left = candidates
         for name in self.rule.chain:
             left, reason = _RULES[name](self, left, len(candidates))
-            if len({_key(value) for value, _ in left}) == 1:
+            if len(left) == 1 or len({_key(value) for value, _ in left}) == 1:
                 value, record = min(left, key=self.tie_order)
                 return value, record, name, reason
         value, record = min(left, key=self.tie_order)
-        order = " > ".join(self.priority) if self.priority else "member order"
-        return value, record, "tie_break", f"no rule decided; source priority {order}, most recent"
+        reason = f"no rule decided; source priority {self.order}, most recent"
+        return value, record, "tie_break", reason
 
     def tie_order(self, item: Candidate) -> tuple[int, float, tuple[int, int, int | str]]:
         record = item[1]
@@ -149,8 +153,7 @@ class _Choice:
     def source_priority(self, left: list[Candidate], _total: int) -> tuple[list[Candidate], str]:
         best = min(self.rank.get(r.member.source, len(self.rank)) for _, r in left)
         kept = [c for c in left if self.rank.get(c[1].member.source, len(self.rank)) == best]
-        order = " > ".join(self.priority) if self.priority else "member order"
-        return kept, f"source priority {order}"
+        return kept, f"source priority {self.order}"
 
     def most_recent(self, left: list[Candidate], _total: int) -> tuple[list[Candidate], str]:
         best = max(self.updated[id(r)] for _, r in left)
@@ -205,9 +208,21 @@ def _completeness(value: Any) -> tuple[int, int]:
     return (len(folded.split()), sum(ch.isalnum() for ch in folded))
 
 
+def _shown(value: Any) -> Any:
+    """What makes a value another alternative: any difference but letter case."""
+    return value.casefold() if isinstance(value, str) else value
+
+
+_ASCII_FOLD = str.maketrans(
+    {chr(c): " " for c in range(128) if not chr(c).isalnum() and chr(c) != "'"} | {"'": None}
+)
+
+
 def _key(value: Any) -> Any:
     """What two values must share to count as one: text folded (case, accents,
     punctuation, whitespace), other values as they are."""
-    if isinstance(value, str):
-        return fold(value) or value.casefold()
-    return value
+    if not isinstance(value, str):
+        return value
+    if value.isascii():  # the common case, as ``fold`` would do it but without Unicode work
+        return " ".join(value.lower().translate(_ASCII_FOLD).split()) or value.casefold()
+    return fold(value) or value.casefold()
