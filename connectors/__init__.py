@@ -19,6 +19,7 @@ from connectors._base import (
     Row,
     ScanRequest,
     Sort,
+    WriteAccess,
 )
 from connectors.deadline import time_left
 from connectors.errors import (
@@ -62,6 +63,7 @@ __all__ = [
     "SourceTimeout",
     "SourceUnavailable",
     "UnsupportedOperation",
+    "WriteAccess",
     "available",
     "load",
     "register",

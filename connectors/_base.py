@@ -136,6 +136,21 @@ class Health:
     tables: Mapping[str, bool] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class WriteAccess:
+    """Whether the credentials custview uses could write the source.
+
+    custview never writes (no method does), but credentials that can are one
+    bug or one leak away from it; ``custview check`` warns when ``can_write``.
+    """
+
+    can_write: bool | None
+    """``None``: not known (not checked, or the check failed)."""
+    detail: str = ""
+    tables: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Table → the write privileges the credentials hold on it (only writable tables)."""
+
+
 class ConnectorOptions(BaseModel):
     """Base of every connector's options model: unknown keys are errors."""
 
@@ -221,6 +236,10 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def health(self, tables: Sequence[str] = ()) -> Health:
         """Reach the source; report latency and which of ``tables`` exist."""
+
+    async def write_access(self, tables: Sequence[str]) -> WriteAccess:
+        """Whether the credentials could write ``tables``; by default not known."""
+        return WriteAccess(can_write=None, detail="this connector does not check its credentials")
 
     @abc.abstractmethod
     async def aclose(self) -> None:

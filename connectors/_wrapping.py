@@ -19,6 +19,7 @@ from connectors._base import (
     LookupTransform,
     Row,
     ScanRequest,
+    WriteAccess,
 )
 
 
@@ -80,6 +81,9 @@ class ConnectorWrapper(Connector):
 
     async def health(self, tables: Sequence[str] = ()) -> Health:
         return await self.inner.health(tables)
+
+    async def write_access(self, tables: Sequence[str]) -> WriteAccess:
+        return await self.inner.write_access(tables)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors import CustviewError, FilterOp
+from connectors import CustviewError, FilterOp, WriteAccess
 from connectors.deadline import deadline_scope
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers.schema import build_schema
@@ -193,12 +193,21 @@ def _demo_complete(data_dir: Path) -> bool:
     )
 
 
-async def _check(loaded: LoadedSettings) -> list[Any]:
+async def _check(loaded: LoadedSettings) -> tuple[list[Any], dict[str, WriteAccess]]:
     federation = Federation(loaded.settings.model, loaded.create_connectors())
     try:
-        return await federation.sources()
+        statuses = await federation.sources()
+        reachable = {s.name for s in statuses if s.health.ok}
+        access = await federation.write_access()
+        return statuses, {name: a for name, a in access.items() if name in reachable}
     finally:
         await federation.aclose()
+
+
+def _writes(access: WriteAccess | None) -> str:
+    if access is None or access.can_write is None:
+        return "-"
+    return "[bold yellow]yes[/]" if access.can_write else "no"
 
 
 @app.command()
@@ -208,8 +217,9 @@ def check(
 ) -> None:
     """Validate the config and reach every source."""
     loaded = _settings(config)
-    statuses = asyncio.run(_check(loaded))
+    statuses, access = asyncio.run(_check(loaded))
     ok = all(s.health.ok and all(s.health.tables.values()) for s in statuses)
+    writable = {name: a for name, a in access.items() if a.can_write}
     if as_json:
         out.print_json(
             data=[
@@ -220,13 +230,15 @@ def check(
                     "latency_ms": s.health.latency_ms,
                     "detail": s.health.detail,
                     "tables": dict(s.health.tables),
+                    "write_access": _access_json(access.get(s.name)),
                 }
                 for s in statuses
             ]
         )
     else:
         table = Table(title=f"custview check — {loaded.path}")
-        for column in ("source", "kind", "reachable", "latency", "tables found", "missing"):
+        columns = ("source", "kind", "reachable", "latency", "tables found", "missing", "can write")
+        for column in columns:
             table.add_column(column)
         for s in statuses:
             found = [t for t, present in s.health.tables.items() if present]
@@ -238,10 +250,27 @@ def check(
                 f"{s.health.latency_ms:.1f} ms" if s.health.latency_ms is not None else "-",
                 ", ".join(found) or "-",
                 f"[red]{', '.join(missing)}[/]" if missing else "-",
+                _writes(access.get(s.name)),
             )
         out.print(table)
         out.print("[green]config OK, every source reachable[/]" if ok else "[red]problems found[/]")
+    for name, risky in writable.items():
+        err.print(
+            f"[bold yellow]warning:[/] source '{name}': {risky.detail}. custview only reads; "
+            "give it a role that may only SELECT (README, Deployment)",
+            highlight=False,
+        )
     raise typer.Exit(0 if ok else 1)
+
+
+def _access_json(access: WriteAccess | None) -> dict[str, Any] | None:
+    if access is None:
+        return None
+    return {
+        "can_write": access.can_write,
+        "detail": access.detail,
+        "tables": {t: list(p) for t, p in access.tables.items()},
+    }
 
 
 @app.command("connectors")

@@ -26,6 +26,7 @@ from connectors import (
     Row,
     ScanRequest,
     Sort,
+    WriteAccess,
 )
 from resolvers import metrics
 from resolvers.coerce import coerce
@@ -119,20 +120,30 @@ class Federation:
             raise QueryError(f"'{ref}' does not name a customer table of a configured source")
         return member
 
-    async def sources(self) -> list[SourceStatus]:
-        tables: dict[str, list[str]] = {name: [] for name in self.connectors}
+    def tables(self) -> dict[str, list[str]]:
+        """Each source's tables the model reads (members and relations)."""
+        tables: dict[str, set[str]] = {name: set() for name in self.connectors}
         for member in self.model.customer.members:
-            tables[member.source].append(member.table)
+            tables[member.source].add(member.table)
         for rel in self.model.relations.values():
-            tables[rel.source].append(rel.table)
+            tables[rel.source].add(rel.table)
+        return {name: sorted(found) for name, found in tables.items()}
+
+    async def sources(self) -> list[SourceStatus]:
+        tables = self.tables()
         names = list(self.connectors)
-        healths = await asyncio.gather(
-            *(self.connectors[n].health(sorted(set(tables[n]))) for n in names)
-        )
+        healths = await asyncio.gather(*(self.connectors[n].health(tables[n]) for n in names))
         return [
             SourceStatus(n, self.connectors[n].source_kind, h)
             for n, h in zip(names, healths, strict=True)
         ]
+
+    async def write_access(self) -> dict[str, WriteAccess]:
+        """Per source: could its credentials write the tables the model reads?"""
+        tables = self.tables()
+        names = list(self.connectors)
+        found = await asyncio.gather(*(self.connectors[n].write_access(tables[n]) for n in names))
+        return dict(zip(names, found, strict=True))
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.aclose() for c in self.connectors.values()))

@@ -40,6 +40,7 @@ from connectors._base import (
     LookupTransform,
     Row,
     ScanRequest,
+    WriteAccess,
 )
 from connectors.conformance.planning import check_request_allowed
 from connectors.errors import (
@@ -252,6 +253,12 @@ class RESTConnector(Connector):
         missing = [t for t, ok in status.items() if not ok]
         detail = f"missing resources: {', '.join(missing)}" if missing else ""
         return Health(ok=True, latency_ms=latency, detail=detail, tables=status)
+
+    async def write_access(self, tables: Sequence[str]) -> WriteAccess:
+        return WriteAccess(
+            can_write=None,
+            detail="sends GET requests only; what its credentials allow is not checked",
+        )
 
     async def _exists(self, table: str, deadline: float) -> bool:
         res = self.options.resources.get(table)

@@ -45,10 +45,11 @@ from connectors._base import (
     LookupTransform,
     Row,
     ScanRequest,
+    WriteAccess,
 )
 from connectors.deadline import time_left
 from connectors.errors import ConfigError, ConnectorError, QueryError, SchemaMismatch
-from connectors.sql import statements
+from connectors.sql import privileges, statements
 from connectors.sql.engine import backend, create_read_only_engine
 from connectors.sql.failures import (
     is_schema_error,
@@ -203,6 +204,35 @@ class SQLConnector(Connector):
         missing = [t for t, ok in found.items() if not ok]
         detail = f"missing tables: {', '.join(missing)}" if missing else ""
         return Health(ok=True, latency_ms=latency, detail=detail, tables=found)
+
+    async def write_access(self, tables: Sequence[str]) -> WriteAccess:
+        """Write privileges of the configured role on ``tables`` (see :mod:`.privileges`)."""
+        if self._backend == "sqlite":
+            return WriteAccess(
+                can_write=False, detail="the file is opened read-only (mode=ro, query_only)"
+            )
+        if self._backend not in ("postgresql", "mysql"):
+            return WriteAccess(None, f"privileges are not checked on {self._backend}")
+        try:
+            async with self._bounded(), self._engine.connect() as conn:
+                role = await privileges.role_name(conn, self._backend)
+                if self._backend == "postgresql":
+                    grants = await privileges.postgres_write_grants(
+                        conn, tables, self.options.schema_name
+                    )
+                else:
+                    database = self.options.schema_name or self._url.database or ""
+                    grants = await privileges.mysql_write_grants(conn, tables, database)
+        except ConnectorError as exc:
+            return WriteAccess(None, f"could not check the privileges: {exc.reason}")
+        except Exception as exc:
+            if not is_source_failure(exc):
+                raise
+            return WriteAccess(None, f"could not check the privileges: {self._failure(exc).reason}")
+        if not grants:
+            return WriteAccess(False, f"role '{role}' can only read these tables")
+        held = "; ".join(f"{', '.join(p)} on {t}" for t, p in grants.items())
+        return WriteAccess(True, f"role '{role}' can {held}", grants)
 
     def _existing_tables(self, conn: Connection, tables: list[str]) -> dict[str, bool]:
         inspector = inspect(conn)

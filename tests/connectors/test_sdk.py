@@ -10,7 +10,8 @@ PUBLIC = [
     "ConnectorOptions", "CustviewError", "DeadlineExceeded", "Filter", "FilterOp", "Health",
     "LookupTransform",
     "PluginError", "QueryError", "ReadOnlyViolation", "Row", "ScanRequest", "SchemaMismatch",
-    "Sort", "SourceTimeout", "SourceUnavailable", "UnsupportedOperation", "available", "load",
+    "Sort", "SourceTimeout", "SourceUnavailable", "UnsupportedOperation", "WriteAccess",
+    "available", "load",
     "register", "time_left", "unregister",
 ]  # fmt: skip
 
