@@ -49,6 +49,7 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
             "response": response,
             "view": federation.request(),
             "principal": principal,
+            "explain": request.headers.get("x-custview-explain", "") in ("1", "true"),
         }
 
 

@@ -1,4 +1,4 @@
-"""The ``custview`` command: demo, serve, check, query and demo-data.
+"""The ``custview`` command: demo, serve, check, query, explain, export and demo-data.
 
 Every command turns custview's own errors into one clear line on stderr
 and a non-zero exit code, never a traceback:
@@ -317,19 +317,22 @@ def connectors(
     raise typer.Exit(1 if any(p.error for p in plugins) else 0)
 
 
-async def _query(loaded: LoadedSettings, text: str, variables: dict[str, Any] | None) -> Any:
+async def _query(
+    loaded: LoadedSettings, text: str, variables: dict[str, Any] | None, explain: bool = False
+) -> Any:
     schema = build_schema(loaded.settings.model)
     federation = Federation(loaded.settings.model, loaded.create_connectors())
+    context = {"view": federation.request(), "explain": explain}
     try:
         with deadline_scope(loaded.settings.server.request_deadline):
-            result = await schema.execute(
-                text, variable_values=variables, context_value={"view": federation.request()}
-            )
+            result = await schema.execute(text, variable_values=variables, context_value=context)
     finally:
         await federation.aclose()
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
         body["errors"] = [e.formatted for e in result.errors]
+    if explain and result.extensions:
+        body["extensions"] = result.extensions
     return body
 
 
@@ -341,14 +344,62 @@ def query(
 ) -> None:
     """Run one GraphQL query and print the JSON result."""
     loaded = _settings(config)
+    body = asyncio.run(_query(loaded, text, _variables(variables)))
+    sys.stdout.write(json.dumps(body, indent=2, default=str) + "\n")
+    raise typer.Exit(1 if body.get("errors") else 0)
+
+
+def _variables(variables: str | None) -> dict[str, Any] | None:
     try:
-        parsed = json.loads(variables) if variables else None
+        parsed: dict[str, Any] | None = json.loads(variables) if variables else None
     except json.JSONDecodeError as exc:
         err.print(f"[bold red]error:[/] --variables is not valid JSON: {exc.msg}")
         raise typer.Exit(2) from None
-    body = asyncio.run(_query(loaded, text, parsed))
-    sys.stdout.write(json.dumps(body, indent=2, default=str) + "\n")
+    return parsed
+
+
+@app.command()
+def explain(
+    text: Annotated[str, typer.Argument(help="A GraphQL query.")],
+    config: ConfigOption = None,
+    variables: Annotated[str | None, typer.Option(help="Variables as JSON.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The plan as JSON.")] = False,
+) -> None:
+    """Run one query and show its plan: per source the statements or requests
+    sent, rows returned and time spent, then what was done in memory."""
+    loaded = _settings(config)
+    body = asyncio.run(_query(loaded, text, _variables(variables), explain=True))
+    plan = body.get("extensions", {}).get("explain", {})
+    for error in body.get("errors", []):
+        err.print(f"[bold red]error:[/] {error.get('message')}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps(plan, indent=2, default=str) + "\n")
+    else:
+        _print_plan(plan)
     raise typer.Exit(1 if body.get("errors") else 0)
+
+
+def _print_plan(plan: dict[str, Any]) -> None:
+    for source in plan.get("sources", []):
+        out.print(
+            f"[bold]{source['source']}[/]: {len(source['calls'])} calls, "
+            f"{source['sent']} sent, {source['rows']} rows, {source['ms']} ms",
+            highlight=False,
+        )
+        for call in source["calls"]:
+            out.print(
+                f"  {call['operation']} {call['table']} {call['detail']} "
+                f"-> {call['rows']} rows, {call['ms']} ms",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
+            for sent in call["sent"]:
+                out.print(f"    {sent}", style="dim", highlight=False, markup=False, soft_wrap=True)
+    out.print("[bold]in memory[/]:", highlight=False)
+    for step in plan.get("memory", []):
+        out.print(f"  {step}", highlight=False, markup=False)
+    out.print(f"[bold]total[/]: {plan.get('totalMs')} ms", highlight=False)
 
 
 async def _export(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import ConfigError, Connector, ConnectorOptions, PluginError, load
 from connectors.cache import CacheOptions, CachingConnector, create_cache
+from connectors.observe import ObservedConnector
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from gateway.auth import AuthSettings
 from resolvers.model import UnifiedModel
@@ -99,8 +100,9 @@ class LoadedSettings:
             cache = create_cache(chosen.backend, chosen.url, chosen.namespace)
         created: dict[str, Connector] = {}
         for name, (cls, opts) in self.connectors.items():
+            # innermost: explain plans see the calls that reach the source (retries too)
             connector: Connector = ResilientConnector(
-                cls(name, opts), sources[name].resilience, breakers
+                ObservedConnector(cls(name, opts)), sources[name].resilience, breakers
             )
             if sources[name].cache.enabled:
                 connector = CachingConnector(connector, sources[name].cache, cache)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from connectors import Aggregate, Connector, Filter, Row
+from connectors.observe import note
 from resolvers.coerce import coerce
 from resolvers.filtering import matches_all, pushable, to_filters
 from resolvers.model import MetricSpec, RelationSpec
@@ -99,6 +100,10 @@ async def _in_memory(
         )
     )
     groups = await connector.lookup_many(relation.table, relation.parent.column, keys, columns)
+    note(
+        f"{relation.table}: aggregated {sum(len(g) for g in groups)} rows in memory "
+        f"({', '.join(metrics)}), the source cannot"
+    )
     out: dict[Any, Partial] = {}
     for key, rows in zip(keys, groups, strict=True):
         kept = [row for row in rows if matches_all(row, where)]

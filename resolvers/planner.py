@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from connectors import Filter, QueryError, ScanRequest
+from connectors.observe import note
 from resolvers.coerce import coerce
 from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, Order, RelationPred, holds
 from resolvers.filtering import matches_all
@@ -73,6 +74,8 @@ class Planner:
         if first < 0:
             raise QueryError("'first' must not be negative")
         customers = await self._sort(await self._matching(expr), order)
+        if order:
+            note(f"sorted {len(customers)} customers by {_orders(order)}, then by id")
         start = 0
         if after:
             wanted = _decode(after)
@@ -83,6 +86,7 @@ class Planner:
                 )
             start = ids.index(wanted) + 1
         page = customers[start : start + first]
+        note(f"page: customers {start + 1}-{start + len(page)} of {len(customers)}")
         edges = [(_encode(c.id), c) for c in page]
         return Page(edges, start + first < len(customers), edges[-1][0] if edges else after)
 
@@ -99,9 +103,13 @@ class Planner:
         customers = (
             await self._stitch(reduced.records) if reduced is not None else await self._everyone()
         )
+        if reduced is not None:
+            note(f"stitched {len(reduced.records)} seed records into {len(customers)} candidates")
         if expr is not None:
             kept = await asyncio.gather(*(self._eval(expr, c) for c in customers))
+            before = len(customers)
             customers = [c for c, ok in zip(customers, kept, strict=True) if ok]
+            note(f"checked the whole filter on {before} candidates: {len(customers)} match")
         return customers
 
     # -- reduction -------------------------------------------------------
@@ -118,7 +126,11 @@ class Planner:
         if isinstance(expr, And):
             parts = await asyncio.gather(*(self._reduce(e) for e in expr.items))
             known = [p for p in parts if p is not None]
-            return min(known, key=lambda p: len(p.records)) if known else None
+            if not known:
+                return None
+            best = min(known, key=lambda p: len(p.records))
+            note(f"and: kept its most selective side ({len(best.records)} records)")
+            return best
         if isinstance(expr, Or):
             parts = await asyncio.gather(*(self._reduce(e) for e in expr.items))
             if any(p is None for p in parts):
@@ -238,6 +250,7 @@ class Planner:
                     "something, a metric threshold) so the sources narrow it down first"
                 )
             if not page.has_next:
+                note(f"no source can narrow this filter: enumerated {len(customers)} customers")
                 return customers
             after = page.end_cursor
 
@@ -283,6 +296,10 @@ class Planner:
             present.sort(key=lambda p: p[0], reverse=spec.descending)
             customers = [c for _, c in present + missing]
         return customers
+
+
+def _orders(order: Sequence[Order]) -> str:
+    return ", ".join(f"{o.field}{' desc' if o.descending else ''}" for o in order)
 
 
 def _encode(customer_id: str) -> str:

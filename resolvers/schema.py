@@ -19,6 +19,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from resolvers.errors import SourceErrorsExtension, mask_unexpected_errors
+from resolvers.explain import ExplainExtension
 from resolvers.fuzzy import contributions_json
 from resolvers.inputs import CustomerInputs
 from resolvers.model import FieldType, RelationSpec, UnifiedModel
@@ -471,6 +472,7 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),
             SourceErrorsExtension,
+            ExplainExtension,
             mask_unexpected_errors,
         ],
     )

@@ -52,7 +52,16 @@ def test_every_cli_command_is_in_the_readme() -> None:
         c.name or c.callback.__name__.replace("_", "-")  # type: ignore[union-attr]
         for c in cli_app.registered_commands
     }
-    assert names == {"demo", "serve", "check", "query", "demo-data", "connectors", "export"}
+    assert names == {
+        "demo",
+        "serve",
+        "check",
+        "query",
+        "demo-data",
+        "connectors",
+        "export",
+        "explain",
+    }
     for name in names:
         assert f"custview {name}" in README
     assert "custview cache clear" in README

@@ -30,6 +30,7 @@ import httpx
 
 from connectors.deadline import time_left
 from connectors.errors import ReadOnlyViolation, SourceTimeout, SourceUnavailable
+from connectors.observe import sent
 from connectors.rest.auth import build_auth, secrets
 from connectors.rest.options import OAuth2ClientCredentials, RESTOptions
 
@@ -121,6 +122,7 @@ class SourceClient:
     ) -> httpx.Response | None:
         """GET ``url``; ``None`` for a 404 when ``missing_ok``. Raises on any other failure."""
         where = f"{what}: GET {url.path}"
+        sent(_request_line(url, params))
         failures = rate_limited = 0
         retries = self.options.retries if retry else 0
         while True:
@@ -215,6 +217,17 @@ class SourceClient:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return _URL.sub("<url>", text)[:300]
+
+
+def _request_line(url: httpx.URL, params: Params | None) -> str:
+    """``GET /path (name: N values, ...)``: the request's shape, not its values."""
+    merged = httpx.QueryParams(url.query).merge(params or {})
+    names = list(dict.fromkeys(merged.keys()))
+    shapes = []
+    for name in names:
+        values = [v for value in merged.get_list(name) for v in value.split(",")]
+        shapes.append(name if len(values) == 1 else f"{name}: {len(values)} values")
+    return f"GET {url.path}" + (f" ({', '.join(shapes)})" if shapes else "")
 
 
 def retry_after(response: httpx.Response) -> float | None:

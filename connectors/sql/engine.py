@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from connectors.observe import sent
 from connectors.sql.options import SQLOptions
 from connectors.sql.readonly import check_statement
 
@@ -76,6 +77,7 @@ def create_read_only_engine(
     ) -> None:
         check_statement(statement, source)
         on_statement()
+        sent(statement)
 
     if kind in ("sqlite", "mysql"):
         statements = _session_statements(kind, options, engine)
