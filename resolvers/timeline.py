@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from connectors import QueryError
+from connectors import ConnectorError, QueryError
 from resolvers.coerce import coerce
 
 if TYPE_CHECKING:
@@ -73,10 +73,19 @@ async def timeline(
     if first < 0:
         raise QueryError("'first' must not be negative")
     groups = await asyncio.gather(
-        *(view.related_rows(customer, model.timeline[k].relation) for k in wanted)
+        *(view.related_rows(customer, model.timeline[k].relation) for k in wanted),
+        return_exceptions=True,
     )
     events: list[Event] = []
     for kind, rows in zip(wanted, groups, strict=True):
+        if isinstance(rows, ConnectorError):
+            # degrade: the other sources' events still answer; the response names
+            # the failed source (extensions.custview) instead of nulling the customer
+            if rows not in view.errors:
+                view.errors.append(rows)
+            continue
+        if isinstance(rows, BaseException):
+            raise rows
         spec = model.timeline[kind]
         rel = model.relations[spec.relation]
         for row in rows:

@@ -14,7 +14,8 @@ from tests.e2e.oracle import clusters
 
 DEAD = "postgresql+asyncpg://custview:hunter2@127.0.0.1:1/support"
 QUERY = """query($email: String) { customer(email: $email) {
-    id name sourceRecords { source } tickets { id } orders { id } } }"""
+    id name sourceRecords { source } tickets { id } orders { id }
+    timeline(first: 50) { nodes { source } } } }"""
 
 
 def _three_system_email(demo_dir: Path) -> str:
@@ -62,6 +63,8 @@ async def _check(response: httpx.Response) -> None:
     assert {r["source"] for r in customer["sourceRecords"]} == {"crm", "sales"}
     assert customer["orders"], "the other sources still answer"
     assert customer["tickets"] is None, "the dead source's field is null, not empty"
+    timeline = {e["source"] for e in customer["timeline"]["nodes"]}
+    assert "sales" in timeline and "support" not in timeline, "the timeline degrades too"
     (error,) = body["errors"]
     assert error["extensions"] == {"code": "SOURCE_UNAVAILABLE", "source": "support"}
     assert error["path"] == ["customer", "tickets"]

@@ -402,6 +402,7 @@
     const tip = h("span", { class: "tip", role: "tooltip", id: tipId },
       h("strong", {}, `${p.source} · ${p.table}`), ` record ${p.ref}`,
       h("span", { class: "tip-line" }, `Rule: ${p.rule}`),
+      p.reason ? h("span", { class: "tip-line" }, p.reason) : null,
       alternatives.length
         ? h("span", { class: "tip-line" }, "Other values: ",
           h("ul", {}, alternatives.map((a) => h("li", {}, h("span", { class: "alt-value" }, formatValue(a.value)), ` (${a.ref})`))))
