@@ -103,7 +103,9 @@ async def customer_segments(root: CustomerView, info: Info[Any, Any]) -> list[st
 def customer_field() -> Any:
     return strawberry.field(
         resolver=customer_segments,
-        graphql_type=list[str],
+        # nullable: a failing source nulls this field, not the whole customer
+        graphql_type=list[str] | None,
         name="segments",
-        description="Names of the segments this customer is in now (see segment(name)).",
+        description="Names of the segments this customer is in now (see segment(name)); "
+        "null when a source it needs failed.",
     )

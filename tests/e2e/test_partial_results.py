@@ -73,3 +73,39 @@ async def _check(response: httpx.Response) -> None:
         "incomplete": True,
         "failedSources": {"support": "SOURCE_UNAVAILABLE"},
     }
+
+
+def _every_customer_field(schema: object) -> str:
+    """A selection of every Customer field (objects by ``__typename``)."""
+    from graphql import GraphQLNonNull, get_named_type, is_leaf_type
+
+    customer = schema._schema.type_map["Customer"]  # type: ignore[attr-defined]
+    parts = []
+    for name, field in customer.fields.items():
+        if any(isinstance(a.type, GraphQLNonNull) for a in field.args.values()):
+            continue
+        parts.append(
+            name if is_leaf_type(get_named_type(field.type)) else f"{name} {{ __typename }}"
+        )
+    return " ".join(parts)
+
+
+async def test_no_customer_field_lets_a_dead_source_null_the_whole_customer(
+    demo_dir: Path, tmp_path: Path, demo_env: None
+) -> None:
+    """Fields added later must degrade too: nullable, or answering without the source."""
+    email = _three_system_email(demo_dir)
+    config = tmp_path / "dead.yaml"
+    config.write_text(
+        DEMO_CONFIG.read_text().replace(
+            '"sqlite+aiosqlite:///${CUSTVIEW_DEMO_DIR:-demo-data}/support.db"', f'"{DEAD}"'
+        )
+    )
+    async for client in serve_in_process(load_settings(config)):
+        selection = _every_customer_field(client.app.state.schema)  # type: ignore[attr-defined]
+        query = f"query($email: String) {{ customer(email: $email) {{ {selection} }} }}"
+        body = (
+            await client.post("/graphql", json={"query": query, "variables": {"email": email}})
+        ).json()
+        assert body["data"]["customer"] is not None, body["errors"]
+        assert {e["extensions"].get("source") for e in body["errors"]} == {"support"}
