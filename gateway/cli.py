@@ -128,7 +128,11 @@ def _serve(loaded: LoadedSettings, host: str | None, port: int | None) -> None:
     from gateway.serving import serve
 
     server = loaded.settings.server
-    serve(loaded, host or server.host, port or server.port)
+    serve(
+        loaded,
+        host if host is not None else server.host,
+        port if port is not None else server.port,
+    )
 
 
 @app.command()

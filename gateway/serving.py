@@ -4,8 +4,10 @@ service (one event loop, two loopback servers)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -18,13 +20,47 @@ DEMO_KEY = "demo-key"
 DEMO_HEADERS = {"X-API-Key": DEMO_KEY}
 
 
-def _server(app: Starlette, host: str, port: int, log_level: str = "info") -> uvicorn.Server:
-    return uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+def _server(
+    app: Starlette,
+    host: str,
+    port: int,
+    log_level: str = "info",
+    shutdown_timeout: float | None = None,
+) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=None if shutdown_timeout is None else round(shutdown_timeout),
+    )
+    return uvicorn.Server(config)
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def serve(loaded: LoadedSettings, host: str, port: int) -> None:
-    """Serve the gateway until interrupted."""
-    _server(create_app(loaded), host, port).run()
+    """Serve the gateway until SIGTERM or Ctrl+C.
+
+    On SIGTERM uvicorn stops accepting connections, lets the requests in
+    flight finish (at most ``server.shutdown_timeout`` seconds, then cancels
+    them), runs the lifespan's shutdown (which closes every source's pool and
+    client) and re-raises the signal; custview takes that as a clean stop and
+    exits ``0``, so a process manager sees a successful shutdown.
+    """
+    server = _server(
+        create_app(loaded),
+        host,
+        port,
+        shutdown_timeout=loaded.settings.server.shutdown_timeout,
+    )
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def serve_demo(
@@ -40,7 +76,12 @@ def serve_demo(
     from gateway.demodata.feedback_service import create_feedback_app
 
     feedback = _server(create_feedback_app(data_dir), "127.0.0.1", feedback_port, "warning")
-    gateway = _server(create_app(loaded, DEMO_HEADERS), host, port)
+    gateway = _server(
+        create_app(loaded, DEMO_HEADERS),
+        host,
+        port,
+        shutdown_timeout=loaded.settings.server.shutdown_timeout,
+    )
 
     async def both() -> None:
         task = asyncio.create_task(feedback.serve())

@@ -45,6 +45,8 @@ class ServerSettings(_Strict):
     request_deadline: float | None = Field(default=15.0, gt=0)
     """Seconds every source call of one GraphQL request (retries included) may
     run, counted from the request's arrival; ``None`` sets no deadline."""
+    shutdown_timeout: float = Field(default=20.0, ge=0)
+    """Seconds a SIGTERM waits for requests in flight before cancelling them."""
 
 
 class PluginSettings(_Strict):

@@ -11,6 +11,7 @@ import pytest
 
 from tests.connectors.sql_fixtures import create_people_database
 from tests.e2e.test_cli import run
+from tests.support.configs import people_config
 from tests.support.roles import Roles, database_roles
 
 
@@ -29,24 +30,8 @@ def maria_roles(mariadb_db_url: str) -> Iterator[Roles]:
 
 
 def _config(tmp_path: Path, urls: dict[str, str]) -> Path:
-    sources = "".join(
-        f'  {name}:\n    connector: sql\n    options: {{url: "{url}", timeout: 5}}\n'
-        for name, url in urls.items()
-    )
-    members = "".join(
-        f"      - {{source: {name}, table: people, fields: {{name: name, email: email}}, "
-        "identity: {email: [email]}}\n"
-        for name in urls
-    )
     path = tmp_path / "roles.yaml"
-    path.write_text(
-        "version: 1\nsources:\n"
-        + sources
-        + "model:\n  customer:\n    fields:\n      name: {type: string}\n"
-        "      email: {type: string, normalize: email}\n    members:\n"
-        + members
-        + "  identity:\n    keys:\n      email: {normalize: email}\n"
-    )
+    path.write_text(people_config(urls))
     return path
 
 

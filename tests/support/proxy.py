@@ -24,6 +24,10 @@ class FaultProxy:
     accepted: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    delayed: int = 0
+    """Chunks held back in ``slow`` mode so far (a request is in flight when it grows)."""
+    endings: list[bytes] = field(default_factory=list)
+    """For each finished connection, the last bytes the client sent (to see how it said goodbye)."""
     _server: asyncio.Server | None = None
     _pipes: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -57,21 +61,31 @@ class FaultProxy:
         self._pipes.add(task)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        tail = [b""]
         try:
             up_reader, up_writer = await asyncio.open_connection(self.target_host, self.target_port)
-            await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+            await asyncio.gather(self._pipe(reader, up_writer, tail), self._pipe(up_reader, writer))
         except (asyncio.CancelledError, ConnectionError, OSError):
             pass
         finally:
+            self.endings.append(tail[0])
             self.in_flight -= 1
             self._pipes.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
                 up_writer.close()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        tail: list[bytes] | None = None,
+    ) -> None:
         while data := await reader.read(65536):
+            if tail is not None:
+                tail[0] = (tail[0] + data)[-64:]
             if self.mode == "slow" and self.delay:
+                self.delayed += 1
                 await asyncio.sleep(self.delay)
             writer.write(data)
             await writer.drain()
