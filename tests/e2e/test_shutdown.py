@@ -4,11 +4,8 @@ request in flight finish, closes the source pools and exits 0."""
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 import signal
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,14 +16,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.connectors.sql_fixtures import create_people_database
 from tests.support.configs import people_config
+from tests.support.processes import BOUND, ServeProcess, until
 from tests.support.proxy import FaultProxy
 
-ROOT = Path(__file__).resolve().parents[2]
 QUERY = '{ customer(ref: "crm/people/3") { id name email } }'
 POSTGRES_TERMINATE = b"X\x00\x00\x00\x04"
 """The message a PostgreSQL client sends when it closes a connection on purpose."""
-BOUND = 60.0
-"""Seconds after which a step that should happen is declared not to happen."""
 
 
 @pytest.fixture(scope="module")
@@ -41,56 +36,6 @@ async def proxy(people_url: str) -> AsyncIterator[FaultProxy]:
     running = await FaultProxy(target.host or "127.0.0.1", target.port or 5432).start()
     yield running
     await running.stop()
-
-
-class Gateway:
-    """``custview serve`` as a child process on a free loopback port."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.log: list[str] = []
-        self.url = ""
-        self._reader: asyncio.Task[None] | None = None
-
-    @classmethod
-    async def start(cls, config: Path) -> Gateway:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", "0",
-            cwd=ROOT,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        gateway = cls(process)
-        async with asyncio.timeout(BOUND):
-            while not gateway.url:
-                line = await gateway._line()
-                found = re.search(r"Uvicorn running on (http://\S+)", line)
-                if found:
-                    gateway.url = found.group(1)
-        gateway._reader = asyncio.create_task(gateway._drain())
-        return gateway
-
-    async def _line(self) -> str:
-        assert self.process.stderr is not None
-        raw = await self.process.stderr.readline()
-        if not raw:
-            raise AssertionError("custview serve stopped:\n" + "".join(self.log))
-        line = raw.decode(errors="replace")
-        self.log.append(line)
-        return line
-
-    async def _drain(self) -> None:
-        assert self.process.stderr is not None
-        while raw := await self.process.stderr.readline():
-            self.log.append(raw.decode(errors="replace"))
-
-    async def stop(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-        if self._reader is not None:
-            await self._reader
 
 
 async def _custview_connections(admin_url: str) -> int:
@@ -110,18 +55,6 @@ async def _custview_connections(admin_url: str) -> int:
         await engine.dispose()
 
 
-async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Wait for ``check`` (another process's state: polled) to hold, at most BOUND s."""
-    try:
-        async with asyncio.timeout(BOUND):
-            while True:
-                if await check():
-                    return
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"{what}: still not so after {BOUND:g} s") from None
-
-
 async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
     people_url: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:
@@ -133,7 +66,7 @@ async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
             head="server: {shutdown_timeout: 30}\n",
         )
     )
-    gateway = await Gateway.start(config)
+    gateway = await ServeProcess.start(config)
     try:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=BOUND) as client:
             warm = await client.post("/graphql", json={"query": QUERY})
@@ -146,7 +79,7 @@ async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
             async def reached_the_source() -> bool:
                 return proxy.delayed > 0
 
-            await _until(reached_the_source, "the request reaches the database")
+            await until(reached_the_source, "the request reaches the database")
             gateway.process.send_signal(signal.SIGTERM)
 
             answer = await in_flight
@@ -163,7 +96,7 @@ async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
         async def proxy_drained() -> bool:
             return proxy.in_flight == 0
 
-        await _until(proxy_drained, "every pooled connection ends")
+        await until(proxy_drained, "every pooled connection ends")
         assert proxy.endings, "the gateway had opened connections"
         assert all(e.endswith(POSTGRES_TERMINATE) for e in proxy.endings), (
             "every connection was closed by its pool (Terminate), none dropped by process exit"
@@ -172,6 +105,6 @@ async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
         async def no_sessions_left() -> bool:
             return await _custview_connections(people_url) == 0
 
-        await _until(no_sessions_left, "the server forgets the sessions")
+        await until(no_sessions_left, "the server forgets the sessions")
     finally:
         await gateway.stop()

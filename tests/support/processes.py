@@ -1,0 +1,83 @@
+"""`custview serve` as a real child process on a free loopback port, for tests
+of what only a process shows: signals, exit codes, several replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BOUND = 60.0
+"""Seconds after which a step that should happen is declared not to happen."""
+
+
+class ServeProcess:
+    """``custview serve`` as a child process on a free loopback port."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.log: list[str] = []
+        self.url = ""
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, config: Path) -> ServeProcess:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", "0",
+            cwd=ROOT,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        gateway = cls(process)
+        async with asyncio.timeout(BOUND):
+            while not gateway.url:
+                line = await gateway._line()
+                found = re.search(r"Uvicorn running on (http://\S+)", line)
+                if found:
+                    gateway.url = found.group(1)
+        gateway._reader = asyncio.create_task(gateway._drain())
+        return gateway
+
+    async def _line(self) -> str:
+        assert self.process.stderr is not None
+        raw = await self.process.stderr.readline()
+        if not raw:
+            raise AssertionError("custview serve stopped:\n" + "".join(self.log))
+        line = raw.decode(errors="replace")
+        self.log.append(line)
+        return line
+
+    async def _drain(self) -> None:
+        assert self.process.stderr is not None
+        while raw := await self.process.stderr.readline():
+            self.log.append(raw.decode(errors="replace"))
+
+    async def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it is still running after a while."""
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                async with asyncio.timeout(BOUND / 4):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+        if self._reader is not None:
+            await self._reader
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait for ``check`` (another process's state: polled) to hold, at most BOUND s."""
+    try:
+        async with asyncio.timeout(BOUND):
+            while True:
+                if await check():
+                    return
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"{what}: still not so after {BOUND:g} s") from None
