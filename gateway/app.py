@@ -26,7 +26,7 @@ from strawberry.asgi import GraphQL
 from connectors.cache import cache_scope
 from connectors.deadline import deadline_scope
 from gateway.auth import Authenticator, AuthError
-from gateway.export import export_customers
+from gateway.export import export_table
 from gateway.graphiql import STATIC_DIR, graphiql_html
 from gateway.metrics import GatewayMetrics, breaker_state
 from gateway.page import page_html, prefill
@@ -160,7 +160,7 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
             Route("/healthz", _healthz),
             Route("/readyz", _readyz),
             Route("/metrics", metrics.endpoint),
-            Route("/export/customers.{format}", export_customers),
+            Route("/export/{table}.{format}", export_table),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,

@@ -1,61 +1,115 @@
-"""The unified customer view flattened to rows, streamed for BI exports.
+"""The unified customer view flattened to typed rows, streamed for BI exports.
 
-Customers are walked in the stable ``customers`` order, one chunk at a time,
-each chunk with its own request view (so loaders and caches are dropped
-between chunks): memory stays bounded whatever the number of customers.
+Exportable tables, all derived from the configured model:
+
+* ``customers``: ``id``, every golden field, every metric, ``source_records``
+  (the member records' refs joined by ``;``);
+* one table per relation (``tickets``, ``orders``, ...): ``customer_id`` then
+  the relation's fields, in the same order as ``Customer.<relation>``;
+* ``source_records``: ``customer_id``, ``source``, ``table``, ``id``, ``ref``.
+
+Without a filter, customers are walked in the stable ``customers`` order one
+chunk at a time, each chunk with its own request view (loaders and caches are
+dropped between chunks), so memory stays bounded whatever the number of
+customers. With a filter or an order, the planner picks the customers exactly
+as ``customers(filter:, orderBy:)`` does (bounded by
+``model.planner.max_candidates``) and rows are built a chunk at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-from collections.abc import AsyncIterator, Sequence
-from decimal import Decimal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from connectors import ConnectorError, QueryError
-from resolvers.view import Federation
+from resolvers import metrics as metric_values
+from resolvers.expr import Expr, Order
+from resolvers.model import FieldType, UnifiedModel
+from resolvers.planner import Planner
+from resolvers.view import CustomerView, Federation, RequestView
 
-Row = dict[str, Any]
+Row = tuple[Any, ...]
+"""One exported row, values in column order, typed as the column says."""
+
+CUSTOMERS = "customers"
+SOURCE_RECORDS = "source_records"
+CHUNK = 500
+"""Customers stitched per step: one page of seeds, one batched read per relation."""
 
 
-def columns(federation: Federation, wanted: Sequence[str] | None = None) -> list[str]:
-    """The export's columns: ``id``, golden fields, metrics and ``source_records``;
-    ``wanted`` picks and orders a subset."""
-    model = federation.model
-    every = ["id", *model.customer.fields, *model.metrics, "source_records"]
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: FieldType
+    description: str = ""
+
+
+def tables(model: UnifiedModel) -> dict[str, list[Column]]:
+    """Every exportable table and its full column set, in order."""
+    customer = [Column("id", "id", "Stable, opaque customer id")]
+    customer += [Column(n, f.type, f.description) for n, f in model.customer.fields.items()]
+    customer += [Column(n, m.type, m.description) for n, m in model.metrics.items()]
+    customer.append(Column(SOURCE_RECORDS, "string", "Member record refs, ';'-separated"))
+    found = {CUSTOMERS: customer}
+    owner = Column("customer_id", "id", "The customer the row belongs to")
+    for name, rel in model.relations.items():
+        found.setdefault(
+            name, [owner, *(Column(f, s.type, s.description) for f, s in rel.fields.items())]
+        )
+    found.setdefault(
+        SOURCE_RECORDS,
+        [
+            owner,
+            Column("source", "string"),
+            Column("table", "string"),
+            Column("id", "string", "The record's key in its table"),
+            Column("ref", "string", "source/table/id"),
+        ],
+    )
+    return found
+
+
+def columns(model: UnifiedModel, table: str, wanted: Sequence[str] | None = None) -> list[Column]:
+    """The columns of ``table``; ``wanted`` picks and orders a subset."""
+    every = tables(model)
+    if table not in every:
+        raise QueryError(f"unknown export '{table}'; known: {', '.join(every)}")
+    by_name = {c.name: c for c in every[table]}
     if not wanted:
-        return every
-    unknown = [c for c in wanted if c not in every]
+        return every[table]
+    unknown = [c for c in wanted if c not in by_name]
     if unknown:
         raise QueryError(
-            f"unknown export column(s) {', '.join(unknown)}; known: {', '.join(every)}"
+            f"unknown {table} column(s) {', '.join(unknown)}; known: {', '.join(by_name)}"
         )
-    return list(wanted)
+    return [by_name[c] for c in wanted]
 
 
-def plain(value: Any) -> Any:
-    """A value as CSV/JSON carry it: ISO dates, decimals as text, others unchanged."""
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    return value
+class Failures(dict[str, str]):
+    """Source -> first reason it failed during an export."""
+
+    def add(self, error: ConnectorError) -> None:
+        self.setdefault(error.source, error.reason)
 
 
-async def customer_rows(
+async def customer_chunks(
     federation: Federation,
-    wanted: Sequence[str],
-    chunk: int = 500,
-    failures: dict[str, str] | None = None,
-) -> AsyncIterator[list[Row]]:
-    """Chunks of flattened customers, in the stable ``customers`` order.
-
-    A failing source raises, unless ``failures`` is given: then the export
-    goes on with what the other sources know, and ``failures`` collects
-    source -> reason for the caller to report.
-    """
-    metrics = [c for c in wanted if c in federation.model.metrics]
+    expr: Expr | None = None,
+    order: Sequence[Order] = (),
+    *,
+    chunk: int = CHUNK,
+    failures: Failures | None = None,
+) -> AsyncIterator[tuple[RequestView, list[CustomerView]]]:
+    """The matching customers, ``chunk`` at a time, with the view that found them."""
+    if expr is not None or order:
+        view = federation.request()
+        found = await Planner(view).matching(expr, order)
+        _check(view, failures)
+        for start in range(0, len(found), chunk):
+            yield view, found[start : start + chunk]
+        return
     after: str | None = None
     while True:
         view = federation.request()
@@ -65,39 +119,172 @@ async def customer_rows(
             if failures is None:
                 raise
             # customers known only to that source cannot be listed without it
-            failures.setdefault(exc.source, exc.reason)
+            failures.add(exc)
             return
-        customers = [c for _, c in page.customers]
-        # all metrics of the chunk at once, so each relation costs one batched call
-        values = await asyncio.gather(
-            *(view.metric(c, m) for c in customers for m in metrics),
-            return_exceptions=failures is not None,
-        )
-        for value in values:
-            if isinstance(value, ConnectorError) and failures is not None:
-                failures.setdefault(value.source, value.reason)
-        computed = iter(values)
-        rows = []
-        for customer in customers:
-            found = {m: next(computed) for m in metrics}
-            row: Row = {}
-            for column in wanted:
-                if column == "id":
-                    row[column] = customer.id
-                elif column == "source_records":
-                    row[column] = ";".join(str(r.ref) for r in customer.records)
-                elif column in found:
-                    value = found[column]
-                    row[column] = None if isinstance(value, BaseException) else plain(value)
-                else:
-                    row[column] = plain(customer.golden.values.get(column))
-            rows.append(row)
-        if view.errors and failures is None:
-            raise view.errors[0]
-        for error in view.errors:
-            if failures is not None:
-                failures.setdefault(error.source, error.reason)
-        yield rows
+        _check(view, failures)
+        yield view, [c for _, c in page.customers]
         if not page.has_next:
             return
         after = page.end_cursor
+
+
+def _check(view: RequestView, failures: Failures | None) -> None:
+    if view.errors and failures is None:
+        raise view.errors[0]
+    for error in view.errors:
+        if failures is not None:
+            failures.add(error)
+
+
+async def rows(
+    federation: Federation,
+    table: str,
+    wanted: Sequence[Column],
+    expr: Expr | None = None,
+    order: Sequence[Order] = (),
+    *,
+    chunk: int = CHUNK,
+    failures: Failures | None = None,
+) -> AsyncIterator[list[Row]]:
+    """Chunks of typed rows of ``table`` for the customers matching ``expr``.
+
+    A failing source raises, unless ``failures`` is given: then the export
+    goes on with what the other sources know, and ``failures`` collects
+    source -> reason for the caller to report.
+    """
+    build = _builder(federation.model, table, wanted, failures)
+    async for view, customers in customer_chunks(
+        federation, expr, order, chunk=chunk, failures=failures
+    ):
+        yield await build(view, customers)
+
+
+Builder = Callable[[RequestView, list[CustomerView]], Awaitable[list[Row]]]
+
+
+def _builder(
+    model: UnifiedModel, table: str, wanted: Sequence[Column], failures: Failures | None
+) -> Builder:
+    if table == CUSTOMERS:
+        return _CustomerRows(model, [c.name for c in wanted], failures).build
+    if table in model.relations:
+        return _RelationRows(table, [c.name for c in wanted], failures).build
+    names = [c.name for c in wanted]
+
+    async def records(view: RequestView, customers: list[CustomerView]) -> list[Row]:
+        return [
+            tuple(
+                _record_value(c.id, r.member.source, r.member.table, r.key, r.ref, n) for n in names
+            )
+            for c in customers
+            for r in c.records
+        ]
+
+    return records
+
+
+def _record_value(customer: str, source: str, table: str, key: Any, ref: Any, name: str) -> Any:
+    values = {"customer_id": customer, "source": source, "table": table, "id": str(key)}
+    return values[name] if name in values else str(ref)
+
+
+class _CustomerRows:
+    """Customers as rows; metrics for a whole chunk in one batched read per relation."""
+
+    def __init__(self, model: UnifiedModel, names: list[str], failures: Failures | None) -> None:
+        self.model = model
+        self.names = names
+        self.failures = failures
+        wanted = [n for n in names if n in model.metrics]
+        self.by_relation: dict[str, list[str]] = {}
+        for name in wanted:
+            self.by_relation.setdefault(model.metrics[name].relation, []).append(name)
+
+    async def build(self, view: RequestView, customers: list[CustomerView]) -> list[Row]:
+        found = await asyncio.gather(
+            *(self._metrics(view, customers, rel, names) for rel, names in self.by_relation.items())
+        )
+        computed: list[dict[str, Any]] = [{} for _ in customers]
+        for per_customer in found:
+            for values, more in zip(computed, per_customer, strict=True):
+                values.update(more)
+        out = []
+        for customer, values in zip(customers, computed, strict=True):
+            golden = customer.golden.values
+            row: list[Any] = []
+            for name in self.names:
+                if name == "id":
+                    row.append(customer.id)
+                elif name == SOURCE_RECORDS:
+                    row.append(";".join(str(r.ref) for r in customer.records))
+                elif name in values:
+                    row.append(values[name])
+                else:
+                    row.append(golden.get(name))
+            out.append(tuple(row))
+        return out
+
+    async def _metrics(
+        self, view: RequestView, customers: list[CustomerView], relation: str, names: list[str]
+    ) -> list[dict[str, Any]]:
+        """Per customer, the metrics ``names`` over ``relation``; None where its source failed."""
+        rel = self.model.relations[relation]
+        failure = view.failure(rel.source)
+        owned = [[r.key for r in c.records if r.member.id == rel.parent.member] for c in customers]
+        keys = list(dict.fromkeys(k for ks in owned for k in ks))
+        specs = {n: self.model.metrics[n] for n in names}
+        partial: dict[Any, dict[str, Any]] = {}
+        if failure is None and keys:
+            connector = view.federation.connectors[rel.source]
+            size = connector.capabilities_for(rel.table).max_batch_size
+            try:
+                parts = await asyncio.gather(
+                    *(
+                        metric_values.compute(connector, rel, specs, keys[i : i + size])
+                        for i in range(0, len(keys), size)
+                    )
+                )
+            except ConnectorError as exc:
+                failure = exc
+            else:
+                partial = dict(zip(keys, (p for part in parts for p in part), strict=True))
+        if failure is not None:
+            if self.failures is None:
+                raise failure
+            self.failures.add(failure)
+            return [dict.fromkeys(names) for _ in customers]
+        return [
+            {
+                n: metric_values.combine(spec, [partial[k].get(n) for k in ks])
+                for n, spec in specs.items()
+            }
+            for ks in owned
+        ]
+
+
+class _RelationRows:
+    """Rows of one relation with their customer's id, as ``Customer.<relation>`` lists them."""
+
+    def __init__(self, relation: str, names: list[str], failures: Failures | None) -> None:
+        self.relation = relation
+        self.names = names
+        self.failures = failures
+
+    async def build(self, view: RequestView, customers: list[CustomerView]) -> list[Row]:
+        found = await asyncio.gather(
+            *(view.related(c, self.relation) for c in customers),
+            return_exceptions=True,
+        )
+        out = []
+        for customer, items in zip(customers, found, strict=True):
+            if isinstance(items, ConnectorError):
+                if self.failures is None:
+                    raise items
+                self.failures.add(items)
+                continue
+            if isinstance(items, BaseException):
+                raise items
+            for item in items:
+                item["customer_id"] = customer.id
+                out.append(tuple(item.get(n) for n in self.names))
+        return out

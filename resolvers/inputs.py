@@ -82,14 +82,53 @@ def _where_type(rel: RelationSpec) -> type:
     )
 
 
-class CustomerInputs:
-    """``CustomerFilter``, ``CustomerOrder`` and their parsers for one model."""
+class _Parser:
+    """Turns filter and order inputs of one model into :mod:`resolvers.expr` values."""
 
     def __init__(self, model: UnifiedModel, segments: Mapping[str, Expr] | None = None) -> None:
         self.model = model
         self.segments = dict(segments or {})
         self.scalars: dict[str, FieldType] = {n: f.type for n, f in model.customer.fields.items()}
         self.scalars |= {n: m.type for n, m in model.metrics.items()}
+
+    def parse(self, value: Any) -> Expr:
+        parts: list[Expr] = []
+        for name in self.scalars:
+            given = getattr(value, name, None)
+            if given is not None:
+                parts.append(FieldPred(name, conds(given)))
+        for name, rel in self.model.relations.items():
+            given = getattr(value, name, None)
+            if given is not None:
+                where = tuple(
+                    (f, c)
+                    for f in rel.fields
+                    if getattr(given, f, None) is not None
+                    for c in conds(getattr(given, f))
+                )
+                parts.append(RelationPred(name, where))
+        if value.segment is not None:
+            if value.segment not in self.segments:
+                known = ", ".join(self.segments) or "none configured"
+                raise QueryError(f"no segment named '{value.segment}' (known: {known})")
+            parts.append(self.segments[value.segment])
+        if value.and_:
+            parts.extend(self.parse(v) for v in value.and_)
+        if value.or_:
+            parts.append(Or(tuple(self.parse(v) for v in value.or_)))
+        if value.not_ is not None:
+            parts.append(Not(self.parse(value.not_)))
+        return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+    def parse_order(self, values: list[Any] | None) -> list[Order]:
+        return [Order(v.field.value, v.direction == SortDirection.DESC) for v in values or ()]
+
+
+class CustomerInputs(_Parser):
+    """``CustomerFilter``, ``CustomerOrder`` and their parsers for one model."""
+
+    def __init__(self, model: UnifiedModel, segments: Mapping[str, Expr] | None = None) -> None:
+        super().__init__(model, segments)
         raw = type("CustomerFilter", (), {})
         namespace: dict[str, Any] = {
             "and_": strawberry.field(name="and", default=None, graphql_type=list[raw] | None),  # type: ignore[valid-type]
@@ -129,34 +168,83 @@ class CustomerInputs:
             )
         )
 
-    def parse(self, value: Any) -> Expr:
-        parts: list[Expr] = []
-        for name in self.scalars:
-            given = getattr(value, name, None)
-            if given is not None:
-                parts.append(FieldPred(name, conds(given)))
-        for name, rel in self.model.relations.items():
-            given = getattr(value, name, None)
-            if given is not None:
-                where = tuple(
-                    (f, c)
-                    for f in rel.fields
-                    if getattr(given, f, None) is not None
-                    for c in conds(getattr(given, f))
-                )
-                parts.append(RelationPred(name, where))
-        if value.segment is not None:
-            if value.segment not in self.segments:
-                known = ", ".join(self.segments) or "none configured"
-                raise QueryError(f"no segment named '{value.segment}' (known: {known})")
-            parts.append(self.segments[value.segment])
-        if value.and_:
-            parts.extend(self.parse(v) for v in value.and_)
-        if value.or_:
-            parts.append(Or(tuple(self.parse(v) for v in value.or_)))
-        if value.not_ is not None:
-            parts.append(Not(self.parse(value.not_)))
-        return parts[0] if len(parts) == 1 else And(tuple(parts))
 
-    def parse_order(self, values: list[Any] | None) -> list[Order]:
-        return [Order(v.field.value, v.direction == SortDirection.DESC) for v in values or ()]
+_GRAPHQL_NAMES = {
+    "in_": "in", "is_null": "isNull", "starts_with": "startsWith",
+    "and_": "and", "or_": "or", "not_": "not",
+}  # fmt: skip
+
+
+class _Given:
+    """A coerced GraphQL input value (a dict keyed by GraphQL names), read like the
+    strawberry input object the schema would have built from it."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        return _given(self._values.get(_GRAPHQL_NAMES.get(name, name)))
+
+
+def _given(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _Given(value)
+    if isinstance(value, list):
+        return [_given(v) for v in value]
+    return value
+
+
+def _located(what: str, errors: list[tuple[str, list[str | int]]]) -> QueryError:
+    first, path = errors[0]
+    where = ".".join([what, *(str(p) for p in path)])
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return QueryError(f"{where}: {first}{more}")
+
+
+def parse_json_filter(
+    schema: strawberry.Schema,
+    model: UnifiedModel,
+    filter: Any,
+    order_by: Any,
+    segment: str | None = None,
+) -> tuple[Expr | None, list[Order]]:
+    """A ``customers(filter:, orderBy:)`` pair given as JSON values (exports, the CLI),
+    checked against the schema's own input types; errors name the offending path.
+    ``segment`` names a configured segment the customers must also be members of."""
+    from graphql import (
+        GraphQLError,
+        GraphQLInputType,
+        GraphQLList,
+        GraphQLNonNull,
+        coerce_input_value,
+        validate_input_value,
+    )
+
+    from resolvers.segments import compile_segments
+
+    types = schema._schema.type_map
+    wanted: list[tuple[str, Any, GraphQLInputType]] = [
+        ("filter", filter, types["CustomerFilter"]),  # type: ignore[list-item]
+        ("orderBy", order_by, GraphQLList(GraphQLNonNull(types["CustomerOrder"]))),
+    ]
+    coerced: list[Any] = []
+    for what, value, type_ in wanted:
+        if value is None:
+            coerced.append(None)
+            continue
+        errors: list[tuple[str, list[str | int]]] = []
+
+        def collect(error: GraphQLError, path: list[str | int], into: list[Any] = errors) -> None:
+            into.append((error.message, path))
+
+        validate_input_value(value, type_, collect)
+        if errors:
+            raise _located(what, errors)
+        coerced.append(coerce_input_value(value, type_))
+    parsed_filter, parsed_order = coerced
+    parser = _Parser(model, compile_segments(model))
+    expr = parser.parse(_Given(parsed_filter)) if parsed_filter is not None else None
+    if segment is not None:
+        member = parser.parse(_Given({"segment": segment}))
+        expr = member if expr is None else And((member, expr))
+    return expr, parser.parse_order(_given(parsed_order))

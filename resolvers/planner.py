@@ -90,6 +90,10 @@ class Planner:
         edges = [(_encode(c.id), c) for c in page]
         return Page(edges, start + first < len(customers), edges[-1][0] if edges else after)
 
+    async def matching(self, expr: Expr | None, order: Sequence[Order]) -> list[CustomerView]:
+        """Every customer satisfying ``expr``, sorted by ``order`` then canonical record."""
+        return await self._sort(await self._matching(expr), order)
+
     async def count(self, expr: Expr | None) -> int:
         """How many customers match ``expr``."""
         return len(await self._matching(expr))
