@@ -170,4 +170,5 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
         ],
     )
     app.state.schema = schema
+    app.state.metrics = metrics
     return app

@@ -12,6 +12,7 @@ are stitched; nothing is buffered beyond one chunk.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,9 +21,12 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from connectors import ConnectorError, CustviewError, QueryError
 from gateway.formats import FORMATS, MEDIA_TYPES, encode
+from gateway.metrics import GatewayMetrics
 from resolvers.export import Row, columns, rows, tables
 from resolvers.inputs import parse_json_filter
 from resolvers.view import Federation
+
+log = logging.getLogger("custview.export")
 
 
 def json_parameter(name: str, text: str | None) -> Any:
@@ -43,12 +47,40 @@ def _error(message: str, code: str, status: int) -> Response:
 
 
 async def _primed(
-    first: list[Row] | None, rest: AsyncIterator[list[Row]]
+    first: list[Row] | None, rest: AsyncIterator[list[Row]], sent: list[int]
 ) -> AsyncIterator[list[Row]]:
-    if first is not None:
-        yield first
-        async for chunk in rest:
-            yield chunk
+    if first is None:
+        return
+    sent[0] += len(first)
+    yield first
+    async for chunk in rest:
+        sent[0] += len(chunk)
+        yield chunk
+
+
+async def _tracked(
+    body: AsyncIterator[bytes], metrics: GatewayMetrics, name: str, sent: list[int]
+) -> AsyncIterator[bytes]:
+    """The body, counted in /metrics. A client that goes away cancels the stream here
+    (Starlette cancels the response task on ``http.disconnect``), which stops the
+    source reads in flight and closes the row generators."""
+    table, fmt = name.rsplit(".", 1)
+    outcome = "cancelled"
+    metrics.exports_running.inc()
+    try:
+        async for data in body:
+            yield data
+        outcome = "complete"
+    except CustviewError as exc:
+        outcome = "failed"
+        log.warning("export %s failed after %d rows: %s", name, sent[0], exc.message)
+        raise
+    finally:
+        metrics.exports_running.dec()
+        metrics.exports.labels(table, fmt, outcome).inc()
+        metrics.export_rows.labels(table, fmt).inc(sent[0])
+        if outcome == "cancelled":
+            log.info("export %s cancelled by the client after %d rows", name, sent[0])
 
 
 async def export_table(request: Request) -> Response:
@@ -76,14 +108,17 @@ async def export_table(request: Request) -> Response:
         # the first chunk before the status line: a filter too broad for the planner
         # or a source that is down is a clear error status, not a truncated file
         first = await anext(chunks, None)
+        sent = [0]
     except ConnectorError as exc:
         return JSONResponse(
             {"error": exc.message, "code": exc.code, "source": exc.source}, status_code=502
         )
     except CustviewError as exc:
         return _error(exc.message, exc.code, 400)
+    body = encode(fmt, wanted, _primed(first, chunks, sent))
+    metrics: GatewayMetrics | None = getattr(request.app.state, "metrics", None)
     return StreamingResponse(
-        encode(fmt, wanted, _primed(first, chunks)),
+        body if metrics is None else _tracked(body, metrics, f"{table}.{fmt}", sent),
         media_type=MEDIA_TYPES[fmt],
         headers={"content-disposition": f'attachment; filename="{table}.{fmt}"'},
     )

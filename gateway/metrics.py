@@ -48,6 +48,23 @@ class GatewayMetrics:
             ["source"],
             registry=self.registry,
         )
+        self.exports = Counter(
+            "custview_exports_total",
+            "Exports by table, format and outcome (complete, cancelled by the client, failed).",
+            ["table", "format", "outcome"],
+            registry=self.registry,
+        )
+        self.export_rows = Counter(
+            "custview_export_rows_total",
+            "Rows sent by exports, by table and format.",
+            ["table", "format"],
+            registry=self.registry,
+        )
+        self.exports_running = Gauge(
+            "custview_exports_in_progress",
+            "Exports streaming right now.",
+            registry=self.registry,
+        )
         self._connectors: Mapping[str, Connector] = {}
 
     def observe_sources(self, connectors: Mapping[str, Connector]) -> None:

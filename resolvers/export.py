@@ -99,10 +99,11 @@ async def customer_chunks(
     expr: Expr | None = None,
     order: Sequence[Order] = (),
     *,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     failures: Failures | None = None,
 ) -> AsyncIterator[tuple[RequestView, list[CustomerView]]]:
     """The matching customers, ``chunk`` at a time, with the view that found them."""
+    chunk = chunk or CHUNK
     if expr is not None or order:
         view = federation.request()
         found = await Planner(view).matching(expr, order)
@@ -143,7 +144,7 @@ async def rows(
     expr: Expr | None = None,
     order: Sequence[Order] = (),
     *,
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     failures: Failures | None = None,
 ) -> AsyncIterator[list[Row]]:
     """Chunks of typed rows of ``table`` for the customers matching ``expr``.

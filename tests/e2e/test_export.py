@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import resolvers.export as export_rows
 from gateway.app import create_app
 from gateway.serving import DEMO_HEADERS
 from gateway.settings import LoadedSettings
@@ -275,3 +277,45 @@ async def test_segment_exports_hold_the_segment_members(client: httpx.AsyncClien
     unknown = await client.get("/export/customers.csv?segment=whales")
     assert unknown.status_code == 400
     assert "no segment named 'whales'" in unknown.json()["error"]
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus sample over the series whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_a_client_that_goes_away_stops_the_export_and_its_source_reads(
+    demo_settings: LoadedSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # small chunks, so a whole export is dozens of steps (and a cancelled one few)
+    monkeypatch.setattr(export_rows, "CHUNK", 25)
+    customers_at_least = 1500  # DEMO_CUSTOMERS real people, each at least one customer
+    with serve_in_thread(create_app(demo_settings), lifespan="on") as url:
+        async with httpx.AsyncClient(base_url=url, timeout=60, headers=DEMO_HEADERS) as http:
+            async with http.stream("GET", "/export/customers.arrow") as response:
+                assert response.status_code == 200
+                async for _ in response.aiter_bytes():
+                    break  # the first bytes arrived: hang up
+            # the server notices the disconnect, cancels the stream, and the export ends
+            for _ in range(600):
+                metrics = (await http.get("/metrics")).text
+                if _metric(metrics, "custview_exports_total", outcome="cancelled") == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert _metric(metrics, "custview_exports_total", outcome="cancelled") == 1
+            assert _metric(metrics, "custview_exports_total", outcome="complete") == 0
+            assert _metric(metrics, "custview_exports_in_progress") == 0
+            scans = _metric(metrics, "custview_source_call_seconds_count", operation="scan")
+            sent = _metric(metrics, "custview_export_rows_total", table="customers")
+            assert 0 < sent < customers_at_least / 2
+            # a whole export scans the member tables once per chunk of 25 customers
+            assert 0 < scans < customers_at_least / 25 / 2
+            # nothing reads the sources for it any more
+            again = (await http.get("/metrics")).text
+            assert _metric(again, "custview_source_call_seconds_count", operation="scan") == scans
