@@ -17,6 +17,7 @@ from resolvers.matching.features import (
     blocking_keys,
     match_record,
 )
+from resolvers.matching.frequencies import TermFrequencies
 from resolvers.matching.model import Contribution, MatchModel, MatchScore, ModelError
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "MatchRecord",
     "MatchScore",
     "ModelError",
+    "TermFrequencies",
     "blocking_keys",
     "match_record",
 ]

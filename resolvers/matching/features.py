@@ -25,8 +25,10 @@ MatchRecord = dict[str, str | None]
 COLUMNS = (
     "first_name",
     "surname",
+    "full_name",
     "email",
     "email_local",
+    "email_kind",
     "phone",
     "street",
     "postcode",
@@ -34,11 +36,14 @@ COLUMNS = (
     "city",
     "birth_date",
     "birth_month",
+    "country",
 )
 """The attribute columns of a match record, besides ``unique_id`` and ``source_dataset``."""
 
 BLOCKING_KEYS: dict[str, tuple[str, ...]] = {
     "surname_postcode": ("surname", "postcode"),
+    "name": ("first_name", "surname"),
+    "first_name_postcode": ("first_name", "postcode"),
     "email": ("email",),
     "phone": ("phone",),
     "birth_date": ("birth_date",),
@@ -107,8 +112,10 @@ def match_record(
         "source_dataset": source_dataset,
         "first_name": given,
         "surname": last,
+        "full_name": f"{given} {last}" if given and last else None,
         "email": mail,
         "email_local": _personal_local(mail),
+        "email_kind": _email_kind(mail),
         "phone": normalize.phone(phone, region, default_region),
         "street": normalize.street(street, region),
         "postcode": code,
@@ -116,12 +123,20 @@ def match_record(
         "city": normalize.city(city),
         "birth_date": born,
         "birth_month": born[:7] if born else None,
+        "country": region,
     }
 
 
 def _personal_local(mail: str | None) -> str | None:
     local, _, domain = (mail or "").rpartition("@")
     return local if local and domain in FREE_MAIL_DOMAINS else None
+
+
+def _email_kind(mail: str | None) -> str | None:
+    """``personal`` (a mailbox provider) or ``work`` (any other domain)."""
+    if not mail:
+        return None
+    return "personal" if mail.rpartition("@")[2] in FREE_MAIL_DOMAINS else "work"
 
 
 def blocking_keys(record: Mapping[str, object]) -> Iterator[tuple[str, tuple[str, ...]]]:

@@ -11,18 +11,25 @@ agree to floating-point rounding:
     probability  = 2^w / (1 + 2^w)
 
 where λ is ``probability_two_random_records_match`` and a null level adds 0.
+A level with a term-frequency adjustment on column c (Splink's
+``tf_adjustment_column``) adds ``w · (log2 u_exact - log2 max(f, tf_minimum_u_value))``
+where f is the frequency of the records' value of c in the model's
+``TermFrequencies`` and u_exact the u of the comparison's exact level on c;
+a value missing from the table adds nothing (Splink's NULL frequency).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from resolvers.matching.conditions import Memo, Predicate, Record, compile_condition
+from resolvers.matching.frequencies import TermFrequencies, TermFrequencyError, tf_path
 
 __all__ = ["Contribution", "Level", "MatchModel", "MatchScore", "ModelError"]
 
@@ -63,6 +70,26 @@ class Level:
     is_null: bool
     test: Predicate | None
     """None for ELSE."""
+    tf: _TfAdjustment | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _TfAdjustment:
+    column: str
+    weight: float
+    minimum_u: float
+    log2_u_exact: float
+
+    def term(self, a: Record, b: Record, frequencies: TermFrequencies) -> float:
+        """Splink's ``_tf_adjustment_sql``: 0 when neither value has a frequency."""
+        left = frequencies.frequency(self.column, a.get(self.column))
+        right = frequencies.frequency(self.column, b.get(self.column))
+        if left is None:
+            if right is None:
+                return 0.0
+            left = right
+        frequency = max(left, right if right is not None else left, self.minimum_u)
+        return self.weight * (self.log2_u_exact - math.log2(frequency))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +112,35 @@ def _probability(value: object, what: str) -> float:
     return float(value)
 
 
-def _level(comparison: str, raw: Mapping[str, Any]) -> Level:
+_EXACT = re.compile(r'^\s*"?([A-Za-z_][A-Za-z0-9_]*)_l"?\s*=\s*"?([A-Za-z_][A-Za-z0-9_]*)_r"?\s*$')
+
+
+def _exact_column(condition: str) -> str | None:
+    """``c`` when ``condition`` is ``"c_l" = "c_r"``."""
+    match = _EXACT.match(condition)
+    return match.group(1) if match and match.group(1) == match.group(2) else None
+
+
+def _u_exact(comparison: str, raw_levels: list[Mapping[str, Any]], column: str) -> float:
+    """Splink's ``_u_probability_corresponding_to_exact_match``: the u of the
+    comparison's level that is an exact match on ``column`` alone."""
+    for raw in raw_levels:
+        if _exact_column(str(raw.get("sql_condition", ""))) == column:
+            u = _probability(raw.get("u_probability"), f"{comparison!r}: exact {column} u")
+            return u
+    raise ModelError(
+        f"comparison {comparison!r}: a term frequency adjustment on {column!r} needs"
+        f' an exact level "{column}_l" = "{column}_r" in the same comparison'
+    )
+
+
+def _level(comparison: str, raw: Mapping[str, Any], raw_levels: list[Mapping[str, Any]]) -> Level:
     condition = raw.get("sql_condition")
     if not isinstance(condition, str):
         raise ModelError(f"comparison {comparison!r}: a level has no sql_condition")
     label = str(raw.get("label_for_charts") or condition)
-    if raw.get("tf_adjustment_column"):
-        raise ModelError(f"{comparison!r} / {label!r}: term frequency adjustments are unsupported")
     is_null = bool(raw.get("is_null_level", False))
+    tf: _TfAdjustment | None = None
     if is_null:
         weight = 0.0
     else:
@@ -100,7 +148,20 @@ def _level(comparison: str, raw: Mapping[str, Any]) -> Level:
         m = _probability(raw.get("m_probability"), f"{what}: m_probability")
         u = _probability(raw.get("u_probability"), f"{what}: u_probability")
         weight = math.log2(max(m, _CLAMP) / max(u, _CLAMP))
-    return Level(label, condition, weight, is_null, compile_condition(condition))
+        column = raw.get("tf_adjustment_column")
+        tf_weight = raw.get("tf_adjustment_weight", 1.0)
+        if column and tf_weight and condition.strip().upper() != "ELSE":
+            if raw.get("disable_tf_exact_match_detection"):
+                u_exact = u
+            else:
+                u_exact = _u_exact(comparison, raw_levels, str(column))
+            tf = _TfAdjustment(
+                str(column),
+                float(tf_weight),
+                float(raw.get("tf_minimum_u_value", 0.0)),
+                math.log2(u_exact),
+            )
+    return Level(label, condition, weight, is_null, compile_condition(condition), tf)
 
 
 def _prior_weight(probability: float) -> float:
@@ -119,8 +180,11 @@ def _to_probability(weight: float) -> float:
 class MatchModel:
     """A Splink-trained model that scores pairs of match records in-process."""
 
-    def __init__(self, settings: Mapping[str, Any]) -> None:
+    def __init__(
+        self, settings: Mapping[str, Any], term_frequencies: TermFrequencies | None = None
+    ) -> None:
         self.settings: dict[str, Any] = json.loads(json.dumps(settings))
+        self.term_frequencies = term_frequencies or TermFrequencies()
         prior = self.settings.get("probability_two_random_records_match")
         if not isinstance(prior, int | float) or not 0 < prior < 1:
             raise ModelError("probability_two_random_records_match must be in (0, 1)")
@@ -137,21 +201,48 @@ class MatchModel:
         levels = raw.get("comparison_levels")
         if not name or not isinstance(levels, list) or not levels:
             raise ModelError(f"comparison {name or raw!r} has no name or no levels")
-        return _Comparison(name, tuple(_level(name, level) for level in levels))
+        return _Comparison(name, tuple(_level(name, level, levels) for level in levels))
+
+    @property
+    def tf_columns(self) -> list[str]:
+        """Columns whose term frequencies the model's levels read."""
+        columns = (lv.tf.column for c in self.comparisons for lv in c.levels if lv.tf)
+        return list(dict.fromkeys(columns))
 
     @classmethod
     def load(cls, path: Path | str) -> MatchModel:
-        """Reads a model JSON file as Splink's ``save_model_to_json`` writes it."""
+        """Reads a model JSON file as Splink's ``save_model_to_json`` writes it, and
+        the term frequencies beside it (``tf_path``) when the model uses them."""
         with Path(path).open(encoding="utf-8") as f:
-            return cls(json.load(f))
+            model = cls(json.load(f))
+        if model.tf_columns:
+            where = tf_path(path)
+            if not where.is_file():
+                raise ModelError(
+                    f"{path}: the model adjusts for term frequencies of"
+                    f" {', '.join(model.tf_columns)} but {where} is missing"
+                    " (it is written next to the model by training)"
+                )
+            try:
+                model.term_frequencies = TermFrequencies.load(where)
+            except TermFrequencyError as exc:
+                raise ModelError(str(exc)) from exc
+        return model
+
+    def with_term_frequencies(self, term_frequencies: TermFrequencies) -> MatchModel:
+        """The same parameters over another population's term frequencies."""
+        return MatchModel(self.settings, term_frequencies)
 
     def to_splink(self) -> dict[str, Any]:
         """The settings dict, unchanged, for Splink or for saving."""
         return json.loads(json.dumps(self.settings))  # type: ignore[no-any-return]
 
     def save(self, path: Path | str) -> None:
+        """Writes the model JSON and, when the model uses them, its term frequencies."""
         text = json.dumps(self.settings, indent=4) + "\n"
         Path(path).write_text(text, encoding="utf-8")
+        if self.tf_columns:
+            self.term_frequencies.save(tf_path(path))
 
     @property
     def blocking_rules(self) -> list[str]:
@@ -164,16 +255,26 @@ class MatchModel:
         weight = self.prior_weight
         contributions = [Contribution(PRIOR, f"λ = {self.prior:.3g}", weight)]
         memo: Memo = {}
+        frequencies = self.term_frequencies
         for comparison in self.comparisons:
             level = comparison.level(a, b, memo)
+            term = level.weight
             weight += level.weight
-            contributions.append(Contribution(comparison.name, level.label, level.weight))
+            if level.tf is not None:
+                adjustment = level.tf.term(a, b, frequencies)
+                weight += adjustment
+                term += adjustment
+            contributions.append(Contribution(comparison.name, level.label, term))
         return MatchScore(weight, _to_probability(weight), tuple(contributions))
 
     def weight(self, a: Record, b: Record) -> float:
         """Just the match weight: what bulk scoring needs, without the explanation."""
         weight = self.prior_weight
         memo: Memo = {}
+        frequencies = self.term_frequencies
         for comparison in self.comparisons:
-            weight += comparison.level(a, b, memo).weight
+            level = comparison.level(a, b, memo)
+            weight += level.weight
+            if level.tf is not None:
+                weight += level.tf.term(a, b, frequencies)
         return weight

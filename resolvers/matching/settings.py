@@ -14,7 +14,7 @@ from typing import Any
 
 from resolvers.matching.features import BLOCKING_KEYS
 
-__all__ = ["blocking_rule_sql", "comparison", "default_settings"]
+__all__ = ["TF_COLUMNS", "blocking_rule_sql", "comparison", "default_settings"]
 
 
 def _null(column: str) -> dict[str, Any]:
@@ -39,34 +39,72 @@ def _jaro_winkler(column: str, threshold: float) -> dict[str, Any]:
 _ELSE = {"sql_condition": "ELSE", "label_for_charts": "different"}
 
 
-def comparison(column: str, *levels: dict[str, Any], description: str = "") -> dict[str, Any]:
+def comparison(
+    column: str, *levels: dict[str, Any], description: str = "", different: str = "different"
+) -> dict[str, Any]:
     """A comparison on ``column``: its null level, the given levels, then ELSE."""
     return {
         "output_column_name": column,
         "comparison_description": description or column,
-        "comparison_levels": [_null(column), *levels, _ELSE],
+        "comparison_levels": [_null(column), *levels, {**_ELSE, "label_for_charts": different}],
     }
 
 
-def _name(column: str) -> dict[str, Any]:
-    return comparison(
-        column, _exact(column), _jaro_winkler(column, 0.92), _jaro_winkler(column, 0.8)
-    )
+def _tf(level: dict[str, Any], column: str) -> dict[str, Any]:
+    """``level`` with Splink's term-frequency adjustment on ``column``: an exact
+    match on a value held by a share f of records weighs log2(m / f), not
+    log2(m / u) (see ``model`` for the lookup and its fallback)."""
+    return {**level, "tf_adjustment_column": column, "tf_adjustment_weight": 1.0}
 
+
+def _both(threshold: float) -> dict[str, Any]:
+    return {
+        "sql_condition": " AND ".join(
+            _jaro_winkler(column, threshold)["sql_condition"]
+            for column in ("first_name", "surname")
+        ),
+        "label_for_charts": f"both jaro-winkler >= {threshold}",
+    }
+
+
+NAME = comparison(
+    "name",
+    _tf(_exact("full_name", "exact full name"), "full_name"),
+    _both(0.92),
+    _both(0.8),
+    _tf(_exact("surname", "exact surname only"), "surname"),
+    _tf(_exact("first_name", "exact first name only"), "first_name"),
+    description="first name and surname",
+)
+"""Splink's ``ForenameSurnameComparison``, spelled out: the full name's frequency
+is what tells two John Smiths from one (first names and surnames are drawn
+independently of each other far less often than whole names repeat)."""
+NAME["comparison_levels"][0] = {
+    "sql_condition": (
+        '("first_name_l" IS NULL OR "first_name_r" IS NULL)'
+        ' AND ("surname_l" IS NULL OR "surname_r" IS NULL)'
+    ),
+    "label_for_charts": "null",
+    "is_null_level": True,
+}
+TF_COLUMNS = ("full_name", "surname", "first_name")
+"""Columns whose term frequencies the model reads."""
 
 COMPARISONS: tuple[dict[str, Any], ...] = (
-    _name("first_name"),
-    _name("surname"),
+    NAME,
     comparison(
         "email",
         _exact("email"),
-        {**_jaro_winkler("email_local", 0.9), "label_for_charts": "local part jaro-winkler >= 0.9"},
+        _exact("email_local", "same personal local part"),
+        _exact("email_kind", "different, both work or both personal"),
+        different="different, one work and one personal",
     ),
     comparison("phone", _exact("phone", "exact (E.164)")),
     comparison("street", _exact("street"), _jaro_winkler("street", 0.9)),
     comparison("postcode", _exact("postcode"), _exact("postcode_area", "same area")),
     comparison("city", _exact("city"), _jaro_winkler("city", 0.9)),
     comparison("birth_date", _exact("birth_date"), _exact("birth_month", "same year and month")),
+    comparison("country", _exact("country")),
 )
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from resolvers.matching.features import BLOCKING_KEYS, COLUMNS, MatchRecord
+from resolvers.matching.frequencies import TermFrequencies
 from resolvers.matching.model import MatchModel
-from resolvers.matching.settings import blocking_rule_sql, default_settings
+from resolvers.matching.settings import TF_COLUMNS, blocking_rule_sql, default_settings
 
 __all__ = ["EM_BLOCKING_KEYS", "predict_pairs", "train_model"]
 
@@ -34,7 +35,14 @@ DETERMINISTIC_RECALL = 0.75
 """Share of true pairs the exact email/phone rules find: sets the prior λ."""
 
 
-def _linker(records: Sequence[MatchRecord], settings: dict[str, Any] | Path) -> Any:
+def _linker(
+    records: Sequence[MatchRecord],
+    settings: dict[str, Any] | Path,
+    frequencies: TermFrequencies,
+    tf_columns: Sequence[str],
+) -> Any:
+    """A DuckDB linker over ``records`` whose term-frequency lookups are ``frequencies``
+    (registered, so Splink reads the very table ``MatchModel`` reads)."""
     import pyarrow as pa  # type: ignore[import-untyped]
     from splink import DuckDBAPI, Linker
 
@@ -42,7 +50,18 @@ def _linker(records: Sequence[MatchRecord], settings: dict[str, Any] | Path) -> 
     table = pa.table({c: pa.array([r.get(c) for r in records], pa.string()) for c in columns})
     db_api = DuckDBAPI()
     frame = db_api.register(table, dataset_display_name="match_records")
-    return Linker(frame, settings, log_level=None)
+    linker = Linker(frame, settings, log_level=None)
+    for column in tf_columns:
+        rows = frequencies.rows(column)
+        lookup = pa.table(
+            {
+                column: pa.array([value for value, _ in rows], pa.string()),
+                f"tf_{column}": pa.array([tf for _, tf in rows], pa.float64()),
+            }
+        )
+        registered = db_api.register(lookup, dataset_display_name=f"tf_{column}")
+        linker.table_management.register_term_frequency_lookup(registered, column)
+    return linker
 
 
 def train_model(
@@ -55,9 +74,11 @@ def train_model(
     """Trains the model on ``records`` and writes its Splink JSON to ``out``.
 
     λ from exact email/phone matches, u from ``max_pairs`` random pairs
-    (seeded), m by EM over ``EM_BLOCKING_KEYS``.
+    (seeded), m by EM over ``EM_BLOCKING_KEYS``; the term frequencies of
+    ``TF_COLUMNS`` among ``records`` are written beside ``out`` (``tf_path``).
     """
-    linker = _linker(records, default_settings())
+    frequencies = TermFrequencies.from_records(records, TF_COLUMNS)
+    linker = _linker(records, default_settings(), frequencies, TF_COLUMNS)
     training = linker.training
     training.estimate_probability_two_random_records_match(
         [blocking_rule_sql(k) for k in DETERMINISTIC_KEYS], recall=DETERMINISTIC_RECALL
@@ -65,7 +86,7 @@ def train_model(
     training.estimate_u_using_random_sampling(max_pairs=max_pairs, seed=seed)
     for keys in EM_BLOCKING_KEYS:
         training.estimate_parameters_using_expectation_maximisation(blocking_rule_sql(keys))
-    model = MatchModel(_regularise(linker.misc.save_model_to_json()))
+    model = MatchModel(_regularise(linker.misc.save_model_to_json()), frequencies)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     return model
@@ -86,19 +107,34 @@ def _regularise(settings: dict[str, Any]) -> dict[str, Any]:
             if level.get("is_null_level"):
                 continue
             m, u = level.get("m_probability"), level.get("u_probability")
-            if m is None or u is None:
-                m = u = max(m or u or UNOBSERVED, M_FLOOR)
+            if u is None:
+                m = u = max(m or UNOBSERVED, M_FLOOR)
+            elif m is None:
+                m = M_FLOOR
             level["m_probability"] = max(m, M_FLOOR)
             level["u_probability"] = u
     return settings
 
 
 def predict_pairs(
-    records: Sequence[MatchRecord], model_path: Path, threshold: float = 0.5
+    records: Sequence[MatchRecord],
+    model_path: Path,
+    threshold: float = 0.5,
+    *,
+    term_frequencies: TermFrequencies | None = None,
 ) -> list[tuple[str, str, float]]:
     """``(id_l, id_r, probability)`` of every pair the model's blocking rules generate
-    scoring at least ``threshold``, scored by Splink."""
-    linker = _linker(records, model_path)
+    scoring at least ``threshold``, scored by Splink.
+
+    Term frequencies are the model's own (``MatchModel.load``), unless
+    ``term_frequencies`` gives others, e.g. those of ``records`` themselves
+    (``TermFrequencies.from_records(records, TF_COLUMNS)``); score read-time
+    candidates with the same table (``MatchModel.with_term_frequencies``) for
+    the two answers to agree.
+    """
+    model = MatchModel.load(model_path)
+    frequencies = term_frequencies or model.term_frequencies
+    linker = _linker(records, model.to_splink(), frequencies, model.tf_columns)
     predictions = linker.inference.predict(
         threshold_match_probability=threshold if threshold > 0 else None,
         warning_mode="never",

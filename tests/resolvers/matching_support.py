@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from resolvers.matching import MatchModel, MatchRecord, match_record
+from resolvers.matching.settings import TF_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_MODEL = ROOT / "config" / "demo-model.json"
@@ -179,6 +180,7 @@ def scoring_micros(
 
 def main() -> None:  # pragma: no cover - a measurement script
     from gateway.demodata.generate import generate
+    from resolvers.matching.frequencies import TermFrequencies
     from resolvers.matching.train import predict_pairs, train_model
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -187,25 +189,45 @@ def main() -> None:  # pragma: no cover - a measurement script
     parser.add_argument("--work", type=Path, default=Path("/tmp/custview-matching"))
     parser.add_argument("--model", type=Path, default=DEMO_MODEL)
     parser.add_argument("--no-train", action="store_true", help="evaluate --model as is")
+    parser.add_argument("--eval-customers", type=int, help="evaluate on another demo size")
+    parser.add_argument("--eval-seed", type=int, help="evaluate on another demo seed")
+    parser.add_argument(
+        "--model-tf",
+        action="store_true",
+        help="score with the model's term frequencies, not those of the evaluated records",
+    )
     args = parser.parse_args()
 
-    demo_dir = args.work / f"demo-{args.customers}-{args.seed}"
-    if not (demo_dir / "manifest.json").exists():
-        generate(demo_dir, args.customers, args.seed)
-    records = demo_records(demo_dir)
-    truth = ground_truth(demo_dir)
-    print(f"{len(records)} records, {len(true_pairs(truth, truth))} true pairs")
+    def demo(customers: int, seed: int) -> Path:
+        demo_dir = args.work / f"demo-{customers}-{seed}"
+        if not (demo_dir / "manifest.json").exists():
+            generate(demo_dir, customers, seed)
+        return demo_dir
+
+    demo_dir = demo(args.customers, args.seed)
     if not args.no_train:
         started = time.perf_counter()
-        train_model(records, args.model, seed=args.seed)
+        train_model(demo_records(demo_dir), args.model, seed=args.seed)
         print(f"trained in {time.perf_counter() - started:.1f} s -> {args.model}")
+    if args.eval_customers or args.eval_seed is not None:
+        demo_dir = demo(args.eval_customers or args.customers, args.eval_seed or args.seed)
+        print(f"evaluating on {demo_dir.name}")
+    records = demo_records(demo_dir)
+    truth = ground_truth(demo_dir)
+    print(f"{len(records)} match records")
+    tf = None if args.model_tf else TermFrequencies.from_records(records, TF_COLUMNS)
     started = time.perf_counter()
-    pairs = predict_pairs(records, args.model, threshold=0.0)
+    pairs = predict_pairs(records, args.model, threshold=0.0, term_frequencies=tf)
     print(f"splink predict: {len(pairs)} candidate pairs in {time.perf_counter() - started:.1f} s")
     pair_truth = true_pairs(truth, (r["unique_id"] or "" for r in records))
     candidates = {(a, b) if a < b else (b, a) for a, b, _ in pairs}
-    print(f"blocking recall: {len(candidates & pair_truth) / len(pair_truth):.4f}")
+    print(
+        f"{len(pair_truth)} true pairs, blocking recall:"
+        f" {len(candidates & pair_truth) / len(pair_truth):.4f}"
+    )
     model = MatchModel.load(args.model)
+    if tf is not None:
+        model = model.with_term_frequencies(tf)
     by_id = {str(r["unique_id"]): r for r in records}
     ours = [(a, b, model.score(by_id[a], by_id[b]).probability) for a, b, _ in pairs]
     worst = max(abs(p - q[2]) for p, q in zip((p for _, _, p in pairs), ours, strict=True))

@@ -20,7 +20,8 @@ from resolvers.matching import (
     match_record,
 )
 from resolvers.matching.conditions import FUNCTIONS, compile_condition
-from resolvers.matching.settings import default_settings
+from resolvers.matching.frequencies import TermFrequencies, TermFrequencyError, tf_path
+from resolvers.matching.settings import TF_COLUMNS, default_settings
 from tests.resolvers.matching_support import DEMO_MODEL, demo_records
 
 
@@ -74,8 +75,7 @@ def test_contributions_sum_to_the_weight(model: MatchModel) -> None:
         c["output_column_name"] for c in model.settings["comparisons"]
     ]
     levels = {c.comparison: c.level for c in score.contributions}
-    assert levels["first_name"] == "exact"
-    assert levels["surname"] == "jaro-winkler >= 0.8"
+    assert levels["name"] == "both jaro-winkler >= 0.8"
     assert levels["email"] == "exact"
     assert levels["birth_date"] == "same year and month"
     assert math.isclose(score.probability, 2**score.weight / (1 + 2**score.weight))
@@ -86,13 +86,13 @@ def test_nulls_contribute_nothing(model: MatchModel) -> None:
     score = model.score(BOB, _record("c", first_name="Bob"))
     nulls = [c for c in score.contributions if c.level == "null"]
     assert {c.comparison for c in nulls} == {
-        "surname",
         "email",
         "phone",
         "street",
         "postcode",
         "city",
         "birth_date",
+        "country",
     }
     assert all(c.weight == 0 for c in nulls)
 
@@ -107,6 +107,79 @@ def test_model_json_round_trip(tmp_path: Path, model: MatchModel) -> None:
     again = MatchModel.load(path)
     assert again.to_splink() == model.to_splink() == json.loads(path.read_text())
     assert again.score(BOB, ROBERT) == model.score(BOB, ROBERT)
+
+
+def _name_weight(model: MatchModel, a: MatchRecord, b: MatchRecord) -> float:
+    return next(c.weight for c in model.score(a, b).contributions if c.comparison == "name")
+
+
+def _level(model: MatchModel, label: str) -> dict[str, Any]:
+    levels = model.settings["comparisons"][0]["comparison_levels"]
+    return next(lv for lv in levels if lv.get("label_for_charts") == label)  # type: ignore[no-any-return]
+
+
+def test_term_frequency_adjustment_and_its_fallback(model: MatchModel) -> None:
+    """A rare full name weighs log2(m / f), a common one less; a value missing
+    from the table gets no adjustment (log2(m / u), as Splink's NULL frequency)."""
+    rare_a, rare_b = (
+        _record("r1", name="Eleanor Fitzgerald"),
+        _record("r2", name="Eleanor Fitzgerald"),
+    )
+    common = [_record(f"c{i}", name="John Smith") for i in range(30)]
+    tf = TermFrequencies.from_records([rare_a, rare_b, *common], TF_COLUMNS)
+    assert tf.frequency("full_name", "eleanor fitzgerald") == 2 / 32
+    exact = _level(model, "exact full name")
+    m, u = exact["m_probability"], exact["u_probability"]
+    with_tf = model.with_term_frequencies(tf)
+    assert _name_weight(with_tf, rare_a, rare_b) == pytest.approx(math.log2(m / (2 / 32)))
+    assert _name_weight(with_tf, common[0], common[1]) == pytest.approx(math.log2(m / (30 / 32)))
+    assert _name_weight(with_tf, rare_a, rare_b) > _name_weight(with_tf, common[0], common[1])
+    unknown_a, unknown_b = _record("u1", name="Ada Lovelace"), _record("u2", name="Ada Lovelace")
+    assert _name_weight(with_tf, unknown_a, unknown_b) == pytest.approx(math.log2(m / u))
+    assert _name_weight(model, rare_a, rare_b) == pytest.approx(math.log2(m / u))
+    score = with_tf.score(rare_a, rare_b)
+    assert math.isclose(sum(c.weight for c in score.contributions), score.weight)
+    assert with_tf.weight(rare_a, rare_b) == score.weight
+
+
+def test_term_frequencies_travel_with_the_model(tmp_path: Path, model: MatchModel) -> None:
+    records = [_record("a", name="Eleanor Fitzgerald"), _record("b", name="John Smith")]
+    tf = TermFrequencies.from_records(records, TF_COLUMNS)
+    path = tmp_path / "model.json"
+    model.with_term_frequencies(tf).save(path)
+    assert tf_path(path) == tmp_path / "model.tf.json"
+    again = MatchModel.load(path)
+    assert again.term_frequencies == tf
+    assert again.tf_columns == ["full_name", "surname", "first_name"]
+    tf_path(path).write_text('{"format": "custview-term-frequencies", "version": 9}')
+    with pytest.raises(ModelError, match=r"model\.tf\.json: version 9"):
+        MatchModel.load(path)
+    with pytest.raises(TermFrequencyError, match="counts must be"):
+        tf_path(path).write_text(
+            json.dumps(
+                {
+                    "format": "custview-term-frequencies",
+                    "version": 1,
+                    "columns": {"surname": {"total": 1, "counts": {"smith": 2}}},
+                }
+            )
+        )
+        TermFrequencies.load(tf_path(path))
+    tf_path(path).unlink()
+    with pytest.raises(ModelError, match=r"model\.tf\.json is missing"):
+        MatchModel.load(path)
+
+
+def test_term_frequency_level_needs_an_exact_level() -> None:
+    settings = _trained(default_settings())
+    levels = settings["comparisons"][0]["comparison_levels"]
+    settings["comparisons"][0]["comparison_levels"] = [
+        lv for lv in levels if lv.get("label_for_charts") != "exact surname only"
+    ]
+    levels = settings["comparisons"][0]["comparison_levels"]
+    levels[2]["tf_adjustment_column"] = "surname"
+    with pytest.raises(ModelError, match="exact level"):
+        MatchModel(settings)
 
 
 def test_unknown_sql_condition_fails_loudly() -> None:
@@ -158,6 +231,8 @@ def test_blocking_keys() -> None:
     keys = dict(blocking_keys(BOB))
     assert keys == {
         "surname_postcode": ("smith", "28272"),
+        "name": ("robert", "smith"),
+        "first_name_postcode": ("robert", "28272"),
         "email": ("bobsmith@gmail.com",),
         "phone": ("+14795360576",),
         "birth_date": ("1980-01-31",),
@@ -214,13 +289,17 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> list[MatchRecord]:
     return demo_records(out)
 
 
-def _agree(model_path: Path, records: list[MatchRecord]) -> int:
+def _agree(model_path: Path, records: list[MatchRecord], tf: TermFrequencies | None = None) -> int:
+    """Splink and the in-process scorer give the same probability to every pair,
+    over the model's own term frequencies or ``tf``."""
     pytest.importorskip("splink")
     from resolvers.matching.train import predict_pairs
 
-    pairs = predict_pairs(records, model_path, threshold=0.0)
+    pairs = predict_pairs(records, model_path, threshold=0.0, term_frequencies=tf)
     by_id = {r["unique_id"]: r for r in records}
     model = MatchModel.load(model_path)
+    if tf is not None:
+        model = model.with_term_frequencies(tf)
     for a, b, probability in pairs:
         assert model.score(by_id[a], by_id[b]).probability == pytest.approx(
             probability, abs=1e-9
@@ -229,6 +308,12 @@ def _agree(model_path: Path, records: list[MatchRecord]) -> int:
 
 
 def test_committed_demo_model_agrees_with_splink(small_demo: list[MatchRecord]) -> None:
+    """The committed table comes from another demo: many of these names are not
+    in it, so the fallback (no adjustment) is exercised on both sides."""
+    model = MatchModel.load(DEMO_MODEL)
+    names = {r["full_name"] for r in small_demo if r["full_name"]}
+    missing = {n for n in names if model.term_frequencies.frequency("full_name", n) is None}
+    assert missing and missing != names
     assert _agree(DEMO_MODEL, small_demo) > 300
 
 
@@ -239,4 +324,9 @@ def test_trained_model_agrees_with_splink(small_demo: list[MatchRecord], tmp_pat
     path = tmp_path / "model.json"
     model = train_model(small_demo, path, seed=7, max_pairs=2e5)
     assert MatchModel.load(path).to_splink() == model.to_splink()
+    assert MatchModel.load(path).term_frequencies == TermFrequencies.from_records(
+        small_demo, TF_COLUMNS
+    )
     assert _agree(path, small_demo) > 300
+    half = TermFrequencies.from_records(small_demo[::2], TF_COLUMNS)
+    assert _agree(path, small_demo, half) > 300
