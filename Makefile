@@ -7,7 +7,7 @@ DEMO_DIR ?= demo-data
 EXAMPLE := docs/examples/custview-csv-connector
 EXAMPLE_STAMP := $(VENV)/.plugin-example
 
-.PHONY: demo test lint typecheck layers pytest plugin-example bench venv clean
+.PHONY: demo test lint typecheck layers pytest plugin-example bench soak venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ test: lint typecheck layers plugin-example pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run
+
+# A bounded load run on loopback with one source flapping (needs PostgreSQL);
+# e.g. make soak SOAK_ARGS="--duration 30 --concurrency 10".
+soak: $(STAMP)
+	$(BIN)/python -m tests.bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .mypy_cache .ruff_cache .pytest_cache
