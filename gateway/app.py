@@ -50,6 +50,8 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
             "view": federation.request(),
             "principal": principal,
             "explain": request.headers.get("x-custview-explain", "") in ("1", "true"),
+            "actor": f"{principal.method}:{principal.name}" if principal else "local",
+            "roles": principal.roles if principal else None,
         }
 
 
@@ -139,10 +141,11 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        federation = Federation(loaded.settings.model, loaded.create_connectors())
+        federation = loaded.create_federation()
         metrics.observe_sources(federation.connectors)
         app.state.federation = federation
         try:
+            await federation.open()
             yield
         finally:
             await federation.aclose()

@@ -9,6 +9,7 @@ and a non-zero exit code, never a traceback:
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -26,7 +27,6 @@ from connectors.deadline import deadline_scope
 from gateway.export_cli import export as export_command
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers.schema import build_schema
-from resolvers.view import Federation
 
 app = typer.Typer(
     name="custview",
@@ -199,7 +199,7 @@ def _demo_complete(data_dir: Path) -> bool:
 
 
 async def _check(loaded: LoadedSettings) -> tuple[list[Any], dict[str, WriteAccess]]:
-    federation = Federation(loaded.settings.model, loaded.create_connectors())
+    federation = loaded.create_federation()
     try:
         statuses = await federation.sources()
         reachable = {s.name for s in statuses if s.health.ok}
@@ -326,9 +326,14 @@ async def _query(
     loaded: LoadedSettings, text: str, variables: dict[str, Any] | None, explain: bool = False
 ) -> Any:
     schema = build_schema(loaded.settings.model)
-    federation = Federation(loaded.settings.model, loaded.create_connectors())
-    context = {"view": federation.request(), "explain": explain}
+    federation = loaded.create_federation()
+    context = {
+        "view": federation.request(),
+        "explain": explain,
+        "actor": f"cli:{getpass.getuser()}",
+    }
     try:
+        await federation.open()
         with deadline_scope(loaded.settings.server.request_deadline):
             result = await schema.execute(text, variable_values=variables, context_value=context)
     finally:
@@ -361,6 +366,71 @@ def _variables(variables: str | None) -> dict[str, Any] | None:
         err.print(f"[bold red]error:[/] --variables is not valid JSON: {exc.msg}")
         raise typer.Exit(2) from None
     return parsed
+
+
+async def _resolve(loaded: LoadedSettings, full: bool, quiet: bool) -> Any:
+    from resolvers.resolve import resolve
+
+    federation = loaded.create_federation()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+    ) as progress:
+        tasks: dict[str, Any] = {}
+
+        def report(phase: str, done: int, total: int | None) -> None:
+            if phase not in tasks:
+                labels = {"read": "reading records", "score": "scoring", "write": "writing links"}
+                tasks[phase] = progress.add_task(labels.get(phase, phase), total=total)
+            progress.update(tasks[phase], completed=done, total=total)
+
+        try:
+            await federation.open()
+            return await resolve(federation, full=full, progress=report)
+        finally:
+            await federation.aclose()
+
+
+@app.command("resolve")
+def resolve_command(
+    config: ConfigOption = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="Re-score every record, not only changed ones.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Link records across all sources with the trained model; store ids and scores."""
+    loaded = _settings(config)
+    try:
+        report = asyncio.run(_resolve(loaded, full, as_json))
+    except CustviewError as exc:
+        raise _fail(exc) from None
+    summary = {
+        "mode": report.mode,
+        "run": report.run,
+        "model": report.model,
+        "records": report.records,
+        "changed": report.changed,
+        "pairs_scored": report.pairs_scored,
+        "links": report.links,
+        "candidates": report.candidates,
+        "written": report.written,
+        "seconds": {k: round(v, 2) for k, v in report.seconds.items()},
+        "records_per_second": round(report.records_per_second),
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    err.print(
+        f"{report.mode} run {report.run}: {report.records} records ({report.changed} changed), "
+        f"{report.pairs_scored} pairs scored, {report.links} links and {report.candidates} "
+        f"possible duplicates stored ({report.written} registry rows written) in "
+        f"{sum(report.seconds.values()):.1f}s ({summary['records_per_second']} records/s)"
+    )
 
 
 @app.command()

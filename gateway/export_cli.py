@@ -31,7 +31,6 @@ from connectors import CustviewError, QueryError
 from gateway.settings import LoadedSettings, load_settings
 from resolvers.export import Row
 from resolvers.schema import build_schema
-from resolvers.view import Federation
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -73,7 +72,7 @@ async def _export(
         json_parameter("--order-by", order_json),
         segment,
     )
-    federation = Federation(model, loaded.create_connectors())
+    federation = loaded.create_federation()
     failures = Failures()
     started = time.perf_counter()
     progress = Progress(
@@ -96,6 +95,7 @@ async def _export(
             yield chunk
 
     try:
+        await federation.open()
         with progress:
             if fmt == "parquet" and out_file is not None:
                 await spool_parquet(names, counted(), str(out_file))

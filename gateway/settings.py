@@ -17,10 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import ConfigError, Connector, ConnectorOptions, PluginError, load
 from connectors.cache import CacheOptions, CachingConnector, create_cache
+from connectors.ledger import Ledger
 from connectors.observe import ObservedConnector
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from gateway.auth import AuthSettings
 from resolvers.model import UnifiedModel
+from resolvers.registry import IdentityRegistry
+from resolvers.view import Federation
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.yaml"
 ENV_VAR = "CUSTVIEW_CONFIG"
@@ -62,11 +65,22 @@ class CacheSettings(_Strict):
     namespace: str = Field(default="custview", min_length=1)
 
 
+class RegistrySettings(_Strict):
+    """custview's own identity registry (identifiers and decisions only)."""
+
+    url: str | None = None
+    """SQLAlchemy URL; default: SQLite ``custview-registry.db`` next to the config file.
+    Replicas share one PostgreSQL database."""
+    refresh_seconds: float = Field(default=1.0, ge=0)
+    """How stale another replica's decisions may be here."""
+
+
 class Settings(_Strict):
     version: Literal[1] = 1
     server: ServerSettings = ServerSettings()
     plugins: PluginSettings = PluginSettings()
     cache: CacheSettings = CacheSettings()
+    registry: RegistrySettings = RegistrySettings()
     auth: AuthSettings = Field(default_factory=lambda: AuthSettings(mode="disabled"))
     """Absent: no authentication (trusted local use); see docs/configuration.md."""
     sources: dict[str, SourceSettings] = Field(min_length=1)
@@ -85,6 +99,24 @@ class LoadedSettings:
         self.path = path
         self.settings = settings
         self.connectors = connectors
+
+    def registry_url(self) -> str:
+        url = self.settings.registry.url
+        if url:
+            return url
+        return f"sqlite+aiosqlite:///{self.path.resolve().parent / 'custview-registry.db'}"
+
+    def create_registry(self) -> IdentityRegistry:
+        """The identity registry (not opened yet)."""
+        return IdentityRegistry(
+            Ledger(self.registry_url()), refresh_seconds=self.settings.registry.refresh_seconds
+        )
+
+    def create_federation(self) -> Federation:
+        """Connectors and registry for one app or command; ``await .open()`` it."""
+        return Federation(
+            self.settings.model, self.create_connectors(), registry=self.create_registry()
+        )
 
     def create_connectors(self) -> dict[str, Connector]:
         """Fresh connectors, each behind its source's resilience policy; the circuit

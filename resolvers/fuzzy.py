@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -28,7 +28,7 @@ from resolvers.matching import MatchModel, MatchRecord, MatchScore, blocking_key
 from resolvers.matching.features import FREE_MAIL_DOMAINS
 from resolvers.matching.model import PRIOR
 from resolvers.model import MemberSpec, ProbabilisticSpec, UnifiedModel, template_columns
-from resolvers.records import Record, RecordRef
+from resolvers.records import Record, RecordRef, canonical
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -77,6 +77,14 @@ def _value(row: Row, mapping: str) -> Any:
     for name in template_columns(mapping):
         text = text.replace("{" + name + "}", str(row.get(name) or ""))
     return " ".join(text.split()) or None
+
+
+def match_row(
+    ref: str, member_id: str, mapping: Mapping[str, str], row: Row, default_region: str
+) -> MatchRecord:
+    """The match record of one member row, given the member's input mapping."""
+    values = {arg: _value(row, column) for arg, column in mapping.items()}
+    return match_record(ref, member_id, default_region=default_region, **values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,17 +169,28 @@ class Matcher:
         return [c for c in dict.fromkeys(wanted) if c not in have]
 
     def match_record(self, record: Record) -> MatchRecord:
-        values = {
-            arg: _value(record.row, mapping)
-            for arg, mapping in self.inputs[record.member.id].items()
-        }
-        return match_record(
-            str(record.ref), record.member.id, default_region=self.default_region, **values
+        return match_row(
+            str(record.ref),
+            record.member.id,
+            self.inputs[record.member.id],
+            record.row,
+            self.default_region,
         )
 
-    async def extend(self, records: Sequence[Record]) -> Extension:
+    async def extend(
+        self,
+        records: Sequence[Record],
+        *,
+        link: bool = True,
+        blocked: Callable[[set[str], set[str]], bool] | None = None,
+    ) -> Extension:
         """Candidates of the customer made of ``records``: linked ones (with their
-        deterministic closure) and possible duplicates."""
+        deterministic closure) and possible duplicates.
+
+        ``link=False`` links nothing (batch links decide) and reports every
+        candidate from the ``candidate`` threshold up as a possible duplicate.
+        ``blocked(ours, theirs)`` says a steward ruled two groups of records
+        apart: such candidates are neither linked nor reported."""
         ext = Extension()
         model = self.model
         known = {r.ref for r in records}
@@ -208,15 +227,30 @@ class Matcher:
                 score = model.score(mr, rec_mr)
                 if ref not in best or score.weight > best[ref][2].weight:
                     best[ref] = (cand, rec.ref, score)
-        linked = [b for b in best.values() if b[2].probability >= self.spec.link]
-        possible = [
-            b for b in best.values() if self.spec.candidate <= b[2].probability < self.spec.link
-        ]
+        threshold = self.spec.link if link else float("inf")
+        linked = [b for b in best.values() if b[2].probability >= threshold]
+        possible = [b for b in best.values() if self.spec.candidate <= b[2].probability < threshold]
         if not linked and not possible:
             return ext
         closure = await self.stitcher.resolve(records=[b[0] for b in linked + possible])
         ext.errors.extend(closure.errors)
         ext.rounds += closure.rounds
+        ours = {str(ref) for ref in known}
+        if blocked is not None:
+            linked = [
+                b
+                for b in linked
+                if not blocked(
+                    ours, {str(r.ref) for r in closure.cluster(b[0].ref)} | {str(b[0].ref)}
+                )
+            ]
+            possible = [
+                b
+                for b in possible
+                if not blocked(
+                    ours, {str(r.ref) for r in closure.cluster(b[0].ref)} | {str(b[0].ref)}
+                )
+            ]
         added: dict[RecordRef, Record] = {}
         for cand, matched, score in linked:
             ext.links[cand.ref] = Link(cand.ref, matched, score)
@@ -230,7 +264,7 @@ class Matcher:
             cluster = closure.cluster(cand.ref)
             if any(r.ref in merged for r in cluster):
                 continue
-            cid = cluster[0].ref.customer_id() if cluster else cand.ref.customer_id()
+            cid = canonical(cluster).ref.customer_id() if cluster else cand.ref.customer_id()
             prev = by_customer.get(cid)
             if prev is None or score.weight > prev.score.weight:
                 by_customer[cid] = Duplicate(cand.ref, cid, matched, score)

@@ -5,6 +5,12 @@ phone), every member table is asked — one batched lookup per table and key
 column per round, all sources concurrently — for records that share a key;
 the keys of the records found feed the next round, until nothing new turns
 up. Records and keys form a graph; its connected components are customers.
+
+With an identity registry, the graph has two more kinds of edge: steward
+links (hard, like a shared key) and batch links from ``custview resolve``
+at or above the link threshold (soft: they never join two groups a steward
+marked as not duplicates). Records a steward unlinked follow no key and no
+batch link. Linked records are fetched by primary key in the same rounds.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from connectors import Connector, ConnectorError, LookupTransform, Row
 from resolvers.model import MemberSpec, UnifiedModel
 from resolvers.normalize import NORMALIZERS
 from resolvers.records import Record, RecordRef
+from resolvers.registry import IdentityRegistry
 
 KeyNode = tuple[str, str]
 """An identity key: (key name, normalised value)."""
@@ -42,6 +50,17 @@ class _UnionFind:
             self.parent[ra] = rb
 
 
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """A registry edge followed while stitching."""
+
+    a: RecordRef
+    b: RecordRef
+    kind: str
+    """``manual`` (a steward's link) or ``model`` (a batch link)."""
+    score: float | None = None
+
+
 @dataclass(slots=True)
 class Resolution:
     """The records found and how they group into customers."""
@@ -49,19 +68,44 @@ class Resolution:
     records: dict[RecordRef, Record] = field(default_factory=dict)
     errors: list[ConnectorError] = field(default_factory=list)
     rounds: int = 0
+    edges: list[Edge] = field(default_factory=list)
+    registry: IdentityRegistry | None = None
     _uf: _UnionFind = field(default_factory=_UnionFind)
+    _soft: _UnionFind = field(default_factory=_UnionFind)
     _clusters: dict[Node, list[Record]] | None = None
 
+    def _root(self, node: Node) -> Node:
+        return self._soft.find(self._uf.find(node))
+
+    def _merge_soft(self) -> None:
+        """Batch links join hard groups, best score first, unless a steward marked a
+        record of one group as not a duplicate of a record of the other."""
+        refs: dict[Node, set[str]] = defaultdict(set)
+        for ref in self.records:
+            refs[self._uf.find(ref)].add(str(ref))
+        soft = sorted((e for e in self.edges if e.kind == "model"), key=lambda e: -(e.score or 0.0))
+        for edge in soft:
+            ra, rb = self._root(edge.a), self._root(edge.b)
+            if ra == rb:
+                continue
+            left, right = refs.get(ra, set()), refs.get(rb, set())
+            if self.registry is not None and self.registry.blocked(left, right):
+                continue
+            self._soft.union(ra, rb)
+            refs[self._soft.find(ra)] = left | right
+
     def cluster(self, node: Node) -> list[Record]:
-        """The records of the customer containing ``node``, canonical first."""
+        """The records of the customer containing ``node``, in listing order (the first
+        one represents the customer in lists; :func:`canonical` names it)."""
         if self._clusters is None:
+            self._merge_soft()
             groups: dict[Node, list[Record]] = defaultdict(list)
             for ref, record in self.records.items():
-                groups[self._uf.find(ref)].append(record)
+                groups[self._root(ref)].append(record)
             for members in groups.values():
                 members.sort(key=Record.order)
             self._clusters = dict(groups)
-        return self._clusters.get(self._uf.find(node), [])
+        return self._clusters.get(self._root(node), [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +122,21 @@ class _Lookup:
 class Stitcher:
     """Resolves seeds to customers over the configured member tables."""
 
-    def __init__(self, model: UnifiedModel, connectors: Mapping[str, Connector]) -> None:
+    def __init__(
+        self,
+        model: UnifiedModel,
+        connectors: Mapping[str, Connector],
+        registry: IdentityRegistry | None = None,
+    ) -> None:
         self.model = model
         self.members = model.customer.members
         self.connectors = connectors
+        self.registry = registry
+        spec = model.identity.probabilistic
+        self.link_threshold = spec.link if spec is not None else None
+        """Batch links count from this probability up (none without a model)."""
         self._rank = {m.id: i for i, m in enumerate(self.members)}
+        self._by_table = {(m.source, m.table): m for m in self.members}
         self.extra_columns: dict[str, list[str]] = {}
         """Member id -> columns read besides the member's own (e.g. match inputs)."""
 
@@ -95,6 +149,9 @@ class Stitcher:
 
     def record(self, member: MemberSpec, row: Row) -> Record:
         return Record(member, self._rank[member.id], row)
+
+    def member_for(self, ref: RecordRef) -> MemberSpec | None:
+        return self._by_table.get((ref.source, ref.table))
 
     def keys_of(self, record: Record) -> Iterable[KeyNode]:
         member, row = record.member, record.row
@@ -110,31 +167,80 @@ class Stitcher:
     async def resolve(
         self, records: Sequence[Record] = (), keys: Sequence[KeyNode] = ()
     ) -> Resolution:
-        res = Resolution()
+        registry = self.registry
+        res = Resolution(registry=registry)
+        if registry is not None:
+            try:
+                await registry.refresh()
+            except ConnectorError as exc:  # stitch on the decisions already known
+                res.errors.append(exc)
         queried: set[KeyNode] = set()
         frontier: set[KeyNode] = set(keys)
+        linked: set[RecordRef] = set()
         for key in keys:
             res._uf.find(key)
         for record in records:
             frontier |= self._add(res, record) - queried
-        while frontier and res.rounds < self.model.identity.max_rounds:
+            linked |= self._edges(res, record.ref)
+        while (frontier or linked) and res.rounds < self.model.identity.max_rounds:
             res.rounds += 1
             queried |= frontier
-            found = await self._round(res, frontier)
-            frontier = set()
+            found, fetched = await self._round(res, frontier, linked - set(res.records))
+            frontier, linked = set(), set()
             for record, key in found:
                 if record.ref not in res.records:
                     frontier |= self._add(res, record)
-                res._uf.union(record.ref, key)
+                    linked |= self._edges(res, record.ref)
+                if not self._detached(record.ref):
+                    res._uf.union(record.ref, key)
+            for record in fetched:
+                if record.ref not in res.records:
+                    frontier |= self._add(res, record)
+                    linked |= self._edges(res, record.ref)
             frontier -= queried
         return res
 
+    def _detached(self, ref: RecordRef) -> bool:
+        return self.registry is not None and self.registry.is_detached(str(ref))
+
     def _add(self, res: Resolution, record: Record) -> set[KeyNode]:
         res.records[record.ref] = record
+        if self._detached(record.ref):
+            return set()  # a steward unlinked it: it follows no key
         keys = set(self.keys_of(record))
         for key in keys:
             res._uf.union(record.ref, key)
         return keys
+
+    def _edges(self, res: Resolution, ref: RecordRef) -> set[RecordRef]:
+        """Registry edges of ``ref``: steward links join at once, batch links at or
+        above the threshold when clusters are built. Returns refs still to fetch."""
+        registry = self.registry
+        if registry is None:
+            return set()
+        wanted: set[RecordRef] = set()
+        text = str(ref)
+        for other in registry.manual_edges(text):
+            other_ref = self._parse(other)
+            if other_ref is not None:
+                res.edges.append(Edge(ref, other_ref, "manual"))
+                res._uf.union(ref, other_ref)
+                wanted.add(other_ref)
+        if self.link_threshold is not None:
+            for other, score in registry.machine_edges(text).items():
+                other_ref = self._parse(other)
+                if other_ref is not None and score >= self.link_threshold:
+                    res.edges.append(Edge(ref, other_ref, "model", score))
+                    wanted.add(other_ref)
+        return {w for w in wanted if w not in res.records}
+
+    def _parse(self, text: str) -> RecordRef | None:
+        """A registry ref that still names a configured member table."""
+        try:
+            ref = RecordRef.parse(text)
+        except ConnectorError:
+            return None
+        return ref if self.member_for(ref) is not None else None
 
     def _plan(self, frontier: set[KeyNode]) -> list[_Lookup]:
         by_name: dict[str, set[str]] = defaultdict(set)
@@ -166,20 +272,53 @@ class Stitcher:
                     )
         return lookups
 
-    async def _round(self, res: Resolution, frontier: set[KeyNode]) -> list[tuple[Record, KeyNode]]:
+    async def _round(
+        self, res: Resolution, frontier: set[KeyNode], refs: set[RecordRef]
+    ) -> tuple[list[tuple[Record, KeyNode]], list[Record]]:
         lookups = self._plan(frontier)
+        by_member: dict[str, list[Any]] = defaultdict(list)
+        for ref in sorted(refs, key=str):
+            member = self.member_for(ref)
+            if member is not None:
+                key = self.typed_key(member, ref.key)
+                if key is not None:
+                    by_member[member.id].append(key)
+        fetches = [(self._member(m), keys) for m, keys in by_member.items()]
         results = await asyncio.gather(
-            *(self._lookup(lookup) for lookup in lookups), return_exceptions=True
+            *(self._lookup(lookup) for lookup in lookups),
+            *(self.fetch(member, keys) for member, keys in fetches),
+            return_exceptions=True,
         )
         found: list[tuple[Record, KeyNode]] = []
-        for lookup, result in zip(lookups, results, strict=True):
+        fetched: list[Record] = []
+        for i, result in enumerate(results):
             if isinstance(result, ConnectorError):
                 res.errors.append(result)
                 continue
             if isinstance(result, BaseException):
                 raise result
-            found.extend(self._matches(lookup, result))
-        return found
+            if i < len(lookups):
+                found.extend(self._matches(lookups[i], result))
+            else:
+                member = fetches[i - len(lookups)][0]
+                fetched.extend(self.record(member, row) for group in result for row in group)
+        return found, fetched
+
+    def _member(self, member_id: str) -> MemberSpec:
+        return next(m for m in self.members if m.id == member_id)
+
+    @staticmethod
+    def typed_key(member: MemberSpec, key: str) -> Any:
+        """A reference's key as the member table stores it; None when it cannot be."""
+        if member.key_type == "int":
+            return int(key) if key.lstrip("-").isdigit() else None
+        return key
+
+    async def fetch(self, member: MemberSpec, keys: list[Any]) -> list[list[Row]]:
+        """Member rows by primary key, one batched lookup."""
+        return await self.connectors[member.source].lookup_many(
+            member.table, member.key, keys, self.columns(member)
+        )
 
     async def _lookup(self, lookup: _Lookup) -> list[list[Row]]:
         member = lookup.member

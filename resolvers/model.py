@@ -47,12 +47,22 @@ class MemberSpec(_Strict):
     identity: dict[str, list[str]] = Field(default_factory=dict)
     """Identity key -> the columns that hold it."""
     updated_at: str | None = None
+    created_at: str | None = None
+    """Column with the record's creation time; default: the ``createdAt`` field's column.
+    The oldest record of a customer names it (its id)."""
     region: str | None = None
     """Column with the record's ISO country, used to read national phone numbers."""
 
     @property
     def id(self) -> str:
         return f"{self.source}.{self.table}"
+
+    @property
+    def created_column(self) -> str | None:
+        if self.created_at:
+            return self.created_at
+        mapping = self.fields.get("createdAt")
+        return mapping if mapping and "{" not in mapping else None
 
     def columns(self) -> list[str]:
         """Every column this member reads, key first."""
@@ -61,7 +71,7 @@ class MemberSpec(_Strict):
             cols.extend(template_columns(mapping))
         for columns in self.identity.values():
             cols.extend(columns)
-        cols.extend(c for c in (self.updated_at, self.region) if c)
+        cols.extend(c for c in (self.updated_at, self.created_column, self.region) if c)
         return list(dict.fromkeys(cols))
 
 

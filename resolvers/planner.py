@@ -222,7 +222,6 @@ class Planner:
     # -- candidates ------------------------------------------------------
 
     async def _stitch(self, seeds: Sequence[Record]) -> list[CustomerView]:
-        from resolvers.view import CustomerView
 
         unique = list({r.ref: r for r in seeds}.values())
         if len(unique) > self.limit:
@@ -236,9 +235,7 @@ class Planner:
             for seed in chunk:
                 cluster = resolution.cluster(seed.ref)
                 if cluster and cluster[0].ref not in found:
-                    found[cluster[0].ref] = CustomerView(
-                        cluster, self.view.federation.survivorship.build(cluster)
-                    )
+                    found[cluster[0].ref] = self.view.federation.customer(resolution, cluster)
         return list(found.values())
 
     async def _everyone(self) -> list[CustomerView]:

@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from connectors import QueryError, Row
+from resolvers.coerce import coerce
 from resolvers.model import MemberSpec
 
 _ID_PREFIX = "cus_"
+
+
+def _datetime(value: Any) -> dt.datetime | None:
+    parsed = coerce(value, "datetime")
+    return parsed if isinstance(parsed, dt.datetime) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +77,29 @@ class Record:
         return RecordRef(self.member.source, self.member.table, str(self.key))
 
     def order(self) -> tuple[int, int, int | str]:
-        """Canonical order: member rank, then key (numbers before text)."""
+        """Member rank, then key (numbers before text): the order of listing."""
         key = self.key
         if isinstance(key, int):
             return (self.rank, 0, key)
         return (self.rank, 1, str(key))
+
+    def created(self) -> float | None:
+        """When the source created the record (POSIX seconds), if the member says."""
+        column = self.member.created_column
+        value = _datetime(self.row.get(column)) if column else None
+        return value.timestamp() if value is not None else None
+
+    def seniority(self) -> tuple[int, float, tuple[int, int, int | str]]:
+        """Canonical order within a customer: the oldest record first (by the
+        source's creation time; records without one last), then :meth:`order`.
+
+        The canonical record names the customer (its id), so a customer keeps
+        its id when newer records join it; when two customers merge, the older
+        one's id survives and the other's still resolves to it."""
+        created = self.created()
+        return (0 if created is not None else 1, created or 0.0, self.order())
+
+
+def canonical(records: Sequence[Record]) -> Record:
+    """The record that names a customer: the oldest (see :meth:`Record.seniority`)."""
+    return min(records, key=Record.seniority)

@@ -28,6 +28,7 @@ from resolvers.segment_fields import customer_field as segments_of_customer
 from resolvers.segment_fields import root_fields as segment_root_fields
 from resolvers.segment_fields import segment_type
 from resolvers.segments import compile_segments
+from resolvers.steward import IdentityDecision, customer_decisions, decisions_field, mutation_type
 from resolvers.view import CustomerView, RequestView, SourceStatus
 
 _SCALARS: dict[FieldType, Any] = {
@@ -311,6 +312,12 @@ def _customer_type(model: UnifiedModel) -> type:
             "link thresholds (single-customer lookups with identity.probabilistic only), "
             "best first.",
         ),
+        "identity_decisions": strawberry.field(
+            resolver=customer_decisions,
+            graphql_type=list[IdentityDecision],
+            name="identityDecisions",
+            description="Steward decisions about this customer's records, newest first.",
+        ),
     }
     for fname, spec in model.customer.fields.items():
         namespace[fname] = strawberry.field(
@@ -463,11 +470,18 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
                 ),
                 "sources": strawberry.field(resolver=sources_field, graphql_type=list[Source]),
                 **segment_root_fields(model, segment),
+                "identity_decisions": strawberry.field(
+                    resolver=decisions_field,
+                    graphql_type=list[IdentityDecision],
+                    name="identityDecisions",
+                    description="The identity registry's decision log, newest first.",
+                ),
             },
         )
     )
     return strawberry.Schema(
         query=query,
+        mutation=mutation_type(customer),
         extensions=[
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),

@@ -33,11 +33,12 @@ from resolvers.coerce import coerce
 from resolvers.expr import Expr
 from resolvers.fuzzy import Duplicate, Link, Matcher
 from resolvers.golden import GoldenRecord, Survivorship
-from resolvers.identity import KeyNode, Resolution, Stitcher
+from resolvers.identity import Edge, KeyNode, Resolution, Stitcher
 from resolvers.metrics import Partial
 from resolvers.model import MemberSpec, RelationSpec, UnifiedModel
 from resolvers.normalize import normalize_email, normalize_phone
-from resolvers.records import Record, RecordRef
+from resolvers.records import Record, RecordRef, canonical
+from resolvers.registry import Decision, IdentityRegistry
 from resolvers.segments import compile_segments
 
 
@@ -51,10 +52,12 @@ class CustomerView:
     """Records joined by the probabilistic model (not by a shared key), and why."""
     duplicates: list[Duplicate] | None = None
     """Possible duplicates, best first; None when they were not looked for."""
+    edges: list[Edge] = field(default_factory=list)
+    """Registry edges (steward and batch links) between its records."""
 
     @property
     def id(self) -> str:
-        return self.records[0].ref.customer_id()
+        return canonical(self.records).ref.customer_id()
 
 
 @dataclass(slots=True)
@@ -77,7 +80,8 @@ class MatchReason:
 
     record: Record
     method: str
-    """``seed`` (the only record), ``key`` (shares identity keys) or ``model`` (scored)."""
+    """``seed`` (the only record), ``key`` (shares identity keys), ``model`` (scored,
+    at read time or by a batch run) or ``manual`` (a steward linked it)."""
     keys: list[str]
     """Names of the identity keys it shares with other records of the customer."""
     link: Link | None = None
@@ -92,10 +96,12 @@ class Federation:
         connectors: Mapping[str, Connector],
         *,
         default_region: str | None = None,
+        registry: IdentityRegistry | None = None,
     ) -> None:
         self.model = model
         self.connectors = connectors
-        self.stitcher = Stitcher(model, connectors)
+        self.registry = registry
+        self.stitcher = Stitcher(model, connectors, registry)
         spec = model.identity.probabilistic
         self.matcher = Matcher(model, spec, connectors, self.stitcher) if spec else None
         if self.matcher is not None:
@@ -145,8 +151,21 @@ class Federation:
         found = await asyncio.gather(*(self.connectors[n].write_access(tables[n]) for n in names))
         return dict(zip(names, found, strict=True))
 
+    async def open(self) -> None:
+        """Opens custview's own registry (the sources connect on first use)."""
+        if self.registry is not None:
+            await self.registry.open()
+
+    def customer(self, resolution: Resolution, records: list[Record]) -> CustomerView:
+        """The customer made of ``records`` (one cluster of ``resolution``)."""
+        refs = {r.ref for r in records}
+        edges = [e for e in resolution.edges if e.a in refs and e.b in refs]
+        return CustomerView(records, self.survivorship.build(records), edges=edges)
+
     async def aclose(self) -> None:
         await asyncio.gather(*(c.aclose() for c in self.connectors.values()))
+        if self.registry is not None:
+            await self.registry.aclose()
 
 
 async def _scan_after(connector: Connector, member: MemberSpec, last: Any, limit: int) -> list[Row]:
@@ -223,15 +242,23 @@ class RequestView:
         if not records:
             return None
         matcher = self.federation.matcher
+        customer = self.federation.customer(resolution, records)
         if matcher is None:
-            return CustomerView(records, self.federation.survivorship.build(records))
-        ext = await matcher.extend(records)
+            return customer
+        registry = self.federation.registry
+        ext = await matcher.extend(
+            records,
+            # once a batch run has linked everyone, links come from the registry only,
+            # so a lookup and a list agree; the live model then reports duplicates
+            link=registry is None or not registry.has_run,
+            blocked=registry.blocked if registry is not None else None,
+        )
         self.errors.extend(ext.errors)
         self.rounds += ext.rounds
         if ext.records:
             records = sorted([*records, *ext.records], key=Record.order)
         golden = self.federation.survivorship.build(records)
-        return CustomerView(records, golden, ext.links, ext.duplicates)
+        return CustomerView(records, golden, ext.links, ext.duplicates, customer.edges)
 
     def explain(self, customer: CustomerView) -> list[MatchReason]:
         """Per member record: the identity keys it shares with the others, or the
@@ -243,16 +270,31 @@ class RequestView:
             for key in found:
                 count[key] = count.get(key, 0) + 1
         reasons = []
+        by_ref = {r.ref: r for r in customer.records}
+        manual = {e.a for e in customer.edges if e.kind == "manual"}
+        manual |= {e.b for e in customer.edges if e.kind == "manual"}
+        for edge in customer.edges:
+            if edge.kind == "model" and edge.b not in customer.links:
+                customer.links[edge.b] = self._batch_link(by_ref[edge.b], by_ref[edge.a])
         for record in customer.records:
             shared = sorted({name for name, value in keys[record.ref] if count[(name, value)] > 1})
             link = customer.links.get(record.ref)
-            if link is not None:
+            if record.ref in manual:
+                reasons.append(MatchReason(record, "manual", shared, link))
+            elif link is not None:
                 reasons.append(MatchReason(record, "model", shared, link))
             elif shared:
                 reasons.append(MatchReason(record, "key", shared))
             else:
                 reasons.append(MatchReason(record, "seed", shared))
         return reasons
+
+    def _batch_link(self, record: Record, matched: Record) -> Link:
+        """A batch link explained: the same model scores the pair again, in process."""
+        matcher = self.federation.matcher
+        assert matcher is not None  # batch links are followed only with a model
+        score = matcher.model.score(matcher.match_record(record), matcher.match_record(matched))
+        return Link(record.ref, matched.ref, score)
 
     async def by_key(self, key_name: str, value: str) -> CustomerView | None:
         resolution = await self.federation.stitcher.resolve(keys=[(key_name, value)])
@@ -278,24 +320,80 @@ class RequestView:
         raise QueryError(f"no identity key normalises {normalizer}s in this configuration")
 
     async def by_ref(self, ref: RecordRef) -> CustomerView | None:
-        member = self.federation.member_for(ref)
-        key: Any = ref.key
-        if member.key_type == "int":
-            if not ref.key.lstrip("-").isdigit():
-                raise QueryError(f"'{ref}': {member.id} keys are integers")
-            key = int(ref.key)
-        connector = self.federation.connectors[member.source]
-        columns = self.federation.stitcher.columns(member)
-        (rows,) = await connector.lookup_many(member.table, member.key, [key], columns)
-        if not rows:
+        seed = await self.record(ref)
+        if seed is None:
             return None
-        seed = self.federation.stitcher.record(member, rows[0])
         resolution = await self.federation.stitcher.resolve(records=[seed])
         self._collect(resolution)
         return await self._customer(resolution, seed.ref)
 
     async def by_id(self, customer_id: str) -> CustomerView | None:
         return await self.by_ref(RecordRef.from_customer_id(customer_id))
+
+    async def record(self, ref: RecordRef) -> Record | None:
+        """The member record ``ref`` names, read from its source; None if it is gone."""
+        member = self.federation.member_for(ref)
+        stitcher = self.federation.stitcher
+        key = stitcher.typed_key(member, ref.key)
+        if key is None:
+            raise QueryError(f"'{ref}': {member.id} keys are integers")
+        (rows,) = await stitcher.fetch(member, [key])
+        return stitcher.record(member, rows[0]) if rows else None
+
+    # -- steward decisions (custview's own registry; never a source) ------------
+
+    def _registry(self) -> IdentityRegistry:
+        registry = self.federation.registry
+        if registry is None:
+            raise QueryError("no identity registry is configured (see 'registry' in the config)")
+        return registry
+
+    async def _existing(self, ref: RecordRef) -> Record:
+        record = await self.record(ref)
+        if record is None:
+            raise QueryError(f"'{ref}' does not exist in source '{ref.source}'")
+        return record
+
+    async def link(self, actor: str, a: RecordRef, b: RecordRef) -> Decision:
+        """A steward says records ``a`` and ``b`` are the same customer."""
+        registry = self._registry()
+        await asyncio.gather(self._existing(a), self._existing(b))
+        return await registry.decide(actor, "link", str(a), str(b))
+
+    async def unlink(self, actor: str, ref: RecordRef) -> tuple[Decision, RecordRef | None]:
+        """A steward takes record ``ref`` out of its customer; returns the decision and
+        a record that stayed with the customer (to show what remains)."""
+        registry = self._registry()
+        before = await self.by_ref(ref)
+        if before is None:
+            raise QueryError(f"'{ref}' does not exist in source '{ref.source}'")
+        mates = [r.ref for r in before.records if r.ref != ref]
+        decision = await registry.decide(actor, "unlink", str(ref))
+        return decision, mates[0] if mates else None
+
+    async def not_duplicate(self, actor: str, a: str, b: str) -> Decision:
+        """A steward says ``a`` and ``b`` (customer ids or record refs) are different
+        people: the model never links them and never lists one as the other's
+        possible duplicate. Records joined by shared keys stay joined (unlink one)."""
+        registry = self._registry()
+        left, right = (
+            RecordRef.from_customer_id(x) if x.startswith("cus_") else RecordRef.parse(x)
+            for x in (a, b)
+        )
+        if left == right:
+            raise QueryError("a decision needs two different records")
+        await asyncio.gather(self._existing(left), self._existing(right))
+        return await registry.decide(actor, "not_duplicate", str(left), str(right))
+
+    async def undo(self, actor: str, seq: int) -> Decision:
+        return await self._registry().undo(actor, seq)
+
+    def decisions(self, customer: CustomerView | None = None) -> list[Decision]:
+        registry = self.federation.registry
+        if registry is None:
+            return []
+        refs = None if customer is None else [str(r.ref) for r in customer.records]
+        return registry.decisions(refs)
 
     async def page(self, first: int, after: str | None) -> Page:
         """Customers in a stable order: by canonical member record (member rank, key).
@@ -325,7 +423,7 @@ class RequestView:
                 last = seed.key
                 cluster = resolution.cluster(seed.ref)
                 if cluster and cluster[0].ref == seed.ref:
-                    view = CustomerView(cluster, self.federation.survivorship.build(cluster))
+                    view = self.federation.customer(resolution, cluster)
                     found.append((_encode_cursor(rank, seed.key), view))
                     if len(found) > first:
                         break

@@ -61,6 +61,7 @@ def test_every_cli_command_is_in_the_readme() -> None:
         "connectors",
         "export",
         "explain",
+        "resolve",
     }
     for name in names:
         assert f"custview {name}" in README

@@ -315,8 +315,10 @@ def golden(records: Sequence[Rec]) -> tuple[dict[str, Any], list[dict[str, str]]
     return values, provenance
 
 
-def customer_id(rec: Rec) -> str:
-    return "cus_" + base64.urlsafe_b64encode(rec.ref.encode()).decode().rstrip("=")
+def customer_id(records: Sequence[Rec]) -> str:
+    """The opaque id of the oldest record (``created_at``, stored as sortable UTC text)."""
+    oldest = min(records, key=lambda r: (r.row["created_at"], r.order()))
+    return "cus_" + base64.urlsafe_b64encode(oldest.ref.encode()).decode().rstrip("=")
 
 
 def _cursor(rank: int, key: int) -> str:
@@ -501,7 +503,7 @@ class Floor:
         )
         values, provenance = golden(records)
         customer = {
-            "id": customer_id(records[0]),
+            "id": customer_id(records),
             "name": values["name"],
             "email": values["email"],
             "phone": values["phone"],
@@ -578,7 +580,7 @@ class Floor:
             values, _ = golden(cluster)
             nodes.append(
                 {
-                    "id": customer_id(cluster[0]),
+                    "id": customer_id(cluster),
                     "name": values["name"],
                     "email": values["email"],
                     "sourceRecords": [{"ref": r.ref} for r in cluster],

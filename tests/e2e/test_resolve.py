@@ -1,0 +1,202 @@
+"""Stable ids as sources change, and ``custview resolve`` (full and incremental)
+over a private copy of the demo sources (the test plays the source systems'
+users; custview itself only reads them)."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.settings import LoadedSettings
+from resolvers.resolve import resolve
+from tests.e2e.conftest import gql, serve_in_process
+from tests.e2e.test_steward import CUSTOMER, _data, _refs, clusters, steward_config
+
+
+@pytest.fixture()
+def own_demo(demo_dir: Path, tmp_path: Path, demo_env: None) -> Iterator[Path]:
+    """A private copy of the demo sources, pointed to by CUSTVIEW_DEMO_DIR."""
+    import os
+
+    copy = tmp_path / "sources"
+    shutil.copytree(demo_dir, copy, ignore=shutil.ignore_patterns("registry.db"))
+    old = os.environ["CUSTVIEW_DEMO_DIR"]
+    os.environ["CUSTVIEW_DEMO_DIR"] = str(copy)
+    yield copy
+    os.environ["CUSTVIEW_DEMO_DIR"] = old
+
+
+def _insert_contact(demo: Path, email: str, created: str) -> int:
+    with sqlite3.connect(demo / "crm.db") as conn:
+        (top,) = conn.execute("SELECT max(id) FROM contacts").fetchone()
+        conn.execute(
+            "INSERT INTO contacts (id, first_name, last_name, email, created_at, updated_at)"
+            " VALUES (?, 'New', 'Record', ?, ?, ?)",
+            (top + 1, email, created, created),
+        )
+    return int(top + 1)
+
+
+def _email(demo: Path, ref: str) -> str:
+    source, table, key = ref.split("/")
+    with sqlite3.connect(demo / f"{source}.db") as conn:
+        (email,) = conn.execute(f"SELECT email FROM {table} WHERE id = ?", (int(key),)).fetchone()
+    return str(email)
+
+
+async def _customer(loaded: LoadedSettings, ref: str) -> dict[str, Any]:
+    async for client in serve_in_process(loaded):
+        found: dict[str, Any] = _data(await gql(client, CUSTOMER, ref=ref))["customer"]
+        return found
+    raise AssertionError("unreachable")
+
+
+async def test_ids_survive_new_records_and_merges(own_demo: Path, tmp_path: Path) -> None:
+    loaded = steward_config(tmp_path)
+    singles = [
+        sorted(g)[0]
+        for g in clusters(own_demo)
+        if len(g) == 1
+        and sorted(g)[0].startswith("sales/customers/")
+        and _email(own_demo, sorted(g)[0])
+    ][:2]
+    first, second = singles
+    ids = [(await _customer(loaded, ref))["id"] for ref in singles]
+    # a brand-new CRM contact (a lower-ranked table) with the first one's email joins it
+    new = _insert_contact(own_demo, _email(own_demo, first), "2030-01-01 00:00:00")
+    after = await _customer(loaded, first)
+    assert f"crm/contacts/{new}" in _refs(after)
+    assert after["id"] == ids[0]
+    # a link merges the two: the older id survives, the other still resolves to it
+    async for client in serve_in_process(loaded):
+        body = await gql(
+            client,
+            "mutation($a: String!, $b: String!) { linkRecords(a: $a, b: $b) { decision { id } } }",
+            a=first,
+            b=second,
+        )
+        _data(body)
+        by_old_id = _data(
+            await gql(
+                client,
+                "query($id: ID!) { customer(id: $id) { id sourceRecords { ref } } }",
+                id=ids[1],
+            )
+        )["customer"]
+        assert set(singles) <= _refs(by_old_id)
+        assert by_old_id["id"] in ids
+
+
+def _probabilistic(tmp: Path) -> LoadedSettings:
+    return steward_config(tmp, probabilistic=True)
+
+
+async def test_resolve_full_then_incremental(own_demo: Path, tmp_path: Path) -> None:
+    loaded = _probabilistic(tmp_path)
+    federation = loaded.create_federation()
+    await federation.open()
+    try:
+        report = await resolve(federation)
+        assert report.mode == "full" and report.records > 3000
+        assert report.links > 50 and report.written == report.links + report.candidates
+        # nothing changed: an incremental run scores nothing new and writes nothing
+        again = await resolve(federation)
+        assert again.mode == "incremental" and again.changed == 0 and again.written == 0
+        # a new record: only it is scored
+        target = sorted(
+            next(g for g in clusters(own_demo) if any(r.startswith("crm/contacts/") for r in g))
+        )
+        contact = next(r for r in target if r.startswith("crm/contacts/"))
+        with sqlite3.connect(own_demo / "crm.db") as conn:
+            row = conn.execute(
+                "SELECT first_name, last_name, street, city, postcode, country, birth_date"
+                " FROM contacts WHERE id = ?",
+                (int(contact.rsplit("/", 1)[1]),),
+            ).fetchone()
+            (top,) = conn.execute("SELECT max(id) FROM contacts").fetchone()
+            conn.execute(
+                "INSERT INTO contacts (id, first_name, last_name, street, city, postcode,"
+                " country, birth_date, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, '2031-01-01', '2031-01-01')",
+                (top + 1, *row),
+            )
+        third = await resolve(federation)
+        assert third.mode == "incremental" and third.changed == 1 and third.pairs_scored >= 1
+        new_ref = f"crm/contacts/{top + 1}"
+        assert federation.registry is not None
+        partners = federation.registry.machine_edges(new_ref)
+        assert contact in partners and partners[contact] >= 0.99
+    finally:
+        await federation.aclose()
+    # lists and lookups now see the batch link: the twin (no shared email or phone)
+    # is in the contact's customer, explained as MODEL
+    async for client in serve_in_process(_probabilistic(tmp_path)):
+        customer = _data(await gql(client, CUSTOMER, ref=new_ref))["customer"]
+        assert contact in _refs(customer)
+        methods = {m["ref"]: m["method"] for m in customer["matchExplanation"]}
+        assert methods[new_ref] == "MODEL"
+
+
+async def test_the_registry_keeps_no_attribute_values(own_demo: Path, tmp_path: Path) -> None:
+    loaded = _probabilistic(tmp_path)
+    federation = loaded.create_federation()
+    await federation.open()
+    try:
+        await resolve(federation)
+    finally:
+        await federation.aclose()
+    values: set[str] = set()
+    for db in ("crm", "sales", "support"):
+        with sqlite3.connect(own_demo / f"{db}.db") as conn:
+            for table, column in (
+                ("contacts", "email"),
+                ("customers", "email"),
+                ("users", "email"),
+                ("contacts", "last_name"),
+                ("customers", "last_name"),
+                ("users", "name"),
+            ):
+                try:
+                    values |= {
+                        str(v).lower()
+                        for (v,) in conn.execute(
+                            f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+                        )
+                    }
+                except sqlite3.OperationalError:
+                    continue
+    registry = sqlite3.connect(tmp_path / "registry.db")
+    stored = set()
+    for (table,) in registry.execute("SELECT name FROM sqlite_master WHERE type='table'"):
+        for row in registry.execute(f"SELECT * FROM {table}"):
+            stored |= {str(v).lower() for v in row if isinstance(v, str)}
+    assert stored and not (stored & values)
+
+
+def test_resolve_command_reports_and_refuses_without_a_model(
+    own_demo: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from gateway.cli import app
+
+    runner = CliRunner()
+    config = str(_probabilistic(tmp_path).path)
+    result = runner.invoke(app, ["resolve", "--config", config, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["mode"] == "full" and report["records"] > 3000 and report["links"] > 50
+    result = runner.invoke(app, ["resolve", "--config", config, "--json"])
+    assert json.loads(result.stdout)["mode"] == "incremental"
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    result = runner.invoke(app, ["resolve", "--config", str(steward_config(plain).path)])
+    assert result.exit_code == 2
+    assert "model.identity.probabilistic" in result.output
