@@ -8,12 +8,15 @@ Exportable tables, all derived from the configured model:
   the relation's fields, in the same order as ``Customer.<relation>``;
 * ``source_records``: ``customer_id``, ``source``, ``table``, ``id``, ``ref``.
 
-Without a filter, customers are walked in the stable ``customers`` order one
-chunk at a time, each chunk with its own request view (loaders and caches are
-dropped between chunks), so memory stays bounded whatever the number of
-customers. With a filter or an order, the planner picks the customers exactly
-as ``customers(filter:, orderBy:)`` does (bounded by
-``model.planner.max_candidates``) and rows are built a chunk at a time.
+Without a filter, customers are walked in the stable ``customers`` order:
+each member table is read in key order a chunk of records at a time, every
+chunk is stitched once (one batched lookup per table and key column per
+round) and each customer is emitted at its canonical record. A chunk has its
+own request view (loaders and caches are dropped between chunks), so memory
+stays bounded whatever the number of customers. With a filter or an order,
+the planner picks the customers exactly as ``customers(filter:, orderBy:)``
+does (bounded by ``model.planner.max_candidates``) and rows are built a chunk
+at a time.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from resolvers import metrics as metric_values
 from resolvers.expr import Expr, Order
 from resolvers.model import FieldType, UnifiedModel
 from resolvers.planner import Planner
-from resolvers.view import CustomerView, Federation, RequestView
+from resolvers.view import CustomerView, Federation, RequestView, _scan_after
 
 Row = tuple[Any, ...]
 """One exported row, values in column order, typed as the column says."""
@@ -111,22 +114,38 @@ async def customer_chunks(
         for start in range(0, len(found), chunk):
             yield view, found[start : start + chunk]
         return
-    after: str | None = None
-    while True:
-        view = federation.request()
-        try:
-            page = await view.page(chunk, after)
-        except ConnectorError as exc:
-            if failures is None:
-                raise
-            # customers known only to that source cannot be listed without it
-            failures.add(exc)
-            return
-        _check(view, failures)
-        yield view, [c for _, c in page.customers]
-        if not page.has_next:
-            return
-        after = page.end_cursor
+    members = federation.model.customer.members
+    for member in members:
+        connector = federation.connectors[member.source]
+        last: Any = None
+        while True:
+            view = federation.request()
+            try:
+                scanned = await _scan_after(connector, member, last, chunk)
+            except ConnectorError as exc:
+                if failures is None:
+                    raise
+                # customers whose canonical record is in that table cannot be listed
+                failures.add(exc)
+                break
+            if not scanned:
+                break
+            seeds = [federation.stitcher.record(member, row) for row in scanned]
+            last = seeds[-1].key
+            resolution = await federation.stitcher.resolve(records=seeds)
+            view.errors.extend(resolution.errors)
+            _check(view, failures)
+            # every seed is resolved once; a customer is emitted at its canonical record
+            customers = []
+            for seed in seeds:
+                cluster = resolution.cluster(seed.ref)
+                if cluster and cluster[0].ref == seed.ref:
+                    golden = federation.survivorship.build(cluster)
+                    customers.append(CustomerView(cluster, golden))
+            if customers:
+                yield view, customers
+            if len(scanned) < chunk:
+                break
 
 
 def _check(view: RequestView, failures: Failures | None) -> None:

@@ -47,6 +47,7 @@ from gateway.demodata.generate import generate
 from gateway.settings import DEMO_CONFIG, load_settings
 from resolvers.schema import build_schema
 from resolvers.view import Federation
+from tests.bench import export as export_bench
 from tests.bench import hotspots
 from tests.bench.floor import Floor
 
@@ -563,6 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchError as exc:
         console.print(f"[bold red]benchmark aborted:[/] {exc}")
         return 1
+    export_bench.run(_sizes(args.sizes), args.data_dir, console)
     return 0
 
 

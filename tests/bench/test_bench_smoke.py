@@ -39,3 +39,10 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
             assert 0 < stats["p50_ms"] <= stats["p95_ms"]
             assert stats["statements_per_request"] > 0
     assert size["operations"][CUSTOMER_360]["found"] > 0
+    exports = json.loads((tmp_path / "export-results.json").read_text())["exports"]
+    assert {(e["customers"], e["format"]) for e in exports} == {(1000, "csv"), (1000, "arrow")}
+    for e in exports:
+        assert e["custview"]["rows"] >= 1000, "every customer exported"
+        assert e["floor"]["rows"] >= e["custview"]["rows"], "the floor reads every member record"
+        for side in ("custview", "floor"):
+            assert e[side]["rows_per_s"] > 0 and e[side]["peak_rss_mb"] > 0

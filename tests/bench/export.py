@@ -1,0 +1,274 @@
+"""``make bench``, exports: customers/s and peak RSS exporting every demo customer.
+
+For each size (the run's sizes; 1,000,000 added with ``BENCH_EXPORT_1M=1``)
+and each format (CSV, Arrow), two contenders run in their own subprocess, so
+``ru_maxrss`` is the peak of that export alone:
+
+* **custview**: the export path as ``custview export`` runs it (stitching a
+  chunk of seeds at a time, golden records, metrics, the format encoder),
+  over the demo's three SQL systems, written to a file;
+* **floor**: plain ``sqlite3`` reading every member record (the rows that
+  custview stitches, same columns) and writing them in the same format with
+  the same writer (``csv`` module, pyarrow record batches of 500 rows).
+
+It prints rows/s and peak RSS of both and the ratio, and writes
+``bench-data/export-results.json``. The goal of issue 8 is >= 50,000
+customers/s and <= 300 MB peak RSS at 1M customers.
+
+    python -m tests.bench.export [--sizes 100000] [--formats csv arrow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import datetime as dt
+import json
+import os
+import resource
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[2]
+FORMATS = ("csv", "arrow")
+ONE_MILLION = 1_000_000
+CHUNK = 500
+
+
+# -- the contenders, each run in a child process ---------------------------------
+
+
+async def _custview(data_dir: Path, fmt: str, out: Path) -> int:
+    from gateway.formats import encode
+    from gateway.settings import load_settings
+    from resolvers.export import columns, rows
+    from resolvers.view import Federation
+    from tests.bench.run import demo_dir_env, sql_only_config
+
+    with demo_dir_env(data_dir):
+        loaded = load_settings(sql_only_config(data_dir))
+    model = loaded.settings.model
+    federation = Federation(model, loaded.create_connectors())
+    names = columns(model, "customers")
+    count = 0
+
+    async def counted() -> Any:
+        nonlocal count
+        async for chunk in rows(federation, "customers", names):
+            count += len(chunk)
+            yield chunk
+
+    try:
+        with out.open("wb") as sink:
+            async for data in encode(fmt, names, counted()):
+                sink.write(data)
+    finally:
+        await federation.aclose()
+    return count
+
+
+def _member_rows(data_dir: Path) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+    """(columns, rows) of every member record of the SQL demo, 500 rows at a time."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    model, sources = config["model"], config["sources"]
+    for member in model["customer"]["members"]:
+        if sources[member["source"]]["connector"] != "sql":
+            continue
+        db = data_dir / f"{member['source']}.db"
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            wanted = ["id", *member["fields"].values(), *member.get("identity", {}).values()]
+            names: list[str] = []
+            for item in wanted:
+                for column in item if isinstance(item, list) else [item]:
+                    for part in column.replace("{", " ").replace("}", " ").split():
+                        if part not in names:
+                            names.append(part)
+            cursor = con.execute(f"SELECT {', '.join(names)} FROM {member['table']} ORDER BY id")
+            while batch := cursor.fetchmany(CHUNK):
+                yield names, batch
+        finally:
+            con.close()
+
+
+def _floor(data_dir: Path, fmt: str, out: Path) -> int:
+    count = 0
+    with out.open("wb") as sink:
+        if fmt == "csv":
+            text = open(sink.fileno(), "w", closefd=False, newline="", encoding="utf-8")  # noqa: SIM115
+            writer = csv.writer(text, lineterminator="\n")
+            for names, batch in _member_rows(data_dir):
+                if count == 0:
+                    writer.writerow(names)
+                writer.writerows(batch)
+                count += len(batch)
+            text.flush()
+            return count
+        import pyarrow as pa
+
+        writers: dict[tuple[str, ...], Any] = {}
+        for names, batch in _member_rows(data_dir):
+            columns = list(zip(*batch, strict=True))
+            arrays = [pa.array(c) for c in columns]
+            arrays = [
+                pa.array(c, pa.string()) if a.type == pa.null() else a
+                for a, c in zip(arrays, columns, strict=True)
+            ]
+            record = pa.record_batch(arrays, names=names)
+            key = tuple(names)
+            if key not in writers:
+                for previous in writers.values():
+                    previous.close()
+                writers = {key: pa.ipc.new_stream(sink, record.schema)}
+            try:
+                writers[key].write_batch(record)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                writers[key].write_batch(record.cast(writers[key].schema))
+            count += len(batch)
+        for writer in writers.values():
+            writer.close()
+    return count
+
+
+def child(contender: str, data_dir: Path, fmt: str, out: Path) -> dict[str, Any]:
+    """Run one contender in this process; its rows, seconds and peak RSS."""
+    started = time.perf_counter()
+    if contender == "custview":
+        count = asyncio.run(_custview(data_dir, fmt, out))
+    else:
+        count = _floor(data_dir, fmt, out)
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "rows": count,
+        "seconds": round(seconds, 2),
+        "rows_per_s": round(count / seconds) if seconds else 0,
+        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "bytes": out.stat().st_size,
+    }
+
+
+def _measure(contender: str, data_dir: Path, fmt: str) -> dict[str, Any]:
+    out = data_dir / f"export-{contender}.{fmt}"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tests.bench.export", "--child", contender, str(data_dir), fmt],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{contender} {fmt} export failed:\n{done.stderr[-2000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return result
+    finally:
+        out.unlink(missing_ok=True)
+
+
+# -- the run ---------------------------------------------------------------------
+
+
+def sizes_for(sizes: Sequence[int]) -> list[int]:
+    wanted = list(sizes)
+    if os.environ.get("BENCH_EXPORT_1M") == "1" and ONE_MILLION not in wanted:
+        wanted.append(ONE_MILLION)
+    return wanted
+
+
+def run(
+    sizes: Sequence[int],
+    data_root: Path,
+    console: Console,
+    formats: Sequence[str] = FORMATS,
+) -> dict[str, Any]:
+    """Measure every size and format; print the table; write export-results.json."""
+    from tests.bench.run import ensure_data
+
+    results = []
+    for customers in sizes_for(sizes):
+        data_dir = ensure_data(data_root, customers, console)
+        for fmt in formats:
+            console.print(f"[bold]export[/] {customers:,} customers as {fmt} …")
+            custview = _measure("custview", data_dir, fmt)
+            floor = _measure("floor", data_dir, fmt)
+            results.append(
+                {
+                    "customers": customers,
+                    "format": fmt,
+                    "custview": custview,
+                    "floor": floor,
+                    "ratio_rows_per_s": round(floor["rows_per_s"] / custview["rows_per_s"], 1)
+                    if custview["rows_per_s"]
+                    else None,
+                }
+            )
+    report = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "exports": results}
+    console.print(results_table(results))
+    output = data_root / "export-results.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    console.print(f"export results written to {output}")
+    return report
+
+
+def results_table(results: Sequence[dict[str, Any]]) -> Table:
+    table = Table(title="exports: every customer, custview vs plain sqlite3 over the member rows")
+    for column in (
+        "customers",
+        "format",
+        "custview rows",
+        "custview rows/s",
+        "custview peak RSS MB",
+        "floor rows",
+        "floor rows/s",
+        "floor peak RSS MB",
+        "floor/custview rows/s",
+    ):
+        table.add_column(column, justify="right")
+    for r in results:
+        cv, fl = r["custview"], r["floor"]
+        table.add_row(
+            f"{r['customers']:,}",
+            r["format"],
+            f"{cv['rows']:,}",
+            f"{cv['rows_per_s']:,}",
+            f"{cv['peak_rss_mb']}",
+            f"{fl['rows']:,}",
+            f"{fl['rows_per_s']:,}",
+            f"{fl['peak_rss_mb']}",
+            f"{r['ratio_rows_per_s']}x",
+        )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.export", description=__doc__)
+    parser.add_argument("--sizes", nargs="+", type=int, default=[100_000])
+    parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS))
+    parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
+    parser.add_argument("--child", nargs=3, metavar=("CONTENDER", "DATA_DIR", "FORMAT"))
+    args = parser.parse_args(argv)
+    if args.child:
+        contender, data_dir, fmt = args.child
+        out = Path(data_dir) / f"export-{contender}.{fmt}"
+        print(json.dumps(child(contender, Path(data_dir), fmt, out)))
+        return 0
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    run(args.sizes, args.data_dir, console, args.formats)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
