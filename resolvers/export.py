@@ -140,8 +140,7 @@ async def customer_chunks(
             for seed in seeds:
                 cluster = resolution.cluster(seed.ref)
                 if cluster and cluster[0].ref == seed.ref:
-                    golden = federation.survivorship.build(cluster)
-                    customers.append(CustomerView(cluster, golden))
+                    customers.append(federation.customer(resolution, cluster))
             if customers:
                 yield view, customers
             if len(scanned) < chunk:
