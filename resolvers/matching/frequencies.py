@@ -45,9 +45,11 @@ class _Column:
 
 @dataclass(frozen=True, slots=True)
 class TermFrequencies:
-    """``column -> value -> count`` and the number of non-null values per column."""
+    """``column -> value -> count`` and the number of non-null values per column;
+    ``records`` is how many records were counted (None when unknown)."""
 
     columns: Mapping[str, _Column] = field(default_factory=dict)
+    records: int | None = None
 
     def frequency(self, column: str, value: object) -> float | None:
         """The share of non-null ``column`` values equal to ``value``; None if the
@@ -71,7 +73,9 @@ class TermFrequencies:
     ) -> TermFrequencies:
         wanted = tuple(columns)
         counters: dict[str, Counter[str]] = {c: Counter() for c in wanted}
+        seen = 0
         for record in records:
+            seen += 1
             for column in wanted:
                 value = record.get(column)
                 if value is not None:
@@ -81,7 +85,8 @@ class TermFrequencies:
                 c: _Column(sum(counter.values()), dict(sorted(counter.items())))
                 for c, counter in counters.items()
                 if counter
-            }
+            },
+            seen,
         )
 
     @classmethod
@@ -106,12 +111,16 @@ class TermFrequencies:
             if not all(isinstance(n, int) and 0 < n <= total for n in counts.values()):
                 raise TermFrequencyError(f"{where}: column {name!r}: counts must be 1..total")
             columns[str(name)] = _Column(total, {str(k): v for k, v in counts.items()})
-        return cls(columns)
+        records = raw.get("records")
+        if records is not None and (not isinstance(records, int) or records < 1):
+            raise TermFrequencyError(f"{where}: 'records' must be a positive integer")
+        return cls(columns, records)
 
     def save(self, path: Path | str) -> None:
         data = {
             "format": FORMAT,
             "version": VERSION,
+            "records": self.records,
             "columns": {
                 name: {"total": table.total, "counts": dict(table.counts)}
                 for name, table in self.columns.items()

@@ -37,6 +37,8 @@ _CLAMP = 1e-300
 """Splink clamps m and u to this before taking the log."""
 _NOT_OBSERVED = "level not observed in training dataset"
 _NOT_OBSERVED_VALUE = 1e-6
+MAX_PRIOR = 0.5
+"""Cap on a rescaled λ (a population of a handful of records)."""
 PRIOR = "prior"
 """The comparison name of the prior's contribution."""
 
@@ -230,8 +232,21 @@ class MatchModel:
         return model
 
     def with_term_frequencies(self, term_frequencies: TermFrequencies) -> MatchModel:
-        """The same parameters over another population's term frequencies."""
-        return MatchModel(self.settings, term_frequencies)
+        """The same parameters over another population's term frequencies.
+
+        λ is the chance that two random records match, so it shrinks as the
+        population grows (each record has about as many true partners in a
+        population of 5k as in one of 1M). When both tables know how many
+        records they counted, λ is rescaled from this model's population N0 to
+        the new one N: ``λ' = min(λ · (N0 - 1) / (N - 1), MAX_PRIOR)``; the
+        rescaled settings are what ``to_splink`` hands Splink, so both agree.
+        """
+        settings = self.to_splink()
+        old, new = self.term_frequencies.records, term_frequencies.records
+        if old and new and old != new:
+            prior = self.prior * max(old - 1, 1) / max(new - 1, 1)
+            settings["probability_two_random_records_match"] = min(prior, MAX_PRIOR)
+        return MatchModel(settings, term_frequencies)
 
     def to_splink(self) -> dict[str, Any]:
         """The settings dict, unchanged, for Splink or for saving."""

@@ -90,6 +90,24 @@ NAME["comparison_levels"][0] = {
 TF_COLUMNS = ("full_name", "surname", "first_name")
 """Columns whose term frequencies the model reads."""
 
+PLACE = comparison(
+    "place",
+    _exact("postcode", "same postcode"),
+    _exact("postcode_area", "same postcode area"),
+    _exact("city", "same city"),
+    {**_jaro_winkler("city", 0.9), "label_for_charts": "city jaro-winkler >= 0.9"},
+    description="postcode, else city",
+)
+"""One comparison for postcode and city: the same postcode already says the
+same city, and counting both twice made namesakes in one postcode look alike."""
+PLACE["comparison_levels"][0] = {
+    "sql_condition": (
+        '("postcode_l" IS NULL OR "postcode_r" IS NULL) AND ("city_l" IS NULL OR "city_r" IS NULL)'
+    ),
+    "label_for_charts": "null",
+    "is_null_level": True,
+}
+
 COMPARISONS: tuple[dict[str, Any], ...] = (
     NAME,
     comparison(
@@ -101,8 +119,7 @@ COMPARISONS: tuple[dict[str, Any], ...] = (
     ),
     comparison("phone", _exact("phone", "exact (E.164)")),
     comparison("street", _exact("street"), _jaro_winkler("street", 0.9)),
-    comparison("postcode", _exact("postcode"), _exact("postcode_area", "same area")),
-    comparison("city", _exact("city"), _jaro_winkler("city", 0.9)),
+    PLACE,
     comparison("birth_date", _exact("birth_date"), _exact("birth_month", "same year and month")),
     comparison("country", _exact("country")),
 )

@@ -128,13 +128,14 @@ def predict_pairs(
 
     Term frequencies are the model's own (``MatchModel.load``), unless
     ``term_frequencies`` gives others, e.g. those of ``records`` themselves
-    (``TermFrequencies.from_records(records, TF_COLUMNS)``); score read-time
-    candidates with the same table (``MatchModel.with_term_frequencies``) for
-    the two answers to agree.
+    (``TermFrequencies.from_records(records, TF_COLUMNS)``), which also rescales
+    λ to their population (``MatchModel.with_term_frequencies``); score
+    read-time candidates with the same table for the two answers to agree.
     """
     model = MatchModel.load(model_path)
-    frequencies = term_frequencies or model.term_frequencies
-    linker = _linker(records, model.to_splink(), frequencies, model.tf_columns)
+    if term_frequencies is not None:
+        model = model.with_term_frequencies(term_frequencies)
+    linker = _linker(records, model.to_splink(), model.term_frequencies, model.tf_columns)
     predictions = linker.inference.predict(
         threshold_match_probability=threshold if threshold > 0 else None,
         warning_mode="never",

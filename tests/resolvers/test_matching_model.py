@@ -89,8 +89,7 @@ def test_nulls_contribute_nothing(model: MatchModel) -> None:
         "email",
         "phone",
         "street",
-        "postcode",
-        "city",
+        "place",
         "birth_date",
         "country",
     }
@@ -142,6 +141,29 @@ def test_term_frequency_adjustment_and_its_fallback(model: MatchModel) -> None:
     assert with_tf.weight(rare_a, rare_b) == score.weight
 
 
+def test_prior_follows_the_population(model: MatchModel) -> None:
+    """λ (two random records match) is rescaled to the population a table counted:
+    twice the records, about half the chance; a table of unknown size keeps it."""
+    small = TermFrequencies.from_records(
+        [_record(f"s{i}", name="Ann Lee") for i in range(101)], TF_COLUMNS
+    )
+    large = TermFrequencies.from_records(
+        [_record(f"l{i}", name="Ann Lee") for i in range(201)], TF_COLUMNS
+    )
+    assert small.records == 101 and large.records == 201
+    at_small = model.with_term_frequencies(small)
+    assert at_small.prior == model.prior  # the model knew no population
+    at_large = at_small.with_term_frequencies(large)
+    assert at_large.prior == pytest.approx(at_small.prior * 100 / 200)
+    assert at_large.to_splink()["probability_two_random_records_match"] == at_large.prior
+    assert at_large.with_term_frequencies(small).prior == pytest.approx(at_small.prior)
+    unknown = TermFrequencies(small.columns)
+    assert at_large.with_term_frequencies(unknown).prior == at_large.prior
+    one = TermFrequencies.from_records([_record("x", name="Ann Lee")], TF_COLUMNS)
+    huge = model.with_term_frequencies(TermFrequencies(small.columns, 10**6))
+    assert huge.with_term_frequencies(one).prior == 0.5  # capped
+
+
 def test_term_frequencies_travel_with_the_model(tmp_path: Path, model: MatchModel) -> None:
     records = [_record("a", name="Eleanor Fitzgerald"), _record("b", name="John Smith")]
     tf = TermFrequencies.from_records(records, TF_COLUMNS)
@@ -149,7 +171,7 @@ def test_term_frequencies_travel_with_the_model(tmp_path: Path, model: MatchMode
     model.with_term_frequencies(tf).save(path)
     assert tf_path(path) == tmp_path / "model.tf.json"
     again = MatchModel.load(path)
-    assert again.term_frequencies == tf
+    assert again.term_frequencies == tf and again.term_frequencies.records == 2
     assert again.tf_columns == ["full_name", "surname", "first_name"]
     tf_path(path).write_text('{"format": "custview-term-frequencies", "version": 9}')
     with pytest.raises(ModelError, match=r"model\.tf\.json: version 9"):
