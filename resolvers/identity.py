@@ -246,10 +246,13 @@ class Stitcher:
         by_name: dict[str, set[str]] = defaultdict(set)
         for name, value in frontier:
             by_name[name].add(value)
+        ordered = {name: sorted(values) for name, values in by_name.items()}
+        # a value's lookup variants (phone digit forms) once per round, not once per column
+        sent_for: dict[KeyNode, tuple[str, ...]] = {}
         lookups = []
         for rank, member in enumerate(self.members):
             for key_name, columns in member.identity.items():
-                values = by_name.get(key_name)
+                values = ordered.get(key_name)
                 if not values:
                     continue
                 normalizer = NORMALIZERS[self.model.identity.keys[key_name].normalize]
@@ -263,8 +266,16 @@ class Stitcher:
                     else:
                         continue
                     variants: dict[str, set[str]] = defaultdict(set)
-                    for value in sorted(values):
-                        sent = normalizer.lookup_values(value) if transform != "exact" else (value,)
+                    for value in values:
+                        if transform == "exact":
+                            sent: Sequence[str] = (value,)
+                        else:
+                            found = sent_for.get((key_name, value))
+                            if found is None:
+                                found = sent_for[key_name, value] = tuple(
+                                    normalizer.lookup_values(value)
+                                )
+                            sent = found
                         for variant in sent:
                             variants[variant].add(value)
                     lookups.append(
