@@ -171,7 +171,7 @@ class ResilientConnector(ConnectorWrapper):
             except TimeoutError:
                 if not scope.expired():
                     raise
-                if failures:  # cut while waiting to retry: say why it was retried
+                if failures:  # cut while waiting to retry: the source was unavailable
                     raise failures[-1] from None
                 raise deadline.exceeded(self.name) from None
 
@@ -193,6 +193,8 @@ class ResilientConnector(ConnectorWrapper):
                 wait_jitter=self.policy.retry_initial_wait,
             ):
                 with attempt:
+                    if failures is not None:
+                        failures.clear()  # only a failure we are waiting to retry counts
                     try:
                         return await call()
                     except SourceUnavailable as exc:
