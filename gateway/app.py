@@ -23,14 +23,18 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 
+from connectors import CustviewError
 from connectors.cache import cache_scope
 from connectors.deadline import deadline_scope
+from gateway.audit import auditor_for, create_audit_log
 from gateway.auth import Authenticator, AuthError
 from gateway.export import export_table
 from gateway.graphiql import STATIC_DIR, graphiql_html
 from gateway.metrics import GatewayMetrics, breaker_state
 from gateway.page import page_html, prefill
 from gateway.settings import LoadedSettings
+from resolvers.governance import ReadTrail, govern
+from resolvers.policy import AccessDenied, Policy
 from resolvers.schema import build_schema
 from resolvers.view import Federation
 
@@ -52,6 +56,9 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
             "explain": request.headers.get("x-custview-explain", "") in ("1", "true"),
             "actor": f"{principal.method}:{principal.name}" if principal else "local",
             "roles": principal.roles if principal else None,
+            "grant": getattr(request.state, "grant", None),
+            "trail": ReadTrail(),
+            "auditor": auditor_for(request, request.app.state.audit, "graphql"),
         }
 
 
@@ -75,7 +82,13 @@ def _is_open(request: Request) -> bool:
     return path == "/graphql" and request.method == "GET" and "query" not in request.query_params
 
 
-def _authentication(authenticator: Authenticator) -> Middleware:
+def _refuse(exc: CustviewError, status: int) -> Response:
+    body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
+    headers = {"www-authenticate": 'Bearer realm="custview"'} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _authentication(authenticator: Authenticator, policy: Policy) -> Middleware:
     async def dispatch(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
@@ -84,10 +97,12 @@ def _authentication(authenticator: Authenticator) -> Middleware:
         try:
             principal = authenticator.authenticate(request.headers)
         except AuthError as exc:
-            body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
-            return JSONResponse(
-                body, status_code=401, headers={"www-authenticate": 'Bearer realm="custview"'}
-            )
+            return _refuse(exc, 401)
+        try:
+            # what the principal may read: one grant for GraphQL and exports alike
+            request.state.grant = policy.grant(principal.roles, principal.attributes)
+        except AccessDenied as exc:
+            return _refuse(exc, 403)
         request.state.principal = principal
         token = cache_scope.set(principal.cache_scope())
         try:
@@ -135,7 +150,7 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
     """The gateway for validated settings; sources are connected in the lifespan.
     ``ide_headers`` pre-fill GraphiQL's Headers tab and the page's key field
     (the demo's key)."""
-    schema = build_schema(loaded.settings.model)
+    schema = govern(build_schema(loaded.settings.model), loaded.settings.model)
 
     metrics = GatewayMetrics()
 
@@ -169,9 +184,11 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
         lifespan=lifespan,
         middleware=[
             Middleware(BaseHTTPMiddleware, dispatch=metrics.middleware),
-            _authentication(Authenticator(loaded.settings.auth)),
+            _authentication(Authenticator(loaded.settings.auth), loaded.policy),
         ],
     )
     app.state.schema = schema
     app.state.metrics = metrics
+    app.state.policy = loaded.policy
+    app.state.audit = create_audit_log(loaded.settings.audit)
     return app

@@ -520,5 +520,86 @@ def cache_clear(
     out.print(f"cleared the cache of {what}{', '.join(cleared)}")
 
 
+policy_app = typer.Typer(help="Inspect the access policy.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+
+_SHOWN = {"allow": "[green]allow[/]", "deny": "[red]deny[/]"}
+
+
+@policy_app.command("explain")
+def policy_explain(
+    role: Annotated[str, typer.Option("--role", "-r", help="The role to explain.")],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Print what a role can see: every field (allow, mask, deny) and its row rules."""
+    loaded = _settings(config)
+    spec = loaded.settings.policy
+    if spec is None:
+        err.print(f"[bold red]error:[/] {loaded.path} has no policy section: every caller "
+                  "reads everything")  # fmt: skip
+        raise typer.Exit(2)
+    if role not in spec.roles:
+        known = ", ".join(spec.roles)
+        err.print(f"[bold red]error:[/] no role '{role}' in {loaded.path} (known: {known})")
+        raise typer.Exit(2)
+    explained = loaded.policy.explain(role)
+    if as_json:
+        out.print_json(data=explained)
+        return
+    table = Table(title=f"role {role}: {explained['description']}".rstrip(": "))
+    for column in ("type", "field", "access"):
+        table.add_column(column)
+    for name, action in explained["customer"].items():
+        table.add_row("Customer", name, _SHOWN.get(action, f"[yellow]{action}[/]"))
+    for entity, fields in explained["entities"].items():
+        for name, action in fields.items():
+            table.add_row(entity, name, _SHOWN.get(action, f"[yellow]{action}[/]"))
+    out.print(table)
+    out.print("rows: " + "; ".join(explained["rows"]), highlight=False)
+
+
+@app.command("audit")
+def audit(
+    customer: Annotated[str | None, typer.Option(help="Only reads of this customer id.")] = None,
+    principal: Annotated[str | None, typer.Option(help="Only reads by this principal.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only reads since: ISO date/time, or 30m, 2h, 7d.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Most recent N entries.")] = 100,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines out.")] = False,
+) -> None:
+    """Query the audit log: who read which customers and fields, when, why, with what outcome."""
+    from collections import deque
+
+    from gateway.audit import create_audit_log, matching, parse_since
+
+    loaded = _settings(config)
+    try:
+        after = parse_since(since) if since else None
+    except ValueError:
+        err.print(f"[bold red]error:[/] --since '{since}' is not a date, a time or 30m/2h/7d")
+        raise typer.Exit(2) from None
+    log = create_audit_log(loaded.settings.audit)
+    entries = list(deque(matching(log.read(), customer, principal, after), maxlen=limit))
+    if as_json:
+        for entry in entries:
+            sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return
+    table = Table(title=f"custview audit — {log.path}")
+    for column in ("at", "principal", "client", "purpose", "channel", "customers", "fields",
+                   "outcome"):  # fmt: skip
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        ids = e.get("customers", [])
+        shown = ", ".join(ids[:3]) + (f" (+{len(ids) - 3})" if len(ids) > 3 else "")
+        table.add_row(
+            e["at"], e["principal"], e.get("client") or "-", e.get("purpose") or "-",
+            e["channel"], shown or "-", ", ".join(e.get("fields", [])), e["outcome"],
+        )  # fmt: skip
+    out.print(table)
+
+
 def main() -> None:
     app()

@@ -20,10 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from connectors import ConnectorError, CustviewError, QueryError
+from gateway.audit import auditor_for
 from gateway.formats import FORMATS, MEDIA_TYPES, encode
 from gateway.metrics import GatewayMetrics
-from resolvers.export import Row, columns, rows, tables
+from resolvers.audit import AuditUnavailable
+from resolvers.export import Row, governed_columns, rows, tables
+from resolvers.governance import check_expr
 from resolvers.inputs import parse_json_filter
+from resolvers.policy import ForbiddenField, Grant
 from resolvers.view import Federation
 
 log = logging.getLogger("custview.export")
@@ -95,8 +99,14 @@ async def export_table(request: Request) -> Response:
         )
     params = request.query_params
     raw = params.get("columns")
+    grant: Grant | None = getattr(request.state, "grant", None)
+    if grant is None:  # fail closed: no caller, no data
+        return _error("this request carries no access grant", "FORBIDDEN", 403)
+    auditor = auditor_for(request, request.app.state.audit, "export")
+    auditor.extra.update(table=table, format=fmt)
     try:
-        wanted = columns(federation.model, table, raw.split(",") if raw else None)
+        # the same policy as GraphQL: columns, filters, orders and segments
+        wanted = governed_columns(federation.model, table, raw.split(",") if raw else None, grant)
         expr, order = parse_json_filter(
             request.app.state.schema,
             federation.model,
@@ -104,7 +114,10 @@ async def export_table(request: Request) -> Response:
             json_parameter("orderBy", params.get("orderBy")),
             params.get("segment"),
         )
-        chunks = rows(federation, table, wanted, expr, order)
+        check_expr(grant, federation.model, expr, order)
+        # the export starts only once the audit log takes entries (fail closed)
+        await auditor.record((), [c.name for c in wanted], "started")
+        chunks = rows(federation, table, wanted, expr, order, grant=grant, auditor=auditor)
         # the first chunk before the status line: a filter too broad for the planner
         # or a source that is down is a clear error status, not a truncated file
         first = await anext(chunks, None)
@@ -113,6 +126,8 @@ async def export_table(request: Request) -> Response:
         return JSONResponse(
             {"error": exc.message, "code": exc.code, "source": exc.source}, status_code=502
         )
+    except (ForbiddenField, AuditUnavailable) as exc:
+        return _error(exc.message, exc.code, 403 if isinstance(exc, ForbiddenField) else 503)
     except CustviewError as exc:
         return _error(exc.message, exc.code, 400)
     body = encode(fmt, wanted, _primed(first, chunks, sent))

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -38,6 +38,19 @@ err = Console(stderr=True, soft_wrap=True)
 def _fail(error: CustviewError, code: int) -> typer.Exit:
     err.print(f"[bold red]error:[/] {error.message}", highlight=False)
     return typer.Exit(code)
+
+
+def operator_auditor(loaded: LoadedSettings, table: str, fmt: str) -> Any:
+    """The CLI reads as the operator (it holds the sources' credentials), audited all the
+    same, as ``cli:<user>``."""
+    import getpass
+
+    from gateway.audit import create_audit_log
+    from resolvers.audit import Auditor, Caller
+
+    caller = Caller(f"cli:{getpass.getuser()}", "cli", client="local")
+    extra = {"table": table, "format": fmt}
+    return Auditor(create_audit_log(loaded.settings.audit), caller, "export", extra)
 
 
 @dataclass
@@ -88,7 +101,11 @@ async def _export(
     task = progress.add_task("export", total=None, rate="-")
 
     async def counted() -> AsyncIterator[list[Row]]:
-        async for chunk in rows(federation, table, names, expr, order, failures=failures):
+        auditor = operator_auditor(loaded, table, fmt)
+        await auditor.record((), [c.name for c in names], "started")
+        async for chunk in rows(
+            federation, table, names, expr, order, failures=failures, auditor=auditor
+        ):
             done.rows += len(chunk)
             rate = done.rows / max(time.perf_counter() - started, 1e-9)
             progress.update(task, completed=done.rows, rate=f"{rate:.0f}")

@@ -20,8 +20,10 @@ from connectors.cache import CacheOptions, CachingConnector, create_cache
 from connectors.ledger import Ledger
 from connectors.observe import ObservedConnector
 from connectors.resilience import ResilienceOptions, ResilientConnector
+from gateway.audit import AuditSettings
 from gateway.auth import AuthSettings
 from resolvers.model import UnifiedModel
+from resolvers.policy import Policy, PolicySpec, check_policy
 from resolvers.registry import IdentityRegistry
 from resolvers.view import Federation
 
@@ -83,6 +85,10 @@ class Settings(_Strict):
     registry: RegistrySettings = RegistrySettings()
     auth: AuthSettings = Field(default_factory=lambda: AuthSettings(mode="disabled"))
     """Absent: no authentication (trusted local use); see docs/configuration.md."""
+    audit: AuditSettings = AuditSettings()
+    """Where every read of customer data is recorded."""
+    policy: PolicySpec | None = None
+    """Who sees which fields and customers; absent: every caller sees everything."""
     sources: dict[str, SourceSettings] = Field(min_length=1)
     model: UnifiedModel
 
@@ -99,6 +105,7 @@ class LoadedSettings:
         self.path = path
         self.settings = settings
         self.connectors = connectors
+        self.policy = Policy(settings.policy, settings.model)
 
     def registry_url(self) -> str:
         url = self.settings.registry.url
@@ -270,6 +277,10 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
             path="model",
             line=lines.get(("model",)),
         )
+    for where, message in check_policy(settings.policy, settings.model) if settings.policy else ():
+        key: tuple[str | int, ...] = ("policy", *where)
+        line = next((lines[key[:i]] for i in range(len(key), 0, -1) if key[:i] in lines), None)
+        raise ConfigError(message, file=file, path=_dotted(key), line=line)
     connectors: dict[str, tuple[type[Connector], ConnectorOptions]] = {}
     for name, source in settings.sources.items():
         where = ("sources", name)

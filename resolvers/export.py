@@ -24,14 +24,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors import ConnectorError, QueryError
 from resolvers import metrics as metric_values
 from resolvers.expr import Expr, Order
 from resolvers.model import FieldType, UnifiedModel
 from resolvers.planner import Planner
+from resolvers.policy import ForbiddenField, Grant, mask
 from resolvers.view import CustomerView, Federation, RequestView, _scan_after
+
+if TYPE_CHECKING:
+    from resolvers.audit import Auditor
 
 Row = tuple[Any, ...]
 """One exported row, values in column order, typed as the column says."""
@@ -88,6 +92,46 @@ def columns(model: UnifiedModel, table: str, wanted: Sequence[str] | None = None
             f"unknown {table} column(s) {', '.join(unknown)}; known: {', '.join(by_name)}"
         )
     return [by_name[c] for c in wanted]
+
+
+def governed_columns(
+    model: UnifiedModel, table: str, wanted: Sequence[str] | None, grant: Grant | None
+) -> list[Column]:
+    """:func:`columns` as ``grant`` allows: denied columns are left out of the default
+    set, and asking for one (or for a denied relation) is ``FORBIDDEN_FIELD``."""
+    found = columns(model, table, wanted)
+    if grant is None or grant.full:
+        return found
+    if table in model.relations and grant.action(table) == "deny":
+        raise ForbiddenField(f"your role may not read {table}")
+    if not wanted:
+        return [c for c in found if column_action(model, grant, table, c.name) != "deny"]
+    denied = [c.name for c in found if column_action(model, grant, table, c.name) == "deny"]
+    if denied:
+        raise ForbiddenField(f"your role may not read {table} column(s) {', '.join(denied)}")
+    return found
+
+
+def column_action(model: UnifiedModel, grant: Grant, table: str, column: str) -> str:
+    """The policy's action for one export column (the same as for its GraphQL field)."""
+    if table == CUSTOMERS:
+        if column == "id":
+            return "allow"
+        return grant.action("sourceRecords" if column == SOURCE_RECORDS else column)
+    if table in model.relations:
+        if column == "customer_id":
+            return "allow"
+        return grant.entity_action(model.relations[table].entity, column)
+    return "allow"  # source_records: references only
+
+
+def audited_name(model: UnifiedModel, table: str, column: str) -> str:
+    """A column as the audit log names fields, the GraphQL way (``Customer.email``)."""
+    if table == CUSTOMERS:
+        return f"Customer.{'sourceRecords' if column == SOURCE_RECORDS else column}"
+    if table in model.relations:
+        return f"{model.relations[table].entity}.{column}"
+    return f"SourceRecord.{column}"
 
 
 class Failures(dict[str, str]):
@@ -164,18 +208,41 @@ async def rows(
     *,
     chunk: int | None = None,
     failures: Failures | None = None,
+    grant: Grant | None = None,
+    auditor: Auditor | None = None,
 ) -> AsyncIterator[list[Row]]:
     """Chunks of typed rows of ``table`` for the customers matching ``expr``.
 
     A failing source raises, unless ``failures`` is given: then the export
     goes on with what the other sources know, and ``failures`` collects
-    source -> reason for the caller to report.
+    source -> reason for the caller to report. With a ``grant``, only the
+    customers its row rules admit are exported, masked as it says (the same
+    policy object the GraphQL resolvers ask). With an ``auditor``, each chunk
+    is recorded (ids and columns) before it is yielded; if that fails, the
+    export stops.
     """
-    build = _builder(federation.model, table, wanted, failures)
+    model = federation.model
+    build = _builder(model, table, wanted, failures)
+    names = [c.name for c in wanted]
+    actions = [column_action(model, grant, table, n) for n in names] if grant else []
     async for view, customers in customer_chunks(
         federation, expr, order, chunk=chunk, failures=failures
     ):
-        yield await build(view, customers)
+        if grant is not None and grant.rows is not None:
+            customers = [c for c in customers if grant.admits(c.golden.values)]
+        out = await build(view, customers)
+        if grant is not None and not grant.full:
+            out = [
+                tuple(mask(v, a, grant.salt) for v, a in zip(row, actions, strict=True))
+                for row in out
+            ]
+        if auditor is not None:
+            from resolvers.audit import outcome_of
+
+            codes = [e.code for e in view.errors]
+            fields = [audited_name(model, table, n) for n in names]
+            await auditor.record([c.id for c in customers], fields, outcome_of(codes), (), codes)
+        yield out
 
 
 Builder = Callable[[RequestView, list[CustomerView]], Awaitable[list[Row]]]

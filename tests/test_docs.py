@@ -62,10 +62,12 @@ def test_every_cli_command_is_in_the_readme() -> None:
         "export",
         "explain",
         "resolve",
+        "audit",
     }
     for name in names:
         assert f"custview {name}" in README
     assert "custview cache clear" in README
+    assert "custview policy explain" in README
 
 
 def test_every_route_is_in_the_readme() -> None:

@@ -57,8 +57,12 @@ def feedback_url(demo_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture()
-def demo_env(demo_dir: Path, feedback_url: str) -> Iterator[None]:
-    wanted = {"CUSTVIEW_DEMO_DIR": str(demo_dir), "CUSTVIEW_FEEDBACK_URL": feedback_url}
+def demo_env(demo_dir: Path, feedback_url: str, tmp_path: Path) -> Iterator[None]:
+    wanted = {
+        "CUSTVIEW_DEMO_DIR": str(demo_dir),
+        "CUSTVIEW_FEEDBACK_URL": feedback_url,
+        "CUSTVIEW_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+    }
     old = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
     yield

@@ -1,0 +1,116 @@
+"""Where audit entries go: an append-only JSON-lines file, and how
+``custview audit`` reads it back.
+
+Each entry is one line written with a single ``write`` to a file opened in
+append mode (``O_APPEND``), under a lock, so replicas and threads sharing a
+file never interleave lines. Nothing ever rewrites or truncates the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+
+from resolvers.audit import Auditor, Caller
+
+PURPOSE_HEADER = "x-purpose"
+_MAX_PURPOSE = 200
+
+
+class AuditSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["jsonl"] = "jsonl"
+    path: Path = Path("custview-audit.jsonl")
+    """The append-only JSON-lines file."""
+    fsync: bool = False
+    """Force every entry to disk before answering (slower; survives a power cut)."""
+
+
+class JsonLinesAuditLog:
+    """Appends entries as JSON lines; raises when the file cannot be written."""
+
+    def __init__(self, path: Path, fsync: bool = False) -> None:
+        self.path = path
+        self.fsync = fsync
+        self._lock = threading.Lock()
+
+    def _write(self, line: bytes) -> None:
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    async def append(self, entry: dict[str, Any]) -> None:
+        line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode()
+        await asyncio.to_thread(self._write, line)
+
+    def read(self) -> Iterator[dict[str, Any]]:
+        try:
+            with self.path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        yield json.loads(line)
+        except FileNotFoundError:
+            return
+
+
+def create_audit_log(settings: AuditSettings) -> JsonLinesAuditLog:
+    return JsonLinesAuditLog(settings.path, settings.fsync)
+
+
+def auditor_for(request: Request, log: JsonLinesAuditLog, channel: str) -> Auditor:
+    """The auditor of one request: its principal, client address and purpose."""
+    principal = getattr(request.state, "principal", None)
+    purpose = request.headers.get(PURPOSE_HEADER)
+    caller = Caller(
+        principal=principal.name if principal else "unknown",
+        method=principal.method if principal else "none",
+        roles=tuple(sorted(principal.roles)) if principal else (),
+        client=request.client.host if request.client else None,
+        purpose=purpose[:_MAX_PURPOSE] if purpose else None,
+    )
+    return Auditor(log, caller, channel)
+
+
+_RELATIVE = re.compile(r"^(\d+)([smhd])$")
+
+
+def parse_since(text: str) -> dt.datetime:
+    """``2026-11-30``, ``2026-11-30T08:00:00+00:00`` or relative: ``30m``, ``2h``, ``7d``."""
+    match = _RELATIVE.match(text.strip())
+    if match:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return dt.datetime.now(dt.UTC) - dt.timedelta(**{unit: int(match.group(1))})
+    parsed = dt.datetime.fromisoformat(text.strip())
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def matching(
+    entries: Iterator[dict[str, Any]],
+    customer: str | None = None,
+    principal: str | None = None,
+    since: dt.datetime | None = None,
+) -> Iterator[dict[str, Any]]:
+    for entry in entries:
+        if customer is not None and customer not in entry.get("customers", ()):
+            continue
+        if principal is not None and entry.get("principal") != principal:
+            continue
+        if since is not None and dt.datetime.fromisoformat(entry["at"]) < since:
+            continue
+        yield entry

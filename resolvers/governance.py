@@ -1,0 +1,315 @@
+"""The access policy applied to the GraphQL schema.
+
+:func:`govern` wraps, once, the resolvers of ``Customer``, of its related
+entity types and of the ``customer``/``customers`` root fields, so every
+answer passes the caller's :class:`~resolvers.policy.Grant` (in the context
+under ``"grant"``): denied fields raise ``FORBIDDEN_FIELD`` (null plus an
+error), masked fields are masked, filters and sorting on fields the caller
+may not read are refused, and the row rules become a filter the planner
+pushes down to the sources. The wrappers also note which customers and
+which fields were read (never the values) in the request's
+:class:`ReadTrail`, for the audit log.
+
+A request without a grant is refused: governance fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from inspect import isawaitable
+from typing import Any
+
+import strawberry
+from graphql import GraphQLObjectType
+
+from resolvers.model import UnifiedModel
+from resolvers.policy import AccessDenied, ForbiddenField, Grant, RowRule, mask
+
+Resolve = Callable[..., Any]
+
+
+@dataclass(slots=True)
+class ReadTrail:
+    """What one request read of customer data: ids and field names, never values."""
+
+    customers: set[str] = field(default_factory=set)
+    fields: set[str] = field(default_factory=set)
+    denied: set[str] = field(default_factory=set)
+    touched: bool = False
+    """Whether the request looked customers up or listed them (then it is audited)."""
+
+    def note(self, customer_id: str | None, name: str, denied: bool = False) -> None:
+        (self.denied if denied else self.fields).add(name)
+        if customer_id is not None and not denied:
+            self.customers.add(customer_id)
+
+
+def grant_of(info: Any) -> Grant:
+    grant = info.context.get("grant") if isinstance(info.context, Mapping) else None
+    if not isinstance(grant, Grant):
+        raise AccessDenied("this request carries no access grant; it is refused")
+    return grant
+
+
+def _trail(info: Any) -> ReadTrail | None:
+    trail = info.context.get("trail")
+    return trail if isinstance(trail, ReadTrail) else None
+
+
+def _touch(info: Any) -> None:
+    trail = _trail(info)
+    if trail is not None:
+        trail.touched = True
+
+
+async def _then(result: Awaitable[Any], post: Callable[[Any], Any]) -> Any:
+    return post(await result)
+
+
+def _apply(result: Any, post: Callable[[Any], Any]) -> Any:
+    return _then(result, post) if isawaitable(result) else post(result)
+
+
+class _Governor:
+    def __init__(self, model: UnifiedModel) -> None:
+        self.model = model
+        self.entity_of = {name: rel.entity for name, rel in model.relations.items()}
+        self.columns = {m.id: _column_fields(model, m.id) for m in model.customer.members}
+        self.by_table = {(m.source, m.table): m.id for m in model.customer.members}
+
+    # -- Customer fields --------------------------------------------------
+
+    def customer_field(self, name: str, resolve: Resolve) -> Resolve:
+        post = {
+            "sourceRecords": self._source_records,
+            "provenance": self._provenance,
+            "timeline": self._timeline,
+        }.get(name)
+
+        def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
+            grant = grant_of(info)
+            action = grant.action(name)
+            trail = _trail(info)
+            if trail is not None:
+                trail.note(getattr(root, "id", None), f"Customer.{name}", action == "deny")
+            if action == "deny":
+                raise ForbiddenField(f"your role may not read Customer.{name}")
+            result = resolve(root, info, **kwargs)
+            if grant.full or (post is None and action == "allow"):
+                return result
+            if post is not None:
+                return _apply(result, lambda value: post(grant, value))
+            return _apply(result, lambda value: mask(value, action, grant.salt))
+
+        return resolver
+
+    def _source_records(self, grant: Grant, records: list[Any]) -> list[Any]:
+        governed = []
+        for record in records:
+            fields = self.columns[self.by_table[(record.source, record.table)]]
+            data = {}
+            for column, value in record.data.items():
+                action = _strictest(grant.action(f) for f in fields.get(column, ()))
+                if column == "id" or (action != "deny" and column in fields):
+                    data[column] = value if column == "id" else mask(value, action, grant.salt)
+            governed.append(replace(record, data=data))
+        return governed
+
+    def _provenance(self, grant: Grant, entries: list[Any]) -> list[Any]:
+        governed = []
+        for entry in entries:
+            action = grant.action(entry.field)
+            if action == "deny":
+                continue
+            alternatives = [
+                {**alt, "value": mask(alt["value"], action, grant.salt)}
+                for alt in entry.alternatives
+            ]
+            value = mask(entry.value, action, grant.salt)
+            governed.append(replace(entry, value=value, alternatives=alternatives))
+        return governed
+
+    def _timeline(self, grant: Grant, page: Any) -> Any:
+        nodes = []
+        for event in page.nodes:
+            spec = self.model.timeline[event.kind]
+            rel = self.model.relations[spec.relation]
+            if grant.action(spec.relation) == "deny":
+                continue
+            by_column = {f.column: name for name, f in rel.fields.items()}
+            title, detail = (by_column.get(c or "") for c in (spec.title, spec.detail))
+            nodes.append(
+                replace(
+                    event,
+                    title=title and grant.masked_entity(rel.entity, title, event.title),
+                    detail=detail and grant.masked_entity(rel.entity, detail, event.detail),
+                )
+            )
+        return replace(page, nodes=nodes)
+
+    # -- related entities ---------------------------------------------------
+
+    def entity_field(self, entity: str, name: str, resolve: Resolve) -> Resolve:
+        def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
+            grant = grant_of(info)
+            if name == "source" or grant.full:
+                return resolve(root, info, **kwargs)
+            action = grant.entity_action(entity, name)
+            trail = _trail(info)
+            if trail is not None:
+                trail.note(None, f"{entity}.{name}", action == "deny")
+            if action == "deny":
+                raise ForbiddenField(f"your role may not read {entity}.{name}")
+            return _apply(resolve(root, info, **kwargs), lambda v: mask(v, action, grant.salt))
+
+        return resolver
+
+    # -- root fields ----------------------------------------------------------
+
+    def one_customer(self, resolve: Resolve) -> Resolve:
+        lookups = {"email": "email", "phone": "phone"}
+        normalized: dict[str, str] = {
+            spec.normalize: name
+            for name, spec in self.model.customer.fields.items()
+            if spec.normalize in lookups
+        }
+
+        async def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
+            grant = grant_of(info)
+            _touch(info)
+            for argument in lookups:
+                golden = normalized.get(argument)
+                if kwargs.get(argument) is not None and golden and grant.action(golden) == "deny":
+                    raise ForbiddenField(f"your role may not look customers up by {argument}")
+            result = resolve(root, info, **kwargs)
+            found = await result if isawaitable(result) else result
+            if found is not None and not grant.admits(found.golden.values):
+                return None
+            return found
+
+        return resolver
+
+    def many_customers(self, resolve: Resolve) -> Resolve:
+        def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
+            grant = grant_of(info)
+            _touch(info)
+            if grant.full:
+                return resolve(root, info, **kwargs)
+            self._check_filter(grant, kwargs.get("filter"))
+            for order in kwargs.get("orderBy") or ():
+                name = getattr(order["field"], "value", order["field"])
+                if grant.action(name) != "allow":
+                    raise ForbiddenField(f"your role may not sort by Customer.{name}")
+            if grant.rows is not None:
+                rows = _row_filter(grant.rows)
+                if rows is None:
+                    from resolvers.view import Page
+
+                    return Page([], False, None)
+                given = kwargs.get("filter")
+                kwargs["filter"] = rows if given is None else {"and": [given, rows]}
+            return resolve(root, info, **kwargs)
+
+        return resolver
+
+    def _check_filter(self, grant: Grant, value: Mapping[str, Any] | None) -> None:
+        for key, given in (value or {}).items():
+            if given is None:
+                continue
+            if key in ("and", "or"):
+                for item in given:
+                    self._check_filter(grant, item)
+            elif key == "not":
+                self._check_filter(grant, given)
+            elif key in self.entity_of:
+                entity = self.entity_of[key]
+                for name, cond in given.items():
+                    if cond is not None and grant.entity_action(entity, name) != "allow":
+                        raise ForbiddenField(f"your role may not filter by {entity}.{name}")
+            elif grant.action(key) != "allow":
+                raise ForbiddenField(f"your role may not filter by Customer.{key}")
+
+
+def _strictest(actions: Any) -> str:
+    found = list(actions)
+    if not found:
+        return "deny"
+    order = ["allow", "mask:name", "mask:email", "mask:phone", "mask:hash", "deny"]
+    return str(max(found, key=order.index))
+
+
+def _column_fields(model: UnifiedModel, member_id: str) -> dict[str, set[str]]:
+    """Source column -> the golden fields that show it (identity columns count for
+    the golden fields normalised the same way, e.g. ``mobile`` for ``phone``)."""
+    from resolvers.model import template_columns
+
+    member = next(m for m in model.customer.members if m.id == member_id)
+    found: dict[str, set[str]] = {}
+    for name, mapping in member.fields.items():
+        for column in template_columns(mapping):
+            found.setdefault(column, set()).add(name)
+    for key, columns in member.identity.items():
+        normalize = model.identity.keys[key].normalize
+        shown = {n for n, f in model.customer.fields.items() if f.normalize == normalize}
+        for column in columns:
+            found.setdefault(column, set()).update(shown or {key})
+    return found
+
+
+def _row_filter(rows: tuple[tuple[RowRule, ...], ...]) -> dict[str, Any] | None:
+    """The row rules as a ``CustomerFilter`` argument; None when they admit nobody."""
+    alternatives = []
+    for rules in rows:
+        if any(not rule.values for rule in rules):
+            continue
+        parts = [{rule.field: {"in": sorted(rule.values)}} for rule in rules]
+        alternatives.append(parts[0] if len(parts) == 1 else {"and": parts})
+    if not alternatives:
+        return None
+    return alternatives[0] if len(alternatives) == 1 else {"or": alternatives}
+
+
+def govern(schema: strawberry.Schema, model: UnifiedModel) -> strawberry.Schema:
+    """Put the policy in front of every resolver that reads customer data, and the
+    audit trail around every operation (first, so it sees the final errors)."""
+    from resolvers.audit import AuditExtension
+
+    schema.extensions = (AuditExtension, *schema.extensions)
+    governor = _Governor(model)
+    types = schema._schema.type_map
+    customer = types["Customer"]
+    assert isinstance(customer, GraphQLObjectType)
+    for name, graphql_field in customer.fields.items():
+        assert graphql_field.resolve is not None
+        graphql_field.resolve = governor.customer_field(name, graphql_field.resolve)
+    for rel in model.relations.values():
+        entity = types[rel.entity]
+        assert isinstance(entity, GraphQLObjectType)
+        for name, graphql_field in entity.fields.items():
+            assert graphql_field.resolve is not None
+            graphql_field.resolve = governor.entity_field(rel.entity, name, graphql_field.resolve)
+    query = schema._schema.query_type
+    assert query is not None
+    one, many = query.fields["customer"], query.fields["customers"]
+    assert one.resolve is not None and many.resolve is not None
+    one.resolve = governor.one_customer(one.resolve)
+    many.resolve = governor.many_customers(many.resolve)
+    return schema
+
+
+def check_expr(grant: Grant, model: UnifiedModel, expr: Any, order: Any = ()) -> None:
+    """Refuse a parsed filter (segments included) or an order that reads a field
+    ``grant`` does not show in clear — for paths that take filters outside GraphQL
+    (exports), with the same rule as ``customers(filter:, orderBy:)``."""
+    if grant.full:
+        return
+    customer, entity = _reads(expr) if expr is not None else (set(), set())
+    customer |= {o.field for o in order}
+    for name in sorted(customer):
+        if grant.action(name) != "allow":
+            raise ForbiddenField(f"your role may not filter or sort by Customer.{name}")
+    for relation, name in sorted(entity):
+        type_name = model.relations[relation].entity
+        if grant.entity_action(type_name, name) != "allow":
+            raise ForbiddenField(f"your role may not filter by {type_name}.{name}")
