@@ -77,6 +77,17 @@ class _Governor:
         self.entity_of = {name: rel.entity for name, rel in model.relations.items()}
         self.columns = {m.id: _column_fields(model, m.id) for m in model.customer.members}
         self.by_table = {(m.source, m.table): m.id for m in model.customer.members}
+        from resolvers.segments import compile_segments
+
+        self.segment_reads = {n: _reads(e) for n, e in compile_segments(model).items()}
+        """Segment -> the Customer fields and entity fields its filter reads."""
+
+    def _may_use_segment(self, grant: Grant, name: str) -> bool:
+        """A segment's membership reveals what its filter reads: every one must be allowed."""
+        customer, entity = self.segment_reads.get(name, (set(), set()))
+        return all(grant.action(f) == "allow" for f in customer) and all(
+            grant.entity_action(self.entity_of[r], f) == "allow" for r, f in entity
+        )
 
     # -- Customer fields --------------------------------------------------
 
@@ -85,6 +96,7 @@ class _Governor:
             "sourceRecords": self._source_records,
             "provenance": self._provenance,
             "timeline": self._timeline,
+            "segments": self._segments,
         }.get(name)
 
         def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
@@ -115,6 +127,9 @@ class _Governor:
                     data[column] = value if column == "id" else mask(value, action, grant.salt)
             governed.append(replace(record, data=data))
         return governed
+
+    def _segments(self, grant: Grant, names: list[str]) -> list[str]:
+        return [n for n in names if self._may_use_segment(grant, n)]
 
     def _provenance(self, grant: Grant, entries: list[Any]) -> list[Any]:
         governed = []
@@ -164,6 +179,59 @@ class _Governor:
             return _apply(resolve(root, info, **kwargs), lambda v: mask(v, action, grant.salt))
 
         return resolver
+
+    # -- customer lists ---------------------------------------------------------
+
+    def listed(self, resolve: Resolve, edges: bool) -> Resolve:
+        """``nodes``/``edges`` of a customer connection: whatever produced the page
+        (``customers``, a segment), customers outside the row rules are dropped."""
+
+        def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
+            grant = grant_of(info)
+            _touch(info)
+            found = resolve(root, info, **kwargs)
+            if grant.rows is None:
+                return found
+            return [
+                item for item in found if grant.admits((item[1] if edges else item).golden.values)
+            ]
+
+        return resolver
+
+    def segment_field(self, name: str, resolve: Resolve) -> Resolve:
+        def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
+            grant = grant_of(info)
+            if name in ("count", "customers"):
+                _touch(info)
+                if not grant.full and not self._may_use_segment(grant, root.name):
+                    raise ForbiddenField(
+                        f"segment '{root.name}' filters on fields your role may not read in clear"
+                    )
+            if name == "count" and grant.rows is not None:
+                return self._count_within(grant, root.name, info)
+            if name == "customers":
+                for order in kwargs.get("orderBy") or ():
+                    field_name = getattr(order["field"], "value", order["field"])
+                    if grant.action(field_name) != "allow":
+                        raise ForbiddenField(f"your role may not sort by Customer.{field_name}")
+            return resolve(root, info, **kwargs)
+
+        return resolver
+
+    async def _count_within(self, grant: Grant, segment: str, info: Any) -> int:
+        from resolvers.expr import And, Cond, Expr, FieldPred, Or
+        from resolvers.planner import Planner
+
+        assert grant.rows is not None
+        alternatives: list[Expr] = [
+            And(tuple(FieldPred(r.field, (Cond("in", sorted(r.values)),)) for r in rules))
+            for rules in grant.rows
+            if all(r.values for r in rules)
+        ]
+        if not alternatives:
+            return 0
+        view = info.context["view"]
+        return await Planner(view).count(And((view.segment(segment), Or(tuple(alternatives)))))
 
     # -- root fields ----------------------------------------------------------
 
@@ -217,7 +285,12 @@ class _Governor:
         for key, given in (value or {}).items():
             if given is None:
                 continue
-            if key in ("and", "or"):
+            if key == "segment":
+                if not self._may_use_segment(grant, given):
+                    raise ForbiddenField(
+                        f"segment '{given}' filters on fields your role may not read in clear"
+                    )
+            elif key in ("and", "or"):
                 for item in given:
                     self._check_filter(grant, item)
             elif key == "not":
@@ -257,6 +330,27 @@ def _column_fields(model: UnifiedModel, member_id: str) -> dict[str, set[str]]:
     return found
 
 
+def _reads(expr: Any) -> tuple[set[str], set[tuple[str, str]]]:
+    """The Customer fields and (entity, field) pairs a filter expression reads."""
+    from resolvers.expr import And, FieldPred, Not, Or, RelationPred
+
+    customer: set[str] = set()
+    entity: set[tuple[str, str]] = set()
+    stack = [expr]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, FieldPred):
+            customer.add(item.field)
+        elif isinstance(item, RelationPred):
+            customer.add(item.relation)
+            entity |= {(item.relation, f) for f, _ in item.where}
+        elif isinstance(item, And | Or):
+            stack.extend(item.items)
+        elif isinstance(item, Not):
+            stack.append(item.item)
+    return customer, entity
+
+
 def _row_filter(rows: tuple[tuple[RowRule, ...], ...]) -> dict[str, Any] | None:
     """The row rules as a ``CustomerFilter`` argument; None when they admit nobody."""
     alternatives = []
@@ -289,6 +383,17 @@ def govern(schema: strawberry.Schema, model: UnifiedModel) -> strawberry.Schema:
         for name, graphql_field in entity.fields.items():
             assert graphql_field.resolve is not None
             graphql_field.resolve = governor.entity_field(rel.entity, name, graphql_field.resolve)
+    connection = types["CustomerConnection"]
+    assert isinstance(connection, GraphQLObjectType)
+    for name in ("nodes", "edges"):
+        graphql_field = connection.fields[name]
+        assert graphql_field.resolve is not None
+        graphql_field.resolve = governor.listed(graphql_field.resolve, name == "edges")
+    segment = types.get("Segment")
+    if isinstance(segment, GraphQLObjectType):
+        for name, graphql_field in segment.fields.items():
+            if graphql_field.resolve is not None:
+                graphql_field.resolve = governor.segment_field(name, graphql_field.resolve)
     query = schema._schema.query_type
     assert query is not None
     one, many = query.fields["customer"], query.fields["customers"]

@@ -39,7 +39,9 @@ _RANK = {"allow": 0, "mask:name": 1, "mask:email": 1, "mask:phone": 1, "mask:has
 _ROW_RULE = re.compile(
     r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s+(in|==)\s+principal\.attributes\.([A-Za-z_][A-Za-z0-9_]*)\s*$"
 )
-STRUCTURAL = ("id", "sourceRecords", "provenance", "matchExplanation", "possibleDuplicates")
+STRUCTURAL = (
+    "id", "sourceRecords", "provenance", "matchExplanation", "possibleDuplicates", "segments",
+)  # fmt: skip
 """Customer fields every role reads; their contents follow the other fields' rules."""
 
 

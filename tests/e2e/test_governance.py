@@ -188,3 +188,23 @@ def test_masks_are_declared_functions() -> None:
     hashed = mask("x", "mask:hash", "salt")
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", hashed) and hashed != mask("x", "mask:hash")
     assert mask(None, "mask:email") is None
+
+
+async def test_segments_follow_the_policy(client: httpx.AsyncClient) -> None:
+    # a segment filtering on a hidden field would reveal it: refused, and not listed
+    hidden = await _as(client, SUPPORT, '{ segment(name: "high-value-at-risk") { count } }')
+    assert hidden["errors"][0]["extensions"]["code"] == "FORBIDDEN_FIELD"
+    refused = await _as(
+        client, SUPPORT, '{ customers(filter: {segment: "high-value-at-risk"}) { nodes { id } } }'
+    )
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN_FIELD"
+    listed = await _as(client, SUPPORT, "{ customers(first: 50) { nodes { segments } } }")
+    names = {n for node in listed["data"]["customers"]["nodes"] for n in node["segments"]}
+    assert "high-value-at-risk" not in names and "sales-qualified-lead" not in names
+    # row rules hold inside segments: members and counts
+    query = """{ segment(name: "dormant") { count customers(first: 500) { nodes { country } } } }"""
+    everyone = (await _as(client, {}, query))["data"]["segment"]
+    regional = (await _as(client, EMEA, query))["data"]["segment"]
+    countries = [n["country"] for n in regional["customers"]["nodes"]]
+    assert set(countries) <= REGIONS
+    assert regional["count"] == len(countries) < everyone["count"]
