@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from resolvers.export import columns
+from resolvers.export import governed_columns
 from tests.e2e.conftest import gql
 
 SUPPORT = {"X-API-Key": "support-key"}
@@ -113,7 +113,9 @@ async def test_masking_is_identical_in_graphql_and_exports(client: httpx.AsyncCl
     # denied columns are absent by default and refused when asked for
     app = client.app  # type: ignore[attr-defined]
     grant = app.state.policy.grant(["support"])
-    default = columns(app.state.federation, None, grant)
+    default = [
+        c.name for c in governed_columns(app.state.federation.model, "customers", None, grant)
+    ]
     assert "street" not in default and "lifetimeValue" not in default and "email" in default
     refused = await client.get("/export/customers.ndjson?columns=id,street", headers=SUPPORT)
     assert refused.status_code == 403 and refused.json()["code"] == "FORBIDDEN_FIELD"
@@ -208,3 +210,24 @@ async def test_segments_follow_the_policy(client: httpx.AsyncClient) -> None:
     countries = [n["country"] for n in regional["customers"]["nodes"]]
     assert set(countries) <= REGIONS
     assert regional["count"] == len(countries) < everyone["count"]
+
+
+async def test_every_export_table_and_parameter_follows_the_policy(
+    client: httpx.AsyncClient,
+) -> None:
+    async def status(path: str, headers: dict[str, str]) -> int:
+        return (await client.get(path, headers=headers)).status_code
+
+    assert await status("/export/opportunities.csv", SUPPORT) == 403, "a denied relation"
+    assert await status("/export/orders.csv?columns=customer_id,total", SUPPORT) == 403
+    assert await status('/export/customers.csv?filter={"email":{"eq":"a@b.c"}}', SUPPORT) == 403
+    assert await status('/export/customers.csv?orderBy=[{"field":"lifetimeValue"}]', SUPPORT) == 403
+    assert await status("/export/customers.csv?segment=high-value-at-risk", SUPPORT) == 403
+    rows = (await client.get("/export/orders.ndjson?segment=dormant", headers=SUPPORT)).text
+    rows = rows.splitlines()
+    assert rows and all("total" not in json.loads(r) for r in rows)
+    # row rules hold for related tables too
+    regional = {c["id"] for c in await _export(client, EMEA, "ndjson", "id")}
+    path = '/export/tickets.ndjson?filter={"tickets":{"priority":{"eq":"urgent"}}}'
+    tickets = (await client.get(path, headers=EMEA)).text.splitlines()
+    assert tickets and {json.loads(t)["customer_id"] for t in tickets} <= regional
