@@ -59,7 +59,8 @@ async def test_exports_are_audited_chunk_by_chunk(client: httpx.AsyncClient) -> 
     entries = [e for e in _entries() if e["channel"] == "export"]
     assert entries[0]["outcome"] == "started" and entries[0]["customers"] == []
     assert all(e["principal"] == "emea-team" and e["format"] == "ndjson" for e in entries)
-    assert all(e["fields"] == ["email", "id"] for e in entries)
+    assert entries[0]["fields"] == ["email", "id"] and entries[0]["table"] == "customers"
+    assert all(e["fields"] == ["Customer.email", "Customer.id"] for e in entries[1:])
     audited = [c for e in entries[1:] for c in e["customers"]]
     assert sorted(audited) == sorted(exported)
 
