@@ -30,7 +30,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors import QueryError, ScanRequest
+from connectors import Filter, QueryError, ScanRequest
 from resolvers.coerce import coerce
 from resolvers.fuzzy import input_mapping, match_row, resolve_model_path
 from resolvers.matching import MatchRecord, blocking_keys
@@ -107,6 +107,36 @@ def _match_worker(member_id: str, rows: list[dict[str, Any]]) -> list[MatchRecor
     return _match_rows(_worker_model, member_id, rows)
 
 
+async def _anything_new(federation: Federation, marks: dict[str, Any]) -> bool:
+    """Whether any member table holds a record changed since the watermark, asked of
+    the sources with pushed-down filters (one row at most each); True when a
+    source cannot say."""
+    for member in federation.model.customer.members:
+        seen = marks.get(member.id)
+        if not seen:
+            return True
+        connector = federation.connectors[member.source]
+        caps = connector.capabilities_for(member.table)
+        probes: list[Filter] = []
+        since, top = seen.get("updated_at"), seen.get("key")
+        if member.updated_at:
+            if since is None or not caps.can_filter(member.updated_at, "gt"):
+                return True
+            stamp = dt.datetime.fromisoformat(since).astimezone(dt.UTC).replace(tzinfo=None)
+            probes.append(Filter(member.updated_at, "gt", stamp))
+        if member.key_type == "int" and top is not None:
+            if not caps.can_filter(member.key, "gt"):
+                return True
+            probes.append(Filter(member.key, "gt", top))
+        if not probes:
+            return True  # nothing tells what changed: read it again
+        for probe in probes:
+            request = ScanRequest(member.table, [member.key], [probe], limit=1)
+            async for _row in connector.scan(request):
+                return True
+    return False
+
+
 async def resolve(
     federation: Federation,
     *,
@@ -131,6 +161,19 @@ async def resolve(
     mode = "full" if full or last is None else "incremental"
     report = ResolveReport(mode, model=_model_version(spec.model))
     marks: dict[str, Any] = dict(last.watermark) if last and mode == "incremental" else {}
+
+    if mode == "incremental" and not await _anything_new(federation, marks):
+        await registry.ledger.finish_run(
+            await registry.ledger.start_run(report.model, mode),
+            0,
+            len(registry.stored_links()),
+            marks,
+        )
+        await registry.refresh(force=True)
+        links = registry.stored_links()
+        report.links = sum(1 for p in links.values() if p >= spec.link)
+        report.candidates = len(links) - report.links
+        return report
 
     # -- read: rows stream from the sources; match records are built by a
     # process pool (normalising names and phones is CPU-bound) while reading goes on
