@@ -14,7 +14,14 @@ from typing import Any
 
 from resolvers.matching.features import BLOCKING_KEYS
 
-__all__ = ["TF_COLUMNS", "blocking_rule_sql", "comparison", "default_settings"]
+__all__ = [
+    "BATCH_BLOCKING",
+    "MAX_NAME_BLOCK",
+    "TF_COLUMNS",
+    "blocking_rule_sql",
+    "comparison",
+    "default_settings",
+]
 
 
 def _null(column: str) -> dict[str, Any]:
@@ -125,6 +132,17 @@ COMPARISONS: tuple[dict[str, Any], ...] = (
 )
 
 
+MAX_NAME_BLOCK = 20
+"""Batch twin of read time's ``max_block_fanout`` for the name key: a full name
+borne by more records than this blocks nothing (its pairs grow with the square
+of its count, and such a common name links nothing on its own: see
+docs/identity.md)."""
+BATCH_BLOCKING: dict[str, tuple[str, ...]] = {"name": ("name_block",)}
+"""Blocking keys whose batch rule reads a column derived per run (``train``
+adds ``name_block``: the full name where at most ``MAX_NAME_BLOCK`` records
+bear it, else NULL)."""
+
+
 def blocking_rule_sql(columns: tuple[str, ...]) -> str:
     """``l."a" = r."a" AND l."b" = r."b"`` for the given columns."""
     return " AND ".join(f'l."{column}" = r."{column}"' for column in columns)
@@ -139,7 +157,8 @@ def default_settings(probability_two_random_records_match: float = 1e-4) -> dict
         "probability_two_random_records_match": probability_two_random_records_match,
         "comparisons": copy.deepcopy(list(COMPARISONS)),
         "blocking_rules_to_generate_predictions": [
-            {"blocking_rule": blocking_rule_sql(columns)} for columns in BLOCKING_KEYS.values()
+            {"blocking_rule": blocking_rule_sql(BATCH_BLOCKING.get(key, columns))}
+            for key, columns in BLOCKING_KEYS.items()
         ],
         "retain_matching_columns": False,
         "retain_intermediate_calculation_columns": False,

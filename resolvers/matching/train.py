@@ -13,6 +13,7 @@ training calls and the model file are the same (see docs/identity.md).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,12 @@ from typing import Any
 from resolvers.matching.features import BLOCKING_KEYS, COLUMNS, MatchRecord
 from resolvers.matching.frequencies import TermFrequencies
 from resolvers.matching.model import MatchModel
-from resolvers.matching.settings import TF_COLUMNS, blocking_rule_sql, default_settings
+from resolvers.matching.settings import (
+    MAX_NAME_BLOCK,
+    TF_COLUMNS,
+    blocking_rule_sql,
+    default_settings,
+)
 
 __all__ = ["EM_BLOCKING_KEYS", "predict_pairs", "train_model"]
 
@@ -48,6 +54,18 @@ def _linker(
 
     columns = ("unique_id", "source_dataset", *COLUMNS)
     table = pa.table({c: pa.array([r.get(c) for r in records], pa.string()) for c in columns})
+    names = Counter(r.get("full_name") for r in records)
+    names.pop(None, None)
+    table = table.append_column(
+        "name_block",
+        pa.array(
+            [
+                n if names.get(n, 0) <= MAX_NAME_BLOCK else None
+                for n in table["full_name"].to_pylist()
+            ],
+            pa.string(),
+        ),
+    )
     db_api = DuckDBAPI()
     frame = db_api.register(table, dataset_display_name="match_records")
     linker = Linker(frame, settings, log_level=None)

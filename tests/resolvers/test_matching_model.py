@@ -352,3 +352,21 @@ def test_trained_model_agrees_with_splink(small_demo: list[MatchRecord], tmp_pat
     assert _agree(path, small_demo) > 300
     half = TermFrequencies.from_records(small_demo[::2], TF_COLUMNS)
     assert _agree(path, small_demo, half) > 300
+
+
+def test_batch_name_blocking_skips_common_names(tmp_path: Path) -> None:
+    """A full name borne by more than MAX_NAME_BLOCK records blocks nothing in
+    batch (its pairs grow with the square of its count); rarer names do."""
+    pytest.importorskip("splink")
+    from resolvers.matching.settings import MAX_NAME_BLOCK
+    from resolvers.matching.train import predict_pairs
+
+    common = [_record(f"c{i}", name="John Smith") for i in range(MAX_NAME_BLOCK + 1)]
+    rare = [_record(f"r{i}", name="Eleanor Fitzgerald") for i in range(MAX_NAME_BLOCK)]
+    records = [*common, *rare]
+    path = tmp_path / "model.json"
+    tf = TermFrequencies.from_records(records, TF_COLUMNS)
+    MatchModel(_trained(default_settings()), tf).save(path)
+    pairs = predict_pairs(records, path, threshold=0.0)
+    assert {(a[0], b[0]) for a, b, _ in pairs} == {("r", "r")}
+    assert len(pairs) == MAX_NAME_BLOCK * (MAX_NAME_BLOCK - 1) // 2
