@@ -7,8 +7,9 @@ read-time scoring. Records are plain match records (see ``features``) held
 in memory for the run only; nothing but ids and probabilities comes back.
 
 To run on Spark instead, build the linker on ``splink.SparkAPI(spark_session=...)``
-and register a Spark DataFrame of the same columns: the settings, the
-training calls and the model file are the same (see docs/identity.md).
+and register a Spark DataFrame of the same columns (plus ``name_block``) and
+the term-frequency lookups as ``_linker`` does: the settings, the training
+calls and the model file are the same (see docs/identity.md).
 """
 
 from __future__ import annotations
@@ -116,9 +117,10 @@ def _regularise(settings: dict[str, Any]) -> dict[str, Any]:
     A level training never observed gets no m (or u) and Splink would score it
     with a stand-in of 1e-6; EM can also drive m towards 0 (the demo has no
     typos in birth dates, so "different birth date" got m ~ 1e-15, a weight of
-    -49). Unobserved levels are made neutral (m = u) and every m is floored at
-    ``M_FLOOR``. The result is what both Splink and ``MatchModel`` read, so
-    they still agree.
+    -49). A level random pairs never showed is made neutral (m = u); one they
+    showed but EM never saw among matches (two countries) gets ``M_FLOOR``;
+    every m is floored at ``M_FLOOR``. The result is what both Splink and
+    ``MatchModel`` read, so they still agree.
     """
     for comparison in settings["comparisons"]:
         for level in comparison["comparison_levels"]:
