@@ -193,9 +193,11 @@ def _demo_complete(data_dir: Path) -> bool:
         manifest = json.loads((data_dir / "manifest.json").read_text())
     except (OSError, ValueError):
         return False
-    return all((data_dir / name).exists() for name in manifest.get("files", ())) and (
-        "feedback.db" in manifest.get("files", ())
-    )
+    files = manifest.get("files", ())
+    return all((data_dir / name).exists() for name in files) and {
+        "feedback.db",
+        "quality_truth.csv",
+    } <= set(files)
 
 
 async def _check(loaded: LoadedSettings) -> tuple[list[Any], dict[str, WriteAccess]]:

@@ -304,6 +304,17 @@ class SegmentSpec(_Strict):
     """``marketing``: using the segment to contact people needs their consent."""
 
 
+class QualitySpec(_Strict):
+    """Data-quality checks: ``Customer.quality`` and ``qualityReport`` (resolvers.quality)."""
+
+    checks: dict[str, Literal["email", "phone", "postcode"]] | None = None
+    """Golden field -> validity check; unset: inferred (normalize email/phone, postcode)."""
+    country_field: str | None = None
+    """Golden field whose per-record value picks the postcode format; unset: ``country``."""
+    stale_after_days: int = Field(default=730, ge=1)
+    max_sample: int = Field(default=5000, ge=1)
+
+
 class UnifiedModel(_Strict):
     customer: CustomerSpec
     relations: dict[str, RelationSpec] = Field(default_factory=dict)
@@ -315,6 +326,7 @@ class UnifiedModel(_Strict):
     planner: PlannerSpec = PlannerSpec()
     segments: dict[str, SegmentSpec] = Field(default_factory=dict)
     """Segment name -> its filter."""
+    quality: QualitySpec = QualitySpec()
 
     @model_validator(mode="after")
     def _check(self) -> UnifiedModel:
@@ -359,6 +371,9 @@ class UnifiedModel(_Strict):
         for field in self.survivorship.fields:
             if field not in self.customer.fields:
                 raise ValueError(f"survivorship.fields: '{field}' is not a Customer field")
+        for field in [*(self.quality.checks or ()), self.quality.country_field]:
+            if field is not None and field not in self.customer.fields:
+                raise ValueError(f"quality: '{field}' is not a Customer field")
         from resolvers.segments import FilterSyntaxError, compile_segments
 
         for name in self.segments:

@@ -18,6 +18,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from resolvers import quality_fields
 from resolvers.errors import SourceErrorsExtension, mask_unexpected_errors
 from resolvers.explain import ExplainExtension
 from resolvers.fuzzy import contributions_json
@@ -333,6 +334,7 @@ def _customer_type(model: UnifiedModel) -> type:
         )
     if model.segments:
         namespace["segments"] = segments_of_customer()
+    namespace["quality"] = quality_fields.customer_field()
     for name, metric in model.metrics.items():
         namespace[name] = strawberry.field(
             resolver=_metric(name),
@@ -476,6 +478,7 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
                     name="identityDecisions",
                     description="The identity registry's decision log, newest first.",
                 ),
+                "quality_report": quality_fields.report_field(),
             },
         )
     )

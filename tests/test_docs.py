@@ -80,3 +80,14 @@ def test_every_route_is_in_the_readme() -> None:
 def test_readme_starts_with_the_two_commands() -> None:
     head = README.split("```")[1]
     assert "make demo" in head and "make test" in head
+
+
+def test_every_graphql_root_field_is_in_the_readme() -> None:
+    from resolvers.schema import build_schema
+
+    schema = build_schema(load_settings().settings.model)
+    roots = set(schema._schema.query_type.fields)  # type: ignore[union-attr]
+    assert {"customer", "customers", "sources", "qualityReport"} <= roots
+    missing = {name for name in roots if f"`{name}(" not in README and f"`{name}`" not in README}
+    missing -= {n for n in roots if re.search(rf"`{n}[ :]", README)}
+    assert missing == set()

@@ -24,6 +24,7 @@ from pathlib import Path
 from gateway.demodata.clock import AS_OF
 from gateway.demodata.crm import CrmBuilder
 from gateway.demodata.feedback import FeedbackBuilder
+from gateway.demodata.flaws import QUALITY_TRUTH, plant
 from gateway.demodata.people import Population
 from gateway.demodata.phones import PhoneBook
 from gateway.demodata.records import Batch
@@ -33,7 +34,7 @@ from gateway.demodata.writer import SQLiteWriter
 
 __all__ = ["AS_OF", "GENERATOR_VERSION", "GenerationSummary", "generate"]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 CHUNK_PEOPLE = 10_000
 TRUTH_HEADER = ("source", "table", "record_id", "entity_id", "kind")
 
@@ -57,7 +58,8 @@ def generate(
     *,
     progress: Callable[[int, int], None] | None = None,
 ) -> GenerationSummary:
-    """Writes crm.db, support.db, sales.db, ground_truth.csv and manifest.json into ``out_dir``.
+    """Writes crm.db, support.db, sales.db, feedback.db, ground_truth.csv,
+    quality_truth.csv and manifest.json into ``out_dir``.
 
     An existing ``out_dir`` is replaced once the new set is complete.
     ``progress(done, total)`` is called after each chunk, counted in real customers.
@@ -105,6 +107,7 @@ def _write_set(
         writer.abort()
         raise
     writer.finish()
+    plant(work, seed)
     counts = dict(sorted(writer.counts.items()))
     _write_manifest(work, customers, seed, counts)
     return counts
@@ -117,7 +120,14 @@ def _write_manifest(work: Path, customers: int, seed: int, counts: dict[str, int
         "customers": customers,
         "as_of": AS_OF.date().isoformat(),
         "counts": counts,
-        "files": ["crm.db", "support.db", "sales.db", "feedback.db", "ground_truth.csv"],
+        "files": [
+            "crm.db",
+            "support.db",
+            "sales.db",
+            "feedback.db",
+            "ground_truth.csv",
+            QUALITY_TRUTH,
+        ],
     }
     text = json.dumps(manifest, indent=2) + "\n"
     (work / "manifest.json").write_text(text, encoding="utf-8")

@@ -194,3 +194,23 @@ def test_graphiql_loads_and_runs_a_query(page: Any, gateway_url: str) -> None:
     )
     result = page.find_element(By.CSS_SELECTOR, ".result-window").text
     assert '"sourceRecords"' in result and "UNAUTHENTICATED" not in result
+
+
+def test_quality_warnings_show_next_to_the_value_and_in_their_card(
+    page: Any, gateway_url: str, demo_dir: Path
+) -> None:
+    import csv
+
+    with (demo_dir / "quality_truth.csv").open(newline="") as fh:
+        flaw = next(r for r in csv.DictReader(fh) if r["column"] == "postcode")
+    ref = f"{flaw['source']}/{flaw['table']}/{flaw['record_id']}"
+    search(page, gateway_url, ref)
+    profile_title(page)
+    row = page.find_element(
+        By.XPATH, "//dl[@class='golden']/dt[.='Postcode']/following-sibling::dd[1]"
+    )
+    assert f"invalid in {ref}" in row.find_element(By.CSS_SELECTOR, ".qbadge.q-invalid").text
+    card = page.find_element(By.ID, "quality-issues")
+    invalid = card.find_element(By.CSS_SELECTOR, 'li[data-kind="INVALID"]')
+    assert flaw["value"] in invalid.text and ref in invalid.text
+    assert "Checks passed" in page.find_element(By.CSS_SELECTOR, ".card-quality").text

@@ -97,8 +97,19 @@ def identity_rows(out: Path) -> Iterator[tuple[Record, str | None, list[str | No
         region = LOCALE_REGION.get(str(locale), "US")
         yield ("support", "users", str(id_)), email, [e164(phone, region)]
     customers = "SELECT id, email, phone, country FROM customers"
+    spoiled = planted(out)
     for id_, email, phone, country in query(out / "sales.db", customers):
-        yield ("sales", "customers", str(id_)), email, [e164(phone, country)]
+        record = ("sales", "customers", str(id_))
+        yield record, email, [None if (*record, "phone") in spoiled else e164(phone, country)]
+
+
+def planted(out: Path) -> set[tuple[str, str, str, str]]:
+    """(source, table, id, column) of the values planted to fail quality checks."""
+    with (out / "quality_truth.csv").open(newline="", encoding="utf-8") as handle:
+        return {
+            (row["source"], row["table"], row["record_id"], row["column"])
+            for row in csv.DictReader(handle)
+        }
 
 
 def e164(raw: object, region: object) -> str | None:
@@ -399,3 +410,30 @@ def test_feedback_respondents_are_customers_of_the_shop_or_the_desk(
 
 def out_customers(out: Path) -> int:
     return int(json.loads((out / "manifest.json").read_text())["customers"])
+
+
+def test_quality_flaws_are_planted_and_listed(demo: tuple[Path, GenerationSummary]) -> None:
+    from resolvers.quality import email_problem, phone_problem, postcode_problem
+
+    out, _ = demo
+    with (out / "quality_truth.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    by_column = Counter((r["source"], r["table"], r["column"]) for r in rows)
+    assert set(by_column) == {
+        ("crm", "leads", "email"),
+        ("sales", "customers", "phone"),
+        ("sales", "customers", "postcode"),
+    }
+    for row in rows:
+        table = row["table"]
+        (stored,) = query(
+            out / f"{row['source']}.db",
+            f'SELECT "{row["column"]}" FROM "{table}" WHERE id = {int(row["record_id"])}',
+        )
+        assert stored == (row["value"],), "the list says what the database holds"
+        problem = {
+            "email": lambda v: email_problem(v),
+            "phone": lambda v: phone_problem(v, "US"),
+            "postcode": lambda v: postcode_problem(v, "US"),
+        }[row["check"]](row["value"])
+        assert problem, row

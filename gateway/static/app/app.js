@@ -55,6 +55,7 @@
     if (value === null || value === undefined) return "—";
     if (typeof value === "boolean") return value ? "yes" : "no";
     if (typeof value === "number") return Number.isInteger(value) ? String(value) : value.toFixed(2);
+    if (Array.isArray(value)) return value.length ? value.map((v) => formatValue(v)).join(", ") : "none";
     if (typeof value === "object") return JSON.stringify(value);
     if (typeName === "DateTime" && /^\d{4}-\d\d-\d\dT/.test(value)) {
       const date = new Date(value);
@@ -356,7 +357,7 @@
         h("dl", { class: "metrics" }, otherLeaves.map((f) => metricRow(f, customer[f.name], failedAt)))));
     }
     if (customer.quality) sections.push(qualitySection(customer.quality));
-    if (records.length) sections.push(recordsSection(records, body));
+    if (records.length) sections.push(recordsSection(records, body, customer.quality));
     const timeline = type.fields.find((f) => f.name === "timeline");
     if (timeline && customer.timeline !== undefined) sections.push(timelineSection(schema, timeline, customer.timeline, failedAt));
 
@@ -392,7 +393,10 @@
     const type = unwrap(f.type).name;
     const dd = h("dd", {}, h("span", { class: "value" }, formatValue(value, type)));
     if (p) dd.append(provenanceBadge(p));
-    for (const issue of quality?.issues || []) dd.append(qualityBadge(issue));
+    for (const issue of quality?.issues || []) {
+      const badge = qualityBadge(issue);
+      if (badge) dd.append(badge);
+    }
     return [h("dt", { title: f.description || null }, words(f.name)), dd];
   }
 
@@ -425,15 +429,18 @@
       h("dd", { class: failure ? "unavailable" : null }, text)];
   }
 
-  function recordsSection(records, body) {
+  function recordsSection(records, body, quality) {
     const fresh = body.extensions?.custview?.freshness || {};
+    const ages = new Map((quality?.records || []).map((r) => [r.ref, r]));
     return section("Source records", "records",
       h("table", {},
-        h("thead", {}, h("tr", {}, ["System", "Record", "Kind", "Freshness", "Data"].map((c) => h("th", { scope: "col" }, c)))),
+        h("thead", {}, h("tr", {}, ["System", "Record", "Kind", "Last updated", "Read", "Data"].map((c) => h("th", { scope: "col" }, c)))),
         h("tbody", {}, records.map((r) => h("tr", {},
           h("td", {}, h("span", { class: sourceClass(r.source) }, r.source)),
           h("td", {}, h("code", {}, r.ref)),
           h("td", {}, r.label || r.table),
+          h("td", {}, ages.has(r.ref) ? [formatValue(ages.get(r.ref).updatedAt, "DateTime"),
+            ages.get(r.ref).stale ? [" ", h("span", { class: "qbadge q-stale" }, "stale")] : null] : "—"),
           h("td", {}, freshnessText(fresh[r.source])),
           h("td", {}, r.data ? h("details", {}, h("summary", {}, "fields"), keyValues(r.data)) : "—"))))));
   }
@@ -543,18 +550,31 @@
     return new Map((quality?.fields || []).map((q) => [q.field, q]));
   }
 
+  const KIND_LABEL = { INVALID: "invalid", MISSING: "missing", STALE: "stale", CONFLICT: "conflict" };
+
+  // Next to a golden value: what is wrong with it (conflicts have the ≠ badge).
   function qualityBadge(issue) {
-    return h("span", { class: `qbadge q-${String(issue.kind || "issue").toLowerCase()}`, title: issue.message || "" },
-      `⚠ ${issue.message || issue.kind}`);
+    if (issue.kind === "CONFLICT") return null;
+    const where = issue.ref ? ` in ${issue.ref}` : "";
+    const text = issue.kind === "INVALID" ? `invalid${where}` : KIND_LABEL[issue.kind] || issue.kind;
+    return h("span", { class: `qbadge q-${String(issue.kind).toLowerCase()}`, "data-kind": issue.kind },
+      h("span", { "aria-hidden": "true" }, "⚠ "), text,
+      h("span", { class: "visually-hidden" }, `: ${issue.message}`));
   }
 
   function qualitySection(quality) {
-    const issues = (quality.fields || []).flatMap((q) => (q.issues || []).map((i) => ({ field: q.field, ...i })));
-    const score = typeof quality.score === "number" ? h("p", {}, `Quality score ${Math.round(quality.score * 100)} %`) : null;
+    const issues = quality.issues || (quality.fields || []).flatMap((q) => q.issues || []);
+    const score = typeof quality.score === "number"
+      ? h("p", {}, "Checks passed: ", h("strong", {}, `${Math.round(quality.score * 100)} %`)) : null;
     if (!issues.length) return section("Data quality", "quality", score, h("p", { class: "muted" }, "No issues found."));
+    const order = ["INVALID", "MISSING", "CONFLICT", "STALE"];
+    const sorted = [...issues].sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
     return section("Data quality", "quality", score,
-      h("ul", { class: "quality-issues" }, issues.map((i) => h("li", {},
-        h("strong", {}, words(i.field)), `: ${i.message || i.kind}`,
+      h("ul", { class: "quality-issues", id: "quality-issues" }, sorted.map((i) => h("li", { "data-kind": i.kind },
+        h("span", { class: `qbadge q-${String(i.kind).toLowerCase()}` }, KIND_LABEL[i.kind] || i.kind), " ",
+        i.field ? h("strong", {}, words(i.field)) : h("strong", {}, "Record"),
+        `: ${i.message}`,
+        i.value !== null && i.value !== undefined ? [" — ", h("code", {}, formatValue(i.value))] : null,
         i.ref ? h("span", { class: "muted" }, ` (${i.ref})`) : null))));
   }
 
