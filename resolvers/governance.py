@@ -97,6 +97,7 @@ class _Governor:
             "provenance": self._provenance,
             "timeline": self._timeline,
             "segments": self._segments,
+            "quality": self._quality,
         }.get(name)
 
         def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
@@ -144,6 +145,31 @@ class _Governor:
             value = mask(entry.value, action, grant.salt)
             governed.append(replace(entry, value=value, alternatives=alternatives))
         return governed
+
+    def _quality(self, grant: Grant, found: Any) -> Any:
+        """Findings follow their field's rule (STALE ones, ``updatedAt``'s): denied
+        fields' findings vanish, masked fields' values are masked."""
+
+        def shown(issue: Any) -> Any:
+            action = grant.action(issue.field or "updatedAt")
+            if action == "deny":
+                return None
+            return replace(issue, value=mask(issue.value, action, grant.salt))
+
+        def kept(issues: list[Any]) -> list[Any]:
+            return [i for i in map(shown, issues) if i is not None]
+
+        clear = grant.action("updatedAt") == "allow"
+        return replace(
+            found,
+            fields=[
+                replace(f, issues=kept(f.issues))
+                for f in found.fields
+                if grant.action(f.field) != "deny"
+            ],
+            records=[r if clear else replace(r, updated_at=None) for r in found.records],
+            issues=kept(found.issues),
+        )
 
     def _timeline(self, grant: Grant, page: Any) -> Any:
         nodes = []

@@ -41,6 +41,7 @@ _ROW_RULE = re.compile(
 )
 STRUCTURAL = (
     "id", "sourceRecords", "provenance", "matchExplanation", "possibleDuplicates", "segments",
+    "quality",
 )  # fmt: skip
 """Customer fields every role reads; their contents follow the other fields' rules."""
 

@@ -11,6 +11,8 @@ from strawberry.types import Info
 
 from connectors import QueryError
 from resolvers import quality
+from resolvers.governance import grant_of
+from resolvers.policy import ForbiddenField
 from resolvers.view import CustomerView, RequestView
 
 
@@ -113,6 +115,12 @@ def customer_quality(root: CustomerView, info: Info[Any, Any]) -> CustomerQualit
 
 
 async def quality_report(info: Info[Any, Any], sample: int = 500) -> QualityReport:
+    if not grant_of(info).full:
+        # it aggregates every customer's values: no row rule or mask could hold
+        raise ForbiddenField(
+            "qualityReport needs a role with an unrestricted policy (no masked or denied "
+            "field, no row rule)"
+        )
     view = _view(info)
     limit = view.model.quality.max_sample
     if not 1 <= sample <= limit:

@@ -142,3 +142,33 @@ async def test_staleness_and_conflicts_follow_the_records(client: httpx.AsyncCli
             assert record["stale"] is (age > dt.timedelta(days=730)), record
     stale = {r["ref"] for r in quality["records"] if r["stale"]}
     assert stale == {i["ref"] for i in quality["issues"] if i["kind"] == "STALE"}
+
+
+async def test_findings_follow_the_callers_policy(
+    client: httpx.AsyncClient, small_demo: Path
+) -> None:
+    support = {"X-API-Key": "support-key"}  # email masked, postcode denied (config/demo.yaml)
+    flaws = planted(small_demo)
+    for column in ("email", "postcode"):
+        flaw = next(f for f in flaws if f["column"] == column)
+        ref = f"{flaw['source']}/{flaw['table']}/{flaw['record_id']}"
+        body = (
+            await client.post(
+                "/graphql", json={"query": CUSTOMER, "variables": {"ref": ref}}, headers=support
+            )
+        ).json()
+        quality = body["data"]["customer"]["quality"]
+        assert flaw["value"] not in str(quality), "no clear value of a masked or denied field"
+        findings = [i for i in quality["issues"] if i["field"] == column]
+        if column == "postcode":
+            assert findings == []
+            assert all(f["field"] != "postcode" for f in quality["fields"])
+        else:
+            (invalid,) = [i for i in findings if i["kind"] == "INVALID"]
+            assert invalid["value"].startswith(flaw["value"][0] + "***")
+    refused = (
+        await client.post(
+            "/graphql", json={"query": REPORT, "variables": {"sample": 5}}, headers=support
+        )
+    ).json()
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN_FIELD"
