@@ -315,7 +315,8 @@ def _customer_type(model: UnifiedModel) -> type:
         ),
         "identity_decisions": strawberry.field(
             resolver=customer_decisions,
-            graphql_type=list[IdentityDecision],
+            # nullable: a role the policy denies it nulls this field, not the customer
+            graphql_type=list[IdentityDecision] | None,
             name="identityDecisions",
             description="Steward decisions about this customer's records, newest first.",
         ),

@@ -214,3 +214,26 @@ def test_quality_warnings_show_next_to_the_value_and_in_their_card(
     invalid = card.find_element(By.CSS_SELECTOR, 'li[data-kind="INVALID"]')
     assert flaw["value"] in invalid.text and ref in invalid.text
     assert "Checks passed" in page.find_element(By.CSS_SELECTOR, ".card-quality").text
+
+
+def test_a_masked_field_shows_masked_for_a_restricted_key(
+    page: Any, gateway_url: str, demo_dir: Path
+) -> None:
+    email = _three_system_email(demo_dir)
+    page.get(gateway_url + "/")
+    wait(page).until(ec.element_to_be_clickable((By.ID, "search-input")))
+    page.find_element(By.CSS_SELECTOR, "#credentials summary").click()
+    key = page.find_element(By.ID, "api-key")
+    key.clear()
+    key.send_keys("support-key", Keys.TAB)  # the demo's support role masks contact details
+    box = page.find_element(By.ID, "search-input")
+    box.send_keys(email, Keys.ENTER)
+    profile_title(page)
+    shown = page.find_element(
+        By.XPATH, "//dt[.='Email']/following-sibling::dd[1]/span[@class='value']"
+    ).text
+    local = email.strip().lower().partition("@")[0]
+    assert shown.startswith(local[0]) and "***@" in shown and email not in page.page_source
+    street = page.find_element(By.XPATH, "//dt[.='Street']/following-sibling::dd[1]")
+    assert street.text == "hidden for your role"
+    assert "***" in page.find_element(By.ID, "profile-title").text, "the name is masked too"

@@ -231,3 +231,18 @@ async def test_every_export_table_and_parameter_follows_the_policy(
     path = '/export/tickets.ndjson?filter={"tickets":{"priority":{"eq":"urgent"}}}'
     tickets = (await client.get(path, headers=EMEA)).text.splitlines()
     assert tickets and {json.loads(t)["customer_id"] for t in tickets} <= regional
+
+
+async def test_no_customer_field_lets_a_denied_field_null_the_whole_customer(
+    client: httpx.AsyncClient,
+) -> None:
+    """A denied field is null plus an error, never a null customer: fields added
+    later must be nullable (the Customer 360 page asks for every field)."""
+    from tests.e2e.test_partial_results import _every_customer_field
+
+    selection = _every_customer_field(client.app.state.schema)  # type: ignore[attr-defined]
+    query = f"{{ customers(first: 3) {{ nodes {{ {selection} }} }} }}"
+    body = await _as(client, SUPPORT, query)
+    nodes = body["data"]["customers"]["nodes"]
+    assert nodes and all(node is not None for node in nodes), body.get("errors")
+    assert {e["extensions"]["code"] for e in body.get("errors", [])} <= {"FORBIDDEN_FIELD"}

@@ -20,6 +20,7 @@
     timelineAfter: null,
     searchAfter: null,
     searchText: "",
+    skipped: new Set(), // Customer fields that nulled the customer for these credentials
   };
 
   // ---- small DOM helpers ----------------------------------------------------
@@ -79,8 +80,9 @@
       sessionStorage.setItem("custview.key", $("api-key").value);
       sessionStorage.setItem("custview.scheme", $("key-scheme").value);
     };
-    $("api-key").addEventListener("change", () => { remember(); state.schema = null; });
-    $("key-scheme").addEventListener("change", () => { remember(); state.schema = null; });
+    const reset = () => { remember(); state.schema = null; state.skipped.clear(); };
+    $("api-key").addEventListener("change", reset);
+    $("key-scheme").addEventListener("change", reset);
     $("key-form").addEventListener("submit", (event) => event.preventDefault());
     if (!$("api-key").value) $("credentials").open = true;
   }
@@ -308,11 +310,23 @@
     }
     say(`Loading the customer with ${kind} ${value}…`);
     const type = unwrap(root.type).name;
-    const inner = selection(schema, type, 1, profileArgs, []);
-    const query = `query Customer360($value: ${typeText(arg.type).replace(/!$/, "")}!) {
-      customer(${kind}: $value) { ${inner} } }`;
-    const body = await gql(query, { value });
-    const customer = body.data?.customer;
+    let body;
+    let customer;
+    // A non-null field that fails (a dead source, a field the role may not read)
+    // nulls the whole customer: ask again without the fields that failed.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const skip = (f, path) => (path.length === 1 && state.skipped.has(f.name) ? false : profileArgs(f, path));
+      const inner = selection(schema, type, 1, skip, []);
+      const query = `query Customer360($value: ${typeText(arg.type).replace(/!$/, "")}!) {
+        customer(${kind}: $value) { ${inner} } }`;
+      body = await gql(query, { value });
+      customer = body.data?.customer;
+      const failed = customer ? [] : (body.errors || [])
+        .filter((e) => e.path?.length >= 2 && e.path[0] === "customer" && !state.skipped.has(String(e.path[1])))
+        .map((e) => String(e.path[1]));
+      if (!failed.length) break;
+      failed.forEach((name) => state.skipped.add(name));
+    }
     if (!customer) {
       showPartial(body);
       say(body.errors ? errorText(body.errors) : `No customer has ${kind} ${value}.`);
@@ -424,7 +438,8 @@
 
   function metricRow(f, value, failedAt) {
     const failure = failedAt.get(f.name);
-    const text = failure ? `unavailable (${failure})` : formatValue(value, unwrap(f.type).name);
+    const text = failure === "hidden for your role" ? failure
+      : failure ? `unavailable (${failure})` : formatValue(value, unwrap(f.type).name);
     return [h("dt", { title: f.description || null }, words(f.name)),
       h("dd", { class: failure ? "unavailable" : null }, text)];
   }
@@ -502,6 +517,7 @@
   function genericSection(schema, f, value, failedAt) {
     const title = words(f.name);
     const failure = failedAt.get(f.name);
+    if (failure === "hidden for your role") return section(title, f.name, h("p", { class: "muted" }, "Hidden for your role."));
     if (failure) return section(title, f.name, h("p", { class: "unavailable" }, `Unavailable: ${failure}.`));
     if (value === null || value === undefined) return section(title, f.name, h("p", { class: "muted" }, "None."));
     if (Array.isArray(value)) {
@@ -585,7 +601,9 @@
       const path = e.path || [];
       if (path.length >= 2 && path[0] === "customer") {
         const code = e.extensions?.code || "error";
-        map.set(String(path[1]), e.extensions?.source ? `${e.extensions.source}: ${code}` : code);
+        const text = code === "FORBIDDEN_FIELD" ? "hidden for your role"
+          : e.extensions?.source ? `${e.extensions.source}: ${code}` : code;
+        map.set(String(path[1]), text);
       }
     }
     return map;
