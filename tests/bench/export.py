@@ -2,7 +2,7 @@
 
 For each size (the run's sizes; 1,000,000 added with ``BENCH_EXPORT_1M=1``)
 and each format (CSV, Arrow), two contenders run in their own subprocess, so
-``ru_maxrss`` is the peak of that export alone:
+its peak RSS (``VmHWM``, else ``ru_maxrss``) is that export's alone:
 
 * **custview**: the export path as ``custview export`` runs it (stitching a
   chunk of seeds at a time, golden records, metrics, the format encoder),
@@ -141,6 +141,19 @@ def _floor(data_dir: Path, fmt: str, out: Path) -> int:
     return count
 
 
+def _peak_rss_kb(maxrss_kb: int) -> int:
+    """This process's peak RSS. Linux keeps ``ru_maxrss`` across exec, so a child
+    started by a big parent would report the parent's size; ``VmHWM`` belongs to
+    the new address space alone."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return maxrss_kb
+
+
 def child(contender: str, data_dir: Path, fmt: str, out: Path) -> dict[str, Any]:
     """Run one contender in this process; its rows, seconds and peak RSS."""
     started = time.perf_counter()
@@ -149,12 +162,14 @@ def child(contender: str, data_dir: Path, fmt: str, out: Path) -> dict[str, Any]
     else:
         count = _floor(data_dir, fmt, out)
     seconds = time.perf_counter() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "rows": count,
         "seconds": round(seconds, 2),
+        # on a shared machine wall time includes waiting for a core; CPU time does not
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
         "rows_per_s": round(count / seconds) if seconds else 0,
-        "peak_rss_mb": round(peak_kb / 1024, 1),
+        "peak_rss_mb": round(_peak_rss_kb(usage.ru_maxrss) / 1024, 1),
         "bytes": out.stat().st_size,
     }
 
@@ -230,9 +245,11 @@ def results_table(results: Sequence[dict[str, Any]]) -> Table:
         "format",
         "custview rows",
         "custview rows/s",
+        "custview CPU s",
         "custview peak RSS MB",
         "floor rows",
         "floor rows/s",
+        "floor CPU s",
         "floor peak RSS MB",
         "floor/custview rows/s",
     ):
@@ -244,9 +261,11 @@ def results_table(results: Sequence[dict[str, Any]]) -> Table:
             r["format"],
             f"{cv['rows']:,}",
             f"{cv['rows_per_s']:,}",
+            f"{cv.get('cpu_seconds', '-')}",
             f"{cv['peak_rss_mb']}",
             f"{fl['rows']:,}",
             f"{fl['rows_per_s']:,}",
+            f"{fl.get('cpu_seconds', '-')}",
             f"{fl['peak_rss_mb']}",
             f"{r['ratio_rows_per_s']}x",
         )
