@@ -55,7 +55,10 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
             "principal": principal,
             "explain": request.headers.get("x-custview-explain", "") in ("1", "true"),
             "actor": f"{principal.method}:{principal.name}" if principal else "local",
-            "roles": principal.roles if principal else None,
+            # with authentication disabled (trusted local use) every caller may decide
+            "roles": principal.roles
+            if principal and request.app.state.auth_mode != "disabled"
+            else None,
             "grant": getattr(request.state, "grant", None),
             "trail": ReadTrail(),
             "auditor": auditor_for(request, request.app.state.audit, "graphql"),
@@ -190,5 +193,6 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
     app.state.schema = schema
     app.state.metrics = metrics
     app.state.policy = loaded.policy
+    app.state.auth_mode = loaded.settings.auth.mode
     app.state.audit = create_audit_log(loaded.settings.audit)
     return app

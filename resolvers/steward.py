@@ -14,7 +14,7 @@ from typing import Any
 import strawberry
 from strawberry.types import Info
 
-from connectors import QueryError
+from resolvers.policy import AccessDenied
 from resolvers.records import RecordRef
 from resolvers.registry import Decision
 from resolvers.view import CustomerView, RequestView
@@ -53,7 +53,7 @@ def customer_decisions(root: CustomerView, info: Info[Any, Any]) -> list[Identit
 def _actor(info: Info[Any, Any]) -> str:
     roles = info.context.get("roles")
     if roles is not None and STEWARD_ROLES.isdisjoint(roles):
-        raise QueryError("identity decisions need the 'steward' or 'admin' role")
+        raise AccessDenied("identity decisions need the 'steward' or 'admin' role")
     return str(info.context.get("actor") or "local")
 
 

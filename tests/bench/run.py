@@ -177,8 +177,15 @@ def sql_only_config(data_dir: Path) -> Path:
     members = model["customer"]["members"]
     model["customer"]["members"] = [m for m in members if m["source"] not in rest]
     gone = {n for n, r in model["relations"].items() if r["source"] in rest}
+    entities = {model["relations"][n]["entity"] for n in gone}
+    metrics = {n for n, m in model["metrics"].items() if m["relation"] in gone}
     model["relations"] = {n: r for n, r in model["relations"].items() if n not in gone}
-    model["metrics"] = {n: m for n, m in model["metrics"].items() if m["relation"] not in gone}
+    model["metrics"] = {n: m for n, m in model["metrics"].items() if n not in metrics}
+    for role in config.get("policy", {}).get("roles", {}).values():
+        for name in entities:
+            role.get("entities", {}).pop(name, None)
+        for name in gone | metrics:
+            role.get("fields", {}).pop(name, None)
     model["timeline"] = {n: t for n, t in model["timeline"].items() if t["relation"] not in gone}
     survivorship = model["survivorship"]
     survivorship["default"] = [s for s in survivorship["default"] if s not in rest]

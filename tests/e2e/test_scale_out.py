@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import redis.asyncio as redis
 from resolvers.records import RecordRef
 from tests.connectors.sql_fixtures import create_people_database
 from tests.support.configs import people_config
+from tests.support.engines import fresh_database
 from tests.support.processes import BOUND, ServeProcess
 
 QUERY = """{ byRef: customer(ref: "crm/people/3") { id name email }
@@ -79,3 +80,44 @@ async def test_a_replica_answers_from_what_another_one_cached(
     assert live["live"] > 0 and live["cached"] == 0, "replica A read the source"
     assert cached["live"] == 0, "replica B did not"
     assert cached["cached"] == live["live"], "every entry A stored, B found"
+
+
+LINK = """mutation { linkRecords(a: "crm/people/3", b: "crm/people/7") { decision { id } } }"""
+SEVEN = """{ customer(ref: "crm/people/7") { id sourceRecords { ref } } }"""
+
+
+@pytest.fixture()
+def registry_url(postgres_url: str) -> Iterator[str]:
+    """custview's own registry database, shared by the replicas."""
+    with fresh_database(postgres_url) as url:
+        yield url
+
+
+async def test_replicas_share_the_identity_registry_on_postgresql(
+    people_url: str, registry_url: str, tmp_path: Path
+) -> None:
+    """A steward decision taken on one replica holds on the other (same ids)."""
+
+    config = tmp_path / "replicas.yaml"
+    config.write_text(
+        people_config(
+            {"crm": people_url},
+            head=f'registry: {{url: "{registry_url}", refresh_seconds: 0}}\n',
+        )
+    )
+    a, b = await asyncio.gather(ServeProcess.start(config), ServeProcess.start(config))
+    try:
+        async with httpx.AsyncClient(timeout=BOUND) as client:
+            before = (await client.post(f"{b.url}/graphql", json={"query": SEVEN})).json()
+            assert {r["ref"] for r in before["data"]["customer"]["sourceRecords"]} == {
+                "crm/people/7"
+            }
+            linked = (await client.post(f"{a.url}/graphql", json={"query": LINK})).json()
+            assert "errors" not in linked, linked
+            on_a = (await client.post(f"{a.url}/graphql", json={"query": SEVEN})).json()
+            on_b = (await client.post(f"{b.url}/graphql", json={"query": SEVEN})).json()
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
+    assert on_b["data"] == on_a["data"], "the same customer, id included, on both replicas"
+    refs = {r["ref"] for r in on_b["data"]["customer"]["sourceRecords"]}
+    assert {"crm/people/3", "crm/people/7"} <= refs

@@ -174,3 +174,16 @@ async def test_bad_decisions_are_refused_with_a_reason(steward: httpx.AsyncClien
     assert "does not name a customer table" in body["errors"][0]["message"]  # type: ignore[index]
     body = await gql(steward, UNDO, id=424242)
     assert "no identity decision 424242" in body["errors"][0]["message"]  # type: ignore[index]
+
+
+async def test_deciding_needs_the_steward_or_admin_role(steward: httpx.AsyncClient) -> None:
+    response = await steward.post(
+        "/graphql",
+        json={"query": LINK, "variables": {"a": "crm/contacts/1", "b": "sales/customers/1"}},
+        headers={"X-API-Key": "support-key"},
+    )
+    body = response.json()
+    assert body["errors"][0]["extensions"]["code"] == "FORBIDDEN", body
+    assert "'steward' or 'admin' role" in body["errors"][0]["message"]
+    log = _data(await gql(steward, "{ identityDecisions { id } }"))["identityDecisions"]
+    assert log == []  # nothing was recorded
