@@ -285,6 +285,103 @@ class SurvivorshipSpec(_Strict):
     fields: dict[str, FieldRule] = Field(default_factory=dict)
 
 
+class BusinessAccountSpec(_Strict):
+    """A source table whose rows are businesses (CRM accounts, support organizations)."""
+
+    source: str
+    table: str
+    key: str = "id"
+    key_type: Literal["int", "string"] = "int"
+    name: str | None = None
+    """Column with the business's name."""
+    domain: str | None = None
+    """Column with its web or email domain (``acme.com``)."""
+
+    @property
+    def id(self) -> str:
+        return f"{self.source}.{self.table}"
+
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys(c for c in (self.key, self.name, self.domain) if c))
+
+
+class BusinessMemberSpec(_Strict):
+    """How one customer member table tells the business its records work for."""
+
+    account: str | None = None
+    """The account table (``source.table``, under ``business.accounts``) ``column`` points at."""
+    column: str | None = None
+    """Column holding the key of that account row (``account_id``)."""
+    company: str | None = None
+    """Column with a company name as typed (``ACME, Inc.``), matched after normalisation."""
+    email: str | None = None
+    """Column with an email; its domain, unless a personal mailbox's, is the business's."""
+
+    @model_validator(mode="after")
+    def _check(self) -> BusinessMemberSpec:
+        if (self.account is None) != (self.column is None):
+            raise ValueError(
+                "give 'account' and 'column' together (the account table and the "
+                "column holding its key)"
+            )
+        if not (self.account or self.company or self.email):
+            raise ValueError(
+                "say how its records name a business: account+column, company or email"
+            )
+        return self
+
+
+class BusinessSpec(_Strict):
+    """Customers grouped into the business account they work for."""
+
+    accounts: list[BusinessAccountSpec] = Field(default_factory=list)
+    """Tables whose rows are businesses; the first one that has a row gives its id."""
+    members: dict[str, BusinessMemberSpec] = Field(min_length=1)
+    """Customer member id (``source.table``) -> how its records name their business."""
+    free_mail_domains: list[str] = Field(default_factory=list)
+    """Personal mailbox providers besides the built-in list (gmail.com, outlook.com, ...)."""
+    not_companies: list[str] = Field(
+        default_factory=lambda: [
+            "self-employed",
+            "freelance",
+            "freelancer",
+            "private",
+            "individual",
+            "none",
+            "n/a",
+            "retired",
+            "student",
+        ]
+    )
+    """Company names that name no business (compared after normalisation)."""
+    max_members: int = Field(default=500, ge=1)
+    """Most member records read per business (and per key, when finding a business)."""
+
+
+class HouseholdMemberSpec(_Strict):
+    """The columns of one customer member table that place a person in a home."""
+
+    street: str
+    postcode: str
+    surname: str
+    given_name: str | None = None
+    """Column with the given name: two customers at one home with the same given name
+    are one person recorded twice, not two members."""
+    country: str | None = None
+    """Column with the record's ISO country, for the country's postcode and street forms."""
+
+
+class HouseholdSpec(_Strict):
+    """Customers sharing a normalised address and surname."""
+
+    members: dict[str, HouseholdMemberSpec] = Field(min_length=1)
+    """Customer member id (``source.table``) -> its address and surname columns."""
+    min_customers: int = Field(default=2, ge=1)
+    """A household has at least this many customers; fewer gives no household."""
+    max_members: int = Field(default=50, ge=1)
+    """A postcode shared by more records than this in one table is not read (a block of flats)."""
+
+
 class PlannerSpec(_Strict):
     max_candidates: int = Field(default=20000, ge=1)
     """Most customers (or source records) a filtered or ordered query may consider
@@ -327,6 +424,10 @@ class UnifiedModel(_Strict):
     segments: dict[str, SegmentSpec] = Field(default_factory=dict)
     """Segment name -> its filter."""
     quality: QualitySpec = QualitySpec()
+    business: BusinessSpec | None = None
+    """Customers grouped into business accounts; absent: no ``Customer.business``."""
+    household: HouseholdSpec | None = None
+    """Customers grouped into households; absent: no ``Customer.household``."""
 
     @model_validator(mode="after")
     def _check(self) -> UnifiedModel:
@@ -383,7 +484,30 @@ class UnifiedModel(_Strict):
                     "segment names are lower case words joined by - or _, e.g. high-value-at-risk",
                 )
         compile_segments(self)
+        self._check_groups(members)
         return self
+
+    def _check_groups(self, members: set[str]) -> None:
+        known = ", ".join(sorted(members))
+        groups = {"business": self.business, "household": self.household}
+        for section, spec in groups.items():
+            for member_id in spec.members if spec else ():
+                if member_id not in members:
+                    raise ValueError(
+                        f"{section}.members: '{member_id}' is not a customer member "
+                        f"(known: {known})"
+                    )
+        accounts = {a.id for a in self.business.accounts} if self.business else set()
+        for member_id, link in self.business.members.items() if self.business else ():
+            if link.account is not None and link.account not in accounts:
+                raise ValueError(
+                    f"business.members.{member_id}.account: '{link.account}' is not listed "
+                    f"under business.accounts (known: {', '.join(sorted(accounts)) or 'none'})"
+                )
+        reserved = {"business", "household"} & set(self.customer.fields)
+        for name in sorted(reserved):
+            if groups[name] is not None:
+                raise ValueError(f"customer.fields.{name}: the name is taken by {name} grouping")
 
     def relation_columns(self, name: str) -> list[str]:
         """Every column read from relation ``name``: its fields and its timeline's."""
@@ -400,6 +524,7 @@ class UnifiedModel(_Strict):
         names |= set(self.survivorship.default)
         for rule in self.survivorship.fields.values():
             names |= set(rule.sources or ())
+        names |= {a.source for a in self.business.accounts} if self.business else set()
         return names
 
 

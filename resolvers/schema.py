@@ -22,6 +22,7 @@ from resolvers import quality_fields
 from resolvers.errors import SourceErrorsExtension, mask_unexpected_errors
 from resolvers.explain import ExplainExtension
 from resolvers.fuzzy import contributions_json
+from resolvers.group_types import customer_fields, group_types, query_fields, resolve_lazy
 from resolvers.inputs import CustomerInputs
 from resolvers.model import FieldType, RelationSpec, UnifiedModel
 from resolvers.planner import Planner
@@ -286,8 +287,9 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def _customer_type(model: UnifiedModel) -> type:
+def _customer_type(model: UnifiedModel, groups: dict[str, Any]) -> type:
     namespace: dict[str, Any] = {
+        **groups,
         "id": strawberry.field(
             resolver=lambda root: strawberry.ID(root.id),
             graphql_type=strawberry.ID,
@@ -359,7 +361,11 @@ def _customer_type(model: UnifiedModel) -> type:
 
 def build_schema(model: UnifiedModel) -> strawberry.Schema:
     """A strawberry schema for ``model``; caches parsing and validation."""
-    customer = _customer_type(model)
+    lazy: dict[str, Any] = {}
+    business, household, businesses = group_types(lazy, PageInfo)
+    customer = _customer_type(model, customer_fields(model, business, household))
+    lazy["Customer"] = customer
+    resolve_lazy(lazy, business, household)
 
     edge = strawberry.type(
         type(
@@ -480,6 +486,7 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
                     description="The identity registry's decision log, newest first.",
                 ),
                 "quality_report": quality_fields.report_field(),
+                **query_fields(model, business, household, businesses),
             },
         )
     )

@@ -33,6 +33,7 @@ from resolvers.coerce import coerce
 from resolvers.expr import Expr
 from resolvers.fuzzy import Duplicate, Link, Matcher
 from resolvers.golden import GoldenRecord, Survivorship
+from resolvers.groups import GroupRequest, group_columns
 from resolvers.identity import Edge, KeyNode, Resolution, Stitcher
 from resolvers.metrics import Partial
 from resolvers.model import MemberSpec, RelationSpec, UnifiedModel
@@ -108,11 +109,18 @@ class Federation:
             self.stitcher.extra_columns = {
                 m.id: self.matcher.extra_columns(m) for m in model.customer.members
             }
+        for member_id, columns in group_columns(model).items():
+            extra = self.stitcher.extra_columns.setdefault(member_id, [])
+            have = set(self._member_columns(member_id)) | set(extra)
+            extra += [c for c in columns if c not in have]
         self.survivorship = Survivorship(model)
         self.default_region = default_region or model.identity.default_region
         self._members = {m.id: m for m in model.customer.members}
         self._by_table = {(m.source, m.table): m for m in model.customer.members}
         self.segments: dict[str, Expr] = compile_segments(model)
+
+    def _member_columns(self, member_id: str) -> list[str]:
+        return next(m.columns() for m in self.model.customer.members if m.id == member_id)
 
     def request(self) -> RequestView:
         return RequestView(self)
@@ -212,6 +220,18 @@ class RequestView:
     """Stitching rounds this request needed (each: one lookup per table and key column)."""
     _loaders: dict[str, DataLoader[Any, list[Row]]] = field(default_factory=dict)
     _metric_loaders: dict[str, DataLoader[Any, Partial]] = field(default_factory=dict)
+    _groups: GroupRequest | None = None
+
+    def groups(self) -> GroupRequest:
+        """Business and household grouping for this request, with its own loaders."""
+        if self._groups is None:
+            fed = self.federation
+            self._groups = GroupRequest(self.model, fed.connectors, fed.stitcher, self.errors)
+        return self._groups
+
+    def customer_of(self, records: list[Record]) -> CustomerView:
+        """A customer view of already stitched ``records`` (canonical first)."""
+        return CustomerView(records, self.federation.survivorship.build(records))
 
     @property
     def model(self) -> UnifiedModel:

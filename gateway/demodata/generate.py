@@ -5,6 +5,9 @@ The generator derives every source record from one true population (see
 each record belongs to and identity resolution can be measured against it.
 Output is a pure function of ``(customers, seed)``: all randomness comes from
 seeded ``random.Random`` instances and all dates from the fixed ``AS_OF``.
+``groups.csv`` says which business each person works for and which people
+share a household; household partners are made after the last chunk (see
+``households``), so they add records without changing any other.
 Files are written into a temporary sibling directory and renamed into place,
 so a half-written set is never mistaken for a complete one.
 """
@@ -25,7 +28,8 @@ from gateway.demodata.clock import AS_OF
 from gateway.demodata.crm import CrmBuilder
 from gateway.demodata.feedback import FeedbackBuilder
 from gateway.demodata.flaws import QUALITY_TRUTH, plant
-from gateway.demodata.people import Population
+from gateway.demodata.households import Households
+from gateway.demodata.people import Business, Person, Population
 from gateway.demodata.phones import PhoneBook
 from gateway.demodata.records import Batch
 from gateway.demodata.sales import SalesBuilder
@@ -35,8 +39,11 @@ from gateway.demodata.writer import SQLiteWriter
 __all__ = ["AS_OF", "GENERATOR_VERSION", "GenerationSummary", "generate"]
 
 GENERATOR_VERSION = "2"
+"""2: household partners and groups.csv added; version 1's records are unchanged."""
 CHUNK_PEOPLE = 10_000
 TRUTH_HEADER = ("source", "table", "record_id", "entity_id", "kind")
+GROUPS_HEADER = ("entity_id", "group_id", "kind")
+"""groups.csv: a person (``P...``) in a business (``B...``) or a household (``H...``)."""
 
 
 @dataclass(frozen=True)
@@ -83,41 +90,66 @@ def generate(
 def _write_set(
     work: Path, customers: int, seed: int, progress: Callable[[int, int], None] | None
 ) -> dict[str, int]:
-    population = Population(seed, customers, PhoneBook(seed))
+    phones = PhoneBook(seed)
+    population = Population(seed, customers, phones)
+    households = Households(seed, customers)
     crm, support, sales = CrmBuilder(seed), SupportBuilder(seed, customers), SalesBuilder(seed)
     feedback = FeedbackBuilder(seed)
     writer = SQLiteWriter(work)
     done = 0
+
+    def build(people: list[Person], businesses: list[Business]) -> Batch:
+        batch = Batch()
+        crm.build(people, businesses, batch)
+        support.build(people, businesses, batch)
+        sales.build(people, batch)
+        feedback.build(people, batch)
+        writer.write(batch.rows)
+        return batch
+
     try:
-        with (work / "ground_truth.csv").open("w", newline="", encoding="utf-8") as truth_file:
+        with (
+            (work / "ground_truth.csv").open("w", newline="", encoding="utf-8") as truth_file,
+            (work / "groups.csv").open("w", newline="", encoding="utf-8") as groups_file,
+        ):
             truth = csv.writer(truth_file, lineterminator="\n")
             truth.writerow(TRUTH_HEADER)
+            groups = csv.writer(groups_file, lineterminator="\n")
+            groups.writerow(GROUPS_HEADER)
             for people, businesses in population.chunks(CHUNK_PEOPLE):
-                batch = Batch()
-                crm.build(people, businesses, batch)
-                support.build(people, businesses, batch)
-                sales.build(people, batch)
-                feedback.build(people, batch)
-                writer.write(batch.rows)
-                truth.writerows(batch.truth)
+                truth.writerows(build(people, businesses).truth)
+                households.observe(people)
+                groups.writerows(
+                    (p.entity_id, p.business.entity_id, "business") for p in people if p.business
+                )
                 done += len(people)
                 if progress is not None:
                     progress(done, customers)
+            made = list(households.build(phones))
+            partners = [p for h in made for p in h.partners]
+            truth.writerows(build(partners, []).truth)
+            groups.writerows(
+                (p.entity_id, h.entity_id, "household") for h in made for p in h.people()
+            )
     except BaseException:
         writer.abort()
         raise
     writer.finish()
     plant(work, seed)
     counts = dict(sorted(writer.counts.items()))
-    _write_manifest(work, customers, seed, counts)
+    _write_manifest(work, customers, seed, counts, len(made), len(partners))
     return counts
 
 
-def _write_manifest(work: Path, customers: int, seed: int, counts: dict[str, int]) -> None:
+def _write_manifest(
+    work: Path, customers: int, seed: int, counts: dict[str, int], households: int, partners: int
+) -> None:
     manifest = {
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "customers": customers,
+        "households": households,
+        "household_partners": partners,
         "as_of": AS_OF.date().isoformat(),
         "counts": counts,
         "files": [
@@ -127,6 +159,7 @@ def _write_manifest(work: Path, customers: int, seed: int, counts: dict[str, int
             "feedback.db",
             "ground_truth.csv",
             QUALITY_TRUTH,
+            "groups.csv",
         ],
     }
     text = json.dumps(manifest, indent=2) + "\n"

@@ -14,7 +14,7 @@ import csv
 import re
 import unicodedata
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from resolvers.normalize import normalize_phone
@@ -23,7 +23,10 @@ __all__ = [
     "GMAIL_DOMAINS",
     "birth_date",
     "city",
+    "company",
+    "company_spellings",
     "country",
+    "domain",
     "email",
     "fold",
     "full_name",
@@ -190,6 +193,70 @@ def city(value: object) -> str | None:
     """Folded city name: ``"München"`` -> ``"munchen"``, ``"St. Louis"`` -> ``"st louis"``."""
     text = _text(value)
     return (fold(text) or None) if text else None
+
+
+# -- businesses --------------------------------------------------------------
+
+_LEGAL_FORMS = frozenset(
+    """inc incorporated llc llp ltd limited plc corp corporation co company pty gmbh ag kg
+    ug sarl sa sas srl spa bv nv oy ab as""".split()  # noqa: SIM905
+)
+
+
+def company(value: object) -> str | None:
+    """A company name without case, punctuation, ``and``/``&`` or trailing legal forms:
+    ``"ACME, Inc."``, ``"Acme Inc"`` and ``"acme"`` -> ``"acme"``;
+    ``"Smith & Jones GmbH & Co. KG"`` -> ``"smith jones"``."""
+    text = _text(value)
+    if text is None:
+        return None
+    words = [w for w in fold(text).split() if w != "and"]
+    while len(words) > 1 and words[-1] in _LEGAL_FORMS:
+        words.pop()
+    return " ".join(words) or None
+
+
+_LEGAL_SPELLINGS = (
+    "",
+    *"""inc inc. llc corp corp. co co. ltd ltd. limited plc llp gmbh ag kg sarl sa
+    sas corporation company incorporated""".split(),  # noqa: SIM905
+    "pty ltd",
+    "pty. ltd.",
+    "gmbh & co. kg",
+)
+
+
+@lru_cache(maxsize=16384)
+def company_spellings(normal: str) -> tuple[str, ...]:
+    """The usual ways to write the company whose normal form (``company``) is
+    ``normal``, casefolded: with each legal form, after a space or a comma, and a
+    two-word name joined by ``&`` or ``and``. A function of the normal form alone,
+    so two records that share it find each other by the same lookup values."""
+    words = normal.split()
+    brands = [normal]
+    if len(words) == 2:
+        brands += [f"{words[0]} & {words[1]}", f"{words[0]} and {words[1]}"]
+    out = {
+        f"{brand}{sep}{form}".strip()
+        for brand in brands
+        for form in _LEGAL_SPELLINGS
+        for sep in (" ", ", ")
+    }
+    return tuple(sorted(out))
+
+
+def domain(value: object) -> str | None:
+    """The host a business is known by, from a domain, a URL or an email address:
+    ``"https://www.Acme.com/about"`` and ``"sales@acme.com"`` -> ``"acme.com"``."""
+    text = _text(value)
+    if text is None:
+        return None
+    host = text.strip().lower().rpartition("@")[2]
+    host = host.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0].strip(".")
+    host = host.removeprefix("www.")
+    if "." not in host or any(ch.isspace() for ch in host):
+        return None
+    return host
 
 
 # -- addresses ---------------------------------------------------------------

@@ -437,3 +437,48 @@ def test_quality_flaws_are_planted_and_listed(demo: tuple[Path, GenerationSummar
             "postcode": lambda v: postcode_problem(v, "US"),
         }[row["check"]](row["value"])
         assert problem, row
+
+
+def test_groups_name_businesses_and_households(demo: tuple[Path, GenerationSummary]) -> None:
+    out, _ = demo
+    manifest = json.loads((out / "manifest.json").read_text())
+    with (out / "groups.csv").open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    kinds = Counter(row["kind"] for row in rows)
+    assert set(kinds) == {"business", "household"}
+    households: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        assert row["entity_id"].startswith("P")
+        assert row["group_id"].startswith("B" if row["kind"] == "business" else "H")
+        if row["kind"] == "household":
+            households[row["group_id"]].append(row["entity_id"])
+    assert len(households) == manifest["households"] > 100
+    assert all(2 <= len(people) <= 3 for people in households.values())
+    assert kinds["household"] == manifest["households"] + manifest["household_partners"]
+
+    # the shop stores addresses as given: everyone of a household there lives at one address
+    known = truth(out)
+    homes: dict[str, set[tuple[object, ...]]] = defaultdict(set)
+    person_home = {p: h for h, people in households.items() for p in people}
+    for id_, street, postcode in query(
+        out / "sales.db", "SELECT id, street, postcode FROM customers"
+    ):
+        entity = known["sales", "customers", str(id_)][0]
+        if entity in person_home:
+            homes[person_home[entity]].add((street, postcode))
+    assert sum(len(h) == 1 for h in homes.values()) / len(homes) > 0.97  # a move is rare
+
+
+def test_household_partners_come_after_every_other_record(
+    demo: tuple[Path, GenerationSummary],
+) -> None:
+    out, _ = demo
+    first_partner = f"P{out_customers(out) + 1:07d}"
+    by_table: dict[tuple[str, str], tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
+    for (source, table, record_id), (entity, kind) in truth(out).items():
+        if kind == "person":
+            partner = entity >= first_partner
+            by_table[source, table][partner].append(int(record_id))
+    for (source, table), (others, partners) in by_table.items():
+        assert partners, (source, table)
+        assert min(partners) > max(others), (source, table)
