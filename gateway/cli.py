@@ -93,7 +93,7 @@ def _main(
     """custview: one governed, live view of every customer."""
 
 
-def _generate(out_dir: Path, customers: int, seed: int) -> None:
+def _generate(out_dir: Path, customers: int, seed: int, households: bool = False) -> None:
     from gateway.demodata.generate import generate
 
     with Progress(
@@ -109,7 +109,7 @@ def _generate(out_dir: Path, customers: int, seed: int) -> None:
         def report(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        summary = generate(out_dir, customers, seed, progress=report)
+        summary = generate(out_dir, customers, seed, households=households, progress=report)
     err.print(f"wrote {out_dir} in {summary.seconds:.1f}s ({customers} customers, seed {seed})")
 
 
@@ -120,9 +120,16 @@ def demo_data(
     ] = Path("demo-data"),
     customers: Annotated[int, typer.Option(min=1, help="Real customers to generate.")] = 5000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+    households: Annotated[
+        bool,
+        typer.Option(
+            "--households",
+            help="Add partners who share a home with some people (after every other record).",
+        ),
+    ] = False,
 ) -> None:
     """Generate the demo source databases and their ground truth."""
-    _generate(out_dir, customers, seed)
+    _generate(out_dir, customers, seed, households)
 
 
 def _serve(loaded: LoadedSettings, host: str | None, port: int | None) -> None:

@@ -63,6 +63,7 @@ def generate(
     customers: int = 5000,
     seed: int = 42,
     *,
+    households: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> GenerationSummary:
     """Writes crm.db, support.db, sales.db, feedback.db, ground_truth.csv,
@@ -70,6 +71,8 @@ def generate(
 
     An existing ``out_dir`` is replaced once the new set is complete.
     ``progress(done, total)`` is called after each chunk, counted in real customers.
+    ``households`` adds partners sharing a home with some people, after every other
+    record (off by default: the committed match model was trained without them).
     """
     if customers < 1:
         raise ValueError("customers must be at least 1")
@@ -79,7 +82,7 @@ def generate(
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     work.chmod(0o755)  # mkdtemp's private 0o700 would otherwise outlive the rename
     try:
-        counts = _write_set(work, customers, seed, progress)
+        counts = _write_set(work, customers, seed, households, progress)
         _replace(work, out_dir)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -88,7 +91,11 @@ def generate(
 
 
 def _write_set(
-    work: Path, customers: int, seed: int, progress: Callable[[int, int], None] | None
+    work: Path,
+    customers: int,
+    seed: int,
+    with_households: bool,
+    progress: Callable[[int, int], None] | None,
 ) -> dict[str, int]:
     phones = PhoneBook(seed)
     population = Population(seed, customers, phones)
@@ -125,9 +132,10 @@ def _write_set(
                 done += len(people)
                 if progress is not None:
                     progress(done, customers)
-            made = list(households.build(phones))
+            made = list(households.build(phones)) if with_households else []
             partners = [p for h in made for p in h.partners]
-            truth.writerows(build(partners, []).truth)
+            if partners:
+                truth.writerows(build(partners, []).truth)
             groups.writerows(
                 (p.entity_id, h.entity_id, "household") for h in made for p in h.people()
             )

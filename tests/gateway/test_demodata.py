@@ -439,8 +439,27 @@ def test_quality_flaws_are_planted_and_listed(demo: tuple[Path, GenerationSummar
         assert problem, row
 
 
-def test_groups_name_businesses_and_households(demo: tuple[Path, GenerationSummary]) -> None:
-    out, _ = demo
+@pytest.fixture(scope="module")
+def homes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("homes") / "data"
+    generate(out, customers=1200, seed=7, households=True)
+    return out
+
+
+def test_households_add_records_and_change_none(homes: Path, tmp_path: Path) -> None:
+    generate(tmp_path / "plain", customers=1200, seed=7)
+    for system in SYSTEMS:
+        for table in METADATA[system].sorted_tables:
+            sql = f"SELECT * FROM {table.name} ORDER BY id"
+            plain = query(tmp_path / "plain" / f"{system}.db", sql)
+            assert query(homes / f"{system}.db", sql)[: len(plain)] == plain, table.name
+    plain_truth = (tmp_path / "plain" / "ground_truth.csv").read_text()
+    assert (homes / "ground_truth.csv").read_text().startswith(plain_truth)
+    assert json.loads((tmp_path / "plain" / "manifest.json").read_text())["households"] == 0
+
+
+def test_groups_name_businesses_and_households(homes: Path) -> None:
+    out = homes
     manifest = json.loads((out / "manifest.json").read_text())
     with (out / "groups.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -452,7 +471,7 @@ def test_groups_name_businesses_and_households(demo: tuple[Path, GenerationSumma
         assert row["group_id"].startswith("B" if row["kind"] == "business" else "H")
         if row["kind"] == "household":
             households[row["group_id"]].append(row["entity_id"])
-    assert len(households) == manifest["households"] > 100
+    assert len(households) == manifest["households"] > 30
     assert all(2 <= len(people) <= 3 for people in households.values())
     assert kinds["household"] == manifest["households"] + manifest["household_partners"]
 
@@ -469,10 +488,8 @@ def test_groups_name_businesses_and_households(demo: tuple[Path, GenerationSumma
     assert sum(len(h) == 1 for h in homes.values()) / len(homes) > 0.97  # a move is rare
 
 
-def test_household_partners_come_after_every_other_record(
-    demo: tuple[Path, GenerationSummary],
-) -> None:
-    out, _ = demo
+def test_household_partners_come_after_every_other_record(homes: Path) -> None:
+    out = homes
     first_partner = f"P{out_customers(out) + 1:07d}"
     by_table: dict[tuple[str, str], tuple[list[int], list[int]]] = defaultdict(lambda: ([], []))
     for (source, table, record_id), (entity, kind) in truth(out).items():
