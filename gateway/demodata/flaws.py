@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import random
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 QUALITY_TRUTH = "quality_truth.csv"
@@ -46,8 +46,12 @@ _PLANTS: list[tuple[str, str, str, str, str, Callable[[random.Random, str], str]
 ]
 
 
-def plant(work: Path, seed: int) -> None:
-    """Change ~1% of the planted columns in ``work``'s databases; write the list."""
+def plant(work: Path, seed: int, last_ids: Mapping[str, int] | None = None) -> None:
+    """Change ~1% of the planted columns in ``work``'s databases; write the list.
+
+    With ``last_ids`` (``"source.table"`` -> id), only records up to that id are
+    candidates, so records appended later (household partners) change nothing
+    about which earlier records are spoiled."""
     rng = random.Random(f"quality-{seed}")
     rows: list[tuple[str, ...]] = []
     for source, table, column, check, where, spoil in _PLANTS:
@@ -56,6 +60,8 @@ def plant(work: Path, seed: int) -> None:
             found = con.execute(
                 f'SELECT id, "{column}" FROM "{table}" WHERE {where} ORDER BY id'
             ).fetchall()
+            if last_ids is not None:
+                found = [row for row in found if row[0] <= last_ids[f"{source}.{table}"]]
             chosen = rng.sample(found, k=max(1, round(len(found) * RATE))) if found else []
             for record_id, value in sorted(chosen):
                 bad = spoil(rng, str(value))

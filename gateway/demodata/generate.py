@@ -132,6 +132,7 @@ def _write_set(
                 done += len(people)
                 if progress is not None:
                     progress(done, customers)
+            before = dict(writer.counts)  # ids run 1..count: the last id before partners
             made = list(households.build(phones)) if with_households else []
             partners = [p for h in made for p in h.partners]
             if partners:
@@ -143,7 +144,7 @@ def _write_set(
         writer.abort()
         raise
     writer.finish()
-    plant(work, seed)
+    plant(work, seed, before)
     counts = dict(sorted(writer.counts.items()))
     _write_manifest(work, customers, seed, counts, len(made), len(partners))
     return counts

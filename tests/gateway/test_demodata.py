@@ -485,7 +485,8 @@ def test_groups_name_businesses_and_households(homes: Path) -> None:
         entity = known["sales", "customers", str(id_)][0]
         if entity in person_home:
             homes[person_home[entity]].add((street, postcode))
-    assert sum(len(h) == 1 for h in homes.values()) / len(homes) > 0.97  # a move is rare
+    # apart from a move or a planted postcode flaw, a household has one address
+    assert sum(len(h) == 1 for h in homes.values()) / len(homes) > 0.9
 
 
 def test_household_partners_come_after_every_other_record(homes: Path) -> None:
