@@ -21,7 +21,7 @@ from typing import Any
 from resolvers.coerce import coerce
 from resolvers.matching.normalize import fold
 from resolvers.model import FieldRule, FieldSpec, MemberSpec, RuleName, UnifiedModel
-from resolvers.normalize import normalize_email, normalize_phone
+from resolvers.normalize import normalize_email, normalize_external_id, normalize_phone
 from resolvers.records import Record, RecordRef
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -62,8 +62,10 @@ def _present(spec: FieldSpec, record: Record, field: str, default_region: str | 
     value = coerce(raw_value(record.member, record.row, field), spec.type)
     if value is None or spec.normalize is None:
         return value
-    if spec.normalize == "email":
-        return normalize_email(value) or value
+    if spec.normalize in ("email", "email_provider"):
+        return normalize_email(value, spec.normalize == "email_provider") or value
+    if spec.normalize == "external_id":
+        return normalize_external_id(value) or value
     if spec.normalize == "phone":
         region = record.row.get(record.member.region) if record.member.region else None
         return normalize_phone(value, region, default_region) or value

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FieldType = Literal["string", "int", "float", "decimal", "bool", "date", "datetime", "id"]
-Normalizer = Literal["email", "phone", "exact"]
+Normalizer = Literal["email", "email_provider", "phone", "external_id", "exact"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -16,12 +16,52 @@ import phonenumbers
 
 from connectors import LookupTransform
 
+GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+"""Mailboxes that ignore dots and ``+tags`` in the local part."""
 
-def normalize_email(value: object) -> str | None:
+
+def normalize_email(value: object, provider_rules: bool = False) -> str | None:
+    """Trimmed, lower-case address. With ``provider_rules``, a Gmail address loses
+    its dots and ``+tag`` and its domain becomes ``gmail.com``:
+    ``J.Smith+shop@GoogleMail.com`` -> ``jsmith@gmail.com``."""
     if not isinstance(value, str):
         return None
     email = value.strip().lower()
-    return email if "@" in email else None
+    if "@" not in email:
+        return None
+    if provider_rules:
+        local, _, domain = email.rpartition("@")
+        if domain in GMAIL_DOMAINS:
+            local = local.split("+", 1)[0].replace(".", "")
+            return f"{local}@gmail.com" if local else None
+    return email
+
+
+def gmail_lookup_values(key: str) -> tuple[str, ...]:
+    """What a source may hold for a provider-normalised address, as far as a
+    lookup can say: the address itself and its googlemail.com twin. Spellings
+    with dots or ``+tags`` cannot be listed; they join when their own record is
+    read (its key normalises to the same address)."""
+    local, _, domain = key.rpartition("@")
+    return (key, f"{local}@googlemail.com") if domain == "gmail.com" else (key,)
+
+
+_ID_SEPARATORS = str.maketrans("", "", " \t-./_:()+")
+
+
+def normalize_external_id(value: object) -> str | None:
+    """A national or external id without separators, upper-case:
+    ``" ab-12 34/56 c "`` -> ``"AB123456C"``; None when nothing is left."""
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip().translate(_ID_SEPARATORS).upper()
+    return text or None
+
+
+def external_id_lookup_values(key: str) -> tuple[str, ...]:
+    """Sent with the ``digits`` transform (separators stripped at the source), as
+    upper- and lower-case, since sources do not fold the case of ids."""
+    return tuple(dict.fromkeys((key, key.lower())))
 
 
 @lru_cache(maxsize=65536)
@@ -88,6 +128,12 @@ class KeyNormalizer:
 
 NORMALIZERS: dict[str, KeyNormalizer] = {
     "email": KeyNormalizer(lambda v, _r, _d: normalize_email(v), "casefold", lambda k: (k,)),
+    "email_provider": KeyNormalizer(
+        lambda v, _r, _d: normalize_email(v, provider_rules=True), "casefold", gmail_lookup_values
+    ),
+    "external_id": KeyNormalizer(
+        lambda v, _r, _d: normalize_external_id(v), "digits", external_id_lookup_values
+    ),
     "phone": KeyNormalizer(normalize_phone, "digits", phone_digit_variants),
     "exact": KeyNormalizer(lambda v, _r, _d: normalize_exact(v), "exact", lambda k: (k,)),
 }

@@ -322,10 +322,12 @@ class RequestView:
         return await self._customer(resolution, (key_name, value))
 
     async def by_email(self, email: str) -> CustomerView | None:
-        normal = normalize_email(email)
+        name = self._key_named("email", "email_provider")
+        provider = self.model.identity.keys[name].normalize == "email_provider"
+        normal = normalize_email(email, provider_rules=provider)
         if normal is None:
             raise QueryError(f"'{email}' is not an email address")
-        return await self.by_key(self._key_named("email"), normal)
+        return await self.by_key(name, normal)
 
     async def by_phone(self, phone: str) -> CustomerView | None:
         normal = normalize_phone(phone, self.federation.default_region)
@@ -333,9 +335,9 @@ class RequestView:
             raise QueryError(f"'{phone}' is not a phone number")
         return await self.by_key(self._key_named("phone"), normal)
 
-    def _key_named(self, normalizer: str) -> str:
+    def _key_named(self, normalizer: str, *alike: str) -> str:
         for name, spec in self.model.identity.keys.items():
-            if spec.normalize == normalizer:
+            if spec.normalize in (normalizer, *alike):
                 return name
         raise QueryError(f"no identity key normalises {normalizer}s in this configuration")
 

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from functools import cache, lru_cache
 from importlib import resources
 
-from resolvers.normalize import normalize_phone
+from resolvers.normalize import GMAIL_DOMAINS, normalize_phone
 
 __all__ = [
     "GMAIL_DOMAINS",
@@ -38,7 +38,6 @@ __all__ = [
     "surname",
 ]
 
-GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 _EXTRA_FOLD = str.maketrans(
     {
         "ß": "ss",

@@ -206,3 +206,37 @@ def test_bad_rules_are_located_errors(rule: dict[str, Any], message: str) -> Non
     error = caught.value.errors()[0]
     assert error["loc"][:3] == ("survivorship", "fields", "name")
     assert message in str(caught.value)
+
+
+def test_external_ids_and_gmail_inboxes_are_presented_and_counted_normalised() -> None:
+    m = UnifiedModel.model_validate(
+        {
+            "customer": {
+                "fields": {
+                    "taxId": {"normalize": "external_id"},
+                    "email": {"normalize": "email_provider"},
+                },
+                "members": [
+                    {"source": s, "table": t, "fields": {"taxId": "tax", "email": "email"}}
+                    for s, t in MEMBERS
+                ],
+            },
+            "identity": {"keys": {"email": {"normalize": "email_provider"}}},
+            "survivorship": {
+                "default": ["support"],
+                "fields": {"taxId": {"rule": "most_frequent"}, "email": {"rule": "most_frequent"}},
+            },
+        }
+    )
+    rows = [
+        ("crm", {"tax": "ab-12 34", "email": "J.Smith+shop@gmail.com"}),
+        ("sales", {"tax": "AB1234", "email": "jsmith@googlemail.com"}),
+        ("support", {"tax": "XY 99", "email": "js@example.com"}),
+    ]
+    records = [
+        Record(m.customer.members[i], i, {"id": i + 1, **row}) for i, (_, row) in enumerate(rows)
+    ]
+    golden = Survivorship(m).build(records)
+    assert golden.values["taxId"] == "AB1234"
+    assert golden.values["email"] == "jsmith@gmail.com"
+    assert golden.provenance["email"].reason == "2 of 3 records agree"
