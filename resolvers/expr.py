@@ -63,18 +63,25 @@ class Order:
 
 
 def holds(value: Any, cond: Cond) -> bool:
-    """Whether a (coerced) value satisfies one condition; NULL fails all but is_null."""
+    """Whether a (coerced) value satisfies one condition; NULL fails all but is_null.
+
+    The same semantics as :func:`resolvers.filtering.matches` and the SQL
+    connector on PostgreSQL and SQLite: ``eq``/``ne``/``in`` exact (so
+    case-sensitive), ``contains``/``startswith`` case-insensitive. A source
+    whose collation is case-insensitive (MariaDB) returns a superset, which
+    this check narrows.
+    """
     if cond.op == "is_null":
         return (value is None) == bool(cond.value)
     if value is None:
         return False
     wanted = _comparable(cond.value, value)
     if cond.op == "eq":
-        return bool(_fold(value) == _fold(wanted))
+        return bool(value == wanted)
     if cond.op == "ne":
-        return bool(_fold(value) != _fold(wanted))
+        return bool(value != wanted)
     if cond.op == "in":
-        return _fold(value) in {_fold(_comparable(v, value)) for v in wanted or ()}
+        return any(value == _comparable(v, value) for v in wanted or ())
     if cond.op == "contains":
         return str(wanted).casefold() in str(value).casefold()
     if cond.op == "startswith":
@@ -89,10 +96,6 @@ def holds(value: Any, cond: Cond) -> bool:
         return bool(value >= wanted)
     except TypeError:
         return False
-
-
-def _fold(value: Any) -> Any:
-    return value.casefold() if isinstance(value, str) else value
 
 
 def _comparable(wanted: Any, value: Any) -> Any:

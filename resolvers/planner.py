@@ -1,61 +1,46 @@
 """The federated planner for ``customers(filter, orderBy)``.
 
 A filter over golden fields, metrics and related entities of several
-sources is answered in two steps:
+sources is answered in three steps:
 
-1. **Reduce** to candidates at the sources: every predicate a source can
-   evaluate becomes a filtered read there (member columns for golden
-   fields, the relation's table for related entities and metric
-   thresholds); the matching records are the seeds. ``AND`` keeps its most
-   selective reducible side, ``OR`` unions its sides. A filter that cannot
-   be reduced (``NOT``, ``ne``, computed names) falls back to enumerating
-   customers, up to a bound — past it the query fails with a hint rather
-   than scanning without end.
-2. **Evaluate** exactly in memory on the stitched candidates: golden values,
-   metrics and related rows, all through the request's batched loaders.
+1. **Reduce** to candidates at the sources (:mod:`resolvers.reduction`):
+   the most selective predicate a source can evaluate (by ``COUNT`` at each
+   source) is read there and its records are stitched into candidate
+   customers. A filter that cannot be reduced (``NOT``, ``ne``, computed
+   names) falls back to enumerating customers, up to a bound — past it the
+   query fails with a hint rather than scanning without end.
+2. **Key sets**: the candidates' keys go to the other sources in chunked
+   ``IN`` lists with the remaining related-entity conditions and metric
+   aggregates, so only matching keys and grouped values come back.
+3. **Evaluate** exactly in memory on the candidates: golden values,
+   metrics and the key sets.
 
 Results are sorted by ``orderBy`` then by customer id, and paged with a
-cursor naming the last customer returned.
+cursor naming the last customer returned. Comparison semantics are
+:func:`resolvers.expr.holds`: ``eq``/``in`` exact (case-sensitive),
+``contains``/``startswith`` case-insensitive; normalised fields (email,
+phone) compare normalised values.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from connectors import Filter, QueryError, ScanRequest
+from connectors import QueryError
 from connectors.observe import note
 from resolvers.coerce import coerce
 from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, Order, RelationPred, holds
-from resolvers.filtering import matches_all
-from resolvers.model import MemberSpec, RelationSpec
+from resolvers.normalize import normalize_email, normalize_phone
 from resolvers.records import Record
+from resolvers.reduction import Reducer
 
 if TYPE_CHECKING:
     from resolvers.view import CustomerView, Page, RequestView
 
-_POSITIVE = {"eq", "in", "contains", "startswith", "lt", "le", "gt", "ge"}
 _CHUNK = 500
-
-
-@dataclass(frozen=True, slots=True)
-class _Source:
-    """Seeds found at the sources for one reducible predicate."""
-
-    records: tuple[Record, ...]
-
-
-def _pushdown(value: Any) -> Any:
-    """A filter value as sources store it (naive UTC timestamps)."""
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-    if isinstance(value, list | tuple):
-        return [_pushdown(v) for v in value]
-    return value
 
 
 class Planner:
@@ -65,6 +50,10 @@ class Planner:
         self.view = view
         self.model = view.model
         self.limit = self.model.planner.max_candidates
+        self.reducer = Reducer(view)
+        self._keyed: dict[int, set[Any]] = {}
+        """Per related-entity predicate (by identity): parent keys with a matching row."""
+        self._broad: str | None = None
 
     async def search(
         self, expr: Expr | None, order: Sequence[Order], first: int, after: str | None
@@ -103,114 +92,36 @@ class Planner:
         return await self._eval(expr, customer)
 
     async def _matching(self, expr: Expr | None) -> list[CustomerView]:
-        reduced = await self._reduce(expr) if expr is not None else None
-        customers = (
-            await self._stitch(reduced.records) if reduced is not None else await self._everyone()
-        )
-        if reduced is not None:
-            note(f"stitched {len(reduced.records)} seed records into {len(customers)} candidates")
+        read = await self.reducer.plan(expr) if expr is not None else None
+        seeds = await read.run() if read is not None else None
+        if read is not None and seeds is not None and not seeds.complete:
+            self._broad = read.label
+            note(f"{read.label} matches more than the bound at its source")
+            seeds = None
+        if seeds is not None:
+            customers = await self._stitch(seeds.records)
+            note(f"stitched {len(seeds.records)} seed records into {len(customers)} candidates")
+        else:
+            customers = await self._everyone()
         if expr is not None:
+            await self._key_sets(expr, customers)
             kept = await asyncio.gather(*(self._eval(expr, c) for c in customers))
             before = len(customers)
             customers = [c for c, ok in zip(customers, kept, strict=True) if ok]
             note(f"checked the whole filter on {before} candidates: {len(customers)} match")
         return customers
 
-    # -- reduction -------------------------------------------------------
-
-    async def _reduce(self, expr: Expr) -> _Source | None:
-        if isinstance(expr, FieldPred):
-            if expr.field in self.model.metrics:
-                return await self._reduce_metric(expr)
-            return await self._reduce_field(expr)
-        if isinstance(expr, RelationPred):
-            rel = self.model.relations[expr.relation]
-            where = [(rel.fields[f].column, c) for f, c in expr.where]
-            return await self._reduce_relation(rel, where)
-        if isinstance(expr, And):
-            parts = await asyncio.gather(*(self._reduce(e) for e in expr.items))
-            known = [p for p in parts if p is not None]
-            if not known:
-                return None
-            best = min(known, key=lambda p: len(p.records))
-            note(f"and: kept its most selective side ({len(best.records)} records)")
-            return best
-        if isinstance(expr, Or):
-            parts = await asyncio.gather(*(self._reduce(e) for e in expr.items))
-            if any(p is None for p in parts):
-                return None
-            return _Source(tuple(r for p in parts if p is not None for r in p.records))
-        assert isinstance(expr, Not)
-        return None
-
-    async def _reduce_field(self, pred: FieldPred) -> _Source | None:
-        if not pred.conds or any(c.op not in _POSITIVE for c in pred.conds):
-            return None
-        reads = []
-        for member in self.model.customer.members:
-            column = member.fields.get(pred.field)
-            if column is None:
-                continue
-            if "{" in column:
-                return None
-            filters = [Filter(column, c.op, _pushdown(c.value)) for c in pred.conds]
-            caps = self.view.federation.connectors[member.source].capabilities_for(member.table)
-            if not all(caps.can_filter(f.column, f.op) for f in filters):
-                return None
-            reads.append(self._scan_member(member, filters))
-        found = await asyncio.gather(*reads)
-        if any(records is None for records in found):
-            return None
-        return _Source(tuple(r for records in found if records for r in records))
-
-    async def _reduce_metric(self, pred: FieldPred) -> _Source | None:
-        metric = self.model.metrics[pred.field]
-        rel = self.model.relations[metric.relation]
-        where = [(w.column, Cond(w.op, w.value)) for w in metric.where]
-        for cond in pred.conds:
-            if metric.fn in ("count", "sum") and cond.op in ("gt", "ge"):
-                threshold = coerce(cond.value, "float") or 0.0
-                if threshold > 0 or (cond.op == "gt" and threshold >= 0):
-                    if metric.fn == "sum":
-                        assert metric.column is not None
-                        where.append((metric.column, Cond("gt", 0)))
-                    return await self._reduce_relation(rel, where)
-            if metric.fn == "max" and cond.op in ("gt", "ge") and metric.column:
-                return await self._reduce_relation(rel, [*where, (metric.column, cond)])
-        return None
-
-    async def _reduce_relation(
-        self, rel: RelationSpec, where: Sequence[tuple[str, Cond]]
-    ) -> _Source | None:
-        connector = self.view.federation.connectors[rel.source]
-        caps = connector.capabilities_for(rel.table)
-        filters = [Filter(column, c.op, _pushdown(c.value)) for column, c in where]
-        pushed = [f for f in filters if caps.can_filter(f.column, f.op)]
-        rest = [f for f in filters if f not in pushed]
-        columns = list(dict.fromkeys([rel.parent.column, *(f.column for f in rest)]))
-        request = ScanRequest(rel.table, columns, filters=pushed, limit=self.limit * 10 + 1)
-        rows = [row async for row in connector.scan(request)]
-        if len(rows) > self.limit * 10:
-            return None
-        keys = list(dict.fromkeys(r[rel.parent.column] for r in rows if matches_all(r, rest)))
-        if len(keys) > self.limit:
-            return None
-        member = self.view.federation.member(rel.parent.member)
-        return _Source(tuple(await self._members_by_key(member, keys)))
-
-    async def _scan_member(self, member: MemberSpec, filters: list[Filter]) -> list[Record] | None:
-        connector = self.view.federation.connectors[member.source]
-        request = ScanRequest(member.table, member.columns(), filters=filters, limit=self.limit + 1)
-        rows = [row async for row in connector.scan(request)]
-        if len(rows) > self.limit:
-            return None
-        return [self.view.federation.stitcher.record(member, row) for row in rows]
-
-    async def _members_by_key(self, member: MemberSpec, keys: list[Any]) -> list[Record]:
-        connector = self.view.federation.connectors[member.source]
-        groups = await connector.lookup_many(member.table, member.key, keys, member.columns())
-        stitcher = self.view.federation.stitcher
-        return [stitcher.record(member, row) for rows in groups for row in rows]
+    async def _key_sets(self, expr: Expr, customers: list[CustomerView]) -> None:
+        """Related-entity predicates checked for all candidates at once, at their sources."""
+        preds = {id(p): p for p in _relation_preds(expr)}
+        if not customers or not preds:
+            return
+        found = await asyncio.gather(
+            *(self.reducer.relation_keys(p, customers) for p in preds.values())
+        )
+        for key, keys in zip(preds, found, strict=True):
+            if keys is not None:
+                self._keyed[key] = keys
 
     def _too_broad(self) -> QueryError:
         return QueryError(
@@ -219,11 +130,18 @@ class Planner:
             "such as tickets with status open, or a metric threshold)"
         )
 
+    def _hint(self) -> str:
+        if self._broad is None:
+            return ""
+        return f" (its most selective condition, {self._broad}, matches too many rows)"
+
     # -- candidates ------------------------------------------------------
 
     async def _stitch(self, seeds: Sequence[Record]) -> list[CustomerView]:
 
-        unique = list({r.ref: r for r in seeds}.values())
+        # in record order, whatever order the sources returned rows in: the same
+        # filter must stitch the same chunks, so every page sees the same customers
+        unique = sorted({r.ref: r for r in seeds}.values(), key=Record.order)
         if len(unique) > self.limit:
             raise self._too_broad()
         found: dict[Any, CustomerView] = {}
@@ -246,7 +164,8 @@ class Planner:
             customers.extend(c for _, c in page.customers)
             if len(customers) > self.limit:
                 raise QueryError(
-                    f"this query must look at every customer (more than {self.limit}); add a "
+                    f"this query must look at every customer (more than {self.limit})"
+                    f"{self._hint()}; add a "
                     "condition a source can evaluate (a country, tickets or orders matching "
                     "something, a metric threshold) so the sources narrow it down first"
                 )
@@ -257,6 +176,27 @@ class Planner:
 
     # -- exact evaluation ------------------------------------------------
 
+    def _normal(self, pred: FieldPred) -> tuple[Cond, ...]:
+        """Conditions on a normalised field (email, phone) compare normalised values."""
+        spec = self.model.customer.fields.get(pred.field)
+        kind = spec.normalize if spec is not None else None
+        if kind not in ("email", "phone"):
+            return pred.conds
+        region = self.view.federation.default_region
+
+        def norm(value: Any) -> Any:
+            if not isinstance(value, str):
+                return value
+            found = normalize_email(value) if kind == "email" else normalize_phone(value, region)
+            return found or value
+
+        return tuple(
+            Cond(c.op, [norm(v) for v in c.value] if c.op == "in" else norm(c.value))
+            if c.op in ("eq", "ne", "in")
+            else c
+            for c in pred.conds
+        )
+
     async def _value(self, customer: CustomerView, field: str) -> Any:
         if field in self.model.metrics:
             return await self.view.metric(customer, field)
@@ -265,9 +205,13 @@ class Planner:
     async def _eval(self, expr: Expr, customer: CustomerView) -> bool:
         if isinstance(expr, FieldPred):
             value = await self._value(customer, expr.field)
-            return all(holds(value, c) for c in expr.conds)
+            return all(holds(value, c) for c in self._normal(expr))
         if isinstance(expr, RelationPred):
             rel = self.model.relations[expr.relation]
+            keyed = self._keyed.get(id(expr))
+            if keyed is not None:
+                member = rel.parent.member
+                return any(r.key in keyed for r in customer.records if r.member.id == member)
             rows = await self.view.related_rows(customer, expr.relation)
             return any(
                 all(
@@ -297,6 +241,16 @@ class Planner:
             present.sort(key=lambda p: p[0], reverse=spec.descending)
             customers = [c for _, c in present + missing]
         return customers
+
+
+def _relation_preds(expr: Expr) -> list[RelationPred]:
+    if isinstance(expr, RelationPred):
+        return [expr]
+    if isinstance(expr, And | Or):
+        return [p for e in expr.items for p in _relation_preds(e)]
+    if isinstance(expr, Not):
+        return _relation_preds(expr.item)
+    return []
 
 
 def _orders(order: Sequence[Order]) -> str:

@@ -1,0 +1,310 @@
+"""Reducing a customer filter to candidates at the sources, and key-set checks.
+
+**Reduce.** Every predicate a source can evaluate is planned as a filtered
+read there (member columns for golden fields, identity-key lookups for
+normalised ones such as email, the relation's table for related entities
+and metric thresholds), with an estimate: a ``COUNT(*)`` of the same
+filter at that source, sent concurrently. ``AND`` runs only its most
+selective side; ``OR`` runs all of its sides and unions them; ``NOT``
+cannot be reduced. Reads are bounded by ``model.planner.max_candidates``.
+
+**Key sets.** Once candidates are known, related-entity predicates are
+checked by sending the candidates' keys to the relation's source in
+chunked ``IN`` lists together with the predicate's filters, so only the
+keys of matching rows come back (:meth:`Reducer.relation_keys`); metric
+predicates go through the per-request metric loaders, which do the same
+with ``GROUP BY``. Rows a source returned are re-checked in memory with the
+planner's exact semantics (a case-insensitive MariaDB collation may return
+more than ``eq`` means).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from connectors import Aggregate, Filter, Row, ScanRequest
+from connectors.observe import note
+from resolvers.coerce import coerce
+from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, RelationPred, holds
+from resolvers.model import MemberSpec, RelationSpec
+from resolvers.normalize import normalize_email, normalize_phone
+from resolvers.records import Record
+
+if TYPE_CHECKING:
+    from resolvers.view import CustomerView, RequestView
+
+_POSITIVE = {"eq", "in", "contains", "startswith", "lt", "le", "gt", "ge"}
+_UNKNOWN = 10**12
+"""The estimate of a read whose source cannot count: tried last."""
+
+
+@dataclass(frozen=True, slots=True)
+class Seeds:
+    """Source records found for a reducible predicate (a superset of its customers')."""
+
+    records: tuple[Record, ...]
+    complete: bool = True
+    """False when a read passed the bound: the predicate matches too much."""
+
+
+@dataclass(slots=True)
+class Read:
+    """A planned reduction: what it is, how many rows it should touch, how to run it."""
+
+    label: str
+    estimate: int
+    run: Callable[[], Awaitable[Seeds]]
+
+
+def pushdown(value: Any) -> Any:
+    """A filter value as sources store it (naive UTC timestamps)."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+    if isinstance(value, list | tuple):
+        return [pushdown(v) for v in value]
+    return value
+
+
+def _label(subject: str, conds: Sequence[tuple[str, Cond]]) -> str:
+    shown = " and ".join(f"{f} {c.op} {c.value!r}" for f, c in conds)
+    return f"{subject}({shown})" if shown else subject
+
+
+class Reducer:
+    """Plans and runs the source-side reduction of one filter for one request."""
+
+    def __init__(self, view: RequestView) -> None:
+        self.view = view
+        self.model = view.model
+        self.limit = self.model.planner.max_candidates
+
+    # -- planning --------------------------------------------------------
+
+    async def plan(self, expr: Expr) -> Read | None:
+        """The cheapest way to narrow ``expr`` at the sources; None if none can."""
+        if isinstance(expr, FieldPred):
+            if expr.field in self.model.metrics:
+                return await self._plan_metric(expr)
+            return await self._plan_field(expr)
+        if isinstance(expr, RelationPred):
+            rel = self.model.relations[expr.relation]
+            where = [(rel.fields[f].column, c) for f, c in expr.where]
+            return await self._plan_relation(rel, where, _label(expr.relation, expr.where))
+        if isinstance(expr, And):
+            reads = await asyncio.gather(*(self.plan(e) for e in expr.items))
+            known = [r for r in reads if r is not None]
+            if not known:
+                return None
+            best = min(known, key=lambda r: r.estimate)
+            if len(known) > 1:
+                others = ", ".join(f"{r.label} ~{r.estimate}" for r in known if r is not best)
+                note(f"and: reduce by {best.label} (~{best.estimate} rows; not {others})")
+            return best
+        if isinstance(expr, Or):
+            reads = await asyncio.gather(*(self.plan(e) for e in expr.items))
+            if any(r is None for r in reads):
+                return None
+            sides = [r for r in reads if r is not None]
+            return Read(
+                " or ".join(r.label for r in sides),
+                sum(r.estimate for r in sides),
+                lambda: self._union([r.run for r in sides]),
+            )
+        assert isinstance(expr, Not)
+        return None
+
+    async def _union(self, runs: Sequence[Callable[[], Awaitable[Seeds]]]) -> Seeds:
+        found = await asyncio.gather(*(run() for run in runs))
+        return Seeds(tuple(r for s in found for r in s.records), all(s.complete for s in found))
+
+    async def _count(self, source: str, table: str, filters: Sequence[Filter]) -> int:
+        connector = self.view.federation.connectors[source]
+        caps = connector.capabilities_for(table)
+        if not caps.supports_aggregates or not all(
+            caps.can_filter(f.column, f.op) for f in filters
+        ):
+            return _UNKNOWN
+        rows = await connector.aggregate(table, [], [Aggregate("count", alias="n")], filters)
+        return int(rows[0]["n"]) if rows else 0
+
+    async def _plan_field(self, pred: FieldPred) -> Read | None:
+        if not pred.conds or any(c.op not in _POSITIVE for c in pred.conds):
+            return None
+        spec = self.model.customer.fields[pred.field]
+        label = _label(pred.field, [("", c) for c in pred.conds]).replace("( ", "(")
+        if spec.normalize in ("email", "phone"):
+            return self._plan_identity(pred, spec.normalize, label)
+        reads: list[tuple[MemberSpec, list[Filter]]] = []
+        for member in self.model.customer.members:
+            column = member.fields.get(pred.field)
+            if column is None:
+                continue
+            if "{" in column:
+                return None
+            filters = [Filter(column, c.op, pushdown(c.value)) for c in pred.conds]
+            caps = self.view.federation.connectors[member.source].capabilities_for(member.table)
+            if not all(caps.can_filter(f.column, f.op) for f in filters):
+                return None
+            reads.append((member, filters))
+        counts = await asyncio.gather(*(self._count(m.source, m.table, f) for m, f in reads))
+
+        async def run() -> Seeds:
+            found = await asyncio.gather(*(self._scan_member(m, f) for m, f in reads))
+            return Seeds(
+                tuple(r for records, _ in found for r in records), all(ok for _, ok in found)
+            )
+
+        return Read(label, sum(counts), run)
+
+    def _plan_identity(self, pred: FieldPred, kind: str, label: str) -> Read | None:
+        """``email eq/in``: the customers holding those identity keys, found by lookups."""
+        values: list[Any] = []
+        for cond in pred.conds:
+            if cond.op not in ("eq", "in"):
+                return None
+            values.extend(cond.value if cond.op == "in" else [cond.value])
+        names = [n for n, k in self.model.identity.keys.items() if k.normalize == kind]
+        if not names:
+            return None
+        region = self.view.federation.default_region
+        normal = [
+            normalize_email(str(v)) if kind == "email" else normalize_phone(str(v), region)
+            for v in values
+        ]
+        keys = [(names[0], v) for v in dict.fromkeys(normal) if v]
+
+        async def run() -> Seeds:
+            if not keys:
+                return Seeds(())
+            resolution = await self.view.federation.stitcher.resolve(keys=keys)
+            self.view._collect(resolution)
+            return Seeds(tuple(r for key in keys for r in resolution.cluster(key)))
+
+        return Read(label, len(keys), run)
+
+    async def _plan_metric(self, pred: FieldPred) -> Read | None:
+        metric = self.model.metrics[pred.field]
+        rel = self.model.relations[metric.relation]
+        where = [(w.column, Cond(w.op, w.value)) for w in metric.where]
+        label = _label(pred.field, [("", c) for c in pred.conds]).replace("( ", "(")
+        for cond in pred.conds:
+            if metric.fn in ("count", "sum") and cond.op in ("gt", "ge"):
+                threshold = coerce(cond.value, "float") or 0.0
+                if threshold > 0 or (cond.op == "gt" and threshold >= 0):
+                    if metric.fn == "sum":
+                        assert metric.column is not None
+                        where.append((metric.column, Cond("gt", 0)))
+                    return await self._plan_relation(rel, where, label)
+            if metric.fn in ("min", "max") and cond.op in ("lt", "le", "gt", "ge"):
+                # a customer whose min/max passes has at least one row that passes
+                assert metric.column is not None
+                return await self._plan_relation(rel, [*where, (metric.column, cond)], label)
+        return None
+
+    async def _plan_relation(
+        self, rel: RelationSpec, where: Sequence[tuple[str, Cond]], label: str
+    ) -> Read:
+        connector = self.view.federation.connectors[rel.source]
+        caps = connector.capabilities_for(rel.table)
+        filters = [Filter(column, c.op, pushdown(c.value)) for column, c in where]
+        pushed = [f for f in filters if caps.can_filter(f.column, f.op)]
+        estimate = await self._count(rel.source, rel.table, pushed)
+
+        async def run() -> Seeds:
+            return await self._reduce_relation(rel, where, pushed)
+
+        return Read(label, estimate, run)
+
+    # -- reading ---------------------------------------------------------
+
+    async def _reduce_relation(
+        self, rel: RelationSpec, where: Sequence[tuple[str, Cond]], pushed: Sequence[Filter]
+    ) -> Seeds:
+        connector = self.view.federation.connectors[rel.source]
+        columns = list(dict.fromkeys([rel.parent.column, *(column for column, _ in where)]))
+        request = ScanRequest(rel.table, columns, filters=pushed, limit=self.limit * 10 + 1)
+        rows = [row async for row in connector.scan(request)]
+        if len(rows) > self.limit * 10:
+            return Seeds((), complete=False)
+        keys = list(
+            dict.fromkeys(
+                r[rel.parent.column]
+                for r in rows
+                if all(holds(_value(r, rel, column), c) for column, c in where)
+            )
+        )
+        if len(keys) > self.limit:
+            return Seeds((), complete=False)
+        member = self.view.federation.member(rel.parent.member)
+        return Seeds(tuple(await self._members_by_key(member, keys)))
+
+    async def _scan_member(
+        self, member: MemberSpec, filters: list[Filter]
+    ) -> tuple[list[Record], bool]:
+        connector = self.view.federation.connectors[member.source]
+        request = ScanRequest(member.table, member.columns(), filters=filters, limit=self.limit + 1)
+        rows = [row async for row in connector.scan(request)]
+        if len(rows) > self.limit:
+            return [], False
+        return [self.view.federation.stitcher.record(member, row) for row in rows], True
+
+    async def _members_by_key(self, member: MemberSpec, keys: list[Any]) -> list[Record]:
+        connector = self.view.federation.connectors[member.source]
+        groups = await connector.lookup_many(member.table, member.key, keys, member.columns())
+        stitcher = self.view.federation.stitcher
+        return [stitcher.record(member, row) for rows in groups for row in rows]
+
+    # -- key sets ----------------------------------------------------------
+
+    async def relation_keys(
+        self, pred: RelationPred, customers: Sequence[CustomerView]
+    ) -> set[Any] | None:
+        """Parent keys, among the candidates', that have a row matching ``pred``: the
+        keys go to the source in chunked ``IN`` lists with the pushable conditions.
+        None when the source cannot filter by its parent column."""
+        rel = self.model.relations[pred.relation]
+        connector = self.view.federation.connectors[rel.source]
+        caps = connector.capabilities_for(rel.table)
+        parent = rel.parent.column
+        if not caps.can_filter(parent, "in"):
+            return None
+        keys = list(
+            dict.fromkeys(
+                r.key for c in customers for r in c.records if r.member.id == rel.parent.member
+            )
+        )
+        where = [(rel.fields[f].column, c) for f, c in pred.where]
+        filters = [Filter(column, c.op, pushdown(c.value)) for column, c in where]
+        pushed = [f for f in filters if caps.can_filter(f.column, f.op)]
+        columns = list(dict.fromkeys([parent, *(column for column, _ in where)]))
+        size = caps.max_batch_size
+
+        async def chunk(part: list[Any]) -> list[Any]:
+            request = ScanRequest(rel.table, columns, [Filter(parent, "in", part), *pushed])
+            return [
+                row[parent]
+                async for row in connector.scan(request)
+                if all(holds(_value(row, rel, col), c) for col, c in where)
+            ]
+
+        found = await asyncio.gather(
+            *(chunk(keys[i : i + size]) for i in range(0, len(keys), size))
+        )
+        matched = {k for part in found for k in part}
+        note(
+            f"{pred.relation}: sent {len(keys)} candidate keys to {rel.source} in "
+            f"{len(found)} IN list(s); {len(matched)} have a matching row"
+        )
+        return matched
+
+
+def _value(row: Row, rel: RelationSpec, column: str) -> Any:
+    """A relation row's value typed as its entity field (raw when no field maps it)."""
+    for spec in rel.fields.values():
+        if spec.column == column:
+            return coerce(row.get(column), spec.type)
+    return row.get(column)
