@@ -48,6 +48,7 @@ test: lint typecheck layers plugin-example pytest
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.run
 	$(BIN)/python -m tests.bench.identity
+	$(BIN)/python -m tests.bench.planner
 
 # A bounded load run on loopback with one source flapping (needs PostgreSQL);
 # e.g. make soak SOAK_ARGS="--duration 30 --concurrency 10".

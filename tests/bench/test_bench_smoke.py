@@ -46,3 +46,20 @@ def test_quick_bench_runs_and_reports(tmp_path: Path) -> None:
         assert e["floor"]["rows"] >= e["custview"]["rows"], "the floor reads every member record"
         for side in ("custview", "floor"):
             assert e[side]["rows_per_s"] > 0 and e[side]["peak_rss_mb"] > 0
+
+
+def test_quick_planner_bench_agrees_with_its_floor(tmp_path: Path) -> None:
+    from tests.bench.planner import main as planner_main
+
+    output = tmp_path / "planner.json"
+    code = planner_main(
+        ["--sizes", "1000", "--quick", "--data-dir", str(tmp_path), "--output", str(output)]
+    )
+
+    assert code == 0, "custview and the floor gave the same answers"
+    (size,) = json.loads(output.read_text())["sizes"]
+    assert set(size["operations"]) == {"filtered_page", "segment_count", "timeline_page"}
+    for op in size["operations"].values():
+        assert op["ratio_p50"] > 0
+        for side in ("custview", "floor"):
+            assert op[side]["statements"] > 0 and op[side]["rows"] > 0

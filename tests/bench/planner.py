@@ -1,0 +1,338 @@
+"""``make bench`` (planner part): filtered pages, segment counts and timelines
+next to a hand-written SQL floor measured in the same run.
+
+For demo data of 100,000 customers (1,000,000 too with
+``CUSTVIEW_BENCH_1M=1``; cached in ``bench-data/<customers>/`` like
+:mod:`tests.bench.run`) it times, interleaved in one event loop:
+
+* **cross-source filtered page** — ``country = DE``, ``openTickets >= 2``,
+  ``lifetimeValue >= 1000``, ordered by lifetime value, first 50;
+* **segment count** — ``segment(name: "marketing-qualified-lead") { count }``;
+* **timeline page** — ``customer(email:) { timeline(first: 20) }`` for
+  sampled emails.
+
+The floor is plain SQL through aiosqlite with the same stitching as
+custview (:class:`tests.bench.floor.Floor`): the selective condition read
+where it lives, the candidates' keys sent as ``IN`` lists with ``GROUP BY``
+to the other databases. Both answers must agree (ids, values, event refs)
+or the run aborts. It prints p50, the custview/floor ratio, and statements
+and rows fetched per request (custview's rows from its explain observer).
+
+    python -m tests.bench.planner [--sizes 100000] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from connectors.observe import observing
+from tests.bench.floor import (
+    CONTACTS,
+    SALES_CUSTOMERS,
+    SUPPORT_USERS,
+    Floor,
+    Rec,
+    _keys,
+    _marks,
+    customer_id,
+    golden,
+)
+from tests.bench.run import (
+    DEFAULT_DATA_ROOT,
+    BenchError,
+    Custview,
+    ensure_data,
+    sample_emails,
+)
+
+FILTERED = """{ customers(first: 50, filter: {country: {eq: "DE"}, openTickets: {ge: 2},
+    lifetimeValue: {ge: 1000}}, orderBy: [{field: lifetimeValue, direction: DESC}]) {
+    nodes { id lifetimeValue openTickets } } }"""
+SEGMENT = '{ segment(name: "marketing-qualified-lead") { count } }'
+TIMELINE = """query($e: String!) { customer(email: $e) {
+    timeline(first: 20) { nodes { kind ref } } } }"""
+OPEN = ("new", "open", "pending", "hold")
+PAID = ("paid", "fulfilled")
+
+Answer = tuple[Any, int, int]
+"""(comparable answer, statements, rows fetched)."""
+
+
+class CountingFloor(Floor):
+    """The floor, counting the rows its statements return."""
+
+    rows = 0
+
+    async def fetch(self, source: str, sql: str, params: Sequence[Any]) -> list[Any]:
+        found = await super().fetch(source, sql, params)
+        self.rows += len(found)
+        return found
+
+    async def _customers(self, seeds: list[Rec]) -> list[list[Rec]]:
+        """Stitched customers of ``seeds``, each its records in canonical order."""
+        records, uf = await self.stitch(seeds=seeds)
+        groups: dict[object, list[Rec]] = defaultdict(list)
+        for rec in records.values():
+            groups[uf.find(rec.ref)].append(rec)
+        return sorted(
+            (sorted(g, key=Rec.order) for g in groups.values()), key=lambda g: g[0].order()
+        )
+
+    async def _rows(self, member: Any, where: str, params: Sequence[Any]) -> list[Rec]:
+        sql = f"SELECT {', '.join(member.columns)} FROM {member.table} WHERE {where}"
+        rows = await self.fetch(member.source, sql, params)
+        return [Rec(member, dict(zip(member.columns, r, strict=True))) for r in rows]
+
+    async def filtered_page(self) -> list[tuple[str, str, int]]:
+        contacts, customers = await asyncio.gather(
+            self._rows(CONTACTS, "country = ?", ["DE"]),
+            self._rows(SALES_CUSTOMERS, "country = ?", ["DE"]),
+        )
+        found = await self._customers(contacts + customers)
+        found = [c for c in found if golden(c)[0]["country"] == "DE"]
+        users = sorted({k for c in found for k in _keys(c, SUPPORT_USERS)})
+        buyers = sorted({k for c in found for k in _keys(c, SALES_CUSTOMERS)})
+        tickets, spent = await asyncio.gather(
+            self._open_tickets(users), self._lifetime_values(buyers)
+        )
+        kept = []
+        for c in found:
+            n = sum(tickets.get(k, 0) for k in _keys(c, SUPPORT_USERS))
+            ltv = sum((spent.get(k, Decimal(0)) for k in _keys(c, SALES_CUSTOMERS)), Decimal(0))
+            if n >= 2 and ltv >= 1000:
+                kept.append((customer_id(c), f"{ltv.quantize(Decimal('0.01'))}", n))
+        kept.sort(key=lambda t: Decimal(t[1]), reverse=True)
+        return kept[:50]
+
+    async def _open_tickets(self, users: Sequence[int]) -> dict[int, Any]:
+        found: dict[int, Any] = {}
+        for start in range(0, len(users), 500):
+            part = list(users[start : start + 500])
+            sql = (
+                f"SELECT requester_id, count(*) FROM tickets WHERE requester_id IN "
+                f"({_marks(len(part))}) AND status IN ({_marks(len(OPEN))}) GROUP BY requester_id"
+            )
+            for key, value in await self.fetch("support", sql, [*part, *OPEN]):
+                found[key] = value
+        return found
+
+    async def _lifetime_values(self, buyers: Sequence[int]) -> dict[int, Decimal]:
+        found: dict[int, Decimal] = {}
+        for start in range(0, len(buyers), 500):
+            part = list(buyers[start : start + 500])
+            sql = (
+                f"SELECT customer_id, sum(total) FROM orders WHERE customer_id IN "
+                f"({_marks(len(part))}) AND status IN ({_marks(len(PAID))}) GROUP BY customer_id"
+            )
+            for key, value in await self.fetch("sales", sql, [*part, *PAID]):
+                found[key] = Decimal(str(value)).quantize(Decimal("0.01"))
+        return found
+
+    async def segment_count(self) -> int:
+        seeds = await self._rows(CONTACTS, "lifecycle_stage = ?", ["marketing_qualified"])
+        found = await self._customers(seeds)
+        return sum(1 for c in found if golden(c)[0]["lifecycleStage"] == "marketing_qualified")
+
+    async def timeline(self, email: str) -> list[str]:
+        from resolvers.normalize import normalize_email
+
+        normal = normalize_email(email)
+        records, _ = await self.stitch(keys=[("email", normal)] if normal else [])
+        recs = list(records.values())
+        reads = (
+            ("ticket", "support", "tickets", "created_at", "requester_id", SUPPORT_USERS),
+            ("order", "sales", "orders", "created_at", "customer_id", SALES_CUSTOMERS),
+            ("opportunity", "crm", "opportunities", "close_date", "contact_id", CONTACTS),
+        )
+
+        async def read(
+            kind: str, source: str, table: str, at: str, parent: str, member: Any
+        ) -> list[tuple[str, int, str]]:
+            keys = _keys(recs, member)
+            if not keys:
+                return []
+            sql = (
+                f"SELECT {at}, id FROM {table} WHERE {parent} IN ({_marks(len(keys))}) "
+                f"ORDER BY {at} DESC, id DESC LIMIT 21"
+            )
+            rows = await self.fetch(source, sql, keys)
+            return [(str(when), i, f"{source}/{table}/{i}") for when, i in rows]
+
+        events = [e for part in await asyncio.gather(*(read(*r) for r in reads)) for e in part]
+        events.sort(key=lambda e: (e[0], e[1]), reverse=True)
+        return sorted(ref for _, _, ref in events[:20])
+
+
+def _rows_of(plan: dict[str, Any]) -> int:
+    return sum(int(s["rows"]) for s in plan.get("sources", []))
+
+
+async def _custview(cv: Custview, query: str, variables: dict[str, Any]) -> tuple[Any, int, int]:
+    with observing() as observer:
+        text, statements = await cv.execute(query, variables)
+    return json.loads(text)["data"], statements, _rows_of(observer.report())
+
+
+async def _timed(run: Callable[[int], Awaitable[Answer]], i: int) -> tuple[float, Answer]:
+    started = time.perf_counter()
+    answer = await run(i)
+    return (time.perf_counter() - started) * 1000, answer
+
+
+async def _operation(
+    name: str,
+    runs: int,
+    custview: Callable[[int], Awaitable[Answer]],
+    floor: Callable[[int], Awaitable[Answer]],
+) -> dict[str, Any]:
+    cv: list[tuple[float, Answer]] = []
+    fl: list[tuple[float, Answer]] = []
+    for i in range(runs + 1):  # the first pair warms up
+        pair = (custview, floor) if i % 2 == 0 else (floor, custview)
+        first = await _timed(pair[0], i)
+        second = await _timed(pair[1], i)
+        c, f = (first, second) if i % 2 == 0 else (second, first)
+        if c[1][0] != f[1][0]:
+            raise BenchError(f"{name}: custview and the floor disagree\n  {c[1][0]}\n  {f[1][0]}")
+        if i:
+            cv.append(c)
+            fl.append(f)
+
+    def stats(samples: list[tuple[float, Answer]]) -> dict[str, float]:
+        return {
+            "p50_ms": round(statistics.median(ms for ms, _ in samples), 2),
+            "statements": round(statistics.fmean(a[1] for _, a in samples), 1),
+            "rows": round(statistics.fmean(a[2] for _, a in samples), 1),
+        }
+
+    a, b = stats(cv), stats(fl)
+    return {"custview": a, "floor": b, "ratio_p50": round(a["p50_ms"] / b["p50_ms"], 2)}
+
+
+async def bench_size(data_dir: Path, quick: bool) -> dict[str, Any]:
+    custview = Custview(data_dir)
+    floor = CountingFloor((await Floor.open(data_dir))._pools)
+    emails = sample_emails(data_dir, 10 if quick else 40)
+    runs = 3 if quick else 15
+
+    def on_floor(fn: Callable[[int], Awaitable[Any]]) -> Callable[[int], Awaitable[Answer]]:
+        async def run(i: int) -> Answer:
+            statements, rows = floor.statements, floor.rows
+            answer = await fn(i)
+            return answer, floor.statements - statements, floor.rows - rows
+
+        return run
+
+    async def cv_page(i: int) -> Answer:
+        data, statements, rows = await _custview(custview, FILTERED, {})
+        nodes = data["customers"]["nodes"]
+        return (
+            [(n["id"], n["lifetimeValue"], n["openTickets"]) for n in nodes],
+            statements,
+            rows,
+        )
+
+    async def cv_segment(i: int) -> Answer:
+        data, statements, rows = await _custview(custview, SEGMENT, {})
+        return data["segment"]["count"], statements, rows
+
+    async def cv_timeline(i: int) -> Answer:
+        data, statements, rows = await _custview(custview, TIMELINE, {"e": emails[i % len(emails)]})
+        nodes = (data["customer"] or {}).get("timeline", {}).get("nodes", [])
+        return sorted(n["ref"] for n in nodes), statements, rows
+
+    async def fl_page(i: int) -> Any:
+        return [list(t) for t in await floor.filtered_page()]
+
+    async def fl_timeline(i: int) -> Any:
+        return await floor.timeline(emails[i % len(emails)])
+
+    try:
+
+        async def fl_segment(i: int) -> Any:
+            return await floor.segment_count()
+
+        page = await _operation(
+            "filtered page", runs, lambda i: _listify(cv_page(i)), on_floor(fl_page)
+        )
+        return {
+            "filtered_page": page,
+            "segment_count": await _operation(
+                "segment count", runs, cv_segment, on_floor(fl_segment)
+            ),
+            "timeline_page": await _operation(
+                "timeline page", runs * 2, cv_timeline, on_floor(fl_timeline)
+            ),
+        }
+    finally:
+        await custview.aclose()
+        await floor.aclose()
+
+
+async def _listify(answer: Awaitable[Answer]) -> Answer:
+    value, statements, rows = await answer
+    return [list(t) for t in value], statements, rows
+
+
+TITLES = {
+    "filtered_page": "filtered page (DE, open tickets >= 2, LTV >= 1000, by LTV)",
+    "segment_count": "segment count (marketing-qualified-lead)",
+    "timeline_page": "timeline page (20 events, by email)",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.planner", description=__doc__)
+    default = ["100000", "1000000"] if os.environ.get("CUSTVIEW_BENCH_1M") else ["100000"]
+    parser.add_argument("--sizes", nargs="+", default=default)
+    parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument("--output", type=Path, help="results JSON (default DATA_DIR/planner.json)")
+    args = parser.parse_args(argv)
+    console = Console() if sys.stdout.isatty() else Console(width=140)
+    results: dict[str, Any] = {"quick": args.quick, "sizes": []}
+    try:
+        for size in (int(s.replace("_", "")) for s in args.sizes):
+            data_dir = ensure_data(args.data_dir, size, console)
+            ops = asyncio.run(bench_size(data_dir, args.quick))
+            results["sizes"].append({"customers": size, "operations": ops})
+            table = Table(title=f"planner, {size:,} customers", box=box.SIMPLE)
+            for column in ("operation", "custview p50", "floor p50", "ratio", "statements", "rows"):
+                table.add_column(column)
+            for name, op in ops.items():
+                cv, fl = op["custview"], op["floor"]
+                table.add_row(
+                    TITLES[name],
+                    f"{cv['p50_ms']} ms",
+                    f"{fl['p50_ms']} ms",
+                    f"{op['ratio_p50']}x",
+                    f"{cv['statements']} / {fl['statements']}",
+                    f"{cv['rows']} / {fl['rows']}",
+                )
+            console.print(table)
+    except BenchError as exc:
+        console.print(f"[bold red]benchmark aborted:[/] {exc}")
+        return 1
+    output = args.output or args.data_dir / "planner.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
