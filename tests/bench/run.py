@@ -187,6 +187,14 @@ def sql_only_config(data_dir: Path) -> Path:
         for name in gone | metrics:
             role.get("fields", {}).pop(name, None)
     model["timeline"] = {n: t for n, t in model["timeline"].items() if t["relation"] not in gone}
+    for group in ("business", "household"):
+        spec = model.get(group) or {}
+        if "members" in spec:
+            spec["members"] = {
+                m: v for m, v in spec["members"].items() if m.split(".")[0] not in rest
+            }
+        if "accounts" in spec:
+            spec["accounts"] = [a for a in spec["accounts"] if a["source"] not in rest]
     survivorship = model["survivorship"]
     survivorship["default"] = [s for s in survivorship["default"] if s not in rest]
     for rule in survivorship["fields"].values():
