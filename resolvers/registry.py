@@ -19,7 +19,6 @@ its own decisions apply at once; other replicas' decisions after at most
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -34,16 +33,9 @@ ACTIONS = ("link", "unlink", "not_duplicate", "undo")
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(EventRow):
     """One steward decision as recorded, and whether it still holds."""
 
-    seq: int
-    at: dt.datetime
-    actor: str
-    action: str
-    a: str
-    b: str | None
-    target: int | None
     undone: bool = False
 
 
