@@ -207,15 +207,29 @@ def _demo_complete(data_dir: Path) -> bool:
     } <= set(files)
 
 
-async def _check(loaded: LoadedSettings) -> tuple[list[Any], dict[str, WriteAccess]]:
+async def _check(
+    loaded: LoadedSettings,
+) -> tuple[list[Any], dict[str, WriteAccess], str | None]:
+    """Source statuses, write access, and the registry's state (None when it answers)."""
     federation = loaded.create_federation()
     try:
         statuses = await federation.sources()
         reachable = {s.name for s in statuses if s.health.ok}
         access = await federation.write_access()
-        return statuses, {name: a for name, a in access.items() if name in reachable}
+        problem = None
+        try:
+            await federation.open()
+        except CustviewError as exc:
+            problem = str(exc)
+        return statuses, {n: a for n, a in access.items() if n in reachable}, problem
     finally:
         await federation.aclose()
+
+
+def _registry_line(problem: str | None) -> str:
+    if problem is not None:
+        return f"[red]identity registry unreachable:[/] {problem}"
+    return "identity registry reachable"
 
 
 def _writes(access: WriteAccess | None) -> str:
@@ -231,8 +245,9 @@ def check(
 ) -> None:
     """Validate the config and reach every source."""
     loaded = _settings(config)
-    statuses, access = asyncio.run(_check(loaded))
+    statuses, access, registry_problem = asyncio.run(_check(loaded))
     ok = all(s.health.ok and all(s.health.tables.values()) for s in statuses)
+    ok = ok and registry_problem is None
     writable = {name: a for name, a in access.items() if a.can_write}
     if as_json:
         out.print_json(
@@ -267,6 +282,7 @@ def check(
                 _writes(access.get(s.name)),
             )
         out.print(table)
+        out.print(_registry_line(registry_problem))
         out.print("[green]config OK, every source reachable[/]" if ok else "[red]problems found[/]")
     for name, risky in writable.items():
         err.print(

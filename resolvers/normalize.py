@@ -83,15 +83,17 @@ def normalize_phone(value: object, region: object = None, default: str | None = 
     text = value.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
-    return _parse_phone(text, _region(region) or _region(default))
+    return _parse_phone(text, iso_region(region) or iso_region(default))
 
 
-def _region(region: object) -> str | None:
-    """An ISO country from ``US``, ``en-GB`` or ``de_DE``; None when unreadable."""
+def iso_region(region: object) -> str | None:
+    """An ISO country from ``US``, ``en-GB`` or ``de_DE``; None for a bare language
+    such as ``en`` (not a region: the default region reads those numbers) or
+    anything unreadable."""
     if not isinstance(region, str):
         return None
     code = region.replace("_", "-").rsplit("-", 1)[-1].strip().upper()
-    return code if len(code) == 2 and code.isalpha() else None
+    return code if code in phonenumbers.SUPPORTED_REGIONS else None
 
 
 @lru_cache(maxsize=65536)

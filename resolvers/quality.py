@@ -25,7 +25,7 @@ from email_validator import EmailNotValidError, validate_email
 from resolvers.coerce import coerce
 from resolvers.golden import raw_value
 from resolvers.model import FieldSpec, UnifiedModel
-from resolvers.normalize import normalize_email, normalize_phone
+from resolvers.normalize import iso_region, normalize_email, normalize_phone
 from resolvers.records import Record
 from resolvers.view import CustomerView
 
@@ -105,13 +105,7 @@ def default_checks(model: UnifiedModel) -> dict[str, Check]:
     return checks
 
 
-def _region(value: object) -> str | None:
-    """An ISO country from ``US``, ``en-GB`` or ``de_DE``; None for a bare language
-    such as ``en`` (not a region) or anything unreadable."""
-    if not isinstance(value, str):
-        return None
-    code = value.replace("_", "-").rsplit("-", 1)[-1].strip().upper()
-    return code if code in phonenumbers.SUPPORTED_REGIONS else None
+_region = iso_region
 
 
 @lru_cache(maxsize=512)

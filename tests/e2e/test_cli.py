@@ -105,6 +105,25 @@ def test_unreachable_source_fails_check_with_its_name(tmp_path: Path, demo_dir: 
     assert rows["crm"]["reachable"] is True
 
 
+def test_an_unreachable_registry_fails_check_without_its_password(
+    tmp_path: Path, demo_dir: Path, feedback_url: str
+) -> None:
+    cfg = tmp_path / "registry-down.yaml"
+    cfg.write_text(
+        demo_yaml().replace(
+            '"sqlite+aiosqlite:///${CUSTVIEW_DEMO_DIR:-demo-data}/registry.db"',
+            '"postgresql://custview:s3cret-pw@127.0.0.1:1/registry"',
+        )
+    )
+    env = with_env(CUSTVIEW_DEMO_DIR=str(demo_dir), CUSTVIEW_FEEDBACK_URL=feedback_url)
+    result = run("check", "--config", str(cfg), env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "identity registry unreachable" in result.stdout
+    assert "s3cret-pw" not in result.stdout + result.stderr
+    result = run("check", env=env)
+    assert result.returncode == 0 and "identity registry reachable" in result.stdout
+
+
 def test_check_and_query_on_the_demo(demo_dir: Path, feedback_url: str) -> None:
     env = with_env(CUSTVIEW_DEMO_DIR=str(demo_dir), CUSTVIEW_FEEDBACK_URL=feedback_url)
     result = run("check", "--json", env=env)
