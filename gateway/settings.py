@@ -47,7 +47,7 @@ class SourceSettings(_Strict):
 class ServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    request_deadline: float | None = Field(default=30.0, gt=0)
+    request_deadline: float | None = Field(default=60.0, gt=0)
     """Seconds every source call of one GraphQL request (retries included) may
     run, counted from the request's arrival; ``None`` sets no deadline."""
     shutdown_timeout: float = Field(default=20.0, ge=0)
