@@ -224,6 +224,25 @@ class _Governor:
 
         return resolver
 
+    def group_members(self, resolve: Resolve, count: bool) -> Resolve:
+        """``members``/``memberCount`` of a business or household: customers outside
+        the row rules are neither listed nor counted."""
+
+        def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
+            grant = grant_of(info)
+            _touch(info)
+            if grant.rows is None:
+                return resolve(root, info, **kwargs)
+            from resolvers.group_types import all_members
+
+            def admitted(members: list[Any]) -> Any:
+                kept = [m for m in members if grant.admits(m.golden.values)]
+                return len(kept) if count else kept[: kwargs.get("first", len(kept))]
+
+            return _apply(all_members(root, info), admitted)
+
+        return resolver
+
     def segment_field(self, name: str, resolve: Resolve) -> Resolve:
         def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
             grant = grant_of(info)
@@ -420,6 +439,15 @@ def govern(schema: strawberry.Schema, model: UnifiedModel) -> strawberry.Schema:
         for name, graphql_field in segment.fields.items():
             if graphql_field.resolve is not None:
                 graphql_field.resolve = governor.segment_field(name, graphql_field.resolve)
+    for group in ("Business", "Household"):
+        found = types.get(group)
+        if isinstance(found, GraphQLObjectType):
+            for name in ("members", "memberCount"):
+                graphql_field = found.fields[name]
+                assert graphql_field.resolve is not None
+                graphql_field.resolve = governor.group_members(
+                    graphql_field.resolve, count=name == "memberCount"
+                )
     query = schema._schema.query_type
     assert query is not None
     one, many = query.fields["customer"], query.fields["customers"]

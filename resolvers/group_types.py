@@ -92,6 +92,14 @@ async def _business_member_count(root: BusinessNode, info: Info[Any, Any]) -> in
     return len(await root.members(_view(info)))
 
 
+async def all_members(root: BusinessNode | Household, info: Info[Any, Any]) -> list[CustomerView]:
+    """Every member of a business or household, as customers (for the row rules)."""
+    if isinstance(root, BusinessNode):
+        return await root.members(_view(info))
+    view = _view(info)
+    return [view.customer_of(c) for c in root.customers]
+
+
 def _household_members(root: Household, info: Info[Any, Any], first: int = 20) -> list[Any]:
     view = _view(info)
     return [view.customer_of(c) for c in root.customers[: _first(first)]]

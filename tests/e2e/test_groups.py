@@ -365,3 +365,33 @@ async def test_group_statements_do_not_grow_with_the_page(demo_settings: Any) ->
     # one lookup per table and column per round for the whole page: 70 more customers
     # add only IN-list chunks (a company name is asked for in its usual spellings)
     assert large - small < 35, (small, large)
+
+
+async def test_row_rules_hide_members_outside_the_callers_regions(
+    client: httpx.AsyncClient,
+) -> None:
+    listing = (
+        """{ businesses(first: 60) { nodes { id memberCount members(first: 5) { country } } } }"""
+    )
+    one = """query($id: ID!) {
+        business(id: $id) { id memberCount members(first: 50) { country } } }"""
+    body: Any = await gql(client, listing)
+    assert "errors" not in body, body
+    nodes = [n for n in body["data"]["businesses"]["nodes"] if n["members"]]
+    us = next(n for n in nodes if {m["country"] for m in n["members"]} == {"US"})
+    gb = next(n for n in nodes if {m["country"] for m in n["members"]} == {"GB"})
+    emea = {"X-API-Key": "emea-key"}  # the demo's regional team: DE, FR, GB only
+    seen: Any = (
+        await client.post(
+            "/graphql", json={"query": one, "variables": {"id": us["id"]}}, headers=emea
+        )
+    ).json()
+    assert (
+        seen["data"]["business"]["members"] == [] and seen["data"]["business"]["memberCount"] == 0
+    )
+    seen = (
+        await client.post(
+            "/graphql", json={"query": one, "variables": {"id": gb["id"]}}, headers=emea
+        )
+    ).json()
+    assert seen["data"]["business"]["memberCount"] == gb["memberCount"] > 0
