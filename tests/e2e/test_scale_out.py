@@ -1,5 +1,6 @@
-"""Two `custview serve` replicas, one Redis cache, one PostgreSQL source: what
-one replica read, the other answers from the cache, with the same ids."""
+"""Two `custview serve` replicas, one Redis cache, one PostgreSQL source and
+one PostgreSQL identity registry: what one replica read, the other answers
+from the cache, with the same ids."""
 
 from __future__ import annotations
 
@@ -59,11 +60,15 @@ async def test_a_replica_answers_from_what_another_one_cached(
     config.write_text(
         people_config(
             {"crm": people_url},
-            head=f'cache: {{backend: redis, url: "{redis_url}", namespace: {namespace}}}\n',
+            head=(
+                f'cache: {{backend: redis, url: "{redis_url}", namespace: {namespace}}}\n'
+                f'registry: {{url: "{people_url}"}}\n'  # one identity registry for both
+            ),
             source_extra="    cache: {ttl: 300}\n",
         )
     )
-    a, b = await asyncio.gather(ServeProcess.start(config), ServeProcess.start(config))
+    a = await ServeProcess.start(config)  # creates the registry's tables
+    b = await ServeProcess.start(config)
     try:
         assert a.url != b.url
         async with httpx.AsyncClient(timeout=BOUND) as client:
