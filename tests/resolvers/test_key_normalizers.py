@@ -32,8 +32,9 @@ def test_every_key_normaliser_is_idempotent(kind: str, value: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["email", "email_provider", "external_id"])
-@given(value=TEXT)
+@given(value=st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
 def test_case_and_surrounding_whitespace_do_not_matter(kind: str, value: str) -> None:
+    # ASCII: emails and ids are lower-/upper-cased, not Unicode case-folded (ß stays ß)
     normalize = NORMALIZERS[kind].normalize
     assert normalize(f"  {value.upper()}\t", None, None) == normalize(value.lower(), None, None)
 
