@@ -30,6 +30,7 @@ from gateway.audit import auditor_for, create_audit_log
 from gateway.auth import Authenticator, AuthError
 from gateway.export import export_table
 from gateway.graphiql import STATIC_DIR, graphiql_html
+from gateway.hardening import Limits, RequestGuard
 from gateway.metrics import GatewayMetrics, breaker_state
 from gateway.page import page_html, prefill
 from gateway.settings import LoadedSettings
@@ -62,6 +63,7 @@ class _GraphQL(GraphQL[dict[str, Any], None]):
             "grant": getattr(request.state, "grant", None),
             "trail": ReadTrail(),
             "auditor": auditor_for(request, request.app.state.audit, "graphql"),
+            "max_page_size": request.app.state.limits.max_page_size,
         }
 
 
@@ -91,7 +93,7 @@ def _refuse(exc: CustviewError, status: int) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _authentication(authenticator: Authenticator, policy: Policy) -> Middleware:
+def _authentication(authenticator: Authenticator, policy: Policy, limits: Limits) -> Middleware:
     async def dispatch(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
@@ -101,6 +103,15 @@ def _authentication(authenticator: Authenticator, policy: Policy) -> Middleware:
             principal = authenticator.authenticate(request.headers)
         except AuthError as exc:
             return _refuse(exc, 401)
+        if (
+            principal.method == "anonymous"
+            and limits.profile == "production"
+            and authenticator.settings.mode == "optional"
+        ):
+            # `optional` lets anonymous callers in with anonymous_roles: not in production
+            return _refuse(
+                AuthError("the production profile refuses anonymous requests; send a key"), 401
+            )
         try:
             # what the principal may read: one grant for GraphQL and exports alike
             request.state.grant = policy.grant(principal.roles, principal.attributes)
@@ -154,6 +165,8 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
     ``ide_headers`` pre-fill GraphiQL's Headers tab and the page's key field
     (the demo's key)."""
     schema = govern(build_schema(loaded.settings.model), loaded.settings.model)
+    limits = loaded.limits
+    schema.extensions = (*schema.extensions, *limits.extensions())
 
     metrics = GatewayMetrics()
 
@@ -168,7 +181,7 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
         finally:
             await federation.aclose()
 
-    graphql = _GraphQL(schema, graphql_ide="graphiql")
+    graphql = _GraphQL(schema, graphql_ide="graphiql" if limits.graphiql else None)
     graphql.ide_headers = json.dumps(ide_headers, indent=2) if ide_headers else None
     app = Starlette(
         routes=[
@@ -186,13 +199,15 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
         ],
         lifespan=lifespan,
         middleware=[
+            Middleware(RequestGuard, limits=limits),
             Middleware(BaseHTTPMiddleware, dispatch=metrics.middleware),
-            _authentication(Authenticator(loaded.settings.auth), loaded.policy),
+            _authentication(Authenticator(loaded.settings.auth), loaded.policy, limits),
         ],
     )
     app.state.schema = schema
     app.state.metrics = metrics
     app.state.policy = loaded.policy
     app.state.auth_mode = loaded.settings.auth.mode
+    app.state.limits = limits
     app.state.audit = create_audit_log(loaded.settings.audit)
     return app

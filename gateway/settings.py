@@ -22,6 +22,7 @@ from connectors.observe import ObservedConnector
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from gateway.audit import AuditSettings
 from gateway.auth import AuthSettings
+from gateway.hardening import Limits, LimitSettings, Profile
 from resolvers.model import UnifiedModel
 from resolvers.policy import Policy, PolicySpec, check_policy
 from resolvers.registry import IdentityRegistry
@@ -79,6 +80,10 @@ class RegistrySettings(_Strict):
 
 class Settings(_Strict):
     version: Literal[1] = 1
+    profile: Profile = "production"
+    """Defaults of the API limits: ``production`` (strict) or ``demo`` (explorable)."""
+    limits: LimitSettings = LimitSettings()
+    """Overrides of the profile's limits."""
     server: ServerSettings = ServerSettings()
     plugins: PluginSettings = PluginSettings()
     cache: CacheSettings = CacheSettings()
@@ -106,6 +111,7 @@ class LoadedSettings:
         self.settings = settings
         self.connectors = connectors
         self.policy = Policy(settings.policy, settings.model)
+        self.limits = Limits(settings.profile, settings.limits)
 
     def registry_url(self) -> str:
         url = self.settings.registry.url

@@ -57,6 +57,17 @@ def _trail(info: Any) -> ReadTrail | None:
     return trail if isinstance(trail, ReadTrail) else None
 
 
+def _check_first(info: Any, kwargs: Mapping[str, Any]) -> None:
+    """The page-size limit for ``first`` given through a variable (literals are
+    refused before execution)."""
+    limit = info.context.get("max_page_size") if isinstance(info.context, Mapping) else None
+    first = kwargs.get("first")
+    if limit is not None and isinstance(first, int) and first > limit:
+        from connectors import QueryError
+
+        raise QueryError(f"'first' may be at most {limit}")
+
+
 def _touch(info: Any) -> None:
     trail = _trail(info)
     if trail is not None:
@@ -108,6 +119,7 @@ class _Governor:
                 trail.note(getattr(root, "id", None), f"Customer.{name}", action == "deny")
             if action == "deny":
                 raise ForbiddenField(f"your role may not read Customer.{name}")
+            _check_first(info, kwargs)
             result = resolve(root, info, **kwargs)
             if grant.full or (post is None and action == "allow"):
                 return result
@@ -255,6 +267,7 @@ class _Governor:
             if name == "count" and grant.rows is not None:
                 return self._count_within(grant, root.name, info)
             if name == "customers":
+                _check_first(info, kwargs)
                 for order in kwargs.get("orderBy") or ():
                     field_name = getattr(order["field"], "value", order["field"])
                     if grant.action(field_name) != "allow":
@@ -307,6 +320,7 @@ class _Governor:
         def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
             grant = grant_of(info)
             _touch(info)
+            _check_first(info, kwargs)
             if grant.full:
                 return resolve(root, info, **kwargs)
             self._check_filter(grant, kwargs.get("filter"))

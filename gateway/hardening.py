@@ -1,0 +1,302 @@
+"""API hardening: limits on what one GraphQL request may ask, and the HTTP
+rules that keep browsers from being used against the API.
+
+``profile: production`` (the default) and ``profile: demo`` set the defaults;
+every value can be overridden under ``limits``:
+
+- documents: depth, aliases, tokens (strawberry's ``QueryDepthLimiter``,
+  ``MaxAliasesLimiter``, ``MaxTokensLimiter``) and an estimated cost, where
+  a field with ``first`` multiplies what it selects;
+- page size: the largest ``first`` any field accepts;
+- introspection and GraphiQL (off in production), and field suggestions
+  ("Did you mean ...?"), hidden whenever introspection is off;
+- HTTP: a request body limit, and CSRF rules — ``POST /graphql`` only with
+  ``application/json`` (a browser cannot send that cross-site without a
+  CORS preflight), mutations never over ``GET``. Operation batching (a
+  JSON array of operations) is never enabled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from graphql import (
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationRule,
+    parse,
+)
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+
+Profile = Literal["production", "demo"]
+
+
+class LimitSettings(BaseModel):
+    """Each ``None`` takes the profile's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_depth: int | None = Field(default=None, ge=1)
+    max_aliases: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost: int | None = Field(default=None, ge=1)
+    max_page_size: int | None = Field(default=None, ge=1, le=500)
+    max_body_bytes: int | None = Field(default=None, ge=1024)
+    introspection: bool | None = None
+    graphiql: bool | None = None
+
+
+PROFILES: dict[Profile, dict[str, Any]] = {
+    "production": {
+        "max_depth": 8, "max_aliases": 10, "max_tokens": 1000, "max_cost": 20_000,
+        "max_page_size": 100, "max_body_bytes": 64 * 1024,
+        "introspection": False, "graphiql": False,
+    },
+    "demo": {
+        "max_depth": 12, "max_aliases": 30, "max_tokens": 4000, "max_cost": 200_000,
+        "max_page_size": 500, "max_body_bytes": 256 * 1024,
+        "introspection": True, "graphiql": True,
+    },
+}  # fmt: skip
+
+
+class Limits:
+    """The effective limits: the profile's defaults overridden by ``limits``."""
+
+    def __init__(self, profile: Profile, overrides: LimitSettings) -> None:
+        values = {**PROFILES[profile]}
+        values.update({k: v for k, v in overrides.model_dump().items() if v is not None})
+        self.profile = profile
+        self.max_depth: int = values["max_depth"]
+        self.max_aliases: int = values["max_aliases"]
+        self.max_tokens: int = values["max_tokens"]
+        self.max_cost: int = values["max_cost"]
+        self.max_page_size: int = values["max_page_size"]
+        self.max_body_bytes: int = values["max_body_bytes"]
+        self.introspection: bool = values["introspection"]
+        self.graphiql: bool = values["graphiql"]
+
+    def extensions(self) -> list[Callable[[], SchemaExtension]]:
+        """Strawberry extensions enforcing the document limits."""
+        found: list[Callable[[], SchemaExtension]] = [
+            lambda: MaxTokensLimiter(max_token_count=self.max_tokens),
+            lambda: QueryDepthLimiter(max_depth=self.max_depth),
+            lambda: MaxAliasesLimiter(max_alias_count=self.max_aliases),
+            lambda: AddValidationRules([_cost_rule(self.max_cost, self.max_page_size)]),
+        ]
+        if not self.introspection:
+            found += [DisableIntrospection, HideSuggestions]
+        return found
+
+
+# -- cost -------------------------------------------------------------------
+
+
+def _first(field: FieldNode, page: int) -> int:
+    """What a field's ``first`` multiplies by: a literal, else the page limit."""
+    for argument in field.arguments or ():
+        if argument.name.value == "first":
+            value = argument.value
+            return int(value.value) if isinstance(value, IntValueNode) else page
+    return 1
+
+
+def _cost_rule(max_cost: int, max_page_size: int) -> type[ValidationRule]:
+    class CostRule(ValidationRule):
+        """Refuses documents whose estimated cost or literal page size is too large:
+        each field costs 1, times the ``first`` of every list field above it."""
+
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
+            fragments = {
+                f.name.value: f
+                for f in self.context.document.definitions
+                if isinstance(f, FragmentDefinitionNode)
+            }
+            cost = self._cost(node.selection_set, fragments, frozenset())
+            if cost > max_cost:
+                self.report_error(
+                    GraphQLError(
+                        f"this query would cost about {cost} (limit {max_cost}); ask for "
+                        "fewer items per page or fewer nested lists",
+                        node,
+                        extensions={"code": "QUERY_TOO_COSTLY"},
+                    )
+                )
+
+        def enter_field(self, node: FieldNode, *_: Any) -> None:
+            for argument in node.arguments or ():
+                value = argument.value
+                if (
+                    argument.name.value == "first"
+                    and isinstance(value, IntValueNode)
+                    and int(value.value) > max_page_size
+                ):
+                    self.report_error(
+                        GraphQLError(
+                            f"'first' may be at most {max_page_size}",
+                            argument,
+                            extensions={"code": "BAD_REQUEST"},
+                        )
+                    )
+
+        def _cost(
+            self,
+            selection: SelectionSetNode | None,
+            fragments: dict[str, Any],
+            seen: frozenset[str],
+        ) -> int:
+            total = 0
+            for node in selection.selections if selection else ():
+                if isinstance(node, FieldNode):
+                    inner = self._cost(node.selection_set, fragments, seen)
+                    total += 1 + _first(node, max_page_size) * inner
+                elif isinstance(node, InlineFragmentNode):
+                    total += self._cost(node.selection_set, fragments, seen)
+                elif isinstance(node, FragmentSpreadNode):
+                    name = node.name.value
+                    if name in seen or name not in fragments:
+                        continue  # cycles are another rule's error
+                    total += self._cost(fragments[name].selection_set, fragments, seen | {name})
+            return total
+
+    return CostRule
+
+
+# -- suggestions --------------------------------------------------------------
+
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.S)
+
+
+class HideSuggestions(SchemaExtension):
+    """Drops "Did you mean ...?" from errors: with introspection off, suggestions
+    would let a caller discover the schema one typo at a time."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        context = self.execution_context
+        errors = [*(context.pre_execution_errors or []), *(context.result.errors or [])] if (
+            context.result
+        ) else list(context.pre_execution_errors or [])  # fmt: skip
+        for error in errors:
+            error.message = _SUGGESTION.sub("", error.message)
+
+
+# -- HTTP ---------------------------------------------------------------------
+
+_JSON_TYPES = ("application/json", "application/graphql-response+json")
+
+
+def _refuse(status: int, message: str, code: str) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status
+    )
+
+
+class RequestGuard:
+    """ASGI middleware: body size limit for every route; CSRF rules for /graphql."""
+
+    def __init__(self, app: ASGIApp, limits: Limits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        limit = self.limits.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(413, f"request body over {limit} bytes", "PAYLOAD_TOO_LARGE")(
+                scope, receive, send
+            )
+            return
+        if scope["path"] == "/graphql":
+            refused = _csrf(scope, headers)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, _capped(receive, limit), tracked)
+        except BodyTooLarge:
+            if started:
+                raise
+            await _refuse(413, f"request body over {limit} bytes", "PAYLOAD_TOO_LARGE")(
+                scope, receive, send
+            )
+
+
+def _csrf(scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
+    method = scope["method"]
+    if method == "POST":
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind not in _JSON_TYPES:
+            return _refuse(
+                415,
+                "POST /graphql takes only application/json (form and text bodies are refused "
+                "to prevent cross-site request forgery)",
+                "UNSUPPORTED_MEDIA_TYPE",
+            )
+    if method == "GET" and _has_mutation(scope.get("query_string", b"").decode("latin-1")):
+        return _refuse(405, "mutations are not accepted over GET; use POST", "METHOD_NOT_ALLOWED")
+    return None
+
+
+def _has_mutation(query_string: str) -> bool:
+    for text in parse_qs(query_string).get("query", []):
+        try:
+            document = parse(text)
+        except GraphQLError:
+            return "mutation" in text  # unparsable: strawberry refuses it anyway
+        if any(
+            isinstance(d, OperationDefinitionNode) and d.operation.value != "query"
+            for d in document.definitions
+        ):
+            return True
+    return False
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _capped(receive: Receive, limit: int) -> Receive:
+    """``receive`` that fails once more than ``limit`` body bytes arrived (chunked bodies)."""
+    seen = 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(f"request body over {limit} bytes")
+        return message
+
+    return wrapped

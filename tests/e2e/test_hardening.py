@@ -1,0 +1,191 @@
+"""API hardening against the attack documents of OWASP's GraphQL cheat sheet and
+GraphQL Armor's suites: the production profile's limits, CSRF rules, body
+limit, and SQL-injection strings through every string argument."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.settings import DEMO_CONFIG, load_settings
+from tests.e2e.conftest import serve_in_process
+
+
+@pytest.fixture()
+def engine_layout() -> str:
+    return "sqlite"
+
+
+@pytest.fixture()
+async def production(demo_env: None, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    text = DEMO_CONFIG.read_text()
+    assert "\nprofile: demo\n" in text
+    config = tmp_path / "production.yaml"
+    config.write_text(text.replace("\nprofile: demo\n", "\nprofile: production\n"))
+    async for client in serve_in_process(load_settings(config)):
+        yield client
+
+
+async def _post(client: httpx.AsyncClient, query: str, **variables: Any) -> httpx.Response:
+    return await client.post("/graphql", json={"query": query, "variables": variables})
+
+
+def _messages(response: httpx.Response) -> str:
+    return " ".join(e["message"] for e in response.json().get("errors", []))
+
+
+async def test_deep_nesting_is_refused(production: httpx.AsyncClient) -> None:
+    deep = "{ customers { nodes " + "{ tickets " * 10 + "{ id }" + " }" * 10 + " } }"
+    response = await _post(production, deep)
+    assert response.json().get("data") is None
+    assert "exceeds maximum operation depth" in _messages(response)
+
+
+async def test_alias_overload_is_refused_also_through_fragments(
+    production: httpx.AsyncClient,
+) -> None:
+    aliases = " ".join(f"a{i}: sources {{ name }}" for i in range(40))
+    response = await _post(production, "{ " + aliases + " }")
+    assert "aliases found" in _messages(response)
+    few = " ".join(f"a{i}: sources {{ name }}" for i in range(6))
+    spread = f"fragment F on Query {{ {few} }} query {{ ...F ... on Query {{ ...F }} }}"
+    assert "aliases found" in _messages(await _post(production, spread))
+
+
+async def test_directive_overload_and_huge_documents_are_refused(
+    production: httpx.AsyncClient,
+) -> None:
+    directives = "@include(if: true)" * 400
+    response = await _post(production, "{ sources " + directives + " { name } }")
+    assert response.json().get("data") is None
+    assert "token" in _messages(response).lower()
+    assert len(response.content) < 2000, "one short error, not one per directive"
+
+
+async def test_circular_fragments_are_refused(production: httpx.AsyncClient) -> None:
+    query = "fragment A on Query { sources { name } ...B } fragment B on Query { ...A } { ...A }"
+    response = await _post(production, query)
+    assert response.status_code in (200, 400)
+    assert response.json()["data"] is None if "data" in response.json() else True
+    assert "cannot spread fragment" in _messages(response).lower()
+
+
+async def test_batching_is_off(production: httpx.AsyncClient) -> None:
+    batch = [{"query": "{ sources { name } }"}] * 50
+    response = await production.post("/graphql", json=batch)
+    assert response.status_code == 400
+
+
+async def test_csrf_simple_requests_and_get_mutations_are_refused(
+    production: httpx.AsyncClient,
+) -> None:
+    query = "{ customers(first: 1) { nodes { id } } }"
+    for content, kind in (
+        (f"query={query}", "application/x-www-form-urlencoded"),
+        (query, "text/plain"),
+        (f'--b\r\nContent-Disposition: form-data; name="query"\r\n\r\n{query}\r\n--b--\r\n',
+         "multipart/form-data; boundary=b"),
+    ):  # fmt: skip
+        response = await production.post(
+            "/graphql", content=content, headers={"content-type": kind}
+        )
+        assert response.status_code == 415, kind
+    for text in ("mutation { x }", "mutation M { x } query Q { sources { name } }"):
+        response = await production.get("/graphql", params={"query": text})
+        assert response.status_code == 405
+    ok = await production.get("/graphql", params={"query": "{ sources { name } }"})
+    assert ok.status_code == 200 and ok.json()["data"]["sources"]
+
+
+async def test_body_page_size_and_cost_limits(production: httpx.AsyncClient) -> None:
+    padding = " " * (70 * 1024)
+    big = await production.post("/graphql", json={"query": "{ sources { name } }" + padding})
+    assert big.status_code == 413
+    page = await _post(production, "{ customers(first: 200) { nodes { id } } }")
+    assert "'first' may be at most 100" in _messages(page)
+    costly = await _post(
+        production,
+        "{ customers(first: 100) { nodes { id tickets(first: 100) { id subject status } "
+        "orders(first: 100) { id total } } } }",
+    )
+    assert costly.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COSTLY"
+
+
+async def test_production_hides_introspection_suggestions_and_graphiql(
+    production: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    introspect = "{ __schema { types { name } } }"
+    assert "introspection" in _messages(await _post(production, introspect)).lower()
+    typo = await _post(production, "{ customerz { id } }")
+    assert "customerz" in _messages(typo) and "Did you mean" not in _messages(typo)
+    page = await production.get("/graphql", headers={"accept": "text/html"})
+    assert "graphiql" not in page.text.lower()
+    # the demo profile keeps them, for exploring
+    assert (await _post(client, introspect)).json()["data"]["__schema"]["types"]
+    assert "Did you mean" in _messages(await _post(client, "{ customerz { id } }"))
+
+
+INJECTIONS = [
+    "' OR '1'='1",
+    "1..2) OR (1=1",
+    "x'; DROP TABLE contacts; --",
+    '%" OR 1=1 --',
+    "crm/contacts/1 OR 1=1",
+    "\\'; SELECT pg_sleep(1); --",
+]
+
+
+def _counts(demo_dir: Path) -> dict[str, int]:
+    found = {}
+    for system, table in (("crm", "contacts"), ("support", "tickets"), ("sales", "orders")):
+        con = sqlite3.connect(f"file:{demo_dir / (system + '.db')}?mode=ro", uri=True)
+        found[f"{system}.{table}"] = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        con.close()
+    return found
+
+
+async def test_sql_injection_through_every_string_argument_does_nothing(
+    client: httpx.AsyncClient, demo_dir: Path
+) -> None:
+    before = _counts(demo_dir)
+    documents = [
+        ("query($v: String) { customer(email: $v) { id } }", "customer"),
+        ("query($v: String) { customer(phone: $v) { id } }", "customer"),
+        ("query($v: String) { customer(ref: $v) { id } }", "customer"),
+        ("query($v: ID) { customer(id: $v) { id } }", "customer"),
+        ("query($v: String) { customers(after: $v) { nodes { id } } }", None),
+        ("query($v: String) { customers(filter: {lastName: {eq: $v}}) { nodes { id } } }", "[]"),
+        ("query($v: String) { customers(filter: {firstName: {contains: $v}}) "
+         "{ nodes { id } } }", "[]"),
+        ("query($v: String!) { customers(filter: {country: {in: [$v]}}) { nodes { id } } }", "[]"),
+        ("query($v: String) { customers(filter: {tickets: {subject: {startsWith: $v}}}) "
+         "{ nodes { id } } }", "[]"),
+        ("query($v: String) { customers(filter: {segment: $v}) { nodes { id } } }", None),
+        ("query($v: String!) { segment(name: $v) { count } }", None),
+        ("query($v: [String!]) { customers(first: 3) { nodes { timeline(kinds: $v) "
+         "{ nodes { kind } } } } }", "timeline"),
+    ]  # fmt: skip
+    for query, empty in documents:
+        for payload in INJECTIONS:
+            response = await _post(client, query, v=payload)
+            assert response.status_code == 200, (query, payload)
+            body = response.json()
+            for error in body.get("errors", []):
+                assert error["extensions"]["code"] in ("BAD_REQUEST", "QUERY_INVALID"), error
+                leaked = ("sqlite", "OperationalError", "syntax error", "Traceback", "FROM ")
+                assert not any(word in error["message"] for word in leaked), error
+            data = body.get("data") or {}
+            if body.get("errors"):
+                continue  # refused as a bad request: nothing was read
+            if empty == "customer":
+                assert data.get("customer") is None, (query, payload)
+            elif empty == "[]":
+                assert data["customers"]["nodes"] == [], (query, payload)
+            elif empty == "timeline":
+                assert all(n["timeline"]["nodes"] == [] for n in data["customers"]["nodes"])
+    assert _counts(demo_dir) == before, "no source changed"
