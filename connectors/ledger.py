@@ -17,6 +17,7 @@ sharing one database see each other's writes on their next refresh.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
@@ -40,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.errors import ConfigError, SourceUnavailable
@@ -156,12 +157,19 @@ class Ledger:
         )
 
     async def open(self) -> None:
-        """Creates the tables that do not exist yet."""
-        try:
-            async with self.engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
-        except (SQLAlchemyError, OSError) as exc:
-            raise self._unavailable(exc) from None
+        """Creates the tables that do not exist yet. Replicas starting together may
+        race to create them: the loser's attempt fails and finds them on a retry."""
+        for attempt in range(3):
+            try:
+                async with self.engine.begin() as conn:
+                    await conn.run_sync(metadata.create_all)
+                return
+            except (IntegrityError, ProgrammingError, OperationalError) as exc:
+                if attempt == 2:
+                    raise self._unavailable(exc) from None
+                await asyncio.sleep(0.2 * (attempt + 1))
+            except (SQLAlchemyError, OSError) as exc:
+                raise self._unavailable(exc) from None
 
     async def aclose(self) -> None:
         await self.engine.dispose()

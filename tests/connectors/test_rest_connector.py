@@ -256,15 +256,13 @@ async def test_single_lookups_run_concurrently_within_the_limit(base_url: str) -
     spec = resource("/x/slowish", lookups={"id": {"param": "id"}})
     c = make(base_url, max_concurrency=3, resources={"surveys": spec})
     try:
-        started = time.perf_counter()
         found = await c.lookup_many("surveys", "id", list(range(1, 13)), ["id"])
-        elapsed = time.perf_counter() - started
     finally:
         await c.aclose()
     assert found == [[{"id": i}] for i in range(1, 13)]
     assert c.requests == 12
+    # the server saw three requests at once, never more: concurrent, within the limit
     assert STATE.most_in_flight == 3
-    assert elapsed < 12 * 0.05
 
 
 async def test_get_by_key_path_and_missing_keys(conn: RESTConnector) -> None:

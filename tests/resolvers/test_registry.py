@@ -129,3 +129,14 @@ async def test_the_registry_holds_identifiers_only(tmp_path: Path) -> None:
         rows = conn.execute(text("SELECT action, a, b FROM custview_events")).all()
     assert rows == [("link", A, B)]
     engine.dispose()
+
+
+async def test_replicas_opening_a_new_registry_together_both_start(ledger_url: str) -> None:
+    import asyncio
+
+    ledgers = [Ledger(ledger_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(ledger.open() for ledger in ledgers))
+        assert (await ledgers[0].counts())["custview_events"] == 0
+    finally:
+        await asyncio.gather(*(ledger.aclose() for ledger in ledgers))
