@@ -127,11 +127,15 @@ class SQLConnector(Connector):
         stmt = statements.lookup(table, self.options.schema_name, column, tuple(names), transform)
         size = self._capabilities.max_batch_size
         found: dict[Any, list[Row]] = {}
-        async with self._connection(table, [column, *names]) as conn, self._deadline(conn):
+        async with self._connection(table, [column, *names]) as conn:
             for start in range(0, len(wanted), size):
                 chunk = wanted[start : start + size]
                 params = {statements.KEYS_PARAM: chunk}
-                for row in (await conn.execute(stmt, params)).all():
+                # the timeout bounds each statement: a lookup of many chunks is many
+                # statements (the request's deadline still bounds them all)
+                async with self._deadline(conn):
+                    rows = (await conn.execute(stmt, params)).all()
+                for row in rows:
                     record = dict(zip(names, row, strict=False))
                     found.setdefault(self._match_key(row[-1]), []).append(record)
         return [list(found.get(self._match_key(k), ())) if k is not None else [] for k in keys]

@@ -21,7 +21,7 @@ from tests.e2e.conftest import gql, serve_in_process
 from tests.e2e.oracle import clusters
 
 PERSON_TABLES = ("crm/contacts/", "crm/leads/", "sales/customers/", "support/users/", "feedback/")
-SAMPLE = 200
+SAMPLE = 100
 
 QUERY = """query($ref: String!, $min: Float) { customer(ref: $ref) {
   id sourceRecords { ref }

@@ -187,7 +187,7 @@ async def test_random_filters_orders_and_pages_match_the_brute_force(
     cases: list[tuple[dict[str, Any], list[Any], int]] = []
 
     @settings(
-        max_examples=20 if engine_layout == "sqlite" else 12,
+        max_examples=12 if engine_layout == "sqlite" else 6,
         deadline=None,
         database=None,
         derandomize=True,
