@@ -70,6 +70,8 @@ class Resolution:
     rounds: int = 0
     edges: list[Edge] = field(default_factory=list)
     registry: IdentityRegistry | None = None
+    detached_holders: dict[KeyNode, list[RecordRef]] = field(default_factory=dict)
+    """Key -> records holding it that a steward unlinked (they follow no key)."""
     _uf: _UnionFind = field(default_factory=_UnionFind)
     _soft: _UnionFind = field(default_factory=_UnionFind)
     _clusters: dict[Node, list[Record]] | None = None
@@ -105,7 +107,13 @@ class Resolution:
             for members in groups.values():
                 members.sort(key=Record.order)
             self._clusters = dict(groups)
-        return self._clusters.get(self._root(node), [])
+        found = self._clusters.get(self._root(node), [])
+        holders = self.detached_holders.get(node) if isinstance(node, tuple) else None
+        if not found and holders:
+            # only unlinked records hold the key: the lookup answers the first of them
+            first = min((self.records[r] for r in holders), key=Record.order)
+            return self.cluster(first.ref)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +145,7 @@ class Stitcher:
         """Batch links count from this probability up (none without a model)."""
         self._rank = {m.id: i for i, m in enumerate(self.members)}
         self._by_table = {(m.source, m.table): m for m in self.members}
+        self._by_id = {m.id: m for m in self.members}
         self.extra_columns: dict[str, list[str]] = {}
         """Member id -> columns read besides the member's own (e.g. match inputs)."""
 
@@ -191,7 +200,9 @@ class Stitcher:
                 if record.ref not in res.records:
                     frontier |= self._add(res, record)
                     linked |= self._edges(res, record.ref)
-                if not self._detached(record.ref):
+                if self._detached(record.ref):
+                    res.detached_holders.setdefault(key, []).append(record.ref)
+                else:
                     res._uf.union(record.ref, key)
             for record in fetched:
                 if record.ref not in res.records:
@@ -316,7 +327,7 @@ class Stitcher:
         return found, fetched
 
     def _member(self, member_id: str) -> MemberSpec:
-        return next(m for m in self.members if m.id == member_id)
+        return self._by_id[member_id]
 
     @staticmethod
     def typed_key(member: MemberSpec, key: str) -> Any:

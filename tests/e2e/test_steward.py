@@ -4,6 +4,7 @@ can be undone, survive a restart, and never touch a source."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,26 @@ async def test_unlink_takes_a_record_out_and_undo_puts_it_back(
     assert _refs(await _customer(steward, group[0])) == set(group) - {out}
     _data(await gql(steward, UNDO, id=result["decision"]["id"]))
     assert _refs(await _customer(steward, out)) == set(group)
+
+
+async def test_a_key_held_only_by_an_unlinked_record_still_finds_it(
+    steward: httpx.AsyncClient, demo_dir: Path
+) -> None:
+    """An unlinked record follows no key, yet a lookup by its own email answers it."""
+    con = sqlite3.connect(demo_dir / "crm.db")
+    taken = {g for g in clusters(demo_dir) if len(g) == 1}
+    ref, email = next(
+        (f"crm/contacts/{key}", email)
+        for key, email in con.execute("SELECT id, email FROM contacts WHERE email IS NOT NULL")
+        if frozenset({f"crm/contacts/{key}"}) in taken
+    )
+    con.close()
+    by_email = """query($e: String!) { customer(email: $e) { id sourceRecords { ref } } }"""
+    before = _data(await gql(steward, by_email, e=email))["customer"]
+    assert _refs(before) == {ref}
+    _data(await gql(steward, UNLINK, ref=ref))
+    after = _data(await gql(steward, by_email, e=email))["customer"]
+    assert after is not None and _refs(after) == {ref}
 
 
 async def test_decisions_survive_a_restart_and_ids_stay(demo_env: None, tmp_path: Path) -> None:
