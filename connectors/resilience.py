@@ -261,3 +261,22 @@ async def _until(
             yield row
     finally:
         await stream.aclose()
+
+
+def resilient_in(connector: Connector) -> ResilientConnector | None:
+    """The resilience wrapper in a chain of wrappers (cache, resilience, observer), if any."""
+    found: object = connector
+    for _ in range(8):
+        if isinstance(found, ResilientConnector):
+            return found
+        found = found.__dict__.get("inner")
+        if found is None:
+            return None
+    return None
+
+
+def circuit_state(connector: Connector) -> BreakerState:
+    """``closed``, ``half-opened`` or ``opened``: the source's circuit as of its last
+    call (``closed`` for a connector without a resilience wrapper)."""
+    resilient = resilient_in(connector)
+    return resilient.breaker_state if resilient is not None else "closed"

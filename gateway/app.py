@@ -26,12 +26,13 @@ from strawberry.asgi import GraphQL
 from connectors import CustviewError
 from connectors.cache import cache_scope
 from connectors.deadline import deadline_scope
+from connectors.resilience import circuit_state
 from gateway.audit import auditor_for, create_audit_log
 from gateway.auth import Authenticator, AuthError
 from gateway.export import export_table
 from gateway.graphiql import STATIC_DIR, graphiql_html
 from gateway.hardening import Limits, RequestGuard
-from gateway.metrics import GatewayMetrics, breaker_state
+from gateway.metrics import GatewayMetrics
 from gateway.page import page_html, prefill
 from gateway.settings import LoadedSettings
 from resolvers.governance import ReadTrail, govern
@@ -142,7 +143,7 @@ async def _readyz(request: Request) -> Response:
                 "status": "up" if s.health.ok else "down",
                 "latency_ms": s.health.latency_ms,
                 "detail": s.health.detail,
-                "circuit": breaker_state(federation.connectors[s.name]),
+                "circuit": circuit_state(federation.connectors[s.name]),
             }
             for s in statuses
         },

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from connectors import Connector
-from connectors.resilience import ResilientConnector
+from connectors.resilience import resilient_in
 
 _STATES = {"closed": 0, "half-opened": 1, "opened": 2}
 
@@ -71,7 +71,7 @@ class GatewayMetrics:
         """Record every call of these connectors (through their resilience wrapper)."""
         self._connectors = connectors
         for connector in connectors.values():
-            resilient = _resilient(connector)
+            resilient = resilient_in(connector)
             if resilient is not None:
                 resilient.observer = self._source_call
 
@@ -90,27 +90,10 @@ class GatewayMetrics:
 
     async def endpoint(self, request: Request) -> Response:
         for name, connector in self._connectors.items():
-            resilient = _resilient(connector)
+            resilient = resilient_in(connector)
             if resilient is not None:
                 self.breaker.labels(name).set(_STATES.get(resilient.breaker_state, 0))
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
 _ROUTES = {"/graphql", "/healthz", "/readyz", "/metrics", "/"}
-
-
-def _resilient(connector: object) -> ResilientConnector | None:
-    """The resilience wrapper in a chain of wrappers, if there is one."""
-    seen = 0
-    while connector is not None and seen < 8:
-        if isinstance(connector, ResilientConnector):
-            return connector
-        connector = connector.__dict__.get("inner")
-        seen += 1
-    return None
-
-
-def breaker_state(connector: Connector) -> str:
-    """``closed``, ``half-opened`` or ``opened`` for a resilient connector, else ``closed``."""
-    resilient = _resilient(connector)
-    return resilient.breaker_state if resilient is not None else "closed"

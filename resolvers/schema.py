@@ -147,7 +147,13 @@ def _possible_duplicates(
 class Source:
     name: str
     kind: str
-    status: str
+    status: str = strawberry.field(
+        description="UP, DOWN (its health check fails) or CIRCUIT_OPEN (it answers, but "
+        "calls are skipped until the circuit breaker's next probe succeeds)"
+    )
+    circuit: str = strawberry.field(
+        description="The circuit breaker: closed, half-opened or opened"
+    )
     latency_ms: float | None
     detail: str
     tables: Any = strawberry.field(graphql_type=JSON)
@@ -454,7 +460,8 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
             Source(
                 name=s.name,
                 kind=s.kind,
-                status="UP" if s.health.ok else "DOWN",
+                status=s.status,
+                circuit=s.circuit,
                 latency_ms=s.health.latency_ms,
                 detail=s.health.detail,
                 tables=dict(s.health.tables),

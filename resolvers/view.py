@@ -28,6 +28,7 @@ from connectors import (
     Sort,
     WriteAccess,
 )
+from connectors.resilience import circuit_state
 from resolvers import metrics
 from resolvers.coerce import coerce
 from resolvers.expr import Expr
@@ -73,6 +74,16 @@ class SourceStatus:
     name: str
     kind: str
     health: Health
+    circuit: str = "closed"
+    """The source's circuit breaker: ``closed``, ``half-opened`` or ``opened``."""
+
+    @property
+    def status(self) -> str:
+        """``DOWN`` when the health check fails; ``CIRCUIT_OPEN`` when it answers but
+        calls are still skipped (until the breaker's probe); else ``UP``."""
+        if not self.health.ok:
+            return "DOWN"
+        return "CIRCUIT_OPEN" if self.circuit == "opened" else "UP"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +159,7 @@ class Federation:
         names = list(self.connectors)
         healths = await asyncio.gather(*(self.connectors[n].health(tables[n]) for n in names))
         return [
-            SourceStatus(n, self.connectors[n].source_kind, h)
+            SourceStatus(n, self.connectors[n].source_kind, h, circuit_state(self.connectors[n]))
             for n, h in zip(names, healths, strict=True)
         ]
 

@@ -61,3 +61,7 @@ async def test_a_dead_source_shows_in_metrics_and_readiness(
         assert _sample(text, "custview_source_circuit_state", source="support") == 2
         outcomes = set(re.findall(r'operation="lookup",outcome="(\w+)",source="support"', text))
         assert {"SOURCE_UNAVAILABLE", "CIRCUIT_OPEN"} <= outcomes
+        body = await gql(client, "{ sources { name status circuit } }")
+        shown = {s["name"]: s for s in body["data"]["sources"]}  # type: ignore[index]
+        assert shown["support"] == {"name": "support", "status": "DOWN", "circuit": "opened"}
+        assert shown["crm"] == {"name": "crm", "status": "UP", "circuit": "closed"}
