@@ -22,6 +22,7 @@ from connectors import (
 from connectors.deadline import deadline_scope
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from connectors.sql import SQLConnector, SQLOptions
+from tests.support.processes import until
 from tests.support.proxy import FaultProxy
 
 
@@ -63,6 +64,24 @@ async def lookup(connector: ResilientConnector, *keys: int) -> list[list[dict[st
     return await connector.lookup_many("items", "id", list(keys), ["id", "name"])
 
 
+def item(i: int) -> list[list[dict[str, object]]]:
+    return [[{"id": i, "name": f"item {i}"}]]
+
+
+def held(connector: ResilientConnector) -> int:
+    """Connections the source's pool has lent out and not got back."""
+    return int(connector.engine.pool.checkedout())
+
+
+async def reached(proxy: FaultProxy) -> None:
+    """Until a call's bytes are held by the slow proxy (the call is mid-query)."""
+
+    async def holding() -> bool:
+        return proxy.delayed > 0
+
+    await until(holding, "the call reaches the proxy")
+
+
 async def test_reads_are_retried_when_the_source_is_unavailable(
     items_url: str, proxy: FaultProxy
 ) -> None:
@@ -72,6 +91,7 @@ async def test_reads_are_retried_when_the_source_is_unavailable(
         await lookup(connector, 1)
     assert proxy.accepted == 3, "one try and two retries"
     assert info.value.source == "items-db"
+    assert held(connector) == 0, "no connection is left behind by the failed attempts"
     proxy.mode = "pass"
     assert (await lookup(connector, 1, 2))[1] == [{"id": 2, "name": "item 2"}]
     await connector.aclose()
@@ -105,7 +125,52 @@ async def test_the_breaker_opens_skips_the_source_and_recovers(
     await asyncio.sleep(0.35)
     assert (await lookup(connector, 3)) == [[{"id": 3, "name": "item 3"}]]
     assert connector.breaker_state == "closed"
+    assert held(connector) == 0
     await connector.aclose()
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+async def test_a_connection_cut_mid_query(items_url: str, proxy: FaultProxy, retries: int) -> None:
+    """Cut while the statement is on its way: a source failure, retried on a fresh
+    connection when retries are allowed; the cut connection never returns to use."""
+    connector = connect(items_url, proxy, timeout=10, retries=retries)
+    assert await lookup(connector, 1) == item(1), "a warm pool: the statement is what is cut"
+    proxy.mode, proxy.delay = "slow", 0.5
+    call = asyncio.create_task(lookup(connector, 6))
+    await reached(proxy)
+    proxy.mode = "pass"
+    proxy.cut()
+    if retries:
+        assert await call == item(6)
+        assert proxy.accepted == 2, "the retry opened a new connection"
+    else:
+        with pytest.raises(SourceUnavailable) as info:
+            await call
+        assert info.value.source == "items-db"
+    assert held(connector) == 0
+    assert await lookup(connector, 7) == item(7), "the pool recovered"
+    await connector.aclose()
+
+
+async def test_a_slow_source_does_not_starve_the_others(items_url: str, proxy: FaultProxy) -> None:
+    """The slow source's calls fill its own bulkhead and pool; another source's calls,
+    made meanwhile, all answer while those are still waiting."""
+    slow = connect(items_url, proxy, timeout=30, max_concurrency=2)
+    fast = ResilientConnector(SQLConnector("other-db", SQLOptions(url=items_url, timeout=30)))
+    proxy.mode, proxy.delay = "slow", 1.0
+    stuck = [asyncio.create_task(lookup(slow, i)) for i in range(1, 11)]
+    await reached(proxy)
+    answers = await asyncio.gather(*(lookup(fast, i) for i in range(1, 31)))
+    assert answers == [item(i) for i in range(1, 31)]
+    assert sum(t.done() for t in stuck) <= 2, "the slow source's calls were still waiting"
+    assert proxy.max_in_flight == 2, "the slow source never had more than its limit"
+    for task in stuck:
+        task.cancel()
+    await asyncio.gather(*stuck, return_exceptions=True)
+    proxy.mode = "pass"
+    proxy.cut()
+    assert held(slow) == 0, "cancelled calls gave their connections back"
+    await asyncio.gather(slow.aclose(), fast.aclose())
 
 
 async def test_a_cut_connection_is_a_source_failure_and_the_next_call_reconnects(
