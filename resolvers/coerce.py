@@ -91,3 +91,19 @@ def coerce(value: Any, type_: FieldType) -> Any:
     if value is None or (isinstance(value, str) and not value.strip() and type_ != "string"):
         return None
     return _COERCE[type_](value)
+
+
+def json_value(value: Any) -> Any:
+    """A source value as JSON shows it: scalars as they are, anything else as text."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return as_text(value)
+
+
+def as_text(value: Any) -> str | None:
+    """A value as text; dates and times in ISO 8601."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)

@@ -160,6 +160,15 @@ class IdentityRegistry:
             if a < b
         }
 
+    def links_of(self, refs: Iterable[str]) -> list[tuple[str, str, float]]:
+        """Every batch link touching ``refs``, as ``(a, b, probability)`` with ``a < b``."""
+        found = {
+            (min(ref, other), max(ref, other)): score
+            for ref in refs
+            for other, score in self._machine.get(ref, {}).items()
+        }
+        return [(a, b, score) for (a, b), score in sorted(found.items())]
+
     def is_detached(self, ref: str) -> bool:
         return ref in self._state.detached
 

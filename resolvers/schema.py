@@ -19,6 +19,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from resolvers import quality_fields
+from resolvers.coerce import as_text, json_value
 from resolvers.errors import SourceErrorsExtension, mask_unexpected_errors
 from resolvers.explain import ExplainExtension
 from resolvers.fuzzy import contributions_json
@@ -26,6 +27,7 @@ from resolvers.group_types import customer_fields, group_types, query_fields, re
 from resolvers.inputs import CustomerInputs
 from resolvers.model import FieldType, RelationSpec, UnifiedModel
 from resolvers.planner import Planner
+from resolvers.rights import query_fields as rights_fields
 from resolvers.segment_fields import customer_field as segments_of_customer
 from resolvers.segment_fields import root_fields as segment_root_fields
 from resolvers.segment_fields import segment_type
@@ -256,7 +258,7 @@ def _source_records(root: CustomerView) -> list[SourceRecord]:
             id=strawberry.ID(str(r.key)),
             ref=str(r.ref),
             label=r.member.label or r.member.table,
-            data={k: _jsonable(v) for k, v in r.row.items()},
+            data={k: json_value(v) for k, v in r.row.items()},
         )
         for r in root.records
     ]
@@ -266,31 +268,17 @@ def _provenance(root: CustomerView) -> list[FieldProvenance]:
     return [
         FieldProvenance(
             field=p.field,
-            value=_text(p.value),
+            value=as_text(p.value),
             source=p.ref.source,
             table=p.ref.table,
             record_id=p.ref.key,
             ref=str(p.ref),
             rule=p.rule,
             reason=p.reason,
-            alternatives=[{"value": _text(v), "ref": str(ref)} for v, ref in p.alternatives],
+            alternatives=[{"value": as_text(v), "ref": str(ref)} for v, ref in p.alternatives],
         )
         for p in root.golden.provenance.values()
     ]
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return _text(value)
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    return str(value)
 
 
 def _customer_type(model: UnifiedModel, groups: dict[str, Any]) -> type:
@@ -493,6 +481,7 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
                     description="The identity registry's decision log, newest first.",
                 ),
                 "quality_report": quality_fields.report_field(),
+                **rights_fields(),
                 **query_fields(model, business, household, businesses),
             },
         )

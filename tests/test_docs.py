@@ -63,6 +63,7 @@ def test_every_cli_command_is_in_the_readme() -> None:
         "explain",
         "resolve",
         "audit",
+        "sar",
     }
     for name in names:
         assert f"custview {name}" in README

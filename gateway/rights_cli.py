@@ -1,0 +1,132 @@
+"""``custview sar``: data-subject requests from the command line.
+
+The command runs the same GraphQL field as the HTTP API
+(``customerDataReport``), through the governed schema, as the local
+operator (``cli:<user>``, who holds the config and so every role), and
+writes an audit entry like any other read (channel ``cli``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from connectors import CustviewError
+from connectors.deadline import deadline_scope
+from gateway.audit import create_audit_log
+from gateway.settings import LoadedSettings, load_settings
+from resolvers.audit import Auditor, Caller
+from resolvers.governance import ReadTrail, govern
+from resolvers.policy import Grant
+from resolvers.schema import build_schema
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+REPORT = "query($id: ID, $email: String) { customerDataReport(id: $id, email: $email) }"
+
+
+async def run_governed(
+    loaded: LoadedSettings, text: str, variables: dict[str, Any], purpose: str | None = None
+) -> dict[str, Any]:
+    """One operation through the governed, audited schema, as the local operator."""
+    model = loaded.settings.model
+    schema = govern(build_schema(model), model)
+    federation = loaded.create_federation()
+    user = getpass.getuser()
+    caller = Caller(principal=f"cli:{user}", method="cli", purpose=purpose)
+    context = {
+        "view": federation.request(),
+        "actor": f"cli:{user}",
+        "roles": None,
+        "grant": Grant.everything(),
+        "trail": ReadTrail(),
+        "auditor": Auditor(create_audit_log(loaded.settings.audit), caller, "cli"),
+    }
+    try:
+        await federation.open()
+        with deadline_scope(loaded.settings.server.request_deadline):
+            result = await schema.execute(text, variable_values=variables, context_value=context)
+    finally:
+        await federation.aclose()
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [e.formatted for e in result.errors]
+    return body
+
+
+def _settings(config: str | None) -> LoadedSettings:
+    try:
+        return load_settings(config)
+    except CustviewError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _errors(body: dict[str, Any]) -> None:
+    for error in body.get("errors", []):
+        err.print(f"[bold red]error:[/] {error.get('message')}", highlight=False)
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    out.print(f"[bold]customer {report['customerId']}[/] (report of {report['generatedAt']})")
+    table = Table(title="source records")
+    for column in ("ref", "values"):
+        table.add_column(column, overflow="fold")
+    for record in [*report["records"], *report["related"]]:
+        values = ", ".join(f"{k}={v}" for k, v in record["values"].items() if v is not None)
+        table.add_row(record["ref"], values)
+    out.print(table)
+    golden = Table(title="golden values")
+    for column in ("field", "value", "from", "rule"):
+        golden.add_column(column, overflow="fold")
+    for entry in report["golden"]:
+        golden.add_row(entry["field"], str(entry["value"]), entry["ref"], entry["rule"])
+    out.print(golden)
+    registry = report["registry"]
+    out.print(
+        f"registry: {len(registry['decisions'])} decisions, {len(registry['links'])} batch links",
+        highlight=False,
+    )
+
+
+def sar(
+    id: Annotated[str | None, typer.Option("--id", help="The customer id (cus_...).")] = None,
+    email: Annotated[str | None, typer.Option(help="The person's email address.")] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config", "-c", help="Settings file (default: $CUSTVIEW_CONFIG or the demo)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The report as JSON.")] = False,
+) -> None:
+    """Subject-access report: every source record, related row, golden value and
+    registry entry about one person (audited)."""
+    if (id is None) == (email is None):
+        err.print("[bold red]error:[/] give exactly one of --id or --email")
+        raise typer.Exit(2)
+    loaded = _settings(config)
+    try:
+        body = asyncio.run(run_governed(loaded, REPORT, {"id": id, "email": email}))
+    except CustviewError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    _errors(body)
+    report = (body.get("data") or {}).get("customerDataReport")
+    if report is None:
+        if not body.get("errors"):
+            err.print(f"no customer with {'id' if id else 'email'} {id or email}")
+        raise typer.Exit(1)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    else:
+        _print_report(report)
+    raise typer.Exit(1 if body.get("errors") else 0)
