@@ -80,7 +80,15 @@ class DeadlineExceeded(SourceTimeout):
 
 
 class SourceUnavailable(ConnectorError):
+    """``retryable`` is false when another attempt cannot help now: the connector
+    already retried under its own policy (REST: backoff, ``Retry-After``), or the
+    answer is wrong in a way a retry repeats; the resilience wrapper does not retry it."""
+
     code = "SOURCE_UNAVAILABLE"
+
+    def __init__(self, message: str, *, source: str, retryable: bool = True) -> None:
+        super().__init__(message, source=source)
+        self.retryable = retryable
 
 
 class CircuitOpen(ConnectorError):

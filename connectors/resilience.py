@@ -10,7 +10,10 @@ caller — stitching, loaders, scans, exports — gets the same policy:
   ``breaker_recovery`` seconds, then lets a probe through (half-open);
 * **retries** with exponential backoff and jitter (stamina) for reads that
   failed because the source was unavailable — never for timeouts, whose
-  budget is already spent, nor for errors in the request itself.
+  budget is already spent, nor for errors in the request itself, nor for a
+  failure the connector already retried itself (``SourceUnavailable.retryable``
+  false: the REST client's retries honour ``Retry-After``; a second layer
+  would multiply the requests to a failing API).
 
 Errors in the request (bad query, unsupported operation, schema mismatch)
 do not count against the source.
@@ -75,6 +78,10 @@ _NOT_THE_SOURCES_FAULT: list[Any] = [
     asyncio.CancelledError,
     GeneratorExit,
 ]
+
+
+def _retryable(exc: Exception) -> bool:
+    return isinstance(exc, SourceUnavailable) and exc.retryable
 
 
 class ResilienceOptions(BaseModel):
@@ -185,7 +192,7 @@ class ResilientConnector(ConnectorWrapper):
         with a ``budget``, while a retry could still start within it."""
         async with self._guard():
             async for attempt in stamina.retry_context(
-                on=SourceUnavailable,
+                on=_retryable,
                 attempts=self.policy.retries + 1,
                 timeout=budget,
                 wait_initial=self.policy.retry_initial_wait,

@@ -209,7 +209,8 @@ class SourceClient:
         await asyncio.sleep(wait)
 
     def _unavailable(self, message: str) -> SourceUnavailable:
-        return SourceUnavailable(message, source=self.source)
+        # the client retries its own requests (backoff, Retry-After): no second layer
+        return SourceUnavailable(message, source=self.source, retryable=False)
 
     def _describe(self, exc: BaseException) -> str:
         lines = str(exc).strip().splitlines()

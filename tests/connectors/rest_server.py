@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,7 @@ from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -189,6 +190,15 @@ async def survey(request: Request) -> Response:
     return JSONResponse({"data": found[0]})
 
 
+async def _trickle() -> AsyncIterator[bytes]:
+    """A body that starts at once and then takes ``slow_seconds`` per piece."""
+    yield b'{"data": ['
+    for i, row in enumerate(SURVEYS[:20]):
+        await asyncio.sleep(STATE.slow_seconds)
+        yield (b"," if i else b"") + json.dumps(row).encode()
+    yield b"]}"
+
+
 async def misbehaving(request: Request) -> Response:
     mode = request.path_params["mode"]
     if mode == "flaky" and STATE.flaky_left > 0:
@@ -199,6 +209,8 @@ async def misbehaving(request: Request) -> Response:
         return JSONResponse({}, status_code=429, headers={"Retry-After": STATE.retry_after})
     if mode == "slow":
         await asyncio.sleep(STATE.slow_seconds)
+    if mode == "trickle":
+        return StreamingResponse(_trickle(), media_type="application/json")
     if mode == "slowish":
         STATE.in_flight += 1
         STATE.most_in_flight = max(STATE.most_in_flight, STATE.in_flight)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 import connectors
 import connectors.rest
 from connectors import (
+    CircuitOpen,
     DeadlineExceeded,
     Filter,
     ReadOnlyViolation,
@@ -28,6 +29,7 @@ from connectors import (
     UnsupportedOperation,
 )
 from connectors.deadline import deadline_scope
+from connectors.resilience import ResilienceOptions, ResilientConnector
 from connectors.rest import RESTConnector, RESTOptions
 from tests.connectors import rest_server
 from tests.connectors.rest_server import STATE, SURVEYS
@@ -503,6 +505,47 @@ async def test_5xx_is_retried_then_reported(base_url: str) -> None:
             match="resource 'surveys': GET /api/x/flaky/surveys: HTTP 500 after 2 attempts",
         ):
             await c.lookup_many("surveys", "email", ["user1@example.com"], ["id"])
+    finally:
+        await c.aclose()
+
+
+async def test_a_failing_api_is_retried_by_one_layer_and_its_circuit_opens_and_closes(
+    base_url: str,
+) -> None:
+    """Behind the resilience wrapper: the REST client's own retries are the only
+    ones (3 GETs, not 9), repeated failures open the circuit, a probe closes it."""
+    STATE.flaky_left = 1000
+    inner = make(base_url, retries=2, resources={"surveys": resource("/x/flaky")})
+    policy = ResilienceOptions(retries=2, breaker_threshold=2, breaker_recovery=0.2)
+    c = ResilientConnector(inner, policy)
+    try:
+        with pytest.raises(SourceUnavailable, match="HTTP 500 after 3 attempts"):
+            await c.lookup_many("surveys", "email", ["user1@example.com"], ["id"])
+        assert inner.requests == 3
+        with pytest.raises(SourceUnavailable):
+            await c.lookup_many("surveys", "email", ["user1@example.com"], ["id"])
+        assert c.breaker_state == "opened"
+        with pytest.raises(CircuitOpen):
+            await c.lookup_many("surveys", "email", ["user1@example.com"], ["id"])
+        assert inner.requests == 6, "the open circuit sent nothing"
+        STATE.flaky_left = 0
+        await asyncio.sleep(0.25)
+        assert await c.lookup_many("surveys", "email", ["user1@example.com"], ["id"])
+        assert c.breaker_state == "closed"
+    finally:
+        await c.aclose()
+
+
+async def test_a_body_that_trickles_in_times_out(base_url: str) -> None:
+    """Headers at once, then a piece every 0.2 s: the timeout bounds the whole
+    answer, not each read, and a timeout is not retried."""
+    STATE.slow_seconds = 0.2
+    inner = make(base_url, timeout=0.5, retries=2, resources={"surveys": resource("/x/trickle")})
+    c = ResilientConnector(inner, ResilienceOptions(retries=2))
+    try:
+        with pytest.raises(SourceTimeout, match=r"no answer within 0\.5 s"):
+            await c.lookup_many("surveys", "email", ["user1@example.com"], ["id"])
+        assert inner.requests == 1
     finally:
         await c.aclose()
 
