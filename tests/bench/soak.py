@@ -38,15 +38,13 @@ import yaml
 from rich import box
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.demodata.schema import METADATA
 from gateway.serving import DEMO_HEADERS
 from tests.bench.run import DEFAULT_DATA_ROOT, demo_dir_env, ensure_data, sql_only_config
 from tests.support.engines import copy_sqlite_database, fresh_database
-from tests.support.processes import ServeProcess
+from tests.support.processes import ServeProcess, custview_sessions
 from tests.support.proxy import FaultProxy
 
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/custview_test"
@@ -186,22 +184,6 @@ async def client_loop(
             cursor = body["data"]["customers"]["pageInfo"]["endCursor"]
 
 
-async def sessions(admin_url: str) -> int:
-    engine = create_async_engine(admin_url)
-    try:
-        async with engine.connect() as conn:
-            found = await conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = :db AND application_name = 'custview'"
-                ),
-                {"db": make_url(admin_url).database},
-            )
-            return int(found.scalar_one())
-    finally:
-        await engine.dispose()
-
-
 def percentile(values: Sequence[float], q: int) -> float:
     if len(values) < 2:
         return values[0] if values else float("nan")
@@ -296,7 +278,7 @@ async def soak(args: argparse.Namespace, pg_url: str, console: Console) -> dict[
                 "/graphql", json={"query": CUSTOMER_360, "variables": {"e": keys[0][0]}}
             )
             rss_after = rss_mib(pid)
-            held = await sessions(pg_url)
+            held = await custview_sessions(pg_url)
         await gateway.stop()
         exit_code = gateway.process.returncode
     finally:
@@ -304,7 +286,7 @@ async def soak(args: argparse.Namespace, pg_url: str, console: Console) -> dict[
         await proxy.stop()
     left = held
     for _ in range(100):  # the server notices closed sessions a moment later
-        left = await sessions(pg_url)
+        left = await custview_sessions(pg_url)
         if left == 0:
             break
         await asyncio.sleep(0.1)

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from tests.connectors.sql_fixtures import create_people_database
 from tests.support.configs import people_config
-from tests.support.processes import BOUND, ServeProcess, until
+from tests.support.processes import BOUND, ServeProcess, custview_sessions, until
 from tests.support.proxy import FaultProxy
 
 QUERY = '{ customer(ref: "crm/people/3") { id name email } }'
@@ -38,23 +36,6 @@ async def proxy(people_url: str) -> AsyncIterator[FaultProxy]:
     await running.stop()
 
 
-async def _custview_connections(admin_url: str) -> int:
-    """Sessions of custview's pools (application_name) open on this test's database."""
-    engine = create_async_engine(admin_url)
-    try:
-        async with engine.connect() as conn:
-            found = await conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = :db AND application_name = 'custview'"
-                ),
-                {"db": make_url(admin_url).database},
-            )
-            return int(found.scalar_one())
-    finally:
-        await engine.dispose()
-
-
 async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
     people_url: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:
@@ -71,7 +52,7 @@ async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
         async with httpx.AsyncClient(base_url=gateway.url, timeout=BOUND) as client:
             warm = await client.post("/graphql", json={"query": QUERY})
             assert warm.status_code == 200 and "errors" not in warm.json(), warm.text
-            assert await _custview_connections(people_url) >= 1
+            assert await custview_sessions(people_url) >= 1
 
             proxy.mode, proxy.delay = "slow", 0.2
             in_flight = asyncio.create_task(client.post("/graphql", json={"query": QUERY}))
@@ -103,7 +84,7 @@ async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
         )
 
         async def no_sessions_left() -> bool:
-            return await _custview_connections(people_url) == 0
+            return await custview_sessions(people_url) == 0
 
         await until(no_sessions_left, "the server forgets the sessions")
     finally:

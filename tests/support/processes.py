@@ -10,6 +10,10 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
 ROOT = Path(__file__).resolve().parents[2]
 BOUND = 60.0
 """Seconds after which a step that should happen is declared not to happen."""
@@ -69,6 +73,24 @@ class ServeProcess:
                 await self.process.wait()
         if self._reader is not None:
             await self._reader
+
+
+async def custview_sessions(admin_url: str) -> int:
+    """Sessions custview's pools (``application_name``) hold on ``admin_url``'s
+    PostgreSQL database, as the server sees them."""
+    engine = create_async_engine(admin_url)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = :db AND application_name = 'custview'"
+                ),
+                {"db": make_url(admin_url).database},
+            )
+            return int(found.scalar_one())
+    finally:
+        await engine.dispose()
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
