@@ -89,3 +89,47 @@ async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
         await until(no_sessions_left, "the server forgets the sessions")
     finally:
         await gateway.stop()
+
+
+async def test_sigterm_exits_within_the_shutdown_timeout_when_a_request_hangs(
+    people_url: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """The source would answer in 10 minutes, the request may wait that long: SIGTERM
+    still ends the process after ``shutdown_timeout``, cleanly, and frees the sessions."""
+    through = make_url(people_url).set(host="127.0.0.1", port=proxy.port)
+    config = tmp_path / "serve.yaml"
+    config.write_text(
+        people_config(
+            {"crm": through.render_as_string(hide_password=False)},
+            head="server: {shutdown_timeout: 1, request_deadline: 900}\n",
+        ).replace("timeout: 5}", "timeout: 900}")
+    )
+    gateway = await ServeProcess.start(config)
+    try:
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=BOUND) as client:
+            warm = await client.post("/graphql", json={"query": QUERY})
+            assert warm.status_code == 200 and "errors" not in warm.json(), warm.text
+            proxy.mode, proxy.delay = "slow", 600
+            hanging = asyncio.create_task(client.post("/graphql", json={"query": QUERY}))
+
+            async def reached_the_source() -> bool:
+                return proxy.delayed > 0
+
+            await until(reached_the_source, "the request reaches the database")
+            gateway.process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(BOUND):
+                code = await gateway.process.wait()
+            (cut,) = await asyncio.gather(hanging, return_exceptions=True)
+        assert isinstance(cut, httpx.HTTPError) or cut.status_code >= 500, (
+            f"the hanging request was cut (a 5xx, or the connection closed), not answered: {cut}"
+        )
+        assert code == 0, "".join(gateway.log)
+        assert "Application shutdown complete" in "".join(gateway.log)
+        proxy.cut()
+
+        async def no_sessions_left() -> bool:
+            return await custview_sessions(people_url) == 0
+
+        await until(no_sessions_left, "the server forgets the sessions")
+    finally:
+        await gateway.stop()
