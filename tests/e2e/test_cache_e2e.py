@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from gateway.settings import DEMO_CONFIG, load_settings
 from tests.e2e.conftest import serve_in_process
@@ -10,6 +12,7 @@ from tests.e2e.test_partial_results import _three_system_email
 
 QUERY = """query($email: String) { customer(email: $email) {
     id name sourceRecords { source } orders { id } } }"""
+REGIONS = {"DE", "FR", "GB"}
 SALES = "    description: Commerce (customers, orders, order lines, refunds)\n"
 
 
@@ -40,3 +43,65 @@ async def test_a_cached_source_reports_live_then_cached_freshness(
         assert 0 <= second["sales"]["max_age_s"] < 30
         assert answers[0]["data"] == answers[1]["data"]
         assert "incomplete" not in answers[1]["extensions"]["custview"]
+
+
+ONE = """query($id: ID) { customer(id: $id) { id name email phone lifetimeValue country } }"""
+SUPPORT = {"X-API-Key": "support-key"}
+EMEA = {"X-API-Key": "emea-key"}
+
+
+async def test_a_caller_with_less_access_never_gets_a_cached_view_of_more(
+    demo_dir: Path, tmp_path: Path, demo_env: None
+) -> None:
+    """The admin's reads fill the cache; the support agent (masked contact details, no
+    money) and the regional team (other countries hidden) asking the same get their
+    own view, read live under their own scope, then cached for that scope only."""
+    text = DEMO_CONFIG.read_text()
+    for line in (
+        "    description: CRM (accounts, contacts, leads, opportunities)\n",
+        "    description: Support desk (users, organizations, tickets, ratings)\n",
+        SALES,
+    ):
+        assert line in text
+        text = text.replace(line, line + "    cache: {ttl: 300}\n")
+    config = tmp_path / "cached.yaml"
+    config.write_text(text)
+    async for client in serve_in_process(load_settings(config)):
+
+        async def ask(headers: dict[str, str], customer: str) -> dict[str, Any]:
+            response = await client.post(
+                "/graphql", json={"query": ONE, "variables": {"id": customer}}, headers=headers
+            )
+            assert response.status_code == 200
+            body: dict[str, Any] = response.json()
+            return body
+
+        page = await client.post(
+            "/graphql", json={"query": "{ customers(first: 60) { nodes { id country email } } }"}
+        )
+        nodes = page.json()["data"]["customers"]["nodes"]
+        abroad = next(c for c in nodes if c["email"] and c["country"] not in REGIONS)
+        admin = await ask({}, abroad["id"])
+        assert admin["data"]["customer"]["email"] == abroad["email"]
+        assert admin["data"]["customer"]["lifetimeValue"] is not None
+        again = await ask({}, abroad["id"])
+        assert _live(again) == 0, "the admin's second read is all cached"
+
+        support = await ask(SUPPORT, abroad["id"])
+        shown = support["data"]["customer"]
+        assert shown["id"] == abroad["id"]
+        assert shown["email"] != abroad["email"] and "***@" in shown["email"]
+        assert shown["lifetimeValue"] is None
+        assert _live(support) > 0, "another scope: not answered from the admin's entries"
+        support_again = await ask(SUPPORT, abroad["id"])
+        assert _live(support_again) == 0, "the support scope's own entries answer it next"
+        assert support_again["data"] == support["data"]
+
+        regional = await ask(EMEA, abroad["id"])
+        assert regional["data"]["customer"] is None, "outside its regions, cached or not"
+        assert abroad["email"] not in json.dumps(support) + json.dumps(regional)
+
+
+def _live(body: dict[str, Any]) -> int:
+    freshness = body["extensions"]["custview"]["freshness"]
+    return sum(int(source["live"]) for source in freshness.values())
