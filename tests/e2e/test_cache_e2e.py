@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from gateway.settings import DEMO_CONFIG, load_settings
 from tests.e2e.conftest import serve_in_process
 from tests.e2e.test_partial_results import _three_system_email
@@ -67,39 +69,39 @@ async def test_a_caller_with_less_access_never_gets_a_cached_view_of_more(
     config = tmp_path / "cached.yaml"
     config.write_text(text)
     async for client in serve_in_process(load_settings(config)):
-
-        async def ask(headers: dict[str, str], customer: str) -> dict[str, Any]:
-            response = await client.post(
-                "/graphql", json={"query": ONE, "variables": {"id": customer}}, headers=headers
-            )
-            assert response.status_code == 200
-            body: dict[str, Any] = response.json()
-            return body
-
         page = await client.post(
             "/graphql", json={"query": "{ customers(first: 60) { nodes { id country email } } }"}
         )
         nodes = page.json()["data"]["customers"]["nodes"]
         abroad = next(c for c in nodes if c["email"] and c["country"] not in REGIONS)
-        admin = await ask({}, abroad["id"])
+        admin = await _ask(client, {}, abroad["id"])
         assert admin["data"]["customer"]["email"] == abroad["email"]
         assert admin["data"]["customer"]["lifetimeValue"] is not None
-        again = await ask({}, abroad["id"])
+        again = await _ask(client, {}, abroad["id"])
         assert _live(again) == 0, "the admin's second read is all cached"
 
-        support = await ask(SUPPORT, abroad["id"])
+        support = await _ask(client, SUPPORT, abroad["id"])
         shown = support["data"]["customer"]
         assert shown["id"] == abroad["id"]
         assert shown["email"] != abroad["email"] and "***@" in shown["email"]
         assert shown["lifetimeValue"] is None
         assert _live(support) > 0, "another scope: not answered from the admin's entries"
-        support_again = await ask(SUPPORT, abroad["id"])
+        support_again = await _ask(client, SUPPORT, abroad["id"])
         assert _live(support_again) == 0, "the support scope's own entries answer it next"
         assert support_again["data"] == support["data"]
 
-        regional = await ask(EMEA, abroad["id"])
+        regional = await _ask(client, EMEA, abroad["id"])
         assert regional["data"]["customer"] is None, "outside its regions, cached or not"
         assert abroad["email"] not in json.dumps(support) + json.dumps(regional)
+
+
+async def _ask(client: httpx.AsyncClient, headers: dict[str, str], customer: str) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql", json={"query": ONE, "variables": {"id": customer}}, headers=headers
+    )
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def _live(body: dict[str, Any]) -> int:
