@@ -12,6 +12,10 @@ state custview keeps about source data, and it keeps it for a TTL:
 * **serve-stale-on-error**: when the source fails (unavailable, timed out,
   circuit open), entries that expired less than ``stale_ttl`` seconds ago
   answer instead, if every asked key has one, and are reported as stale;
+* **stale-while-revalidate**: an entry asked for less than ``revalidate``
+  seconds after it expired answers at once (reported as stale) while one
+  background call, outside the request, refreshes it — a hot key never makes
+  a caller wait for the source;
 * **authorisation scope**: every key includes :data:`cache_scope`, so one
   caller's view is never served to a caller with other (less) access;
 * **invalidation across replicas**: entries live in a namespace per source and
@@ -35,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import contextvars
 import hashlib
 import json
 import logging
@@ -117,6 +122,9 @@ class CacheOptions(BaseModel):
     """Per-table TTL overrides in seconds (0 disables caching of that table)."""
     stale_ttl: float = Field(default=300, ge=0)
     """Seconds after expiry an entry may still answer when the source fails."""
+    revalidate: float = Field(default=0, ge=0)
+    """Seconds after expiry an entry still answers at once (stale) while a
+    background call refreshes it (stale-while-revalidate); 0 turns it off."""
 
     def ttl_for(self, table: str) -> float:
         return self.tables.get(table, self.ttl)
@@ -257,6 +265,7 @@ class CachingConnector(ConnectorWrapper):
         base = getattr(cache, "namespace", None) or "custview"
         self.namespace = f"{base}:{inner.name}:"
         self._flights: dict[str, asyncio.Future[_Result]] = {}
+        self._refreshing: set[asyncio.Task[None]] = set()
 
     # --- the cache, never fatal ----------------------------------------------------
 
@@ -305,19 +314,27 @@ class CachingConnector(ConnectorWrapper):
         stale: dict[int, _Result] = {}
         own: list[int] = []
         joined: dict[int, asyncio.Future[_Result]] = {}
+        refresh: list[int] = []
         for i, (key, entry) in enumerate(zip(keys, entries, strict=True)):
+            flight = self._flights.get(key)
             if isinstance(entry, dict) and "at" in entry:
                 age = now - float(entry["at"])
                 if age <= ttl:
                     results[i] = (entry["value"], "cached", age)
                     continue
+                if age <= ttl + self.policy.revalidate:
+                    results[i] = (entry["value"], "stale", age)
+                    if flight is None:
+                        refresh.append(i)
+                    continue
                 if age <= ttl + self.policy.stale_ttl:
                     stale[i] = (entry["value"], "stale", age)
-            flight = self._flights.get(key)
             if flight is not None:
                 joined[i] = flight
             else:
                 own.append(i)
+        if refresh:
+            self._revalidate([keys[i] for i in refresh], ttl, _subset(fetch, refresh))
         if own:
             results.update(await self._fetch(keys, own, stale, ttl, fetch))
         retry: list[int] = []
@@ -335,6 +352,15 @@ class CachingConnector(ConnectorWrapper):
             results.update(zip(retry, again, strict=True))
         return [results[i] for i in range(len(keys))]
 
+    def _claim(self, keys: list[str], own: list[int]) -> dict[int, asyncio.Future[_Result]]:
+        """Flights for ``keys[i]`` for each ``i`` in ``own``: from now on, identical
+        calls wait for this one."""
+        loop = asyncio.get_running_loop()
+        flights = {i: loop.create_future() for i in own}
+        for i, flight in flights.items():
+            self._flights[keys[i]] = flight
+        return flights
+
     async def _fetch(
         self,
         keys: list[str],
@@ -342,11 +368,10 @@ class CachingConnector(ConnectorWrapper):
         stale: dict[int, _Result],
         ttl: float,
         fetch: Callable[[list[int]], Awaitable[list[Any]]],
+        flights: dict[int, asyncio.Future[_Result]] | None = None,
     ) -> dict[int, _Result]:
-        loop = asyncio.get_running_loop()
-        flights = {i: loop.create_future() for i in own}
-        for i, flight in flights.items():
-            self._flights[keys[i]] = flight
+        if flights is None:
+            flights = self._claim(keys, own)
         try:
             try:
                 values = await fetch(own)
@@ -361,7 +386,7 @@ class CachingConnector(ConnectorWrapper):
                         (keys[i], {"at": stored, "value": v})
                         for i, v in zip(own, values, strict=True)
                     ],
-                    ttl + self.policy.stale_ttl,
+                    ttl + max(self.policy.stale_ttl, self.policy.revalidate),
                 )
                 answered = {i: (v, "live", 0.0) for i, v in zip(own, values, strict=True)}
             for i, flight in flights.items():
@@ -381,6 +406,33 @@ class CachingConnector(ConnectorWrapper):
             for i, flight in flights.items():
                 if self._flights.get(keys[i]) is flight:
                     del self._flights[keys[i]]
+
+    def _revalidate(
+        self, keys: list[str], ttl: float, fetch: Callable[[list[int]], Awaitable[list[Any]]]
+    ) -> None:
+        """Refresh ``keys`` in the background, as one single-flight source call.
+
+        It runs in a context of its own: not bound by the request's deadline (the
+        source's timeout bounds it) and not part of the request's explain plan.
+        """
+
+        positions = list(range(len(keys)))
+        flights = self._claim(keys, positions)  # before the task starts: single-flight
+
+        async def refresh() -> None:
+            try:
+                await self._fetch(keys, positions, {}, ttl, fetch, flights)
+            except Exception as exc:  # the stale entry keeps answering until it ends
+                log.warning("refreshing cached answers of source %r failed: %s", self.name, exc)
+
+        task = asyncio.get_running_loop().create_task(refresh(), context=contextvars.Context())
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
+    async def settle(self) -> None:
+        """Wait for the background refreshes started so far."""
+        while self._refreshing:
+            await asyncio.gather(*self._refreshing, return_exceptions=True)
 
     # --- the contract --------------------------------------------------------------
 
@@ -453,6 +505,11 @@ class CachingConnector(ConnectorWrapper):
         return list(rows)
 
     async def aclose(self) -> None:
+        for task in self._refreshing:
+            task.cancel()
+        await asyncio.gather(*self._refreshing, return_exceptions=True)
+        for flight in self._flights.values():
+            flight.cancel()  # a refresh cancelled before it started: its waiters go on
         try:
             await self.inner.aclose()
         finally:

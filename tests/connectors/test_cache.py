@@ -276,6 +276,49 @@ async def test_an_entry_older_than_stale_ttl_does_not_answer(
     await connector.aclose()
 
 
+async def test_stale_while_revalidate_answers_at_once_and_refreshes_in_the_background(
+    sqlite_url: str, memory_cache: Any
+) -> None:
+    connector = cached(sqlite_url, memory_cache, ttl=0.1, revalidate=30)
+    first = await lookup(connector, 1, 2)
+    await asyncio.sleep(0.15)
+    with freshness_scope() as report:
+        answers = await asyncio.gather(*(lookup(connector, 1, 2) for _ in range(10)))
+    assert all(a == first for a in answers)
+    assert report["crm"]["stale"] == 20 and report["crm"]["live"] == 0, "nobody waited"
+    await connector.settle()
+    assert connector.statements == 2, "one refresh for every caller in the window"
+    with freshness_scope() as report:
+        assert await lookup(connector, 1, 2) == first
+    assert report["crm"] == {
+        "live": 0,
+        "cached": 2,
+        "stale": 0,
+        "max_age_s": report["crm"]["max_age_s"],
+    }, "the refreshed entries are fresh"
+    assert connector.statements == 2
+    await connector.aclose()
+
+
+async def test_a_failed_refresh_leaves_the_stale_entry_answering(
+    sqlite_url: str, memory_cache: Any
+) -> None:
+    path = Path(make_url(sqlite_url).database or "")
+    connector = cached(sqlite_url, memory_cache, ttl=0.05, revalidate=30, stale_ttl=0)
+    first = await lookup(connector, 3)
+    await asyncio.sleep(0.1)
+    await asyncio.to_thread(path.rename, path.with_suffix(".gone"))
+    await connector.inner.engine.dispose()
+    assert await lookup(connector, 3) == first
+    await connector.settle()  # the refresh failed, quietly
+    with freshness_scope() as report:
+        assert await lookup(connector, 3) == first
+    assert report["crm"]["stale"] == 1
+    await connector.settle()
+    assert connector._flights == {}, "no call is left waiting"
+    await connector.aclose()
+
+
 def test_the_serializer_keeps_types_exact() -> None:
     row = {
         "at": datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=UTC),
