@@ -37,6 +37,7 @@ from connectors.errors import (
     UnsupportedOperation,
 )
 from connectors.registry import available, load, register, unregister
+from connectors.request_id import current_request_id
 
 __all__ = [
     "Aggregate",
@@ -65,6 +66,7 @@ __all__ = [
     "UnsupportedOperation",
     "WriteAccess",
     "available",
+    "current_request_id",
     "load",
     "register",
     "time_left",

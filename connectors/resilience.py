@@ -30,10 +30,11 @@ A call cut by the deadline does not count against the circuit breaker.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import stamina
 from purgatory import AsyncCircuitBreakerFactory
@@ -61,7 +62,11 @@ from connectors.errors import (
     UnsupportedOperation,
 )
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span, Tracer
+
 T = TypeVar("T")
+log = logging.getLogger("custview.source")
 BACKSTOP = 0.05
 """Seconds past the deadline the wrapper waits for a connector to end its own call,
 so a connector that honours the deadline reports it (and cleans up) itself."""
@@ -119,6 +124,8 @@ class ResilientConnector(ConnectorWrapper):
         self._state: BreakerState = "closed"
         self.observer: Observer | None = None
         """Called with (source, operation, outcome, seconds) after every call."""
+        self.tracer: Tracer | None = None
+        """An OpenTelemetry tracer: each call becomes a span (see gateway/tracing.py)."""
 
     @property
     def breaker_state(self) -> BreakerState:
@@ -151,17 +158,29 @@ class ResilientConnector(ConnectorWrapper):
         """Report each call's outcome and duration to ``observer``, if one is set."""
         started = time.perf_counter()
         outcome = "ok"
+        detail = ""
+        span = None
+        if self.tracer is not None:
+            # not made current: a scan's span outlives the step that started it
+            span = self.tracer.start_span(
+                f"{self.name} {operation}",
+                attributes={"custview.source": self.name, "custview.operation": operation},
+            )
         try:
             yield
         except CustviewError as exc:
-            outcome = exc.code
+            outcome, detail = exc.code, exc.message
             raise
         except BaseException:
             outcome = "cancelled"
             raise
         finally:
+            seconds = time.perf_counter() - started
             if self.observer is not None:
-                self.observer(self.name, operation, outcome, time.perf_counter() - started)
+                self.observer(self.name, operation, outcome, seconds)
+            _log_call(self.name, operation, outcome, seconds, detail)
+            if span is not None:
+                _end_span(span, outcome, detail)
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         async with self._observed(operation):
@@ -247,6 +266,26 @@ class ResilientConnector(ConnectorWrapper):
         return await self._call(
             "aggregate", lambda: self.inner.aggregate(table, group_by, aggregates, filters)
         )
+
+
+def _end_span(span: Span, outcome: str, detail: str) -> None:
+    span.set_attribute("custview.outcome", outcome)
+    if outcome not in ("ok", "cancelled"):
+        from opentelemetry.trace import Status, StatusCode
+
+        span.set_status(Status(StatusCode.ERROR, f"{outcome}: {detail}" if detail else outcome))
+    span.end()
+
+
+def _log_call(source: str, operation: str, outcome: str, seconds: float, detail: str) -> None:
+    """One line per source call: debug when it succeeded, a warning when it failed."""
+    level = logging.DEBUG if outcome in ("ok", "cancelled") else logging.WARNING
+    if not log.isEnabledFor(level):
+        return
+    ms = round(seconds * 1000, 2)
+    message = f"{source} {operation} {outcome} in {ms} ms"
+    extra = {"source": source, "operation": operation, "outcome": outcome, "duration_ms": ms}
+    log.log(level, message + (f": {detail}" if detail else ""), extra=extra)
 
 
 async def _until(

@@ -34,7 +34,9 @@ from gateway.graphiql import STATIC_DIR, graphiql_html
 from gateway.hardening import Limits, RequestGuard
 from gateway.metrics import GatewayMetrics
 from gateway.page import page_html, prefill
+from gateway.request_ids import RequestIdExtension, RequestIdMiddleware
 from gateway.settings import LoadedSettings
+from gateway.tracing import trace_sources, traced_app, tracer_provider
 from resolvers.governance import ReadTrail, govern
 from resolvers.policy import AccessDenied, Policy
 from resolvers.schema import build_schema
@@ -167,20 +169,26 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
     (the demo's key)."""
     schema = govern(build_schema(loaded.settings.model), loaded.settings.model)
     limits = loaded.limits
-    schema.extensions = (*schema.extensions, *limits.extensions())
+    schema.extensions = (*schema.extensions, *limits.extensions(), RequestIdExtension)
 
     metrics = GatewayMetrics()
+    tracing = loaded.settings.tracing
+    provider = tracer_provider(tracing) if tracing.enabled else None
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         federation = loaded.create_federation()
         metrics.observe_sources(federation.connectors)
+        if provider is not None:
+            trace_sources(federation.connectors, provider)
         app.state.federation = federation
         try:
             await federation.open()
             yield
         finally:
             await federation.aclose()
+            if provider is not None:
+                provider.shutdown()  # flushes the spans still batched
 
     graphql = _GraphQL(schema, graphql_ide="graphiql" if limits.graphiql else None)
     graphql.ide_headers = json.dumps(ide_headers, indent=2) if ide_headers else None
@@ -200,12 +208,15 @@ def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None
         ],
         lifespan=lifespan,
         middleware=[
+            Middleware(RequestIdMiddleware),
+            *([Middleware(traced_app, provider=provider)] if provider is not None else []),
             Middleware(RequestGuard, limits=limits),
             Middleware(BaseHTTPMiddleware, dispatch=metrics.middleware),
             _authentication(Authenticator(loaded.settings.auth), loaded.policy, limits),
         ],
     )
     app.state.schema = schema
+    app.state.tracer_provider = provider
     app.state.metrics = metrics
     app.state.policy = loaded.policy
     app.state.auth_mode = loaded.settings.auth.mode

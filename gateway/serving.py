@@ -13,6 +13,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from gateway.app import create_app
+from gateway.logs import configure_logging
 from gateway.settings import LoadedSettings
 
 DEMO_KEY = "demo-key"
@@ -21,17 +22,17 @@ DEMO_HEADERS = {"X-API-Key": DEMO_KEY}
 
 
 def _server(
-    app: Starlette,
-    host: str,
-    port: int,
-    log_level: str = "info",
-    shutdown_timeout: float | None = None,
+    app: Starlette, host: str, port: int, shutdown_timeout: float | None = None
 ) -> uvicorn.Server:
+    """A uvicorn server logging through custview's handler (:func:`configure_logging`);
+    the gateway writes its own access lines, with request ids."""
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
-        log_level=log_level,
+        log_config=None,
+        log_level=None,
+        access_log=False,
         timeout_graceful_shutdown=None if shutdown_timeout is None else round(shutdown_timeout),
     )
     return uvicorn.Server(config)
@@ -50,6 +51,7 @@ def serve(loaded: LoadedSettings, host: str, port: int) -> None:
     client) and re-raises the signal; custview takes that as a clean stop and
     exits ``0``, so a process manager sees a successful shutdown.
     """
+    configure_logging(loaded.settings.logging)
     server = _server(
         create_app(loaded),
         host,
@@ -75,7 +77,8 @@ def serve_demo(
     ``ready`` runs (in a thread) once the feedback service answers."""
     from gateway.demodata.feedback_service import create_feedback_app
 
-    feedback = _server(create_feedback_app(data_dir), "127.0.0.1", feedback_port, "warning")
+    configure_logging(loaded.settings.logging)
+    feedback = _server(create_feedback_app(data_dir), "127.0.0.1", feedback_port)
     gateway = _server(
         create_app(loaded, DEMO_HEADERS),
         host,

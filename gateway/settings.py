@@ -23,6 +23,8 @@ from connectors.resilience import ResilienceOptions, ResilientConnector
 from gateway.audit import AuditSettings
 from gateway.auth import AuthSettings
 from gateway.hardening import Limits, LimitSettings, Profile
+from gateway.logs import LoggingSettings
+from gateway.tracing import TracingSettings, otel_missing
 from resolvers.model import UnifiedModel
 from resolvers.policy import Policy, PolicySpec, check_policy
 from resolvers.registry import IdentityRegistry
@@ -85,6 +87,10 @@ class Settings(_Strict):
     limits: LimitSettings = LimitSettings()
     """Overrides of the profile's limits."""
     server: ServerSettings = ServerSettings()
+    logging: LoggingSettings = LoggingSettings()
+    """What ``custview serve`` logs and how: ``text`` or ``json`` lines."""
+    tracing: TracingSettings = TracingSettings()
+    """OpenTelemetry spans per request and per source call (the ``otel`` extra)."""
     plugins: PluginSettings = PluginSettings()
     cache: CacheSettings = CacheSettings()
     registry: RegistrySettings = RegistrySettings()
@@ -275,6 +281,10 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
     except ValidationError as exc:
         _raise_validation(exc, file, lines)
         raise
+    missing = otel_missing() if settings.tracing.enabled else None
+    if missing:
+        at = ("tracing", "enabled")
+        raise ConfigError(missing, file=file, path=_dotted(at), line=lines.get(at))
     for name in sorted(settings.model.sources() - set(settings.sources)):
         raise ConfigError(
             f"the model refers to source '{name}', which is not declared under 'sources' "

@@ -31,6 +31,8 @@ import httpx
 from connectors.deadline import time_left
 from connectors.errors import ReadOnlyViolation, SourceTimeout, SourceUnavailable
 from connectors.observe import sent
+from connectors.request_id import HEADER as REQUEST_ID_HEADER
+from connectors.request_id import current_request_id
 from connectors.rest.auth import build_auth, secrets
 from connectors.rest.options import OAuth2ClientCredentials, RESTOptions
 
@@ -192,6 +194,9 @@ class SourceClient:
             raise self._unavailable(
                 f"refused to follow the source to another origin ({request.url.host})"
             )
+        request_id = current_request_id()
+        if request_id is not None and REQUEST_ID_HEADER not in request.headers:
+            request.headers[REQUEST_ID_HEADER] = request_id
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter."""

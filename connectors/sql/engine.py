@@ -27,6 +27,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.observe import sent
+from connectors.request_id import tagged_statement
 from connectors.sql.options import SQLOptions
 from connectors.sql.readonly import check_statement
 
@@ -78,6 +79,14 @@ def create_read_only_engine(
         check_statement(statement, source)
         on_statement()
         sent(statement)
+
+    if options.request_id_comment:
+        # after the guard: it checks, and explain plans show, the statement as compiled
+        @event.listens_for(sync_engine, "before_cursor_execute", retval=True)
+        def _tag(
+            conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+        ) -> tuple[str, Any]:
+            return tagged_statement(statement), parameters
 
     if kind in ("sqlite", "mysql"):
         statements = _session_statements(kind, options, engine)

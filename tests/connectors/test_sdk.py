@@ -11,7 +11,7 @@ PUBLIC = [
     "LookupTransform",
     "PluginError", "QueryError", "ReadOnlyViolation", "Row", "ScanRequest", "SchemaMismatch",
     "Sort", "SourceTimeout", "SourceUnavailable", "UnsupportedOperation", "WriteAccess",
-    "available", "load",
+    "available", "current_request_id", "load",
     "register", "time_left", "unregister",
 ]  # fmt: skip
 

@@ -1,0 +1,60 @@
+"""The id of the request a source call serves, handed on to the source.
+
+The gateway sets it for each request (:func:`request_id_scope`, a context
+variable, so concurrent requests never mix); a connector that talks to a
+source reads it with :func:`current_request_id` and passes it on in the
+source's own terms (the REST connector as an ``X-Request-ID`` header, the
+SQL connector as a comment on each statement), so a line in a source's log
+can be matched to custview's log line for the same request. Connectors
+learn only an opaque id, never who asked or about whom.
+
+An id is at most 64 characters from ``A-Z a-z 0-9 . _ -``: safe inside a
+SQL comment and an HTTP header without quoting.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+HEADER = "X-Request-ID"
+_SAFE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_current: ContextVar[str | None] = ContextVar("custview_request_id", default=None)
+
+
+def is_valid_request_id(text: str) -> bool:
+    """Whether ``text`` may be used as a request id as it is."""
+    return _SAFE.fullmatch(text) is not None
+
+
+def new_request_id() -> str:
+    """A fresh random id (32 hex digits)."""
+    return uuid.uuid4().hex
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served, if any."""
+    return _current.get()
+
+
+@contextmanager
+def request_id_scope(request_id: str) -> Iterator[str]:
+    """Source calls made inside the block (and its tasks) carry ``request_id``."""
+    if not is_valid_request_id(request_id):
+        raise ValueError("a request id is 1-64 characters from A-Z a-z 0-9 . _ -")
+    token = _current.set(request_id)
+    try:
+        yield request_id
+    finally:
+        _current.reset(token)
+
+
+def tagged_statement(statement: str) -> str:
+    """``statement`` with the current request id as a trailing SQL comment."""
+    request_id = _current.get()
+    if request_id is None:
+        return statement
+    return f"{statement} /* request_id={request_id} */"
