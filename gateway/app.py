@@ -163,15 +163,19 @@ def _page(ide_headers: dict[str, str] | None) -> Callable[[Request], Awaitable[R
     return page
 
 
-def create_app(loaded: LoadedSettings, ide_headers: dict[str, str] | None = None) -> Starlette:
+def create_app(
+    loaded: LoadedSettings,
+    ide_headers: dict[str, str] | None = None,
+    metrics: GatewayMetrics | None = None,
+) -> Starlette:
     """The gateway for validated settings; sources are connected in the lifespan.
     ``ide_headers`` pre-fill GraphiQL's Headers tab and the page's key field
-    (the demo's key)."""
+    (the demo's key); ``metrics`` carry on from an app this one replaces."""
     schema = govern(build_schema(loaded.settings.model), loaded.settings.model)
     limits = loaded.limits
     schema.extensions = (*schema.extensions, *limits.extensions(), RequestIdExtension)
 
-    metrics = GatewayMetrics()
+    metrics = metrics or GatewayMetrics()
     tracing = loaded.settings.tracing
     provider = tracer_provider(tracing) if tracing.enabled else None
 

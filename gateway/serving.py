@@ -10,10 +10,12 @@ from pathlib import Path
 from types import FrameType
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from gateway.app import create_app
 from gateway.logs import configure_logging
+from gateway.metrics import GatewayMetrics
+from gateway.reload import ReloadingApp
 from gateway.settings import LoadedSettings
 
 DEMO_KEY = "demo-key"
@@ -22,7 +24,7 @@ DEMO_HEADERS = {"X-API-Key": DEMO_KEY}
 
 
 def _server(
-    app: Starlette, host: str, port: int, shutdown_timeout: float | None = None
+    app: ASGIApp, host: str, port: int, shutdown_timeout: float | None = None
 ) -> uvicorn.Server:
     """A uvicorn server logging through custview's handler (:func:`configure_logging`);
     the gateway writes its own access lines, with request ids."""
@@ -50,10 +52,13 @@ def serve(loaded: LoadedSettings, host: str, port: int) -> None:
     them), runs the lifespan's shutdown (which closes every source's pool and
     client) and re-raises the signal; custview takes that as a clean stop and
     exits ``0``, so a process manager sees a successful shutdown.
+
+    On SIGHUP it reloads the config file (:mod:`gateway.reload`).
     """
     configure_logging(loaded.settings.logging)
+    metrics = GatewayMetrics()
     server = _server(
-        create_app(loaded),
+        ReloadingApp(loaded, lambda settings: create_app(settings, metrics=metrics)),
         host,
         port,
         shutdown_timeout=loaded.settings.server.shutdown_timeout,
