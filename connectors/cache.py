@@ -46,7 +46,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
@@ -291,6 +291,42 @@ class CachingConnector(ConnectorWrapper):
         key = "!gen" if table is None else f"!gen:{table}"
         await self.cache.increment(key, 1, namespace=self.namespace)
 
+    async def forget(self, table: str, column: str, keys: Iterable[Any]) -> int:
+        """Drop, on every replica, the entries of lookups of ``table`` by ``column``
+        for any of ``keys`` (in every scope, for every column list and comparison),
+        and of aggregates filtered by ``column`` equal to or in one of them.
+
+        A marker per key, stamped now, outlives every entry it may drop; an entry
+        stored before its marker no longer answers (not even stale).
+        """
+        stamp = time.time()
+        pairs = [(_mark(table, column, k), stamp) for k in dict.fromkeys(keys)]
+        if pairs:
+            await self.cache.multi_set(pairs, ttl=self._longest(), namespace=self.namespace)
+        return len(pairs)
+
+    def _longest(self) -> float:
+        """Seconds the longest-lived entry of this source may be kept."""
+        ttl = max([self.policy.ttl, *self.policy.tables.values()])
+        return ttl + max(self.policy.stale_ttl, self.policy.revalidate) + 1
+
+    async def _unforgotten(self, keys: list[str], marks: list[list[str]] | None) -> list[Any]:
+        """The entries of ``keys``, ``None`` for those a newer marker drops; entries
+        and markers are read in one call."""
+        guard = sorted({m for ms in marks for m in ms}) if marks else []
+        found = await self._get_many(keys + guard)
+        entries = found[: len(keys)]
+        stamps = {m: s for m, s in zip(guard, found[len(keys) :], strict=True) if s is not None}
+        if not stamps or marks is None:
+            return entries
+        return [
+            None
+            if isinstance(entry, dict)
+            and any(float(stamps.get(m, -1)) >= float(entry.get("at", 0)) for m in ms)
+            else entry
+            for entry, ms in zip(entries, marks, strict=True)
+        ]
+
     def _key(self, generation: str, table: str, *call: Any) -> str:
         return f"e:{table}:{_digest(generation, cache_scope.get(), table, *call)}"
 
@@ -301,15 +337,17 @@ class CachingConnector(ConnectorWrapper):
         table: str,
         keys: list[str],
         fetch: Callable[[list[int]], Awaitable[list[Any]]],
+        marks: list[list[str]] | None = None,
     ) -> list[_Result]:
         """Answer each of ``keys`` (cache keys, unique) from the cache or the source.
 
         ``fetch`` gets the positions of the keys to read live and returns their
-        values in that order, in one source call.
+        values in that order, in one source call. ``marks[i]`` are the markers
+        (:meth:`forget`) that drop ``keys[i]``'s entry when newer than it.
         """
         ttl = self.policy.ttl_for(table)
         now = time.time()
-        entries = await self._get_many(keys)
+        entries = await self._unforgotten(keys, marks)
         results: dict[int, _Result] = {}
         stale: dict[int, _Result] = {}
         own: list[int] = []
@@ -348,7 +386,12 @@ class CachingConnector(ConnectorWrapper):
                 continue
             results[i] = (_copy(value), origin, age)
         if retry:
-            again = await self._resolve(table, [keys[i] for i in retry], _subset(fetch, retry))
+            again = await self._resolve(
+                table,
+                [keys[i] for i in retry],
+                _subset(fetch, retry),
+                [marks[i] for i in retry] if marks is not None else None,
+            )
             results.update(zip(retry, again, strict=True))
         return [results[i] for i in range(len(keys))]
 
@@ -462,7 +505,8 @@ class CachingConnector(ConnectorWrapper):
             wanted = [first[unique[p]] for p in positions]
             return list(await self.inner.lookup_many(table, column, wanted, cols, transform))
 
-        resolved = dict(zip(unique, await self._resolve(table, unique, fetch), strict=True))
+        marks = [[_mark(table, column, first[k])] for k in unique]
+        resolved = dict(zip(unique, await self._resolve(table, unique, fetch, marks), strict=True))
         for origin in ("live", "cached", "stale"):
             hits = [resolved[k] for k in unique if resolved[k][1] == origin]
             _record(self.name, origin, len(hits), max((age for _, _, age in hits), default=0.0))
@@ -500,7 +544,13 @@ class CachingConnector(ConnectorWrapper):
         async def fetch(positions: list[int]) -> list[Any]:
             return [await self.inner.aggregate(table, group_by, aggregates, filters)]
 
-        [(rows, origin, age)] = await self._resolve(table, [key], fetch)
+        marks = [
+            _mark(table, f.column, v)
+            for f in filters
+            if f.op in ("eq", "in")
+            for v in (f.value if f.op == "in" else [f.value])
+        ]
+        [(rows, origin, age)] = await self._resolve(table, [key], fetch, [marks] if marks else None)
         _record(self.name, origin, 1, age)
         return list(rows)
 
@@ -514,6 +564,11 @@ class CachingConnector(ConnectorWrapper):
             await self.inner.aclose()
         finally:
             await _release(self.cache)
+
+
+def _mark(table: str, column: str, key: Any) -> str:
+    """The marker that drops entries read by ``column`` = ``key`` in ``table``."""
+    return f"!k:{table}:{_digest(column, key)}"
 
 
 def _copy(value: Any) -> Any:

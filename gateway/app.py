@@ -27,6 +27,7 @@ from connectors import CustviewError
 from connectors.cache import cache_scope
 from connectors.deadline import deadline_scope
 from connectors.resilience import circuit_state
+from gateway.admin import clear_cache_endpoint
 from gateway.audit import auditor_for, create_audit_log
 from gateway.auth import Authenticator, AuthError
 from gateway.export import export_table
@@ -208,6 +209,7 @@ def create_app(
             Route("/readyz", _readyz),
             Route("/metrics", metrics.endpoint),
             Route("/export/{table}.{format}", export_table),
+            Route("/admin/cache/clear", clear_cache_endpoint, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
         ],
         lifespan=lifespan,

@@ -22,11 +22,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors import CustviewError, FilterOp, WriteAccess
+from connectors import CustviewError, FilterOp, QueryError, WriteAccess
 from connectors.deadline import deadline_scope
 from gateway.export_cli import export as export_command
 from gateway.rights_cli import sar as sar_command
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
+from resolvers.cache_control import Cleared, clear_cache
 from resolvers.schema import build_schema
 
 app = typer.Typer(
@@ -511,26 +512,26 @@ cache_app = typer.Typer(help="Manage the source-call cache.", no_args_is_help=Tr
 app.add_typer(cache_app, name="cache")
 
 
-async def _clear(loaded: LoadedSettings, source: str | None, table: str | None) -> list[str]:
-    from connectors.cache import CachingConnector
-
-    connectors = loaded.create_connectors()
-    cleared = []
+async def _clear(
+    loaded: LoadedSettings, source: str | None, table: str | None, customer: str | None
+) -> Cleared:
+    federation = loaded.create_federation()
     try:
-        for name, connector in connectors.items():
-            if source in (None, name) and isinstance(connector, CachingConnector):
-                await connector.invalidate(table)
-                cleared.append(name)
+        if customer is not None:
+            await federation.open()  # stitching follows the registry's decisions
+        return await clear_cache(federation, source=source, table=table, customer=customer)
     finally:
-        for connector in connectors.values():
-            await connector.aclose()
-    return cleared
+        await federation.aclose()
 
 
 @cache_app.command("clear")
 def cache_clear(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
     table: Annotated[str | None, typer.Option(help="Only this table of the source(s).")] = None,
+    customer: Annotated[
+        str | None,
+        typer.Option(help="Only what was read about this customer id (not with --table)."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Invalidate cached source answers (every replica sharing the Redis cache sees it)."""
@@ -539,12 +540,26 @@ def cache_clear(
         known = ", ".join(loaded.settings.sources)
         err.print(f"[bold red]error:[/] no source '{source}' in {loaded.path} (known: {known})")
         raise typer.Exit(2)
-    cleared = asyncio.run(_clear(loaded, source, table))
-    if not cleared:
+    try:
+        cleared = asyncio.run(_clear(loaded, source, table, customer))
+    except QueryError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+    if not cleared.customer_found:
+        err.print(f"no customer with id '{customer}'; nothing to clear")
+        raise typer.Exit(1)
+    if not cleared.sources:
         err.print("no cached source matched; nothing to clear (turn caching on with cache.ttl)")
         raise typer.Exit(1)
+    names = ", ".join(cleared.sources)
+    if customer is not None:
+        keys = sum(int(n) for n in cleared.sources.values())
+        out.print(
+            f"cleared what the cache holds about customer {customer} ({keys} keys in {names})"
+        )
+        return
     what = f"table '{table}' of " if table else ""
-    out.print(f"cleared the cache of {what}{', '.join(cleared)}")
+    out.print(f"cleared the cache of {what}{names}")
 
 
 policy_app = typer.Typer(help="Inspect the access policy.", no_args_is_help=True)

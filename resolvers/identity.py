@@ -253,6 +253,12 @@ class Stitcher:
             return None
         return ref if self.member_for(ref) is not None else None
 
+    def key_lookups(self, records: Sequence[Record]) -> list[tuple[MemberSpec, str, list[str]]]:
+        """``(member, column, values sent)`` of every lookup that finds ``records``
+        by their identity keys, pushed-down variants included."""
+        nodes = {node for record in records for node in self.keys_of(record)}
+        return [(lk.member, lk.column, list(lk.variants)) for lk in self._plan(nodes)]
+
     def _plan(self, frontier: set[KeyNode]) -> list[_Lookup]:
         by_name: dict[str, set[str]] = defaultdict(set)
         for name, value in frontier:

@@ -244,6 +244,44 @@ async def test_invalidation_by_table_and_by_source(sqlite_url: str, memory_cache
     await connector.aclose()
 
 
+async def test_forgetting_keys_drops_their_entries_in_every_scope(
+    sqlite_url: str, memory_cache: Any
+) -> None:
+    connector = cached(sqlite_url, memory_cache)
+    orders = ("orders", ["item_id"], [Aggregate("count", None, "n")])
+    mine = [Filter("item_id", "in", [1, 2])]
+    theirs = [Filter("item_id", "eq", 3)]
+    token = cache_scope.set("role:support")
+    try:
+        await lookup(connector, 1, 2)
+    finally:
+        cache_scope.reset(token)
+    await lookup(connector, 1, 2)
+    await connector.aggregate(*orders, mine)
+    await connector.aggregate(*orders, theirs)
+    assert connector.statements == 4
+    assert await connector.forget("items", "id", [1, 1, 99]) == 2
+    await connector.forget("orders", "item_id", [2])
+    seen = sent_keys(connector)
+    with freshness_scope() as report:
+        rows = await lookup(connector, 1, 2)
+    assert [r[0]["id"] for r in rows] == [1, 2]
+    assert seen == [[1]], "only the forgotten key is read again"
+    assert report["crm"]["live"] == 1 and report["crm"]["cached"] == 1
+    await connector.aggregate(*orders, mine)
+    await connector.aggregate(*orders, theirs)
+    assert connector.statements == 6, "the aggregate filtered by a forgotten key, only"
+    token = cache_scope.set("role:support")
+    try:
+        await lookup(connector, 1, 2)
+    finally:
+        cache_scope.reset(token)
+    assert seen[-1] == [1], "the other scope's entry of the key was dropped too"
+    await lookup(connector, 1, 2)
+    assert connector.statements == 7, "and cached again"
+    await connector.aclose()
+
+
 async def test_a_stopped_source_answers_stale_from_recent_entries(
     sqlite_url: str, memory_cache: Any
 ) -> None:

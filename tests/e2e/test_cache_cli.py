@@ -10,7 +10,12 @@ import sys
 import uuid
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from gateway.cli import app as cli_app
 from gateway.settings import DEMO_CONFIG, load_settings
+from resolvers.records import RecordRef
+from tests.connectors.test_cache import sent_keys
 
 
 async def test_cache_clear_reaches_every_replica(
@@ -51,6 +56,16 @@ async def test_cache_clear_reaches_every_replica(
         assert result.returncode == 0, result.stderr
         assert "cleared the cache of sales" in result.stdout
         assert await lookup() == 1, "the other process's clear reached this replica"
+        customer = RecordRef.parse("sales/customers/2").customer_id()
+        result = await asyncio.to_thread(
+            CliRunner().invoke, cli_app, ["cache", "clear", "--config", str(config),
+                                          "--customer", customer],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert f"cleared what the cache holds about customer {customer}" in result.output
+        seen = sent_keys(sales)  # type: ignore[arg-type]
+        assert await lookup() == 1
+        assert seen == [[2]], "only the customer's record is read again"
     finally:
         for connector in connectors.values():
             await connector.aclose()

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from gateway.settings import DEMO_CONFIG, load_settings
+from resolvers.records import RecordRef
 from tests.e2e.conftest import serve_in_process
 from tests.e2e.test_partial_results import _three_system_email
 
@@ -58,17 +59,7 @@ async def test_a_caller_with_less_access_never_gets_a_cached_view_of_more(
     """The admin's reads fill the cache; the support agent (masked contact details, no
     money) and the regional team (other countries hidden) asking the same get their
     own view, read live under their own scope, then cached for that scope only."""
-    text = DEMO_CONFIG.read_text()
-    for line in (
-        "    description: CRM (accounts, contacts, leads, opportunities)\n",
-        "    description: Support desk (users, organizations, tickets, ratings)\n",
-        SALES,
-    ):
-        assert line in text
-        text = text.replace(line, line + "    cache: {ttl: 300}\n")
-    config = tmp_path / "cached.yaml"
-    config.write_text(text)
-    async for client in serve_in_process(load_settings(config)):
+    async for client in serve_in_process(load_settings(_every_sql_source_cached(tmp_path))):
         page = await client.post(
             "/graphql", json={"query": "{ customers(first: 60) { nodes { id country email } } }"}
         )
@@ -102,6 +93,76 @@ async def _ask(client: httpx.AsyncClient, headers: dict[str, str], customer: str
     assert response.status_code == 200
     body: dict[str, Any] = response.json()
     return body
+
+
+def _every_sql_source_cached(tmp_path: Path) -> Path:
+    text = DEMO_CONFIG.read_text()
+    for line in (
+        "    description: CRM (accounts, contacts, leads, opportunities)\n",
+        "    description: Support desk (users, organizations, tickets, ratings)\n",
+        SALES,
+    ):
+        assert line in text
+        text = text.replace(line, line + "    cache: {ttl: 300}\n")
+    config = tmp_path / "cached.yaml"
+    config.write_text(text)
+    return config
+
+
+CUSTOMER_360 = """query($email: String) { customer(email: $email) {
+    id sourceRecords { source } tickets { id } orders { id } openTickets lifetimeValue } }"""
+
+
+async def test_the_admin_endpoint_clears_one_customer_or_one_source(
+    demo_dir: Path, tmp_path: Path, demo_env: None
+) -> None:
+    email = _three_system_email(demo_dir)
+    other = "query { customers(first: 3) { nodes { id name orders { id } } } }"
+    async for client in serve_in_process(load_settings(_every_sql_source_cached(tmp_path))):
+        first = await _live_reads(client, CUSTOMER_360, email=email)
+        assert set(first) == {"crm", "support", "sales"} and all(first.values())
+        await _live_reads(client, other)
+        base = await _live_reads(client, other)  # the page itself is a scan: live
+        assert not any((await _live_reads(client, CUSTOMER_360, email=email)).values()), (
+            "all cached"
+        )
+        customer = (
+            await client.post(
+                "/graphql", json={"query": CUSTOMER_360, "variables": {"email": email}}
+            )
+        ).json()["data"]["customer"]["id"]
+
+        refused = await _clear(client, {"customer": customer}, **SUPPORT)
+        assert refused.status_code == 403 and refused.json()["code"] == "FORBIDDEN"
+        assert (await _clear(client, {"bogus": "x"})).status_code == 400
+        assert (await _clear(client, {"customer": "nope"})).json()["code"] == "BAD_REQUEST"
+        missing = RecordRef.parse("crm/contacts/99999999").customer_id()
+        assert (await _clear(client, {"customer": missing})).status_code == 404
+
+        done = await _clear(client, {"customer": customer})
+        assert done.status_code == 200, done.text
+        assert set(done.json()["cleared"]) == {"crm", "support", "sales"}
+        again = await _live_reads(client, CUSTOMER_360, email=email)
+        assert all(again[name] for name in ("crm", "support", "sales")), again
+        assert await _live_reads(client, other) == base, "other customers stay cached"
+
+        assert (await _clear(client, {"source": "sales"})).json() == {"cleared": {"sales": "*"}}
+        after = await _live_reads(client, other)
+        assert after["sales"] > base["sales"], "that source was cleared"
+        assert after["crm"] == base["crm"] and after["support"] == base["support"], "only it"
+
+
+async def _live_reads(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
+    """Per cached source: entries read live for the query."""
+    response = await client.post("/graphql", json={"query": query, "variables": variables})
+    body = response.json()
+    assert "errors" not in body, body
+    fresh: dict[str, Any] = body["extensions"]["custview"]["freshness"]
+    return {name: entry["live"] for name, entry in fresh.items()}
+
+
+async def _clear(client: httpx.AsyncClient, body: object, **headers: str) -> httpx.Response:
+    return await client.post("/admin/cache/clear", json=body, headers=headers)
 
 
 def _live(body: dict[str, Any]) -> int:
