@@ -6,7 +6,8 @@ nothing about customers. It holds three append-only tables of strings and
 numbers:
 
 * ``custview_events`` — decisions: who did what to which pair of ids, and
-  which earlier event an ``undo`` cancels;
+  which earlier event an ``undo`` cancels (erasure tombstones are events
+  too: one per erased record id);
 * ``custview_links`` — scored pairs of ids written by batch runs; a later row
   for the same pair supersedes an earlier one (a ``NULL`` score retracts it);
 * ``custview_runs`` — one row per batch run, with its watermark.
@@ -196,6 +197,25 @@ class Ledger:
         result = await self._write(insert(events).values(**values))
         (seq,) = result.inserted_primary_key
         return EventRow(int(seq), at, actor, action, a, b, target)
+
+    async def append_events(
+        self, actor: str, action: str, pairs: Sequence[tuple[str, str | None]]
+    ) -> list[EventRow]:
+        """Several ``(a, b)`` events of one action, all or none (one transaction)."""
+        at = dt.datetime.now(dt.UTC)
+        rows = []
+        try:
+            async with self.engine.begin() as conn:
+                for a, b in pairs:
+                    values = {"at": at, "actor": actor, "action": action, "a": a, "b": b}
+                    result = await conn.execute(insert(events).values(**values))
+                    key = result.inserted_primary_key
+                    assert key is not None  # a single-row insert reports its key
+                    (seq,) = key
+                    rows.append(EventRow(int(seq), at, actor, action, a, b, None))
+        except (SQLAlchemyError, OSError) as exc:
+            raise self._unavailable(exc) from None
+        return rows
 
     async def events_after(self, seq: int) -> list[EventRow]:
         rows = await self._read(select(events).where(events.c.seq > seq).order_by(events.c.seq))

@@ -25,6 +25,7 @@ from rich.table import Table
 from connectors import CustviewError, FilterOp, QueryError, WriteAccess
 from connectors.deadline import deadline_scope
 from gateway.export_cli import export as export_command
+from gateway.rights_cli import erase as erase_command
 from gateway.rights_cli import sar as sar_command
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers.cache_control import Cleared, clear_cache
@@ -506,6 +507,7 @@ def _print_plan(plan: dict[str, Any]) -> None:
 
 app.command("export")(export_command)
 app.command("sar")(sar_command)
+app.command("erase")(erase_command)
 
 
 cache_app = typer.Typer(help="Manage the source-call cache.", no_args_is_help=True)

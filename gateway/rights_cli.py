@@ -1,7 +1,8 @@
-"""``custview sar``: data-subject requests from the command line.
+"""``custview sar`` and ``custview erase``: data-subject requests from the
+command line.
 
-The command runs the same GraphQL field as the HTTP API
-(``customerDataReport``), through the governed schema, as the local
+The commands run the same GraphQL fields as the HTTP API
+(``customerDataReport``, ``requestErasure``), through the governed schema, as the local
 operator (``cli:<user>``, who holds the config and so every role), and
 writes an audit entry like any other read (channel ``cli``).
 """
@@ -31,6 +32,8 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 REPORT = "query($id: ID, $email: String) { customerDataReport(id: $id, email: $email) }"
+ERASE = """mutation($id: ID!, $reason: String!) { requestErasure(customerId: $id, reason: $reason) {
+  id customerId at actor records { source table id ref relation } } }"""
 
 
 async def run_governed(
@@ -130,3 +133,38 @@ def sar(
     else:
         _print_report(report)
     raise typer.Exit(1 if body.get("errors") else 0)
+
+
+def erase(
+    id: Annotated[str, typer.Option("--id", help="The customer id (cus_...).")],
+    reason: Annotated[
+        str, typer.Option(help="Why: the request's reference (goes to the audit log).")
+    ],
+    config: Annotated[str | None, typer.Option("--config", "-c", help="Settings file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The erasure as JSON.")] = False,
+) -> None:
+    """Erase a customer from custview: registry tombstones (ids only), then list the
+    source records each system must delete; the customer is in no answer from now on."""
+    loaded = _settings(config)
+    try:
+        body = asyncio.run(run_governed(loaded, ERASE, {"id": id, "reason": reason}, reason))
+    except CustviewError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    _errors(body)
+    erasure = (body.get("data") or {}).get("requestErasure")
+    if erasure is None:
+        raise typer.Exit(1)
+    if as_json:
+        sys.stdout.write(json.dumps(erasure, indent=2) + "\n")
+        return
+    out.print(
+        f"erased customer {erasure['customerId']} (erasure {erasure['id']}, {erasure['at']}); "
+        "each system must delete:",
+        highlight=False,
+    )
+    by_source: dict[str, list[str]] = {}
+    for record in erasure["records"]:
+        by_source.setdefault(record["source"], []).append(record["ref"])
+    for source, refs in by_source.items():
+        out.print(f"  [bold]{source}[/] ({len(refs)}): " + ", ".join(refs), highlight=False)

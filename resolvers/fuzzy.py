@@ -236,6 +236,9 @@ class Matcher:
         ext.errors.extend(closure.errors)
         ext.rounds += closure.rounds
         ours = {str(ref) for ref in known}
+        # a candidate in no cluster belongs to an erased customer
+        linked = [b for b in linked if closure.cluster(b[0].ref)]
+        possible = [b for b in possible if closure.cluster(b[0].ref)]
         if blocked is not None:
             linked = [
                 b

@@ -11,6 +11,9 @@ links (hard, like a shared key) and batch links from ``custview resolve``
 at or above the link threshold (soft: they never join two groups a steward
 marked as not duplicates). Records a steward unlinked follow no key and no
 batch link. Linked records are fetched by primary key in the same rounds.
+A customer holding a record of an erased person (a registry tombstone) is
+left out of every cluster: the record still joins others by key while the
+sources keep it, so the person's other records stay hidden too.
 """
 
 from __future__ import annotations
@@ -98,7 +101,8 @@ class Resolution:
 
     def cluster(self, node: Node) -> list[Record]:
         """The records of the customer containing ``node``, in listing order (the first
-        one represents the customer in lists; :func:`canonical` names it)."""
+        one represents the customer in lists; :func:`canonical` names it). Empty for
+        a customer holding an erased record: an erased person is in no answer."""
         if self._clusters is None:
             self._merge_soft()
             groups: dict[Node, list[Record]] = defaultdict(list)
@@ -106,7 +110,12 @@ class Resolution:
                 groups[self._root(ref)].append(record)
             for members in groups.values():
                 members.sort(key=Record.order)
-            self._clusters = dict(groups)
+            registry = self.registry
+            self._clusters = {
+                root: members
+                for root, members in groups.items()
+                if registry is None or not any(registry.is_erased(str(r.ref)) for r in members)
+            }
         found = self._clusters.get(self._root(node), [])
         holders = self.detached_holders.get(node) if isinstance(node, tuple) else None
         if not found and holders:

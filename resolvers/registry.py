@@ -9,6 +9,9 @@ State is a fold of the ledger's append-only rows:
 * **decisions** (``link``, ``unlink``, ``not_duplicate``, ``undo``), replayed
   in order; an ``undo`` cancels the event it names (an undo of an undo
   restores it);
+* **erasure tombstones** (``erase``): one event per record of an erased
+  customer (``a`` the record, ``b`` the customer id). They are final: no
+  undo, and no decision may name an erased record again;
 * **batch links** written by ``custview resolve``: the latest score per pair.
 
 Each process keeps the fold in memory and follows the ledger incrementally:
@@ -27,9 +30,10 @@ from dataclasses import dataclass
 from connectors import QueryError
 from connectors.ledger import EventRow, Ledger, RunRow
 
-__all__ = ["ACTIONS", "Decision", "IdentityRegistry"]
+__all__ = ["ACTIONS", "Decision", "Erased", "IdentityRegistry"]
 
 ACTIONS = ("link", "unlink", "not_duplicate", "undo")
+ERASE = "erase"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +43,18 @@ class Decision(EventRow):
     undone: bool = False
 
 
+class Erased(QueryError):
+    """A decision names a record of an erased customer."""
+
+
 @dataclass(slots=True)
 class _State:
     manual: dict[str, set[str]]
     detached: set[str]
     not_dup: dict[str, set[str]]
     undone: set[int]
+    erased: dict[str, EventRow]
+    """Erased record ref -> its tombstone."""
 
 
 def _fold(events: Iterable[EventRow]) -> _State:
@@ -56,7 +66,11 @@ def _fold(events: Iterable[EventRow]) -> _State:
     manual: dict[str, set[str]] = defaultdict(set)
     detached: set[str] = set()
     not_dup: dict[str, set[str]] = defaultdict(set)
+    erased: dict[str, EventRow] = {}
     for event in ordered:
+        if event.action == ERASE:
+            erased.setdefault(event.a, event)
+            continue
         if event.seq in undone or event.action == "undo":
             continue
         a, b = event.a, event.b
@@ -74,7 +88,7 @@ def _fold(events: Iterable[EventRow]) -> _State:
             not_dup[b].add(a)
             manual[a].discard(b)
             manual[b].discard(a)
-    return _State(dict(manual), detached, dict(not_dup), undone)
+    return _State(dict(manual), detached, dict(not_dup), undone, erased)
 
 
 class IdentityRegistry:
@@ -142,13 +156,15 @@ class IdentityRegistry:
         return self._state.manual.get(ref, set())
 
     def machine_edges(self, ref: str) -> dict[str, float]:
-        """Batch links of ``ref`` (other ref -> probability); none for detached records."""
-        if ref in self._state.detached:
+        """Batch links of ``ref`` (other ref -> probability); none for detached or
+        erased records."""
+        state = self._state
+        if ref in state.detached or ref in state.erased:
             return {}
         return {
             other: score
             for other, score in self._machine.get(ref, {}).items()
-            if other not in self._state.detached
+            if other not in state.detached and other not in state.erased
         }
 
     def stored_links(self) -> dict[tuple[str, str], float]:
@@ -168,6 +184,22 @@ class IdentityRegistry:
             for other, score in self._machine.get(ref, {}).items()
         }
         return [(a, b, score) for (a, b), score in sorted(found.items())]
+
+    def is_erased(self, ref: str) -> bool:
+        return ref in self._state.erased
+
+    def tombstone(self, ref: str) -> EventRow | None:
+        """The erasure event of ``ref``, if its customer was erased."""
+        return self._state.erased.get(ref)
+
+    def refuse_erased(self, *refs: str | None) -> None:
+        for ref in refs:
+            found = self._state.erased.get(ref or "")
+            if found is not None:
+                raise Erased(
+                    f"'{ref}' belongs to a customer erased on {found.at:%Y-%m-%d} "
+                    f"(erasure {found.seq}); erased records cannot be linked or decided on"
+                )
 
     def is_detached(self, ref: str) -> bool:
         return ref in self._state.detached
@@ -198,6 +230,8 @@ class IdentityRegistry:
         by_seq = {e.seq: e for e in self._events}
         out = []
         for event in reversed(self._events):
+            if event.action == ERASE:
+                continue  # tombstones are not identity decisions
             touched = {event.a, event.b}
             if event.action == "undo" and event.target in by_seq:
                 target = by_seq[event.target]
@@ -223,6 +257,8 @@ class IdentityRegistry:
             raise QueryError(f"unknown decision '{action}'")
         if b is not None and a == b:
             raise QueryError("a decision needs two different records")
+        await self.refresh(force=True)  # another replica may have erased one of them
+        self.refuse_erased(a, b)
         row = await self.ledger.append_event(actor, action, a, b)
         await self.refresh(force=True)
         return Decision(row.seq, row.at, row.actor, row.action, row.a, row.b, None)
@@ -232,8 +268,21 @@ class IdentityRegistry:
         target = next((e for e in self._events if e.seq == seq), None)
         if target is None:
             raise QueryError(f"there is no identity decision {seq}")
+        if target.action == ERASE:
+            raise QueryError(f"event {seq} is an erasure; erasures cannot be undone")
         if seq in self._state.undone:
             raise QueryError(f"decision {seq} is already undone; undo the undo to restore it")
+        self.refuse_erased(target.a, target.b)
         row = await self.ledger.append_event(actor, "undo", target.a, target.b, seq)
         await self.refresh(force=True)
         return Decision(row.seq, row.at, row.actor, row.action, row.a, row.b, seq)
+
+    async def erase(self, actor: str, customer_id: str, refs: Iterable[str]) -> list[EventRow]:
+        """Tombstones for every record of an erased customer: from now on no answer
+        shows a customer holding one of them, and no decision may name one."""
+        await self.refresh(force=True)
+        wanted = sorted(set(refs))
+        self.refuse_erased(*wanted)
+        rows = await self.ledger.append_events(actor, ERASE, [(r, customer_id) for r in wanted])
+        await self.refresh(force=True)
+        return rows

@@ -12,6 +12,15 @@ A report shows everything, unmasked, so it needs the ``dpo`` (or
 ``admin``) role and a grant that allows every field: a role with masks or
 row rules cannot ask for one. Each report is an audited read of the
 customer (field ``customerDataReport``).
+
+``requestErasure(customerId, reason)`` answers an erasure request. Sources
+are read-only to custview, so it records a tombstone per member record in
+the identity registry (ids only), answers the exact source records each
+system must delete, and from then on the customer is in no answer (see
+:meth:`resolvers.identity.Resolution.cluster`) and its records can be
+named by no steward decision. It is refused while a source fails: the list
+of records to delete would be incomplete. The reason goes to the audit
+entry, not to the registry.
 """
 
 from __future__ import annotations
@@ -23,10 +32,11 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
-from connectors import ConnectorError, QueryError
+from connectors import ConnectorError, QueryError, SourceUnavailable
 from resolvers.coerce import as_text, json_value
 from resolvers.governance import ReadTrail, grant_of
 from resolvers.policy import AccessDenied
+from resolvers.records import RecordRef
 from resolvers.view import CustomerView, RequestView
 
 RIGHTS_ROLES = frozenset({"dpo", "admin"})
@@ -172,5 +182,99 @@ def query_fields() -> dict[str, Any]:
             description="Subject-access report (dpo or admin role): every source record, "
             "related row, golden value with provenance and registry entry about the "
             "customer with this id or email, as JSON; null when there is none.",
+        )
+    }
+
+
+@strawberry.type(description="A source record its system must delete for an erasure.")
+class RecordToDelete:
+    source: str
+    table: str
+    id: strawberry.ID
+    ref: str = strawberry.field(description="source/table/id")
+    relation: str | None = strawberry.field(
+        description="The relation (tickets, orders, ...) of a related row; null for one of "
+        "the person's own records"
+    )
+
+
+@strawberry.type(description="An erasure request, as the identity registry recorded it.")
+class Erasure:
+    id: int = strawberry.field(description="Sequence number of its first tombstone")
+    customer_id: strawberry.ID
+    at: dt.datetime
+    actor: str
+    records: list[RecordToDelete] = strawberry.field(
+        description="Every source record each system must delete, by source"
+    )
+
+
+_MAX_REASON = 200
+
+
+async def request_erasure(info: Info[Any, Any], customer_id: strawberry.ID, reason: str) -> Erasure:
+    actor = authorise(info, "an erasure request")
+    view: RequestView = info.context["view"]
+    registry = view.federation.registry
+    if registry is None:
+        raise QueryError("erasure needs the identity registry (see 'registry' in the config)")
+    if not reason.strip():
+        raise QueryError("give the reason for the erasure, e.g. the request's reference")
+    await registry.refresh(force=True)
+    registry.refuse_erased(str(RecordRef.from_customer_id(str(customer_id))))
+    customer = await view.by_id(str(customer_id))
+    if customer is None:
+        raise QueryError(f"there is no customer '{customer_id}'")
+    related = await _related(view, customer)
+    if view.errors:
+        failed = view.errors[0]
+        raise SourceUnavailable(
+            f"{failed.reason}; the records to delete would be incomplete, so nothing was "
+            "erased: try again when the source answers",
+            source=failed.source,
+        )
+    note_read(info, customer.id, "requestErasure")
+    auditor = info.context.get("auditor")
+    if auditor is not None:
+        auditor.extra["reason"] = reason.strip()[:_MAX_REASON]
+    rows = await registry.erase(actor, customer.id, [str(r.ref) for r in customer.records])
+    records = [
+        RecordToDelete(
+            source=r.member.source,
+            table=r.member.table,
+            id=strawberry.ID(str(r.key)),
+            ref=str(r.ref),
+            relation=None,
+        )
+        for r in customer.records
+    ] + [
+        RecordToDelete(
+            source=r["source"],
+            table=r["table"],
+            id=strawberry.ID(r["id"]),
+            ref=r["ref"],
+            relation=r["relation"],
+        )
+        for r in related
+    ]
+    records.sort(key=lambda r: (r.source, r.table, r.relation is not None, r.ref))
+    return Erasure(
+        id=rows[0].seq,
+        customer_id=strawberry.ID(customer.id),
+        at=rows[0].at,
+        actor=actor,
+        records=records,
+    )
+
+
+def mutation_fields() -> dict[str, Any]:
+    return {
+        "request_erasure": strawberry.mutation(
+            resolver=request_erasure,
+            graphql_type=Erasure,
+            name="requestErasure",
+            description="Erase a customer from custview (dpo or admin role): tombstones "
+            "in the registry (ids only), the source records each system must delete, and "
+            "from now on the customer is in no answer and cannot be re-linked.",
         )
     }

@@ -27,6 +27,7 @@ from resolvers.group_types import customer_fields, group_types, query_fields, re
 from resolvers.inputs import CustomerInputs
 from resolvers.model import FieldType, RelationSpec, UnifiedModel
 from resolvers.planner import Planner
+from resolvers.rights import mutation_fields as rights_mutations
 from resolvers.rights import query_fields as rights_fields
 from resolvers.segment_fields import customer_field as segments_of_customer
 from resolvers.segment_fields import root_fields as segment_root_fields
@@ -488,7 +489,7 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
     )
     return strawberry.Schema(
         query=query,
-        mutation=mutation_type(customer),
+        mutation=mutation_type(customer, rights_mutations()),
         extensions=[
             lambda: ParserCache(maxsize=256),
             lambda: ValidationCache(maxsize=256),

@@ -57,8 +57,9 @@ def _actor(info: Info[Any, Any]) -> str:
     return str(info.context.get("actor") or "local")
 
 
-def mutation_type(customer: type) -> type:
-    """The Mutation root; ``customer`` is the model's generated Customer type."""
+def mutation_type(customer: type, extra: dict[str, Any] | None = None) -> type:
+    """The Mutation root; ``customer`` is the model's generated Customer type,
+    ``extra`` more mutation fields (data-subject rights)."""
 
     result_type = strawberry.type(
         type(
@@ -137,7 +138,7 @@ def mutation_type(customer: type) -> type:
             description="Cancel an earlier decision (undo an UNDO to restore it).",
         ),
     }
-    return strawberry.type(type("Mutation", (), fields))
+    return strawberry.type(type("Mutation", (), {**fields, **(extra or {})}))
 
 
 async def decisions_field(info: Info[Any, Any], first: int = 50) -> list[IdentityDecision]:

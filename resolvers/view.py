@@ -397,6 +397,7 @@ class RequestView:
         """A steward takes record ``ref`` out of its customer; returns the decision and
         a record that stayed with the customer (to show what remains)."""
         registry = self._registry()
+        registry.refuse_erased(str(ref))
         before = await self.by_ref(ref)
         if before is None:
             raise QueryError(f"'{ref}' does not exist in source '{ref.source}'")

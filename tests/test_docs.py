@@ -64,6 +64,7 @@ def test_every_cli_command_is_in_the_readme() -> None:
         "resolve",
         "audit",
         "sar",
+        "erase",
     }
     for name in names:
         assert f"custview {name}" in README

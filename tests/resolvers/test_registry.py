@@ -144,3 +144,35 @@ async def test_replicas_opening_a_new_registry_together_both_start(ledger_url: s
         )
     finally:
         await asyncio.gather(*(ledger.aclose() for ledger in ledgers))
+
+
+async def test_erasure_tombstones_are_final_and_block_decisions(ledger_url: str) -> None:
+    registry = await _registry(ledger_url)
+    other = await _registry(ledger_url)
+    try:
+        link = await registry.decide("api_key:alice", "link", A, C)
+        run = await registry.ledger.start_run("model", "full")
+        await registry.ledger.append_links(run, [(A, B, 0.999), (B, C, 0.999)])
+        rows = await registry.erase("api_key:dpo", "cus_x", [A, C])
+        assert [(r.action, r.a, r.b) for r in rows] == [
+            ("erase", A, "cus_x"),
+            ("erase", C, "cus_x"),
+        ]
+        assert registry.is_erased(A) and not registry.is_erased(B)
+        assert registry.machine_edges(B) == {}  # batch links to erased records are not followed
+        for attempt in (
+            registry.decide("api_key:alice", "link", B, A),
+            registry.decide("api_key:alice", "unlink", C),
+            registry.undo("api_key:alice", link.seq),
+            registry.undo("api_key:alice", rows[0].seq),
+            registry.erase("api_key:dpo", "cus_x", [A]),
+            other.decide("api_key:bob", "not_duplicate", B, C),  # another replica knows too
+        ):
+            with pytest.raises(QueryError, match="eras"):
+                await attempt
+        log = registry.decisions()
+        assert "erase" not in {d.action for d in log}  # tombstones are no identity decisions
+        assert max(d.seq for d in log) == link.seq  # nothing refused was written
+    finally:
+        await registry.aclose()
+        await other.aclose()
