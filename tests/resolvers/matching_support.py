@@ -196,12 +196,16 @@ def main() -> None:  # pragma: no cover - a measurement script
         action="store_true",
         help="score with the model's term frequencies, not those of the evaluated records",
     )
+    parser.add_argument(
+        "--households", action="store_true", help="demos with partners sharing a home"
+    )
     args = parser.parse_args()
 
     def demo(customers: int, seed: int) -> Path:
-        demo_dir = args.work / f"demo-{customers}-{seed}"
+        suffix = "-households" if args.households else ""
+        demo_dir = args.work / f"demo-{customers}-{seed}{suffix}"
         if not (demo_dir / "manifest.json").exists():
-            generate(demo_dir, customers, seed)
+            generate(demo_dir, customers, seed, households=args.households)
         return demo_dir
 
     demo_dir = demo(args.customers, args.seed)
