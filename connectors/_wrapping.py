@@ -1,14 +1,18 @@
-"""The base of connectors that wrap another one (resilience, cache).
+"""The base of connectors that wrap another one (resilience, cache, observation).
 
 A wrapper is a connector itself, so every caller gets its policy; what it
 does not override passes straight to the wrapped connector, counters and
-engine handles included.
+engine handles included. The two request/response operations reach a
+wrapper as one value (:class:`Lookup` or :class:`AggregateCall`) in
+:meth:`ConnectorWrapper.around`, so a wrapper guards or records both in one
+place and the contract's signatures are written once, here.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
 from connectors._base import (
     Aggregate,
@@ -21,6 +25,54 @@ from connectors._base import (
     ScanRequest,
     WriteAccess,
 )
+
+T = TypeVar("T")
+
+
+class Call(Generic[T]):
+    """One request/response call of the connector contract, to run on any connector."""
+
+    operation: ClassVar[str]
+    """Its name in metrics and logs: ``lookup`` or ``aggregate``."""
+    method: ClassVar[str]
+    """The contract method it calls: ``lookup_many`` or ``aggregate``."""
+    table: str
+
+    def run(self, connector: Connector) -> Awaitable[T]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup(Call[list[list[Row]]]):
+    """:meth:`Connector.lookup_many`'s arguments."""
+
+    operation: ClassVar[str] = "lookup"
+    method: ClassVar[str] = "lookup_many"
+    table: str
+    column: str
+    keys: Sequence[Any]
+    columns: Sequence[str]
+    transform: LookupTransform = "exact"
+
+    def run(self, connector: Connector) -> Awaitable[list[list[Row]]]:
+        return connector.lookup_many(
+            self.table, self.column, self.keys, self.columns, self.transform
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateCall(Call[list[Row]]):
+    """:meth:`Connector.aggregate`'s arguments."""
+
+    operation: ClassVar[str] = "aggregate"
+    method: ClassVar[str] = "aggregate"
+    table: str
+    group_by: Sequence[str]
+    aggregates: Sequence[Aggregate]
+    filters: Sequence[Filter] = ()
+
+    def run(self, connector: Connector) -> Awaitable[list[Row]]:
+        return connector.aggregate(self.table, self.group_by, self.aggregates, self.filters)
 
 
 async def relay(stream: AsyncIterator[Row]) -> AsyncGenerator[Row, None]:
@@ -36,7 +88,8 @@ async def relay(stream: AsyncIterator[Row]) -> AsyncGenerator[Row, None]:
 
 
 class ConnectorWrapper(Connector):
-    """Delegates every operation to ``inner``; subclasses override what they guard."""
+    """Delegates every operation to ``inner``; subclasses override what they guard:
+    :meth:`around` for lookups and aggregates, :meth:`scan` for streams."""
 
     def __init__(self, inner: Connector) -> None:
         super().__init__(inner.name, inner.options)
@@ -65,7 +118,7 @@ class ConnectorWrapper(Connector):
         columns: Sequence[str],
         transform: LookupTransform = "exact",
     ) -> list[list[Row]]:
-        return await self.inner.lookup_many(table, column, keys, columns, transform)
+        return await self.around(Lookup(table, column, keys, columns, transform))
 
     def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         return relay(self.inner.scan(request))
@@ -77,7 +130,12 @@ class ConnectorWrapper(Connector):
         aggregates: Sequence[Aggregate],
         filters: Sequence[Filter] = (),
     ) -> list[Row]:
-        return await self.inner.aggregate(table, group_by, aggregates, filters)
+        return await self.around(AggregateCall(table, group_by, aggregates, filters))
+
+    async def around(self, call: Call[T]) -> T:
+        """Runs ``call`` on the wrapped connector; a wrapper overrides it to guard,
+        answer or record lookups and aggregates."""
+        return await call.run(self.inner)
 
     async def health(self, tables: Sequence[str] = ()) -> Health:
         return await self.inner.health(tables)

@@ -46,25 +46,23 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors._base import (
-    Aggregate,
     Connector,
-    Filter,
-    LookupTransform,
     Row,
     ScanRequest,
 )
-from connectors._wrapping import ConnectorWrapper, relay
+from connectors._wrapping import AggregateCall, Call, ConnectorWrapper, Lookup, relay
 from connectors.errors import (
     CircuitOpen,
     ConfigError,
@@ -73,6 +71,7 @@ from connectors.errors import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Origin = Literal["live", "cached", "stale"]
 Freshness = dict[str, dict[str, float]]
@@ -479,20 +478,20 @@ class CachingConnector(ConnectorWrapper):
 
     # --- the contract --------------------------------------------------------------
 
-    async def lookup_many(
-        self,
-        table: str,
-        column: str,
-        keys: Sequence[Any],
-        columns: Sequence[str],
-        transform: LookupTransform = "exact",
-    ) -> list[list[Row]]:
-        if self.policy.ttl_for(table) <= 0 or not keys:
-            rows = await self.inner.lookup_many(table, column, keys, columns, transform)
-            _record(self.name, "live", len(keys))
-            return rows
+    async def around(self, call: Call[T]) -> T:
+        if self.policy.ttl_for(call.table) <= 0 or (isinstance(call, Lookup) and not call.keys):
+            result = await call.run(self.inner)
+            _record(self.name, "live", len(call.keys) if isinstance(call, Lookup) else 1)
+            return result
+        if isinstance(call, Lookup):
+            return cast(T, await self._lookup(call))
+        assert isinstance(call, AggregateCall)
+        return cast(T, await self._aggregate(call))
+
+    async def _lookup(self, call: Lookup) -> list[list[Row]]:
+        table, column, keys, transform = call.table, call.column, call.keys, call.transform
         generation = await self._generation(table)
-        cols = list(columns)
+        cols = list(call.columns)
         cache_keys = [
             self._key(generation, table, "lookup", column, transform, cols, k) for k in keys
         ]
@@ -503,7 +502,7 @@ class CachingConnector(ConnectorWrapper):
 
         async def fetch(positions: list[int]) -> list[Any]:
             wanted = [first[unique[p]] for p in positions]
-            return list(await self.inner.lookup_many(table, column, wanted, cols, transform))
+            return list(await replace(call, keys=wanted, columns=cols).run(self.inner))
 
         marks = [[_mark(table, column, first[k])] for k in unique]
         resolved = dict(zip(unique, await self._resolve(table, unique, fetch, marks), strict=True))
@@ -522,27 +521,20 @@ class CachingConnector(ConnectorWrapper):
         _record(self.name, "live", 1)
         return relay(self.inner.scan(request))
 
-    async def aggregate(
-        self,
-        table: str,
-        group_by: Sequence[str],
-        aggregates: Sequence[Aggregate],
-        filters: Sequence[Filter] = (),
-    ) -> list[Row]:
-        if self.policy.ttl_for(table) <= 0:
-            rows = await self.inner.aggregate(table, group_by, aggregates, filters)
-            _record(self.name, "live", 1)
-            return rows
+    async def _aggregate(self, call: AggregateCall) -> list[Row]:
+        table, filters = call.table, call.filters
         generation = await self._generation(table)
-        call = (
-            list(group_by),
-            [[a.fn, a.column, a.alias] for a in aggregates],
+        key = self._key(
+            generation,
+            table,
+            "aggregate",
+            list(call.group_by),
+            [[a.fn, a.column, a.alias] for a in call.aggregates],
             [[f.column, f.op, f.value] for f in filters],
         )
-        key = self._key(generation, table, "aggregate", *call)
 
         async def fetch(positions: list[int]) -> list[Any]:
-            return [await self.inner.aggregate(table, group_by, aggregates, filters)]
+            return [await call.run(self.inner)]
 
         marks = [
             _mark(table, f.column, v)

@@ -19,10 +19,10 @@ from collections.abc import AsyncGenerator, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from connectors._base import Aggregate, Connector, Filter, LookupTransform, Row, ScanRequest
-from connectors._wrapping import ConnectorWrapper, relay
+from connectors._base import Connector, Filter, Row, ScanRequest
+from connectors._wrapping import AggregateCall, Call, ConnectorWrapper, Lookup, relay
 
 
 @dataclass(slots=True)
@@ -81,6 +81,8 @@ class Observer:
             "memory": list(self.steps),
         }
 
+
+T = TypeVar("T")
 
 _observer: ContextVar[Observer | None] = ContextVar("custview_observer", default=None)
 _call: ContextVar[SourceCall | None] = ContextVar("custview_source_call", default=None)
@@ -153,30 +155,22 @@ class ObservedConnector(ConnectorWrapper):
         observer.calls.append(call)
         return call
 
-    async def lookup_many(
-        self,
-        table: str,
-        column: str,
-        keys: Sequence[Any],
-        columns: Sequence[str],
-        transform: LookupTransform = "exact",
-    ) -> list[list[Row]]:
-        how = "" if transform == "exact" else f" ({transform})"
-        call = self._start("lookup_many", table, f"{column}{how} in [{len(keys)} keys]")
-        if call is None:
-            return await self.inner.lookup_many(table, column, keys, columns, transform)
-        token = _call.set(call)
+    async def around(self, call: Call[T]) -> T:
+        record = self._start(call.method, call.table, _detail(call))
+        if record is None:
+            return await call.run(self.inner)
+        token = _call.set(record)
         started = time.perf_counter()
         try:
-            groups = await self.inner.lookup_many(table, column, keys, columns, transform)
+            result = await call.run(self.inner)
         except Exception as exc:
-            call.error = type(exc).__name__
+            record.error = type(exc).__name__
             raise
         finally:
-            call.ms += (time.perf_counter() - started) * 1000
+            record.ms += (time.perf_counter() - started) * 1000
             _call.reset(token)
-        call.rows = sum(len(g) for g in groups)
-        return groups
+        record.rows = _rows(result)
+        return result
 
     def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         parts = [_describe(request.filters)]
@@ -219,32 +213,23 @@ class ObservedConnector(ConnectorWrapper):
             if aclose is not None:
                 await aclose()
 
-    async def aggregate(
-        self,
-        table: str,
-        group_by: Sequence[str],
-        aggregates: Sequence[Aggregate],
-        filters: Sequence[Filter] = (),
-    ) -> list[Row]:
-        what = ", ".join(f"{a.fn}({a.column or '*'})" for a in aggregates)
-        detail = f"{what} group by {', '.join(group_by) or '()'}"
-        if filters:
-            detail += f" where {_describe(filters)}"
-        call = self._start("aggregate", table, detail)
-        if call is None:
-            return await self.inner.aggregate(table, group_by, aggregates, filters)
-        token = _call.set(call)
-        started = time.perf_counter()
-        try:
-            rows = await self.inner.aggregate(table, group_by, aggregates, filters)
-        except Exception as exc:
-            call.error = type(exc).__name__
-            raise
-        finally:
-            call.ms += (time.perf_counter() - started) * 1000
-            _call.reset(token)
-        call.rows = len(rows)
-        return rows
+
+def _detail(call: Call[Any]) -> str:
+    """What a lookup or aggregate asked, for the plan (no values but filters')."""
+    if isinstance(call, Lookup):
+        how = "" if call.transform == "exact" else f" ({call.transform})"
+        return f"{call.column}{how} in [{len(call.keys)} keys]"
+    assert isinstance(call, AggregateCall)
+    what = ", ".join(f"{a.fn}({a.column or '*'})" for a in call.aggregates)
+    detail = f"{what} group by {', '.join(call.group_by) or '()'}"
+    if call.filters:
+        detail += f" where {_describe(call.filters)}"
+    return detail
+
+
+def _rows(result: Any) -> int:
+    """Rows a lookup (groups of rows) or an aggregate (rows) returned."""
+    return sum(len(g) if isinstance(g, list) else 1 for g in result)
 
 
 def observed(connector: Connector) -> Connector:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -42,14 +42,11 @@ from purgatory.domain.model import OpenedState
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors._base import (
-    Aggregate,
     Connector,
-    Filter,
-    LookupTransform,
     Row,
     ScanRequest,
 )
-from connectors._wrapping import ConnectorWrapper, relay
+from connectors._wrapping import Call, ConnectorWrapper, relay
 from connectors.deadline import Deadline, current_deadline
 from connectors.errors import (
     CircuitOpen,
@@ -229,17 +226,8 @@ class ResilientConnector(ConnectorWrapper):
                         raise
         raise AssertionError("unreachable: stamina re-raises the last failure")
 
-    async def lookup_many(
-        self,
-        table: str,
-        column: str,
-        keys: Sequence[Any],
-        columns: Sequence[str],
-        transform: LookupTransform = "exact",
-    ) -> list[list[Row]]:
-        return await self._call(
-            "lookup", lambda: self.inner.lookup_many(table, column, keys, columns, transform)
-        )
+    async def around(self, call: Call[T]) -> T:
+        return await self._call(call.operation, lambda: call.run(self.inner))
 
     async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         # A stream is not retried once rows have left; the breaker sees its outcome.
@@ -255,17 +243,6 @@ class ResilientConnector(ConnectorWrapper):
                     return
                 async for row in _until(stream, deadline, self.name):
                     yield row
-
-    async def aggregate(
-        self,
-        table: str,
-        group_by: Sequence[str],
-        aggregates: Sequence[Aggregate],
-        filters: Sequence[Filter] = (),
-    ) -> list[Row]:
-        return await self._call(
-            "aggregate", lambda: self.inner.aggregate(table, group_by, aggregates, filters)
-        )
 
 
 def _end_span(span: Span, outcome: str, detail: str) -> None:
