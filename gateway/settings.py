@@ -16,7 +16,8 @@ from purgatory import AsyncCircuitBreakerFactory
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from connectors import ConfigError, Connector, ConnectorOptions, PluginError, load
-from connectors.cache import CacheOptions, CachingConnector, create_cache
+from connectors.cache import CacheOptions, CachingConnector
+from connectors.cache_store import create_cache
 from connectors.ledger import Ledger
 from connectors.observe import ObservedConnector
 from connectors.resilience import ResilienceOptions, ResilientConnector

@@ -19,16 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors import Aggregate, CircuitOpen, Filter, ScanRequest, SourceUnavailable
-from connectors.cache import (
-    CacheOptions,
-    CachingConnector,
-    RowSerializer,
-    cache_scope,
-    create_cache,
-    dumps,
-    freshness_scope,
-    loads,
-)
+from connectors.cache import CacheOptions, CachingConnector, cache_scope, freshness_scope
+from connectors.cache_store import RowSerializer, create_cache, dumps, loads
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from connectors.sql import SQLConnector, SQLOptions
 from tests.support.proxy import FaultProxy
