@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 log = logging.getLogger("custview.source")
+# silent unless the process configures logging (custview serve): the CLI reports failures itself
+log.addHandler(logging.NullHandler())
 BACKSTOP = 0.05
 """Seconds past the deadline the wrapper waits for a connector to end its own call,
 so a connector that honours the deadline reports it (and cleans up) itself."""

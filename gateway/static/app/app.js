@@ -8,8 +8,10 @@
   const ENDPOINT = "graphql";
   const KNOWN = new Set([
     "id", "provenance", "sourceRecords", "matchExplanation", "possibleDuplicates",
-    "timeline", "quality",
+    "timeline", "quality", "business", "household",
   ]);
+  const GROUPS = { business: "Business account", household: "Household" };
+  const MEMBER_FIELDS = ["id", "name", "email", "city"];
   const PAGE = 10;
   const RESULTS = 20;
   const MAX_DEPTH = 4;
@@ -182,6 +184,10 @@
 
   // Lists of related entities and paginated connections start with one page.
   function profileArgs(f, path) {
+    // group members: enough to name and link them (their metrics would cost source calls)
+    if (path.length === 3 && path[0] in GROUPS && path[1] === "members") {
+      return MEMBER_FIELDS.includes(path[2]) ? null : false;
+    }
     if (path.length !== 1) return null;
     const names = f.args.map((a) => a.name);
     if (names.includes("first")) return `first: ${PAGE}`;
@@ -274,9 +280,7 @@
           h("span", { class: "result-sources" },
             sources.map((s) => h("span", { class: sourceClass(s) }, s))))));
     }
-    $("results").hidden = false;
-    $("profile").hidden = true;
-    $("welcome").hidden = true;
+    showView("results");
     state.searchAfter = page.pageInfo.endCursor;
     $("results-more").hidden = !page.pageInfo.hasNextPage;
     const count = list.children.length;
@@ -370,6 +374,9 @@
       sections.push(section("Metrics", "metrics",
         h("dl", { class: "metrics" }, otherLeaves.map((f) => metricRow(f, customer[f.name], failedAt)))));
     }
+    for (const kind of Object.keys(GROUPS)) {
+      if (kind in customer || failedAt.has(kind)) sections.push(groupSection(kind, customer[kind], customer.id, failedAt));
+    }
     if (customer.quality) sections.push(qualitySection(customer.quality));
     if (records.length) sections.push(recordsSection(records, body, customer.quality));
     const timeline = type.fields.find((f) => f.name === "timeline");
@@ -384,9 +391,7 @@
     if (customer.possibleDuplicates) sections.push(duplicatesSection(customer.possibleDuplicates));
 
     article.replaceChildren(...sections);
-    article.hidden = false;
-    $("results").hidden = true;
-    $("welcome").hidden = true;
+    showView("profile");
     $(titleId).focus();
   }
 
@@ -539,6 +544,30 @@
     return h("td", {}, formatValue(value, /At$/.test(column) ? "DateTime" : null));
   }
 
+  // Business account and household: who else belongs, each a link to their profile.
+  function groupSection(kind, group, selfId, failedAt) {
+    const title = GROUPS[kind];
+    const failure = failedAt.get(kind);
+    if (failure === "hidden for your role") return section(title, kind, h("p", { class: "muted" }, "Hidden for your role."));
+    if (failure) return section(title, kind, h("p", { class: "unavailable" }, `Unavailable: ${failure}.`));
+    if (!group) return section(title, kind, h("p", { class: "muted" }, `No ${title.toLowerCase()} found.`));
+    const members = group.members || [];
+    const facts = h("dl", { class: "kv" },
+      group.name ? [h("dt", {}, "Name"), h("dd", { class: "group-name" }, group.name)] : null,
+      [h("dt", {}, "Id"), h("dd", {}, h("code", {}, group.id))],
+      group.domains?.length ? [h("dt", {}, "Domains"), h("dd", {}, group.domains.join(", "))] : null,
+      group.accounts?.length ? [h("dt", {}, "Accounts"), h("dd", {}, group.accounts.map((a, i) => [i ? ", " : "", h("code", {}, a.ref)]))] : null,
+      typeof group.memberCount === "number" ? [h("dt", {}, "Members"), h("dd", { class: "member-count" }, String(group.memberCount))] : null);
+    const list = h("ul", { class: "members" }, members.map((m) => h("li", {},
+      m.id === selfId
+        ? [h("strong", {}, m.name || m.email || m.id), h("span", { class: "muted" }, " (this customer)")]
+        : h("a", { href: `#customer=${encodeURIComponent(m.id)}`, "data-id": m.id }, m.name || m.email || m.id),
+      [m.email, m.city].filter(Boolean).length ? h("span", { class: "muted" }, ` · ${[m.email, m.city].filter(Boolean).join(" · ")}`) : null)));
+    const more = typeof group.memberCount === "number" && group.memberCount > members.length
+      ? h("p", { class: "muted" }, `${members.length} of ${group.memberCount} members shown.`) : null;
+    return section(title, kind, facts, members.length ? list : null, more);
+  }
+
   function matchSection(reasons) {
     return section("Why these records are one customer", "match",
       h("table", {},
@@ -594,6 +623,75 @@
         i.ref ? h("span", { class: "muted" }, ` (${i.ref})`) : null))));
   }
 
+  // ---- the data-quality report (qualityReport, when the schema has it) -----------------
+  const REPORT_COLUMNS = ["System", "Table", "Field", "Records", "Filled", "Invalid", "Stale", "Conflicting", "Examples"];
+
+  async function openQualityReport() {
+    const schema = await loadSchema();
+    const root = field(schema.query, "qualityReport");
+    const view = $("quality-report");
+    showView("quality-report");
+    if (!root) {
+      view.replaceChildren(h("h1", { id: "quality-title", tabindex: "-1" }, "Data quality"),
+        h("p", {}, "This gateway has no quality report."));
+      return;
+    }
+    const sample = Number($("quality-sample")?.value) || null;
+    say("Checking a sample of customers across every source…");
+    const body = await gql(`query CustviewQuality($sample: Int) { qualityReport${sample ? "(sample: $sample)" : ""} {
+      customers records fullScan staleAfterDays checks
+      entries { source table field records filled completeness invalid stale conflicting examples } } }`,
+      sample ? { sample } : {});
+    showPartial(body);
+    const report = body.data?.qualityReport;
+    if (!report) {
+      renderReport(null, errorText(body.errors) || "The report could not be made.");
+      return;
+    }
+    renderReport(report, null);
+    say(`Quality of ${report.customers} customers (${report.records} records).`);
+  }
+
+  function renderReport(report, problem) {
+    const view = $("quality-report");
+    const form = h("form", { class: "report-form", id: "quality-form" },
+      h("label", { for: "quality-sample" }, "Customers to check"),
+      h("input", { id: "quality-sample", type: "number", min: "1", value: $("quality-sample")?.value || "", placeholder: "default" }),
+      h("button", { type: "submit" }, "Check"));
+    form.addEventListener("submit", (event) => { event.preventDefault(); guarded(openQualityReport); });
+    const head = [h("h1", { id: "quality-title", tabindex: "-1" }, "Data quality"),
+      h("p", { class: "muted" }, "Per source table and golden field: how many values are filled, fail their check, " +
+        "sit in stale records or disagree with the golden value. Fix them in the source system."), form];
+    if (!report) {
+      view.replaceChildren(...head, h("p", { class: "unavailable" }, problem));
+      $("quality-title").focus();
+      return;
+    }
+    const checks = Object.entries(report.checks || {}).map(([f, c]) => `${words(f)}: ${c}`).join(", ");
+    const pct = (n) => `${Math.round(n * 100)} %`;
+    const num = (n, bad) => h("td", { class: n && bad ? "num bad" : "num" }, String(n));
+    view.replaceChildren(...head,
+      h("p", {}, `${report.customers} customers${report.fullScan ? " (all of them)" : " (a sample)"}, ` +
+        `${report.records} source records; stale after ${report.staleAfterDays} days.`),
+      checks ? h("p", { class: "muted" }, `Checks: ${checks}.`) : null,
+      h("table", { class: "report", id: "quality-table" },
+        h("thead", {}, h("tr", {}, REPORT_COLUMNS.map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, report.entries.map((e) => h("tr", { "data-source": e.source, "data-field": e.field },
+          h("td", {}, h("span", { class: sourceClass(e.source) }, e.source)),
+          h("td", {}, e.table),
+          h("td", {}, words(e.field)),
+          num(e.records, false),
+          h("td", { class: e.completeness < 1 ? "num warn" : "num" }, `${e.filled} (${pct(e.completeness)})`),
+          num(e.invalid, true), num(e.stale, true), num(e.conflicting, true),
+          h("td", {}, e.examples.map((ref, i) => [i ? ", " : "", h("code", {}, ref)])))))));
+    $("quality-title").focus();
+  }
+
+  // One view at a time in <main>: the welcome text, search results, a profile or the report.
+  function showView(id) {
+    for (const name of ["welcome", "results", "profile", "quality-report"]) $(name).hidden = name !== id;
+  }
+
   // ---- errors and partial data ------------------------------------------------------
   function fieldErrors(errors) {
     const map = new Map();
@@ -646,6 +744,11 @@
 
   // ---- routing ------------------------------------------------------------------------
   function route() {
+    if (location.hash === "#quality") {
+      state.customerId = null;
+      guarded(openQualityReport);
+      return;
+    }
     const match = /^#customer=(.+)$/.exec(location.hash);
     if (!match) return;
     const id = decodeURIComponent(match[1]);
