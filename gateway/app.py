@@ -38,6 +38,7 @@ from gateway.page import page_html, prefill
 from gateway.request_ids import RequestIdExtension, RequestIdMiddleware
 from gateway.settings import LoadedSettings
 from gateway.tracing import trace_sources, traced_app, tracer_provider
+from gateway.sql import create_sql_server
 from resolvers.governance import ReadTrail, govern
 from resolvers.policy import AccessDenied, Policy
 from resolvers.schema import build_schema
@@ -177,6 +178,7 @@ def create_app(
     schema.extensions = (*schema.extensions, *limits.extensions(), RequestIdExtension)
 
     metrics = metrics or GatewayMetrics()
+    authenticator = Authenticator(loaded.settings.auth)
     tracing = loaded.settings.tracing
     provider = tracer_provider(tracing) if tracing.enabled else None
 
@@ -187,10 +189,21 @@ def create_app(
         if provider is not None:
             trace_sources(federation.connectors, provider)
         app.state.federation = federation
+        sql = loaded.settings.sql
+        server = None
         try:
             await federation.open()
+            if sql.enabled:
+                server = create_sql_server(
+                    sql, federation, authenticator, loaded.policy, app.state.audit,
+                    loaded.settings.server.request_deadline,
+                )  # fmt: skip
+                await server.start()
+            app.state.sql_server = server
             yield
         finally:
+            if server is not None:
+                await server.aclose()
             await federation.aclose()
             if provider is not None:
                 provider.shutdown()  # flushes the spans still batched
@@ -218,7 +231,7 @@ def create_app(
             *([Middleware(traced_app, provider=provider)] if provider is not None else []),
             Middleware(RequestGuard, limits=limits),
             Middleware(BaseHTTPMiddleware, dispatch=metrics.middleware),
-            _authentication(Authenticator(loaded.settings.auth), loaded.policy, limits),
+            _authentication(authenticator, loaded.policy, limits),
         ],
     )
     app.state.schema = schema

@@ -26,6 +26,7 @@ from gateway.auth import AuthSettings
 from gateway.hardening import Limits, LimitSettings, Profile
 from gateway.logs import LoggingSettings
 from gateway.tracing import TracingSettings, otel_missing
+from gateway.sql import SqlSettings
 from resolvers.model import UnifiedModel
 from resolvers.policy import Policy, PolicySpec, check_policy
 from resolvers.registry import IdentityRegistry
@@ -99,6 +100,8 @@ class Settings(_Strict):
     """Absent: no authentication (trusted local use); see docs/configuration.md."""
     audit: AuditSettings = AuditSettings()
     """Where every read of customer data is recorded."""
+    sql: SqlSettings = SqlSettings()
+    """The PostgreSQL wire-protocol endpoint for BI tools (off by default)."""
     policy: PolicySpec | None = None
     """Who sees which fields and customers; absent: every caller sees everything."""
     sources: dict[str, SourceSettings] = Field(min_length=1)

@@ -8,6 +8,7 @@ import os
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -133,3 +134,27 @@ async def gql(client: httpx.AsyncClient, query: str, **variables: object) -> dic
     assert response.status_code == 200, response.text
     body: dict[str, object] = response.json()
     return body
+
+
+async def walk(
+    client: httpx.AsyncClient,
+    query: str,
+    headers: dict[str, str] | None = None,
+    **variables: object,
+) -> list[dict[str, Any]]:
+    """Every node of a ``customers(first:, after: $after)`` query, page by page."""
+    found: list[dict[str, Any]] = []
+    after = None
+    while True:
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": {**variables, "after": after}},
+            headers=headers,
+        )  # fmt: skip
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "errors" not in body, body
+        page = body["data"]["customers"]
+        found.extend(page["nodes"])
+        if not page["pageInfo"]["hasNextPage"]:
+            return found
+        after = page["pageInfo"]["endCursor"]

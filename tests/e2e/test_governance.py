@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from resolvers.export import governed_columns
-from tests.e2e.conftest import gql
+from tests.e2e.conftest import gql, walk
 
 SUPPORT = {"X-API-Key": "support-key"}
 EMEA = {"X-API-Key": "emea-key"}
@@ -42,16 +42,7 @@ async def _as(
 
 
 async def _walk(client: httpx.AsyncClient, headers: dict[str, str]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    after = None
-    while True:
-        body = await _as(client, headers, PAGE, after=after)
-        assert "errors" not in body, body
-        page = body["data"]["customers"]
-        found.extend(page["nodes"])
-        if not page["pageInfo"]["hasNextPage"]:
-            return found
-        after = page["pageInfo"]["endCursor"]
+    return await walk(client, PAGE, headers)
 
 
 async def _export(client: httpx.AsyncClient, headers: dict[str, str], fmt: str, cols: str) -> Any:

@@ -1,0 +1,287 @@
+"""The SQL endpoint with real clients: Debian's psql, psycopg 3 and SQLAlchemy's
+postgresql dialect against the demo, answers compared with GraphQL's for the
+same caller."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+import pytest_asyncio
+import sqlalchemy as sa
+
+from gateway.app import create_app
+from gateway.settings import DEMO_CONFIG, load_settings
+from gateway.sql import SqlSettings
+from tests.e2e.conftest import walk
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+KEYS = {"admin": "demo-key", "support": "support-key", "regional": "emea-key"}
+FILTER = {"country": {"in": ["DE", "GB"]}, "orderCount": {"ge": 1}}
+SQL_FILTER = "country IN ('DE', 'GB') AND order_count >= 1"
+
+
+@dataclass
+class Endpoint:
+    port: int
+    http: httpx.AsyncClient
+    audit: Path
+
+    def dsn(self, key: str = "demo-key") -> str:
+        return f"host=127.0.0.1 port={self.port} user=bi password={key} dbname=custview"
+
+    async def sql(self, query: str, params: Any = None, key: str = "demo-key") -> list[Any]:
+        async with await psycopg.AsyncConnection.connect(self.dsn(key), autocommit=True) as conn:
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def endpoint(
+    demo_dir: Path, feedback_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Endpoint]:
+    audit = tmp_path_factory.mktemp("sql") / "audit.jsonl"
+    wanted = {
+        "CUSTVIEW_DEMO_DIR": str(demo_dir),
+        "CUSTVIEW_FEEDBACK_URL": feedback_url,
+        "CUSTVIEW_AUDIT_LOG": str(audit),
+    }
+    old = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
+    try:
+        loaded = load_settings(DEMO_CONFIG)
+        loaded.settings = loaded.settings.model_copy(
+            update={"sql": SqlSettings(enabled=True, port=0)}
+        )
+        app = create_app(loaded)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://custview") as http:
+                yield Endpoint(app.state.sql_server.port, http, audit)
+    finally:
+        for name, value in old.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+async def _psql(endpoint: Endpoint, command: str, key: str = "demo-key") -> tuple[int, str, str]:
+    psql = shutil.which("psql")
+    assert psql, "Debian's postgresql-client provides psql (.ci/run installs it)"
+    process = await asyncio.create_subprocess_exec(
+        psql, "-X", "-h", "127.0.0.1", "-p", str(endpoint.port), "-U", "bi", "-d", "custview",
+        "-c", command,
+        env={**os.environ, "PGPASSWORD": key, "PGCONNECT_TIMEOUT": "10"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+WALK = """query($f: CustomerFilter, $after: String) {
+    customers(first: 500, filter: $f, after: $after) {
+    pageInfo { hasNextPage endCursor } nodes { %s } } }"""
+EVERYTHING = "id email phone country lifetimeValue orderCount tickets { id status }"
+
+
+async def _customers(
+    endpoint: Endpoint, filter: Any, key: str = "demo-key", fields: str = EVERYTHING
+) -> list[Any]:
+    return await walk(endpoint.http, WALK % fields, {"X-API-Key": key}, f=filter)
+
+
+async def test_psql_lists_and_describes_the_catalog(endpoint: Endpoint) -> None:
+    code, out, err = await _psql(endpoint, r"\dt")
+    assert code == 0, err
+    for table in ("customers", "tickets", "orders", "opportunities", "surveys"):
+        assert f" {table} " in out
+    code, out, err = await _psql(endpoint, r"\dv")
+    assert code == 0, err
+    assert "high_value_at_risk" in out and "dormant" in out
+    code, out, err = await _psql(endpoint, r"\d customers")
+    assert code == 0, err
+    assert 'Table "public.customers"' in out
+    assert "lifetime_value" in out and "numeric" in out
+    assert "timestamp with time zone" in out
+    code, out, err = await _psql(endpoint, f"SELECT count(*) FROM customers WHERE {SQL_FILTER}")
+    assert code == 0, err
+    expected = await _customers(endpoint, FILTER)
+    assert f" {len(expected)}\n" in out
+
+
+async def test_wrong_password_is_refused(endpoint: Endpoint) -> None:
+    code, _, err = await _psql(endpoint, "SELECT 1", key="not-a-key")
+    assert code == 2
+    assert 'password authentication failed for user "bi"' in err
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        await psycopg.AsyncConnection.connect(endpoint.dsn("not-a-key"))
+
+
+async def test_filtered_rows_are_graphqls(endpoint: Endpoint) -> None:
+    expected = {c["id"]: c for c in await _customers(endpoint, FILTER)}
+    assert 20 < len(expected) < 1000, "a filter that matters"
+    found = await endpoint.sql(
+        "SELECT id, email, country, lifetime_value, order_count FROM customers"
+        " WHERE country IN (%s, %s) AND order_count >= %s ORDER BY lifetime_value DESC, id",
+        ["DE", "GB", 1],
+    )
+    assert {r[0] for r in found} == set(expected)
+    for id_, email, country, value, orders in found:
+        customer = expected[id_]
+        assert (email, country, orders) == (
+            customer["email"], customer["country"], customer["orderCount"]
+        )  # fmt: skip
+        assert value == Decimal(customer["lifetimeValue"])
+    values = [r[3] for r in found]
+    assert values == sorted(values, reverse=True)
+    page = await endpoint.sql(
+        f"SELECT id FROM customers WHERE {SQL_FILTER} ORDER BY id LIMIT 5 OFFSET 3"
+    )
+    assert [r[0] for r in page] == sorted(expected)[3:8]
+
+
+async def test_aggregates_are_graphqls(endpoint: Endpoint) -> None:
+    customers = await _customers(endpoint, FILTER)
+    found = await endpoint.sql(
+        "SELECT country, count(*), sum(lifetime_value) AS ltv, max(order_count) FROM customers"
+        f" WHERE {SQL_FILTER} GROUP BY country ORDER BY country"
+    )
+    expected = []
+    for country in sorted({c["country"] for c in customers}):
+        members = [c for c in customers if c["country"] == country]
+        total = sum((Decimal(c["lifetimeValue"]) for c in members), Decimal(0))
+        expected.append((country, len(members), total, max(c["orderCount"] for c in members)))
+    assert found == expected
+    # a related table: rows matching, counted per status, as GraphQL lists them
+    with_open = await _customers(endpoint, {"tickets": {"status": {"in": ["open", "pending"]}}})
+    tickets = Counter(
+        t["status"] for c in with_open for t in c["tickets"] if t["status"] in ("open", "pending")
+    )
+    found = await endpoint.sql(
+        "SELECT status, count(*) FROM tickets WHERE status IN ('open', 'pending') GROUP BY 1"
+    )
+    assert dict(found) == dict(tickets)
+
+
+async def test_masked_denied_and_hidden_as_in_graphql(endpoint: Endpoint) -> None:
+    support = KEYS["support"]
+    masked = await _customers(endpoint, {"country": {"eq": "DE"}}, support, "id email phone")
+    found = await endpoint.sql(
+        "SELECT id, email, phone FROM customers WHERE country = 'DE'", key=support
+    )
+    assert {r[0]: (r[1], r[2]) for r in found} == {
+        c["id"]: (c["email"], c["phone"]) for c in masked
+    }
+    assert any(r[1] and "***@" in r[1] for r in found), "emails are masked"
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="lifetime_value"):
+        await endpoint.sql("SELECT id, lifetime_value FROM customers", key=support)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="email"):
+        await endpoint.sql("SELECT id FROM customers WHERE email LIKE 'a%'", key=support)
+    star = await endpoint.sql("SELECT * FROM customers WHERE country = 'DE' LIMIT 1", key=support)
+    assert len(star[0]) < len((await endpoint.sql("SELECT * FROM customers LIMIT 1"))[0])
+    # a row rule: the regional team sees only DE, FR and GB, in SQL as in GraphQL
+    regional = KEYS["regional"]
+    first = await endpoint.sql("SELECT id, email, country FROM customers LIMIT 40")
+    emails = {e: c for _, e, c in first if e}
+    outside = next(e for e, c in emails.items() if c not in ("DE", "FR", "GB"))
+    one = {"email": {"eq": outside}}
+    assert len(await _customers(endpoint, one, fields="id")) == 1
+    assert await _customers(endpoint, one, regional, "id") == []
+    query = "SELECT id FROM customers WHERE email = %s"
+    assert len(await endpoint.sql(query, [outside])) == 1
+    assert await endpoint.sql(query, [outside], key=regional) == []
+    listed = ", ".join(["%s"] * len(emails))
+    countries = await endpoint.sql(
+        f"SELECT country, count(*) FROM customers WHERE email IN ({listed}) GROUP BY 1 ORDER BY 1",
+        list(emails),
+        key=regional,
+    )
+    inside = Counter(c for c in emails.values() if c in ("DE", "FR", "GB"))
+    assert countries == sorted(inside.items())
+
+
+async def test_sql_reads_are_audited(endpoint: Endpoint) -> None:
+    found = await endpoint.sql(
+        "SELECT id, email FROM customers WHERE country = 'GB'", key=KEYS["support"]
+    )
+    entries = [json.loads(line) for line in endpoint.audit.read_text().splitlines()]
+    sql = [e for e in entries if e["channel"] == "sql" and e["principal"] == "support-agent"]
+    assert sql, "SQL reads are in the audit log"
+    assert {r[0] for r in found} <= {c for e in sql for c in e["customers"]}
+    assert "Customer.email" in sql[-1]["fields"]
+    assert sql[-1]["table"] == "customers"
+
+
+@pytest.mark.parametrize(
+    ("statement", "sqlstate"),
+    [
+        ("INSERT INTO customers (id) VALUES ('x')", "25006"),
+        ("DELETE FROM customers", "25006"),
+        ("DROP TABLE customers", "25006"),
+        ("UPDATE orders SET total = 0", "25006"),
+        ("SELECT id FROM customers; DROP TABLE customers", "42601"),
+        ("SELECT id FROM customers WHERE country = 'DE' OR 1 = 1", "42601"),
+        ("SELECT id FROM customers UNION SELECT id FROM orders", "0A000"),
+        ("SELECT c.id FROM customers c JOIN orders o ON o.customer_id = c.id", "0A000"),
+        ("SELECT id FROM customers WHERE id IN (SELECT customer_id FROM orders)", "0A000"),
+        ("SELECT upper(name) FROM customers", "0A000"),
+        ("SELECT id FROM invoices", "42P01"),
+        ("SELECT shoe_size FROM customers", "42703"),
+        ("SELEC id FROM customers", "42601"),
+        ("SELECT id FROM customers WHERE created_at > 'yesterday'", "22P02"),
+    ],
+)
+async def test_unsupported_statements_are_clean_errors(
+    endpoint: Endpoint, statement: str, sqlstate: str
+) -> None:
+    async with await psycopg.AsyncConnection.connect(endpoint.dsn(), autocommit=True) as conn:
+        with pytest.raises(psycopg.Error) as caught:
+            await conn.execute(statement)
+        assert caught.value.sqlstate == sqlstate, caught.value
+        # the connection goes on
+        assert await (await conn.execute("SELECT 1")).fetchall() == [(1,)]
+
+
+async def test_a_quoted_value_stays_a_value(endpoint: Endpoint) -> None:
+    injected = "DE' OR '1'='1"
+    assert await endpoint.sql("SELECT id FROM customers WHERE country = %s", [injected]) == []
+    found = await endpoint.sql("SELECT count(*) FROM customers WHERE country = 'DE'' OR ''1''=''1'")
+    assert found == [(0,)]
+
+
+async def test_sqlalchemy_reflects_and_queries(endpoint: Endpoint) -> None:
+    url = f"postgresql+psycopg://bi:demo-key@127.0.0.1:{endpoint.port}/custview"
+    expected = len(await _customers(endpoint, FILTER))
+
+    def use() -> tuple[list[str], list[str], int]:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                inspector = sa.inspect(conn)
+                customers = sa.Table("customers", sa.MetaData(), autoload_with=conn)
+                query = sa.select(sa.func.count()).where(
+                    customers.c.country.in_(["DE", "GB"]), customers.c.order_count >= 1
+                )
+                count = conn.execute(query).scalar_one()
+                return inspector.get_table_names(), inspector.get_view_names(), count
+        finally:
+            engine.dispose()
+
+    tables, views, count = await asyncio.to_thread(use)
+    assert {"customers", "tickets", "orders", "opportunities"} <= set(tables)
+    assert "high_value_at_risk" in views
+    assert count == expected
