@@ -37,8 +37,8 @@ from gateway.metrics import GatewayMetrics
 from gateway.page import page_html, prefill
 from gateway.request_ids import RequestIdExtension, RequestIdMiddleware
 from gateway.settings import LoadedSettings
-from gateway.tracing import trace_sources, traced_app, tracer_provider
 from gateway.sql import create_sql_server
+from gateway.tracing import trace_sources, traced_app, tracer_provider
 from resolvers.governance import ReadTrail, govern
 from resolvers.policy import AccessDenied, Policy
 from resolvers.schema import build_schema

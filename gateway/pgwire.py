@@ -20,6 +20,7 @@ import contextlib
 import datetime as dt
 import logging
 import secrets
+import socket
 import struct
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -508,7 +509,11 @@ class PgServer:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        # SO_REUSEPORT: the app a config reload builds binds the same port while the old
+        # one still listens; the old closes once it has drained
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.port, reuse_port=hasattr(socket, "SO_REUSEPORT")
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("SQL endpoint listening on %s:%d", self.host, self.port)
 

@@ -25,8 +25,8 @@ from gateway.audit import AuditSettings
 from gateway.auth import AuthSettings
 from gateway.hardening import Limits, LimitSettings, Profile
 from gateway.logs import LoggingSettings
-from gateway.tracing import TracingSettings, otel_missing
 from gateway.sql import SqlSettings
+from gateway.tracing import TracingSettings, otel_missing
 from resolvers.model import UnifiedModel
 from resolvers.policy import Policy, PolicySpec, check_policy
 from resolvers.registry import IdentityRegistry

@@ -1,0 +1,58 @@
+"""The wire protocol's own pieces: parameter decoding and a second listener on
+the port (what a config reload does)."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import pytest
+
+from gateway.pgwire import PgError, PgServer, decode_param, text_value
+
+
+def test_binary_parameters_decode_to_python_values() -> None:
+    assert decode_param(struct.pack("!q", -7), True, 20) == -7
+    assert decode_param(struct.pack("!d", 2.5), True, 701) == 2.5
+    assert decode_param(b"\x01", True, 16) is True
+    # numeric 1234.50: two base-10000 digits, weight 0, scale 2
+    numeric = struct.pack("!hhHH", 2, 0, 0, 2) + struct.pack("!2H", 1234, 5000)
+    assert decode_param(numeric, True, 1700) == Decimal("1234.50")
+    assert decode_param(b"DE' OR '1'='1", False, 0) == "DE' OR '1'='1"
+    assert decode_param(None, False, 25) is None
+    with pytest.raises(PgError) as caught:
+        decode_param(b"\x00" * 16, True, 2950)  # uuid
+    assert caught.value.sqlstate == "0A000"
+    assert text_value(True) == b"t" and text_value(None) is None
+
+
+class _Refusing:
+    needs_password = True
+
+    async def start(self, user: str, password: str | None, options: Any, client: Any) -> Any:
+        raise PgError("28P01", f'password authentication failed for user "{user}"')
+
+    def parameters(self) -> dict[str, str]:
+        return {}
+
+
+async def test_a_second_server_binds_the_port_of_a_running_one() -> None:
+    first = PgServer(_Refusing(), "127.0.0.1", 0)
+    await first.start()
+    second = PgServer(_Refusing(), "127.0.0.1", first.port)
+    try:
+        await second.start()  # a reload's new app, while the old one still listens
+        await first.aclose()
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            await asyncio.wait_for(
+                psycopg.AsyncConnection.connect(
+                    f"host=127.0.0.1 port={first.port} user=bi password=x dbname=custview"
+                ),
+                10,
+            )
+    finally:
+        await first.aclose()
+        await second.aclose()
