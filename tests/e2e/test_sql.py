@@ -285,3 +285,15 @@ async def test_sqlalchemy_reflects_and_queries(endpoint: Endpoint) -> None:
     assert {"customers", "tickets", "orders", "opportunities"} <= set(tables)
     assert "high_value_at_risk" in views
     assert count == expected
+
+    def custview_url() -> list[Any]:
+        # the custview:// dialect (entry point), the key as the password
+        engine = sa.create_engine(f"custview://:demo-key@127.0.0.1:{endpoint.port}/")
+        try:
+            with engine.connect() as conn:
+                query = "SELECT count(*) FROM customers WHERE country IN ('DE', 'GB')"
+                return [conn.execute(sa.text(query + " AND order_count >= 1")).scalar_one()]
+        finally:
+            engine.dispose()
+
+    assert await asyncio.to_thread(custview_url) == [expected]

@@ -56,3 +56,15 @@ async def test_a_second_server_binds_the_port_of_a_running_one() -> None:
     finally:
         await first.aclose()
         await second.aclose()
+
+
+def test_custview_urls_default_to_the_sql_endpoint() -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine("custview://bi.example.com/?key=k3y")  # nothing connects yet
+    _, params = engine.dialect.create_connect_args(engine.url)
+    assert {k: params[k] for k in ("host", "port", "user", "password", "dbname")} == {
+        "host": "bi.example.com", "port": 5433, "user": "custview", "password": "k3y",
+        "dbname": "custview",
+    }  # fmt: skip
+    assert "key" not in params
