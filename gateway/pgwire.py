@@ -34,6 +34,8 @@ _GSS_REQUEST = 80877104
 _CANCEL_REQUEST = 80877102
 _PROTOCOL_3 = 196608
 _MAX_MESSAGE = 1 << 24
+_LOGIN_SECONDS = 30
+"""A client has this long to start up and send its password."""
 _FLUSH_EVERY = 500
 """Data rows buffered between two writes to the socket."""
 
@@ -225,13 +227,24 @@ class _Portal:
     """Rows of a chunk not yet sent (an Execute with a row limit)."""
 
 
+Keys = dict[tuple[int, int], "_Connection"]
+"""Connections by their cancel key (``BackendKeyData``: process id, secret)."""
+
+
 class _Connection:
     def __init__(
-        self, backend: Backend, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        backend: Backend,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        keys: Keys,
     ) -> None:
         self.backend = backend
         self.reader = reader
         self.writer = writer
+        self.keys = keys
+        self.key = (secrets.randbits(31), secrets.randbits(31))
+        self.statement: asyncio.Task[None] | None = None
         self.session: Session | None = None
         self.statements: dict[str, _Statement] = {}
         self.portals: dict[str, _Portal] = {}
@@ -268,9 +281,13 @@ class _Connection:
             if code in (_SSL_REQUEST, _GSS_REQUEST):
                 await self.send(b"N")
                 continue
+            if code == _CANCEL_REQUEST and len(reader.data) >= 12:
+                target = self.keys.get((reader.int32(), reader.int32()))
+                if target is not None and target.statement is not None:
+                    target.statement.cancel()
+                return None
             if code != _PROTOCOL_3:
-                if code != _CANCEL_REQUEST:
-                    await self.send(_error(PgError("08P01", "unsupported protocol"), "FATAL"))
+                await self.send(_error(PgError("08P01", "unsupported protocol"), "FATAL"))
                 return None
             options: dict[str, str] = {}
             while reader.at < len(reader.data) - 1:
@@ -298,7 +315,8 @@ class _Connection:
         out = _message(b"R", struct.pack("!i", 0))
         for key, value in self.backend.parameters().items():
             out += _message(b"S", _cstr(key) + _cstr(value))
-        out += _message(b"K", struct.pack("!ii", secrets.randbits(31), secrets.randbits(31)))
+        self.keys[self.key] = self
+        out += _message(b"K", struct.pack("!ii", *self.key))
         await self.send(out + self._ready())
         return True
 
@@ -307,8 +325,12 @@ class _Connection:
         return _message(b"Z", self.session.transaction_status())
 
     async def serve(self) -> None:
-        options = await self.startup()
-        if options is None or not await self.login(options):
+        try:
+            async with asyncio.timeout(_LOGIN_SECONDS):
+                options = await self.startup()
+                if options is None or not await self.login(options):
+                    return
+        except TimeoutError:
             return
         while True:
             kind, body = await self.read_message()
@@ -317,7 +339,7 @@ class _Connection:
             if self.failed and kind not in (b"S", b"Q"):
                 continue
             try:
-                await self.dispatch(kind, body)
+                await self.cancellable(kind, body)
             except (PgError, Exception) as exc:
                 if isinstance(exc, _Closed):
                     raise
@@ -329,6 +351,19 @@ class _Connection:
                     await self.send(self._ready())
                 else:
                     self.failed = True
+
+    async def cancellable(self, kind: bytes, body: _Reader) -> None:
+        """One message, in a task a CancelRequest with this connection's key stops."""
+        self.statement = asyncio.create_task(self.dispatch(kind, body))
+        try:
+            await self.statement
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the server is closing, not the client cancelling
+            raise PgError("57014", "canceling statement due to user request") from None
+        finally:
+            self.statement = None
 
     async def dispatch(self, kind: bytes, body: _Reader) -> None:
         handler = {
@@ -474,6 +509,7 @@ class _Connection:
         await self.send(b"")
 
     async def aclose(self) -> None:
+        self.keys.pop(self.key, None)
         for portal in self.portals.values():
             if portal.prepared and portal.prepared.chunks:
                 await _close(portal.prepared.chunks)
@@ -507,6 +543,7 @@ class PgServer:
         self.port = port
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._keys: Keys = {}
 
     async def start(self) -> None:
         # SO_REUSEPORT: the app a config reload builds binds the same port while the old
@@ -521,7 +558,7 @@ class PgServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        connection = _Connection(self.backend, reader, writer)
+        connection = _Connection(self.backend, reader, writer, self._keys)
         try:
             await connection.serve()
         except _Closed:

@@ -54,11 +54,15 @@ def pg_error(exc: Exception) -> PgError:
 async def _governed(
     chunks: AsyncIterator[list[tuple[Any, ...]]], deadline: float | None
 ) -> AsyncIterator[list[tuple[Any, ...]]]:
-    """The rows under the request deadline, custview errors as SQL errors."""
+    """The rows, custview errors as SQL errors. Like an export, a statement may
+    stream for as long as it has rows; each chunk gets the request deadline."""
     try:
-        with deadline_scope(deadline):
-            async for chunk in chunks:
-                yield chunk
+        while True:
+            with deadline_scope(deadline):
+                chunk = await anext(chunks, None)
+            if chunk is None:
+                return
+            yield chunk
     except CustviewError as exc:
         raise pg_error(exc) from None
     finally:

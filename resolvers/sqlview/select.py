@@ -99,6 +99,9 @@ def plan_select(
     """Check and plan one SELECT over ``table`` for ``grant``."""
     model = federation.model
     plan = SelectPlan(table, _outputs(select, table, model, grant))
+    # COUNT reads no values; the other aggregates would work on masked text
+    valued = {o.column for o in plan.outputs if o.fn not in (None, "count") and o.column}
+    _check_readable(model, table, grant, valued, "aggregate")
     where = select.args.get("where")
     if where is not None:
         plan.where = parse_where(table, where.this)

@@ -48,6 +48,10 @@ _WRITE_VERBS = {
 _READ_ONLY = "custview's SQL is read-only: the sources are never written"
 SETTINGS = {
     "server_version": SERVER_VERSION,
+    "server_version_num": "150000",
+    "lc_collate": "C.UTF-8",
+    "lc_ctype": "C.UTF-8",
+    "statement_timeout": "0",
     "server_encoding": "UTF8",
     "client_encoding": "UTF8",
     "DateStyle": "ISO, MDY",

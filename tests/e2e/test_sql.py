@@ -191,6 +191,12 @@ async def test_masked_denied_and_hidden_as_in_graphql(endpoint: Endpoint) -> Non
         await endpoint.sql("SELECT id, lifetime_value FROM customers", key=support)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="email"):
         await endpoint.sql("SELECT id FROM customers WHERE email LIKE 'a%'", key=support)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="aggregate"):
+        await endpoint.sql("SELECT max(email) FROM customers WHERE country = 'DE'", key=support)
+    counted = await endpoint.sql(
+        "SELECT count(email) FROM customers WHERE country = 'DE'", key=support
+    )
+    assert counted == [(sum(1 for c in masked if c["email"]),)]
     star = await endpoint.sql("SELECT * FROM customers WHERE country = 'DE' LIMIT 1", key=support)
     assert len(star[0]) < len((await endpoint.sql("SELECT * FROM customers LIMIT 1"))[0])
     # a row rule: the regional team sees only DE, FR and GB, in SQL as in GraphQL

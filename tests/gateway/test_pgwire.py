@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from gateway.pgwire import PgError, PgServer, decode_param, text_value
+from gateway.pgwire import Column, PgError, PgServer, Prepared, decode_param, text_value
 
 
 def test_binary_parameters_decode_to_python_values() -> None:
@@ -68,3 +68,55 @@ def test_custview_urls_default_to_the_sql_endpoint() -> None:
         "dbname": "custview",
     }  # fmt: skip
     assert "key" not in params
+
+
+class _Waiting:
+    """A backend whose 'slow' statement waits until it is cancelled."""
+
+    needs_password = False
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.stopped = asyncio.Event()
+
+    async def start(self, user: str, password: str | None, options: Any, client: Any) -> Any:
+        return self
+
+    def parameters(self) -> dict[str, str]:
+        return {"server_version": "15.0", "DateStyle": "ISO, MDY"}
+
+    def transaction_status(self) -> bytes:
+        return b"I"
+
+    async def prepare(self, sql: str, params: Any) -> Prepared:
+        return Prepared([Column("n", 20)], "SELECT", self._rows(sql))
+
+    async def _rows(self, sql: str) -> Any:
+        if sql == "slow":
+            self.started.set()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                self.stopped.set()
+        yield [(1,)]
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_cancel_request_stops_the_statement_not_the_connection() -> None:
+    backend = _Waiting()
+    server = PgServer(backend, "127.0.0.1", 0)
+    await server.start()
+    try:
+        dsn = f"host=127.0.0.1 port={server.port} user=bi dbname=custview"
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+            running = asyncio.create_task(conn.execute("slow"))
+            await asyncio.wait_for(backend.started.wait(), 10)
+            await conn.cancel_safe()
+            with pytest.raises(psycopg.errors.QueryCanceled):
+                await asyncio.wait_for(running, 10)
+            assert backend.stopped.is_set(), "the statement's rows stopped being read"
+            assert await (await conn.execute("fast")).fetchall() == [(1,)]
+    finally:
+        await server.aclose()
