@@ -401,6 +401,18 @@ class SegmentSpec(_Strict):
     """``marketing``: using the segment to contact people needs their consent."""
 
 
+class ConsentSpec(_Strict):
+    """Marketing consent: segments with ``purpose: marketing`` keep only customers whose
+    golden consent field lets them be contacted."""
+
+    field: str
+    """A bool golden field mapped from any source, e.g. ``acceptsMarketing``."""
+    meaning: Literal["opt_in", "opt_out"] = "opt_in"
+    """``opt_in``: true means the person consents; ``opt_out``: true means they refused."""
+    unknown: Literal["exclude", "include"] = "exclude"
+    """Customers no source records consent for: left out (the default) or kept."""
+
+
 class QualitySpec(_Strict):
     """Data-quality checks: ``Customer.quality`` and ``qualityReport`` (resolvers.quality)."""
 
@@ -423,6 +435,8 @@ class UnifiedModel(_Strict):
     planner: PlannerSpec = PlannerSpec()
     segments: dict[str, SegmentSpec] = Field(default_factory=dict)
     """Segment name -> its filter."""
+    consent: ConsentSpec | None = None
+    """Marketing consent, respected by segments with ``purpose: marketing``."""
     quality: QualitySpec = QualitySpec()
     business: BusinessSpec | None = None
     """Customers grouped into business accounts; absent: no ``Customer.business``."""
@@ -476,6 +490,17 @@ class UnifiedModel(_Strict):
             if field is not None and field not in self.customer.fields:
                 raise ValueError(f"quality: '{field}' is not a Customer field")
         from resolvers.segments import FilterSyntaxError, compile_segments
+
+        consent = self.consent
+        if consent is not None:
+            found = self.customer.fields.get(consent.field)
+            if found is None or found.type != "bool":
+                flags = [n for n, f in self.customer.fields.items() if f.type == "bool"]
+                raise FilterSyntaxError(
+                    ("consent", "field"),
+                    f"'{consent.field}' is not a bool Customer field "
+                    f"(bool fields: {', '.join(flags) or 'none'})",
+                )
 
         for name in self.segments:
             if not _SEGMENT_NAME.match(name):

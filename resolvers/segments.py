@@ -6,6 +6,11 @@ or: [...], not: {...}, segment: other}``). It is compiled once, at start-up,
 into :mod:`resolvers.expr` values; a mistake raises :class:`FilterSyntaxError`
 carrying the key path inside the filter, which the settings loader turns
 into a located configuration error.
+
+A segment with ``purpose: marketing`` also requires the customer's consent
+(``model.consent``), wherever the segment is used: ``segment(name)``,
+``Customer.segments``, ``filter: {segment: ...}`` (inside other segments
+too) and exports.
 """
 
 from __future__ import annotations
@@ -118,8 +123,15 @@ def _conds(given: Any, type_: FieldType, path: tuple[str | int, ...]) -> tuple[C
 class FilterCompiler:
     """Turns ``customers(filter:)``-shaped mappings into expressions for one model."""
 
-    def __init__(self, model: UnifiedModel, segments: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        model: UnifiedModel,
+        segments: Mapping[str, Any],
+        consent: Mapping[str, Expr] | None = None,
+    ) -> None:
         self.model = model
+        self._consent = consent or {}
+        """Segment -> the consent condition its members must meet as well."""
         self.scalars: dict[str, FieldType] = {n: f.type for n, f in model.customer.fields.items()}
         self.scalars |= {n: m.type for n, m in model.metrics.items()}
         self._raw = segments
@@ -142,6 +154,8 @@ class FilterCompiler:
             expr = self.compile(self._raw[name], ("segments", name, "filter"))
         finally:
             self._active.pop()
+        if name in self._consent:
+            expr = And((expr, self._consent[name]))
         self._compiled[name] = expr
         return expr
 
@@ -195,7 +209,23 @@ def _and(items: tuple[Expr, ...]) -> Expr:
     return items[0] if len(items) == 1 else And(items)
 
 
+def consent_condition(model: UnifiedModel) -> Expr | None:
+    """What a customer must meet to be in a marketing segment (None: no consent field)."""
+    spec = model.consent
+    if spec is None:
+        return None
+    consents = FieldPred(spec.field, (Cond("eq", spec.meaning == "opt_in"),))
+    if spec.unknown == "exclude":
+        return consents
+    return Or((consents, FieldPred(spec.field, (Cond("is_null", True),))))
+
+
 def compile_segments(model: UnifiedModel) -> dict[str, Expr]:
     """Every segment of ``model`` compiled; raises :class:`FilterSyntaxError`."""
-    compiler = FilterCompiler(model, {n: s.filter for n, s in model.segments.items()})
+    consent = consent_condition(model)
+    marketing: dict[str, Expr] = {}
+    if consent is not None:
+        marketing = {n: consent for n, s in model.segments.items() if s.purpose == "marketing"}
+    raw = {n: s.filter for n, s in model.segments.items()}
+    compiler = FilterCompiler(model, raw, marketing)
     return {name: compiler.segment(name, ("segments", name)) for name in model.segments}

@@ -21,7 +21,7 @@ from tests.e2e.test_segments import BRUTE_FORCE as SEGMENTS
 ALL = """query($after: String) { customers(first: 500, after: $after) {
     pageInfo { hasNextPage endCursor }
     nodes { id name email country createdAt lifetimeValue openTickets orderCount
-            lifecycleStage lastOrderAt openPipeline
+            lifecycleStage lastOrderAt openPipeline acceptsMarketing
             tickets { priority status } orders { total status } } } }"""
 PAGE = """query($first: Int!, $after: String, $filter: CustomerFilter, $order: [CustomerOrder!]) {
   customers(first: $first, after: $after, filter: $filter, orderBy: $order) {

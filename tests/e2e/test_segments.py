@@ -4,6 +4,7 @@ checked against a brute-force evaluation of every customer of the demo."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.parametrize("engine_layout", ["sqlite"], indirect=True)
 ALL = """query($after: String) { customers(first: 500, after: $after) {
     pageInfo { hasNextPage endCursor }
     nodes { id lifecycleStage lifetimeValue openTickets lastOrderAt orderCount openPipeline
-            segments } } }"""
+            acceptsMarketing segments } } }"""
 CUTOFF = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
 
 
@@ -37,11 +38,18 @@ BRUTE_FORCE = {
         (_dec(c["lifetimeValue"]) or 0) >= 1000
         and (c["openTickets"] >= 1 or ((_when(c["lastOrderAt"]) or CUTOFF) < CUTOFF))
     ),
-    "marketing-qualified-lead": lambda c: c["lifecycleStage"] == "marketing_qualified",
+    # marketing segments keep customers who did not opt out (demo: consent.unknown include)
+    "marketing-qualified-lead": lambda c: (
+        c["lifecycleStage"] == "marketing_qualified" and c["acceptsMarketing"] is not False
+    ),
     "sales-qualified-lead": lambda c: (
         c["lifecycleStage"] == "sales_qualified" or (_dec(c["openPipeline"]) or 0) > 0
     ),
-    "dormant": lambda c: c["orderCount"] >= 1 and (_when(c["lastOrderAt"]) or CUTOFF) < CUTOFF,
+    "dormant": lambda c: (
+        c["orderCount"] >= 1
+        and (_when(c["lastOrderAt"]) or CUTOFF) < CUTOFF
+        and c["acceptsMarketing"] is not False
+    ),
 }
 
 
@@ -137,3 +145,39 @@ def test_a_bad_segment_stops_start_up_with_a_located_error(
     assert error.line is not None
     key = path.rsplit(".", 1)[-1].split("[")[0]
     assert key in config.read_text().splitlines()[error.line - 1], error
+
+
+async def test_marketing_segments_leave_out_who_opted_out_in_graphql_and_exports(
+    client: httpx.AsyncClient, demo_env: None, tmp_path: Path
+) -> None:
+    from tests.e2e.conftest import serve_in_process
+
+    query = """{ segment(name: "marketing-qualified-lead") { count customers(first: 500) {
+        nodes { id lifecycleStage acceptsMarketing } } } }"""
+    shown = (await gql(client, query))["data"]["segment"]  # type: ignore[index]
+    nodes = shown["customers"]["nodes"]
+    assert {n["acceptsMarketing"] for n in nodes} == {True, None}  # opted-out ones are gone
+    plain = """{ customers(first: 500, filter: {lifecycleStage: {eq: "marketing_qualified"}}) {
+        nodes { acceptsMarketing } } }"""
+    everyone = (await gql(client, plain))["data"]["customers"]["nodes"]  # type: ignore[index]
+    opted_out = [n for n in everyone if n["acceptsMarketing"] is False]
+    assert opted_out and len(nodes) == len(everyone) - len(opted_out) == shown["count"]
+    exported = await client.get("/export/customers.ndjson?segment=marketing-qualified-lead")
+    rows = [json.loads(line) for line in exported.text.splitlines()]
+    assert {r["id"] for r in rows} == {n["id"] for n in nodes}
+    assert False not in {r["acceptsMarketing"] for r in rows}
+
+    strict = tmp_path / "strict.yaml"  # the default: no recorded consent, no marketing
+    strict.write_text(DEMO_CONFIG.read_text().replace("    unknown: include\n", ""))
+    async for other in serve_in_process(load_settings(strict)):
+        kept = (await gql(other, query))["data"]["segment"]  # type: ignore[index]
+        assert {n["acceptsMarketing"] for n in kept["customers"]["nodes"]} == {True}
+        assert kept["count"] == len(kept["customers"]["nodes"]) > 0
+
+
+def test_the_consent_field_must_be_a_bool_field(tmp_path: Path, engine_layout: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(DEMO_CONFIG.read_text().replace("field: acceptsMarketing", "field: email"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert caught.value.path == "model.consent.field" and "acceptsMarketing" in caught.value.reason
