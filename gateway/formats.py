@@ -73,8 +73,25 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _texts(rows: list[Row]) -> list[list[Any]]:
-    return [[_text(v) for v in row] for row in rows]
+JSON_TEXT = frozenset({"date", "datetime", "decimal"})
+CSV_TEXT = frozenset({"datetime"})
+"""The csv module writes ``str(value)``: already ISO 8601 for a date, the text of a
+decimal; a datetime's ``str`` has a space where ISO 8601 has ``T``."""
+
+
+def _texts(rows: list[Row], columns: Sequence[Column], types: frozenset[str]) -> list[Row]:
+    """``rows`` with the values of columns of ``types`` as text (rows are typed as
+    their columns say, so the other columns need nothing)."""
+    convert = [at for at, c in enumerate(columns) if c.type in types]
+    if not convert:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for at in convert:
+            values[at] = _text(values[at])
+        out.append(tuple(values))
+    return out
 
 
 class _Chunks:
@@ -130,7 +147,7 @@ class Encoder:
 
 
 class CSVEncoder(Encoder):
-    def _lines(self, rows: list[list[Any]]) -> bytes:
+    def _lines(self, rows: Sequence[Sequence[Any]]) -> bytes:
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(rows)
         return buffer.getvalue().encode()
@@ -139,14 +156,14 @@ class CSVEncoder(Encoder):
         return self._lines([self.names])
 
     def rows(self, rows: list[Row]) -> bytes:
-        return self._lines(_texts(rows))
+        return self._lines(_texts(rows, self.columns, CSV_TEXT))
 
 
 class NDJSONEncoder(Encoder):
     def rows(self, rows: list[Row]) -> bytes:
         return "".join(
             json.dumps(dict(zip(self.names, row, strict=True)), ensure_ascii=False) + "\n"
-            for row in _texts(rows)
+            for row in _texts(rows, self.columns, JSON_TEXT)
         ).encode()
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors import ConnectorError, QueryError
 from resolvers import metrics as metric_values
+from resolvers import walk
 from resolvers.expr import Expr, Order
 from resolvers.model import FieldType, UnifiedModel
 from resolvers.planner import Planner
@@ -158,6 +159,10 @@ async def customer_chunks(
         for start in range(0, len(found), chunk):
             yield view, found[start : start + chunk]
         return
+    if await walk.applicable(federation):
+        async for step in walk.customers(federation, chunk, failures):
+            yield step
+        return
     members = federation.model.customer.members
     for member in members:
         connector = federation.connectors[member.source]
@@ -225,17 +230,15 @@ async def rows(
     build = _builder(model, table, wanted, failures)
     names = [c.name for c in wanted]
     actions = [column_action(model, grant, table, n) for n in names] if grant else []
+    masked = [(at, action) for at, action in enumerate(actions) if action != "allow"]
     async for view, customers in customer_chunks(
         federation, expr, order, chunk=chunk, failures=failures
     ):
         if grant is not None and grant.rows is not None:
             customers = [c for c in customers if grant.admits(c.golden.values)]
         out = await build(view, customers)
-        if grant is not None and not grant.full:
-            out = [
-                tuple(mask(v, a, grant.salt) for v, a in zip(row, actions, strict=True))
-                for row in out
-            ]
+        if masked:
+            out = _masked(out, masked, grant.salt if grant else "")
         if auditor is not None:
             from resolvers.audit import outcome_of
 
@@ -243,6 +246,17 @@ async def rows(
             fields = [audited_name(model, table, n) for n in names]
             await auditor.record([c.id for c in customers], fields, outcome_of(codes), (), codes)
         yield out
+
+
+def _masked(rows: list[Row], masked: list[tuple[int, str]], salt: str) -> list[Row]:
+    """``rows`` with the columns policy masks (at, action) masked, the others as they are."""
+    out = []
+    for row in rows:
+        values = list(row)
+        for at, action in masked:
+            values[at] = mask(values[at], action, salt)
+        out.append(tuple(values))
+    return out
 
 
 Builder = Callable[[RequestView, list[CustomerView]], Awaitable[list[Row]]]
@@ -281,6 +295,7 @@ class _CustomerRows:
         self.model = model
         self.names = names
         self.failures = failures
+        self.ranks = {m.id: rank for rank, m in enumerate(model.customer.members)}
         wanted = [n for n in names if n in model.metrics]
         self.by_relation: dict[str, list[str]] = {}
         for name in wanted:
@@ -316,7 +331,8 @@ class _CustomerRows:
         """Per customer, the metrics ``names`` over ``relation``; None where its source failed."""
         rel = self.model.relations[relation]
         failure = view.failure(rel.source)
-        owned = [[r.key for r in c.records if r.member.id == rel.parent.member] for c in customers]
+        rank = self.ranks[rel.parent.member]
+        owned = [[r.key for r in c.records if r.rank == rank] for c in customers]
         keys = list(dict.fromkeys(k for ks in owned for k in ks))
         specs = {n: self.model.metrics[n] for n in names}
         partial: dict[Any, dict[str, Any]] = {}

@@ -50,26 +50,57 @@ class GoldenRecord:
 def raw_value(member: MemberSpec, row: dict[str, Any], field: str) -> Any:
     """The member's value for a golden field: a column, or a filled-in template."""
     mapping = member.fields.get(field)
-    if mapping is None:
-        return None
+    return None if mapping is None else _raw_reader(mapping)(row)
+
+
+Reader = Callable[[dict[str, Any]], Any]
+"""A member row -> one golden field's candidate value (None when it has none)."""
+
+
+def _none(_row: dict[str, Any]) -> Any:
+    return None
+
+
+def _raw_reader(mapping: str) -> Reader:
+    """:func:`raw_value` for one mapping, with the template parsed once."""
     if "{" not in mapping:
-        return row.get(mapping)
-    text = _PLACEHOLDER.sub(lambda m: str(row.get(m.group(1)) or ""), mapping)
-    return " ".join(text.split()) or None
+        return lambda row: row.get(mapping)
+    parts = _PLACEHOLDER.split(mapping)
+    head, columns, tails = parts[0], parts[1::2], parts[2::2]
+    pairs = list(zip(columns, tails, strict=True))
+
+    def fill(row: dict[str, Any]) -> Any:
+        text = head + "".join(str(row.get(c) or "") + tail for c, tail in pairs)
+        return " ".join(text.split()) or None
+
+    return fill
 
 
-def _present(spec: FieldSpec, record: Record, field: str, default_region: str | None) -> Any:
-    value = coerce(raw_value(record.member, record.row, field), spec.type)
-    if value is None or spec.normalize is None:
+def reader(member: MemberSpec, field: str, spec: FieldSpec, default_region: str | None) -> Reader:
+    """How ``member`` rows give ``field``: the raw value, coerced to the field's type
+    and normalised as the field says (a value that does not normalise stays as is)."""
+    mapping = member.fields.get(field)
+    if mapping is None:
+        return _none
+    raw, type_, normalize = _raw_reader(mapping), spec.type, spec.normalize
+    if normalize is None:
+        return lambda row: coerce(raw(row), type_)
+    region_column = member.region
+
+    def read(row: dict[str, Any]) -> Any:
+        value = coerce(raw(row), type_)
+        if value is None:
+            return value
+        if normalize in ("email", "email_provider"):
+            return normalize_email(value, normalize == "email_provider") or value
+        if normalize == "external_id":
+            return normalize_external_id(value) or value
+        if normalize == "phone":
+            region = row.get(region_column) if region_column else None
+            return normalize_phone(value, region, default_region) or value
         return value
-    if spec.normalize in ("email", "email_provider"):
-        return normalize_email(value, spec.normalize == "email_provider") or value
-    if spec.normalize == "external_id":
-        return normalize_external_id(value) or value
-    if spec.normalize == "phone":
-        region = record.row.get(record.member.region) if record.member.region else None
-        return normalize_phone(value, region, default_region) or value
-    return value
+
+    return read
 
 
 Candidate = tuple[Any, Record]
@@ -87,22 +118,44 @@ class Survivorship:
             field: _Choice(self.spec.fields.get(field) or FieldRule(), default)
             for field in self.fields
         }
+        self._readers: dict[str, list[Reader]] = {}
+
+    def _present(self, record: Record) -> list[Any]:
+        """The record's candidate value for every field, in field order."""
+        readers = self._readers.get(record.member.id)
+        if readers is None:
+            readers = self._readers[record.member.id] = [
+                reader(record.member, name, spec, self.default_region)
+                for name, spec in self.fields.items()
+            ]
+        row = record.row
+        return [read(row) for read in readers]
 
     def _updated(self, record: Record) -> dt.datetime:
         column = record.member.updated_at
         value = coerce(record.row.get(column), "datetime") if column else None
         return value or _EPOCH
 
+    def values(self, records: Sequence[Record]) -> dict[str, Any]:
+        """The golden values :meth:`build` picks, without provenance (for exports)."""
+        if len(records) == 1:  # every rule keeps the only candidate
+            return dict(zip(self.fields, self._present(records[0]), strict=True))
+        updated = {id(record): self._updated(record) for record in records}
+        present = [(self._present(record), record) for record in records]
+        values: dict[str, Any] = {}
+        for at, field in enumerate(self.fields):
+            candidates = [(found[at], record) for found, record in present if found[at] is not None]
+            picked = self._choices[field].pick(candidates, updated) if candidates else None
+            values[field] = picked[0] if picked else None
+        return values
+
     def build(self, records: Sequence[Record]) -> GoldenRecord:
         values: dict[str, Any] = {}
         provenance: dict[str, Provenance] = {}
         updated = {id(record): self._updated(record) for record in records}
-        for field, spec in self.fields.items():
-            candidates = [
-                (value, record)
-                for record in records
-                if (value := _present(spec, record, field, self.default_region)) is not None
-            ]
+        present = [(self._present(record), record) for record in records]
+        for at, field in enumerate(self.fields):
+            candidates = [(found[at], record) for found, record in present if found[at] is not None]
             if not candidates:
                 values[field] = None
                 continue

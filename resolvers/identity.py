@@ -172,7 +172,10 @@ class Stitcher:
         return self._by_table.get((ref.source, ref.table))
 
     def keys_of(self, record: Record) -> Iterable[KeyNode]:
-        member, row = record.member, record.row
+        return self.keys_of_row(record.member, record.row)
+
+    def keys_of_row(self, member: MemberSpec, row: Row) -> Iterable[KeyNode]:
+        """The normalised identity keys of one ``member`` row."""
         region = row.get(member.region) if member.region else None
         for key_name, columns in member.identity.items():
             spec = self.model.identity.keys[key_name]

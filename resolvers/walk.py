@@ -1,0 +1,316 @@
+"""Every customer in listing order, for whole-view exports: two passes over the members.
+
+Listing customers page by page stitches a chunk of seed records by asking the
+other member tables for their keys, round after round; walking everyone that
+way stitches each customer once per member record and costs a round trip per
+key column per round. An export of every customer instead:
+
+1. **identities**: reads each member table once (key, identity and region
+   columns only), numbers the records in listing order (member rank, then key)
+   and joins the records that share a normalised identity key with a
+   union-find over those numbers; the lowest number of a customer is its
+   listing record. A key held by more than ``identity.max_key_fanout`` records
+   of one table joins none of them (as a read-time lookup drops it).
+2. **customers**: walks the listing records in order, ``chunk`` customers at a
+   time, reads their member records by primary key (one batched lookup per
+   member table) and builds the golden values.
+
+Memory is a few machine words per member record (its key, its union-find
+parent and chain link, its key hashes until they are joined) plus one chunk,
+whatever the width of a record: no customer data is kept.
+
+The closure is complete (not cut at ``identity.max_rounds``), and keys are
+joined by a 64-bit hash. A registry holding steward decisions or batch links
+is followed by the lookup walk instead (:func:`applicable`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from array import array
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+from connectors import ConnectorError, Row, ScanRequest, Sort
+from resolvers.golden import GoldenRecord
+from resolvers.model import MemberSpec
+from resolvers.records import Record
+from resolvers.view import CustomerView, Federation, RequestView
+
+if TYPE_CHECKING:
+    from resolvers.export import Failures
+
+BUCKETS = 32
+"""Key hashes are joined bucket by bucket, so one bucket's index is in memory at a time."""
+YIELD_EVERY = 50_000
+"""CPU-bound loops give the event loop a turn this often (other requests, cancellation)."""
+
+
+async def applicable(federation: Federation) -> bool:
+    """Whether the two-pass walk gives the customers the lookup walk gives: yes unless
+    the registry holds decisions or batch links (those the lookup walk follows)."""
+    registry = federation.registry
+    if registry is None:
+        return True
+    await registry.refresh()
+    stats = registry.stats
+    return not stats["decisions"] and not stats["links"]
+
+
+@dataclass(slots=True)
+class _Member:
+    spec: MemberSpec
+    rank: int
+    offset: int = 0
+    keys: array[int] | list[Any] = field(default_factory=lambda: array("q"))
+
+
+@dataclass(slots=True)
+class Identities:
+    """Pass 1: the member records, numbered in listing order, joined into customers."""
+
+    members: list[_Member]
+    parent: array[int]
+    """Record number -> its customer's listing record (its lowest number)."""
+    errors: list[ConnectorError]
+
+
+class _Edges:
+    """(key hash, record number) pairs, bucketed by hash, with where each member starts."""
+
+    def __init__(self) -> None:
+        self.hashes = [array("q") for _ in range(BUCKETS)]
+        self.numbers = [array("q") for _ in range(BUCKETS)]
+        self.starts: list[list[int]] = [[] for _ in range(BUCKETS)]
+
+    def begin_member(self) -> None:
+        for bucket in range(BUCKETS):
+            self.starts[bucket].append(len(self.hashes[bucket]))
+
+    def add(self, key_hash: int, number: int) -> None:
+        bucket = key_hash % BUCKETS
+        self.hashes[bucket].append(key_hash)
+        self.numbers[bucket].append(number)
+
+
+async def _scan_keys(federation: Federation, member: _Member, edges: _Edges) -> int:
+    """Reads one member table's identity columns; returns its number of records."""
+    spec = member.spec
+    connector = federation.connectors[spec.source]
+    keys_of = federation.stitcher.keys_of_row
+    identity = [c for columns in spec.identity.values() for c in columns]
+    columns = list(dict.fromkeys([spec.key, *identity, *([spec.region] if spec.region else [])]))
+    caps = connector.capabilities_for(spec.table)
+    order = [Sort(spec.key)] if caps.can_sort(spec.key) else []
+    keys = member.keys
+    number = member.offset
+    in_order, last = True, None
+    async for row in connector.scan(ScanRequest(spec.table, columns, order_by=order)):
+        key = row[spec.key]
+        try:
+            keys.append(key)
+        except (TypeError, OverflowError):  # not a machine integer: keep Python values
+            keys = member.keys = [*keys, key]
+        position = _order(key)
+        if last is not None and position < last:
+            in_order = False
+        last = position
+        for key_hash in {hash(k) for k in keys_of(spec, row)}:
+            edges.add(key_hash, number)
+        number += 1
+    if not in_order:
+        _sort_member(member, edges)
+    return len(keys)
+
+
+def _sort_member(member: _Member, edges: _Edges) -> None:
+    """Renumbers a member read out of listing order (a source that cannot sort)."""
+    keys = list(member.keys)
+    ranked = sorted(range(len(keys)), key=lambda i: _order(keys[i]))
+    moved = array("q", [0]) * len(keys)
+    for new, old in enumerate(ranked):
+        moved[old] = new
+    sorted_keys = [keys[i] for i in ranked]
+    try:
+        member.keys = array("q", sorted_keys)
+    except (TypeError, OverflowError):
+        member.keys = sorted_keys
+    for bucket in range(BUCKETS):
+        numbers = edges.numbers[bucket]
+        for at in range(edges.starts[bucket][-1], len(numbers)):
+            numbers[at] = member.offset + moved[numbers[at] - member.offset]
+
+
+def _forget_member(member: _Member, edges: _Edges) -> None:
+    """Drops what a member table gave before its read failed."""
+    member.keys = array("q")
+    for bucket in range(BUCKETS):
+        del edges.hashes[bucket][edges.starts[bucket][-1] :]
+        del edges.numbers[bucket][edges.starts[bucket][-1] :]
+
+
+def _order(key: Any) -> tuple[int, int | str]:
+    """:meth:`Record.order` within one member."""
+    return (0, key) if isinstance(key, int) else (1, str(key))
+
+
+async def identities(federation: Federation, failures: Failures | None = None) -> Identities:
+    """Pass 1 over every member table. A table that cannot be read raises, unless
+    ``failures`` collects it: its records are then left out."""
+    members = [_Member(m, i) for i, m in enumerate(federation.model.customer.members)]
+    edges = _Edges()
+    errors: list[ConnectorError] = []
+    total = 0
+    for member in members:
+        edges.begin_member()
+        member.offset = total
+        try:
+            total += await _scan_keys(federation, member, edges)
+        except ConnectorError as exc:
+            if failures is None:
+                raise
+            failures.add(exc)
+            errors.append(exc)
+            _forget_member(member, edges)
+    parent = array("q", range(total))
+    await _join(edges, parent, federation.model.identity.max_key_fanout)
+    # union by the lower number keeps parent[x] <= x, so one forward pass flattens
+    for number in range(total):
+        up = parent[number]
+        if up != number:
+            parent[number] = parent[up]
+        if number % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+    return Identities(members, parent, errors)
+
+
+async def _join(edges: _Edges, parent: array[int], fanout: int) -> None:
+    """Union-find over the records sharing a key hash, bucket by bucket."""
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    steps = 0
+    for bucket in range(BUCKETS):
+        hashes, numbers = edges.hashes[bucket], edges.numbers[bucket]
+        starts = [*edges.starts[bucket], len(hashes)]
+        first: dict[int, int] = {}
+        for lo, hi in pairwise(starts):
+            counts = Counter(hashes[lo:hi])
+            crowded = {h for h, n in counts.items() if n > fanout}
+            del counts
+            for key_hash, number in zip(hashes[lo:hi], numbers[lo:hi], strict=True):
+                if key_hash in crowded:
+                    continue
+                other = first.setdefault(key_hash, number)
+                if other != number:
+                    a, b = find(other), find(number)
+                    if a < b:
+                        parent[b] = a
+                    elif b < a:
+                        parent[a] = b
+            steps += hi - lo
+            if steps >= YIELD_EVERY:
+                steps = 0
+                await asyncio.sleep(0)
+        # this bucket's pairs are joined: give their memory back
+        edges.hashes[bucket], edges.numbers[bucket] = array("q"), array("q")
+
+
+async def _chains(parent: array[int]) -> array[int]:
+    """Record number -> the next record of the same customer (-1 after the last)."""
+    after = array("q", [-1]) * len(parent)
+    tail = array("q", range(len(parent)))
+    for number, root in enumerate(parent):
+        if root != number:
+            after[tail[root]] = number
+            tail[root] = number
+        if number % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+    return after
+
+
+async def customers(
+    federation: Federation, chunk: int, failures: Failures | None = None
+) -> AsyncIterator[tuple[RequestView, list[CustomerView]]]:
+    """Every customer, in the ``customers`` list's order, ``chunk`` at a time."""
+    found = await identities(federation, failures)
+    parent = found.parent
+    after = await _chains(parent)
+    offsets = [m.offset for m in found.members]
+    survivorship = federation.survivorship
+    start = 0
+    while start < len(parent):
+        groups: list[list[int]] = []
+        number = start
+        while number < len(parent) and len(groups) < chunk:
+            if parent[number] == number:
+                group = [number]
+                while (number_after := after[group[-1]]) != -1:
+                    group.append(number_after)
+                groups.append(group)
+            number += 1
+        start = number
+        view = federation.request()
+        view.errors.extend(found.errors)
+        records = await _read(federation, found.members, offsets, groups, view, failures)
+        out = []
+        for group in groups:
+            members = [records[n] for n in group if n in records]
+            if members:
+                golden = GoldenRecord(survivorship.values(members), {})
+                out.append(CustomerView(members, golden))
+        if out:
+            yield view, out
+
+
+async def _read(
+    federation: Federation,
+    members: Sequence[_Member],
+    offsets: list[int],
+    groups: list[list[int]],
+    view: RequestView,
+    failures: Failures | None,
+) -> dict[int, Record]:
+    """The member records ``groups`` number, read by key: one batched lookup per table."""
+    wanted: dict[int, list[int]] = {}
+    for group in groups:
+        for number in group:
+            at = bisect.bisect_right(offsets, number) - 1
+            wanted.setdefault(at, []).append(number)
+    at_list = list(wanted)
+    results = await asyncio.gather(
+        *(_fetch(federation, members[at], wanted[at]) for at in at_list),
+        return_exceptions=True,
+    )
+    records: dict[int, Record] = {}
+    for at, result in zip(at_list, results, strict=True):
+        if isinstance(result, ConnectorError):
+            if failures is None:
+                raise result
+            failures.add(result)
+            view.errors.append(result)
+            continue
+        if isinstance(result, BaseException):
+            raise result
+        member = members[at]
+        for number, rows in zip(wanted[at], result, strict=True):
+            if rows:  # gone since pass 1: left out
+                records[number] = Record(member.spec, member.rank, rows[0])
+    return records
+
+
+async def _fetch(federation: Federation, member: _Member, numbers: list[int]) -> list[list[Row]]:
+    spec = member.spec
+    keys = [member.keys[n - member.offset] for n in numbers]
+    connector = federation.connectors[spec.source]
+    return await connector.lookup_many(
+        spec.table, spec.key, keys, federation.stitcher.columns(spec)
+    )
