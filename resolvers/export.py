@@ -8,15 +8,18 @@ Exportable tables, all derived from the configured model:
   the relation's fields, in the same order as ``Customer.<relation>``;
 * ``source_records``: ``customer_id``, ``source``, ``table``, ``id``, ``ref``.
 
-Without a filter, customers are walked in the stable ``customers`` order:
-each member table is read in key order a chunk of records at a time, every
-chunk is stitched once (one batched lookup per table and key column per
-round) and each customer is emitted at its canonical record. A chunk has its
-own request view (loaders and caches are dropped between chunks), so memory
-stays bounded whatever the number of customers. With a filter or an order,
-the planner picks the customers exactly as ``customers(filter:, orderBy:)``
-does (bounded by ``model.planner.max_candidates``) and rows are built a chunk
-at a time.
+Without a filter, customers come in the stable ``customers`` order. A whole
+export reads every member table's identity keys once, joins them in memory
+(a few machine words per record) and then reads the customers' records by key
+a chunk at a time (:mod:`resolvers.walk`). Asked for chunks of a given size
+(SQL's ``LIMIT``), or with registry decisions to follow, each member table is
+read in key order a chunk of seeds at a time and every chunk is stitched by
+lookups (one batched lookup per table and key column per round), each
+customer emitted at its canonical record. A chunk has its own request view,
+so memory stays bounded whatever the number of customers. With a filter or
+an order, the planner picks the customers exactly as ``customers(filter:,
+orderBy:)`` does (bounded by ``model.planner.max_candidates``) and rows are
+built a chunk at a time.
 """
 
 from __future__ import annotations
@@ -150,7 +153,14 @@ async def customer_chunks(
     chunk: int | None = None,
     failures: Failures | None = None,
 ) -> AsyncIterator[tuple[RequestView, list[CustomerView]]]:
-    """The matching customers, ``chunk`` at a time, with the view that found them."""
+    """The matching customers, ``chunk`` at a time, with the view that found them.
+
+    Every customer (no filter, no order) without a ``chunk``: the two-pass walk
+    (:mod:`resolvers.walk`), fastest per customer, its first chunk after one read
+    of every member table's keys. With a ``chunk`` (a caller that wants the first
+    few soon, such as SQL's ``LIMIT``), or a registry with decisions: page by
+    page, each chunk of seeds stitched by lookups."""
+    whole = chunk is None
     chunk = chunk or CHUNK
     if expr is not None or order:
         view = federation.request()
@@ -159,7 +169,7 @@ async def customer_chunks(
         for start in range(0, len(found), chunk):
             yield view, found[start : start + chunk]
         return
-    if await walk.applicable(federation):
+    if whole and await walk.applicable(federation):
         async for step in walk.customers(federation, chunk, failures):
             yield step
         return
