@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.errors import ConfigError, SourceUnavailable
 
-__all__ = ["EventRow", "Ledger", "LinkRow", "RunRow"]
+__all__ = ["AppendOnlyStore", "EventRow", "Ledger", "LinkRow", "RunRow"]
 
 _ID = BigInteger().with_variant(Integer(), "sqlite")
 """Auto-increment keys: SQLite only auto-increments ``INTEGER PRIMARY KEY``."""
@@ -139,12 +139,14 @@ def _async_url(url: str) -> str:
     return parsed.set(drivername=driver).render_as_string(False) if driver else url
 
 
-class Ledger:
-    """The append-only tables behind the identity registry."""
+class AppendOnlyStore:
+    """custview's own tables in a database of the operator's choosing: created on
+    :meth:`open`, written with inserts only. ``what`` names the store in errors
+    (and the config section of its URL)."""
 
-    LINK_CHUNK = 5_000
+    metadata: MetaData
 
-    def __init__(self, url: str, *, what: str = "registry") -> None:
+    def __init__(self, url: str, *, what: str) -> None:
         self.what = what
         try:
             self.engine: AsyncEngine = create_async_engine(_async_url(url))
@@ -163,7 +165,7 @@ class Ledger:
         for attempt in range(3):
             try:
                 async with self.engine.begin() as conn:
-                    await conn.run_sync(metadata.create_all)
+                    await conn.run_sync(self.metadata.create_all)
                 return
             except (IntegrityError, ProgrammingError, OperationalError) as exc:
                 if attempt == 2:
@@ -188,6 +190,16 @@ class Ledger:
                 return (await conn.execute(statement)).all()
         except (SQLAlchemyError, OSError) as exc:
             raise self._unavailable(exc) from None
+
+
+class Ledger(AppendOnlyStore):
+    """The append-only tables behind the identity registry."""
+
+    LINK_CHUNK = 5_000
+    metadata = metadata
+
+    def __init__(self, url: str, *, what: str = "registry") -> None:
+        super().__init__(url, what=what)
 
     async def append_event(
         self, actor: str, action: str, a: str, b: str | None = None, target: int | None = None

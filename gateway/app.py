@@ -205,6 +205,7 @@ def create_app(
             if server is not None:
                 await server.aclose()
             await federation.aclose()
+            await app.state.audit.aclose()
             if provider is not None:
                 provider.shutdown()  # flushes the spans still batched
 

@@ -1,9 +1,11 @@
-"""Where audit entries go: an append-only JSON-lines file, and how
-``custview audit`` reads it back.
+"""Where audit entries go — an append-only JSON-lines file, or a database
+table when ``audit.url`` is set — and how ``custview audit`` reads them back.
 
 Each entry is one line written with a single ``write`` to a file opened in
 append mode (``O_APPEND``), under a lock, so replicas and threads sharing a
 file never interleave lines. Nothing ever rewrites or truncates the file.
+The table (:class:`connectors.audit_table.AuditTable`) is insert-only the
+same way, and replicas on several hosts can share it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from starlette.requests import Request
 
+from connectors.audit_table import AuditTable
 from resolvers.audit import Auditor, Caller
 
 PURPOSE_HEADER = "x-purpose"
@@ -30,11 +34,22 @@ _MAX_PURPOSE = 200
 class AuditSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["jsonl"] = "jsonl"
+    backend: Literal["jsonl", "database"] = "jsonl"
     path: Path = Path("custview-audit.jsonl")
     """The append-only JSON-lines file."""
     fsync: bool = False
     """Force every entry to disk before answering (slower; survives a power cut)."""
+    url: str | None = None
+    """A database for the ``custview_audit`` table (SQLite, PostgreSQL, MySQL/MariaDB);
+    setting it selects the ``database`` backend (``backend`` may say so too)."""
+
+    @model_validator(mode="after")
+    def _backend(self) -> AuditSettings:
+        if self.url is not None and self.backend == "jsonl" and "backend" in self.model_fields_set:
+            raise ValueError("url is for the database backend; remove backend: jsonl or the url")
+        if self.backend == "database" and not self.url:
+            raise ValueError("backend database needs a url (e.g. postgresql://.../audit)")
+        return self
 
 
 class JsonLinesAuditLog:
@@ -59,6 +74,9 @@ class JsonLinesAuditLog:
         line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode()
         await asyncio.to_thread(self._write, line)
 
+    async def aclose(self) -> None:
+        """Nothing to release: every entry opens and closes the file."""
+
     def read(self) -> Iterator[dict[str, Any]]:
         try:
             with self.path.open(encoding="utf-8") as fh:
@@ -69,11 +87,37 @@ class JsonLinesAuditLog:
             return
 
 
-def create_audit_log(settings: AuditSettings) -> JsonLinesAuditLog:
+AuditStore = JsonLinesAuditLog | AuditTable
+
+
+def create_audit_log(settings: AuditSettings) -> AuditStore:
+    if settings.url is not None:
+        return AuditTable(settings.url)
     return JsonLinesAuditLog(settings.path, settings.fsync)
 
 
-def auditor_for(request: Request, log: JsonLinesAuditLog, channel: str) -> Auditor:
+def query_log(
+    log: AuditStore,
+    customer: str | None = None,
+    principal: str | None = None,
+    since: dt.datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The most recent ``limit`` entries that match (``custview audit``): a file is
+    read as it streams, a table is asked for what it can filter (then closed)."""
+    if isinstance(log, JsonLinesAuditLog):
+        return list(deque(matching(log.read(), customer, principal, since), maxlen=limit))
+
+    async def fetch() -> list[dict[str, Any]]:
+        try:
+            return await log.entries(principal, since, None if customer else limit)
+        finally:
+            await log.aclose()
+
+    return list(deque(matching(asyncio.run(fetch()), customer), maxlen=limit))
+
+
+def auditor_for(request: Request, log: AuditStore, channel: str) -> Auditor:
     """The auditor of one request: its principal, client address and purpose."""
     principal = getattr(request.state, "principal", None)
     purpose = request.headers.get(PURPOSE_HEADER)
@@ -101,7 +145,7 @@ def parse_since(text: str) -> dt.datetime:
 
 
 def matching(
-    entries: Iterator[dict[str, Any]],
+    entries: Iterable[dict[str, Any]],
     customer: str | None = None,
     principal: str | None = None,
     since: dt.datetime | None = None,

@@ -615,9 +615,7 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines out.")] = False,
 ) -> None:
     """Query the audit log: who read which customers and fields, when, why, with what outcome."""
-    from collections import deque
-
-    from gateway.audit import create_audit_log, matching, parse_since
+    from gateway.audit import create_audit_log, parse_since, query_log
 
     loaded = _settings(config)
     try:
@@ -626,12 +624,16 @@ def audit(
         err.print(f"[bold red]error:[/] --since '{since}' is not a date, a time or 30m/2h/7d")
         raise typer.Exit(2) from None
     log = create_audit_log(loaded.settings.audit)
-    entries = list(deque(matching(log.read(), customer, principal, after), maxlen=limit))
+    try:
+        entries = query_log(log, customer, principal, after, limit)
+    except CustviewError as exc:
+        raise _fail(exc, 1) from None
     if as_json:
         for entry in entries:
             sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")
         return
-    table = Table(title=f"custview audit — {log.path}")
+    where = loaded.settings.audit.path if loaded.settings.audit.url is None else "audit table"
+    table = Table(title=f"custview audit — {where}")
     for column in ("at", "principal", "client", "purpose", "channel", "customers", "fields",
                    "outcome"):  # fmt: skip
         table.add_column(column, overflow="fold")

@@ -100,8 +100,9 @@ async def _export(
     )
     task = progress.add_task("export", total=None, rate="-")
 
+    auditor = operator_auditor(loaded, table, fmt)
+
     async def counted() -> AsyncIterator[list[Row]]:
-        auditor = operator_auditor(loaded, table, fmt)
         await auditor.record((), [c.name for c in names], "started")
         async for chunk in rows(
             federation, table, names, expr, order, failures=failures, auditor=auditor
@@ -127,6 +128,7 @@ async def _export(
                         sink.close()
     finally:
         await federation.aclose()
+        await auditor.log.aclose()
         done.seconds = time.perf_counter() - started
         done.failures = dict(failures)
 

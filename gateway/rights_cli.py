@@ -45,13 +45,14 @@ async def run_governed(
     federation = loaded.create_federation()
     user = getpass.getuser()
     caller = Caller(principal=f"cli:{user}", method="cli", purpose=purpose)
+    log = create_audit_log(loaded.settings.audit)
     context = {
         "view": federation.request(),
         "actor": f"cli:{user}",
         "roles": None,
         "grant": Grant.everything(),
         "trail": ReadTrail(),
-        "auditor": Auditor(create_audit_log(loaded.settings.audit), caller, "cli"),
+        "auditor": Auditor(log, caller, "cli"),
     }
     try:
         await federation.open()
@@ -59,6 +60,7 @@ async def run_governed(
             result = await schema.execute(text, variable_values=variables, context_value=context)
     finally:
         await federation.aclose()
+        await log.aclose()
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
         body["errors"] = [e.formatted for e in result.errors]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from connectors import ConnectorError, CustviewError
 from connectors.cache import cache_scope
 from connectors.deadline import deadline_scope
-from gateway.audit import JsonLinesAuditLog
+from gateway.audit import AuditStore
 from gateway.auth import Authenticator, AuthError
 from gateway.pgwire import Column, PgError, PgServer, Prepared
 from resolvers.audit import Auditor, AuditUnavailable, Caller
@@ -98,7 +98,7 @@ class CustviewBackend:
         federation: Federation,
         authenticator: Authenticator,
         policy: Policy,
-        audit: JsonLinesAuditLog,
+        audit: AuditStore,
         deadline: float | None,
     ) -> None:
         self.federation = federation
@@ -154,7 +154,7 @@ def create_sql_server(
     federation: Federation,
     authenticator: Authenticator,
     policy: Policy,
-    audit: JsonLinesAuditLog,
+    audit: AuditStore,
     deadline: float | None,
 ) -> PgServer:
     backend = CustviewBackend(federation, authenticator, policy, audit, deadline)

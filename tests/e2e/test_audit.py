@@ -3,6 +3,7 @@ field names, never values; an audit log that cannot be written refuses the read.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -104,3 +105,55 @@ async def test_custview_audit_queries_the_log(client: httpx.AsyncClient) -> None
     assert table.exit_code == 0 and "demo" in table.output
     bad = runner.invoke(cli_app, ["audit", "--since", "yesterday"])
     assert bad.exit_code == 2
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
+    url: str = request.getfixturevalue("postgres_db_url")
+    return url
+
+
+def _table_config(tmp_path: Path, url: str) -> Path:
+    """The demo config with the audit log in a database table at ``url``."""
+    old = 'audit:\n  path: "${CUSTVIEW_AUDIT_LOG:-custview-audit.jsonl}"\n'
+    text = DEMO_CONFIG.read_text()
+    assert old in text
+    path = tmp_path / "table-audit.yaml"
+    path.write_text(text.replace(old, f'audit:\n  url: "{url}"\n'))
+    return path
+
+
+async def test_the_audit_log_can_be_a_database_table(
+    demo_env: None, tmp_path: Path, audit_url: str
+) -> None:
+    config = _table_config(tmp_path, audit_url)
+    async for client in serve_in_process(load_settings(config)):
+        query = {"query": "{ customers(first: 2) { nodes { id email } } }"}
+        response = await client.post("/graphql", json=query, headers={"X-API-Key": "support-key"})
+        nodes = response.json()["data"]["customers"]["nodes"]
+    log_file = await asyncio.to_thread(Path(os.environ["CUSTVIEW_AUDIT_LOG"]).exists)
+    assert not log_file, "the table replaces the file"
+    args = ["audit", "--json", "--customer", nodes[0]["id"], "--config", str(config)]
+    result = await asyncio.to_thread(CliRunner().invoke, cli_app, args)  # it runs its own loop
+    assert result.exit_code == 0, result.output
+    (entry,) = [json.loads(line) for line in result.output.splitlines()]
+    assert entry["principal"] == "support-agent" and entry["channel"] == "graphql"
+    assert entry["customers"] == sorted(n["id"] for n in nodes)
+    assert entry["fields"] == ["Customer.email", "Customer.id"] and entry["outcome"] == "ok"
+    assert nodes[0]["email"] not in result.output, "ids and field names, never values"
+
+
+async def test_an_unreachable_audit_table_fails_closed(demo_env: None, tmp_path: Path) -> None:
+    config = _table_config(tmp_path, "postgresql://custview@127.0.0.1:1/audit")
+    async for client in serve_in_process(load_settings(config)):
+        query = {"query": "{ customers(first: 2) { nodes { id email } } }"}
+        body = (await client.post("/graphql", json=query)).json()
+        assert body["data"] is None
+        assert body["errors"][0]["extensions"]["code"] == "AUDIT_UNAVAILABLE"
+        export = await client.get("/export/customers.csv?columns=id")
+        assert export.status_code == 503
+    args = ["audit", "--config", str(config)]
+    result = await asyncio.to_thread(CliRunner().invoke, cli_app, args)
+    assert result.exit_code == 1 and "audit database is unavailable" in result.output
