@@ -218,7 +218,8 @@ class IdentityRegistry:
     @property
     def stats(self) -> dict[str, int]:
         return {
-            "decisions": len(self._events),
+            "decisions": sum(e.action != ERASE for e in self._events),
+            "erasures": len(self._state.erased),
             "links": sum(len(v) for v in self._machine.values()) // 2,
         }
 

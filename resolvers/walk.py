@@ -21,7 +21,8 @@ whatever the width of a record: no customer data is kept.
 
 The closure is complete (not cut at ``identity.max_rounds``), and keys are
 joined by a 64-bit hash. A registry holding steward decisions or batch links
-is followed by the lookup walk instead (:func:`applicable`).
+is followed by the lookup walk instead (:func:`applicable`). A customer holding
+an erased record (a registry tombstone) is left out, as everywhere.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ YIELD_EVERY = 50_000
 
 async def applicable(federation: Federation) -> bool:
     """Whether the two-pass walk gives the customers the lookup walk gives: yes unless
-    the registry holds decisions or batch links (those the lookup walk follows)."""
+    the registry holds decisions or batch links (those the lookup walk follows;
+    erased customers both leave out)."""
     registry = federation.registry
     if registry is None:
         return True
@@ -246,6 +248,8 @@ async def customers(
     after = await _chains(parent)
     offsets = [m.offset for m in found.members]
     survivorship = federation.survivorship
+    registry = federation.registry
+    erased = registry.is_erased if registry is not None and registry.stats["erasures"] else None
     start = 0
     while start < len(parent):
         groups: list[list[int]] = []
@@ -263,12 +267,20 @@ async def customers(
         records = await _read(federation, found.members, offsets, groups, view, failures)
         out = []
         for group in groups:
+            if erased is not None and any(erased(_ref(found.members, offsets, n)) for n in group):
+                continue
             members = [records[n] for n in group if n in records]
             if members:
                 golden = GoldenRecord(survivorship.values(members), {})
                 out.append(CustomerView(members, golden))
         if out:
             yield view, out
+
+
+def _ref(members: Sequence[_Member], offsets: list[int], number: int) -> str:
+    """The ``source/table/key`` reference of record ``number`` (from pass 1)."""
+    member = members[bisect.bisect_right(offsets, number) - 1]
+    return f"{member.spec.source}/{member.spec.table}/{member.keys[number - member.offset]}"
 
 
 async def _read(

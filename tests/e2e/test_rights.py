@@ -258,3 +258,8 @@ def test_erase_command_lists_what_to_delete(config: Path, demo_dir: Path) -> Non
     assert gone.exit_code == 1
     again = runner.invoke(cli_app, [*args, "--json"])
     assert again.exit_code == 1 and "erased" in again.stderr
+    out = config.parent / "records.ndjson"  # an export of every customer leaves them out
+    export = ["export", "source_records", "--format", "ndjson", "-o", str(out)]
+    assert runner.invoke(cli_app, [*export, "--config", str(config)]).exit_code == 0
+    refs = {json.loads(line)["ref"] for line in out.read_text().splitlines()}
+    assert len(refs) > 1000 and refs.isdisjoint(group)
