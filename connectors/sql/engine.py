@@ -88,6 +88,18 @@ def create_read_only_engine(
         ) -> tuple[str, Any]:
             return tagged_statement(statement), parameters
 
+    if kind == "mysql" and options.server_timeout is not None:
+        # MariaDB counts a streamed scan as one statement however long an export
+        # reads it: the scan is bounded per fetch by ``timeout`` (client-side) instead.
+        @event.listens_for(sync_engine, "before_cursor_execute", retval=True)
+        def _unbounded_stream(
+            conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+        ) -> tuple[str, Any]:
+            streamed = context is not None and context.execution_options.get("stream_results")
+            if streamed and getattr(conn.dialect, "is_mariadb", False):
+                return f"SET STATEMENT max_statement_time = 0 FOR {statement}", parameters
+            return statement, parameters
+
     if kind in ("sqlite", "mysql"):
         statements = _session_statements(kind, options, engine)
 
@@ -107,8 +119,8 @@ def _connect_args(kind: str, options: SQLOptions) -> dict[str, Any]:
     if kind != "postgresql":
         return {}
     settings = {"default_transaction_read_only": "on", "application_name": "custview"}
-    if options.statement_timeout is not None:
-        settings["statement_timeout"] = str(max(1, round(options.statement_timeout * 1000)))
+    if options.server_timeout is not None:
+        settings["statement_timeout"] = str(max(1, round(options.server_timeout * 1000)))
     return {"server_settings": settings}
 
 
@@ -121,12 +133,13 @@ def _session_statements(
         if kind == "sqlite":
             return ["PRAGMA query_only = ON"]
         result = ["SET SESSION TRANSACTION READ ONLY"]
-        if options.statement_timeout is not None:
+        limit = options.server_timeout
+        if limit is not None:
             # Known once the first connection initialised the dialect.
             if getattr(engine.dialect, "is_mariadb", False):
-                result.append(f"SET SESSION max_statement_time = {options.statement_timeout:f}")
+                result.append(f"SET SESSION max_statement_time = {limit:f}")
             else:
-                millis = max(1, round(options.statement_timeout * 1000))
+                millis = max(1, round(limit * 1000))
                 result.append(f"SET SESSION max_execution_time = {millis:d}")
         return result
 

@@ -45,10 +45,20 @@ class SQLOptions(ConnectorOptions):
 
     pool_size: int = Field(default=5, ge=1)
     max_overflow: int = Field(default=5, ge=0)
-    statement_timeout: float | None = Field(default=None, gt=0)
+    statement_timeout: float | None = Field(default=None, ge=0)
     """Seconds, enforced by the server where it can (PostgreSQL
     ``statement_timeout``, MariaDB ``max_statement_time``, MySQL
-    ``max_execution_time``); ``timeout`` is always enforced client-side."""
+    ``max_execution_time``); ``timeout`` is always enforced client-side.
+    Unset: ``timeout`` plus one second, so the server stops a statement the
+    client gave up on (a MySQL/MariaDB driver cannot cancel it); ``0`` turns
+    the server-side limit off."""
+
+    @property
+    def server_timeout(self) -> float | None:
+        """The server-side limit in seconds, or ``None`` for none."""
+        if self.statement_timeout is None:
+            return self.timeout + 1
+        return self.statement_timeout or None
 
     schema_name: str | None = None
     """Schema (PostgreSQL) or database (MySQL/MariaDB) holding the tables."""

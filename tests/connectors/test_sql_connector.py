@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 import connectors
 import connectors.sql
@@ -450,9 +451,62 @@ async def test_server_side_statement_timeout(source_url: str, connector: SQLConn
     connector = SQLConnector("slowdb", SQLOptions(url=source_url, statement_timeout=0.2))
     try:
         with pytest.raises(SourceTimeout, match="cancelled"):
-            await collect(connector, ScanRequest("slow", ["x"]))
+            await connector.lookup_many("slow", "x", [1], ["x"])
     finally:
         await connector.aclose()
+
+
+@pytest.mark.parametrize(("option", "expected"), [(None, 6.0), (2.5, 2.5), (0, None)])
+async def test_the_server_stops_what_the_client_gave_up_on(
+    source_url: str, connector: SQLConnector, option: float | None, expected: float | None
+) -> None:
+    """By default each session carries the timeout plus a second, server-side."""
+    backend = backend_of(connector)
+    if backend == "sqlite":
+        pytest.skip("SQLite has no server-side statement timeout")
+    options = SQLOptions(url=source_url, timeout=5, statement_timeout=option)
+    probe = SQLConnector("limits", options)
+    try:
+        async with probe.engine.connect() as conn:
+            if backend == "postgresql":
+                shown = (await conn.execute(text("SHOW statement_timeout"))).scalar_one()
+                seconds = None if shown == "0" else _pg_seconds(str(shown))
+            else:
+                value = (await conn.execute(text("SELECT @@max_statement_time"))).scalar_one()
+                seconds = float(value) or None
+    finally:
+        await probe.aclose()
+    assert seconds == expected
+
+
+async def test_a_mariadb_scan_is_bounded_per_fetch_not_by_the_server_limit(
+    source_url: str, connector: SQLConnector
+) -> None:
+    """An export reads a MariaDB stream as long as it needs (one statement there);
+    lookups and aggregates keep the server-side limit."""
+    if not getattr(connector.engine.dialect, "is_mariadb", False):
+        async with connector.engine.connect():
+            pass  # the dialect is known once a connection was made
+    if not getattr(connector.engine.dialect, "is_mariadb", False):
+        pytest.skip("MariaDB only")
+    writer = create_async_engine(source_url)
+    try:
+        async with writer.begin() as conn:
+            await conn.execute(text("CREATE OR REPLACE VIEW sleepy AS SELECT SLEEP(0.6) AS x"))
+    finally:
+        await writer.dispose()
+    probe = SQLConnector("limits", SQLOptions(url=source_url, timeout=5, statement_timeout=0.3))
+    try:
+        assert await collect(probe, ScanRequest("sleepy", ["x"])) == [{"x": 0}]
+        with pytest.raises(SourceTimeout):
+            await probe.lookup_many("sleepy", "x", [0], ["x"])
+    finally:
+        await probe.aclose()
+
+
+def _pg_seconds(shown: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)\s*(ms|s|min)", shown).groups()  # type: ignore[union-attr]
+    return float(number) * {"ms": 0.001, "s": 1.0, "min": 60.0}[unit]
 
 
 UNREACHABLE = [
