@@ -176,6 +176,10 @@ def create_app(
     schema = govern(build_schema(loaded.settings.model), loaded.settings.model)
     limits = loaded.limits
     schema.extensions = (*schema.extensions, *limits.extensions(), RequestIdExtension)
+    if loaded.persisted is not None:
+        # first: the limits, the policy and the audit see the stored document
+        allow = loaded.persisted.extension(limits.persisted_only)
+        schema.extensions = (allow, *schema.extensions)
 
     metrics = metrics or GatewayMetrics()
     authenticator = Authenticator(loaded.settings.auth)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
@@ -63,18 +64,22 @@ class LimitSettings(BaseModel):
     max_body_bytes: int | None = Field(default=None, ge=1024)
     introspection: bool | None = None
     graphiql: bool | None = None
+    persisted_queries: Path | None = None
+    """The allow-list of documents (gateway.persisted); relative to the config file."""
+    persisted_only: bool | None = None
+    """With ``persisted_queries``: run nothing else."""
 
 
 PROFILES: dict[Profile, dict[str, Any]] = {
     "production": {
         "max_depth": 8, "max_aliases": 10, "max_tokens": 1000, "max_cost": 20_000,
         "max_page_size": 100, "max_body_bytes": 64 * 1024,
-        "introspection": False, "graphiql": False,
+        "introspection": False, "graphiql": False, "persisted_only": True,
     },
     "demo": {
         "max_depth": 12, "max_aliases": 30, "max_tokens": 4000, "max_cost": 200_000,
         "max_page_size": 500, "max_body_bytes": 256 * 1024,
-        "introspection": True, "graphiql": True,
+        "introspection": True, "graphiql": True, "persisted_only": False,
     },
 }  # fmt: skip
 
@@ -94,6 +99,7 @@ class Limits:
         self.max_body_bytes: int = values["max_body_bytes"]
         self.introspection: bool = values["introspection"]
         self.graphiql: bool = values["graphiql"]
+        self.persisted_only: bool = values["persisted_only"]
 
     def extensions(self) -> list[Callable[[], SchemaExtension]]:
         """Strawberry extensions enforcing the document limits."""

@@ -25,6 +25,7 @@ from gateway.audit import AuditSettings
 from gateway.auth import AuthSettings
 from gateway.hardening import Limits, LimitSettings, Profile
 from gateway.logs import LoggingSettings
+from gateway.persisted import PersistedQueries
 from gateway.sql import SqlSettings
 from gateway.tracing import TracingSettings, otel_missing
 from resolvers.model import UnifiedModel
@@ -122,6 +123,8 @@ class LoadedSettings:
         self.connectors = connectors
         self.policy = Policy(settings.policy, settings.model)
         self.limits = Limits(settings.profile, settings.limits)
+        self.persisted: PersistedQueries | None = None
+        """The allow-list of documents, when ``limits.persisted_queries`` names one."""
 
     def registry_url(self) -> str:
         url = self.settings.registry.url
@@ -326,4 +329,12 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
             _raise_validation(exc, file, lines, (*where, "options"))
             raise
         connectors[name] = (cls, options)
-    return LoadedSettings(path, settings, connectors)
+    loaded = LoadedSettings(path, settings, connectors)
+    listed = settings.limits.persisted_queries
+    if listed is not None:
+        try:
+            loaded.persisted = PersistedQueries.load(path.resolve().parent / listed)
+        except ValueError as exc:
+            at = ("limits", "persisted_queries")
+            raise ConfigError(str(exc), file=file, path=_dotted(at), line=lines.get(at)) from None
+    return loaded

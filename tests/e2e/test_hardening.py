@@ -202,3 +202,54 @@ async def test_sql_injection_through_every_string_argument_does_nothing(
             elif empty == "timeline":
                 assert all(n["timeline"]["nodes"] == [] for n in data["customers"]["nodes"])
     assert await _contents(demo_settings) == before, "no source changed"
+
+
+LISTED = "{ customers(first: 2) { nodes { id } } }"
+
+
+def _persisted_config(tmp_path: Path, profile: str, listing: str) -> Path:
+    (tmp_path / "queries.json").write_text(listing)
+    text = DEMO_CONFIG.read_text().replace("\nprofile: demo\n", f"\nprofile: {profile}\n")
+    config = tmp_path / f"{profile}.yaml"
+    config.write_text(text + "\nlimits:\n  persisted_queries: queries.json\n")
+    return config
+
+
+async def test_the_production_profile_runs_only_allow_listed_operations(
+    demo_env: None, tmp_path: Path
+) -> None:
+    import json
+
+    digest = hashlib.sha256(LISTED.encode()).hexdigest()
+    config = _persisted_config(tmp_path, "production", json.dumps({digest: LISTED}))
+    by_hash = {"persistedQuery": {"version": 1, "sha256Hash": digest}}
+    async for client in serve_in_process(load_settings(config)):
+        stored = await client.post("/graphql", json={"extensions": by_hash})
+        assert len(stored.json()["data"]["customers"]["nodes"]) == 2
+        listed = await _post(client, LISTED)
+        assert listed.json()["data"] == stored.json()["data"]
+        other = await _post(client, "{ customers(first: 3) { nodes { id email } } }")
+        assert other.json()["data"] is None
+        assert other.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_ALLOWED"
+        unknown = {"persistedQuery": {"version": 1, "sha256Hash": "0" * 64}}
+        missing = await client.post("/graphql", json={"extensions": unknown})
+        assert missing.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_NOT_FOUND"
+        forged = await client.post(
+            "/graphql", json={"query": "{ sources { name } }", "extensions": by_hash}
+        )
+        assert forged.json()["data"] is None
+    demo = _persisted_config(tmp_path, "demo", json.dumps([LISTED]))  # a list works too
+    async for client in serve_in_process(load_settings(demo)):
+        stored = await client.post("/graphql", json={"extensions": by_hash})
+        assert len(stored.json()["data"]["customers"]["nodes"]) == 2
+        free = await _post(client, "{ sources { name } }")  # the demo profile does not require it
+        assert free.json()["data"]["sources"]
+
+
+def test_a_bad_allow_list_stops_start_up(demo_env: None, tmp_path: Path) -> None:
+    from connectors import ConfigError
+
+    for listing, says in (('{"abc": "{ sources { name } }"}', "not the sha256"), ("[", "not JSON")):
+        with pytest.raises(ConfigError) as caught:
+            load_settings(_persisted_config(tmp_path, "production", listing))
+        assert caught.value.path == "limits.persisted_queries" and says in caught.value.reason
