@@ -52,6 +52,13 @@ async def test_a_dead_source_shows_in_metrics_and_readiness(
         for _ in range(3):
             body = await gql(client, "{ customers(first: 2) { nodes { id } } }")
             assert body["data"]["customers"]["nodes"]  # type: ignore[index]
+        skipped = await gql(client, "{ customers(first: 2) { nodes { id tickets { id } } } }")
+        errors = skipped["errors"]  # type: ignore[index]
+        assert {(e["extensions"]["code"], e["extensions"]["source"]) for e in errors} == {
+            ("CIRCUIT_OPEN", "support")
+        }, "the open circuit answers for the source, at once"
+        assert skipped["data"]["customers"]["nodes"]  # type: ignore[index]
+        assert skipped["extensions"]["custview"]["incomplete"] is True  # type: ignore[index]
         ready = await client.get("/readyz")
         assert ready.status_code == 503
         support = ready.json()["sources"]["support"]

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import httpx
+import pytest
 
 from gateway.settings import DEMO_CONFIG, load_settings
 from tests.e2e.conftest import serve_in_process
@@ -73,6 +74,31 @@ async def _check(response: httpx.Response) -> None:
         "incomplete": True,
         "failedSources": {"support": "SOURCE_UNAVAILABLE"},
     }
+
+
+async def test_a_dead_rest_source_degrades_the_same_way(
+    demo_dir: Path, demo_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The feedback service (REST) refuses connections: its surveys are null, one
+    error names it, the SQL sources answer in full."""
+    email = _three_system_email(demo_dir)
+    monkeypatch.setenv("CUSTVIEW_FEEDBACK_URL", "http://127.0.0.1:1/api")
+    query = """query($email: String) { customer(email: $email) {
+        id sourceRecords { source } surveys { score } orders { id } tickets { id } } }"""
+    async for client in serve_in_process(load_settings(DEMO_CONFIG)):
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": {"email": email}}
+        )
+        assert response.status_code == 200
+        body = response.json()
+        customer = body["data"]["customer"]
+        assert {"crm", "support", "sales"} <= {r["source"] for r in customer["sourceRecords"]}
+        assert customer["orders"] and customer["tickets"] is not None
+        assert customer["surveys"] is None
+        assert {e["extensions"]["source"] for e in body["errors"]} == {"feedback"}
+        assert {e["extensions"]["code"] for e in body["errors"]} == {"SOURCE_UNAVAILABLE"}
+        assert "127.0.0.1:1" not in response.text
+        assert body["extensions"]["custview"]["failedSources"] == {"feedback": "SOURCE_UNAVAILABLE"}
 
 
 def _every_customer_field(schema: object) -> str:
