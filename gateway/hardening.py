@@ -102,15 +102,24 @@ class Limits:
         self.persisted_only: bool = values["persisted_only"]
 
     def extensions(self) -> list[Callable[[], SchemaExtension]]:
-        """Strawberry extensions enforcing the document limits."""
+        """Strawberry extensions enforcing the document limits.
+
+        The validation rule classes are made here, once: a cached validation
+        verdict (resolvers.documents) is keyed by the rules, so rules made
+        anew per request would never hit it.
+        """
+        rules = [
+            *QueryDepthLimiter(max_depth=self.max_depth).validation_rules,
+            *MaxAliasesLimiter(max_alias_count=self.max_aliases).validation_rules,
+            _cost_rule(self.max_cost, self.max_page_size),
+            *([] if self.introspection else DisableIntrospection().validation_rules),
+        ]
         found: list[Callable[[], SchemaExtension]] = [
             lambda: MaxTokensLimiter(max_token_count=self.max_tokens),
-            lambda: QueryDepthLimiter(max_depth=self.max_depth),
-            lambda: MaxAliasesLimiter(max_alias_count=self.max_aliases),
-            lambda: AddValidationRules([_cost_rule(self.max_cost, self.max_page_size)]),
+            lambda: AddValidationRules(rules),
         ]
         if not self.introspection:
-            found += [DisableIntrospection, HideSuggestions]
+            found.append(HideSuggestions)
         return found
 
 

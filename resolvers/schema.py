@@ -14,12 +14,12 @@ from decimal import Decimal
 from typing import Any
 
 import strawberry
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from resolvers import quality_fields
 from resolvers.coerce import as_text, json_value
+from resolvers.documents import DocumentCache
 from resolvers.errors import SourceErrorsExtension, mask_unexpected_errors
 from resolvers.explain import ExplainExtension
 from resolvers.fuzzy import contributions_json
@@ -487,12 +487,12 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
             },
         )
     )
+    documents = DocumentCache()
     return strawberry.Schema(
         query=query,
         mutation=mutation_type(customer, rights_mutations()),
         extensions=[
-            lambda: ParserCache(maxsize=256),
-            lambda: ValidationCache(maxsize=256),
+            documents.extension,
             SourceErrorsExtension,
             ExplainExtension,
             mask_unexpected_errors,

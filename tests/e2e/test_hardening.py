@@ -48,6 +48,32 @@ async def test_deep_nesting_is_refused(production: httpx.AsyncClient) -> None:
     assert "exceeds maximum operation depth" in _messages(response)
 
 
+async def test_cached_documents_are_still_checked_against_the_limits(
+    production: httpx.AsyncClient,
+) -> None:
+    """Parsing and validation are cached by query text, and the verdict cached is
+    the limits' verdict: the same over-deep or over-long text is refused every time,
+    without being parsed or validated again."""
+    from resolvers.documents import DocumentCache
+
+    schema = production.app.state.schema  # type: ignore[attr-defined]
+    cache = next(
+        e.__self__
+        for e in schema.extensions
+        if isinstance(getattr(e, "__self__", None), DocumentCache)
+    )
+    deep = "{ customers { nodes " + "{ tickets " * 10 + "{ id }" + " }" * 10 + " } }"
+    fine = "{ sources { name } }"
+    long = "{ " + "__typename " * 1200 + "}"
+    parses, validations = cache.parses, cache.validations
+    for _ in range(3):
+        assert "exceeds maximum operation depth" in _messages(await _post(production, deep))
+        assert "token" in _messages(await _post(production, long)).lower()
+        assert (await _post(production, fine)).json()["data"]["sources"]
+    assert cache.parses - parses == 2 + 3, "each text parsed once; a refused parse is not kept"
+    assert cache.validations - validations == 2
+
+
 async def test_alias_overload_is_refused_also_through_fragments(
     production: httpx.AsyncClient,
 ) -> None:
