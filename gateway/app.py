@@ -21,6 +21,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
+from strawberry import Schema
 from strawberry.asgi import GraphQL
 
 from connectors import CustviewError
@@ -39,6 +40,7 @@ from gateway.request_ids import RequestIdExtension, RequestIdMiddleware
 from gateway.settings import LoadedSettings
 from gateway.sql import create_sql_server
 from gateway.tracing import trace_sources, traced_app, tracer_provider
+from resolvers.fastpath import FastPath
 from resolvers.governance import ReadTrail, govern
 from resolvers.policy import AccessDenied, Policy
 from resolvers.schema import build_schema
@@ -165,21 +167,36 @@ def _page(ide_headers: dict[str, str] | None) -> Callable[[Request], Awaitable[R
     return page
 
 
+def gateway_schema(loaded: LoadedSettings, *, fast_path: bool = True) -> Schema:
+    """The schema the gateway serves: governed by the policy, limited by the profile;
+    with ``fast_path`` hot operations run on the compiled executor (the general
+    executor answers whatever it cannot compile)."""
+    model = loaded.settings.model
+    schema = govern(build_schema(model), model)
+    extensions = [*schema.extensions, *loaded.limits.extensions(), RequestIdExtension]
+    if loaded.persisted is not None:
+        # first: the limits, the policy and the audit see the stored document
+        extensions.insert(0, loaded.persisted.extension(loaded.limits.persisted_only))
+    if fast_path:
+        extensions.append(FastPath(schema, model).extension)  # innermost: last
+    schema.extensions = tuple(extensions)
+    return schema
+
+
 def create_app(
     loaded: LoadedSettings,
     ide_headers: dict[str, str] | None = None,
     metrics: GatewayMetrics | None = None,
+    *,
+    fast_path: bool = True,
 ) -> Starlette:
     """The gateway for validated settings; sources are connected in the lifespan.
     ``ide_headers`` pre-fill GraphiQL's Headers tab and the page's key field
-    (the demo's key); ``metrics`` carry on from an app this one replaces."""
-    schema = govern(build_schema(loaded.settings.model), loaded.settings.model)
+    (the demo's key); ``metrics`` carry on from an app this one replaces;
+    ``fast_path=False`` runs every operation on the general executor (the
+    benchmark and the equivalence tests compare both)."""
+    schema = gateway_schema(loaded, fast_path=fast_path)
     limits = loaded.limits
-    schema.extensions = (*schema.extensions, *limits.extensions(), RequestIdExtension)
-    if loaded.persisted is not None:
-        # first: the limits, the policy and the audit see the stored document
-        allow = loaded.persisted.extension(limits.persisted_only)
-        schema.extensions = (allow, *schema.extensions)
 
     metrics = metrics or GatewayMetrics()
     authenticator = Authenticator(loaded.settings.auth)

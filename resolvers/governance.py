@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from inspect import isawaitable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import strawberry
 from graphql import GraphQLObjectType
@@ -423,13 +424,22 @@ def _row_filter(rows: tuple[tuple[RowRule, ...], ...]) -> dict[str, Any] | None:
     return alternatives[0] if len(alternatives) == 1 else {"or": alternatives}
 
 
+_GOVERNORS: WeakKeyDictionary[strawberry.Schema, _Governor] = WeakKeyDictionary()
+
+
+def governor_of(schema: strawberry.Schema) -> _Governor | None:
+    """The policy wrappers :func:`govern` put on ``schema`` (None when ungoverned),
+    for executors that resolve its fields without graphql-core."""
+    return _GOVERNORS.get(schema)
+
+
 def govern(schema: strawberry.Schema, model: UnifiedModel) -> strawberry.Schema:
     """Put the policy in front of every resolver that reads customer data, and the
     audit trail around every operation (first, so it sees the final errors)."""
     from resolvers.audit import AuditExtension
 
     schema.extensions = (AuditExtension, *schema.extensions)
-    governor = _Governor(model)
+    governor = _GOVERNORS[schema] = _Governor(model)
     types = schema._schema.type_map
     customer = types["Customer"]
     assert isinstance(customer, GraphQLObjectType)

@@ -1,0 +1,533 @@
+"""The compiled fast path for hot customer queries.
+
+graphql-core executes a query field by field: for every output value it
+builds a resolve info, looks the field up, calls strawberry's resolver
+wrapper (argument conversion, an ``Info`` object) and dispatches on the
+return type — about 5 µs per value, three times what reading the rows
+costs. A hot operation asks the same selection again and again, so
+:class:`FastPath` compiles each query text once into a tree of selected
+fields, each bound to the function that produces its value from the
+request view's rows (a golden value, a relation's rows, a record's
+attribute) behind the same governance wrappers the schema's resolvers have
+(:mod:`resolvers.governance`: deny, mask, row rules, the audit trail), and
+at run time walks that tree building the response dicts directly.
+
+It completes values exactly as graphql-core does — non-null checks and
+null propagation, errors located at the same path with the same message,
+awaitables gathered in the same order — so the answer is the same JSON as
+the general path's (a test runs the e2e query corpus through both). The
+plan does not depend on the caller: governance is decided per request by
+the same wrappers, from the request's grant.
+
+It runs as the innermost ``on_execute`` hook, so audit, source errors,
+freshness and explain wrap it as they wrap graphql-core. An operation it
+cannot compile — a mutation, fragments, directives, ``__typename``, any
+field without a plain mapping (timeline, segments, quality,
+groups, steward decisions, ...) — or whose variables do not coerce runs on
+the general executor; that verdict is cached with the plan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from inspect import isawaitable
+from typing import Any
+
+import strawberry
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FieldNode,
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+    located_error,
+)
+from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.pyutils import Path, Undefined, gather_with_cancel, inspect
+from graphql.type.definition import GraphQLLeafType, GraphQLResolveInfoHelpers
+from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import ExecutionContext
+
+from resolvers.documents import LRU
+from resolvers.governance import governor_of
+from resolvers.model import UnifiedModel
+
+MAX_PLANS = 256
+
+Resolve = Callable[..., Any]
+PathKeys = tuple[Any, str | int] | None
+"""A response path as a linked tuple (previous, key); built per object, not per value."""
+
+
+@dataclass(slots=True)
+class Selected:
+    """One selected field of a compiled operation."""
+
+    key: str
+    name: str
+    nodes: list[FieldNode]
+    type: GraphQLOutputType
+    parent: str
+    resolve: Resolve
+    field: GraphQLField
+    has_args: bool
+    children: list[Selected] | None
+    root: bool = False
+
+
+@dataclass(slots=True)
+class Plan:
+    operation: OperationDefinitionNode
+    fields: list[Selected]
+    argument_fields: list[Selected]
+
+
+class _Unsupported(Exception):
+    pass
+
+
+class _Info:
+    """What the governance wrappers read of a resolve info: the context."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+
+def _attribute(python_name: str) -> Resolve:
+    def resolve(root: Any, info: Any) -> Any:
+        return getattr(root, python_name)
+
+    return resolve
+
+
+def _item(key: str) -> Resolve:
+    def resolve(root: Any, info: Any) -> Any:
+        return root.get(key)
+
+    return resolve
+
+
+class FastPath:
+    """Compiled plans of one (governed) schema, by query text and operation name."""
+
+    def __init__(self, schema: strawberry.Schema, model: UnifiedModel) -> None:
+        self.schema: GraphQLSchema = schema._schema
+        self.model = model
+        self.plans = LRU(MAX_PLANS)
+        self.compiled = 0
+        """Operations answered by the fast path (for tests and the benchmark)."""
+        self.fallbacks = 0
+        self._resolvers = self._customer_resolvers(schema)
+
+    def extension(self) -> SchemaExtension:
+        """A fresh extension for one request; install it last."""
+        return _FastPathExtension(self)
+
+    # -- compiling --------------------------------------------------------------
+
+    def _customer_resolvers(self, schema: strawberry.Schema) -> dict[tuple[str, str], Resolve]:
+        """(type, field) -> the function producing its value, governed as the schema is."""
+        from resolvers.schema import PageInfo, _provenance, _source_records
+
+        governor = governor_of(schema)
+        found: dict[tuple[str, str], Resolve] = {}
+
+        def customer(name: str, raw: Resolve) -> None:
+            found["Customer", name] = governor.customer_field(name, raw) if governor else raw
+
+        for name in self.model.customer.fields:
+            customer(name, lambda root, info, name=name: root.golden.values.get(name))
+        customer("id", lambda root, info: root.id)
+        customer("sourceRecords", lambda root, info: _source_records(root))
+        customer("provenance", lambda root, info: _provenance(root))
+        for name in self.model.metrics:
+
+            async def metric(root: Any, info: Any, name: str = name) -> Any:
+                return await info.context["view"].metric(root, name)
+
+            customer(name, metric)
+        for name, rel in self.model.relations.items():
+
+            async def related(
+                root: Any, info: Any, first: int | None = None, name: str = name
+            ) -> Any:
+                return await info.context["view"].related(root, name, first)
+
+            customer(name, related)
+            entity = self.schema.type_map[rel.entity]
+            assert isinstance(entity, GraphQLObjectType)
+            for field_name in entity.fields:
+                raw = _item("__source" if field_name == "source" else field_name)
+                found[rel.entity, field_name] = (
+                    governor.entity_field(rel.entity, field_name, raw) if governor else raw
+                )
+
+        def listed(raw: Resolve, edges: bool) -> Resolve:
+            return governor.listed(raw, edges) if governor else raw
+
+        found["CustomerConnection", "nodes"] = listed(
+            lambda root, info: [c for _, c in root.customers], False
+        )
+        found["CustomerConnection", "edges"] = listed(lambda root, info: root.customers, True)
+        found["CustomerConnection", "pageInfo"] = lambda root, info: PageInfo(
+            has_next_page=root.has_next, end_cursor=root.end_cursor
+        )
+        found["CustomerEdge", "cursor"] = lambda root, info: root[0]
+        found["CustomerEdge", "node"] = lambda root, info: root[1]
+        for type_name in ("SourceRecord", "FieldProvenance", "PageInfo"):
+            graphql_type = self.schema.type_map[type_name]
+            assert isinstance(graphql_type, GraphQLObjectType)
+            for field_name, graphql_field in graphql_type.fields.items():
+                definition = (graphql_field.extensions or {})["strawberry-definition"]
+                found[type_name, field_name] = _attribute(definition.python_name)
+        return found
+
+    def plan(self, document: DocumentNode, query: str, operation_name: str | None) -> Plan | None:
+        key = (query, operation_name)
+        found = self.plans.get(key)
+        if found is None:
+            try:
+                found = self._compile(document, operation_name)
+            except _Unsupported:
+                found = False
+            self.plans.put(key, found)
+        return found or None
+
+    def _compile(self, document: DocumentNode, operation_name: str | None) -> Plan:
+        operation = get_operation_ast(document, operation_name)
+        if operation is None or operation.operation != OperationType.QUERY:
+            raise _Unsupported
+        if operation.directives or any(d is not operation for d in document.definitions):
+            raise _Unsupported  # fragments, several operations
+        query = self.schema.query_type
+        assert query is not None
+        argument_fields: list[Selected] = []
+        fields = self._select(query, operation.selection_set.selections, argument_fields)
+        for selected in fields:
+            if selected.name not in ("customer", "customers"):
+                raise _Unsupported
+            selected.root = True
+            selected.resolve = selected.field.resolve  # type: ignore[assignment]
+        return Plan(operation, fields, argument_fields)
+
+    def _select(
+        self, parent: GraphQLObjectType, selections: Sequence[Any], arguments: list[Selected]
+    ) -> list[Selected]:
+        if parent.is_type_of is not None:
+            raise _Unsupported
+        out: list[Selected] = []
+        keys: set[str] = set()
+        for node in selections:
+            if not isinstance(node, FieldNode) or node.directives:
+                raise _Unsupported
+            name = node.name.value
+            key = node.alias.value if node.alias else name
+            field = parent.fields.get(name)
+            resolve = self._resolvers.get((parent.name, name))
+            if key in keys or field is None or (resolve is None and parent.name != "Query"):
+                raise _Unsupported
+            keys.add(key)
+            named = field.type
+            while isinstance(named, GraphQLNonNull | GraphQLList):
+                named = named.of_type
+            children = None
+            if isinstance(named, GraphQLObjectType):
+                if node.selection_set is None:
+                    raise _Unsupported
+                children = self._select(named, node.selection_set.selections, arguments)
+            elif not isinstance(named, GraphQLLeafType):
+                raise _Unsupported
+            selected = Selected(
+                key,
+                name,
+                [node],
+                field.type,
+                parent.name,
+                resolve or _no_resolver,
+                field,
+                bool(field.args or node.arguments),
+                children,
+            )
+            if selected.has_args:
+                arguments.append(selected)
+            out.append(selected)
+        return out
+
+
+def _no_resolver(root: Any, info: Any) -> Any:  # replaced for root fields
+    raise _Unsupported
+
+
+class _FastPathExtension(SchemaExtension):
+    def __init__(self, fast: FastPath) -> None:
+        self.fast = fast
+
+    async def on_execute(self) -> Any:
+        context = self.execution_context
+        if context.result is None and context.graphql_document is not None and context.query:
+            plan = self.fast.plan(context.graphql_document, context.query, context.operation_name)
+            result = await _run(self.fast, plan, context) if plan else None
+            if result is None:
+                self.fast.fallbacks += 1
+            else:
+                self.fast.compiled += 1
+                context.result = result
+        yield
+
+
+async def _run(fast: FastPath, plan: Plan, context: ExecutionContext) -> Any:
+    operation = plan.operation
+    variables = get_variable_values(
+        fast.schema, operation.variable_definitions or (), context.variables or {}
+    )
+    if isinstance(variables, list):
+        return None  # the general path reports variable errors
+    try:
+        args = {
+            id(s): get_argument_values(s.field, s.nodes[0], variables) for s in plan.argument_fields
+        }
+    except GraphQLError:
+        return None
+    run = _Run(fast.schema, operation, variables, context.context, context.root_value, args)
+    return await run.execute(plan.fields)
+
+
+class _Run:
+    """One execution of a plan: graphql-core's completion rules, without its machinery."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        operation: OperationDefinitionNode,
+        variables: Any,
+        context: Any,
+        root_value: Any,
+        args: dict[int, dict[str, Any]],
+    ) -> None:
+        self.schema = schema
+        self.operation = operation
+        self.variables = variables
+        self.context = context
+        self.root_value = root_value
+        self.args = args
+        self.info = _Info(context)
+        self.errors: list[GraphQLError] = []
+        self.nulled: set[PathKeys] = set()
+
+    async def execute(self, fields: list[Selected]) -> ExecutionResult:
+        try:
+            data = self.fields(fields, self.root_value, None)
+            if isawaitable(data):
+                data = await data
+        except GraphQLError as error:
+            self._add(error, None)
+            data = None
+        return ExecutionResult(data, self.errors or None)
+
+    # -- errors -------------------------------------------------------------------
+
+    def _add(self, error: GraphQLError, path: PathKeys) -> None:
+        if None in self.nulled:
+            return
+        at = path
+        while at is not None:
+            if at in self.nulled:
+                return
+            at = at[0]
+        self.nulled.add(path)
+        self.errors.append(error)
+
+    def _handle(self, raw: Exception, selected: Selected, type_: Any, path: PathKeys) -> None:
+        error = located_error(raw, selected.nodes, _as_list(path))
+        if isinstance(type_, GraphQLNonNull):
+            raise error
+        self._add(error, path)
+
+    # -- fields ---------------------------------------------------------------------
+
+    def fields(self, fields: list[Selected], source: Any, path: PathKeys) -> Any:
+        results: dict[str, Any] = {}
+        pending: list[str] = []
+        try:
+            for selected in fields:
+                result = self.field(selected, source, (path, selected.key))
+                results[selected.key] = result
+                if isawaitable(result):
+                    pending.append(selected.key)
+        except Exception:
+            _close(results[k] for k in pending)  # their positions are nulled anyway
+            raise
+        if not pending:
+            return results
+
+        async def gathered() -> dict[str, Any]:
+            if len(pending) == 1:
+                results[pending[0]] = await results[pending[0]]
+            else:
+                done = await gather_with_cancel(*(results[k] for k in pending))
+                results.update(zip(pending, done, strict=True))
+            return results
+
+        return gathered()
+
+    def field(self, selected: Selected, source: Any, path: tuple[Any, str | int]) -> Any:
+        type_ = selected.type
+        try:
+            args = self.args.get(id(selected), {}) if selected.has_args else {}
+            if selected.root:
+                result = selected.resolve(source, self._root_info(selected, path), **args)
+            else:
+                result = selected.resolve(source, self.info, **args)
+            if isawaitable(result):
+                return self._awaited(selected, type_, path, result)
+            completed = self.complete(selected, type_, path, result)
+            if isawaitable(completed):
+                return self._completing(selected, type_, path, completed)
+        except Exception as raw:
+            self._handle(raw, selected, type_, path)
+            return None
+        return completed
+
+    async def _awaited(
+        self, selected: Selected, type_: Any, path: PathKeys, result: Awaitable[Any]
+    ) -> Any:
+        try:
+            completed = self.complete(selected, type_, path, await result)
+            if isawaitable(completed):
+                completed = await completed
+        except Exception as raw:
+            self._handle(raw, selected, type_, path)
+            return None
+        return completed
+
+    async def _completing(
+        self, selected: Selected, type_: Any, path: PathKeys, completed: Awaitable[Any]
+    ) -> Any:
+        try:
+            return await completed
+        except Exception as raw:
+            self._handle(raw, selected, type_, path)
+            return None
+
+    def _root_info(
+        self, selected: Selected, path: tuple[Any, str | int]
+    ) -> GraphQLResolveInfo[Any]:
+        query = self.schema.query_type
+        assert query is not None
+        return GraphQLResolveInfo(
+            selected.name,
+            selected.nodes,
+            selected.type,
+            query,
+            Path(None, path[1], query.name),
+            self.schema,
+            {},
+            self.root_value,
+            self.operation,
+            self.variables,
+            self.context,
+            isawaitable,  # type: ignore[arg-type]
+            None,
+            _HELPERS,
+        )
+
+    # -- completion -------------------------------------------------------------------
+
+    def complete(self, selected: Selected, type_: Any, path: PathKeys, result: Any) -> Any:
+        if isinstance(result, Exception):
+            raise result
+        if isinstance(type_, GraphQLNonNull):
+            completed = self.complete(selected, type_.of_type, path, result)
+            if completed is None:
+                raise TypeError(
+                    f"Cannot return null for non-nullable field {selected.parent}.{selected.name}."
+                )
+            return completed
+        if result is None:
+            return None
+        if isinstance(type_, GraphQLList):
+            return self._list(selected, type_.of_type, path, result)
+        if selected.children is None:
+            coerced = type_.coerce_output_value(result)
+            if coerced is Undefined or coerced is None:
+                raise TypeError(
+                    f"Expected `{inspect(type_)}.coerce_output_value({inspect(result)})` "
+                    f"to return non-nullable value, returned: {inspect(coerced)}"
+                )
+            return coerced
+        return self.fields(selected.children, result, path)
+
+    def _list(self, selected: Selected, item_type: Any, path: PathKeys, items: Any) -> Any:
+        completed: list[Any] = []
+        pending: list[int] = []
+        for index, item in enumerate(items):
+            item_path = (path, index)
+            try:
+                value = self.complete(selected, item_type, item_path, item)
+                if isawaitable(value):
+                    value = self._completing(selected, item_type, item_path, value)
+                    pending.append(index)
+            except Exception as raw:
+                self._handle(raw, selected, item_type, item_path)
+                value = None
+            completed.append(value)
+        if not pending:
+            return completed
+
+        async def gathered() -> list[Any]:
+            if len(pending) == 1:
+                completed[pending[0]] = await completed[pending[0]]
+            else:
+                done = await gather_with_cancel(*(completed[i] for i in pending))
+                for index, value in zip(pending, done, strict=True):
+                    completed[index] = value
+            return completed
+
+        return gathered()
+
+
+def _close(awaitables: Iterable[Any]) -> None:
+    for awaitable in awaitables:
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()
+
+
+def _as_list(path: PathKeys) -> list[str | int]:
+    keys: list[str | int] = []
+    while path is not None:
+        keys.append(path[1])
+        path = path[0]
+    keys.reverse()
+    return keys
+
+
+_TRACKED: set[asyncio.Future[Any]] = set()
+
+
+def _track(values: Sequence[Any]) -> None:
+    for value in values:
+        if isawaitable(value):
+            future = asyncio.ensure_future(value)
+            _TRACKED.add(future)
+            future.add_done_callback(_TRACKED.discard)
+
+
+def _gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+    return gather_with_cancel(*values)
+
+
+_HELPERS = GraphQLResolveInfoHelpers(_gather, _track)
