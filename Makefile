@@ -45,7 +45,10 @@ plugin-example: $(EXAMPLE_STAMP)
 
 test: lint typecheck layers plugin-example pytest
 
+# e.g. make bench BENCH_HOT_ARGS="--million" (adds 1M customers) or "--quick --no-http"
 bench: $(STAMP)
+	$(BIN)/python -m tests.bench.hot $(BENCH_HOT_ARGS)
+	$(BIN)/python -m tests.bench.sqlite_driver
 	$(BIN)/python -m tests.bench.run
 	$(BIN)/python -m tests.bench.identity
 	$(BIN)/python -m tests.bench.planner

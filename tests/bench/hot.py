@@ -1,0 +1,338 @@
+"""``make bench``: the hot customer queries — floor, general path, fast path.
+
+Two requests, answered three ways over the same demo databases (default
+100,000 customers; ``--million`` adds 1,000,000, generated once into
+``bench-data/`` in about four minutes):
+
+* **customer 360** — one customer by email whose records hold 8-12 support
+  tickets and 3-7 orders (the query of :mod:`tests.bench.run`);
+* **page of 50** — consecutive keyset pages of customers with their
+  source records, tickets and orders.
+
+The contenders: the hand-written SQL **floor** (:mod:`tests.bench.floor`),
+custview's **general** path (strawberry + graphql-core executing the
+gateway's governed schema, with the parse/validation cache) and its **fast**
+path (the same schema with the compiled executor of
+:mod:`resolvers.fastpath`). Every answer of every contender must agree
+(cursors aside) or the run aborts.
+
+Each is timed in process (one event loop, requests interleaved; p50, p95
+and CPU per request, which counts aiosqlite's threads) and over HTTP: each
+is served by one uvicorn worker in its own process and loaded by
+:mod:`tests.bench.hot_http` at concurrency 10 (req/s, p50, p95, the
+server's CPU per request). Ratios are against the floor of the same run.
+
+    python -m tests.bench.hot [--quick] [--million] [--customers N ...] [--no-http]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sqlite3
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from gateway.app import gateway_schema
+from gateway.settings import load_settings
+from resolvers.audit import Auditor, Caller
+from resolvers.governance import ReadTrail
+from resolvers.view import Federation
+from tests.bench import hot_http
+from tests.bench.floor import Floor
+from tests.bench.run import (
+    CUSTOMER_QUERY,
+    DEFAULT_DATA_ROOT,
+    PAGE_QUERY,
+    PAGE_SIZE,
+    BenchError,
+    _without_cursors,
+    demo_dir_env,
+    ensure_data,
+    first_difference,
+    sql_only_config,
+)
+
+CONTENDERS = ("floor", "general", "fast")
+OPERATIONS = {"customer_360": "customer 360 (~10 tickets, ~5 orders)", "page_50": "page of 50"}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    emails: int
+    pages: int
+    warmup: int
+    http_requests: int
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(emails=30, pages=10, warmup=5, http_requests=300)
+        return cls(emails=150, pages=40, warmup=10, http_requests=2000)
+
+
+def busy_emails(data_dir: Path, n: int) -> list[str]:
+    """Emails (as stored in sales) of people with 8-12 tickets and 3-7 orders."""
+    con = sqlite3.connect(f"file:{data_dir / 'sales.db'}?mode=ro", uri=True)
+    try:
+        con.execute(f"ATTACH 'file:{data_dir / 'support.db'}?mode=ro' AS support")
+        rows = con.execute(
+            """
+            WITH o AS (SELECT customer_id, count(*) n FROM orders GROUP BY customer_id
+                       HAVING n BETWEEN 3 AND 7),
+                 t AS (SELECT requester_id, count(*) n FROM support.tickets
+                       GROUP BY requester_id HAVING n BETWEEN 8 AND 12)
+            SELECT c.email FROM customers c JOIN o ON o.customer_id = c.id
+            JOIN support.users u ON lower(trim(u.email)) = lower(trim(c.email))
+            JOIN t ON t.requester_id = u.id
+            ORDER BY c.id LIMIT ?
+            """,
+            (n,),
+        ).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        raise BenchError(f"no customer with ~10 tickets and ~5 orders in {data_dir}")
+    return [str(r[0]) for r in rows]
+
+
+class MemoryAuditLog:
+    """The audit log in memory: the in-process contenders audit like the gateway,
+    minus the file write (the HTTP runs write the real JSON-lines file)."""
+
+    def __init__(self) -> None:
+        self.entries = 0
+
+    async def append(self, entry: dict[str, Any]) -> None:
+        self.entries += 1
+
+
+Runner = Callable[[dict[str, Any]], Awaitable[str]]
+
+
+class Gateway:
+    """The gateway's schema in process, as the demo key (role admin) calls it."""
+
+    def __init__(self, config: Path, data_dir: Path) -> None:
+        with demo_dir_env(data_dir):
+            self.loaded = load_settings(config)
+        model = self.loaded.settings.model
+        self.federation = Federation(model, self.loaded.create_connectors())
+        self.grant = self.loaded.policy.grant(["admin"])
+        self.audit = MemoryAuditLog()
+        self.schemas = {
+            "general": gateway_schema(self.loaded, fast_path=False),
+            "fast": gateway_schema(self.loaded, fast_path=True),
+        }
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "view": self.federation.request(),
+            "principal": None,
+            "explain": False,
+            "actor": "api_key:demo",
+            "roles": ("admin",),
+            "grant": self.grant,
+            "trail": ReadTrail(),
+            "auditor": Auditor(self.audit, Caller("demo", "api_key", ("admin",))),
+            "max_page_size": self.loaded.limits.max_page_size,
+        }
+
+    def runner(self, path: str, query: str) -> Runner:
+        schema = self.schemas[path]
+
+        async def run(variables: dict[str, Any]) -> str:
+            result = await schema.execute(
+                query, variable_values=variables, context_value=self.context()
+            )
+            if result.errors:
+                raise BenchError(f"custview ({path}) answered with errors: {result.errors}")
+            return json.dumps({"data": result.data})
+
+        return run
+
+
+@dataclass(slots=True)
+class Timing:
+    ms: list[float]
+    cpu_ms: float
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.ms)
+        return {
+            "n": len(ordered),
+            "p50_ms": statistics.median(ordered),
+            "p95_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))],
+            "cpu_ms": self.cpu_ms / len(ordered),
+        }
+
+
+async def _walk(run: Runner, pages: int) -> list[tuple[float, float, str]]:
+    """(wall ms, cpu ms, answer) of ``pages`` consecutive pages."""
+    out = []
+    cursor: str | None = None
+    for _ in range(pages):
+        wall, cpu = time.perf_counter(), time.process_time()
+        text = await run({"cursor": cursor})
+        out.append(((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000, text))
+        cursor = json.loads(text)["data"]["customers"]["pageInfo"]["endCursor"]
+    return out
+
+
+def _same(what: str, answers: dict[str, str]) -> None:
+    floor = _without_cursors(json.loads(answers["floor"]))
+    for name, text in answers.items():
+        diff = first_difference(_without_cursors(json.loads(text)), floor)
+        if diff:
+            raise BenchError(f"{name} and the floor disagree on {what}: {diff}")
+    if answers["general"] != answers["fast"]:
+        raise BenchError(f"the fast path's JSON differs from the general path's on {what}")
+
+
+async def in_process(
+    runners: dict[str, dict[str, Runner]], emails: Sequence[str], plan: Plan
+) -> dict[str, dict[str, dict[str, float]]]:
+    """p50/p95/CPU per operation and contender, requests interleaved."""
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    timings = {name: Timing([], 0.0) for name in CONTENDERS}
+    for i, email in enumerate([*emails[: plan.warmup], *emails]):
+        answers = {}
+        for name in CONTENDERS[i % 3 :] + CONTENDERS[: i % 3]:
+            wall, cpu = time.perf_counter(), time.process_time()
+            answers[name] = await runners[name]["customer_360"]({"e": email})
+            if i >= plan.warmup:
+                timings[name].ms.append((time.perf_counter() - wall) * 1000)
+                timings[name].cpu_ms += (time.process_time() - cpu) * 1000
+        _same(f"customer(email: {email!r})", answers)
+    results["customer_360"] = {n: t.summary() for n, t in timings.items()}
+    for name in CONTENDERS:
+        await _walk(runners[name]["page_50"], plan.warmup)
+    walks = {}
+    for name in CONTENDERS:
+        walks[name] = await _walk(runners[name]["page_50"], plan.pages)
+    for i in range(plan.pages):
+        _same(f"page {i + 1}", {n: w[i][2] for n, w in walks.items()})
+    results["page_50"] = {
+        n: Timing([w[0] for w in walk], sum(w[1] for w in walk)).summary()
+        for n, walk in walks.items()
+    }
+    return results
+
+
+async def bench_size(
+    customers: int, data_root: Path, plan: Plan, console: Console, http: bool
+) -> dict[str, Any]:
+    data_dir = ensure_data(data_root, customers, console)
+    config = sql_only_config(data_dir)
+    emails = busy_emails(data_dir, plan.emails)
+    console.print(f"[bold]{customers:,} customers[/]: {len(emails)} emails, {plan.pages} pages")
+    gateway = Gateway(config, data_dir)
+    floor = await Floor.open(data_dir)
+
+    async def floor_customer(variables: dict[str, Any]) -> str:
+        return await floor.customer_by_email(variables["e"])
+
+    async def floor_page(variables: dict[str, Any]) -> str:
+        return await floor.page(PAGE_SIZE, variables.get("cursor"))
+
+    runners: dict[str, dict[str, Runner]] = {
+        "floor": {"customer_360": floor_customer, "page_50": floor_page},
+        **{
+            path: {
+                "customer_360": gateway.runner(path, CUSTOMER_QUERY),
+                "page_50": gateway.runner(path, PAGE_QUERY),
+            }
+            for path in ("general", "fast")
+        },
+    }
+    try:
+        measured = await in_process(runners, emails, plan)
+    finally:
+        await gateway.federation.aclose()
+        await floor.aclose()
+    result: dict[str, Any] = {"customers": customers, "in_process": measured}
+    if http:
+        result["http"] = await hot_http.measure(config, data_dir, emails, plan.http_requests)
+    return result
+
+
+def _ratio(value: float, floor: float) -> str:
+    return f"{value / floor:.2f}x" if floor else "-"
+
+
+def results_table(sizes: Sequence[dict[str, Any]]) -> Table:
+    table = Table(
+        title="hot queries: floor vs custview general and fast path (ratio = / floor)",
+        box=box.SIMPLE_HEAD,
+    )
+    columns = ("customers", "operation", "where", "path", "p50 ms", "p95 ms", "req/s",
+               "cpu ms/req", "ratio p50", "ratio p95", "ratio req/s")  # fmt: skip
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("operation", "where", "path") else "right")
+    for size in sizes:
+        for where in ("in_process", "http"):
+            for op, title in OPERATIONS.items():
+                rows = size.get(where, {}).get(op)
+                if not rows:
+                    continue
+                floor = rows["floor"]
+                for path in CONTENDERS:
+                    r = rows[path]
+                    rps = r.get("rps")
+                    table.add_row(
+                        f"{size['customers']:,}",
+                        title,
+                        "in process" if where == "in_process" else "HTTP, c=10",
+                        path,
+                        f"{r['p50_ms']:.2f}",
+                        f"{r['p95_ms']:.2f}",
+                        f"{rps:.0f}" if rps else "-",
+                        f"{r['cpu_ms']:.2f}",
+                        _ratio(r["p50_ms"], floor["p50_ms"]),
+                        _ratio(r["p95_ms"], floor["p95_ms"]),
+                        _ratio(floor["rps"], rps) if rps else "-",
+                    )
+    return table
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.hot", description=__doc__)
+    parser.add_argument("--customers", nargs="+", type=int, default=[100_000])
+    parser.add_argument("--million", action="store_true", help="also 1,000,000 customers")
+    parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
+    parser.add_argument("--no-http", action="store_true", help="in process only")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_ROOT)
+    args = parser.parse_args(argv)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    sizes = [*args.customers, *([1_000_000] if args.million else [])]
+    plan = Plan.for_mode(args.quick)
+    started = time.perf_counter()
+
+    async def run() -> list[dict[str, Any]]:
+        return [await bench_size(n, args.data_dir, plan, console, not args.no_http) for n in sizes]
+
+    try:
+        results = asyncio.run(run())
+    except BenchError as exc:
+        console.print(f"[bold red]benchmark aborted:[/] {exc}")
+        return 1
+    console.print(results_table(results))
+    seconds = round(time.perf_counter() - started, 1)
+    out = args.data_dir / "hot-results.json"
+    out.write_text(json.dumps({"seconds": seconds, "sizes": results}, indent=2) + "\n")
+    console.print(f"results written to {out} ({seconds} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
