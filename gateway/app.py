@@ -40,7 +40,7 @@ from gateway.request_ids import RequestIdExtension, RequestIdMiddleware
 from gateway.settings import LoadedSettings
 from gateway.sql import create_sql_server
 from gateway.tracing import trace_sources, traced_app, tracer_provider
-from resolvers.fastpath import FastPath
+from resolvers.fastpath import FastPath, hooks_fields
 from resolvers.governance import ReadTrail, govern
 from resolvers.policy import AccessDenied, Policy
 from resolvers.schema import build_schema
@@ -177,7 +177,7 @@ def gateway_schema(loaded: LoadedSettings, *, fast_path: bool = True) -> Schema:
     if loaded.persisted is not None:
         # first: the limits, the policy and the audit see the stored document
         extensions.insert(0, loaded.persisted.extension(loaded.limits.persisted_only))
-    if fast_path:
+    if fast_path and not hooks_fields(extensions):
         extensions.append(FastPath(schema, model).extension)  # innermost: last
     schema.extensions = tuple(extensions)
     return schema

@@ -106,6 +106,16 @@ class _Info:
         self.context = context
 
 
+def hooks_fields(extensions: Iterable[Any]) -> bool:
+    """Whether any of the schema's extensions wraps field resolution (a ``resolve``
+    hook): the fast path resolves fields without graphql-core, so it would skip it."""
+    for extension in extensions:
+        kind = extension if isinstance(extension, type) else type(extension())
+        if getattr(kind, "resolve", None) is not SchemaExtension.resolve:
+            return True
+    return False
+
+
 def _attribute(python_name: str) -> Resolve:
     def resolve(root: Any, info: Any) -> Any:
         return getattr(root, python_name)

@@ -29,6 +29,8 @@ from resolvers.fastpath import FastPath
 from tests.e2e.test_partial_results import DEAD, _three_system_email
 
 E2E = Path(__file__).parent
+SAME_ID = {"X-Request-ID": "fastpath-equivalence"}
+"""Both gateways see the same request id (it is in the response and the audit entry)."""
 HOT = """query($e: String) { customer(email: $e) { id name email phone country
   sourceRecords { ref } provenance { field ref } tickets { id subject status createdAt }
   orders { id orderNumber total createdAt } opportunities { id stage amount } } }"""
@@ -162,11 +164,11 @@ async def test_fast_and_general_paths_give_the_same_bytes(
     pool = _pool(email, await _customer(loaded, email))
     assert len(corpus()) > 40
 
-    fast_path = await _compare(loaded, {"X-API-Key": "demo-key"}, pool, audit, corpus())
+    fast_path = await _compare(loaded, {"X-API-Key": "demo-key", **SAME_ID}, pool, audit, corpus())
     _compiled_share(fast_path, [HOT, PAGE])
     assert fast_path.compiled >= 20 and fast_path.fallbacks > 0
 
-    masked = await _compare(loaded, {"X-API-Key": "support-key"}, pool, audit, corpus())
+    masked = await _compare(loaded, {"X-API-Key": "support-key", **SAME_ID}, pool, audit, corpus())
     _compiled_share(masked, [HOT, PAGE])
 
     dead = tmp_path / "dead.yaml"
@@ -177,5 +179,23 @@ async def test_fast_and_general_paths_give_the_same_bytes(
     )
     # a dead source costs retries: the queries that read it (tickets) are enough
     reading = [q for q in corpus() if "tickets" in q]
-    stopped = await _compare(load_settings(dead), {"X-API-Key": "demo-key"}, pool, audit, reading)
+    stopped = await _compare(
+        load_settings(dead), {"X-API-Key": "demo-key", **SAME_ID}, pool, audit, reading
+    )
     _compiled_share(stopped, [HOT, PAGE])
+
+
+def test_an_extension_wrapping_field_resolution_keeps_the_fast_path_off() -> None:
+    """The fast path resolves fields without graphql-core, so it would skip a
+    ``resolve`` hook: the gateway does not install it next to one."""
+    from strawberry.extensions import SchemaExtension
+
+    from resolvers.fastpath import hooks_fields
+
+    class Wrapping(SchemaExtension):
+        def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+            return _next(root, info, *args, **kwargs)
+
+    assert hooks_fields([SchemaExtension, Wrapping])
+    assert hooks_fields([lambda: Wrapping()])
+    assert not hooks_fields([SchemaExtension, lambda: SchemaExtension()])
