@@ -142,7 +142,10 @@ class ResilientConnector(ConnectorWrapper):
         try:
             async with self._bulkhead, breaker:
                 yield
-        except OpenedState:
+        except OpenedState as opened:
+            # purgatory raises its state object itself: each raise would add this
+            # call's frames to the same traceback, growing for as long as it is open
+            opened.__traceback__ = None
             self._state = "opened"
             raise CircuitOpen(
                 "skipped: the source failed repeatedly; retrying it in "

@@ -5,7 +5,9 @@ serve-stale-on-error, scope isolation, invalidation and cross-replica sharing.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -430,6 +432,48 @@ async def test_a_refusing_source_and_its_open_circuit_are_answered_stale(
     assert report["pg"]["stale"] == 4
     with pytest.raises(CircuitOpen):
         await connector.lookup_many("items", "id", [3], ["id", "name", "price"])
+    await connector.aclose()
+
+
+async def test_a_long_outage_holds_no_growing_state(
+    pg_items_url: str, proxy: FaultProxy, memory_cache: Any
+) -> None:
+    """A thousand calls to a refusing source, answered stale or CIRCUIT_OPEN:
+    nothing is kept per call (single-flight table, background refreshes), and the
+    memory traced after the first calls does not grow with the next ones."""
+    connector = through_proxy(pg_items_url, proxy, memory_cache, ttl=0.05, stale_ttl=60)
+    columns = ["id", "name"]
+    await connector.lookup_many("items", "id", list(range(1, 11)), columns)
+    await asyncio.sleep(0.1)
+    proxy.mode = "refuse"
+    proxy.cut()
+
+    async def outage(calls: int) -> None:
+        for i in range(calls):
+            keys = [i % 10 + 1] if i % 2 else [i % 10 + 1, 15]  # stale, or a key never cached
+            with contextlib.suppress(SourceUnavailable, CircuitOpen):
+                await connector.lookup_many("items", "id", keys, columns)
+
+    # the test harness keeps every log record it captures: that is not ours
+    harness = [tracemalloc.Filter(False, f"*/{name}/*") for name in ("logging", "_pytest")]
+
+    def traced() -> int:
+        snapshot = tracemalloc.take_snapshot().filter_traces(harness)
+        return sum(stat.size for stat in snapshot.statistics("filename"))
+
+    await outage(300)
+    tracemalloc.start()
+    try:
+        await outage(100)
+        before = traced()
+        await outage(600)
+        grown = traced() - before
+    finally:
+        tracemalloc.stop()
+    assert connector._flights == {} and not connector._refreshing
+    # before the fix in ResilientConnector._guard, ~1.3 KB per call (purgatory's state
+    # object kept every skipped call's traceback)
+    assert grown < 256 * 1024, f"{grown} bytes more after 600 more calls"
     await connector.aclose()
 
 
