@@ -36,31 +36,49 @@ async def proxy(people_url: str) -> AsyncIterator[FaultProxy]:
     await running.stop()
 
 
+async def _serve(
+    people_url: str, proxy: FaultProxy, tmp_path: Path, server: str, source_timeout: int = 5
+) -> ServeProcess:
+    """``custview serve`` over the people database, read through ``proxy``."""
+    through = make_url(people_url).set(host="127.0.0.1", port=proxy.port)
+    config = tmp_path / "serve.yaml"
+    text = people_config({"crm": through.render_as_string(hide_password=False)}, head=server)
+    config.write_text(text.replace("timeout: 5}", f"timeout: {source_timeout}}}"))
+    return await ServeProcess.start(config)
+
+
+async def _slow_request(
+    client: httpx.AsyncClient, proxy: FaultProxy, delay: float
+) -> asyncio.Task[httpx.Response]:
+    """A request the source answers ``delay`` seconds late, once it reached the source."""
+    proxy.mode, proxy.delay = "slow", delay
+    request = asyncio.create_task(client.post("/graphql", json={"query": QUERY}))
+
+    async def reached_the_source() -> bool:
+        return proxy.delayed > 0
+
+    await until(reached_the_source, "the request reaches the database")
+    return request
+
+
+async def _no_sessions_left(people_url: str) -> None:
+    async def none() -> bool:
+        return await custview_sessions(people_url) == 0
+
+    await until(none, "the server forgets the sessions")
+
+
 async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
     people_url: str, proxy: FaultProxy, tmp_path: Path
 ) -> None:
-    through = make_url(people_url).set(host="127.0.0.1", port=proxy.port)
-    config = tmp_path / "serve.yaml"
-    config.write_text(
-        people_config(
-            {"crm": through.render_as_string(hide_password=False)},
-            head="server: {shutdown_timeout: 30}\n",
-        )
-    )
-    gateway = await ServeProcess.start(config)
+    gateway = await _serve(people_url, proxy, tmp_path, "server: {shutdown_timeout: 30}\n")
     try:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=BOUND) as client:
             warm = await client.post("/graphql", json={"query": QUERY})
             assert warm.status_code == 200 and "errors" not in warm.json(), warm.text
             assert await custview_sessions(people_url) >= 1
 
-            proxy.mode, proxy.delay = "slow", 0.2
-            in_flight = asyncio.create_task(client.post("/graphql", json={"query": QUERY}))
-
-            async def reached_the_source() -> bool:
-                return proxy.delayed > 0
-
-            await until(reached_the_source, "the request reaches the database")
+            in_flight = await _slow_request(client, proxy, 0.2)
             gateway.process.send_signal(signal.SIGTERM)
 
             answer = await in_flight
@@ -82,11 +100,7 @@ async def test_sigterm_finishes_the_request_in_flight_closes_pools_and_exits_0(
         assert all(e.endswith(POSTGRES_TERMINATE) for e in proxy.endings), (
             "every connection was closed by its pool (Terminate), none dropped by process exit"
         )
-
-        async def no_sessions_left() -> bool:
-            return await custview_sessions(people_url) == 0
-
-        await until(no_sessions_left, "the server forgets the sessions")
+        await _no_sessions_left(people_url)
     finally:
         await gateway.stop()
 
@@ -96,26 +110,13 @@ async def test_sigterm_exits_within_the_shutdown_timeout_when_a_request_hangs(
 ) -> None:
     """The source would answer in 10 minutes, the request may wait that long: SIGTERM
     still ends the process after ``shutdown_timeout``, cleanly, and frees the sessions."""
-    through = make_url(people_url).set(host="127.0.0.1", port=proxy.port)
-    config = tmp_path / "serve.yaml"
-    config.write_text(
-        people_config(
-            {"crm": through.render_as_string(hide_password=False)},
-            head="server: {shutdown_timeout: 1, request_deadline: 900}\n",
-        ).replace("timeout: 5}", "timeout: 900}")
-    )
-    gateway = await ServeProcess.start(config)
+    server = "server: {shutdown_timeout: 1, request_deadline: 900}\n"
+    gateway = await _serve(people_url, proxy, tmp_path, server, source_timeout=900)
     try:
         async with httpx.AsyncClient(base_url=gateway.url, timeout=BOUND) as client:
             warm = await client.post("/graphql", json={"query": QUERY})
             assert warm.status_code == 200 and "errors" not in warm.json(), warm.text
-            proxy.mode, proxy.delay = "slow", 600
-            hanging = asyncio.create_task(client.post("/graphql", json={"query": QUERY}))
-
-            async def reached_the_source() -> bool:
-                return proxy.delayed > 0
-
-            await until(reached_the_source, "the request reaches the database")
+            hanging = await _slow_request(client, proxy, 600)
             gateway.process.send_signal(signal.SIGTERM)
             async with asyncio.timeout(BOUND):
                 code = await gateway.process.wait()
@@ -126,10 +127,6 @@ async def test_sigterm_exits_within_the_shutdown_timeout_when_a_request_hangs(
         assert code == 0, "".join(gateway.log)
         assert "Application shutdown complete" in "".join(gateway.log)
         proxy.cut()
-
-        async def no_sessions_left() -> bool:
-            return await custview_sessions(people_url) == 0
-
-        await until(no_sessions_left, "the server forgets the sessions")
+        await _no_sessions_left(people_url)
     finally:
         await gateway.stop()
