@@ -23,8 +23,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connectors import CustviewError, FilterOp, QueryError, WriteAccess
-from connectors.deadline import deadline_scope
 from gateway.export_cli import export as export_command
+from gateway.operation import body_of, execute_locally
 from gateway.rights_cli import erase as erase_command
 from gateway.rights_cli import sar as sar_command
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
@@ -360,18 +360,8 @@ async def _query(
         "explain": explain,
         "actor": f"cli:{getpass.getuser()}",
     }
-    try:
-        await federation.open()
-        with deadline_scope(loaded.settings.server.request_deadline):
-            result = await schema.execute(text, variable_values=variables, context_value=context)
-    finally:
-        await federation.aclose()
-    body: dict[str, Any] = {"data": result.data}
-    if result.errors:
-        body["errors"] = [e.formatted for e in result.errors]
-    if explain and result.extensions:
-        body["extensions"] = result.extensions
-    return body
+    result = await execute_locally(loaded, schema, federation, text, variables, context)
+    return body_of(result, extensions=explain)
 
 
 @app.command()

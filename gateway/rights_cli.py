@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors import CustviewError
-from connectors.deadline import deadline_scope
 from gateway.audit import create_audit_log
+from gateway.operation import body_of, execute_locally
 from gateway.settings import LoadedSettings, load_settings
 from resolvers.audit import Auditor, Caller
 from resolvers.governance import ReadTrail, govern
@@ -55,16 +55,26 @@ async def run_governed(
         "auditor": Auditor(log, caller, "cli"),
     }
     try:
-        await federation.open()
-        with deadline_scope(loaded.settings.server.request_deadline):
-            result = await schema.execute(text, variable_values=variables, context_value=context)
+        result = await execute_locally(loaded, schema, federation, text, variables, context)
     finally:
-        await federation.aclose()
         await log.aclose()
-    body: dict[str, Any] = {"data": result.data}
-    if result.errors:
-        body["errors"] = [e.formatted for e in result.errors]
-    return body
+    return body_of(result)
+
+
+def _answer(
+    loaded: LoadedSettings, text: str, variables: dict[str, Any], purpose: str | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """The operation's one root field and the whole body; errors printed, exit 1
+    when the operation could not run."""
+    try:
+        body = asyncio.run(run_governed(loaded, text, variables, purpose))
+    except CustviewError as exc:
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    for error in body.get("errors", []):
+        err.print(f"[bold red]error:[/] {error.get('message')}", highlight=False)
+    found = next(iter((body.get("data") or {}).values()), None)
+    return found, body
 
 
 def _settings(config: str | None) -> LoadedSettings:
@@ -73,11 +83,6 @@ def _settings(config: str | None) -> LoadedSettings:
     except CustviewError as exc:
         err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         raise typer.Exit(2) from None
-
-
-def _errors(body: dict[str, Any]) -> None:
-    for error in body.get("errors", []):
-        err.print(f"[bold red]error:[/] {error.get('message')}", highlight=False)
 
 
 def _print_report(report: dict[str, Any]) -> None:
@@ -119,13 +124,7 @@ def sar(
         err.print("[bold red]error:[/] give exactly one of --id or --email")
         raise typer.Exit(2)
     loaded = _settings(config)
-    try:
-        body = asyncio.run(run_governed(loaded, REPORT, {"id": id, "email": email}))
-    except CustviewError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
-    _errors(body)
-    report = (body.get("data") or {}).get("customerDataReport")
+    report, body = _answer(loaded, REPORT, {"id": id, "email": email})
     if report is None:
         if not body.get("errors"):
             err.print(f"no customer with {'id' if id else 'email'} {id or email}")
@@ -148,13 +147,7 @@ def erase(
     """Erase a customer from custview: registry tombstones (ids only), then list the
     source records each system must delete; the customer is in no answer from now on."""
     loaded = _settings(config)
-    try:
-        body = asyncio.run(run_governed(loaded, ERASE, {"id": id, "reason": reason}, reason))
-    except CustviewError as exc:
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
-    _errors(body)
-    erasure = (body.get("data") or {}).get("requestErasure")
+    erasure, _ = _answer(loaded, ERASE, {"id": id, "reason": reason}, reason)
     if erasure is None:
         raise typer.Exit(1)
     if as_json:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -79,6 +80,15 @@ def postgres_db_url(postgres_url: str) -> Iterator[str]:
     """A fresh PostgreSQL database for this test module."""
     with fresh_database(postgres_url) as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database for custview's own stores (registry, audit): SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'own.db'}"
+    url: str = request.getfixturevalue("postgres_db_url")
+    return url
 
 
 @pytest.fixture(scope="module")

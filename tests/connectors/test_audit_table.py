@@ -3,24 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
-import pytest
 from sqlalchemy import event
 
 from connectors.audit_table import AuditTable
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-    found: str = request.getfixturevalue("postgres_db_url")
-    return found
-
-
-async def test_entries_are_inserted_and_read_back_in_order(url: str) -> None:
-    table = AuditTable(url)
+async def test_entries_are_inserted_and_read_back_in_order(own_db_url: str) -> None:
+    table = AuditTable(own_db_url)
     statements: list[str] = []
     event.listen(
         table.engine.sync_engine,

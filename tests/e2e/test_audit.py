@@ -107,14 +107,6 @@ async def test_custview_audit_queries_the_log(client: httpx.AsyncClient) -> None
     assert bad.exit_code == 2
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def audit_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'audit.db'}"
-    url: str = request.getfixturevalue("postgres_db_url")
-    return url
-
-
 def _table_config(tmp_path: Path, url: str) -> Path:
     """The demo config with the audit log in a database table at ``url``."""
     old = 'audit:\n  path: "${CUSTVIEW_AUDIT_LOG:-custview-audit.jsonl}"\n'
@@ -126,9 +118,9 @@ def _table_config(tmp_path: Path, url: str) -> Path:
 
 
 async def test_the_audit_log_can_be_a_database_table(
-    demo_env: None, tmp_path: Path, audit_url: str
+    demo_env: None, tmp_path: Path, own_db_url: str
 ) -> None:
-    config = _table_config(tmp_path, audit_url)
+    config = _table_config(tmp_path, own_db_url)
     async for client in serve_in_process(load_settings(config)):
         query = {"query": "{ customers(first: 2) { nodes { id email } } }"}
         response = await client.post("/graphql", json=query, headers={"X-API-Key": "support-key"})

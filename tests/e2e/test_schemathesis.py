@@ -9,7 +9,6 @@ it), over real HTTP, with a bounded number of examples per root field.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,20 +33,16 @@ MASKED = "Internal error (logged on the server)."
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("fuzz-demo")
     generate(data, 60, 3)
-    wanted = {"CUSTVIEW_DEMO_DIR": str(data), "CUSTVIEW_AUDIT_LOG": str(data / "audit.jsonl")}
-    old = {name: os.environ.get(name) for name in [*wanted, "CUSTVIEW_FEEDBACK_URL"]}
-    try:
-        with serve_in_thread(create_feedback_app(data, DEMO_TOKEN)) as feedback:
-            os.environ.update(wanted, CUSTVIEW_FEEDBACK_URL=f"{feedback}/api")
-            loaded = steward_config(Path(data))  # the demo profile, a registry of its own
-            with serve_in_thread(create_app(loaded), lifespan="on") as base:
-                yield f"{base}/graphql"
-    finally:
-        for name, value in old.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with (
+        serve_in_thread(create_feedback_app(data, DEMO_TOKEN)) as feedback,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        env.setenv("CUSTVIEW_DEMO_DIR", str(data))
+        env.setenv("CUSTVIEW_AUDIT_LOG", str(data / "audit.jsonl"))
+        env.setenv("CUSTVIEW_FEEDBACK_URL", f"{feedback}/api")
+        loaded = steward_config(Path(data))  # the demo profile, a registry of its own
+        with serve_in_thread(create_app(loaded), lifespan="on") as base:
+            yield f"{base}/graphql"
 
 
 def test_generated_operations_get_no_server_error(url: str) -> None:

@@ -14,22 +14,14 @@ from resolvers.registry import IdentityRegistry
 A, B, C = "crm/contacts/1", "sales/customers/2", "support/users/3"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}"
-    url: str = request.getfixturevalue("postgres_db_url")
-    return url
-
-
 async def _registry(url: str, refresh: float = 0.0) -> IdentityRegistry:
     registry = IdentityRegistry(Ledger(url), refresh_seconds=refresh)
     await registry.open()
     return registry
 
 
-async def test_decisions_fold_in_order_and_undo_restores(ledger_url: str) -> None:
-    registry = await _registry(ledger_url)
+async def test_decisions_fold_in_order_and_undo_restores(own_db_url: str) -> None:
+    registry = await _registry(own_db_url)
     try:
         link = await registry.decide("api_key:alice", "link", A, B)
         assert registry.manual_edges(A) == {B} and registry.manual_edges(B) == {A}
@@ -57,8 +49,8 @@ async def test_decisions_fold_in_order_and_undo_restores(ledger_url: str) -> Non
         await registry.aclose()
 
 
-async def test_a_second_replica_sees_decisions_and_batch_links(ledger_url: str) -> None:
-    first, second = await _registry(ledger_url), await _registry(ledger_url)
+async def test_a_second_replica_sees_decisions_and_batch_links(own_db_url: str) -> None:
+    first, second = await _registry(own_db_url), await _registry(own_db_url)
     try:
         await first.decide("api_key:alice", "link", A, B)
         run = await first.ledger.start_run("model-v1", "full")
@@ -131,10 +123,10 @@ async def test_the_registry_holds_identifiers_only(tmp_path: Path) -> None:
     engine.dispose()
 
 
-async def test_replicas_opening_a_new_registry_together_both_start(ledger_url: str) -> None:
+async def test_replicas_opening_a_new_registry_together_both_start(own_db_url: str) -> None:
     import asyncio
 
-    ledgers = [Ledger(ledger_url) for _ in range(4)]
+    ledgers = [Ledger(own_db_url) for _ in range(4)]
     try:
         await asyncio.gather(*(ledger.open() for ledger in ledgers))
         # every one of them can use the tables (the module's earlier tests may have rows)
@@ -146,9 +138,9 @@ async def test_replicas_opening_a_new_registry_together_both_start(ledger_url: s
         await asyncio.gather(*(ledger.aclose() for ledger in ledgers))
 
 
-async def test_erasure_tombstones_are_final_and_block_decisions(ledger_url: str) -> None:
-    registry = await _registry(ledger_url)
-    other = await _registry(ledger_url)
+async def test_erasure_tombstones_are_final_and_block_decisions(own_db_url: str) -> None:
+    registry = await _registry(own_db_url)
+    other = await _registry(own_db_url)
     try:
         link = await registry.decide("api_key:alice", "link", A, C)
         run = await registry.ledger.start_run("model", "full")
