@@ -97,6 +97,16 @@ async def test_reads_are_retried_when_the_source_is_unavailable(
     await connector.aclose()
 
 
+async def test_scans_are_not_retried(items_url: str, proxy: FaultProxy) -> None:
+    """A stream may have handed rows on before it failed: it is never replayed."""
+    connector = connect(items_url, proxy, retries=2)
+    proxy.mode = "refuse"
+    with pytest.raises(SourceUnavailable):
+        _ = [r async for r in connector.scan(ScanRequest("items", ["id"]))]
+    assert proxy.accepted == 1
+    await connector.aclose()
+
+
 async def test_timeouts_are_not_retried(items_url: str, proxy: FaultProxy) -> None:
     connector = connect(items_url, proxy, timeout=0.3, retries=2)
     proxy.mode, proxy.delay = "slow", 1.0
