@@ -22,6 +22,7 @@ import logging
 import secrets
 import socket
 import struct
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -386,7 +387,7 @@ class _Connection:
         """Send the rows (at most ``limit`` if given); whether the statement completed."""
         count = portal.sent if portal else 0
         buffer: list[bytes] = []
-        pending = list(portal.rows) if portal else []
+        pending = deque(portal.rows if portal else ())
         chunks = prepared.chunks
         try:
             while True:
@@ -396,14 +397,14 @@ class _Connection:
                     chunk = await anext(chunks, None)
                     if chunk is None:
                         break
-                    pending = list(chunk)
+                    pending = deque(chunk)
                 while pending:
                     if limit and count - (portal.sent if portal else 0) >= limit:
                         assert portal is not None
-                        portal.rows, portal.sent = pending, count
+                        portal.rows, portal.sent = list(pending), count
                         await self.send(b"".join(buffer) + _message(b"s"))
                         return False
-                    buffer.append(_data_row(pending.pop(0)))
+                    buffer.append(_data_row(pending.popleft()))
                     count += 1
                     if len(buffer) >= _FLUSH_EVERY:
                         await self.send(b"".join(buffer))
@@ -419,7 +420,7 @@ class _Connection:
     async def query(self, body: _Reader) -> None:
         sql = body.cstring()
         assert self.session is not None
-        if not sql.strip().strip(";").strip():
+        if _blank(sql):
             await self.send(_message(b"I") + self._ready())
             return
         prepared = await self.session.prepare(sql, [])
@@ -466,6 +467,9 @@ class _Connection:
             statement = self.statements.get(name)
             if statement is None:
                 raise PgError("26000", f'prepared statement "{name}" does not exist')
+            if _blank(statement.sql):
+                await self.send(_message(b"t", struct.pack("!h", 0)) + _message(b"n"))
+                return
             prepared = await self.session.prepare(statement.sql, None)
             types = statement.types or [25] * _placeholders(statement.sql)
             params = struct.pack(f"!h{len(types)}i", len(types), *[t or 25 for t in types])
@@ -474,6 +478,9 @@ class _Connection:
             portal = self.portals.get(name)
             if portal is None:
                 raise PgError("34000", f'portal "{name}" does not exist')
+            if _blank(portal.statement.sql):
+                await self.send(_message(b"n"))
+                return
             prepared = await self._prepared(portal)
             out = b""
         columns = prepared.columns
@@ -485,6 +492,9 @@ class _Connection:
         portal = self.portals.get(name)
         if portal is None:
             raise PgError("34000", f'portal "{name}" does not exist')
+        if _blank(portal.statement.sql):
+            await self.send(_message(b"I"))
+            return
         if await self.run(await self._prepared(portal), limit, portal):
             self.portals.pop(name, None)
 
@@ -518,6 +528,10 @@ class _Connection:
         self.writer.close()
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             await self.writer.wait_closed()
+
+
+def _blank(sql: str) -> bool:
+    return not sql.strip().strip(";").strip()
 
 
 def _placeholders(sql: str) -> int:

@@ -221,6 +221,9 @@ def catalog_tables(
                 "datctype": "C.UTF-8",
                 "datallowconn": True,
                 "datistemplate": False,
+                "datlocprovider": "c",
+                "daticulocale": None,
+                "datacl": None,
             }
         ],
         "pg_roles": [{"oid": "10", "rolname": "custview", "rolsuper": False}],
