@@ -232,6 +232,22 @@ async def test_sql_reads_are_audited(endpoint: Endpoint) -> None:
     assert sql[-1]["table"] == "customers"
 
 
+async def test_no_audit_entry_no_rows(endpoint: Endpoint) -> None:
+    saved = endpoint.audit.with_name("audit.saved")
+    endpoint.audit.rename(saved)
+    endpoint.audit.mkdir()  # the log cannot be appended to
+    try:
+        async with await psycopg.AsyncConnection.connect(endpoint.dsn(), autocommit=True) as conn:
+            cursor = conn.cursor()
+            with pytest.raises(psycopg.Error) as caught:
+                await cursor.execute("SELECT id, email FROM customers WHERE country = 'GB'")
+            assert caught.value.sqlstate == "58000"
+            assert "audit log could not be written" in str(caught.value)
+    finally:
+        endpoint.audit.rmdir()
+        saved.rename(endpoint.audit)
+
+
 @pytest.mark.parametrize(
     ("statement", "sqlstate"),
     [
