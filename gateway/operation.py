@@ -1,6 +1,7 @@
 """One GraphQL operation run in-process by a command (``custview query``,
 ``explain``, ``sar``, ``erase``): the sources opened for it and closed after,
-under the server's request deadline, and the result as a response body."""
+under the server's request deadline and a request id of its own, and the
+result as a response body."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import strawberry
 from strawberry.types import ExecutionResult
 
 from connectors.deadline import deadline_scope
+from connectors.request_id import new_request_id, request_id_scope
 from gateway.settings import LoadedSettings
 from resolvers.view import Federation
 
@@ -24,7 +26,11 @@ async def execute_locally(
 ) -> ExecutionResult:
     try:
         await federation.open()
-        with deadline_scope(loaded.settings.server.request_deadline):
+        # a request id per run: the sources see it in their logs, as for HTTP requests
+        with (
+            deadline_scope(loaded.settings.server.request_deadline),
+            request_id_scope(new_request_id()),
+        ):
             return await schema.execute(text, variable_values=variables, context_value=context)
     finally:
         await federation.aclose()
