@@ -80,7 +80,10 @@ def create_read_only_engine(
         on_statement()
         sent(statement)
 
-    if options.request_id_comment:
+    tag = options.request_id_comment
+    if tag is None:
+        tag = kind != "postgresql"
+    if tag:
         # after the guard: it checks, and explain plans show, the statement as compiled
         @event.listens_for(sync_engine, "before_cursor_execute", retval=True)
         def _tag(

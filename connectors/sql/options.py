@@ -69,10 +69,11 @@ class SQLOptions(ConnectorOptions):
     max_batch_size: int = Field(default=500, ge=1, le=10_000)
     """Keys per ``IN (...)`` list in :meth:`SQLConnector.lookup_many`."""
 
-    request_id_comment: bool = True
+    request_id_comment: bool | None = None
     """End each statement with ``/* request_id=... */`` while a request is served,
-    so the database's own logs name the request. On PostgreSQL every tagged
-    statement is prepared anew (asyncpg's statement cache cannot reuse it)."""
+    so the database's own logs name the request. ``None``: on SQLite and
+    MySQL/MariaDB, off on PostgreSQL, where every tagged statement is prepared
+    anew (asyncpg's statement cache cannot reuse it: about one more round trip)."""
 
     @field_validator("url")
     @classmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import connectors
@@ -30,6 +30,7 @@ from connectors import (
     SourceTimeout,
     SourceUnavailable,
 )
+from connectors.request_id import request_id_scope
 from connectors.sql import SchemaMismatch, SQLConnector, SQLOptions
 from tests.connectors.sql_fixtures import (
     INJECTION,
@@ -541,3 +542,31 @@ async def test_health(connector: SQLConnector) -> None:
     assert health.latency_ms is not None and health.latency_ms > 0
     assert health.tables == {"people": True, "no_such_table": False}
     assert "no_such_table" in health.detail
+
+
+# --- the request id -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tag", [None, True, False])
+async def test_statements_carry_the_request_id_where_it_is_free_or_asked(
+    source_url: str, tag: bool | None
+) -> None:
+    conn = SQLConnector("people_db", SQLOptions(url=source_url, timeout=5, request_id_comment=tag))
+    sent: list[str] = []
+    postgres = backend_of(conn) == "postgresql"
+
+    def record(c: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    try:
+        event.listen(conn.engine.sync_engine, "after_cursor_execute", record)
+        await conn.lookup_many("people", "id", [1, 2], COLUMNS)  # outside any request
+        with request_id_scope("req-42.a_b"):
+            groups = await conn.lookup_many("people", "id", [1, 2], COLUMNS)
+    finally:
+        await conn.aclose()
+    assert ids([g[0] for g in groups]) == [1, 2]
+    outside, inside = sent[0], sent[-1]
+    assert "request_id" not in outside
+    wanted = tag if tag is not None else not postgres
+    assert inside.endswith(" /* request_id=req-42.a_b */") is wanted
