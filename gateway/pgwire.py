@@ -437,9 +437,7 @@ class _Connection:
 
     async def bind(self, body: _Reader) -> None:
         portal, name = body.cstring(), body.cstring()
-        statement = self.statements.get(name)
-        if statement is None:
-            raise PgError("26000", f'prepared statement "{name}" does not exist')
+        statement = self._statement(name)
         formats = [body.int16() for _ in range(body.int16())]
         params = []
         for i in range(body.int16()):
@@ -454,6 +452,18 @@ class _Connection:
         self.portals[portal] = _Portal(statement, params)
         await self.send(_message(b"2"))
 
+    def _portal(self, name: str) -> _Portal:
+        portal = self.portals.get(name)
+        if portal is None:
+            raise PgError("34000", f'portal "{name}" does not exist')
+        return portal
+
+    def _statement(self, name: str) -> _Statement:
+        statement = self.statements.get(name)
+        if statement is None:
+            raise PgError("26000", f'prepared statement "{name}" does not exist')
+        return statement
+
     async def _prepared(self, portal: _Portal) -> Prepared:
         assert self.session is not None
         if portal.prepared is None:
@@ -464,9 +474,7 @@ class _Connection:
         what, name = body.byte(), body.cstring()
         assert self.session is not None
         if what == b"S":
-            statement = self.statements.get(name)
-            if statement is None:
-                raise PgError("26000", f'prepared statement "{name}" does not exist')
+            statement = self._statement(name)
             if _blank(statement.sql):
                 await self.send(_message(b"t", struct.pack("!h", 0)) + _message(b"n"))
                 return
@@ -475,9 +483,7 @@ class _Connection:
             params = struct.pack(f"!h{len(types)}i", len(types), *[t or 25 for t in types])
             out = _message(b"t", params)
         else:
-            portal = self.portals.get(name)
-            if portal is None:
-                raise PgError("34000", f'portal "{name}" does not exist')
+            portal = self._portal(name)
             if _blank(portal.statement.sql):
                 await self.send(_message(b"n"))
                 return
@@ -489,9 +495,7 @@ class _Connection:
 
     async def execute(self, body: _Reader) -> None:
         name, limit = body.cstring(), body.int32()
-        portal = self.portals.get(name)
-        if portal is None:
-            raise PgError("34000", f'portal "{name}" does not exist')
+        portal = self._portal(name)
         if _blank(portal.statement.sql):
             await self.send(_message(b"I"))
             return
