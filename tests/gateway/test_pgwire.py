@@ -120,3 +120,51 @@ async def test_a_cancel_request_stops_the_statement_not_the_connection() -> None
             assert await (await conn.execute("fast")).fetchall() == [(1,)]
     finally:
         await server.aclose()
+
+
+class _Five(_Waiting):
+    async def prepare(self, sql: str, params: Any) -> Prepared:
+        async def rows() -> Any:
+            yield [(1,), (2,), (3,)]
+            yield [(4,), (5,)]
+
+        return Prepared([Column("n", 20)], "SELECT", rows())
+
+
+def _msg(kind: bytes, body: bytes) -> bytes:
+    return kind + struct.pack("!i", len(body) + 4) + body
+
+
+async def _replies(reader: asyncio.StreamReader, until: bytes) -> list[tuple[bytes, bytes]]:
+    found = []
+    while True:
+        kind = await reader.readexactly(1)
+        size = struct.unpack("!i", await reader.readexactly(4))[0]
+        found.append((kind, await reader.readexactly(size - 4)))
+        if kind == until:
+            return found
+
+
+async def test_execute_with_a_row_limit_suspends_and_resumes_the_portal() -> None:
+    """What the JDBC driver (Metabase, Tableau) does with a fetch size."""
+    server = PgServer(_Five(), "127.0.0.1", 0)
+    await server.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        startup = struct.pack("!i", 196608) + b"user\x00bi\x00\x00"
+        writer.write(struct.pack("!i", len(startup) + 4) + startup)
+        assert (await _replies(reader, b"Z"))[0] == (b"R", struct.pack("!i", 0))
+        writer.write(
+            _msg(b"P", b"\x00SELECT n\x00" + struct.pack("!h", 0))
+            + _msg(b"B", b"\x00\x00" + struct.pack("!hhh", 0, 0, 0))
+            + _msg(b"E", b"\x00" + struct.pack("!i", 2))
+            + _msg(b"E", b"\x00" + struct.pack("!i", 2))
+            + _msg(b"E", b"\x00" + struct.pack("!i", 2))
+            + _msg(b"S", b"")
+        )
+        kinds = [kind for kind, _ in await _replies(reader, b"Z")]
+        assert kinds == [b"1", b"2", b"D", b"D", b"s", b"D", b"D", b"s", b"D", b"C", b"Z"]
+        writer.write(_msg(b"X", b""))
+        writer.close()
+    finally:
+        await server.aclose()
