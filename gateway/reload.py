@@ -122,7 +122,8 @@ class ReloadingApp:
                     f"{type(exc).__name__}: {exc}",
                 )
                 return False
-            configure_logging(loaded.settings.logging)
+            if loaded.settings.logging != old.loaded.settings.logging:
+                configure_logging(loaded.settings.logging)
             _warn_restart_only(old.loaded, loaded, path)
             self._current = new
             log.info("configuration reloaded from %s (%d sources)", path, len(loaded.connectors))

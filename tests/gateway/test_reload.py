@@ -1,0 +1,79 @@
+"""The reloading app: new requests go to the new gateway at once, a request
+in flight finishes on the old one, which is closed only after it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from gateway.reload import ReloadingApp
+from gateway.settings import LoadedSettings, load_settings
+from tests.support.configs import people_config
+
+
+class Generations:
+    """Makes numbered stand-in gateways and records which are open."""
+
+    def __init__(self) -> None:
+        self.made = 0
+        self.open: set[int] = set()
+        self.started: dict[int, asyncio.Event] = {1: asyncio.Event(), 2: asyncio.Event()}
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __call__(self, loaded: LoadedSettings) -> Starlette:
+        self.made += 1
+        number = self.made
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            self.open.add(number)
+            self.started[number].set()
+            yield
+            self.open.discard(number)
+
+        async def answer(request: Request) -> PlainTextResponse:
+            if request.query_params.get("slow"):
+                self.entered.set()
+                await self.release.wait()
+            return PlainTextResponse(str(number))
+
+        return Starlette(routes=[Route("/", answer)], lifespan=lifespan)
+
+
+async def test_a_request_in_flight_finishes_on_the_old_gateway(tmp_path: Path) -> None:
+    config = tmp_path / "custview.yaml"
+    config.write_text(people_config({"crm": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"}))
+    made = Generations()
+    app = ReloadingApp(load_settings(config), made)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    lifespan = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://custview"
+    ) as client:
+        slow = asyncio.create_task(client.get("/", params={"slow": "1"}))
+        await made.entered.wait()
+        reload = asyncio.create_task(app.reload())
+        await made.started[2].wait()  # the swap follows at once, before reload() awaits again
+        assert (await client.get("/")).text == "2", "new requests go to the new gateway"
+        assert made.open == {1, 2}, "the old gateway stays open for its request"
+        made.release.set()
+        assert (await slow).text == "1"
+        assert await reload is True
+        assert made.open == {2}
+    await inbox.put({"type": "lifespan.shutdown"})
+    assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+    await lifespan
+    assert made.open == set()
