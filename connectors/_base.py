@@ -8,6 +8,7 @@ rows. The resolvers map those onto the unified model.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -37,6 +38,15 @@ class Filter:
     column: str
     op: FilterOp
     value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLookup:
+    """One column's part of :meth:`Connector.lookup_many_columns`."""
+
+    column: str
+    keys: Sequence[Any]
+    transform: LookupTransform = "exact"
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +226,22 @@ class Connector(abc.ABC):
         Follows the DataLoader contract: one list per key, in key order (empty
         when nothing matches). Keys are compared after ``transform``.
         """
+
+    async def lookup_many_columns(
+        self, table: str, lookups: Sequence[KeyLookup], columns: Sequence[str]
+    ) -> list[list[list[Row]]]:
+        """:meth:`lookup_many` for several columns of one table: per lookup, one list
+        per key. By default one ``lookup_many`` each, concurrently; a connector that
+        can match them all in one round trip (``a IN (...) OR b IN (...)``) overrides it.
+        """
+        return list(
+            await asyncio.gather(
+                *(
+                    self.lookup_many(table, lk.column, lk.keys, columns, lk.transform)
+                    for lk in lookups
+                )
+            )
+        )
 
     @abc.abstractmethod
     def scan(self, request: ScanRequest) -> AsyncIterator[Row]:

@@ -2,8 +2,9 @@
 
 A wrapper is a connector itself, so every caller gets its policy; what it
 does not override passes straight to the wrapped connector, counters and
-engine handles included. The two request/response operations reach a
-wrapper as one value (:class:`Lookup` or :class:`AggregateCall`) in
+engine handles included. The request/response operations reach a
+wrapper as one value (:class:`Lookup`, :class:`ColumnsLookup` or
+:class:`AggregateCall`) in
 :meth:`ConnectorWrapper.around`, so a wrapper guards or records both in one
 place and the contract's signatures are written once, here.
 """
@@ -20,6 +21,7 @@ from connectors._base import (
     Connector,
     Filter,
     Health,
+    KeyLookup,
     LookupTransform,
     Row,
     ScanRequest,
@@ -58,6 +60,20 @@ class Lookup(Call[list[list[Row]]]):
         return connector.lookup_many(
             self.table, self.column, self.keys, self.columns, self.transform
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnsLookup(Call[list[list[list[Row]]]]):
+    """:meth:`Connector.lookup_many_columns`'s arguments."""
+
+    operation: ClassVar[str] = "lookup"
+    method: ClassVar[str] = "lookup_many"
+    table: str
+    lookups: Sequence[KeyLookup]
+    columns: Sequence[str]
+
+    def run(self, connector: Connector) -> Awaitable[list[list[list[Row]]]]:
+        return connector.lookup_many_columns(self.table, self.lookups, self.columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +135,11 @@ class ConnectorWrapper(Connector):
         transform: LookupTransform = "exact",
     ) -> list[list[Row]]:
         return await self.around(Lookup(table, column, keys, columns, transform))
+
+    async def lookup_many_columns(
+        self, table: str, lookups: Sequence[KeyLookup], columns: Sequence[str]
+    ) -> list[list[list[Row]]]:
+        return await self.around(ColumnsLookup(table, lookups, columns))
 
     def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         return relay(self.inner.scan(request))

@@ -40,7 +40,7 @@ import contextvars
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any, Literal, TypeVar, cast
@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors._base import (
     Connector,
+    KeyLookup,
     Row,
     ScanRequest,
 )
@@ -359,6 +360,12 @@ class CachingConnector(ConnectorWrapper):
             await asyncio.gather(*self._refreshing, return_exceptions=True)
 
     # --- the contract --------------------------------------------------------------
+
+    async def lookup_many_columns(
+        self, table: str, lookups: Sequence[KeyLookup], columns: Sequence[str]
+    ) -> list[list[list[Row]]]:
+        # cached per column and key: one lookup_many per column, each answered here
+        return await Connector.lookup_many_columns(self, table, lookups, columns)
 
     async def around(self, call: Call[T]) -> T:
         if self.policy.ttl_for(call.table) <= 0 or (isinstance(call, Lookup) and not call.keys):

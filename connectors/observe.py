@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from connectors._base import Connector, Filter, Row, ScanRequest
-from connectors._wrapping import AggregateCall, Call, ConnectorWrapper, Lookup, relay
+from connectors._wrapping import (
+    AggregateCall,
+    Call,
+    ColumnsLookup,
+    ConnectorWrapper,
+    Lookup,
+    relay,
+)
 
 
 @dataclass(slots=True)
@@ -169,7 +176,7 @@ class ObservedConnector(ConnectorWrapper):
         finally:
             record.ms += (time.perf_counter() - started) * 1000
             _call.reset(token)
-        record.rows = _rows(result)
+        record.rows = _rows(call, result)
         return result
 
     def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
@@ -217,8 +224,9 @@ class ObservedConnector(ConnectorWrapper):
 def _detail(call: Call[Any]) -> str:
     """What a lookup or aggregate asked, for the plan (no values but filters')."""
     if isinstance(call, Lookup):
-        how = "" if call.transform == "exact" else f" ({call.transform})"
-        return f"{call.column}{how} in [{len(call.keys)} keys]"
+        return _looked_up(call.column, call.transform, call.keys)
+    if isinstance(call, ColumnsLookup):
+        return " or ".join(_looked_up(lk.column, lk.transform, lk.keys) for lk in call.lookups)
     assert isinstance(call, AggregateCall)
     what = ", ".join(f"{a.fn}({a.column or '*'})" for a in call.aggregates)
     detail = f"{what} group by {', '.join(call.group_by) or '()'}"
@@ -227,8 +235,16 @@ def _detail(call: Call[Any]) -> str:
     return detail
 
 
-def _rows(result: Any) -> int:
-    """Rows a lookup (groups of rows) or an aggregate (rows) returned."""
+def _looked_up(column: str, transform: str, keys: Sequence[Any]) -> str:
+    how = "" if transform == "exact" else f" ({transform})"
+    return f"{column}{how} in [{len(keys)} keys]"
+
+
+def _rows(call: Call[Any], result: Any) -> int:
+    """Rows a lookup (groups of rows) or an aggregate (rows) returned; a row that
+    several lookups of one statement matched was read once."""
+    if isinstance(call, ColumnsLookup):
+        return len({id(row) for groups in result for group in groups for row in group})
     return sum(len(g) if isinstance(g, list) else 1 for g in result)
 
 

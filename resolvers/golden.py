@@ -41,10 +41,60 @@ class Provenance:
     """Other distinct values the member records hold, with where they came from."""
 
 
-@dataclass(frozen=True, slots=True)
 class GoldenRecord:
-    values: dict[str, Any]
-    provenance: dict[str, Provenance]
+    """Golden values and their provenance, by field.
+
+    Built one field at a time on first use (:meth:`value`): a filter that
+    reads one golden field of thousands of candidates pays for that field only.
+    """
+
+    __slots__ = ("_build", "_fields", "_provenance", "_values")
+
+    def __init__(
+        self,
+        values: dict[str, Any],
+        provenance: dict[str, Provenance],
+        build: Callable[[str], tuple[Any, Provenance | None]] | None = None,
+        fields: Sequence[str] = (),
+    ) -> None:
+        self._values = values
+        self._provenance = provenance
+        self._build = build
+        self._fields = fields
+        """Every field, in model order, while some are still to build."""
+
+    def value(self, field: str) -> Any:
+        """One golden value (None for an unknown field)."""
+        if field not in self._values and self._build is not None and field in self._fields:
+            self._add(field)
+        return self._values.get(field)
+
+    def _add(self, field: str) -> None:
+        assert self._build is not None
+        value, provenance = self._build(field)
+        self._values[field] = value
+        if provenance is not None:
+            self._provenance[field] = provenance
+
+    def _complete(self) -> None:
+        if self._build is None:
+            return
+        for field in self._fields:
+            if field not in self._values:
+                self._add(field)
+        self._values = {f: self._values[f] for f in self._fields}
+        self._provenance = {f: self._provenance[f] for f in self._fields if f in self._provenance}
+        self._build = None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        self._complete()
+        return self._values
+
+    @property
+    def provenance(self) -> dict[str, Provenance]:
+        self._complete()
+        return self._provenance
 
 
 def raw_value(member: MemberSpec, row: dict[str, Any], field: str) -> Any:
@@ -119,17 +169,21 @@ class Survivorship:
             for field in self.fields
         }
         self._readers: dict[str, list[Reader]] = {}
+        self._at = {field: at for at, field in enumerate(self.fields)}
+
+    def _readers_of(self, member: MemberSpec) -> list[Reader]:
+        readers = self._readers.get(member.id)
+        if readers is None:
+            readers = self._readers[member.id] = [
+                reader(member, name, spec, self.default_region)
+                for name, spec in self.fields.items()
+            ]
+        return readers
 
     def _present(self, record: Record) -> list[Any]:
         """The record's candidate value for every field, in field order."""
-        readers = self._readers.get(record.member.id)
-        if readers is None:
-            readers = self._readers[record.member.id] = [
-                reader(record.member, name, spec, self.default_region)
-                for name, spec in self.fields.items()
-            ]
         row = record.row
-        return [read(row) for read in readers]
+        return [read(row) for read in self._readers_of(record.member)]
 
     def _updated(self, record: Record) -> dt.datetime:
         column = record.member.updated_at
@@ -150,27 +204,36 @@ class Survivorship:
         return values
 
     def build(self, records: Sequence[Record]) -> GoldenRecord:
-        values: dict[str, Any] = {}
-        provenance: dict[str, Provenance] = {}
-        updated = {id(record): self._updated(record) for record in records}
-        present = [(self._present(record), record) for record in records]
-        for at, field in enumerate(self.fields):
-            candidates = [(found[at], record) for found, record in present if found[at] is not None]
-            if not candidates:
-                values[field] = None
-                continue
-            value, winner, rule, reason = self._choices[field].pick(candidates, updated)
-            values[field] = value
-            seen = {_shown(value)}
-            alternatives = []
-            for other, record in candidates:
-                if _shown(other) not in seen:
-                    seen.add(_shown(other))
-                    alternatives.append((other, record.ref))
-            provenance[field] = Provenance(
-                field, value, winner.ref, rule, reason, tuple(alternatives)
-            )
-        return GoldenRecord(values, provenance)
+        """The golden record of ``records``; each field is decided when first read."""
+        records = tuple(records)
+        updated: dict[int, dt.datetime] = {}
+
+        def field_of(field: str) -> tuple[Any, Provenance | None]:
+            if not updated:
+                updated.update((id(r), self._updated(r)) for r in records)
+            return self._field(field, records, updated)
+
+        return GoldenRecord({}, {}, field_of, list(self.fields))
+
+    def _field(
+        self, field: str, records: Sequence[Record], updated: dict[int, dt.datetime]
+    ) -> tuple[Any, Provenance | None]:
+        at = self._at[field]
+        candidates = [
+            (value, record)
+            for record in records
+            if (value := self._readers_of(record.member)[at](record.row)) is not None
+        ]
+        if not candidates:
+            return None, None
+        value, winner, rule, reason = self._choices[field].pick(candidates, updated)
+        seen = {_shown(value)}
+        alternatives = []
+        for other, record in candidates:
+            if _shown(other) not in seen:
+                seen.add(_shown(other))
+                alternatives.append((other, record.ref))
+        return value, Provenance(field, value, winner.ref, rule, reason, tuple(alternatives))
 
 
 class _Choice:

@@ -1,10 +1,10 @@
 """Deterministic identity stitching at read time.
 
 Starting from seed records or seed keys (a normalised email, an E.164
-phone), every member table is asked — one batched lookup per table and key
-column per round, all sources concurrently — for records that share a key;
-the keys of the records found feed the next round, until nothing new turns
-up. Records and keys form a graph; its connected components are customers.
+phone), every member table is asked — one batched lookup per table and round
+covering all its key columns, all sources concurrently — for records that
+share a key; the keys of the records found feed the next round, until
+nothing new turns up. Records and keys form a graph; its connected components are customers.
 
 With an identity registry, the graph has two more kinds of edge: steward
 links (hard, like a shared key) and batch links from ``custview resolve``
@@ -22,13 +22,15 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from connectors import Connector, ConnectorError, LookupTransform, Row
+from connectors import Connector, ConnectorError, KeyLookup, LookupTransform, Row
 from resolvers.model import MemberSpec, UnifiedModel
 from resolvers.normalize import NORMALIZERS
 from resolvers.records import Record, RecordRef
 from resolvers.registry import IdentityRegistry
+
+_T = TypeVar("_T")
 
 KeyNode = tuple[str, str]
 """An identity key: (key name, normalised value)."""
@@ -324,25 +326,35 @@ class Stitcher:
                 if key is not None:
                     by_member[member.id].append(key)
         fetches = [(self._member(m), keys) for m, keys in by_member.items()]
-        results = await asyncio.gather(
-            *(self._lookup(lookup) for lookup in lookups),
-            *(self.fetch(member, keys) for member, keys in fetches),
-            return_exceptions=True,
+        tables: dict[str, list[_Lookup]] = defaultdict(list)
+        for lookup in lookups:
+            tables[lookup.member.id].append(lookup)
+        groups = list(tables.values())
+        looked, read = await asyncio.gather(
+            asyncio.gather(*(self._lookup(g) for g in groups), return_exceptions=True),
+            asyncio.gather(*(self.fetch(m, keys) for m, keys in fetches), return_exceptions=True),
         )
         found: list[tuple[Record, KeyNode]] = []
         fetched: list[Record] = []
-        for i, result in enumerate(results):
-            if isinstance(result, ConnectorError):
-                res.errors.append(result)
-                continue
-            if isinstance(result, BaseException):
-                raise result
-            if i < len(lookups):
-                found.extend(self._matches(lookups[i], result))
-            else:
-                member = fetches[i - len(lookups)][0]
-                fetched.extend(self.record(member, row) for group in result for row in group)
+        for group, result in zip(groups, looked, strict=True):
+            per_lookup = self._ok(res, result)
+            for lookup, rows in zip(group, per_lookup or [[]] * len(group), strict=True):
+                found.extend(self._matches(lookup, rows))
+        for (member, _), by_key in zip(fetches, read, strict=True):
+            fetched.extend(
+                self.record(member, row) for rows in self._ok(res, by_key) for row in rows
+            )
         return found, fetched
+
+    @staticmethod
+    def _ok(res: Resolution, result: list[_T] | BaseException) -> list[_T]:
+        """A batch's result; a source's failure is recorded (and reads as nothing)."""
+        if isinstance(result, ConnectorError):
+            res.errors.append(result)
+            return []
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     def _member(self, member_id: str) -> MemberSpec:
         return self._by_id[member_id]
@@ -360,14 +372,13 @@ class Stitcher:
             member.table, member.key, keys, self.columns(member)
         )
 
-    async def _lookup(self, lookup: _Lookup) -> list[list[Row]]:
-        member = lookup.member
-        return await self.connectors[member.source].lookup_many(
+    async def _lookup(self, lookups: list[_Lookup]) -> list[list[list[Row]]]:
+        """Every key column of one member table in one batched lookup."""
+        member = lookups[0].member
+        return await self.connectors[member.source].lookup_many_columns(
             member.table,
-            lookup.column,
-            list(lookup.variants),
+            [KeyLookup(lk.column, list(lk.variants), lk.transform) for lk in lookups],
             self.columns(member),
-            lookup.transform,
         )
 
     def _matches(self, lookup: _Lookup, groups: list[list[Row]]) -> list[tuple[Record, KeyNode]]:

@@ -1,8 +1,8 @@
 """Computed metrics of a customer: aggregates over its related entities.
 
-All metrics over one relation are computed together, per request: one
-grouped aggregate per distinct ``where`` (``GROUP BY parent_key`` with the
-keys of every customer in the response), pushed down when the source
+Metrics over one relation with the same ``where`` are computed together, per
+request, once one of them is asked for: one grouped aggregate (``GROUP BY
+parent_key`` with the keys of every customer in the response), pushed down when the source
 declares aggregates and can evaluate the filters; otherwise the relation's
 rows are fetched in one batched lookup and aggregated in memory. Per-record
 results are then combined over the customer's member records.
@@ -25,7 +25,8 @@ Partial = dict[str, Any]
 """Metric name -> value for the rows of one member record."""
 
 
-def _where_key(metric: MetricSpec) -> tuple[tuple[str, str, str], ...]:
+def where_key(metric: MetricSpec) -> tuple[tuple[str, str, str], ...]:
+    """What metrics computed by one grouped aggregate share: their ``where``."""
     return tuple((w.column, w.op, repr(w.value)) for w in metric.where)
 
 
@@ -38,7 +39,7 @@ async def compute(
     """Per parent key (DataLoader order), every metric of ``relation``."""
     groups: dict[tuple[tuple[str, str, str], ...], dict[str, MetricSpec]] = defaultdict(dict)
     for name, metric in metrics.items():
-        groups[_where_key(metric)][name] = metric
+        groups[where_key(metric)][name] = metric
     capabilities = connector.capabilities_for(relation.table)
     parent = relation.parent.column
     results = await asyncio.gather(

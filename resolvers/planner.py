@@ -51,8 +51,8 @@ class Planner:
         self.model = view.model
         self.limit = self.model.planner.max_candidates
         self.reducer = Reducer(view)
-        self._keyed: dict[int, set[Any]] = {}
-        """Per related-entity predicate (by identity): parent keys with a matching row."""
+        self._metrics: dict[str, dict[int, Any]] = {}
+        """Metric -> customer (by identity) -> value, loaded in bulk for this query."""
         self._broad: str | None = None
 
     async def search(
@@ -104,24 +104,79 @@ class Planner:
         else:
             customers = await self._everyone()
         if expr is not None:
-            await self._key_sets(expr, customers)
-            kept = await asyncio.gather(*(self._eval(expr, c) for c in customers))
             before = len(customers)
-            customers = [c for c, ok in zip(customers, kept, strict=True) if ok]
+            customers = await self._filter(expr, customers)
             note(f"checked the whole filter on {before} candidates: {len(customers)} match")
         return customers
 
-    async def _key_sets(self, expr: Expr, customers: list[CustomerView]) -> None:
-        """Related-entity predicates checked for all candidates at once, at their sources."""
-        preds = {id(p): p for p in _relation_preds(expr)}
-        if not customers or not preds:
-            return
-        found = await asyncio.gather(
-            *(self.reducer.relation_keys(p, customers) for p in preds.values())
-        )
-        for key, keys in zip(preds, found, strict=True):
-            if keys is not None:
-                self._keyed[key] = keys
+    async def _filter(self, expr: Expr, customers: list[CustomerView]) -> list[CustomerView]:
+        """The customers (in order) matching ``expr``, decided for all of them at once:
+        in-memory conditions first, so the sources only see the keys still in play."""
+        if not customers:
+            return []
+        if isinstance(expr, FieldPred):
+            conds = self._normal(expr)
+            values = await self._values(customers, expr.field)
+            return [
+                c for c, v in zip(customers, values, strict=True) if all(holds(v, k) for k in conds)
+            ]
+        if isinstance(expr, RelationPred):
+            return await self._related(expr, customers)
+        if isinstance(expr, And):
+            local = [e for e in expr.items if self._in_memory(e)]
+            for item in local:
+                customers = await self._filter(item, customers)
+            remote = [e for e in expr.items if not self._in_memory(e)]
+            found = await asyncio.gather(*(self._filter(e, customers) for e in remote))
+            for part in found:
+                ids = {id(c) for c in part}
+                customers = [c for c in customers if id(c) in ids]
+            return customers
+        if isinstance(expr, Or):
+            kept: set[int] = set()
+            left = customers
+            for item in sorted(expr.items, key=lambda e: not self._in_memory(e)):
+                kept |= {id(c) for c in await self._filter(item, left)}
+                left = [c for c in left if id(c) not in kept]
+            return [c for c in customers if id(c) in kept]
+        assert isinstance(expr, Not)
+        inside = {id(c) for c in await self._filter(expr.item, customers)}
+        return [c for c in customers if id(c) not in inside]
+
+    def _in_memory(self, expr: Expr) -> bool:
+        """Whether ``expr`` needs only golden values (no source)."""
+        if isinstance(expr, FieldPred):
+            return expr.field not in self.model.metrics
+        if isinstance(expr, And | Or):
+            return all(self._in_memory(e) for e in expr.items)
+        if isinstance(expr, Not):
+            return self._in_memory(expr.item)
+        return False
+
+    async def _related(
+        self, pred: RelationPred, customers: list[CustomerView]
+    ) -> list[CustomerView]:
+        """Customers with a related row matching ``pred``: their keys sent to the
+        relation's source at once, or (when it cannot filter by key) rows per customer."""
+        keyed = await self.reducer.relation_keys(pred, customers)
+        if keyed is None:
+            ok = await asyncio.gather(*(self._eval(pred, c) for c in customers))
+            return [c for c, yes in zip(customers, ok, strict=True) if yes]
+        member = self.model.relations[pred.relation].parent.member
+        return [
+            c for c in customers if any(r.key in keyed for r in c.records if r.member.id == member)
+        ]
+
+    async def _values(self, customers: list[CustomerView], field: str) -> list[Any]:
+        """``field`` (golden or metric) of each customer, metrics loaded for all at once."""
+        if field not in self.model.metrics:
+            return [c.golden.value(field) for c in customers]
+        known = self._metrics.setdefault(field, {})
+        missing = [c for c in customers if id(c) not in known]
+        if missing:
+            values = await self.view.metric_many(missing, field)
+            known.update((id(c), v) for c, v in zip(missing, values, strict=True))
+        return [known[id(c)] for c in customers]
 
     def _too_broad(self) -> QueryError:
         return QueryError(
@@ -138,22 +193,19 @@ class Planner:
     # -- candidates ------------------------------------------------------
 
     async def _stitch(self, seeds: Sequence[Record]) -> list[CustomerView]:
-
         # in record order, whatever order the sources returned rows in: the same
-        # filter must stitch the same chunks, so every page sees the same customers
+        # filter stitches the same seeds the same way, so every page sees the same
+        # customers; all at once (bounded above), one statement per table and round
         unique = sorted({r.ref: r for r in seeds}.values(), key=Record.order)
         if len(unique) > self.limit:
             raise self._too_broad()
+        resolution = await self.view.federation.stitcher.resolve(records=unique)
+        self.view._collect(resolution)
         found: dict[Any, CustomerView] = {}
-        stitcher = self.view.federation.stitcher
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
-            resolution = await stitcher.resolve(records=chunk)
-            self.view._collect(resolution)
-            for seed in chunk:
-                cluster = resolution.cluster(seed.ref)
-                if cluster and cluster[0].ref not in found:
-                    found[cluster[0].ref] = self.view.federation.customer(resolution, cluster)
+        for seed in unique:
+            cluster = resolution.cluster(seed.ref)
+            if cluster and cluster[0].ref not in found:
+                found[cluster[0].ref] = self.view.federation.customer(resolution, cluster)
         return list(found.values())
 
     async def _everyone(self) -> list[CustomerView]:
@@ -197,21 +249,12 @@ class Planner:
             for c in pred.conds
         )
 
-    async def _value(self, customer: CustomerView, field: str) -> Any:
-        if field in self.model.metrics:
-            return await self.view.metric(customer, field)
-        return customer.golden.values.get(field)
-
     async def _eval(self, expr: Expr, customer: CustomerView) -> bool:
         if isinstance(expr, FieldPred):
-            value = await self._value(customer, expr.field)
+            (value,) = await self._values([customer], expr.field)
             return all(holds(value, c) for c in self._normal(expr))
         if isinstance(expr, RelationPred):
             rel = self.model.relations[expr.relation]
-            keyed = self._keyed.get(id(expr))
-            if keyed is not None:
-                member = rel.parent.member
-                return any(r.key in keyed for r in customer.records if r.member.id == member)
             rows = await self.view.related_rows(customer, expr.relation)
             return any(
                 all(
@@ -234,23 +277,13 @@ class Planner:
     ) -> list[CustomerView]:
         customers = sorted(customers, key=lambda c: c.records[0].order())
         for spec in reversed(order):
-            values = await asyncio.gather(*(self._value(c, spec.field) for c in customers))
+            values = await self._values(customers, spec.field)
             keyed = list(zip(values, customers, strict=True))
             present = [p for p in keyed if p[0] is not None]
             missing = [p for p in keyed if p[0] is None]
             present.sort(key=lambda p: p[0], reverse=spec.descending)
             customers = [c for _, c in present + missing]
         return customers
-
-
-def _relation_preds(expr: Expr) -> list[RelationPred]:
-    if isinstance(expr, RelationPred):
-        return [expr]
-    if isinstance(expr, And | Or):
-        return [p for e in expr.items for p in _relation_preds(e)]
-    if isinstance(expr, Not):
-        return _relation_preds(expr.item)
-    return []
 
 
 def _orders(order: Sequence[Order]) -> str:

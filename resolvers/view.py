@@ -230,7 +230,7 @@ class RequestView:
     rounds: int = 0
     """Stitching rounds this request needed (each: one lookup per table and key column)."""
     _loaders: dict[str, DataLoader[Any, list[Row]]] = field(default_factory=dict)
-    _metric_loaders: dict[str, DataLoader[Any, Partial]] = field(default_factory=dict)
+    _metric_loaders: dict[tuple[str, Any], DataLoader[Any, Partial]] = field(default_factory=dict)
     _groups: GroupRequest | None = None
 
     def groups(self) -> GroupRequest:
@@ -466,29 +466,42 @@ class RequestView:
 
     async def metric(self, customer: CustomerView, name: str) -> Any:
         """A computed metric of the customer, batched with every other customer's."""
+        return (await self.metric_many([customer], name))[0]
+
+    async def metric_many(self, customers: Sequence[CustomerView], name: str) -> list[Any]:
+        """A computed metric of each customer: one batched load for all of them."""
         spec = self.model.metrics[name]
         rel = self.model.relations[spec.relation]
         failure = self.failure(rel.source)
         if failure is not None:
             raise failure
-        keys = [r.key for r in customer.records if r.member.id == rel.parent.member]
-        if not keys:
-            return metrics.combine(spec, [])
-        partials = await self._metric_loader(spec.relation, rel).load_many(keys)
-        return metrics.combine(spec, [p.get(name) for p in partials])
+        member = rel.parent.member
+        owned = [[r.key for r in c.records if r.member.id == member] for c in customers]
+        keys = list(dict.fromkeys(k for ks in owned for k in ks))
+        partials = await self._metric_loader(name, rel).load_many(keys) if keys else []
+        found = dict(zip(keys, partials, strict=True))
+        return [metrics.combine(spec, [found[k].get(name) for k in ks]) for ks in owned]
 
-    def _metric_loader(self, relation: str, rel: RelationSpec) -> DataLoader[Any, Partial]:
-        loader = self._metric_loaders.get(relation)
+    def _metric_loader(self, name: str, rel: RelationSpec) -> DataLoader[Any, Partial]:
+        """The loader of metric ``name`` and the metrics sharing its relation and
+        ``where`` (one grouped aggregate): metrics nobody asked for are not computed."""
+        spec = self.model.metrics[name]
+        group = (spec.relation, metrics.where_key(spec))
+        loader = self._metric_loaders.get(group)
         if loader is None:
             connector = self.federation.connectors[rel.source]
-            specs = {n: m for n, m in self.model.metrics.items() if m.relation == relation}
+            specs = {
+                n: m
+                for n, m in self.model.metrics.items()
+                if (m.relation, metrics.where_key(m)) == group
+            }
 
             async def load(keys: list[Any]) -> list[Partial]:
                 return await metrics.compute(connector, rel, specs, keys)
 
             size = connector.capabilities_for(rel.table).max_batch_size
             loader = DataLoader(load_fn=load, max_batch_size=size)
-            self._metric_loaders[relation] = loader
+            self._metric_loaders[group] = loader
         return loader
 
     def _loader(self, name: str, rel: RelationSpec) -> DataLoader[Any, list[Row]]:

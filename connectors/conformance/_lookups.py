@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connectors._base import Connector, LookupTransform, Row
+from connectors._base import Connector, KeyLookup, LookupTransform, Row
 from connectors.conformance import reference
 from connectors.conformance._support import SuiteBase, skip_unless
 from connectors.errors import UnsupportedOperation
@@ -105,6 +105,23 @@ class LookupTests(SuiteBase):
         skip_unless(self.caps(connector).can_lookup("phone", "digits"), "digits lookups")
         keys = ["15550100002", "15550100007", "0"]
         await self.check_lookup(connector, "phone", keys, "digits")
+
+    @pytest.mark.asyncio
+    async def test_lookup_of_several_columns_agrees_with_one_lookup_each(
+        self, connector: Connector
+    ) -> None:
+        caps = self.caps(connector)
+        skip_unless(caps.can_lookup(self.key) and caps.can_lookup("email"), "key and email lookups")
+        by_key = self.dataset.by_key()
+        keys = [by_key[2]["email"], "nobody@example.com", None, by_key[1]["email"]]
+        lookups = [KeyLookup(self.key, [5, 999, 2, 5]), KeyLookup("email", keys)]
+        found = await connector.lookup_many_columns(self.table, lookups, self.columns)
+        assert len(found) == 2, "one result per lookup"
+        for lookup, groups in zip(lookups, found, strict=True):
+            expected = self.expected_lookup(lookup.column, lookup.keys)
+            assert len(groups) == len(lookup.keys), "one list per key (the DataLoader contract)"
+            for rows, wanted in zip(groups, expected, strict=True):
+                self.assert_rows(rows, wanted, self.columns)
 
     @pytest.mark.asyncio
     async def test_undeclared_lookups_are_refused(self, connector: Connector) -> None:

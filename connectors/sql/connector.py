@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -42,6 +42,7 @@ from connectors._base import (
     ConnectorOptions,
     Filter,
     Health,
+    KeyLookup,
     LookupTransform,
     Row,
     ScanRequest,
@@ -56,7 +57,7 @@ from connectors.sql.failures import (
     is_source_failure,
     translate,
 )
-from connectors.sql.options import SQLOptions
+from connectors.sql.options import BATCH_LIMITS, DEFAULT_BATCH, SQLOptions
 
 STREAM_CHUNK = 500
 """Rows fetched from a server-side cursor per round trip while scanning."""
@@ -76,9 +77,10 @@ class SQLConnector(Connector):
         supports_aggregates=True,
         filter_operators=statements.OPERATORS,
         lookup_transforms=frozenset({"exact", "casefold", "digits"}),
-        max_batch_size=SQLOptions.model_fields["max_batch_size"].default,
+        max_batch_size=DEFAULT_BATCH,
     )
-    """Every table declares this; only ``max_batch_size`` follows the options."""
+    """Every table declares this; only ``max_batch_size`` follows the options (by
+    default the engine's limit, see :data:`~connectors.sql.options.BATCH_LIMITS`)."""
 
     def __init__(self, name: str, options: ConnectorOptions) -> None:
         if not isinstance(options, SQLOptions):
@@ -89,9 +91,8 @@ class SQLConnector(Connector):
         self._statements = 0
         self._engine = create_read_only_engine(options, name, self._count)
         self._background: set[asyncio.Task[None]] = set()
-        self._capabilities = replace(
-            self.default_capabilities, max_batch_size=options.max_batch_size
-        )
+        size = options.max_batch_size or BATCH_LIMITS.get(self._backend, DEFAULT_BATCH)
+        self._capabilities = replace(self.default_capabilities, max_batch_size=size)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -139,6 +140,63 @@ class SQLConnector(Connector):
                     record = dict(zip(names, row, strict=False))
                     found.setdefault(self._match_key(row[-1]), []).append(record)
         return [list(found.get(self._match_key(k), ())) if k is not None else [] for k in keys]
+
+    async def lookup_many_columns(
+        self, table: str, lookups: Sequence[KeyLookup], columns: Sequence[str]
+    ) -> list[list[list[Row]]]:
+        """One statement per ``max_batch_size`` keys for all the lookups together
+        (``a IN (...) OR b IN (...)``), each row read once however many match."""
+        if len(lookups) == 1:
+            only = lookups[0]
+            return [await self.lookup_many(table, only.column, only.keys, columns, only.transform)]
+        for lk in lookups:
+            if lk.transform not in self._capabilities.lookup_transforms:
+                raise QueryError(f"unknown lookup transform '{lk.transform}'")
+        wanted = [list(dict.fromkeys(k for k in lk.keys if k is not None)) for lk in lookups]
+        names = statements.unique(columns)
+        found: list[dict[Any, list[Row]]] = [{} for _ in lookups]
+        if any(wanted):
+            async with self._connection(table, [*(lk.column for lk in lookups), *names]) as conn:
+                for parts in _chunks(wanted, self._capabilities.max_batch_size):
+                    async with self._deadline(conn):
+                        rows = await self._lookup_chunk(conn, table, lookups, parts, names)
+                    self._group(rows, parts, names, found)
+        return [
+            [list(found[i].get(self._match_key(k), ())) if k is not None else [] for k in lk.keys]
+            for i, lk in enumerate(lookups)
+        ]
+
+    async def _lookup_chunk(
+        self,
+        conn: AsyncConnection,
+        table: str,
+        lookups: Sequence[KeyLookup],
+        parts: dict[int, list[Any]],
+        names: list[str],
+    ) -> Sequence[Any]:
+        shape = tuple((lookups[i].column, lookups[i].transform) for i in parts)
+        stmt = statements.lookup_columns(table, self.options.schema_name, shape, tuple(names))
+        params = {f"{statements.KEYS_PARAM}{j}": keys for j, keys in enumerate(parts.values())}
+        rows: Sequence[Any] = (await conn.execute(stmt, params)).all()
+        return rows
+
+    def _group(
+        self,
+        rows: Sequence[Any],
+        parts: dict[int, list[Any]],
+        names: list[str],
+        found: list[dict[Any, list[Row]]],
+    ) -> None:
+        """Each row under every lookup key it matched (a row may match several)."""
+        wanted = [(i, {self._match_key(k) for k in keys}) for i, keys in parts.items()]
+        width = len(names)
+        for row in rows:
+            record: Row | None = None
+            for j, (i, keys) in enumerate(wanted):
+                key = self._match_key(row[width + j])
+                if key in keys:
+                    record = record or dict(zip(names, row, strict=False))
+                    found[i].setdefault(key, []).append(record)
 
     def _match_key(self, value: Any) -> Any:
         if self._backend == "mysql" and isinstance(value, str):
@@ -341,3 +399,24 @@ class SQLConnector(Connector):
                     column=name,
                 )
         return None
+
+
+def _chunks(wanted: list[list[Any]], size: int) -> Iterator[dict[int, list[Any]]]:
+    """Lookup index -> keys, at most ``size`` keys in all per chunk."""
+    if sum(map(len, wanted)) <= size:
+        yield {i: keys for i, keys in enumerate(wanted) if keys}
+        return
+    chunk: dict[int, list[Any]] = {}
+    room = size
+    for i, keys in enumerate(wanted):
+        start = 0
+        while start < len(keys):
+            part = keys[start : start + room]
+            chunk[i] = part
+            start += len(part)
+            room -= len(part)
+            if not room:
+                yield chunk
+                chunk, room = {}, size
+    if chunk:
+        yield chunk

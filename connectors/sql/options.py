@@ -66,8 +66,10 @@ class SQLOptions(ConnectorOptions):
     echo: bool = False
     """Log every statement (parameters are never logged)."""
 
-    max_batch_size: int = Field(default=500, ge=1, le=10_000)
-    """Keys per ``IN (...)`` list in :meth:`SQLConnector.lookup_many`."""
+    max_batch_size: int | None = Field(default=None, ge=1, le=100_000)
+    """Keys per ``IN (...)`` list in :meth:`SQLConnector.lookup_many` (and per
+    statement of a lookup over several columns). Default: what the engine's
+    bind-parameter limit allows (:data:`BATCH_LIMITS`), else 1,000."""
 
     request_id_comment: bool | None = None
     """End each statement with ``/* request_id=... */`` while a request is served,
@@ -113,3 +115,11 @@ def check_async_url(url: URL) -> None:
 def _is_memory(url: URL) -> bool:
     database = url.database or ""
     return database in ("", ":memory:") or url.query.get("mode") == "memory"
+
+
+BATCH_LIMITS = {"sqlite": 30_000, "postgresql": 30_000, "mysql": 30_000}
+"""Default keys per statement by backend, under each engine's bind-parameter
+limit (SQLite 32,766 since 3.32, asyncpg 32,767, MySQL 65,535) with room for
+the statement's other parameters."""
+DEFAULT_BATCH = 1_000
+"""Keys per statement on other engines (Oracle accepts 1,000 per ``IN`` list)."""

@@ -62,6 +62,30 @@ def lookup(
     )
 
 
+@lru_cache(maxsize=1024)
+def lookup_columns(
+    table_name: str,
+    schema: str | None,
+    keys: tuple[tuple[str, LookupTransform], ...],
+    columns: tuple[str, ...],
+) -> Select[Any]:
+    """``SELECT columns, key_0, key_1 ... WHERE key_0 IN (:keys_0) OR key_1 IN ...``:
+    several lookups of one table in one statement, each transformed key labelled
+    ``KEY_LABEL<i>`` so rows are grouped back per lookup."""
+    exprs = [transformed(col(c), t) for c, t in keys]
+    return (
+        select(
+            *(col(c) for c in columns), *(e.label(f"{KEY_LABEL}{i}") for i, e in enumerate(exprs))
+        )
+        .select_from(table_ref(table_name, schema))
+        .where(
+            or_(
+                *(e.in_(bindparam(f"{KEYS_PARAM}{i}", expanding=True)) for i, e in enumerate(exprs))
+            )
+        )
+    )
+
+
 def scan(tbl: TableClause, request: ScanRequest) -> Select[Any]:
     """The filtered, keyset-continued, sorted, limited read of ``request``."""
     stmt = select(*(col(c) for c in unique(request.columns))).select_from(tbl)

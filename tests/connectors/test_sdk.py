@@ -8,7 +8,7 @@ PUBLIC = [
     "Aggregate", "AggregateFn", "Capabilities", "CircuitOpen", "ConfigError", "Connector",
     "ConnectorError",
     "ConnectorOptions", "CustviewError", "DeadlineExceeded", "Filter", "FilterOp", "Health",
-    "LookupTransform",
+    "KeyLookup", "LookupTransform",
     "PluginError", "QueryError", "ReadOnlyViolation", "Row", "ScanRequest", "SchemaMismatch",
     "Sort", "SourceTimeout", "SourceUnavailable", "UnsupportedOperation", "WriteAccess",
     "available", "current_request_id", "load",

@@ -23,6 +23,7 @@ from connectors import (
     Aggregate,
     ConfigError,
     Filter,
+    KeyLookup,
     QueryError,
     ReadOnlyViolation,
     ScanRequest,
@@ -140,7 +141,8 @@ async def test_capabilities(connector: SQLConnector) -> None:
         "eq", "ne", "lt", "le", "gt", "ge", "in", "contains", "startswith", "is_null"
     }  # fmt: skip
     assert caps.lookup_transforms == {"exact", "casefold", "digits"}
-    assert caps.max_batch_size == 500
+    # keys per statement: as many as the engine's bind-parameter limit comfortably allows
+    assert caps.max_batch_size == 30_000
 
 
 # --- lookups --------------------------------------------------------------------------------
@@ -188,13 +190,48 @@ async def test_lookup_exact_strings(connector: SQLConnector) -> None:
     assert [ids(rows) for rows in result] == [[8], [4]]
 
 
-async def test_lookup_chunks_large_key_lists(connector: SQLConnector) -> None:
+async def test_lookup_chunks_large_key_lists(source_url: str) -> None:
+    connector = SQLConnector("people_db", SQLOptions(url=source_url, max_batch_size=500))
     keys = list(range(1, 1202))
-    before = connector.statements
-    result = await connector.lookup_many("people", "id", keys, ["id"])
-    assert connector.statements - before == math.ceil(len(keys) / 500) == 3
+    try:
+        result = await connector.lookup_many("people", "id", keys, ["id"])
+        assert connector.statements == math.ceil(len(keys) / 500) == 3
+    finally:
+        await connector.aclose()
     assert [ids(rows) for rows in result[:50]] == [[i] for i in range(1, 51)]
     assert all(rows == [] for rows in result[50:])
+
+
+async def test_lookup_of_several_columns_is_one_statement(connector: SQLConnector) -> None:
+    """Each lookup gets its own groups, in key order; a row matching two lookups is
+    read once and listed under both."""
+    result = await connector.lookup_many_columns(
+        "people",
+        [
+            KeyLookup("email", ["user2@example.com", "nobody@example.com"], "casefold"),
+            KeyLookup("phone", ["15550100002", "15550100013", None], "digits"),
+            KeyLookup("id", [4, 2, 4]),
+        ],
+        ["id"],
+    )
+    assert connector.statements == 1
+    assert [[ids(rows) for rows in groups] for groups in result] == [
+        [[2], []],
+        [[2], [13], []],
+        [[4], [2], [4]],
+    ]
+
+
+async def test_lookup_of_several_columns_is_chunked_across_them(source_url: str) -> None:
+    connector = SQLConnector("people_db", SQLOptions(url=source_url, max_batch_size=3))
+    try:
+        result = await connector.lookup_many_columns(
+            "people", [KeyLookup("id", [1, 2, 3, 4]), KeyLookup("name", ["Person 05"])], ["id"]
+        )
+        assert connector.statements == 2
+    finally:
+        await connector.aclose()
+    assert [[ids(rows) for rows in groups] for groups in result] == [[[1], [2], [3], [4]], [[5]]]
 
 
 async def test_lookup_unknown_transform(connector: SQLConnector) -> None:
