@@ -338,8 +338,9 @@ class Stitcher:
         fetched: list[Record] = []
         for group, result in zip(groups, looked, strict=True):
             per_lookup = self._ok(res, result)
-            for lookup, rows in zip(group, per_lookup or [[]] * len(group), strict=True):
-                found.extend(self._matches(lookup, rows))
+            if per_lookup:  # else the source failed: recorded, nothing found there
+                for lookup, rows in zip(group, per_lookup, strict=True):
+                    found.extend(self._matches(lookup, rows))
         for (member, _), by_key in zip(fetches, read, strict=True):
             fetched.extend(
                 self.record(member, row) for rows in self._ok(res, by_key) for row in rows
