@@ -26,6 +26,7 @@ from connectors.request_id import (
 )
 
 access_log = logging.getLogger("custview.access")
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def incoming_request_id(headers: Headers) -> str:
@@ -60,7 +61,10 @@ class RequestIdMiddleware:
                 await self.app(scope, receive, stamped)
             finally:
                 ms = round((time.perf_counter() - started) * 1000, 2)
-                access_log.info(
+                # probes and scrapes arrive every few seconds: only worth a line when debugging
+                quiet = scope["path"] in PROBES and status < 500
+                access_log.log(
+                    logging.DEBUG if quiet else logging.INFO,
                     "%s %s %s in %s ms",
                     scope["method"],
                     scope["path"],

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.demodata.feedback_service import DEMO_TOKEN, create_feedback_app
-from gateway.logs import OWN_LOGGERS, LoggingSettings, configure_logging
+from gateway.logs import OWN_LOGGERS, LoggingSettings, LogLevel, configure_logging
 from gateway.settings import DEMO_CONFIG, load_settings
 from tests.e2e.conftest import serve_in_process
 from tests.support.servers import serve_in_thread
@@ -47,14 +48,23 @@ def feedback(demo_dir: Path, demo_env: None, monkeypatch: pytest.MonkeyPatch) ->
         yield recorder
 
 
+@contextmanager
+def captured(level: LogLevel) -> Iterator[io.StringIO]:
+    """JSON log lines at ``level``, as `custview serve` writes them."""
+    stream = io.StringIO()
+    handler = configure_logging(LoggingSettings(format="json", level=level), stream)
+    try:
+        yield stream
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for name in OWN_LOGGERS:
+            logging.getLogger(name).setLevel(logging.NOTSET)
+
+
 @pytest.fixture()
 def log_lines() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = configure_logging(LoggingSettings(format="json", level="debug"), stream)
-    yield stream
-    logging.getLogger().removeHandler(handler)
-    for name in OWN_LOGGERS:
-        logging.getLogger(name).setLevel(logging.NOTSET)
+    with captured("debug") as stream:
+        yield stream
 
 
 @pytest.fixture()
@@ -111,3 +121,14 @@ async def test_an_unusable_caller_id_is_replaced(feedback: _Headers) -> None:
         assert len(seen) == 3
         health = await client.get("/healthz")
         assert len(health.headers["x-request-id"]) == 32
+
+
+async def test_probes_are_quiet_at_info(demo_env: None) -> None:
+    with captured("info") as stream:
+        async for client in serve_in_process(load_settings(DEMO_CONFIG)):
+            await client.get("/healthz")
+            await client.get("/metrics")
+            await client.post("/graphql", json={"query": "{ sources { name } }"})
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    paths = [line["path"] for line in lines if line["logger"] == "custview.access"]
+    assert paths == ["/graphql"]
