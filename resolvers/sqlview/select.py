@@ -25,7 +25,15 @@ from resolvers.governance import check_expr
 from resolvers.policy import ForbiddenField, Grant
 from resolvers.sqlview.catalog import PG_TYPES, SqlColumn, SqlTable
 from resolvers.sqlview.errors import SqlError
-from resolvers.sqlview.where import Pred, columns_of, literal, parse_where, pushdown, row_check
+from resolvers.sqlview.where import (
+    Pred,
+    columns_of,
+    customer_ids,
+    literal,
+    parse_where,
+    pushdown,
+    row_check,
+)
 
 if TYPE_CHECKING:
     from resolvers.audit import Auditor
@@ -73,6 +81,8 @@ class SelectPlan:
     """(key, descending, nulls first)"""
     limit: int | None = None
     offset: int = 0
+    ids: list[str] | None = None
+    """Customers named by id in WHERE: looked up, not searched for."""
 
     @property
     def grouped(self) -> bool:
@@ -106,6 +116,7 @@ def plan_select(
     if where is not None:
         plan.where = parse_where(table, where.this)
         plan.expr, plan.exact = pushdown(model, table, plan.where)
+        plan.ids = customer_ids(table, plan.where)
         _check_readable(model, table, grant, columns_of(plan.where), "filter by")
     if segment is not None:
         plan.expr = segment if plan.expr is None else And((segment, plan.expr))
@@ -277,6 +288,7 @@ async def run_select(
         chunk=chunk,
         grant=grant,
         auditor=auditor,
+        ids=plan.ids,
     )
     names = [c.name for c in reads]
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlglot import exp
 
+from resolvers.export import CUSTOMERS
 from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, RelationPred, holds
 from resolvers.model import FieldType, UnifiedModel
 from resolvers.sqlview.catalog import SqlColumn, SqlTable
@@ -278,6 +279,19 @@ def _atom(model: UnifiedModel, table: SqlTable, atom: Atom) -> tuple[Expr | None
     if field in model.customer.fields or field in model.metrics:
         return FieldPred(field, (cond,)), exact
     return None, False
+
+
+def customer_ids(table: SqlTable, pred: Pred) -> list[str] | None:
+    """The customer ids the clause requires (``id = ...``/``IN`` on ``customers`` or a
+    view, ``customer_id`` on the others), ANDed at its top: those customers are
+    looked up by id rather than searched for. ``None``: the clause names none."""
+    key = "id" if table.export == CUSTOMERS else "customer_id"
+    atoms = pred.items if isinstance(pred, Both) else (pred,)
+    for atom in atoms:
+        if isinstance(atom, Atom) and atom.column.field == key and atom.op in ("eq", "in"):
+            values = atom.value if atom.op == "in" else (atom.value,)
+            return [str(v) for v in values if v is not None]
+    return None
 
 
 # -- checked in memory -------------------------------------------------------

@@ -220,6 +220,23 @@ async def test_masked_denied_and_hidden_as_in_graphql(endpoint: Endpoint) -> Non
     assert countries == sorted(inside.items())
 
 
+async def test_a_customer_by_id_is_looked_up(endpoint: Endpoint) -> None:
+    some = await endpoint.sql(
+        "SELECT id, order_count FROM customers WHERE order_count >= 2 LIMIT 3"
+    )
+    ids = [r[0] for r in some]
+    found = await endpoint.sql(
+        "SELECT id, order_count FROM customers WHERE id IN (%s, %s, %s) AND order_count >= 2",
+        ids,
+    )
+    assert sorted(found) == sorted(some)
+    orders = await endpoint.sql(
+        "SELECT customer_id, count(*) FROM orders WHERE customer_id = %s GROUP BY 1", [ids[0]]
+    )
+    assert orders == [(ids[0], dict(some)[ids[0]])]
+    assert await endpoint.sql("SELECT id FROM customers WHERE id = 'cus_not-an-id'") == []
+
+
 async def test_sql_reads_are_audited(endpoint: Endpoint) -> None:
     found = await endpoint.sql(
         "SELECT id, email FROM customers WHERE country = 'GB'", key=KEYS["support"]
