@@ -146,7 +146,8 @@ class CountingFloor(Floor):
     async def segment_count(self) -> int:
         seeds = await self._rows(CONTACTS, "lifecycle_stage = ?", ["marketing_qualified"])
         found = await self._customers(seeds)
-        return sum(1 for c in found if golden(c)[0]["lifecycleStage"] == "marketing_qualified")
+        # a marketing segment: only customers who may be contacted (consent unknown counts)
+        return sum(1 for c in found if _contactable_mql(golden(c)[0]))
 
     async def timeline(self, email: str) -> list[str]:
         from resolvers.normalize import normalize_email
@@ -176,6 +177,11 @@ class CountingFloor(Floor):
         events = [e for part in await asyncio.gather(*(read(*r) for r in reads)) for e in part]
         events.sort(key=lambda e: (e[0], e[1]), reverse=True)
         return sorted(ref for _, _, ref in events[:20])
+
+
+def _contactable_mql(values: dict[str, Any]) -> bool:
+    consent = values["acceptsMarketing"]
+    return values["lifecycleStage"] == "marketing_qualified" and (consent is None or bool(consent))
 
 
 def _rows_of(plan: dict[str, Any]) -> int:
