@@ -393,11 +393,15 @@ class _CustomerRows:
                 raise failure
             self.failures.add(failure)
             return [dict.fromkeys(names) for _ in customers]
+        # a customer without records in the parent table: the metrics of no rows
+        empty = {n: metric_values.combine(spec, []) for n, spec in specs.items()}
         return [
             {
                 n: metric_values.combine(spec, [partial[k].get(n) for k in ks])
                 for n, spec in specs.items()
             }
+            if ks
+            else dict(empty)
             for ks in owned
         ]
 

@@ -48,6 +48,8 @@ if TYPE_CHECKING:
 BUCKETS = 32
 """Key hashes are joined bucket by bucket, so one bucket's index is in memory at a time."""
 YIELD_EVERY = 50_000
+NUMBER = "i"
+"""Record numbers are 32-bit: an export walks at most 2**31 - 1 member records."""
 """CPU-bound loops give the event loop a turn this often (other requests, cancellation)."""
 
 
@@ -86,7 +88,7 @@ class _Edges:
 
     def __init__(self) -> None:
         self.hashes = [array("q") for _ in range(BUCKETS)]
-        self.numbers = [array("q") for _ in range(BUCKETS)]
+        self.numbers = [array(NUMBER) for _ in range(BUCKETS)]
         self.starts: list[list[int]] = [[] for _ in range(BUCKETS)]
 
     def begin_member(self) -> None:
@@ -133,7 +135,7 @@ def _sort_member(member: _Member, edges: _Edges) -> None:
     """Renumbers a member read out of listing order (a source that cannot sort)."""
     keys = list(member.keys)
     ranked = sorted(range(len(keys)), key=lambda i: _order(keys[i]))
-    moved = array("q", [0]) * len(keys)
+    moved = array(NUMBER, [0]) * len(keys)
     for new, old in enumerate(ranked):
         moved[old] = new
     sorted_keys = [keys[i] for i in ranked]
@@ -178,7 +180,7 @@ async def identities(federation: Federation, failures: Failures | None = None) -
             failures.add(exc)
             errors.append(exc)
             _forget_member(member, edges)
-    parent = array("q", range(total))
+    parent = array(NUMBER, range(total))
     await _join(edges, parent, federation.model.identity.max_key_fanout)
     # union by the lower number keeps parent[x] <= x, so one forward pass flattens
     for number in range(total):
@@ -223,13 +225,13 @@ async def _join(edges: _Edges, parent: array[int], fanout: int) -> None:
                 steps = 0
                 await asyncio.sleep(0)
         # this bucket's pairs are joined: give their memory back
-        edges.hashes[bucket], edges.numbers[bucket] = array("q"), array("q")
+        edges.hashes[bucket], edges.numbers[bucket] = array("q"), array(NUMBER)
 
 
 async def _chains(parent: array[int]) -> array[int]:
     """Record number -> the next record of the same customer (-1 after the last)."""
-    after = array("q", [-1]) * len(parent)
-    tail = array("q", range(len(parent)))
+    after = array(NUMBER, [-1]) * len(parent)
+    tail = array(NUMBER, range(len(parent)))
     for number, root in enumerate(parent):
         if root != number:
             after[tail[root]] = number
