@@ -13,9 +13,12 @@ its peak RSS (``VmHWM``, else ``ru_maxrss``) is that export's alone:
 
 It prints rows/s and peak RSS of both and the ratio, and writes
 ``bench-data/export-results.json``. The goal of issue 8 is >= 50,000
-customers/s and <= 300 MB peak RSS at 1M customers.
+customers/s and <= 300 MB peak RSS at 1M customers. ``--profile`` runs the
+custview export of the first size once more under pyinstrument and prints
+where its time goes.
 
-    python -m tests.bench.export [--sizes 100000] [--formats csv arrow]
+    python -m tests.bench.export [--sizes 100000] [--one-million] [--formats csv arrow]
+                                 [--profile]
 """
 
 from __future__ import annotations
@@ -195,9 +198,9 @@ def _measure(contender: str, data_dir: Path, fmt: str) -> dict[str, Any]:
 # -- the run ---------------------------------------------------------------------
 
 
-def sizes_for(sizes: Sequence[int]) -> list[int]:
+def sizes_for(sizes: Sequence[int], one_million: bool = False) -> list[int]:
     wanted = list(sizes)
-    if os.environ.get("BENCH_EXPORT_1M") == "1" and ONE_MILLION not in wanted:
+    if (one_million or os.environ.get("BENCH_EXPORT_1M") == "1") and ONE_MILLION not in wanted:
         wanted.append(ONE_MILLION)
     return wanted
 
@@ -207,12 +210,13 @@ def run(
     data_root: Path,
     console: Console,
     formats: Sequence[str] = FORMATS,
+    one_million: bool = False,
 ) -> dict[str, Any]:
     """Measure every size and format; print the table; write export-results.json."""
     from tests.bench.run import ensure_data
 
     results = []
-    for customers in sizes_for(sizes):
+    for customers in sizes_for(sizes, one_million):
         data_dir = ensure_data(data_root, customers, console)
         for fmt in formats:
             console.print(f"[bold]export[/] {customers:,} customers as {fmt} …")
@@ -272,10 +276,31 @@ def results_table(results: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
+def profile(data_dir: Path, fmt: str, console: Console) -> None:
+    """Where the custview export's time goes (pyinstrument, wall-clock samples)."""
+    from pyinstrument import Profiler
+
+    out = data_dir / f"export-profile.{fmt}"
+    profiler = Profiler(interval=0.005)  # the coarse clock: low overhead
+    profiler.start()
+    try:
+        asyncio.run(_custview(data_dir, fmt, out))
+    finally:
+        profiler.stop()
+        out.unlink(missing_ok=True)
+    console.print(profiler.output_text(unicode=True, color=console.is_terminal))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.export", description=__doc__)
     parser.add_argument("--sizes", nargs="+", type=int, default=[100_000])
+    parser.add_argument(
+        "--one-million", action="store_true", help="also 1,000,000 customers (as BENCH_EXPORT_1M=1)"
+    )
     parser.add_argument("--formats", nargs="+", choices=FORMATS, default=list(FORMATS))
+    parser.add_argument(
+        "--profile", action="store_true", help="then profile custview's export of the first size"
+    )
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
     parser.add_argument("--child", nargs=3, metavar=("CONTENDER", "DATA_DIR", "FORMAT"))
     args = parser.parse_args(argv)
@@ -285,7 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(child(contender, Path(data_dir), fmt, out)))
         return 0
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    run(args.sizes, args.data_dir, console, args.formats)
+    run(args.sizes, args.data_dir, console, args.formats, args.one_million)
+    if args.profile:
+        from tests.bench.run import ensure_data
+
+        profile(ensure_data(args.data_dir, args.sizes[0], console), args.formats[0], console)
     return 0
 
 
