@@ -226,7 +226,8 @@ class IdentityRegistry:
     # -- decisions -----------------------------------------------------------
 
     def decisions(self, refs: Iterable[str] | None = None) -> list[Decision]:
-        """Decisions (newest first) touching any of ``refs``, or all of them."""
+        """Decisions (newest first) touching any of ``refs``, or all of them; none that
+        names an erased record (the decision log is an answer too)."""
         wanted = None if refs is None else set(refs)
         by_seq = {e.seq: e for e in self._events}
         out = []
@@ -238,6 +239,8 @@ class IdentityRegistry:
                 target = by_seq[event.target]
                 touched |= {target.a, target.b}
             if wanted is not None and wanted.isdisjoint(touched):
+                continue
+            if any(ref in self._state.erased for ref in touched if ref):
                 continue
             out.append(
                 Decision(
