@@ -263,6 +263,11 @@ class Connector(abc.ABC):
     async def health(self, tables: Sequence[str] = ()) -> Health:
         """Reach the source; report latency and which of ``tables`` exist."""
 
+    def pool_usage(self) -> tuple[int, int] | None:
+        """``(in use, capacity)`` of the connection pool, for metrics; ``None`` when
+        the connector keeps no pool it can count."""
+        return None
+
     async def write_access(self, tables: Sequence[str]) -> WriteAccess:
         """Whether the credentials could write ``tables``; by default not known."""
         return WriteAccess(can_write=None, detail="this connector does not check its credentials")

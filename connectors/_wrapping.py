@@ -29,6 +29,7 @@ from connectors._base import (
 )
 
 T = TypeVar("T")
+W = TypeVar("W", bound="ConnectorWrapper")
 
 
 class Call(Generic[T]):
@@ -122,6 +123,9 @@ class ConnectorWrapper(Connector):
     def capabilities_for(self, table: str) -> Capabilities:
         return self.inner.capabilities_for(table)
 
+    def pool_usage(self) -> tuple[int, int] | None:
+        return self.inner.pool_usage()
+
     def __getattr__(self, name: str) -> Any:
         # counters, breaker state and engine handles of the wrapped connector
         return getattr(self.inner, name)
@@ -166,3 +170,15 @@ class ConnectorWrapper(Connector):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def wrapper_in(connector: Connector, kind: type[W]) -> W | None:
+    """The wrapper of type ``kind`` in a chain of wrappers, if there is one."""
+    found: object = connector
+    for _ in range(8):
+        if isinstance(found, kind):
+            return found
+        found = found.__dict__.get("inner")
+        if found is None:
+            return None
+    return None

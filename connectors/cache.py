@@ -53,7 +53,7 @@ from connectors._base import (
     Row,
     ScanRequest,
 )
-from connectors._wrapping import AggregateCall, Call, ConnectorWrapper, Lookup, relay
+from connectors._wrapping import AggregateCall, Call, ConnectorWrapper, Lookup, relay, wrapper_in
 from connectors.cache_store import dumps, hold, release
 from connectors.errors import (
     CircuitOpen,
@@ -148,6 +148,14 @@ class CachingConnector(ConnectorWrapper):
         self.namespace = f"{base}:{inner.name}:"
         self._flights: dict[str, asyncio.Future[_Result]] = {}
         self._refreshing: set[asyncio.Task[None]] = set()
+        self.observer: Callable[[str, Origin, int], None] | None = None
+        """Told ``(source, origin, count)`` for every answer: ``live`` is a miss,
+        ``cached`` a hit, ``stale`` an older entry standing in (metrics)."""
+
+    def _note(self, origin: Origin, count: int, age: float = 0.0) -> None:
+        _record(self.name, origin, count, age)
+        if self.observer is not None and count > 0:
+            self.observer(self.name, origin, count)
 
     # --- the cache, never fatal ----------------------------------------------------
 
@@ -370,7 +378,7 @@ class CachingConnector(ConnectorWrapper):
     async def around(self, call: Call[T]) -> T:
         if self.policy.ttl_for(call.table) <= 0 or (isinstance(call, Lookup) and not call.keys):
             result = await call.run(self.inner)
-            _record(self.name, "live", len(call.keys) if isinstance(call, Lookup) else 1)
+            self._note("live", len(call.keys) if isinstance(call, Lookup) else 1)
             return result
         if isinstance(call, Lookup):
             return cast(T, await self._lookup(call))
@@ -397,7 +405,7 @@ class CachingConnector(ConnectorWrapper):
         resolved = dict(zip(unique, await self._resolve(table, unique, fetch, marks), strict=True))
         for origin in ("live", "cached", "stale"):
             hits = [resolved[k] for k in unique if resolved[k][1] == origin]
-            _record(self.name, origin, len(hits), max((age for _, _, age in hits), default=0.0))
+            self._note(origin, len(hits), max((age for _, _, age in hits), default=0.0))
         out: list[list[Row]] = []
         seen: set[str] = set()
         for key in cache_keys:
@@ -407,7 +415,7 @@ class CachingConnector(ConnectorWrapper):
         return out
 
     def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
-        _record(self.name, "live", 1)
+        self._note("live", 1)
         return relay(self.inner.scan(request))
 
     async def _aggregate(self, call: AggregateCall) -> list[Row]:
@@ -432,7 +440,7 @@ class CachingConnector(ConnectorWrapper):
             for v in (f.value if f.op == "in" else [f.value])
         ]
         [(rows, origin, age)] = await self._resolve(table, [key], fetch, [marks] if marks else None)
-        _record(self.name, origin, 1, age)
+        self._note(origin, 1, age)
         return list(rows)
 
     async def aclose(self) -> None:
@@ -466,3 +474,8 @@ def _subset(
         return fetch([positions[i] for i in inner])
 
     return narrowed
+
+
+def cache_in(connector: Connector) -> CachingConnector | None:
+    """The cache wrapper in a chain of wrappers, if the source is cached."""
+    return wrapper_in(connector, CachingConnector)

@@ -46,7 +46,7 @@ from connectors._base import (
     Row,
     ScanRequest,
 )
-from connectors._wrapping import Call, ConnectorWrapper, relay
+from connectors._wrapping import Call, ConnectorWrapper, relay, wrapper_in
 from connectors.deadline import Deadline, current_deadline
 from connectors.errors import (
     CircuitOpen,
@@ -293,14 +293,7 @@ async def _until(
 
 def resilient_in(connector: Connector) -> ResilientConnector | None:
     """The resilience wrapper in a chain of wrappers (cache, resilience, observer), if any."""
-    found: object = connector
-    for _ in range(8):
-        if isinstance(found, ResilientConnector):
-            return found
-        found = found.__dict__.get("inner")
-        if found is None:
-            return None
-    return None
+    return wrapper_in(connector, ResilientConnector)
 
 
 def circuit_state(connector: Connector) -> BreakerState:

@@ -199,6 +199,8 @@ def create_app(
     limits = loaded.limits
 
     metrics = metrics or GatewayMetrics()
+    # outermost, so it counts what every other extension answers or refuses
+    schema.extensions = (metrics.graphql_extension(), *schema.extensions)
     authenticator = Authenticator(loaded.settings.auth)
     tracing = loaded.settings.tracing
     provider = tracer_provider(tracing) if tracing.enabled else None

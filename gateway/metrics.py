@@ -1,5 +1,7 @@
-"""Prometheus metrics of the gateway: HTTP requests, GraphQL latency, every
-source call (by source, operation and outcome) and circuit-breaker state.
+"""Prometheus metrics of the gateway: HTTP requests, GraphQL operations (count
+and latency by operation name and type), GraphQL errors by code, every source
+call (by source, operation and outcome), cache answers (hit, miss, stale),
+connection pools in use and circuit-breaker state.
 
 Each app has its own registry, so several apps in one process (tests,
 embedders) do not mix their numbers.
@@ -7,18 +9,27 @@ embedders) do not mix their numbers.
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from connectors import Connector
+from connectors.cache import cache_in
 from connectors.resilience import resilient_in
 
 _STATES = {"closed": 0, "half-opened": 1, "opened": 2}
+_CACHE = {"live": "miss", "cached": "hit", "stale": "stale"}
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+MAX_OPERATION_NAMES = 200
+"""Distinct operation names labelled; clients choose them, so later ones count as
+``other`` (a label per name would let any client grow the registry)."""
 
 
 class GatewayMetrics:
@@ -65,6 +76,38 @@ class GatewayMetrics:
             "Exports streaming right now.",
             registry=self.registry,
         )
+        self.operations = Histogram(
+            "custview_graphql_operation_seconds",
+            "GraphQL operations by operation name (anonymous, or other past the first "
+            f"{MAX_OPERATION_NAMES}) and type.",
+            ["operation", "type"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "custview_graphql_errors_total",
+            "Errors in GraphQL answers by extensions.code (GRAPHQL_ERROR when it has none).",
+            ["code"],
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "custview_cache_answers_total",
+            "Keys answered through a source's cache: hit, miss (read live) or stale.",
+            ["source", "result"],
+            registry=self.registry,
+        )
+        self.pool_in_use = Gauge(
+            "custview_source_pool_connections_in_use",
+            "Connections checked out of each source's pool (sources that keep one).",
+            ["source"],
+            registry=self.registry,
+        )
+        self.pool_capacity = Gauge(
+            "custview_source_pool_connections_max",
+            "Connections each source's pool may open (size plus overflow).",
+            ["source"],
+            registry=self.registry,
+        )
+        self._names: set[str] = set()
         self._connectors: Mapping[str, Connector] = {}
 
     def observe_sources(self, connectors: Mapping[str, Connector]) -> None:
@@ -74,6 +117,55 @@ class GatewayMetrics:
             resilient = resilient_in(connector)
             if resilient is not None:
                 resilient.observer = self._source_call
+            cached = cache_in(connector)
+            if cached is not None:
+                cached.observer = self._cache_answer
+
+    def _cache_answer(self, source: str, origin: str, count: int) -> None:
+        self.cache.labels(source, _CACHE.get(origin, origin)).inc(count)
+
+    def _operation_label(self, name: str | None) -> str:
+        if not name:
+            return "anonymous"
+        if not _NAME.fullmatch(name):
+            return "other"
+        if name not in self._names and len(self._names) >= MAX_OPERATION_NAMES:
+            return "other"
+        self._names.add(name)
+        return name
+
+    def graphql_extension(self) -> type[SchemaExtension]:
+        """A schema extension counting every operation, its latency and its errors;
+        install it first, so it sees the errors every other extension adds."""
+        metrics = self
+
+        class GraphQLMetrics(SchemaExtension):
+            def on_operation(self) -> Iterator[None]:
+                started, finished = time.perf_counter(), False
+                try:
+                    yield
+                    finished = True
+                finally:  # a document that does not parse ends the operation early
+                    seconds = time.perf_counter() - started
+                    metrics._observe(self.execution_context, seconds, finished)
+
+        return GraphQLMetrics
+
+    def _observe(self, context: ExecutionContext, seconds: float, finished: bool) -> None:
+        try:
+            kind = context.operation_type.value
+        except RuntimeError:  # the document did not parse
+            kind = "unknown"
+        label = self._operation_label(context.operation_name)
+        self.operations.labels(label, kind).observe(seconds)
+        result = context.result
+        errors = (result.errors if result is not None else None) or []
+        errors = errors or context.pre_execution_errors or []
+        if not finished and not errors:
+            self.errors.labels("GRAPHQL_ERROR").inc()
+        for error in errors:
+            code = (error.extensions or {}).get("code") or "GRAPHQL_ERROR"
+            self.errors.labels(str(code)).inc()
 
     def _source_call(self, source: str, operation: str, outcome: str, seconds: float) -> None:
         self.source_calls.labels(source, operation, outcome).observe(seconds)
@@ -93,6 +185,10 @@ class GatewayMetrics:
             resilient = resilient_in(connector)
             if resilient is not None:
                 self.breaker.labels(name).set(_STATES.get(resilient.breaker_state, 0))
+            usage = connector.pool_usage()
+            if usage is not None:
+                self.pool_in_use.labels(name).set(usage[0])
+                self.pool_capacity.labels(name).set(usage[1])
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 

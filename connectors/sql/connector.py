@@ -93,10 +93,18 @@ class SQLConnector(Connector):
         self._background: set[asyncio.Task[None]] = set()
         size = options.max_batch_size or BATCH_LIMITS.get(self._backend, DEFAULT_BATCH)
         self._capabilities = replace(self.default_capabilities, max_batch_size=size)
+        self._max_overflow = options.max_overflow
 
     @property
     def capabilities(self) -> Capabilities:
         return self._capabilities
+
+    def pool_usage(self) -> tuple[int, int] | None:
+        pool = self._engine.sync_engine.pool
+        checked_out, size = getattr(pool, "checkedout", None), getattr(pool, "size", None)
+        if checked_out is None or size is None:
+            return None  # a pool that does not count (e.g. SQLite's static pool)
+        return int(checked_out()), int(size()) + max(self._max_overflow, 0)
 
     @property
     def engine(self) -> AsyncEngine:

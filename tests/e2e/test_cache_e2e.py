@@ -46,6 +46,22 @@ async def test_a_cached_source_reports_live_then_cached_freshness(
         assert 0 <= second["sales"]["max_age_s"] < 30
         assert answers[0]["data"] == answers[1]["data"]
         assert "incomplete" not in answers[1]["extensions"]["custview"]
+        metrics = (await client.get("/metrics")).text
+        counted = {
+            result: sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in metrics.splitlines()
+                if line.startswith("custview_cache_answers_total{")
+                and f'result="{result}"' in line
+                and 'source="sales"' in line
+            )
+            for result in ("hit", "miss", "stale")
+        }
+        assert counted == {
+            "hit": second["sales"]["cached"] + first["sales"]["cached"],
+            "miss": first["sales"]["live"] + second["sales"]["live"],
+            "stale": 0,
+        }, "metrics count what the responses reported"
 
 
 ONE = """query($id: ID) { customer(id: $id) { id name email phone lifetimeValue country } }"""

@@ -36,6 +36,39 @@ async def test_metrics_count_requests_and_source_calls(client: httpx.AsyncClient
         >= 1
     )
     assert _sample(text, "custview_source_circuit_state", source="crm") == 0
+    assert _sample(text, "custview_source_pool_connections_max", source="crm") >= 1
+    assert _sample(text, "custview_source_pool_connections_in_use", source="crm") == 0
+
+
+async def test_metrics_count_operations_by_name_and_errors_by_code(
+    client: httpx.AsyncClient,
+) -> None:
+    async def scrape() -> str:
+        return (await client.get("/metrics")).text
+
+    def count(text: str, name: str, **labels: str) -> float:
+        try:
+            return _sample(text, name, **labels)
+        except AssertionError:
+            return 0.0
+
+    before = await scrape()
+    for _ in range(2):
+        await gql(client, "query FindThree { customers(first: 3) { nodes { id } } }")
+    await gql(client, "{ customers(first: 1) { nodes { id } } }")
+    await gql(client, "query Broken { customers(first: 1) { nodes { noSuchField } } }")
+    await gql(client, "query Bad! { nope")
+    after = await scrape()
+    seconds = "custview_graphql_operation_seconds_count"
+    for labels, added in (
+        ({"operation": "FindThree", "type": "query"}, 2),
+        ({"operation": "anonymous", "type": "query"}, 1),
+        ({"operation": "Broken", "type": "query"}, 1),
+        ({"operation": "anonymous", "type": "unknown"}, 1),
+    ):
+        assert count(after, seconds, **labels) - count(before, seconds, **labels) == added, labels
+    errors, code = "custview_graphql_errors_total", "GRAPHQL_ERROR"
+    assert count(after, errors, code=code) - count(before, errors, code=code) == 2
 
 
 async def test_a_dead_source_shows_in_metrics_and_readiness(
@@ -66,6 +99,7 @@ async def test_a_dead_source_shows_in_metrics_and_readiness(
         assert support["circuit"] == "opened", "repeated failures open the circuit"
         text = (await client.get("/metrics")).text
         assert _sample(text, "custview_source_circuit_state", source="support") == 2
+        assert _sample(text, "custview_graphql_errors_total", code="CIRCUIT_OPEN") >= 1
         outcomes = set(re.findall(r'operation="lookup",outcome="(\w+)",source="support"', text))
         assert {"SOURCE_UNAVAILABLE", "CIRCUIT_OPEN"} <= outcomes
         body = await gql(client, "{ sources { name status circuit } }")
