@@ -54,7 +54,9 @@ def normalize_external_id(value: object) -> str | None:
     ``" ab-12 34/56 c "`` -> ``"AB123456C"``; None when nothing is left."""
     if value is None or isinstance(value, bool):
         return None
-    text = str(value).strip().translate(_ID_SEPARATORS).upper()
+    # separators first, then every kind of whitespace (a separator between two
+    # whitespace characters must not leave one behind: normalising is idempotent)
+    text = "".join(str(value).translate(_ID_SEPARATORS).split()).upper()
     return text or None
 
 

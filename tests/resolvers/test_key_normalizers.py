@@ -31,6 +31,13 @@ def test_every_key_normaliser_is_idempotent(kind: str, value: str) -> None:
     assert once is None or normalize(once, "GB", "US") == once
 
 
+@pytest.mark.parametrize("value", ["-\x1f0", " -\u20030", "ab-\t-12"])
+def test_an_id_separator_between_whitespace_leaves_none_behind(value: str) -> None:
+    once = normalize_external_id(value)
+    assert once is not None and normalize_external_id(once) == once
+    assert once.isalnum()
+
+
 @pytest.mark.parametrize("kind", ["email", "email_provider", "external_id"])
 @given(value=st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
 def test_case_and_surrounding_whitespace_do_not_matter(kind: str, value: str) -> None:
