@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from pydantic import BaseModel
 
 from connectors.sql import SQLOptions
@@ -93,3 +95,19 @@ def test_every_graphql_root_field_is_in_the_readme() -> None:
     missing = {name for name in roots if f"`{name}(" not in README and f"`{name}`" not in README}
     missing -= {n for n in roots if re.search(rf"`{n}[ :]", README)}
     assert missing == set()
+
+
+def test_the_own_systems_example_config_validates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    section = README.split("## Connecting your own systems", 1)[1].split("\n## ", 1)[0]
+    (example,) = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    for name in set(re.findall(r"\$\{(\w+)\}", example)):
+        monkeypatch.setenv(name, "0" * 64 if name.endswith("SHA256") else "secret")
+    path = tmp_path / "custview.yaml"
+    path.write_text(example)
+    loaded = load_settings(path)
+    settings = loaded.settings
+    assert set(settings.sources) == {"crm", "shop", "helpdesk"}
+    assert [m.source for m in settings.model.customer.members] == ["crm", "shop", "helpdesk"]
+    assert "orders" in settings.model.relations
