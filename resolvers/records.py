@@ -10,7 +10,7 @@ import base64
 import binascii
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors import QueryError, Row
@@ -67,6 +67,7 @@ class Record:
     member: MemberSpec
     rank: int
     row: Row
+    _ref: RecordRef | None = field(default=None, repr=False, compare=False)
 
     @property
     def key(self) -> Any:
@@ -74,7 +75,10 @@ class Record:
 
     @property
     def ref(self) -> RecordRef:
-        return RecordRef(self.member.source, self.member.table, str(self.key))
+        # asked for many times per record while stitching (graph nodes, dict keys)
+        if self._ref is None:
+            self._ref = RecordRef(self.member.source, self.member.table, str(self.key))
+        return self._ref
 
     def order(self) -> tuple[int, int, int | str]:
         """Member rank, then key (numbers before text): the order of listing."""

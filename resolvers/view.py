@@ -177,8 +177,10 @@ class Federation:
 
     def customer(self, resolution: Resolution, records: list[Record]) -> CustomerView:
         """The customer made of ``records`` (one cluster of ``resolution``)."""
-        refs = {r.ref for r in records}
-        edges = [e for e in resolution.edges if e.a in refs and e.b in refs]
+        edges: list[Edge] = []
+        if resolution.edges:
+            refs = {r.ref for r in records}
+            edges = [e for e in resolution.edges if e.a in refs and e.b in refs]
         return CustomerView(records, self.survivorship.build(records), edges=edges)
 
     async def aclose(self) -> None:
