@@ -120,27 +120,34 @@ class CountingFloor(Floor):
         return kept[:50]
 
     async def _open_tickets(self, users: Sequence[int]) -> dict[int, Any]:
-        found: dict[int, Any] = {}
-        for start in range(0, len(users), 500):
-            part = list(users[start : start + 500])
-            sql = (
-                f"SELECT requester_id, count(*) FROM tickets WHERE requester_id IN "
-                f"({_marks(len(part))}) AND status IN ({_marks(len(OPEN))}) GROUP BY requester_id"
-            )
-            for key, value in await self.fetch("support", sql, [*part, *OPEN]):
-                found[key] = value
-        return found
+        return await self._per_parent("support", "count(*)", "tickets", "requester_id", users, OPEN)
 
     async def _lifetime_values(self, buyers: Sequence[int]) -> dict[int, Decimal]:
-        found: dict[int, Decimal] = {}
-        for start in range(0, len(buyers), 500):
-            part = list(buyers[start : start + 500])
+        totals = await self._per_parent(
+            "sales", "sum(total)", "orders", "customer_id", buyers, PAID
+        )
+        return {k: Decimal(str(v)).quantize(Decimal("0.01")) for k, v in totals.items()}
+
+    async def _per_parent(
+        self,
+        source: str,
+        aggregate: str,
+        table: str,
+        parent: str,
+        keys: Sequence[int],
+        statuses: Sequence[str],
+    ) -> dict[int, Any]:
+        """``aggregate`` of ``table``'s rows in ``statuses`` per ``parent`` key, 500 keys
+        a statement."""
+        found: dict[int, Any] = {}
+        for start in range(0, len(keys), 500):
+            part = list(keys[start : start + 500])
             sql = (
-                f"SELECT customer_id, sum(total) FROM orders WHERE customer_id IN "
-                f"({_marks(len(part))}) AND status IN ({_marks(len(PAID))}) GROUP BY customer_id"
+                f"SELECT {parent}, {aggregate} FROM {table} WHERE {parent} IN "
+                f"({_marks(len(part))}) AND status IN ({_marks(len(statuses))}) GROUP BY {parent}"
             )
-            for key, value in await self.fetch("sales", sql, [*part, *PAID]):
-                found[key] = Decimal(str(value)).quantize(Decimal("0.01"))
+            for key, value in await self.fetch(source, sql, [*part, *statuses]):
+                found[key] = value
         return found
 
     async def segment_count(self) -> int:

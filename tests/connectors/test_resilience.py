@@ -22,7 +22,7 @@ from connectors import (
 from connectors.deadline import deadline_scope
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from connectors.sql import SQLConnector, SQLOptions
-from tests.support.processes import until
+from tests.support.processes import end_custview_sessions, until
 from tests.support.proxy import FaultProxy
 
 
@@ -194,30 +194,13 @@ async def test_a_cut_connection_is_a_source_failure_and_the_next_call_reconnects
     await connector.aclose()
 
 
-async def _stop_sessions(admin_url: str) -> int:
-    """What a PostgreSQL shutdown does to its clients: every custview session is
-    ended by the server (FATAL 57P01, terminating connection due to administrator command)."""
-    engine = create_async_engine(admin_url)
-    try:
-        async with engine.connect() as conn:
-            ended = await conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND application_name = 'custview'"
-                )
-            )
-            return int(ended.scalar_one())
-    finally:
-        await engine.dispose()
-
-
 async def test_a_stopped_database_opens_the_circuit_and_its_restart_closes_it(
     items_url: str, proxy: FaultProxy
 ) -> None:
     connector = connect(items_url, proxy, retries=1, breaker_threshold=2, breaker_recovery=0.3)
     assert await lookup(connector, 1) == item(1)
     proxy.mode = "refuse"  # stopped: its sessions end, new connections are refused
-    assert await _stop_sessions(items_url) >= 1
+    assert await end_custview_sessions(items_url) >= 1
     for _ in range(2):
         with pytest.raises(SourceUnavailable) as info:
             await lookup(connector, 2)

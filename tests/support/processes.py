@@ -78,12 +78,22 @@ class ServeProcess:
 async def custview_sessions(admin_url: str) -> int:
     """Sessions custview's pools (``application_name``) hold on ``admin_url``'s
     PostgreSQL database, as the server sees them."""
+    return await _over_custview_sessions(admin_url, "count(*)")
+
+
+async def end_custview_sessions(admin_url: str) -> int:
+    """What a PostgreSQL shutdown does to its clients: every custview session on
+    ``admin_url``'s database is ended by the server (FATAL 57P01); returns how many."""
+    return await _over_custview_sessions(admin_url, "count(pg_terminate_backend(pid))")
+
+
+async def _over_custview_sessions(admin_url: str, select: str) -> int:
     engine = create_async_engine(admin_url)
     try:
         async with engine.connect() as conn:
             found = await conn.execute(
                 text(
-                    "SELECT count(*) FROM pg_stat_activity "
+                    f"SELECT {select} FROM pg_stat_activity "
                     "WHERE datname = :db AND application_name = 'custview'"
                 ),
                 {"db": make_url(admin_url).database},
