@@ -84,23 +84,30 @@ def engine_layout(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def mixed_config(
     demo_dir: Path, postgres_url: str, mariadb_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+) -> Iterator[Path]:
+    """The demo config with crm in a fresh PostgreSQL database and support in a fresh
+    MariaDB one (dropped at the end), so concurrent test runs never share a database."""
     from gateway.demodata.schema import METADATA
-    from tests.support.engines import copy_sqlite_database
+    from tests.support.engines import copy_sqlite_database, fresh_database
 
-    async def load() -> None:
-        await copy_sqlite_database(demo_dir / "crm.db", postgres_url, METADATA["crm"])
-        await copy_sqlite_database(demo_dir / "support.db", mariadb_url, METADATA["support"])
+    with (
+        fresh_database(postgres_url, prefix="custview_e2e") as crm_url,
+        fresh_database(mariadb_url, prefix="custview_e2e") as support_url,
+    ):
 
-    asyncio.run(load())
-    text = DEMO_CONFIG.read_text()
-    for system, url in (("crm", postgres_url), ("support", mariadb_url)):
-        text = text.replace(
-            f'"sqlite+aiosqlite:///${{CUSTVIEW_DEMO_DIR:-demo-data}}/{system}.db"', f'"{url}"'
-        )
-    path = tmp_path_factory.mktemp("mixed") / "mixed.yaml"
-    path.write_text(text)
-    return path
+        async def load() -> None:
+            await copy_sqlite_database(demo_dir / "crm.db", crm_url, METADATA["crm"])
+            await copy_sqlite_database(demo_dir / "support.db", support_url, METADATA["support"])
+
+        asyncio.run(load())
+        text = DEMO_CONFIG.read_text()
+        for system, url in (("crm", crm_url), ("support", support_url)):
+            text = text.replace(
+                f'"sqlite+aiosqlite:///${{CUSTVIEW_DEMO_DIR:-demo-data}}/{system}.db"', f'"{url}"'
+            )
+        path = tmp_path_factory.mktemp("mixed") / "mixed.yaml"
+        path.write_text(text)
+        yield path
 
 
 @pytest.fixture()
