@@ -1,7 +1,9 @@
 """The PostgreSQL frontend/backend protocol (v3), the subset BI clients use.
 
-Startup (SSL and GSS encryption requests are refused with ``N``, so clients
-fall back to plain TCP), cleartext password authentication, the simple query
+Startup (an SSL request is answered ``S`` and the connection upgraded to TLS
+when the server has a certificate, else refused with ``N`` so the client
+falls back to plain TCP; GSS encryption is always refused; a server that
+requires TLS refuses a plain-TCP startup), cleartext password authentication, the simple query
 protocol, the extended query protocol (Parse, Bind, Describe, Execute,
 Close, Sync, Flush; text results, text or binary parameters) and Terminate.
 That is what libpq (``psql``), psycopg 3, SQLAlchemy's postgresql dialect
@@ -21,6 +23,7 @@ import datetime as dt
 import logging
 import secrets
 import socket
+import ssl
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -239,11 +242,16 @@ class _Connection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         keys: Keys,
+        tls: ssl.SSLContext | None = None,
+        require_tls: bool = False,
     ) -> None:
         self.backend = backend
         self.reader = reader
         self.writer = writer
         self.keys = keys
+        self.tls = tls
+        self.require_tls = require_tls
+        self.encrypted = False
         self.key = (secrets.randbits(31), secrets.randbits(31))
         self.statement: asyncio.Task[None] | None = None
         self.session: Session | None = None
@@ -279,6 +287,15 @@ class _Connection:
             except (asyncio.IncompleteReadError, ConnectionError):
                 return None
             code = reader.int32()
+            if code == _SSL_REQUEST and self.tls is not None and not self.encrypted:
+                await self.send(b"S")
+                try:
+                    await self.writer.start_tls(self.tls)
+                except (ssl.SSLError, ConnectionError, OSError) as exc:
+                    log.info("SQL client's TLS handshake failed: %s", exc)
+                    return None
+                self.encrypted = True
+                continue
             if code in (_SSL_REQUEST, _GSS_REQUEST):
                 await self.send(b"N")
                 continue
@@ -289,6 +306,14 @@ class _Connection:
                 return None
             if code != _PROTOCOL_3:
                 await self.send(_error(PgError("08P01", "unsupported protocol"), "FATAL"))
+                return None
+            if self.require_tls and not self.encrypted:
+                refused = PgError(
+                    "28000",
+                    "this endpoint accepts TLS connections only",
+                    hint="connect with sslmode=require (or verify-full with the server's CA)",
+                )
+                await self.send(_error(refused, "FATAL"))
                 return None
             options: dict[str, str] = {}
             while reader.at < len(reader.data) - 1:
@@ -555,10 +580,20 @@ async def _close(chunks: AsyncIterator[Any]) -> None:
 class PgServer:
     """A listening socket that serves :class:`Backend` sessions, one task per client."""
 
-    def __init__(self, backend: Backend, host: str, port: int) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        host: str,
+        port: int,
+        *,
+        tls: ssl.SSLContext | None = None,
+        require_tls: bool = False,
+    ) -> None:
         self.backend = backend
         self.host = host
         self.port = port
+        self.tls = tls
+        self.require_tls = require_tls
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._keys: Keys = {}
@@ -570,13 +605,20 @@ class PgServer:
             self._handle, self.host, self.port, reuse_port=hasattr(socket, "SO_REUSEPORT")
         )
         self.port = self._server.sockets[0].getsockname()[1]
-        log.info("SQL endpoint listening on %s:%d", self.host, self.port)
+        log.info(
+            "SQL endpoint listening on %s:%d (%s)",
+            self.host,
+            self.port,
+            "TLS only" if self.require_tls else "TLS offered" if self.tls else "no TLS",
+        )
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
-        connection = _Connection(self.backend, reader, writer, self._keys)
+        connection = _Connection(
+            self.backend, reader, writer, self._keys, self.tls, self.require_tls
+        )
         try:
             await connection.serve()
         except _Closed:

@@ -26,7 +26,7 @@ from gateway.auth import AuthSettings
 from gateway.hardening import Limits, LimitSettings, Profile
 from gateway.logs import LoggingSettings
 from gateway.persisted import PersistedQueries
-from gateway.sql import SqlSettings
+from gateway.sql import SqlSettings, TlsFileError, tls_context
 from gateway.tracing import TracingSettings, otel_missing
 from resolvers.model import UnifiedModel
 from resolvers.policy import Policy, PolicySpec, check_policy
@@ -329,6 +329,13 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
             _raise_validation(exc, file, lines, (*where, "options"))
             raise
         connectors[name] = (cls, options)
+    sql = settings.sql.relative_to(path.resolve().parent)
+    try:
+        tls_context(sql)
+    except TlsFileError as exc:
+        at = ("sql", exc.key)
+        raise ConfigError(str(exc), file=file, path=_dotted(at), line=lines.get(at)) from None
+    settings = settings.model_copy(update={"sql": sql})
     loaded = LoadedSettings(path, settings, connectors)
     listed = settings.limits.persisted_queries
     if listed is not None:

@@ -5,6 +5,7 @@ same caller."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -48,11 +49,11 @@ class Endpoint:
             return await cursor.fetchall()
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def endpoint(
-    demo_dir: Path, feedback_url: str, tmp_path_factory: pytest.TempPathFactory
+@contextlib.asynccontextmanager
+async def serve_sql(
+    demo_dir: Path, feedback_url: str, audit: Path, sql: SqlSettings
 ) -> AsyncIterator[Endpoint]:
-    audit = tmp_path_factory.mktemp("sql") / "audit.jsonl"
+    """The demo app with its SQL endpoint on a free port, for the time of the block."""
     wanted = {
         "CUSTVIEW_DEMO_DIR": str(demo_dir),
         "CUSTVIEW_FEEDBACK_URL": feedback_url,
@@ -62,9 +63,7 @@ async def endpoint(
     os.environ.update(wanted)
     try:
         loaded = load_settings(DEMO_CONFIG)
-        loaded.settings = loaded.settings.model_copy(
-            update={"sql": SqlSettings(enabled=True, port=0)}
-        )
+        loaded.settings = loaded.settings.model_copy(update={"sql": sql})
         app = create_app(loaded)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
@@ -76,6 +75,15 @@ async def endpoint(
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def endpoint(
+    demo_dir: Path, feedback_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Endpoint]:
+    audit = tmp_path_factory.mktemp("sql") / "audit.jsonl"
+    async with serve_sql(demo_dir, feedback_url, audit, SqlSettings(enabled=True, port=0)) as e:
+        yield e
 
 
 async def _psql(endpoint: Endpoint, command: str, key: str = "demo-key") -> tuple[int, str, str]:
