@@ -6,14 +6,17 @@ exports: the planner's filter (from ``WHERE``), the grant's row rules and
 masking, one audit entry per chunk. Aggregates (``COUNT``, ``SUM``, ``AVG``,
 ``MIN``, ``MAX`` with ``GROUP BY``) are computed over those governed rows,
 so a hidden customer is never counted and a masked value never summed in
-clear. Without ``ORDER BY`` or aggregates, rows stream and ``LIMIT`` stops
-the source reads early.
+clear. ``date_trunc('unit', column)`` of a date or timestamp column may be
+selected, grouped by and sorted by (BI tools' time grains), in UTC. Without
+``ORDER BY`` or aggregates, rows stream and ``LIMIT`` stops the source reads
+early.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +47,10 @@ _AGGREGATES: dict[type[exp.Expr], str] = {
 }  # fmt: skip
 _NUMERIC = ("int", "float", "decimal")
 _CHUNK = 500
+TRUNC_UNITS = ("second", "minute", "hour", "day", "week", "month", "quarter", "year")
+"""``date_trunc`` units, as PostgreSQL names them (weeks start on Monday)."""
+_UNIT_ALIASES = {"mon": "month", "qtr": "quarter", "yr": "year", "sec": "second", "min": "minute"}
+_TIMESTAMPTZ = 1184
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +61,15 @@ class Output:
     fn: str | None = None
     distinct: bool = False
     sql: str = ""
+    unit: str | None = None
+    """``date_trunc(unit, column)``."""
 
     @property
     def type_oid(self) -> int:
         if self.fn == "count":
             return 20
+        if self.unit is not None:
+            return _TIMESTAMPTZ
         assert self.column is not None
         if (self.fn == "sum" and self.column.type == "int") or self.fn == "avg":
             return 701 if self.column.type == "float" else 1700
@@ -67,13 +78,15 @@ class Output:
 
 Key = tuple[str, Any]
 """An ORDER BY key: ("out", output index) or ("col", column name)."""
+Grouping = tuple[SqlColumn, str | None]
+"""A GROUP BY key: a column, truncated to a ``date_trunc`` unit or not (``None``)."""
 
 
 @dataclass
 class SelectPlan:
     table: SqlTable
     outputs: list[Output]
-    group_by: list[SqlColumn] = field(default_factory=list)
+    group_by: list[Grouping] = field(default_factory=list)
     where: Pred | None = None
     expr: Expr | None = None
     exact: bool = True
@@ -90,7 +103,7 @@ class SelectPlan:
 
     def reads(self) -> list[SqlColumn]:
         wanted = [o.column for o in self.outputs if o.column is not None]
-        wanted += self.group_by
+        wanted += [column for column, _ in self.group_by]
         if self.where is not None and not self.exact:
             wanted += sorted(columns_of(self.where), key=lambda c: c.name)
         wanted += [self.table.column(k[1]) for k, _, _ in self.order if k[0] == "col"]  # type: ignore[misc]
@@ -109,8 +122,10 @@ def plan_select(
     """Check and plan one SELECT over ``table`` for ``grant``."""
     model = federation.model
     plan = SelectPlan(table, _outputs(select, table, model, grant))
-    # COUNT reads no values; the other aggregates would work on masked text
-    valued = {o.column for o in plan.outputs if o.fn not in (None, "count") and o.column}
+    # COUNT reads no values; the other aggregates and date_trunc would work on masked text
+    valued = {
+        o.column for o in plan.outputs if (o.fn not in (None, "count") or o.unit) and o.column
+    }
     _check_readable(model, table, grant, valued, "aggregate")
     where = select.args.get("where")
     if where is not None:
@@ -126,7 +141,9 @@ def plan_select(
     if group is not None:
         plan.group_by = [_group_column(table, plan.outputs, g) for g in group.expressions]
     if plan.grouped:
-        loose = [o.name for o in plan.outputs if o.fn is None and o.column not in plan.group_by]
+        loose = [
+            o.name for o in plan.outputs if o.fn is None and (o.column, o.unit) not in plan.group_by
+        ]
         if loose:
             raise SqlError(
                 f'column "{loose[0]}" must appear in the GROUP BY clause or be used in an '
@@ -137,6 +154,7 @@ def plan_select(
     if order is not None:
         plan.order = [_order_key(table, plan, o) for o in order.expressions]
         used = {table.column(k[1]) for k, _, _ in plan.order if k[0] == "col"}
+        _check_readable(model, table, grant, {c for c, _ in plan.group_by}, "group by")
         used |= {plan.outputs[k[1]].column for k, _, _ in plan.order if k[0] == "out"}
         _check_readable(model, table, grant, {c for c in used if c is not None}, "sort by")
     plan.limit = _count(select.args.get("limit"), "LIMIT")
@@ -179,11 +197,15 @@ def _outputs(select: exp.Select, table: SqlTable, model: Any, grant: Grant) -> l
             plain = _column(table, node)
             outputs.append(Output(alias or plain.name, plain, sql=plain.name))
             continue
+        if isinstance(node, exp.TimestampTrunc | exp.DateTrunc):
+            truncated, unit = _truncation(table, node)
+            outputs.append(Output(alias or "date_trunc", truncated, sql=_text(node), unit=unit))
+            continue
         fn = _AGGREGATES.get(type(node))
         if fn is None:
             raise SqlError(
-                f"unsupported select item: {node.sql('postgres')}; select columns or "
-                "COUNT/SUM/AVG/MIN/MAX of a column",
+                f"unsupported select item: {node.sql('postgres')}; select columns, "
+                "COUNT/SUM/AVG/MIN/MAX of a column or date_trunc('unit', column)",
                 "0A000",
             )
         argument, distinct = node.this, False
@@ -197,8 +219,63 @@ def _outputs(select: exp.Select, table: SqlTable, model: Any, grant: Grant) -> l
         if fn in ("sum", "avg") and column is not None and column.type not in _NUMERIC:
             type_name = PG_TYPES[column.type][1]
             raise SqlError(f"function {fn}({type_name}) does not exist", "42883")
-        outputs.append(Output(alias or fn, column, fn, distinct, node.sql("postgres").lower()))
+        outputs.append(Output(alias or fn, column, fn, distinct, _text(node)))
     return outputs
+
+
+def _text(node: exp.Expr) -> str:
+    """An expression's text for matching it elsewhere in the statement (case ignored)."""
+    return node.sql("postgres").lower()
+
+
+def _truncation(table: SqlTable, node: exp.Expr) -> Grouping:
+    """``date_trunc('unit', column)``: the column (a date or timestamp) and the unit."""
+    column = _column(table, node.this)
+    unit_node = node.args.get("unit")
+    if unit_node is None:
+        raise SqlError("date_trunc needs a unit, e.g. date_trunc('month', column)", "42601")
+    unit = str(literal(unit_node) if isinstance(unit_node, exp.Literal) else unit_node.name)
+    unit = unit.lower()
+    unit = _UNIT_ALIASES.get(unit, unit)
+    if unit.endswith("s") and unit[:-1] in TRUNC_UNITS + tuple(_UNIT_ALIASES):
+        unit = _UNIT_ALIASES.get(unit[:-1], unit[:-1])  # "months", "mons", "hours"
+    if column.type not in ("date", "datetime"):
+        type_name = PG_TYPES[column.type][1]
+        raise SqlError(f"function date_trunc(unknown, {type_name}) does not exist", "42883")
+    if unit not in TRUNC_UNITS:
+        raise SqlError(
+            f'unit "{unit}" not recognized for date_trunc; use one of {", ".join(TRUNC_UNITS)}',
+            "22023",
+        )
+    return column, unit
+
+
+def truncate(value: Any, unit: str) -> datetime | None:
+    """PostgreSQL's ``date_trunc(unit, value)`` in UTC; a date is midnight UTC."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        moment = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day, tzinfo=UTC)
+    else:
+        raise SqlError(f"date_trunc needs a date or timestamp, not {value!r}", "22007")
+    if unit == "second":
+        return moment.replace(microsecond=0)
+    if unit == "minute":
+        return moment.replace(second=0, microsecond=0)
+    if unit == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "day":
+        return day
+    if unit == "week":
+        return day - timedelta(days=day.weekday())
+    if unit == "month":
+        return day.replace(day=1)
+    if unit == "quarter":
+        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    return day.replace(month=1, day=1)
 
 
 def _column(table: SqlTable, node: exp.Expr) -> SqlColumn:
@@ -207,19 +284,21 @@ def _column(table: SqlTable, node: exp.Expr) -> SqlColumn:
     return column_of(table, node, "select list")
 
 
-def _group_column(table: SqlTable, outputs: list[Output], node: exp.Expr) -> SqlColumn:
+def _group_column(table: SqlTable, outputs: list[Output], node: exp.Expr) -> Grouping:
     if isinstance(node, exp.Literal) and not node.is_string:
         index = int(node.this) - 1
         if not 0 <= index < len(outputs) or outputs[index].fn or outputs[index].column is None:
             raise SqlError(f"GROUP BY position {node.this} is not a column in the select list")
         column = outputs[index].column
         assert column is not None
-        return column
+        return column, outputs[index].unit
     if isinstance(node, exp.Column) and not node.table:
         for out in outputs:
             if out.name == node.name and out.fn is None and out.column is not None:
-                return out.column
-    return _column(table, node)
+                return out.column, out.unit
+    if isinstance(node, exp.TimestampTrunc | exp.DateTrunc):
+        return _truncation(table, node)
+    return _column(table, node), None
 
 
 def _order_key(table: SqlTable, plan: SelectPlan, node: exp.Expr) -> tuple[Key, bool, bool]:
@@ -239,14 +318,14 @@ def _order_key(table: SqlTable, plan: SelectPlan, node: exp.Expr) -> tuple[Key, 
                 return ("out", i), descending, first
     if isinstance(target, exp.Column):
         column = _column(table, target)
-        if plan.grouped and column not in plan.group_by:
+        if plan.grouped and (column, None) not in plan.group_by:
             raise SqlError(
                 f'column "{column.name}" must appear in the GROUP BY clause to sort by it', "42803"
             )
         return ("col", column.name), descending, first
-    text = target.sql("postgres").lower()
+    text = _text(target)
     for i, out in enumerate(plan.outputs):
-        if out.fn and out.sql == text:
+        if (out.fn or out.unit) and out.sql == text:
             return ("out", i), descending, first
     raise SqlError(f"ORDER BY {target.sql('postgres')}: sort by a column or an output", "0A000")
 
@@ -314,7 +393,11 @@ async def run_select(
 
 
 def _project(plan: SelectPlan, row: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(row[o.column.name] for o in plan.outputs if o.column is not None)
+    return tuple(
+        row[o.column.name] if o.unit is None else truncate(row[o.column.name], o.unit)
+        for o in plan.outputs
+        if o.column is not None
+    )
 
 
 async def _stream(
@@ -347,14 +430,20 @@ async def _aggregate(
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     async for chunk in records:
         for row in chunk:
-            groups.setdefault(tuple(row[c.name] for c in plan.group_by), []).append(row)
+            key = tuple(
+                row[c.name] if unit is None else truncate(row[c.name], unit)
+                for c, unit in plan.group_by
+            )
+            groups.setdefault(key, []).append(row)
     if not groups and not plan.group_by:
         groups[()] = []
     out: list[Result] = []
     for key, members in groups.items():
-        values = dict(zip((c.name for c in plan.group_by), key, strict=True))
+        by_group = dict(zip(plan.group_by, key, strict=True))
+        # ORDER BY a plain column names it; a truncated one is sorted by its output
+        values = {c.name: v for (c, unit), v in by_group.items() if unit is None}
         out_row = tuple(
-            _fold(o, members) if o.fn else values[o.column.name]  # type: ignore[union-attr]
+            _fold(o, members) if o.fn else by_group[(o.column, o.unit)]  # type: ignore[index]
             for o in plan.outputs
         )
         out.append((out_row, values))

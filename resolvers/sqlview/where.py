@@ -90,6 +90,8 @@ def literal(node: exp.Expr) -> Any:
             return -value
     if isinstance(node, exp.RawString):
         return node.this
+    if isinstance(node, exp.StrToTime | exp.StrToDate):
+        return _to_timestamp(node)
     if isinstance(node, exp.Literal):
         if node.is_string:
             return node.this
@@ -98,6 +100,22 @@ def literal(node: exp.Expr) -> Any:
     raise SqlError(
         f"only constants can be compared with a column, not {node.sql('postgres')}", "0A000"
     )
+
+
+def _to_timestamp(node: exp.StrToTime | exp.StrToDate) -> dt.datetime | dt.date:
+    """``TO_TIMESTAMP(text, format)`` / ``TO_DATE(text, format)`` of constants (BI
+    tools' time bounds), read in the session's time zone, UTC."""
+    value, form = literal(node.this), node.args.get("format")
+    if form is None:
+        raise SqlError(f"{node.sql('postgres')}: give the format", "42883")
+    pattern = str(literal(form))
+    try:
+        parsed = dt.datetime.strptime(str(value), pattern)
+    except ValueError:
+        raise SqlError(
+            f'invalid value "{value}" for the format of {node.sql("postgres")}', "22007"
+        ) from None
+    return parsed.date() if isinstance(node, exp.StrToDate) else parsed.replace(tzinfo=dt.UTC)
 
 
 def typed(value: Any, type_: FieldType) -> Any:

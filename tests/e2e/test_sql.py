@@ -12,6 +12,7 @@ import shutil
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,51 @@ async def test_aggregates_are_graphqls(endpoint: Endpoint) -> None:
     assert dict(found) == dict(tickets)
 
 
+async def test_time_grains_are_graphqls(endpoint: Endpoint) -> None:
+    """BI tools' time series: date_trunc grouped and sorted, in UTC, per GraphQL's values."""
+    customers = await _customers(endpoint, FILTER, fields="id createdAt")
+    months: Counter[datetime | None] = Counter()
+    for c in customers:
+        created = c["createdAt"] and datetime.fromisoformat(c["createdAt"]).astimezone(UTC)
+        months[created and created.replace(day=1, hour=0, minute=0, second=0, microsecond=0)] += 1
+    found = await endpoint.sql(
+        "SELECT date_trunc('month', created_at) AS month, count(*) AS n FROM customers"
+        f" WHERE {SQL_FILTER} GROUP BY date_trunc('month', created_at) ORDER BY month DESC"
+    )
+    dated = sorted(((m, n) for m, n in months.items() if m is not None), reverse=True)
+    # PostgreSQL's order: descending puts NULLs first
+    assert found == [(None, months[None])] * (None in months) + dated
+    assert len(dated) > 3
+    # the same through a relation table, a week at a time, by position
+    weeks = await endpoint.sql(
+        "SELECT DATE_TRUNC('WEEK', created_at), count(*) FROM tickets GROUP BY 1 ORDER BY 1 LIMIT 3"
+    )
+    assert all(w.weekday() == 0 and w.hour == 0 and w.tzinfo is not None for w, _ in weeks)
+    assert [w for w, _ in weeks] == sorted(w for w, _ in weeks)
+    # Superset's shape: time bounds as TO_TIMESTAMP, a grain, a metric, a row limit
+    stamps = sorted(m for m in dated_created(customers))
+    low, high = stamps[len(stamps) // 4], stamps[3 * len(stamps) // 4]
+    bounds = [s for s in stamps if low <= s < high]
+    form = "'YYYY-MM-DD HH24:MI:SS.US'"
+    found = await endpoint.sql(
+        "SELECT DATE_TRUNC('year', created_at) AS __timestamp, COUNT(*) AS count"
+        f" FROM customers WHERE {SQL_FILTER}"
+        f" AND created_at >= TO_TIMESTAMP('{low:%Y-%m-%d %H:%M:%S.%f}', {form})"
+        f" AND created_at < TO_TIMESTAMP('{high:%Y-%m-%d %H:%M:%S.%f}', {form})"
+        " GROUP BY DATE_TRUNC('year', created_at) ORDER BY count DESC LIMIT 10000"
+    )
+    assert sum(n for _, n in found) == len(bounds)
+    years = Counter(s.year for s in bounds)
+    assert {y.year: n for y, n in found} == dict(years)
+    assert [n for _, n in found] == sorted(years.values(), reverse=True)
+
+
+def dated_created(customers: list[Any]) -> list[datetime]:
+    return [
+        datetime.fromisoformat(c["createdAt"]).astimezone(UTC) for c in customers if c["createdAt"]
+    ]
+
+
 async def test_masked_denied_and_hidden_as_in_graphql(endpoint: Endpoint) -> None:
     support = KEYS["support"]
     masked = await _customers(endpoint, {"country": {"eq": "DE"}}, support, "id email phone")
@@ -290,6 +336,12 @@ async def test_no_audit_entry_no_rows(endpoint: Endpoint) -> None:
         ("SELECT shoe_size FROM customers", "42703"),
         ("SELEC id FROM customers", "42601"),
         ("SELECT id FROM customers WHERE created_at > 'yesterday'", "22P02"),
+        ("SELECT date_trunc('month', email) FROM customers", "42883"),
+        ("SELECT date_trunc('fortnight', created_at) FROM customers", "22023"),
+        (
+            "SELECT date_trunc('month', created_at), count(*) FROM customers GROUP BY created_at",
+            "42803",
+        ),
     ],
 )
 async def test_unsupported_statements_are_clean_errors(
