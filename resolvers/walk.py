@@ -17,10 +17,14 @@ key column per round. An export of every customer instead:
 
 Memory is a few machine words per member record (its key, its union-find
 parent and chain link, its key hashes until they are joined) plus one chunk,
-whatever the width of a record: no customer data is kept.
+whatever the width of a record: no customer data is kept. Records are paired
+by a 64-bit hash of each key, but joined only when the keys are equal: the
+keys wait in a temporary spool file per hash bucket (identifiers only, deleted
+when pass 1 ends) and are read back one bucket at a time, so a hash collision
+never merges two customers.
 
-The closure is complete (not cut at ``identity.max_rounds``), and keys are
-joined by a 64-bit hash. A registry holding steward decisions or batch links
+The closure is complete (not cut at ``identity.max_rounds``). A registry
+holding steward decisions or batch links
 is followed by the lookup walk instead (:func:`applicable`). A customer holding
 an erased record (a registry tombstone) is left out, as everywhere.
 """
@@ -29,15 +33,18 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import marshal
+import tempfile
 from array import array
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from connectors import ConnectorError, Row, ScanRequest, Sort
 from resolvers.golden import GoldenRecord
+from resolvers.identity import KeyNode
 from resolvers.model import MemberSpec
 from resolvers.records import Record
 from resolvers.view import CustomerView, Federation, RequestView
@@ -48,9 +55,13 @@ if TYPE_CHECKING:
 BUCKETS = 32
 """Key hashes are joined bucket by bucket, so one bucket's index is in memory at a time."""
 YIELD_EVERY = 50_000
+"""CPU-bound loops give the event loop a turn this often (other requests, cancellation)."""
 NUMBER = "i"
 """Record numbers are 32-bit: an export walks at most 2**31 - 1 member records."""
-"""CPU-bound loops give the event loop a turn this often (other requests, cancellation)."""
+KEY_HASH: Callable[[KeyNode], int] = hash
+"""How pass 1 hashes an identity key (a test injects a weak one to force collisions)."""
+SPOOL_EVERY = 4_096
+"""Keys kept in memory per bucket before they are appended to its spool file."""
 
 
 async def applicable(federation: Federation) -> bool:
@@ -84,21 +95,65 @@ class Identities:
 
 
 class _Edges:
-    """(key hash, record number) pairs, bucketed by hash, with where each member starts."""
+    """(key hash, record number) pairs, bucketed by hash, with where each member starts;
+    the keys themselves, in the same order, wait in a spool file per bucket until the
+    join checks that records sharing a hash share the key."""
 
     def __init__(self) -> None:
         self.hashes = [array("q") for _ in range(BUCKETS)]
         self.numbers = [array(NUMBER) for _ in range(BUCKETS)]
         self.starts: list[list[int]] = [[] for _ in range(BUCKETS)]
+        self.spools = [tempfile.TemporaryFile() for _ in range(BUCKETS)]  # noqa: SIM115 (see close)
+        self.pending: list[list[KeyNode]] = [[] for _ in range(BUCKETS)]
+        self.spooled: list[list[int]] = [[] for _ in range(BUCKETS)]
 
     def begin_member(self) -> None:
         for bucket in range(BUCKETS):
             self.starts[bucket].append(len(self.hashes[bucket]))
+            self._spool(bucket)
+            self.spooled[bucket].append(self.spools[bucket].tell())
 
-    def add(self, key_hash: int, number: int) -> None:
+    def add(self, key: KeyNode, key_hash: int, number: int) -> None:
         bucket = key_hash % BUCKETS
         self.hashes[bucket].append(key_hash)
         self.numbers[bucket].append(number)
+        pending = self.pending[bucket]
+        pending.append(key)
+        if len(pending) >= SPOOL_EVERY:
+            self._spool(bucket)
+
+    def forget_member(self) -> None:
+        """Drops what the member begun last gave (its read failed)."""
+        for bucket in range(BUCKETS):
+            del self.hashes[bucket][self.starts[bucket][-1] :]
+            del self.numbers[bucket][self.starts[bucket][-1] :]
+            self.pending[bucket].clear()
+            self.spools[bucket].truncate(self.spooled[bucket][-1])
+            self.spools[bucket].seek(self.spooled[bucket][-1])
+
+    def keys(self, bucket: int) -> list[KeyNode]:
+        """The keys of one bucket's pairs, in order (read back once, then dropped)."""
+        self._spool(bucket)
+        spool = self.spools[bucket]
+        spool.seek(0)
+        found: list[KeyNode] = []
+        while True:
+            try:
+                found += marshal.load(spool)
+            except EOFError:
+                break
+        spool.truncate(0)
+        return found
+
+    def _spool(self, bucket: int) -> None:
+        pending = self.pending[bucket]
+        if pending:
+            marshal.dump(pending, self.spools[bucket])
+            pending.clear()
+
+    def close(self) -> None:
+        for spool in self.spools:
+            spool.close()
 
 
 async def _scan_keys(federation: Federation, member: _Member, edges: _Edges) -> int:
@@ -106,6 +161,7 @@ async def _scan_keys(federation: Federation, member: _Member, edges: _Edges) -> 
     spec = member.spec
     connector = federation.connectors[spec.source]
     keys_of = federation.stitcher.keys_of_row
+    key_hash = KEY_HASH
     identity = [c for columns in spec.identity.values() for c in columns]
     columns = list(dict.fromkeys([spec.key, *identity, *([spec.region] if spec.region else [])]))
     caps = connector.capabilities_for(spec.table)
@@ -123,8 +179,8 @@ async def _scan_keys(federation: Federation, member: _Member, edges: _Edges) -> 
         if last is not None and position < last:
             in_order = False
         last = position
-        for key_hash in {hash(k) for k in keys_of(spec, row)}:
-            edges.add(key_hash, number)
+        for identity_key in set(keys_of(spec, row)):
+            edges.add(identity_key, key_hash(identity_key), number)
         number += 1
     if not in_order:
         _sort_member(member, edges)
@@ -149,14 +205,6 @@ def _sort_member(member: _Member, edges: _Edges) -> None:
             numbers[at] = member.offset + moved[numbers[at] - member.offset]
 
 
-def _forget_member(member: _Member, edges: _Edges) -> None:
-    """Drops what a member table gave before its read failed."""
-    member.keys = array("q")
-    for bucket in range(BUCKETS):
-        del edges.hashes[bucket][edges.starts[bucket][-1] :]
-        del edges.numbers[bucket][edges.starts[bucket][-1] :]
-
-
 def _order(key: Any) -> tuple[int, int | str]:
     """:meth:`Record.order` within one member."""
     return (0, key) if isinstance(key, int) else (1, str(key))
@@ -169,19 +217,23 @@ async def identities(federation: Federation, failures: Failures | None = None) -
     edges = _Edges()
     errors: list[ConnectorError] = []
     total = 0
-    for member in members:
-        edges.begin_member()
-        member.offset = total
-        try:
-            total += await _scan_keys(federation, member, edges)
-        except ConnectorError as exc:
-            if failures is None:
-                raise
-            failures.add(exc)
-            errors.append(exc)
-            _forget_member(member, edges)
-    parent = array(NUMBER, range(total))
-    await _join(edges, parent, federation.model.identity.max_key_fanout)
+    try:
+        for member in members:
+            edges.begin_member()
+            member.offset = total
+            try:
+                total += await _scan_keys(federation, member, edges)
+            except ConnectorError as exc:
+                if failures is None:
+                    raise
+                failures.add(exc)
+                errors.append(exc)
+                member.keys = array("q")
+                edges.forget_member()
+        parent = array(NUMBER, range(total))
+        await _join(edges, parent, federation.model.identity.max_key_fanout)
+    finally:
+        edges.close()
     # union by the lower number keeps parent[x] <= x, so one forward pass flattens
     for number in range(total):
         up = parent[number]
@@ -193,7 +245,9 @@ async def identities(federation: Federation, failures: Failures | None = None) -
 
 
 async def _join(edges: _Edges, parent: array[int], fanout: int) -> None:
-    """Union-find over the records sharing a key hash, bucket by bucket."""
+    """Union-find over the records sharing a key, bucket by bucket. Records are
+    paired by the key's hash and joined only when their keys are equal: two keys
+    whose hashes collide stay two keys."""
 
     def find(x: int) -> int:
         while parent[x] != x:
@@ -201,31 +255,56 @@ async def _join(edges: _Edges, parent: array[int], fanout: int) -> None:
             x = parent[x]
         return x
 
+    def union(x: int, y: int) -> None:
+        a, b = find(x), find(y)
+        if a < b:
+            parent[b] = a
+        elif b < a:
+            parent[a] = b
+
     steps = 0
     for bucket in range(BUCKETS):
         hashes, numbers = edges.hashes[bucket], edges.numbers[bucket]
+        keys = edges.keys(bucket)
         starts = [*edges.starts[bucket], len(hashes)]
         first: dict[int, int] = {}
+        """Key hash -> the pair of its first holder (an index into this bucket)."""
+        collided: dict[KeyNode, int] = {}
+        """Key -> its first holder's pair, for keys whose hash another key had first."""
         for lo, hi in pairwise(starts):
-            counts = Counter(hashes[lo:hi])
-            crowded = {h for h, n in counts.items() if n > fanout}
-            del counts
-            for key_hash, number in zip(hashes[lo:hi], numbers[lo:hi], strict=True):
-                if key_hash in crowded:
+            suspects, crowded = _crowded(hashes, keys, lo, hi, fanout)
+            for at, key_hash in enumerate(hashes[lo:hi], lo):
+                if key_hash in suspects and keys[at] in crowded:
                     continue
-                other = first.setdefault(key_hash, number)
-                if other != number:
-                    a, b = find(other), find(number)
-                    if a < b:
-                        parent[b] = a
-                    elif b < a:
-                        parent[a] = b
+                other = first.setdefault(key_hash, at)
+                if other == at:
+                    continue
+                if keys[other] != keys[at]:
+                    other = collided.setdefault(keys[at], at)
+                    if other == at:
+                        continue
+                union(numbers[other], numbers[at])
             steps += hi - lo
             if steps >= YIELD_EVERY:
                 steps = 0
                 await asyncio.sleep(0)
         # this bucket's pairs are joined: give their memory back
         edges.hashes[bucket], edges.numbers[bucket] = array("q"), array(NUMBER)
+        del keys, first, collided
+
+
+def _crowded(
+    hashes: array[int], keys: list[KeyNode], lo: int, hi: int, fanout: int
+) -> tuple[set[int], set[KeyNode]]:
+    """The keys held by more than ``fanout`` records of one member (pairs ``lo:hi``),
+    and their hashes: counted by hash, then, for a hash past the limit, by key."""
+    counts = Counter(hashes[lo:hi])
+    suspects = {h for h, n in counts.items() if n > fanout}
+    del counts
+    if not suspects:
+        return suspects, set()
+    by_key = Counter(keys[at] for at in range(lo, hi) if hashes[at] in suspects)
+    return suspects, {key for key, n in by_key.items() if n > fanout}
 
 
 async def _chains(parent: array[int]) -> array[int]:

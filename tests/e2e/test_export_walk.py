@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from connectors.sql import SQLConnector, SQLOptions
 from gateway.settings import DEMO_CONFIG, load_settings
 from resolvers import walk
 from resolvers.export import CHUNK, customer_chunks
+from resolvers.identity import KeyNode
 from resolvers.model import UnifiedModel
 from resolvers.view import CustomerView, Federation
 
@@ -17,10 +21,8 @@ async def _customers(federation: Federation, chunk: int | None) -> list[Customer
     return [c async for _, found in customer_chunks(federation, chunk=chunk) for c in found]
 
 
-async def test_the_two_pass_walk_gives_the_page_walks_customers(demo_env: None) -> None:
-    loaded = load_settings(DEMO_CONFIG)
-    # no registry: with steward decisions to follow, exports walk page by page
-    federation = Federation(loaded.settings.model, loaded.create_connectors())
+async def _both_walks(federation: Federation) -> list[CustomerView]:
+    """The two-pass walk's customers, once checked against the page walk's."""
     try:
         assert await walk.applicable(federation)
         paged = await _customers(federation, CHUNK)  # a chunk size asks for the page walk
@@ -32,7 +34,23 @@ async def test_the_two_pass_walk_gives_the_page_walks_customers(demo_env: None) 
         [r.ref for r in c.records] for c in paged
     ]
     assert [c.golden.values for c in whole] == [c.golden.values for c in paged]
+    return whole
+
+
+async def test_the_two_pass_walk_gives_the_page_walks_customers(demo_env: None) -> None:
+    loaded = load_settings(DEMO_CONFIG)
+    whole = await _both_walks(Federation(loaded.settings.model, loaded.create_connectors()))
     # the demo's people are in several systems: the walk really stitched across tables
+    assert sum(len({r.member.source for r in c.records}) > 1 for c in whole) > 500
+
+
+async def test_keys_whose_hashes_collide_stay_apart(
+    demo_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a weak hash: every two keys of the same length collide (thousands of pairs)
+    monkeypatch.setattr(walk, "KEY_HASH", lambda key: len(key[1]))
+    loaded = load_settings(DEMO_CONFIG)
+    whole = await _both_walks(Federation(loaded.settings.model, loaded.create_connectors()))
     assert sum(len({r.member.source for r in c.records}) > 1 for c in whole) > 500
 
 
@@ -50,7 +68,12 @@ def _model(fanout: int) -> UnifiedModel:
     )
 
 
-async def test_a_crowded_key_joins_no_records_of_its_table(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key_hash", [hash, lambda key: 7], ids=["hash", "one-hash-for-all"])
+async def test_a_crowded_key_joins_no_records_of_its_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key_hash: Callable[[KeyNode], int]
+) -> None:
+    # with one hash for every key, each key is still counted and joined as itself
+    monkeypatch.setattr(walk, "KEY_HASH", key_hash)
     path = tmp_path / "db.sqlite"
     con = sqlite3.connect(path)
     con.executescript(
