@@ -25,15 +25,17 @@ Semantics worth knowing:
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 from typing import Any, ClassVar
 
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ClauseElement
 
 from connectors._base import (
     Aggregate,
@@ -51,6 +53,7 @@ from connectors._base import (
 from connectors.deadline import time_left
 from connectors.errors import ConfigError, ConnectorError, QueryError, SchemaMismatch
 from connectors.sql import privileges, statements
+from connectors.sql.direct import DirectSession, DirectSQLite
 from connectors.sql.engine import backend, create_read_only_engine
 from connectors.sql.failures import (
     is_schema_error,
@@ -94,12 +97,17 @@ class SQLConnector(Connector):
         size = options.max_batch_size or BATCH_LIMITS.get(self._backend, DEFAULT_BATCH)
         self._capabilities = replace(self.default_capabilities, max_batch_size=size)
         self._max_overflow = options.max_overflow
+        self._direct: DirectSQLite | None = None
+        if self._backend == "sqlite" and options.sqlite_direct and not options.echo:
+            self._direct = DirectSQLite(self._engine, options.pool_size, options.max_overflow, size)
 
     @property
     def capabilities(self) -> Capabilities:
         return self._capabilities
 
     def pool_usage(self) -> tuple[int, int] | None:
+        if self._direct is not None:
+            return self._direct.usage()
         pool = self._engine.sync_engine.pool
         checked_out, size = getattr(pool, "checkedout", None), getattr(pool, "size", None)
         if checked_out is None or size is None:
@@ -136,14 +144,14 @@ class SQLConnector(Connector):
         stmt = statements.lookup(table, self.options.schema_name, column, tuple(names), transform)
         size = self._capabilities.max_batch_size
         found: dict[Any, list[Row]] = {}
-        async with self._connection(table, [column, *names]) as conn:
+        async with self._connection(table, [column, *names]) as session:
             for start in range(0, len(wanted), size):
                 chunk = wanted[start : start + size]
                 params = {statements.KEYS_PARAM: chunk}
                 # the timeout bounds each statement: a lookup of many chunks is many
                 # statements (the request's deadline still bounds them all)
-                async with self._deadline(conn):
-                    rows = (await conn.execute(stmt, params)).all()
+                async with self._deadline(session):
+                    rows = await session.all(stmt, params)
                 for row in rows:
                     record = dict(zip(names, row, strict=False))
                     found.setdefault(self._match_key(row[-1]), []).append(record)
@@ -164,10 +172,11 @@ class SQLConnector(Connector):
         names = statements.unique(columns)
         found: list[dict[Any, list[Row]]] = [{} for _ in lookups]
         if any(wanted):
-            async with self._connection(table, [*(lk.column for lk in lookups), *names]) as conn:
+            used = [*(lk.column for lk in lookups), *names]
+            async with self._connection(table, used) as session:
                 for parts in _chunks(wanted, self._capabilities.max_batch_size):
-                    async with self._deadline(conn):
-                        rows = await self._lookup_chunk(conn, table, lookups, parts, names)
+                    async with self._deadline(session):
+                        rows = await self._lookup_chunk(session, table, lookups, parts, names)
                     self._group(rows, parts, names, found)
         return [
             [list(found[i].get(self._match_key(k), ())) if k is not None else [] for k in lk.keys]
@@ -176,7 +185,7 @@ class SQLConnector(Connector):
 
     async def _lookup_chunk(
         self,
-        conn: AsyncConnection,
+        session: Session,
         table: str,
         lookups: Sequence[KeyLookup],
         parts: dict[int, list[Any]],
@@ -185,8 +194,7 @@ class SQLConnector(Connector):
         shape = tuple((lookups[i].column, lookups[i].transform) for i in parts)
         stmt = statements.lookup_columns(table, self.options.schema_name, shape, tuple(names))
         params = {f"{statements.KEYS_PARAM}{j}": keys for j, keys in enumerate(parts.values())}
-        rows: Sequence[Any] = (await conn.execute(stmt, params)).all()
-        return rows
+        return await session.all(stmt, params)
 
     def _group(
         self,
@@ -222,28 +230,59 @@ class SQLConnector(Connector):
             return
         names = statements.unique(request.columns)
         used = [*names, *(f.column for f in request.filters), *(s.column for s in request.order_by)]
-        async with self._connection(request.table, used) as conn:
-            exhausted = False
-            try:
-                if self._backend == "postgresql":
-                    # asyncpg's server-side cursors live inside a transaction.
-                    await conn.execution_options(
-                        isolation_level="READ COMMITTED", postgresql_readonly=True
-                    )
-                async with self._deadline(conn):
-                    result = await conn.stream(stmt.execution_options(yield_per=STREAM_CHUNK))
-                while True:
-                    async with self._deadline(conn):
-                        rows = await result.fetchmany(STREAM_CHUNK)
-                    if not rows:
-                        exhausted = True
-                        break
+        async with self._connection(request.table, used) as session:
+            if isinstance(session, DirectSession):
+                chunks = self._direct_chunks(session, stmt, request.limit)
+            else:
+                chunks = self._streamed_chunks(session, stmt)
+            async with aclosing(chunks):
+                async for rows in chunks:
                     for row in rows:
                         yield dict(zip(names, row, strict=False))
-            finally:
-                if not exhausted and self._backend == "mysql":
-                    # Closing an unfinished MySQL stream would read it to the end.
-                    await conn.invalidate()
+
+    async def _direct_chunks(
+        self, session: DirectSession, stmt: ClauseElement, limit: int | None
+    ) -> AsyncGenerator[Sequence[Any], None]:
+        """The direct path's scan: one hop when the limit fits in a chunk."""
+        if limit is not None and limit <= STREAM_CHUNK:
+            async with self._deadline(session):
+                rows = await session.all(stmt)
+            yield rows
+            return
+        async with self._deadline(session):
+            rows = await session.first_chunk(stmt, STREAM_CHUNK)
+        while rows:
+            yield rows
+            if len(rows) < STREAM_CHUNK:
+                return
+            async with self._deadline(session):
+                rows = await session.chunk(STREAM_CHUNK)
+
+    async def _streamed_chunks(
+        self, session: _AlchemySession, stmt: Any
+    ) -> AsyncGenerator[Sequence[Any], None]:
+        """A server-side cursor through SQLAlchemy, ``STREAM_CHUNK`` rows a fetch."""
+        conn = session.conn
+        exhausted = False
+        try:
+            if self._backend == "postgresql":
+                # asyncpg's server-side cursors live inside a transaction.
+                await conn.execution_options(
+                    isolation_level="READ COMMITTED", postgresql_readonly=True
+                )
+            async with self._deadline(session):
+                result = await conn.stream(stmt.execution_options(yield_per=STREAM_CHUNK))
+            while True:
+                async with self._deadline(session):
+                    rows = await result.fetchmany(STREAM_CHUNK)
+                if not rows:
+                    exhausted = True
+                    break
+                yield rows
+        finally:
+            if not exhausted and self._backend == "mysql":
+                # Closing an unfinished MySQL stream would read it to the end.
+                await conn.invalidate()
 
     async def aggregate(
         self,
@@ -256,8 +295,8 @@ class SQLConnector(Connector):
         stmt, names = statements.aggregate(tbl, group_by, aggregates, filters)
         used = [*group_by, *(a.column for a in aggregates if a.column)]
         used += [f.column for f in filters]
-        async with self._connection(table, used) as conn, self._deadline(conn):
-            rows = (await conn.execute(stmt)).all()
+        async with self._connection(table, used) as session, self._deadline(session):
+            rows = await session.all(stmt)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def health(self, tables: Sequence[str] = ()) -> Health:
@@ -309,20 +348,35 @@ class SQLConnector(Connector):
         return {t: inspector.has_table(t, schema=self.options.schema_name) for t in tables}
 
     async def aclose(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
         await self._engine.dispose()
 
     @asynccontextmanager
-    async def _connection(
-        self, table: str, columns: Sequence[str]
-    ) -> AsyncIterator[AsyncConnection]:
+    async def _connection(self, table: str, columns: Sequence[str]) -> AsyncIterator[Session]:
         """A pooled connection; source failures inside become connector errors."""
         try:
-            async with self._bounded():
-                conn = await self._engine.connect().start()
-            try:
-                yield conn
-            finally:
-                await conn.close()
+            if self._direct is not None:
+                session = self._direct.idle()
+                if session is None:
+                    async with self._bounded():
+                        session = await self._direct.acquire()
+                reusable = False
+                try:
+                    yield session
+                    reusable = True
+                except BaseException as exc:
+                    reusable = not isinstance(exc, sqlite3.Error)
+                    raise
+                finally:
+                    self._direct.release(session, reusable)
+            else:
+                async with self._bounded():
+                    conn = await self._engine.connect().start()
+                try:
+                    yield _AlchemySession(conn, self._interrupt)
+                finally:
+                    await conn.close()
         except (ConnectorError, QueryError):
             raise
         except Exception as exc:
@@ -346,20 +400,20 @@ class SQLConnector(Connector):
             raise deadline.exceeded(self.name) from None
 
     @asynccontextmanager
-    async def _deadline(self, conn: AsyncConnection) -> AsyncIterator[None]:
+    async def _deadline(self, session: Session) -> AsyncIterator[None]:
         """:meth:`_bounded` for what runs inside; SQLite's query is interrupted too.
 
         Cancelling the await does not stop SQLite's worker thread, which
         would finish the query before the connection can be released.
         """
         async with self._bounded() as scope:
-            if self._backend != "sqlite":
-                yield
+            if self._backend != "sqlite" or isinstance(session, DirectSession):
+                yield  # the direct path interrupts a statement it stops waiting for
                 return
-            driver = (await conn.get_raw_connection()).driver_connection
+            interrupt = await session.interrupter()
             when = scope.when()
             assert when is not None
-            handle = asyncio.get_running_loop().call_at(when, self._interrupt, driver)
+            handle = asyncio.get_running_loop().call_at(when, interrupt)
             try:
                 yield
             finally:
@@ -407,6 +461,25 @@ class SQLConnector(Connector):
                     column=name,
                 )
         return None
+
+
+class _AlchemySession:
+    """A connection of SQLAlchemy's async engine lent to one operation."""
+
+    def __init__(self, conn: AsyncConnection, spawn: Callable[[Any], None]) -> None:
+        self.conn = conn
+        self._spawn = spawn
+
+    async def all(self, stmt: Any, params: dict[str, Any] | None = None) -> Sequence[Any]:
+        rows: Sequence[Any] = (await self.conn.execute(stmt, params)).all()
+        return rows
+
+    async def interrupter(self) -> Callable[[], None]:
+        driver = (await self.conn.get_raw_connection()).driver_connection
+        return lambda: self._spawn(driver)
+
+
+Session = DirectSession | _AlchemySession
 
 
 def _chunks(wanted: list[list[Any]], size: int) -> Iterator[dict[int, list[Any]]]:

@@ -30,8 +30,12 @@ def is_source_failure(exc: BaseException) -> bool:
 
 
 def is_schema_error(exc: BaseException) -> bool:
-    """An error that may mean "no such table/column" (worth an introspection)."""
-    if not isinstance(exc, DBAPIError) or exc.connection_invalidated:
+    """An error that may mean "no such table/column" (worth an introspection):
+    SQLAlchemy's wrapper of a driver error, or the driver's own (the direct path)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+    elif type(exc).__module__.split(".")[0] not in DRIVER_MODULES:
         return False
     return type(exc).__name__ in ("ProgrammingError", "OperationalError")
 

@@ -64,7 +64,14 @@ class SQLOptions(ConnectorOptions):
     """Schema (PostgreSQL) or database (MySQL/MariaDB) holding the tables."""
 
     echo: bool = False
-    """Log every statement (parameters are never logged)."""
+    """Log every statement (parameters are never logged). On SQLite it also
+    turns the direct path off: statements are logged by SQLAlchemy's engine."""
+
+    sqlite_direct: bool = True
+    """SQLite only: send each statement, compiled once per shape by SQLAlchemy,
+    straight to a pooled read-only ``sqlite3`` connection in one thread hop
+    (see :mod:`connectors.sql.direct`) instead of through SQLAlchemy's async
+    engine (four aiosqlite thread hops and its result layer)."""
 
     max_batch_size: int | None = Field(default=None, ge=1, le=100_000)
     """Keys per ``IN (...)`` list in :meth:`SQLConnector.lookup_many` (and per

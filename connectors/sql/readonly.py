@@ -14,6 +14,7 @@ one of those keywords are always quoted by the connector
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from sqlalchemy.sql.elements import quoted_name
 
@@ -63,11 +64,23 @@ def identifier(name: str) -> str:
     return name
 
 
+VERDICTS_UP_TO = 16_384
+"""Statements up to this long have their verdict cached (the connector sends the
+same few texts again and again); longer ones (``IN`` lists of thousands of keys,
+each reading thousands of rows) are scanned every time, to bound the memory."""
+
+
 def check_statement(statement: str, source: str) -> None:
     """Raise :class:`ReadOnlyViolation` unless ``statement`` only reads."""
-    reason = _refusal(statement)
+    short = len(statement) <= VERDICTS_UP_TO
+    reason = _cached_refusal(statement) if short else _refusal(statement)
     if reason is not None:
         raise ReadOnlyViolation(f"refused a statement that {reason}", source=source)
+
+
+@lru_cache(maxsize=2048)
+def _cached_refusal(statement: str) -> str | None:
+    return _refusal(statement)
 
 
 def _refusal(statement: str) -> str | None:

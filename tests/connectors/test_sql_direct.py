@@ -1,0 +1,218 @@
+"""The direct SQLite path answers exactly as SQLAlchemy's async engine does,
+behind the same guards, and keeps its pool healthy."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, update
+
+from connectors import Aggregate, Filter, KeyLookup, ReadOnlyViolation, ScanRequest, Sort
+from connectors.sql import SQLConnector, SQLOptions
+from connectors.sql.compiled import bucket
+from tests.connectors.sql_fixtures import ROWS, create_people_database, people
+
+COLUMNS = ["id", "email", "phone", "name", "country", "score", "created_at"]
+
+
+@pytest.fixture(scope="module")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("direct") / "people.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    asyncio.run(create_people_database(url))
+    return url
+
+
+@pytest.fixture()
+async def pair(sqlite_url: str) -> AsyncIterator[tuple[SQLConnector, SQLConnector]]:
+    """The same source through the direct path and through SQLAlchemy's engine."""
+    direct = SQLConnector("people_db", SQLOptions(url=sqlite_url, timeout=5))
+    engine = SQLConnector("people_db", SQLOptions(url=sqlite_url, timeout=5, sqlite_direct=False))
+    yield direct, engine
+    await direct.aclose()
+    await engine.aclose()
+
+
+def pooled_by_sqlalchemy(connector: SQLConnector) -> int:
+    return int(connector.engine.sync_engine.pool.checkedin())
+
+
+async def test_sqlite_sources_take_the_direct_path_by_default(
+    pair: tuple[SQLConnector, SQLConnector], sqlite_url: str
+) -> None:
+    direct, engine = pair
+    echoing = SQLConnector("people_db", SQLOptions(url=sqlite_url, echo=True))
+    try:
+        for connector in (direct, engine, echoing):
+            await connector.lookup_many("people", "id", [1], ["id"])
+        assert pooled_by_sqlalchemy(direct) == 0, "SQLAlchemy's pool is never used"
+        assert pooled_by_sqlalchemy(engine) == 1
+        assert pooled_by_sqlalchemy(echoing) == 1, "echo logs through SQLAlchemy's engine"
+    finally:
+        await echoing.aclose()
+
+
+@pytest.mark.parametrize("count", [1, 5, 9, 13, 40])
+@pytest.mark.parametrize(
+    ("column", "transform", "key"),
+    [
+        ("id", "exact", lambda i: i),
+        ("email", "casefold", lambda i: f"user{i}@example.com"),
+        ("phone", "digits", lambda i: f"1555010{i:04d}"),
+    ],
+)
+async def test_lookups_answer_as_through_the_engine(
+    pair: tuple[SQLConnector, SQLConnector], count: int, column: str, transform: Any, key: Any
+) -> None:
+    direct, engine = pair
+    keys = [key(i) for i in range(count)] + [key(1), None, key(99)]  # a repeat, a null, a miss
+    args = ("people", column, keys, COLUMNS, transform)
+    answer = await direct.lookup_many(*args)
+    assert answer == await engine.lookup_many(*args)
+    assert sum(map(len, answer)) >= min(count, 3)
+
+
+async def test_lookups_of_several_columns_answer_as_through_the_engine(
+    pair: tuple[SQLConnector, SQLConnector],
+) -> None:
+    direct, engine = pair
+    lookups = [
+        KeyLookup("email", [f"USER{i}@example.com" for i in range(1, 12)], "casefold"),
+        KeyLookup("phone", ["15550100003", "15550100004"], "digits"),
+        KeyLookup("id", [40, 41, 3], "exact"),
+    ]
+    answer = await direct.lookup_many_columns("people", lookups, COLUMNS)
+    assert answer == await engine.lookup_many_columns("people", lookups, COLUMNS)
+    assert direct.statements == engine.statements == 1
+
+
+SCANS = [
+    ScanRequest("people", COLUMNS, [Filter("score", "ge", Decimal("30"))], [Sort("id")]),
+    ScanRequest(
+        "people",
+        COLUMNS,
+        [Filter("created_at", "gt", dt.datetime(2024, 1, 1, 10))],
+        [Sort("created_at", descending=True), Sort("id")],
+        limit=7,
+    ),
+    ScanRequest(
+        "people",
+        ["id", "name"],
+        [Filter("name", "contains", "% real_"), Filter("country", "is_null", False)],
+    ),
+    ScanRequest("people", ["id"], [Filter("id", "in", list(range(3, 30)))], [Sort("id")]),
+    ScanRequest(
+        "people", ["id", "country"], [], [Sort("country"), Sort("id")], after=("DE", 12), limit=9
+    ),
+]
+
+
+@pytest.mark.parametrize("request_", SCANS)
+async def test_scans_answer_as_through_the_engine(
+    pair: tuple[SQLConnector, SQLConnector], request_: ScanRequest
+) -> None:
+    direct, engine = pair
+    rows = [r async for r in direct.scan(request_)]
+    assert rows == [r async for r in engine.scan(request_)]
+    assert rows
+
+
+async def test_aggregates_answer_as_through_the_engine(
+    pair: tuple[SQLConnector, SQLConnector],
+) -> None:
+    direct, engine = pair
+    args: Any = (
+        "people",
+        ["country"],
+        [Aggregate("count"), Aggregate("sum", "score"), Aggregate("max", "created_at")],
+        [Filter("id", "in", list(range(1, 40)))],
+    )
+    answer = await direct.aggregate(*args)
+    assert answer == await engine.aggregate(*args)
+    assert sum(r["count"] for r in answer) == 39
+
+
+async def test_key_counts_share_a_statement_per_bucket(
+    pair: tuple[SQLConnector, SQLConnector],
+) -> None:
+    """9 to 12 keys send one SQL text (the IN list padded with the last key), so the
+    driver's prepared statements and the read-only guard's verdicts are reused."""
+    direct, _ = pair
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(direct.engine.sync_engine, "after_cursor_execute", record)
+    for count in (9, 10, 12, 13):
+        groups = await direct.lookup_many("people", "id", list(range(1, count + 1)), ["id"])
+        assert [g[0]["id"] for g in groups] == list(range(1, count + 1))
+    assert len(set(sent[:3])) == 1
+    assert sent[3] != sent[0]
+    assert [bucket(n, 30_000) for n in (8, 9, 13, 17, 25, 33, 49)] == [8, 12, 16, 24, 32, 48, 64]
+    assert bucket(29_000, 30_000) == 29_000, "never padded past the engine's limit"
+
+
+async def test_a_write_never_reaches_the_driver_on_the_direct_path(
+    pair: tuple[SQLConnector, SQLConnector],
+) -> None:
+    direct, _ = pair
+    assert direct._direct is not None
+    session = await direct._direct.acquire()
+    try:
+        with pytest.raises(ReadOnlyViolation):
+            await session.all(update(people).values(name="x").where(people.c.id == 1))
+    finally:
+        direct._direct.release(session)
+    assert direct.statements == 0
+    assert (await direct.lookup_many("people", "id", [1], ["name"]))[0] == [
+        {"name": ROWS[0]["name"]}
+    ]
+
+
+async def test_an_abandoned_statement_is_interrupted(sqlite_url: str) -> None:
+    """A cancelled call's statement is stopped, so the next caller of its
+    connection (the only one here) does not wait for it to finish."""
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=sqlite_url, timeout=30, pool_size=1, max_overflow=0)
+    )
+    try:
+        slow = asyncio.create_task(connector.lookup_many("slow", "x", [1], ["x"]))
+        await asyncio.sleep(0.3)
+        slow.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        started = time.perf_counter()
+        assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
+        assert time.perf_counter() - started < 2
+        assert connector.pool_usage() == (0, 1)
+    finally:
+        await connector.aclose()
+
+
+async def test_callers_wait_for_a_connection_and_streams_give_theirs_back(
+    sqlite_url: str,
+) -> None:
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=sqlite_url, timeout=5, pool_size=1, max_overflow=1)
+    )
+    try:
+        stream = connector.scan(ScanRequest("numbers", ["n"]))
+        first = [await anext(stream) for _ in range(1200)]  # past a chunk of 500
+        assert [r["n"] for r in first[-2:]] == [1199, 1200]
+        assert connector.pool_usage() == (1, 2)
+        answers = await asyncio.gather(
+            *(connector.lookup_many("people", "id", [i], ["id"]) for i in range(1, 6))
+        )
+        assert [a[0][0]["id"] for a in answers] == [1, 2, 3, 4, 5]
+        await stream.aclose()
+        assert connector.pool_usage() == (0, 2)
+    finally:
+        await connector.aclose()
