@@ -9,6 +9,8 @@
   is served when complete, then deleted.
 
 Memory stays bounded by one chunk of rows (plus one row group for Parquet).
+The Arrow formats live in :mod:`gateway.formats_arrow`, imported only by an
+export that asks for one: a CSV or NDJSON export does not load pyarrow.
 """
 
 from __future__ import annotations
@@ -24,11 +26,8 @@ from decimal import Decimal
 from typing import Any
 
 import anyio
-import pyarrow as pa  # type: ignore[import-untyped]
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from resolvers.export import Column, Row
-from resolvers.model import FieldType
 
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -37,31 +36,7 @@ MEDIA_TYPES = {
     "parquet": "application/vnd.apache.parquet",
 }
 FORMATS = tuple(MEDIA_TYPES)
-ROW_GROUP = 64_000
 READ_SIZE = 1 << 20
-
-ARROW_TYPES: dict[FieldType, pa.DataType] = {
-    "string": pa.string(),
-    "id": pa.string(),
-    "int": pa.int64(),
-    "float": pa.float64(),
-    # every decimal of the unified view is quantized to cents (resolvers.coerce)
-    "decimal": pa.decimal128(38, 2),
-    "bool": pa.bool_(),
-    "date": pa.date32(),
-    "datetime": pa.timestamp("us", tz="UTC"),
-}
-
-
-def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field(c.name, ARROW_TYPES[c.type], metadata={"description": c.description})
-            if c.description
-            else pa.field(c.name, ARROW_TYPES[c.type])
-            for c in columns
-        ]
-    )
 
 
 def _text(value: Any) -> Any:
@@ -92,41 +67,6 @@ def _texts(rows: list[Row], columns: Sequence[Column], types: frozenset[str]) ->
             values[at] = _text(values[at])
         out.append(tuple(values))
     return out
-
-
-class _Chunks:
-    """A write-only file for pyarrow that hands back what was written since last asked."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self._size = 0
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self._parts.append(chunk)
-        self._size += len(chunk)
-        return len(chunk)
-
-    def flush(self) -> None:
-        pass
-
-    def tell(self) -> int:
-        return self._size
-
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
-
-
-def record_batch(schema: pa.Schema, rows: list[Row]) -> pa.RecordBatch:
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
-    return pa.record_batch(
-        [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)],
-        schema=schema,
-    )
 
 
 class Encoder:
@@ -167,31 +107,16 @@ class NDJSONEncoder(Encoder):
         ).encode()
 
 
-class ArrowEncoder(Encoder):
-    def __init__(self, columns: Sequence[Column]) -> None:
-        super().__init__(columns)
-        self.schema = arrow_schema(columns)
-        self._sink = _Chunks()
-        self._writer = pa.ipc.new_stream(self._sink, self.schema)
+def encoder_for(fmt: str, columns: Sequence[Column]) -> Encoder:
+    if fmt == "arrow":
+        from gateway.formats_arrow import ArrowEncoder
 
-    def start(self) -> bytes:
-        return self._sink.take()
-
-    def rows(self, rows: list[Row]) -> bytes:
-        if rows:
-            self._writer.write_batch(record_batch(self.schema, rows))
-        return self._sink.take()
-
-    def finish(self) -> bytes:
-        self._writer.close()
-        return self._sink.take()
+        return ArrowEncoder(columns)
+    return ENCODERS[fmt](columns)
 
 
-ENCODERS: dict[str, type[Encoder]] = {
-    "csv": CSVEncoder,
-    "ndjson": NDJSONEncoder,
-    "arrow": ArrowEncoder,
-}
+ENCODERS: dict[str, type[Encoder]] = {"csv": CSVEncoder, "ndjson": NDJSONEncoder}
+"""The text formats; Arrow's encoder is :mod:`gateway.formats_arrow`'s."""
 
 
 async def encode(
@@ -203,7 +128,7 @@ async def encode(
         async for data in _parquet(columns, chunks):
             yield data
         return
-    encoder = ENCODERS[fmt](columns)
+    encoder = encoder_for(fmt, columns)
     yield encoder.start()
     async for rows in chunks:
         data = encoder.rows(rows)
@@ -215,20 +140,10 @@ async def encode(
 async def spool_parquet(
     columns: Sequence[Column], chunks: AsyncIterator[list[Row]], path: str
 ) -> None:
-    """Write the rows to ``path`` as Parquet, in row groups of at most ``ROW_GROUP`` rows."""
-    schema = arrow_schema(columns)
-    pending: list[pa.RecordBatch] = []
-    size = 0
-    with pq.ParquetWriter(path, schema) as writer:
-        async for rows in chunks:
-            if rows:
-                pending.append(record_batch(schema, rows))
-                size += len(rows)
-            if size >= ROW_GROUP:
-                writer.write_table(pa.Table.from_batches(pending, schema), ROW_GROUP)
-                pending, size = [], 0
-        if pending:
-            writer.write_table(pa.Table.from_batches(pending, schema), ROW_GROUP)
+    """Write the rows to ``path`` as Parquet (:func:`gateway.formats_arrow.spool_parquet`)."""
+    from gateway.formats_arrow import spool_parquet as spool
+
+    await spool(columns, chunks, path)
 
 
 async def _parquet(
