@@ -32,13 +32,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import stamina
-from purgatory import AsyncCircuitBreakerFactory
+from purgatory import AsyncCircuitBreakerFactory, AsyncInMemoryUnitOfWork
 from purgatory.domain.model import OpenedState
+from purgatory.service._async.circuitbreaker import AsyncCircuitBreaker
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors._base import (
@@ -88,6 +89,13 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, SourceUnavailable) and exc.retryable
 
 
+class _Retry(Exception):
+    """A first attempt failed in a way worth retrying (internal to the wrapper)."""
+
+    def __init__(self, failure: SourceUnavailable) -> None:
+        self.failure = failure
+
+
 class ResilienceOptions(BaseModel):
     """``sources.<name>.resilience`` in the settings file."""
 
@@ -120,6 +128,13 @@ class ResilientConnector(ConnectorWrapper):
         self.policy = options or ResilienceOptions()
         self._bulkhead = asyncio.Semaphore(self.policy.max_concurrency)
         self._breakers = breakers or AsyncCircuitBreakerFactory()
+        uow = self._breakers.uow
+        self._in_memory: dict[str, Any] | None = (
+            getattr(uow.contexts, "breakers", None)
+            if isinstance(uow, AsyncInMemoryUnitOfWork)
+            else None
+        )
+        self._breaker: AsyncCircuitBreaker | None = None
         self._state: BreakerState = "closed"
         self.observer: Observer | None = None
         """Called with (source, operation, outcome, seconds) after every call."""
@@ -131,43 +146,72 @@ class ResilientConnector(ConnectorWrapper):
         """The circuit's state as of the last call."""
         return self._state
 
-    @asynccontextmanager
-    async def _guard(self) -> AsyncIterator[None]:
+    async def _circuit(self) -> AsyncCircuitBreaker:
+        """The source's breaker. An in-memory one is the same state object on every
+        call, so it is looked up once (and again if the registry no longer holds
+        it); a shared registry (Redis) is asked on every call, for the replicas' state."""
+        known, registry = self._breaker, self._in_memory
+        if known is not None and registry is not None and registry.get(self.name) is known.context:
+            return known
         breaker = await self._breakers.get_breaker(
             self.name,
             threshold=self.policy.breaker_threshold,
             ttl=self.policy.breaker_recovery,
             exclude=_NOT_THE_SOURCES_FAULT,
         )
+        self._breaker = breaker
+        return breaker
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        """The bulkhead and the circuit breaker around a scan (see :meth:`_attempts`)."""
+        breaker = await self._circuit()
         try:
             async with self._bulkhead, breaker:
                 yield
         except OpenedState as opened:
-            # purgatory raises its state object itself: each raise would add this
-            # call's frames to the same traceback, growing for as long as it is open
-            opened.__traceback__ = None
-            self._state = "opened"
-            raise CircuitOpen(
-                "skipped: the source failed repeatedly; retrying it in "
-                f"{self.policy.breaker_recovery:g}s",
-                source=self.name,
-            ) from None
+            raise self._skipped(opened) from None
         finally:
             self._state = breaker.context.state
 
+    def _skipped(self, opened: OpenedState) -> CircuitOpen:
+        """The error for a call the open circuit skipped."""
+        # purgatory raises its state object itself: each raise would add this
+        # call's frames to the same traceback, growing for as long as it is open
+        opened.__traceback__ = None
+        self._state = "opened"
+        return CircuitOpen(
+            "skipped: the source failed repeatedly; retrying it in "
+            f"{self.policy.breaker_recovery:g}s",
+            source=self.name,
+        )
+
+    def _span(self, operation: str) -> Span | None:
+        if self.tracer is None:
+            return None
+        # not made current: a scan's span outlives the step that started it
+        return self.tracer.start_span(
+            f"{self.name} {operation}",
+            attributes={"custview.source": self.name, "custview.operation": operation},
+        )
+
+    def _report(
+        self, operation: str, outcome: str, detail: str, started: float, span: Span | None
+    ) -> None:
+        """Report a call's outcome and duration to ``observer`` (if one is set), the
+        log and its span."""
+        seconds = time.perf_counter() - started
+        if self.observer is not None:
+            self.observer(self.name, operation, outcome, seconds)
+        _log_call(self.name, operation, outcome, seconds, detail)
+        if span is not None:
+            _end_span(span, outcome, detail)
+
     @asynccontextmanager
     async def _observed(self, operation: str) -> AsyncIterator[None]:
-        """Report each call's outcome and duration to ``observer``, if one is set."""
-        started = time.perf_counter()
-        outcome = "ok"
-        detail = ""
-        span = None
-        if self.tracer is not None:
-            # not made current: a scan's span outlives the step that started it
-            span = self.tracer.start_span(
-                f"{self.name} {operation}",
-                attributes={"custview.source": self.name, "custview.operation": operation},
-            )
+        """:meth:`_report` around a scan."""
+        started, span = time.perf_counter(), self._span(operation)
+        outcome, detail = "ok", ""
         try:
             yield
         except CustviewError as exc:
@@ -177,15 +221,13 @@ class ResilientConnector(ConnectorWrapper):
             outcome = "cancelled"
             raise
         finally:
-            seconds = time.perf_counter() - started
-            if self.observer is not None:
-                self.observer(self.name, operation, outcome, seconds)
-            _log_call(self.name, operation, outcome, seconds, detail)
-            if span is not None:
-                _end_span(span, outcome, detail)
+            self._report(operation, outcome, detail, started, span)
 
-    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
-        async with self._observed(operation):
+    async def around(self, call: Call[T]) -> T:
+        # written out rather than through _observed: this runs for every lookup
+        started, span = time.perf_counter(), self._span(call.operation)
+        outcome, detail = "ok", ""
+        try:
             deadline = current_deadline()
             if deadline is None:
                 return await self._attempts(call, None)
@@ -202,37 +244,82 @@ class ResilientConnector(ConnectorWrapper):
                 if failures:  # cut while waiting to retry: the source was unavailable
                     raise failures[-1] from None
                 raise deadline.exceeded(self.name) from None
+        except CustviewError as exc:
+            outcome, detail = exc.code, exc.message
+            raise
+        except BaseException:
+            outcome = "cancelled"
+            raise
+        finally:
+            self._report(call.operation, outcome, detail, started, span)
 
     async def _attempts(
         self,
-        call: Callable[[], Awaitable[T]],
+        call: Call[T],
         budget: float | None,
         failures: list[SourceUnavailable] | None = None,
     ) -> T:
-        """The call behind the guard, retried while the source is unavailable and,
-        with a ``budget``, while a retry could still start within it."""
-        async with self._guard():
-            async for attempt in stamina.retry_context(
-                on=_retryable,
-                attempts=self.policy.retries + 1,
-                timeout=budget,
-                wait_initial=self.policy.retry_initial_wait,
-                wait_max=self.policy.retry_max_wait,
-                wait_jitter=self.policy.retry_initial_wait,
-            ):
-                with attempt:
-                    if failures is not None:
-                        failures.clear()  # only a failure we are waiting to retry counts
-                    try:
-                        return await call()
-                    except SourceUnavailable as exc:
-                        if failures is not None:
-                            failures.append(exc)
-                        raise
-        raise AssertionError("unreachable: stamina re-raises the last failure")
+        """The call behind the guard (:meth:`_guard`, written out: this runs for
+        every lookup), retried while the source is unavailable."""
+        started = time.monotonic()
+        breaker = await self._circuit()
+        try:
+            async with self._bulkhead, breaker:
+                try:
+                    return await self._tries(call, failures, first=True)
+                except _Retry as retry:
+                    failure = retry.failure
+                # out of the except block: the failures raised from here keep their context
+                if budget is not None:
+                    budget = max(budget - (time.monotonic() - started), 0.0)
+                return await self._retries(call, failure, budget, failures)
+        except OpenedState as opened:
+            raise self._skipped(opened) from None
+        finally:
+            self._state = breaker.context.state
 
-    async def around(self, call: Call[T]) -> T:
-        return await self._call(call.operation, lambda: call.run(self.inner))
+    async def _tries(
+        self, call: Call[T], failures: list[SourceUnavailable] | None, first: bool = False
+    ) -> T:
+        """One attempt; for the first, :class:`_Retry` when its failure may be retried."""
+        if failures is not None:
+            failures.clear()  # only a failure we are waiting to retry counts
+        try:
+            return await call.run(self.inner)
+        except SourceUnavailable as exc:
+            if failures is not None:
+                failures.append(exc)
+            if first and self.policy.retries and _retryable(exc):
+                raise _Retry(exc) from None
+            raise
+
+    async def _retries(
+        self,
+        call: Call[T],
+        first: SourceUnavailable,
+        budget: float | None,
+        failures: list[SourceUnavailable] | None,
+    ) -> T:
+        """Stamina's retries after a first failure, while a retry could still start
+        within ``budget``. Most calls succeed at once, and a retry context (a
+        tenacity controller) costs more than a fast lookup, so it is made only
+        now, with that failure as its first attempt: backoff, attempts and
+        budget are stamina's as if it had run the first attempt itself."""
+        pending: SourceUnavailable | None = first
+        async for attempt in stamina.retry_context(
+            on=_retryable,
+            attempts=self.policy.retries + 1,
+            timeout=budget,
+            wait_initial=self.policy.retry_initial_wait,
+            wait_max=self.policy.retry_max_wait,
+            wait_jitter=self.policy.retry_initial_wait,
+        ):
+            with attempt:
+                if pending is not None:
+                    failed, pending = pending, None
+                    raise failed
+                return await self._tries(call, failures)
+        raise AssertionError("unreachable: stamina re-raises the last failure")
 
     async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         # A stream is not retried once rows have left; the breaker sees its outcome.

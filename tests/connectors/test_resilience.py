@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from purgatory import AsyncCircuitBreakerFactory
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -137,6 +138,36 @@ async def test_the_breaker_opens_skips_the_source_and_recovers(
     assert connector.breaker_state == "closed"
     assert held(connector) == 0
     await connector.aclose()
+
+
+async def test_wrappers_sharing_breakers_share_the_circuit(
+    items_url: str, proxy: FaultProxy
+) -> None:
+    """Each call sees the registry's circuit (a wrapper looks its breaker up once,
+    and again when the registry no longer holds it)."""
+    url = make_url(items_url).set(host="127.0.0.1", port=proxy.port)
+    policy = ResilienceOptions(retries=0, breaker_threshold=2, breaker_recovery=30)
+    breakers = AsyncCircuitBreakerFactory()
+
+    def wrapper() -> ResilientConnector:
+        inner = SQLConnector(
+            "items-db", SQLOptions(url=url.render_as_string(hide_password=False), timeout=2)
+        )
+        return ResilientConnector(inner, policy, breakers)
+
+    first, second = wrapper(), wrapper()
+    assert await lookup(second, 1) == item(1)
+    proxy.mode = "refuse"
+    for _ in range(2):
+        with pytest.raises(SourceUnavailable):
+            await lookup(first, 1)
+    with pytest.raises(CircuitOpen):
+        await lookup(second, 1)  # opened by the other wrapper
+    breakers.uow.contexts.breakers.clear()  # type: ignore[attr-defined]
+    proxy.mode = "pass"
+    assert await lookup(second, 2) == item(2), "a fresh registry starts closed"
+    await first.aclose()
+    await second.aclose()
 
 
 @pytest.mark.parametrize("retries", [0, 1])
