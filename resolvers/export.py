@@ -11,9 +11,9 @@ Exportable tables, all derived from the configured model:
 Without a filter, customers come in the stable ``customers`` order. A whole
 export reads every member table's identity keys once, joins them in memory
 (a few machine words per record) and then reads the customers' records by key
-a chunk at a time (:mod:`resolvers.walk`). Asked for chunks of a given size
-(SQL's ``LIMIT``), or with registry decisions to follow, each member table is
-read in key order a chunk of seeds at a time and every chunk is stitched by
+a chunk at a time (:mod:`resolvers.walk`), following the identity registry as
+read-time stitching does. Asked for chunks of a given size (SQL's ``LIMIT``),
+each member table is read in key order a chunk of seeds at a time and every chunk is stitched by
 lookups (one batched lookup per table and key column per round), each
 customer emitted at its canonical record. A chunk has its own request view,
 so memory stays bounded whatever the number of customers. With a filter or
@@ -159,8 +159,8 @@ async def customer_chunks(
     Every customer (no filter, no order) without a ``chunk``: the two-pass walk
     (:mod:`resolvers.walk`), fastest per customer, its first chunk after one read
     of every member table's keys. With a ``chunk`` (a caller that wants the first
-    few soon, such as SQL's ``LIMIT``), or a registry with decisions: page by
-    page, each chunk of seeds stitched by lookups."""
+    few soon, such as SQL's ``LIMIT``): page by page, each chunk of seeds stitched
+    by lookups."""
     whole = chunk is None
     chunk = chunk or CHUNK
     if ids is not None:
@@ -177,7 +177,7 @@ async def customer_chunks(
         for start in range(0, len(found), chunk):
             yield view, found[start : start + chunk]
         return
-    if whole and await walk.applicable(federation):
+    if whole:
         async for step in walk.customers(federation, chunk, failures):
             yield step
         return

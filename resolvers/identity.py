@@ -9,8 +9,10 @@ nothing new turns up. Records and keys form a graph; its connected components ar
 With an identity registry, the graph has two more kinds of edge: steward
 links (hard, like a shared key) and batch links from ``custview resolve``
 at or above the link threshold (soft: they never join two groups a steward
-marked as not duplicates). Records a steward unlinked follow no key and no
-batch link. Linked records are fetched by primary key in the same rounds.
+marked as not duplicates; two such records that share a key, or a steward
+link, are still one customer). Records a steward unlinked follow no key and
+no batch link. Linked records are fetched by primary key in the same rounds;
+a link to a record that no source holds joins nothing.
 A customer holding a record of an erased person (a registry tombstone) is
 left out of every cluster: the record still joins others by key while the
 sources keep it, so the person's other records stay hidden too.
@@ -35,6 +37,13 @@ _T = TypeVar("_T")
 KeyNode = tuple[str, str]
 """An identity key: (key name, normalised value)."""
 Node = RecordRef | KeyNode
+
+
+def link_order(score: float, a: str, b: str) -> tuple[float, str, str]:
+    """The order batch links are followed in: best score first, then by the pair's
+    refs, so equal scores (common: equal comparison vectors score the same) are
+    followed in the same order whichever record stitching started from."""
+    return (-score, min(a, b), max(a, b))
 
 
 class _UnionFind:
@@ -85,12 +94,22 @@ class Resolution:
         return self._soft.find(self._uf.find(node))
 
     def _merge_soft(self) -> None:
-        """Batch links join hard groups, best score first, unless a steward marked a
-        record of one group as not a duplicate of a record of the other."""
+        """Steward links join records at once; then batch links join those groups, in
+        :func:`link_order`, unless a steward marked a record of one group as not a
+        duplicate of a record of the other. A link to a record no source holds (any
+        more) joins nothing: whether it did would depend on where stitching started."""
+        records = self.records
+        held = [e for e in self.edges if e.a in records and e.b in records]
+        for edge in held:
+            if edge.kind == "manual":
+                self._uf.union(edge.a, edge.b)
         refs: dict[Node, set[str]] = defaultdict(set)
-        for ref in self.records:
+        for ref in records:
             refs[self._uf.find(ref)].add(str(ref))
-        soft = sorted((e for e in self.edges if e.kind == "model"), key=lambda e: -(e.score or 0.0))
+        soft = sorted(
+            (e for e in held if e.kind == "model"),
+            key=lambda e: link_order(e.score or 0.0, str(e.a), str(e.b)),
+        )
         for edge in soft:
             ra, rb = self._root(edge.a), self._root(edge.b)
             if ra == rb:
@@ -238,8 +257,8 @@ class Stitcher:
         return keys
 
     def _edges(self, res: Resolution, ref: RecordRef) -> set[RecordRef]:
-        """Registry edges of ``ref``: steward links join at once, batch links at or
-        above the threshold when clusters are built. Returns refs still to fetch."""
+        """Registry edges of ``ref`` (steward links, batch links at or above the
+        threshold), followed when clusters are built. Returns refs still to fetch."""
         registry = self.registry
         if registry is None:
             return set()
@@ -249,7 +268,6 @@ class Stitcher:
             other_ref = self._parse(other)
             if other_ref is not None:
                 res.edges.append(Edge(ref, other_ref, "manual"))
-                res._uf.union(ref, other_ref)
                 wanted.add(other_ref)
         if self.link_threshold is not None:
             for other, score in registry.machine_edges(text).items():

@@ -167,6 +167,31 @@ class IdentityRegistry:
             if other not in state.detached and other not in state.erased
         }
 
+    def followed_links(self, threshold: float) -> list[tuple[str, str, float]]:
+        """Every batch link stitching follows: at or above ``threshold``, neither record
+        detached nor erased; as ``(a, b, probability)`` with ``a < b``."""
+        state = self._state
+        return [
+            (a, b, score)
+            for (a, b), score in self.stored_links().items()
+            if score >= threshold
+            and not {a, b} & state.detached
+            and a not in state.erased
+            and b not in state.erased
+        ]
+
+    def manual_links(self) -> list[tuple[str, str]]:
+        """Every steward link that holds, as ``(a, b)`` with ``a < b``."""
+        return [(a, b) for a, others in self._state.manual.items() for b in others if a < b]
+
+    def not_duplicate_pairs(self) -> list[tuple[str, str]]:
+        """Every pair a steward marked as not duplicates, as ``(a, b)`` with ``a < b``."""
+        return [(a, b) for a, others in self._state.not_dup.items() for b in others if a < b]
+
+    def detached_refs(self) -> frozenset[str]:
+        """The records a steward unlinked (they follow no key and no batch link)."""
+        return frozenset(self._state.detached)
+
     def stored_links(self) -> dict[tuple[str, str], float]:
         """Every batch link as ``(a, b) -> probability`` with ``a < b``."""
         return {

@@ -23,10 +23,12 @@ keys wait in a temporary spool file per hash bucket (identifiers only, deleted
 when pass 1 ends) and are read back one bucket at a time, so a hash collision
 never merges two customers.
 
-The closure is complete (not cut at ``identity.max_rounds``). A registry
-holding steward decisions or batch links
-is followed by the lookup walk instead (:func:`applicable`). A customer holding
-an erased record (a registry tombstone) is left out, as everywhere.
+The closure is complete (not cut at ``identity.max_rounds``). The identity
+registry is followed as read-time stitching follows it (unlinked records,
+steward links, batch links from ``custview resolve``, not-duplicate marks:
+:mod:`resolvers.walk_registry`), so customers, their ids and their records are
+those the API gives. A customer holding an erased record (a registry
+tombstone) is left out, as everywhere.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from resolvers.identity import KeyNode
 from resolvers.model import MemberSpec
 from resolvers.records import Record
 from resolvers.view import CustomerView, Federation, RequestView
+from resolvers.walk_registry import Locate, RegistryLinks, union
 
 if TYPE_CHECKING:
     from resolvers.export import Failures
@@ -62,18 +65,6 @@ KEY_HASH: Callable[[KeyNode], int] = hash
 """How pass 1 hashes an identity key (a test injects a weak one to force collisions)."""
 SPOOL_EVERY = 4_096
 """Keys kept in memory per bucket before they are appended to its spool file."""
-
-
-async def applicable(federation: Federation) -> bool:
-    """Whether the two-pass walk gives the customers the lookup walk gives: yes unless
-    the registry holds decisions or batch links (those the lookup walk follows;
-    erased customers both leave out)."""
-    registry = federation.registry
-    if registry is None:
-        return True
-    await registry.refresh()
-    stats = registry.stats
-    return not stats["decisions"] and not stats["links"]
 
 
 @dataclass(slots=True)
@@ -210,12 +201,43 @@ def _order(key: Any) -> tuple[int, int | str]:
     return (0, key) if isinstance(key, int) else (1, str(key))
 
 
+def _locator(members: Sequence[_Member]) -> Locate:
+    """Record reference -> record number, by binary search in pass 1's keys (each
+    member's are in listing order); None when no member table holds the record."""
+    by_table = {(m.spec.source, m.spec.table): m for m in members}
+
+    def locate(ref: str) -> int | None:
+        source, _, rest = ref.partition("/")
+        table, _, key = rest.partition("/")
+        member = by_table.get((source, table))
+        if member is None or not key:
+            return None
+        keys = member.keys
+        probes: list[int | str] = [int(key), key] if key.lstrip("-").isdigit() else [key]
+        for probe in probes:
+            at = bisect.bisect_left(keys, _order(probe), key=_order)
+            if at < len(keys) and str(keys[at]) == key:
+                return member.offset + at
+        return None
+
+    return locate
+
+
 async def identities(federation: Federation, failures: Failures | None = None) -> Identities:
     """Pass 1 over every member table. A table that cannot be read raises, unless
     ``failures`` collects it: its records are then left out."""
     members = [_Member(m, i) for i, m in enumerate(federation.model.customer.members)]
-    edges = _Edges()
     errors: list[ConnectorError] = []
+    registry = federation.registry
+    if registry is not None:
+        try:
+            await registry.refresh()
+        except ConnectorError as exc:  # walk on the decisions already known
+            if failures is None:
+                raise
+            failures.add(exc)
+            errors.append(exc)
+    edges = _Edges()
     total = 0
     try:
         for member in members:
@@ -230,10 +252,15 @@ async def identities(federation: Federation, failures: Failures | None = None) -
                 errors.append(exc)
                 member.keys = array("q")
                 edges.forget_member()
+        links = RegistryLinks()
+        if registry is not None:
+            threshold = federation.stitcher.link_threshold
+            links = RegistryLinks.read(registry, threshold, _locator(members))
         parent = array(NUMBER, range(total))
-        await _join(edges, parent, federation.model.identity.max_key_fanout)
+        await _join(edges, parent, federation.model.identity.max_key_fanout, links.detached)
     finally:
         edges.close()
+    await links.join(parent, YIELD_EVERY)
     # union by the lower number keeps parent[x] <= x, so one forward pass flattens
     for number in range(total):
         up = parent[number]
@@ -244,24 +271,11 @@ async def identities(federation: Federation, failures: Failures | None = None) -
     return Identities(members, parent, errors)
 
 
-async def _join(edges: _Edges, parent: array[int], fanout: int) -> None:
+async def _join(edges: _Edges, parent: array[int], fanout: int, detached: set[int]) -> None:
     """Union-find over the records sharing a key, bucket by bucket. Records are
     paired by the key's hash and joined only when their keys are equal: two keys
-    whose hashes collide stay two keys."""
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    def union(x: int, y: int) -> None:
-        a, b = find(x), find(y)
-        if a < b:
-            parent[b] = a
-        elif b < a:
-            parent[a] = b
-
+    whose hashes collide stay two keys. ``detached`` records join by no key (but
+    count towards a key's fan-out)."""
     steps = 0
     for bucket in range(BUCKETS):
         hashes, numbers = edges.hashes[bucket], edges.numbers[bucket]
@@ -276,6 +290,8 @@ async def _join(edges: _Edges, parent: array[int], fanout: int) -> None:
             for at, key_hash in enumerate(hashes[lo:hi], lo):
                 if key_hash in suspects and keys[at] in crowded:
                     continue
+                if detached and numbers[at] in detached:
+                    continue
                 other = first.setdefault(key_hash, at)
                 if other == at:
                     continue
@@ -283,7 +299,7 @@ async def _join(edges: _Edges, parent: array[int], fanout: int) -> None:
                     other = collided.setdefault(keys[at], at)
                     if other == at:
                         continue
-                union(numbers[other], numbers[at])
+                union(parent, numbers[other], numbers[at])
             steps += hi - lo
             if steps >= YIELD_EVERY:
                 steps = 0
