@@ -6,14 +6,18 @@ sources is answered in three steps:
 1. **Reduce** to candidates at the sources (:mod:`resolvers.reduction`):
    the most selective predicate a source can evaluate (by ``COUNT`` at each
    source) is read there and its records are stitched into candidate
-   customers. A filter that cannot be reduced (``NOT``, ``ne``, computed
-   names) falls back to enumerating customers, up to a bound — past it the
-   query fails with a hint rather than scanning without end.
-2. **Key sets**: the candidates' keys go to the other sources in chunked
-   ``IN`` lists with the remaining related-entity conditions and metric
-   aggregates, so only matching keys and grouped values come back.
+   customers, ``max_candidates`` seed records at a time. A filter that
+   cannot be reduced (``NOT``, ``ne``, computed names), or whose reduction
+   passes ten times the bound, falls back to enumerating customers, up to
+   the bound — past it the query fails with a hint rather than scanning
+   without end.
+2. **Key sets**: each chunk's candidates' keys go to the other sources in
+   chunked ``IN`` lists with the remaining related-entity conditions and
+   metric aggregates, so only matching keys and grouped values come back.
 3. **Evaluate** exactly in memory on the candidates: golden values,
-   metrics and the key sets.
+   metrics and the key sets. Only the matching customers are kept from
+   chunk to chunk (at most ``max_candidates`` of them; a count keeps none),
+   and a seed record of a customer already checked is not stitched again.
 
 Results are sorted by ``orderBy`` then by customer id, and paged with a
 cursor naming the last customer returned. Comparison semantics are
@@ -27,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from connectors import QueryError
@@ -34,13 +39,23 @@ from connectors.observe import note
 from resolvers.coerce import coerce
 from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, Order, RelationPred, holds
 from resolvers.normalize import normalize_email, normalize_phone
-from resolvers.records import Record
-from resolvers.reduction import Reducer
+from resolvers.records import Record, RecordRef
+from resolvers.reduction import Read, Reducer
 
 if TYPE_CHECKING:
     from resolvers.view import CustomerView, Page, RequestView
 
 _CHUNK = 500
+
+
+@dataclass(slots=True)
+class _Matches:
+    """What a reduced filter found, chunk by chunk."""
+
+    customers: list[CustomerView] = field(default_factory=list)
+    count: int = 0
+    checked: set[RecordRef] = field(default_factory=set)
+    """Every record of the candidates checked so far: their seeds are not stitched again."""
 
 
 class Planner:
@@ -62,7 +77,7 @@ class Planner:
 
         if first < 0:
             raise QueryError("'first' must not be negative")
-        customers = await self._sort(await self._matching(expr), order)
+        customers = await self._sort((await self._matching(expr)).customers, order)
         if order:
             note(f"sorted {len(customers)} customers by {_orders(order)}, then by id")
         start = 0
@@ -81,33 +96,73 @@ class Planner:
 
     async def matching(self, expr: Expr | None, order: Sequence[Order]) -> list[CustomerView]:
         """Every customer satisfying ``expr``, sorted by ``order`` then canonical record."""
-        return await self._sort(await self._matching(expr), order)
+        return await self._sort((await self._matching(expr)).customers, order)
 
     async def count(self, expr: Expr | None) -> int:
-        """How many customers match ``expr``."""
-        return len(await self._matching(expr))
+        """How many customers match ``expr`` (without keeping them when the sources
+        can narrow it, so a count may pass ``max_candidates``)."""
+        return (await self._matching(expr, keep=False)).count
 
     async def holds(self, expr: Expr, customer: CustomerView) -> bool:
         """Whether one customer matches ``expr`` (batched with concurrent calls)."""
         return await self._eval(expr, customer)
 
-    async def _matching(self, expr: Expr | None) -> list[CustomerView]:
+    async def _matching(self, expr: Expr | None, *, keep: bool = True) -> _Matches:
         read = await self.reducer.plan(expr) if expr is not None else None
-        seeds = await read.run() if read is not None else None
-        if read is not None and seeds is not None and not seeds.complete:
-            self._broad = read.label
-            note(f"{read.label} matches more than the bound at its source")
-            seeds = None
-        if seeds is not None:
-            customers = await self._stitch(seeds.records)
-            note(f"stitched {len(seeds.records)} seed records into {len(customers)} candidates")
-        else:
-            customers = await self._everyone()
+        if expr is not None and read is not None:
+            found = await self._reduced(expr, read, keep=keep)
+            if found is not None:
+                return found
+        customers = await self._everyone()
         if expr is not None:
             before = len(customers)
             customers = await self._filter(expr, customers)
             note(f"checked the whole filter on {before} candidates: {len(customers)} match")
-        return customers
+        return _Matches(customers, len(customers))
+
+    async def _reduced(self, expr: Expr, read: Read, *, keep: bool) -> _Matches | None:
+        """The customers matching ``expr`` among those of ``read``'s seed records, one
+        chunk at a time; None when the read passed its ceiling (enumerate instead)."""
+        found = _Matches()
+        chunks = 0
+        async for seeds in read.chunks():
+            if not seeds.complete:
+                self._broad = read.label
+                note(f"{read.label} matches more than the bound at its source")
+                self._forget([])
+                return None
+            chunks += 1
+            fresh = [r for r in seeds.records if r.ref not in found.checked]
+            customers = [
+                c for c in await self._stitch(fresh) if c.records[0].ref not in found.checked
+            ]
+            found.checked.update(r.ref for c in customers for r in c.records)
+            note(
+                f"{_nth(chunks)}stitched {len(fresh)} seed records into {len(customers)} candidates"
+            )
+            before = len(customers)
+            customers = await self._filter(expr, customers)
+            note(f"checked the whole filter on {before} candidates: {len(customers)} match")
+            found.count += len(customers)
+            if keep:
+                found.customers.extend(customers)
+                if len(found.customers) > self.limit:
+                    raise self._too_many()
+            self._forget(found.customers)
+        if chunks > 1:
+            note(
+                f"{read.label}: {chunks} chunks of at most {self.limit} seed records, "
+                f"{found.count} customers match"
+            )
+        return found
+
+    def _forget(self, kept: Sequence[CustomerView]) -> None:
+        """Drops loaded metric values of every customer but ``kept`` (the values are
+        keyed by object identity, which a dropped customer's successor may reuse)."""
+        alive = {id(c) for c in kept}
+        for values in self._metrics.values():
+            for key in [k for k in values if k not in alive]:
+                del values[key]
 
     async def _filter(self, expr: Expr, customers: list[CustomerView]) -> list[CustomerView]:
         """The customers (in order) matching ``expr``, decided for all of them at once:
@@ -185,6 +240,12 @@ class Planner:
             "such as tickets with status open, or a metric threshold)"
         )
 
+    def _too_many(self) -> QueryError:
+        return QueryError(
+            f"this filter matches more than {self.limit} customers; add a more selective "
+            "condition, or count them (segment count) instead of listing them"
+        )
+
     def _hint(self) -> str:
         if self._broad is None:
             return ""
@@ -195,8 +256,10 @@ class Planner:
     async def _stitch(self, seeds: Sequence[Record]) -> list[CustomerView]:
         # in record order, whatever order the sources returned rows in: the same
         # filter stitches the same seeds the same way, so every page sees the same
-        # customers; all at once (bounded above), one statement per table and round
+        # customers; a chunk at once (bounded above), one statement per table and round
         unique = sorted({r.ref: r for r in seeds}.values(), key=Record.order)
+        if not unique:
+            return []
         if len(unique) > self.limit:
             raise self._too_broad()
         resolution = await self.view.federation.stitcher.resolve(records=unique)
@@ -284,6 +347,10 @@ class Planner:
             present.sort(key=lambda p: p[0], reverse=spec.descending)
             customers = [c for _, c in present + missing]
         return customers
+
+
+def _nth(chunk: int) -> str:
+    return "" if chunk == 1 else f"chunk {chunk}: "
 
 
 def _orders(order: Sequence[Order]) -> str:

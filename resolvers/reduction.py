@@ -6,7 +6,22 @@ normalised ones such as email, the relation's table for related entities
 and metric thresholds), with an estimate: a ``COUNT(*)`` of the same
 filter at that source, sent concurrently. ``AND`` runs only its most
 selective side; ``OR`` runs all of its sides and unions them; ``NOT``
-cannot be reduced. Reads are bounded by ``model.planner.max_candidates``.
+cannot be reduced.
+
+**Chunks.** A read yields its seed records in chunks of at most
+``model.planner.max_candidates``, so a condition that matches more than
+that (country DE at a million customers) is still answered exactly: the
+planner stitches and checks one chunk at a time and keeps only the
+customers that match. A read stops (``complete=False``) past ten times the
+bound, the most it may stream.
+
+Why not intersect the conditions' key sets before stitching: a customer's
+records are joined transitively (a contact shares an email with a support
+user and a phone with a shop customer), so the records that satisfy two
+conditions need share no key, and a per-record ``HAVING`` (``count >= 2``,
+``sum >= 1000``) misses customers whose rows are spread over several
+records. Only a set that contains a record of every matching customer is a
+sound start; the chunks keep such a set within bounded memory.
 
 **Key sets.** Once candidates are known, related-entity predicates are
 checked by sending the candidates' keys to the relation's source in
@@ -22,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +48,7 @@ from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, RelationPred, ho
 from resolvers.model import MemberSpec, RelationSpec
 from resolvers.normalize import normalize_email, normalize_phone
 from resolvers.records import Record
+from resolvers.view import _scan_after
 
 if TYPE_CHECKING:
     from resolvers.view import CustomerView, RequestView
@@ -44,11 +60,15 @@ _UNKNOWN = 10**12
 
 @dataclass(frozen=True, slots=True)
 class Seeds:
-    """Source records found for a reducible predicate (a superset of its customers')."""
+    """Source records found for a reducible predicate (a chunk of a superset of its
+    customers' records)."""
 
     records: tuple[Record, ...]
     complete: bool = True
-    """False when a read passed the bound: the predicate matches too much."""
+    """False when a read passed ten times the bound: the predicate matches too much."""
+
+
+Chunks = AsyncIterator[Seeds]
 
 
 @dataclass(slots=True)
@@ -57,7 +77,9 @@ class Read:
 
     label: str
     estimate: int
-    run: Callable[[], Awaitable[Seeds]]
+    chunks: Callable[[], Chunks]
+    """The seed records in chunks of at most ``max_candidates`` records, the last one
+    ``complete=False`` when the read passed ten times that."""
 
 
 def pushdown(value: Any) -> Any:
@@ -81,6 +103,8 @@ class Reducer:
         self.view = view
         self.model = view.model
         self.limit = self.model.planner.max_candidates
+        self.ceiling = self.limit * 10
+        """The most rows a reduction may read (and seed records it may stream)."""
 
     # -- planning --------------------------------------------------------
 
@@ -112,14 +136,33 @@ class Reducer:
             return Read(
                 " or ".join(r.label for r in sides),
                 sum(r.estimate for r in sides),
-                lambda: self._union([r.run for r in sides]),
+                lambda: self._rechunk(self._union(sides)),
             )
         assert isinstance(expr, Not)
         return None
 
-    async def _union(self, runs: Sequence[Callable[[], Awaitable[Seeds]]]) -> Seeds:
-        found = await asyncio.gather(*(run() for run in runs))
-        return Seeds(tuple(r for s in found for r in s.records), all(s.complete for s in found))
+    async def _union(self, sides: Sequence[Read]) -> Chunks:
+        """Each side's chunks in turn (the planner skips customers already seen)."""
+        for side in sides:
+            async for seeds in side.chunks():
+                yield seeds
+                if not seeds.complete:
+                    return
+
+    async def _rechunk(self, parts: Chunks) -> Chunks:
+        """``parts`` regrouped into chunks of exactly ``limit`` records (the last fewer),
+        so small parts are stitched together; stops after an incomplete part."""
+        buffer: list[Record] = []
+        async for seeds in parts:
+            if not seeds.complete:
+                yield seeds
+                return
+            buffer.extend(seeds.records)
+            while len(buffer) >= self.limit:
+                yield Seeds(tuple(buffer[: self.limit]))
+                del buffer[: self.limit]
+        if buffer:
+            yield Seeds(tuple(buffer))
 
     async def _count(self, source: str, table: str, filters: Sequence[Filter]) -> int:
         connector = self.view.federation.connectors[source]
@@ -151,14 +194,7 @@ class Reducer:
                 return None
             reads.append((member, filters))
         counts = await asyncio.gather(*(self._count(m.source, m.table, f) for m, f in reads))
-
-        async def run() -> Seeds:
-            found = await asyncio.gather(*(self._scan_member(m, f) for m, f in reads))
-            return Seeds(
-                tuple(r for records, _ in found for r in records), all(ok for _, ok in found)
-            )
-
-        return Read(label, sum(counts), run)
+        return Read(label, sum(counts), lambda: self._rechunk(self._scan_members(reads)))
 
     def _plan_identity(self, pred: FieldPred, kind: str, label: str) -> Read | None:
         """``email eq/in``: the customers holding those identity keys, found by lookups."""
@@ -177,14 +213,14 @@ class Reducer:
         ]
         keys = [(names[0], v) for v in dict.fromkeys(normal) if v]
 
-        async def run() -> Seeds:
+        async def chunks() -> Chunks:
             if not keys:
-                return Seeds(())
+                return
             resolution = await self.view.federation.stitcher.resolve(keys=keys)
             self.view._collect(resolution)
-            return Seeds(tuple(r for key in keys for r in resolution.cluster(key)))
+            yield Seeds(tuple(r for key in keys for r in resolution.cluster(key)))
 
-        return Read(label, len(keys), run)
+        return Read(label, len(keys), chunks)
 
     async def _plan_metric(self, pred: FieldPred) -> Read | None:
         metric = self.model.metrics[pred.field]
@@ -213,23 +249,21 @@ class Reducer:
         filters = [Filter(column, c.op, pushdown(c.value)) for column, c in where]
         pushed = [f for f in filters if caps.can_filter(f.column, f.op)]
         estimate = await self._count(rel.source, rel.table, pushed)
-
-        async def run() -> Seeds:
-            return await self._reduce_relation(rel, where, pushed)
-
-        return Read(label, estimate, run)
+        return Read(label, estimate, lambda: self._reduce_relation(rel, where, pushed))
 
     # -- reading ---------------------------------------------------------
 
     async def _reduce_relation(
         self, rel: RelationSpec, where: Sequence[tuple[str, Cond]], pushed: Sequence[Filter]
-    ) -> Seeds:
+    ) -> Chunks:
+        """The parent records of the rows matching ``where``, ``limit`` keys a chunk."""
         connector = self.view.federation.connectors[rel.source]
         columns = list(dict.fromkeys([rel.parent.column, *(column for column, _ in where)]))
-        request = ScanRequest(rel.table, columns, filters=pushed, limit=self.limit * 10 + 1)
+        request = ScanRequest(rel.table, columns, filters=pushed, limit=self.ceiling + 1)
         rows = [row async for row in connector.scan(request)]
-        if len(rows) > self.limit * 10:
-            return Seeds((), complete=False)
+        if len(rows) > self.ceiling:
+            yield Seeds((), complete=False)
+            return
         keys = list(
             dict.fromkeys(
                 r[rel.parent.column]
@@ -237,20 +271,45 @@ class Reducer:
                 if all(holds(_value(r, rel, column), c) for column, c in where)
             )
         )
-        if len(keys) > self.limit:
-            return Seeds((), complete=False)
+        del rows
         member = self.view.federation.member(rel.parent.member)
-        return Seeds(tuple(await self._members_by_key(member, keys)))
+        for start in range(0, len(keys), self.limit):
+            part = keys[start : start + self.limit]
+            yield Seeds(tuple(await self._members_by_key(member, part)))
 
-    async def _scan_member(
-        self, member: MemberSpec, filters: list[Filter]
-    ) -> tuple[list[Record], bool]:
+    async def _scan_members(self, reads: Sequence[tuple[MemberSpec, list[Filter]]]) -> Chunks:
+        """The member rows matching each read's filters, page by page in key order (every
+        member's first page at once); incomplete past the ceiling."""
+        firsts = await asyncio.gather(*(self._page(m, f, None) for m, f in reads))
+        stitcher = self.view.federation.stitcher
+        read = 0
+        for (member, filters), first in zip(reads, firsts, strict=True):
+            rows, last = first
+            while True:
+                read += len(rows)
+                if read > self.ceiling:
+                    yield Seeds((), complete=False)
+                    return
+                yield Seeds(tuple(stitcher.record(member, row) for row in rows))
+                if last is None:
+                    break
+                rows, last = await self._page(member, filters, last)
+
+    async def _page(
+        self, member: MemberSpec, filters: list[Filter], after: Any
+    ) -> tuple[list[Row], Any]:
+        """Up to ``limit`` rows of ``member`` matching ``filters`` after key ``after``,
+        and the key to read on from (None when these were the last). A source that
+        cannot page by key is read at once, up to the ceiling."""
         connector = self.view.federation.connectors[member.source]
-        request = ScanRequest(member.table, member.columns(), filters=filters, limit=self.limit + 1)
-        rows = [row async for row in connector.scan(request)]
-        if len(rows) > self.limit:
-            return [], False
-        return [self.view.federation.stitcher.record(member, row) for row in rows], True
+        caps = connector.capabilities_for(member.table)
+        if caps.can_sort(member.key) and (
+            caps.supports_keyset or caps.can_filter(member.key, "gt")
+        ):
+            rows = await _scan_after(connector, member, after, self.limit, filters)
+            return rows, rows[-1][member.key] if len(rows) == self.limit else None
+        request = ScanRequest(member.table, member.columns(), filters, limit=self.ceiling + 1)
+        return [row async for row in connector.scan(request)], None
 
     async def _members_by_key(self, member: MemberSpec, keys: list[Any]) -> list[Record]:
         connector = self.view.federation.connectors[member.source]

@@ -189,20 +189,28 @@ class Federation:
             await self.registry.aclose()
 
 
-async def _scan_after(connector: Connector, member: MemberSpec, last: Any, limit: int) -> list[Row]:
-    """Up to ``limit`` member rows after key ``last`` in key order, however the
-    source can do it: a keyset read, a ``key > last`` filter, or (bounded) in memory."""
+async def _scan_after(
+    connector: Connector,
+    member: MemberSpec,
+    last: Any,
+    limit: int,
+    filters: Sequence[Filter] = (),
+) -> list[Row]:
+    """Up to ``limit`` member rows (matching ``filters``, which the source must be able
+    to evaluate) after key ``last`` in key order, however the source can do it: a
+    keyset read, a ``key > last`` filter, or (bounded) in memory."""
     caps = connector.capabilities_for(member.table)
     columns = member.columns()
     order = [Sort(member.key)]
     if caps.supports_keyset and caps.can_sort(member.key):
         after = None if last is None else [last]
-        request = ScanRequest(member.table, columns, order_by=order, limit=limit, after=after)
+        request = ScanRequest(member.table, columns, filters, order, limit=limit, after=after)
     elif caps.can_sort(member.key) and caps.can_filter(member.key, "gt"):
-        filters = [] if last is None else [Filter(member.key, "gt", last)]
-        request = ScanRequest(member.table, columns, filters, order_by=order, limit=limit)
+        past = [] if last is None else [Filter(member.key, "gt", last)]
+        request = ScanRequest(member.table, columns, [*filters, *past], order, limit=limit)
     else:
-        rows = [row async for row in connector.scan(ScanRequest(member.table, columns))]
+        request = ScanRequest(member.table, columns, filters)
+        rows = [row async for row in connector.scan(request)]
         rows.sort(key=lambda row: row[member.key])
         return [r for r in rows if last is None or r[member.key] > last][:limit]
     return [row async for row in connector.scan(request)]

@@ -209,9 +209,9 @@ class Custview:
     """custview in process: the demo config (SQL sources), one Federation,
     schema.execute per request."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, config: Path | None = None) -> None:
         with demo_dir_env(data_dir):
-            loaded = load_settings(sql_only_config(data_dir))
+            loaded = load_settings(config or sql_only_config(data_dir))
         model = loaded.settings.model
         self.federation = Federation(model, loaded.create_connectors())
         self.schema = build_schema(model)
