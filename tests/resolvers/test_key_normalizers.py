@@ -6,16 +6,20 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from resolvers.matching import normalize as m
 from resolvers.normalize import (
     NORMALIZERS,
+    _nanp,
+    _parse_phone,
     external_id_lookup_values,
     gmail_lookup_values,
+    iso_region,
     normalize_email,
     normalize_external_id,
+    normalize_phone,
 )
 
 LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=2, max_size=12)
@@ -107,3 +111,76 @@ def test_names_and_places_ignore_unicode_form_case_and_spacing(
     assert normalize(nfc) == normalize(nfd) == normalize(f" {nfd.upper()}  ")
     once = normalize(value)
     assert once is None or normalize(once) == once
+
+
+def _phonenumbers_only(value: str, region: str | None, default: str | None) -> str | None:
+    """:func:`normalize_phone` as phonenumbers alone answers it (no shortcut, no cache)."""
+    text = value.strip()
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    return _parse_phone.__wrapped__(text, iso_region(region) or iso_region(default))
+
+
+REGIONS = st.sampled_from(
+    [None, "US", "CA", "en-US", "fr_CA", "US", "CA", "GB", "FR", "DE", "MX", "JM", "en"]
+)
+
+
+def _digits(size: int) -> st.SearchStrategy[str]:
+    """``size`` digits mostly, sometimes one more or fewer (near misses)."""
+    exact = st.text(alphabet="0123456789", min_size=size, max_size=size)
+    near = st.text(alphabet="0123456789", min_size=size - 1, max_size=size + 1)
+    return st.one_of(exact, exact, exact, near)
+
+
+SEPARATOR = st.sampled_from(["", " ", "-", ".", "  ", "/"])
+
+
+@settings(max_examples=500)
+@given(
+    prefix=st.sampled_from(
+        ["", "", "+1", "+1 ", "+1-", "+1.", "1", "1-", "+", "+44 ", "001 ", "011"]
+    ),
+    area=_digits(3),
+    bracket=st.booleans(),
+    parts=st.tuples(SEPARATOR, _digits(3), SEPARATOR, _digits(4)),
+    region=REGIONS,
+    default=st.sampled_from([None, "US", "GB"]),
+    padding=st.sampled_from(["", " ", "\t"]),
+)
+def test_north_american_phones_read_without_phonenumbers_as_phonenumbers_reads_them(
+    prefix: str,
+    area: str,
+    bracket: bool,
+    parts: tuple[str, str, str, str],
+    region: str | None,
+    default: str | None,
+    padding: str,
+) -> None:
+    # the spellings of the shortcut, and near misses of them (short or long groups,
+    # an area code starting 0 or 1, other separators and prefixes)
+    sep1, exchange, sep2, line = parts
+    area_code = f"({area})" if bracket else area
+    value = f"{padding}{prefix}{area_code}{sep1}{exchange}{sep2}{line}{padding}"
+    expected = _phonenumbers_only(value, region, default)
+    assert normalize_phone(value, region, default) == expected
+    event(
+        "shortcut" if _nanp(value.strip(), iso_region(region) or iso_region(default)) else "asked"
+    )
+
+
+@given(
+    value=st.text(alphabet="0123456789+()-. ", max_size=20),
+    region=REGIONS,
+)
+def test_any_phone_spelling_reads_as_phonenumbers_reads_it(value: str, region: str | None) -> None:
+    expected = _phonenumbers_only(value, region, "US") if value.strip() else None
+    assert normalize_phone(value, region, "US") == expected
+
+
+def test_the_usual_north_american_spellings_take_the_shortcut() -> None:
+    for value in ("(407) 488-4302", "407-488-4302", "407.488.4302", "4074884302"):
+        assert _nanp(value, "US") == _nanp(value, "CA") == "+14074884302"
+        assert _nanp(value, "GB") is None  # a national number elsewhere: phonenumbers reads it
+    for value in ("+14074884302", "+1 407-488-4302", "+1 (407) 488-4302"):
+        assert _nanp(value, None) == _nanp(value, "FR") == "+14074884302"
