@@ -96,7 +96,7 @@ def _main(
     """custview: one governed, live view of every customer."""
 
 
-def _generate(out_dir: Path, customers: int, seed: int, households: bool = False) -> None:
+def _generate(out_dir: Path, customers: int, seed: int, households: bool = True) -> None:
     from gateway.demodata.generate import generate
 
     with Progress(
@@ -126,10 +126,10 @@ def demo_data(
     households: Annotated[
         bool,
         typer.Option(
-            "--households",
-            help="Add partners who share a home with some people (after every other record).",
+            "--households/--no-households",
+            help="Partners who share a home with some people (after every other record).",
         ),
-    ] = False,
+    ] = True,
 ) -> None:
     """Generate the demo source databases and their ground truth."""
     _generate(out_dir, customers, seed, households)

@@ -63,7 +63,7 @@ def generate(
     customers: int = 5000,
     seed: int = 42,
     *,
-    households: bool = False,
+    households: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> GenerationSummary:
     """Writes crm.db, support.db, sales.db, feedback.db, ground_truth.csv,
@@ -71,8 +71,9 @@ def generate(
 
     An existing ``out_dir`` is replaced once the new set is complete.
     ``progress(done, total)`` is called after each chunk, counted in real customers.
-    ``households`` adds partners sharing a home with some people, after every other
-    record (off by default: the committed match model was trained without them).
+    ``households`` (on by default) adds partners sharing a home with some people
+    after every other record, so ``households=False`` gives the same records
+    without them.
     """
     if customers < 1:
         raise ValueError("customers must be at least 1")

@@ -31,9 +31,13 @@ from resolvers.matching.settings import (
 
 __all__ = ["EM_BLOCKING_KEYS", "predict_pairs", "train_model"]
 
-EM_BLOCKING_KEYS: tuple[tuple[str, ...], ...] = (("phone",), ("surname", "postcode"))
+EM_BLOCKING_KEYS: tuple[tuple[str, ...], ...] = (("phone",), ("email",))
 """Blocking rules the m probabilities are estimated on; between them every
-comparison is estimated at least once (a rule's own columns are not)."""
+comparison is estimated at least once (a rule's own columns are not). Both
+are contact keys, which co-residents do not share: on a ``surname + postcode``
+block EM took partners (one address, two first names) for matches, and
+learned that a different first name or birth date at one address was common
+among one person's records."""
 UNOBSERVED = 1e-6
 M_FLOOR = 1e-3
 """No level's m goes below this: a disagreement costs at most about log2(1000) = 10 bits."""

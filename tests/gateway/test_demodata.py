@@ -442,12 +442,12 @@ def test_quality_flaws_are_planted_and_listed(demo: tuple[Path, GenerationSummar
 @pytest.fixture(scope="module")
 def homes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("homes") / "data"
-    generate(out, customers=1200, seed=7, households=True)
+    generate(out, customers=1200, seed=7)  # households are the default
     return out
 
 
 def test_households_add_records_and_change_none(homes: Path, tmp_path: Path) -> None:
-    generate(tmp_path / "plain", customers=1200, seed=7)
+    generate(tmp_path / "plain", customers=1200, seed=7, households=False)
     for system in SYSTEMS:
         for table in METADATA[system].sorted_tables:
             sql = f"SELECT * FROM {table.name} ORDER BY id"

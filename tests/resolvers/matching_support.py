@@ -197,7 +197,10 @@ def main() -> None:  # pragma: no cover - a measurement script
         help="score with the model's term frequencies, not those of the evaluated records",
     )
     parser.add_argument(
-        "--households", action="store_true", help="demos with partners sharing a home"
+        "--households",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="demos with partners sharing a home (the generator's default)",
     )
     args = parser.parse_args()
 
