@@ -207,27 +207,8 @@ class ResilientConnector(ConnectorWrapper):
         if span is not None:
             _end_span(span, outcome, detail)
 
-    @asynccontextmanager
-    async def _observed(self, operation: str) -> AsyncIterator[None]:
-        """:meth:`_report` around a scan."""
-        started, span = time.perf_counter(), self._span(operation)
-        outcome, detail = "ok", ""
-        try:
-            yield
-        except CustviewError as exc:
-            outcome, detail = exc.code, exc.message
-            raise
-        except BaseException:
-            outcome = "cancelled"
-            raise
-        finally:
-            self._report(operation, outcome, detail, started, span)
-
     async def around(self, call: Call[T]) -> T:
-        # written out rather than through _observed: this runs for every lookup
-        started, span = time.perf_counter(), self._span(call.operation)
-        outcome, detail = "ok", ""
-        try:
+        with _Reported(self, call.operation):
             deadline = current_deadline()
             if deadline is None:
                 return await self._attempts(call, None)
@@ -244,14 +225,6 @@ class ResilientConnector(ConnectorWrapper):
                 if failures:  # cut while waiting to retry: the source was unavailable
                     raise failures[-1] from None
                 raise deadline.exceeded(self.name) from None
-        except CustviewError as exc:
-            outcome, detail = exc.code, exc.message
-            raise
-        except BaseException:
-            outcome = "cancelled"
-            raise
-        finally:
-            self._report(call.operation, outcome, detail, started, span)
 
     async def _attempts(
         self,
@@ -323,7 +296,7 @@ class ResilientConnector(ConnectorWrapper):
 
     async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         # A stream is not retried once rows have left; the breaker sees its outcome.
-        async with self._observed("scan"):
+        with _Reported(self, "scan"):
             deadline = current_deadline()
             if deadline is not None and deadline.left() <= 0:
                 raise deadline.passed(self.name)
@@ -335,6 +308,34 @@ class ResilientConnector(ConnectorWrapper):
                     return
                 async for row in _until(stream, deadline, self.name):
                     yield row
+
+
+class _Reported:
+    """Reports the call made inside it (:meth:`ResilientConnector._report`): ``ok``,
+    the error's code, or ``cancelled`` for anything else that ends it. A class, not
+    a generator-based context manager: it wraps every call."""
+
+    __slots__ = ("_operation", "_span", "_started", "_wrapper")
+
+    def __init__(self, wrapper: ResilientConnector, operation: str) -> None:
+        self._wrapper = wrapper
+        self._operation = operation
+        self._started = time.perf_counter()
+        self._span = wrapper._span(operation)
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        if exc is None:
+            outcome, detail = "ok", ""
+        elif isinstance(exc, CustviewError):
+            outcome, detail = exc.code, exc.message
+        else:
+            outcome, detail = "cancelled", ""
+        self._wrapper._report(self._operation, outcome, detail, self._started, self._span)
 
 
 def _end_span(span: Span, outcome: str, detail: str) -> None:

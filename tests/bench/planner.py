@@ -203,10 +203,12 @@ async def _custview(cv: Custview, query: str, variables: dict[str, Any]) -> tupl
     return json.loads(text)["data"], statements, _rows_of(observer.report())
 
 
-async def _timed(run: Callable[[int], Awaitable[Answer]], i: int) -> tuple[float, Answer]:
-    started = time.perf_counter()
+async def _timed(run: Callable[[int], Awaitable[Answer]], i: int) -> tuple[float, Answer, float]:
+    """Wall ms, the answer, and CPU ms of the whole process (its threads included:
+    custview and the floor take turns, so it is this request's)."""
+    started, cpu = time.perf_counter(), time.process_time()
     answer = await run(i)
-    return (time.perf_counter() - started) * 1000, answer
+    return (time.perf_counter() - started) * 1000, answer, (time.process_time() - cpu) * 1000
 
 
 async def _operation(
@@ -215,8 +217,8 @@ async def _operation(
     custview: Callable[[int], Awaitable[Answer]],
     floor: Callable[[int], Awaitable[Answer]],
 ) -> dict[str, Any]:
-    cv: list[tuple[float, Answer]] = []
-    fl: list[tuple[float, Answer]] = []
+    cv: list[tuple[float, Answer, float]] = []
+    fl: list[tuple[float, Answer, float]] = []
     for i in range(runs + 1):  # the first pair warms up
         pair = (custview, floor) if i % 2 == 0 else (floor, custview)
         first = await _timed(pair[0], i)
@@ -228,11 +230,12 @@ async def _operation(
             cv.append(c)
             fl.append(f)
 
-    def stats(samples: list[tuple[float, Answer]]) -> dict[str, float]:
+    def stats(samples: list[tuple[float, Answer, float]]) -> dict[str, float]:
         return {
-            "p50_ms": round(statistics.median(ms for ms, _ in samples), 2),
-            "statements": round(statistics.fmean(a[1] for _, a in samples), 1),
-            "rows": round(statistics.fmean(a[2] for _, a in samples), 1),
+            "p50_ms": round(statistics.median(ms for ms, _, _ in samples), 2),
+            "cpu_ms": round(statistics.fmean(cpu for _, _, cpu in samples), 2),
+            "statements": round(statistics.fmean(a[1] for _, a, _ in samples), 1),
+            "rows": round(statistics.fmean(a[2] for _, a, _ in samples), 1),
         }
 
     a, b = stats(cv), stats(fl)
@@ -254,7 +257,12 @@ def patient_config(data_dir: Path) -> Path:
     return path
 
 
-async def bench_size(data_dir: Path, quick: bool) -> dict[str, Any]:
+OPERATIONS = ("filtered_page", "segment_count", "timeline_page")
+
+
+async def bench_size(
+    data_dir: Path, quick: bool, operations: Sequence[str] = OPERATIONS
+) -> dict[str, Any]:
     custview = Custview(data_dir, patient_config(data_dir))
     floor = CountingFloor((await Floor.open(data_dir))._pools)
     emails = sample_emails(data_dir, 10 if quick else 40)
@@ -297,18 +305,20 @@ async def bench_size(data_dir: Path, quick: bool) -> dict[str, Any]:
         async def fl_segment(i: int) -> Any:
             return await floor.segment_count()
 
-        page = await _operation(
-            "filtered page", runs, lambda i: _listify(cv_page(i)), on_floor(fl_page)
-        )
-        return {
-            "filtered_page": page,
-            "segment_count": await _operation(
+        results: dict[str, Any] = {}
+        if "filtered_page" in operations:
+            results["filtered_page"] = await _operation(
+                "filtered page", runs, lambda i: _listify(cv_page(i)), on_floor(fl_page)
+            )
+        if "segment_count" in operations:
+            results["segment_count"] = await _operation(
                 "segment count", runs, cv_segment, on_floor(fl_segment)
-            ),
-            "timeline_page": await _operation(
+            )
+        if "timeline_page" in operations:
+            results["timeline_page"] = await _operation(
                 "timeline page", runs * 2, cv_timeline, on_floor(fl_timeline)
-            ),
-        }
+            )
+        return results
     finally:
         await custview.aclose()
         await floor.aclose()
@@ -333,16 +343,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_ROOT)
     parser.add_argument("--output", type=Path, help="results JSON (default DATA_DIR/planner.json)")
+    parser.add_argument(
+        "--operations", nargs="+", choices=OPERATIONS, default=list(OPERATIONS), help="a subset"
+    )
     args = parser.parse_args(argv)
     console = Console() if sys.stdout.isatty() else Console(width=140)
     results: dict[str, Any] = {"quick": args.quick, "sizes": []}
     try:
         for size in (int(s.replace("_", "")) for s in args.sizes):
             data_dir = ensure_data(args.data_dir, size, console)
-            ops = asyncio.run(bench_size(data_dir, args.quick))
+            ops = asyncio.run(bench_size(data_dir, args.quick, args.operations))
             results["sizes"].append({"customers": size, "operations": ops})
             table = Table(title=f"planner, {size:,} customers", box=box.SIMPLE)
-            for column in ("operation", "custview p50", "floor p50", "ratio", "statements", "rows"):
+            columns = ("operation", "custview p50", "floor p50", "ratio", "CPU ms/req (cv / floor)")
+            for column in (*columns, "statements", "rows"):
                 table.add_column(column)
             for name, op in ops.items():
                 cv, fl = op["custview"], op["floor"]
@@ -351,6 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{cv['p50_ms']} ms",
                     f"{fl['p50_ms']} ms",
                     f"{op['ratio_p50']}x",
+                    f"{cv['cpu_ms']} / {fl['cpu_ms']}",
                     f"{cv['statements']} / {fl['statements']}",
                     f"{cv['rows']} / {fl['rows']}",
                 )
