@@ -63,6 +63,8 @@ class SourceClient:
         self._auth = build_auth(options.auth, self._post_token, source)
         self._secrets = secrets(options.auth)
         self._slots = asyncio.Semaphore(options.max_concurrency)
+        self.in_flight = 0
+        """GETs holding one of the ``max_concurrency`` slots right now."""
         self._client: httpx.AsyncClient | None = None
 
     @property
@@ -130,8 +132,15 @@ class SourceClient:
         while True:
             try:
                 async with self._slots:
-                    # httpx drops a URL's own query when given empty params (next links carry one).
-                    response = await self.client.get(url, params=params or None, auth=self._auth)
+                    self.in_flight += 1
+                    try:
+                        # httpx drops a URL's own query when given empty params (next links
+                        # carry one).
+                        response = await self.client.get(
+                            url, params=params or None, auth=self._auth
+                        )
+                    finally:
+                        self.in_flight -= 1
             except httpx.TimeoutException:
                 raise SourceTimeout(
                     f"{where}: no answer within {self.options.timeout:g} s", source=self.source

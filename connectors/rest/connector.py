@@ -120,6 +120,10 @@ class RESTConnector(Connector):
     def capabilities_for(self, table: str) -> Capabilities:
         return self._declared.get(table, _UNDECLARED)
 
+    def pool_usage(self) -> tuple[int, int] | None:
+        """GETs in flight against ``max_concurrency`` (httpx's pool is sized to it)."""
+        return self._http.in_flight, self.options.max_concurrency
+
     @property
     def requests(self) -> int:
         """GET requests sent to the source so far (token requests not included)."""

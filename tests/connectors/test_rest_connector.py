@@ -257,14 +257,22 @@ async def test_repeated_parameter_lookups(base_url: str) -> None:
 async def test_single_lookups_run_concurrently_within_the_limit(base_url: str) -> None:
     spec = resource("/x/slowish", lookups={"id": {"param": "id"}})
     c = make(base_url, max_concurrency=3, resources={"surveys": spec})
+    usage: set[tuple[int, int] | None] = set()
     try:
-        found = await c.lookup_many("surveys", "id", list(range(1, 13)), ["id"])
+        lookups = asyncio.create_task(c.lookup_many("surveys", "id", list(range(1, 13)), ["id"]))
+        while not lookups.done():
+            usage.add(c.pool_usage())
+            await asyncio.sleep(0.002)
+        found = await lookups
     finally:
         await c.aclose()
     assert found == [[{"id": i}] for i in range(1, 13)]
     assert c.requests == 12
     # the server saw three requests at once, never more: concurrent, within the limit
     assert STATE.most_in_flight == 3
+    # and the pool metric saw them too: (in flight, capacity), back to idle afterwards
+    assert (3, 3) in usage and all(u is not None and u[0] <= 3 for u in usage)
+    assert c.pool_usage() == (0, 3)
 
 
 async def test_get_by_key_path_and_missing_keys(conn: RESTConnector) -> None:
