@@ -5,9 +5,12 @@ The catalog is a handful of small in-memory tables describing the curated
 SQL catalog (:mod:`resolvers.sqlview.catalog`); a query over them runs on
 sqlglot's Python executor after PostgreSQL specifics (``pg_catalog.``
 prefixes, ``::regclass`` casts, ``OPERATOR(pg_catalog.~)``, ``COLLATE``,
-``= ANY(ARRAY[...])``, system functions) are rewritten into what it
-evaluates. A catalog query it cannot evaluate is answered with no rows and
-the columns it asked for — what a tool probing for an optional feature
+``= ANY(ARRAY[...])``, ``(current_schemas(true))[1]``, the JDBC driver's
+column numbering window, system functions) are rewritten into what it
+evaluates; catalog tables custview has no rows for (``pg_attrdef``,
+``pg_index``, ``pg_constraint`` ...) exist empty, so joins with them run.
+A catalog query it cannot evaluate is answered with no rows and the
+columns it asked for — what a tool probing for an optional feature
 (hstore, extensions, publications) expects.
 """
 
@@ -63,6 +66,24 @@ def _regexp_like(value: Any, pattern: Any, *flags: Any) -> bool | None:
 _ENV: dict[str, Any] = executor_env.ENV  # type: ignore[attr-defined]
 _ENV.setdefault("REGEXPLIKE", _regexp_like)
 _ENV.setdefault("FORMAT_TYPE", _format_type)
+_ENV.setdefault("NULLIF", lambda a, b: None if a == b else a)
+_ENV.setdefault(
+    "REPLACE", lambda s, old, new: None if s is None else str(s).replace(str(old), str(new))
+)
+
+_SEARCH_PATH = ("pg_catalog", "public")
+"""``current_schemas(true)``, in order."""
+_EMPTY = {
+    "pg_attrdef": ("oid", "adrelid", "adnum", "adbin"),
+    "pg_index": ("indexrelid", "indrelid", "indnatts", "indisunique", "indisprimary", "indkey"),
+    "pg_constraint": ("oid", "conname", "connamespace", "contype", "conrelid", "confrelid",
+                      "conkey", "confkey"),
+    "pg_inherits": ("inhrelid", "inhparent", "inhseqno"),
+    "pg_proc": ("oid", "proname", "pronamespace", "prorettype", "prokind"),
+    "pg_extension": ("oid", "extname", "extnamespace", "extversion"),
+    "pg_enum": ("oid", "enumtypid", "enumsortorder", "enumlabel"),
+}  # fmt: skip
+"""Catalog tables custview has no rows for; their columns, so joins with them run."""
 
 
 def catalog_tables(
@@ -269,6 +290,9 @@ class CatalogQueries:
             for name, rows in self.rows.items()
             if rows
         }
+        for name, columns in _EMPTY.items():
+            self._tables.setdefault(name, Table(columns=columns, rows=[]))
+            self._schema.setdefault(name, dict.fromkeys(columns, "VARCHAR"))
         self.oids = {r["relname"]: r["oid"] for r in self.rows["pg_class"]}
         self.database = database
         self.user = user
@@ -332,6 +356,10 @@ class CatalogQueries:
             return self._cast(node)
         if isinstance(node, exp.EQ) and isinstance(node.expression, exp.Any):
             return _any(node)
+        if isinstance(node, exp.Bracket):
+            return _schema_element(node)
+        if isinstance(node, exp.Window):
+            return _column_number(node)
         if isinstance(node, exp.Anonymous):
             name = node.name.lower()
             if name in _TRUE_FUNCTIONS:
@@ -451,6 +479,45 @@ def _operator(node: exp.Operator) -> exp.Expr:
     if operator in ("=", "<>"):
         compare = exp.EQ if operator == "=" else exp.NEQ
         return compare(this=node.this, expression=node.expression)
+    return node
+
+
+def _schema_element(node: exp.Bracket) -> exp.Expr:
+    """``(current_schemas(true))[i]``: the i-th schema of the search path (1-based)."""
+    array = node.this
+    while isinstance(array, exp.Paren):
+        array = array.this
+    is_path = isinstance(array, exp.CurrentSchemas) or (
+        isinstance(array, exp.Anonymous) and array.name.lower() == "current_schemas"
+    )
+    index = node.expressions[0] if len(node.expressions) == 1 else None
+    if not is_path or not isinstance(index, exp.Literal) or not index.is_int:
+        return node
+    position = int(index.this)
+    if 1 <= position <= len(_SEARCH_PATH):
+        return exp.Literal.string(_SEARCH_PATH[position - 1])
+    return exp.null()
+
+
+def _column_number(node: exp.Window) -> exp.Expr:
+    """``row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum)`` (the JDBC
+    driver's column numbering) is ``a.attnum``: custview's columns are numbered
+    from 1 without gaps. Any other window stays, and the executor refuses it."""
+    order = node.args.get("order")
+    partition = node.args.get("partition_by") or []
+    sorts = list(order.expressions) if order is not None else []
+    keys = [o.this for o in sorts]
+    if (
+        isinstance(node.this, exp.RowNumber)
+        and len(partition) == 1
+        and len(keys) == 1
+        and isinstance(partition[0], exp.Column)
+        and isinstance(keys[0], exp.Column)
+        and partition[0].name.lower() == "attrelid"
+        and keys[0].name.lower() == "attnum"
+        and not sorts[0].args.get("desc")
+    ):
+        return keys[0].copy()
     return node
 
 
