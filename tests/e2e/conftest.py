@@ -12,12 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
 from gateway.app import create_app
 from gateway.demodata.feedback_service import DEMO_TOKEN, create_feedback_app
 from gateway.demodata.generate import generate
 from gateway.serving import DEMO_HEADERS
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
+from gateway.sql import SqlSettings
+from tests.e2e.sql_endpoint import Endpoint, serve_sql
 from tests.support.servers import serve_in_thread
 
 DEMO_CUSTOMERS = 1500
@@ -165,3 +168,13 @@ async def walk(
         if not page["pageInfo"]["hasNextPage"]:
             return found
         after = page["pageInfo"]["endCursor"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def endpoint(
+    demo_dir: Path, feedback_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Endpoint]:
+    """The demo app serving its SQL endpoint (no TLS) on a free port, per test module."""
+    audit = tmp_path_factory.mktemp("sql") / "audit.jsonl"
+    async with serve_sql(demo_dir, feedback_url, audit, SqlSettings(enabled=True, port=0)) as e:
+        yield e

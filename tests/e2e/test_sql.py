@@ -5,86 +5,26 @@ same caller."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
-import pytest_asyncio
 import sqlalchemy as sa
 
-from gateway.app import create_app
-from gateway.settings import DEMO_CONFIG, load_settings
-from gateway.sql import SqlSettings
 from tests.e2e.conftest import walk
+from tests.e2e.sql_endpoint import Endpoint
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 KEYS = {"admin": "demo-key", "support": "support-key", "regional": "emea-key"}
 FILTER = {"country": {"in": ["DE", "GB"]}, "orderCount": {"ge": 1}}
 SQL_FILTER = "country IN ('DE', 'GB') AND order_count >= 1"
-
-
-@dataclass
-class Endpoint:
-    port: int
-    http: httpx.AsyncClient
-    audit: Path
-
-    def dsn(self, key: str = "demo-key") -> str:
-        return f"host=127.0.0.1 port={self.port} user=bi password={key} dbname=custview"
-
-    async def sql(self, query: str, params: Any = None, key: str = "demo-key") -> list[Any]:
-        async with await psycopg.AsyncConnection.connect(self.dsn(key), autocommit=True) as conn:
-            cursor = await conn.execute(query, params)
-            return await cursor.fetchall()
-
-
-@contextlib.asynccontextmanager
-async def serve_sql(
-    demo_dir: Path, feedback_url: str, audit: Path, sql: SqlSettings
-) -> AsyncIterator[Endpoint]:
-    """The demo app with its SQL endpoint on a free port, for the time of the block."""
-    wanted = {
-        "CUSTVIEW_DEMO_DIR": str(demo_dir),
-        "CUSTVIEW_FEEDBACK_URL": feedback_url,
-        "CUSTVIEW_AUDIT_LOG": str(audit),
-    }
-    old = {name: os.environ.get(name) for name in wanted}
-    os.environ.update(wanted)
-    try:
-        loaded = load_settings(DEMO_CONFIG)
-        loaded.settings = loaded.settings.model_copy(update={"sql": sql})
-        app = create_app(loaded)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://custview") as http:
-                yield Endpoint(app.state.sql_server.port, http, audit)
-    finally:
-        for name, value in old.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def endpoint(
-    demo_dir: Path, feedback_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Endpoint]:
-    audit = tmp_path_factory.mktemp("sql") / "audit.jsonl"
-    async with serve_sql(demo_dir, feedback_url, audit, SqlSettings(enabled=True, port=0)) as e:
-        yield e
 
 
 async def _psql(endpoint: Endpoint, command: str, key: str = "demo-key") -> tuple[int, str, str]:

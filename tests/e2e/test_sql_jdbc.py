@@ -10,16 +10,15 @@ import asyncio
 import os
 import shutil
 from collections import Counter
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from gateway.sql import SqlSettings
 from tests.e2e.conftest import walk
-from tests.e2e.test_sql import WALK, Endpoint, serve_sql
+from tests.e2e.sql_endpoint import Endpoint
+from tests.e2e.test_sql import WALK
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -35,15 +34,6 @@ def _java() -> str:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return java
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def endpoint(
-    demo_dir: Path, feedback_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Endpoint]:
-    audit = tmp_path_factory.mktemp("sql-jdbc") / "audit.jsonl"
-    async with serve_sql(demo_dir, feedback_url, audit, SqlSettings(enabled=True, port=0)) as e:
-        yield e
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

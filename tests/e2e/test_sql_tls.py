@@ -20,7 +20,8 @@ from connectors import ConfigError
 from gateway.settings import load_settings
 from gateway.sql import SqlSettings
 from tests.e2e.conftest import walk
-from tests.e2e.test_sql import WALK, Endpoint, serve_sql
+from tests.e2e.sql_endpoint import Endpoint, serve_sql
+from tests.e2e.test_sql import WALK
 
 in_module_loop = pytest.mark.asyncio(loop_scope="module")
 
