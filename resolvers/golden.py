@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from resolvers.coerce import coerce
 from resolvers.matching.normalize import fold
@@ -154,6 +154,7 @@ def reader(member: MemberSpec, field: str, spec: FieldSpec, default_region: str 
 
 
 Candidate = tuple[Any, Record]
+T = TypeVar("T")
 
 
 class Survivorship:
@@ -309,7 +310,7 @@ _RULES: dict[RuleName, Callable[[_Choice, list[Candidate], int], tuple[list[Cand
 }
 
 
-def _extreme(left: list[Candidate], pick: Callable[..., Any]) -> list[Candidate]:
+def _extreme(left: list[tuple[Any, T]], pick: Callable[..., Any]) -> list[tuple[Any, T]]:
     try:
         best = pick(value for value, _ in left)
     except TypeError:  # values of mixed types cannot be ordered: nothing decided

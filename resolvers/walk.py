@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from connectors import ConnectorError, Row, ScanRequest, Sort
 from resolvers.golden import GoldenRecord
+from resolvers.golden_chunk import ChunkSurvivorship
 from resolvers.identity import KeyNode
 from resolvers.model import MemberSpec
 from resolvers.records import Record
@@ -344,7 +345,7 @@ async def customers(
     parent = found.parent
     after = await _chains(parent)
     offsets = [m.offset for m in found.members]
-    survivorship = federation.survivorship
+    survivorship = ChunkSurvivorship(federation.survivorship)
     registry = federation.registry
     erased = registry.is_erased if registry is not None and registry.stats["erasures"] else None
     start = 0
@@ -362,16 +363,22 @@ async def customers(
         view = federation.request()
         view.errors.extend(found.errors)
         records = await _read(federation, found.members, offsets, groups, view, failures)
-        out = []
+        kept = []
         for group in groups:
             if erased is not None and any(erased(_ref(found.members, offsets, n)) for n in group):
                 continue
             members = [records[n] for n in group if n in records]
             if members:
-                golden = GoldenRecord(survivorship.values(members), {})
-                out.append(CustomerView(members, golden))
-        if out:
-            yield view, out
+                kept.append(members)
+        if kept:
+            values = survivorship.values(kept)
+            yield (
+                view,
+                [
+                    CustomerView(members, GoldenRecord(golden, {}))
+                    for members, golden in zip(kept, values, strict=True)
+                ],
+            )
 
 
 def _ref(members: Sequence[_Member], offsets: list[int], number: int) -> str:

@@ -1,0 +1,179 @@
+"""Golden values of a whole chunk of customers at once, for exports.
+
+:meth:`Survivorship.values` builds one customer's values record by record and
+field by field through generic readers; an export asks for every field of
+hundreds of customers at a time. Here each field is read a column at a time
+(every record of one member in one loop), each record's last update is read
+once, and each customer's records are ordered once per source priority, so
+that a rule chain of one rule picks its value by a scan of that order rather
+than by comparing candidates through the rule's generic code. Chains of
+several rules, and the rules that compare values (``most_complete``,
+``most_frequent``), are left to :meth:`_Choice.pick`. The values are the ones
+:meth:`Survivorship.build` gives (a hypothesis test holds them to it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from resolvers.coerce import coerce
+from resolvers.golden import _EPOCH, Survivorship, _extreme, _raw_reader, reader
+from resolvers.model import FieldSpec, MemberSpec
+from resolvers.records import Record
+
+Column = Callable[[list[dict[str, Any]]], list[Any]]
+"""Member rows -> one golden field's candidate value of each (None when it has none)."""
+
+_SHORTCUT = frozenset({"source_priority", "most_recent", "min", "max"})
+
+
+def column_reader(
+    member: MemberSpec, field: str, spec: FieldSpec, default_region: str | None
+) -> Column:
+    """:func:`resolvers.golden.reader` over many rows at once."""
+    mapping = member.fields.get(field)
+    if mapping is None:
+        return lambda rows: [None] * len(rows)
+    if spec.normalize is not None:
+        read = reader(member, field, spec, default_region)
+        return lambda rows: [read(row) for row in rows]
+    type_ = spec.type
+    if "{" in mapping:
+        fill = _raw_reader(mapping)
+        return lambda rows: [coerce(fill(row), type_) for row in rows]
+    if type_ == "string":  # a text column needs nothing but text
+        return lambda rows: [
+            v if v is None or v.__class__ is str else coerce(v, type_)
+            for v in [row.get(mapping) for row in rows]
+        ]
+    return lambda rows: [
+        None if v is None else coerce(v, type_) for v in [row.get(mapping) for row in rows]
+    ]
+
+
+class ChunkSurvivorship:
+    """:meth:`Survivorship.values` for many customers, a column at a time."""
+
+    def __init__(self, survivorship: Survivorship) -> None:
+        self.survivorship = survivorship
+        self.fields = list(survivorship.fields)
+        self.choices = [survivorship._choices[f] for f in self.fields]
+        self._columns: dict[str, list[Column]] = {}
+        # fields sharing a source priority share their records' tie-break order
+        self.priorities = list(dict.fromkeys(tuple(c.priority) for c in self.choices))
+        self.order_of = [self.priorities.index(tuple(c.priority)) for c in self.choices]
+        self.ranks = [{source: i for i, source in enumerate(p)} for p in self.priorities]
+        self._updated_at: dict[str, int | None] = {}
+        self.shortcut = [
+            c.rule.chain[0] if len(c.rule.chain) == 1 and c.rule.chain[0] in _SHORTCUT else None
+            for c in self.choices
+        ]
+
+    def _columns_of(self, member: MemberSpec) -> list[Column]:
+        columns = self._columns.get(member.id)
+        if columns is None:
+            s = self.survivorship
+            columns = self._columns[member.id] = [
+                column_reader(member, name, spec, s.default_region)
+                for name, spec in s.fields.items()
+            ]
+        return columns
+
+    def _updated(self, record: Record, found: tuple[Any, ...]) -> dt.datetime:
+        """:meth:`Survivorship._updated`, taken from the record's golden field that
+        reads the same column as the same type when there is one."""
+        member = record.member
+        at = self._updated_at.get(member.id, -1)
+        if at == -1:
+            at = self._updated_at[member.id] = next(
+                (
+                    i
+                    for i, (name, spec) in enumerate(self.survivorship.fields.items())
+                    if member.updated_at is not None
+                    and member.fields.get(name) == member.updated_at
+                    and spec.type == "datetime"
+                    and spec.normalize is None
+                ),
+                None,
+            )
+        if at is None:
+            return self.survivorship._updated(record)
+        value: dt.datetime | None = found[at]
+        return value or _EPOCH
+
+    def values(self, groups: Sequence[Sequence[Record]]) -> list[dict[str, Any]]:
+        """The golden values of each group of records (one customer's)."""
+        records = [r for group in groups for r in group]
+        present = self._present(records)
+        updated: dict[int, dt.datetime] = {}
+        out: list[dict[str, Any]] = []
+        at = 0
+        for group in groups:
+            size = len(group)
+            if size == 1:  # every rule keeps the only candidate
+                out.append(dict(zip(self.fields, present[at], strict=True)))
+            else:
+                out.append(self._picked(group, present[at : at + size], updated))
+            at += size
+        return out
+
+    def _present(self, records: list[Record]) -> list[tuple[Any, ...]]:
+        """Every record's candidate value of every field, in field order."""
+        by_member: dict[str, tuple[MemberSpec, list[int]]] = {}
+        for i, record in enumerate(records):
+            by_member.setdefault(record.member.id, (record.member, []))[1].append(i)
+        present: list[tuple[Any, ...]] = [()] * len(records)
+        for member, numbers in by_member.values():
+            rows = [records[i].row for i in numbers]
+            columns = [read(rows) for read in self._columns_of(member)]
+            if not columns:  # a model without fields
+                continue
+            for i, values in zip(numbers, zip(*columns, strict=True), strict=True):
+                present[i] = values
+        return present
+
+    def _picked(
+        self,
+        group: Sequence[Record],
+        present: list[tuple[Any, ...]],
+        updated: dict[int, dt.datetime],
+    ) -> dict[str, Any]:
+        for record, found in zip(group, present, strict=True):
+            updated[id(record)] = self._updated(record, found)
+        # each source priority's tie-break order of the records (what ``_Choice.tie_order``
+        # ranks): a candidate that comes first in it is the one ``min`` picks
+        tails = [(-updated[id(r)].timestamp(), r.order()) for r in group]
+        orders = []
+        for rank in self.ranks:
+            keys = [
+                (rank.get(r.member.source, len(rank)), *tail)
+                for r, tail in zip(group, tails, strict=True)
+            ]
+            orders.append(sorted(range(len(group)), key=keys.__getitem__))
+        values: dict[str, Any] = {}
+        for at, field in enumerate(self.fields):
+            rule = self.shortcut[at]
+            if rule == "source_priority":  # the tie-break order ranks sources first
+                values[field] = next(
+                    (v for i in orders[self.order_of[at]] if (v := present[i][at]) is not None),
+                    None,
+                )
+                continue
+            # in the records' order, as :meth:`Survivorship.values` offers them
+            candidates = [(v, i) for i, found in enumerate(present) if (v := found[at]) is not None]
+            if not candidates:
+                values[field] = None
+            elif rule is None:
+                choice = self.choices[at]
+                values[field] = choice.pick([(v, group[i]) for v, i in candidates], updated)[0]
+            else:
+                if rule == "most_recent":
+                    best = max(updated[id(group[i])] for _, i in candidates)
+                    kept = {i for _, i in candidates if updated[id(group[i])] == best}
+                else:
+                    kept = {i for _, i in _extreme(candidates, min if rule == "min" else max)}
+                first = next(i for i in orders[self.order_of[at]] if i in kept)
+                values[field] = present[first][at]
+        return values
