@@ -170,14 +170,11 @@ class IdentityRegistry:
     def followed_links(self, threshold: float) -> list[tuple[str, str, float]]:
         """Every batch link stitching follows: at or above ``threshold``, neither record
         detached nor erased; as ``(a, b, probability)`` with ``a < b``."""
-        state = self._state
+        gone = self._state.detached | self._state.erased.keys()
         return [
             (a, b, score)
             for (a, b), score in self.stored_links().items()
-            if score >= threshold
-            and not {a, b} & state.detached
-            and a not in state.erased
-            and b not in state.erased
+            if score >= threshold and a not in gone and b not in gone
         ]
 
     def manual_links(self) -> list[tuple[str, str]]:

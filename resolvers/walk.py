@@ -216,7 +216,12 @@ def _locator(members: Sequence[_Member]) -> Locate:
         keys = member.keys
         probes: list[int | str] = [int(key), key] if key.lstrip("-").isdigit() else [key]
         for probe in probes:
-            at = bisect.bisect_left(keys, _order(probe), key=_order)
+            if isinstance(keys, array):  # machine integers, in order: C comparisons
+                if not isinstance(probe, int):
+                    continue
+                at = bisect.bisect_left(keys, probe)
+            else:
+                at = bisect.bisect_left(keys, _order(probe), key=_order)
             if at < len(keys) and str(keys[at]) == key:
                 return member.offset + at
         return None

@@ -12,13 +12,15 @@ its peak RSS (``VmHWM``, else ``ru_maxrss``) is that export's alone:
   the same writer (``csv`` module, pyarrow record batches of 500 rows).
 
 It prints rows/s and peak RSS of both and the ratio, and writes
-``bench-data/export-results.json``. The goal of issue 8 is >= 50,000
-customers/s and <= 300 MB peak RSS at 1M customers. ``--profile`` runs the
-custview export of the first size once more under pyinstrument and prints
-where its time goes.
+``bench-data/export-results.json``. ``--registry`` first runs ``custview
+resolve`` over the data (once; kept as ``export-registry.db`` next to it) and
+exports with that identity registry followed, as a production deployment does.
+The goal of issue 8 is >= 50,000 customers/s and <= 300 MB peak RSS at 1M
+customers. ``--profile`` runs the custview export of the first size once more
+under pyinstrument and prints where its time goes.
 
     python -m tests.bench.export [--sizes 100000] [--one-million] [--formats csv arrow]
-                                 [--profile]
+                                 [--profile] [--registry]
 """
 
 from __future__ import annotations
@@ -45,22 +47,30 @@ REPO = Path(__file__).resolve().parents[2]
 FORMATS = ("csv", "arrow")
 ONE_MILLION = 1_000_000
 CHUNK = 500
+REGISTRY = "export-registry.db"
+"""The batch links of ``--registry``, in the data directory."""
 
 
 # -- the contenders, each run in a child process ---------------------------------
 
 
-async def _custview(data_dir: Path, fmt: str, out: Path) -> int:
+async def _custview(data_dir: Path, fmt: str, out: Path, registry: bool = False) -> int:
     from gateway.formats import encode
     from gateway.settings import load_settings
     from resolvers.export import columns, rows
     from resolvers.view import Federation
+    from tests.bench.identity import _config
     from tests.bench.run import demo_dir_env, sql_only_config
 
     with demo_dir_env(data_dir):
-        loaded = load_settings(sql_only_config(data_dir))
+        config = _config(data_dir, data_dir / REGISTRY) if registry else sql_only_config(data_dir)
+        loaded = load_settings(config)
     model = loaded.settings.model
-    federation = Federation(model, loaded.create_connectors())
+    if registry:
+        federation = loaded.create_federation()
+        await federation.open()
+    else:
+        federation = Federation(model, loaded.create_connectors())
     names = columns(model, "customers")
     count = 0
 
@@ -160,8 +170,8 @@ def _peak_rss_kb(maxrss_kb: int) -> int:
 def child(contender: str, data_dir: Path, fmt: str, out: Path) -> dict[str, Any]:
     """Run one contender in this process; its rows, seconds and peak RSS."""
     started = time.perf_counter()
-    if contender == "custview":
-        count = asyncio.run(_custview(data_dir, fmt, out))
+    if contender.startswith("custview"):
+        count = asyncio.run(_custview(data_dir, fmt, out, contender == "custview+registry"))
     else:
         count = _floor(data_dir, fmt, out)
     seconds = time.perf_counter() - started
@@ -198,6 +208,33 @@ def _measure(contender: str, data_dir: Path, fmt: str) -> dict[str, Any]:
 # -- the run ---------------------------------------------------------------------
 
 
+def ensure_registry(data_dir: Path, console: Console) -> None:
+    """``custview resolve`` over ``data_dir`` into its ``export-registry.db``, once."""
+    from gateway.settings import load_settings
+    from resolvers.resolve import resolve
+    from tests.bench.identity import _config
+    from tests.bench.run import demo_dir_env
+
+    if (data_dir / REGISTRY).exists():
+        return
+
+    async def run() -> None:
+        with demo_dir_env(data_dir):
+            loaded = load_settings(_config(data_dir, data_dir / REGISTRY))
+        federation = loaded.create_federation()
+        await federation.open()
+        try:
+            report = await resolve(federation, full=True)
+        finally:
+            await federation.aclose()
+        console.print(
+            f"  custview resolve: {report.links:,} links, {report.candidates:,} candidates"
+        )
+
+    console.print(f"[bold]custview resolve[/] over {data_dir} …")
+    asyncio.run(run())
+
+
 def sizes_for(sizes: Sequence[int], one_million: bool = False) -> list[int]:
     wanted = list(sizes)
     if (one_million or os.environ.get("BENCH_EXPORT_1M") == "1") and ONE_MILLION not in wanted:
@@ -211,21 +248,26 @@ def run(
     console: Console,
     formats: Sequence[str] = FORMATS,
     one_million: bool = False,
+    registry: bool = False,
 ) -> dict[str, Any]:
     """Measure every size and format; print the table; write export-results.json."""
     from tests.bench.run import ensure_data
 
     results = []
+    contender = "custview+registry" if registry else "custview"
     for customers in sizes_for(sizes, one_million):
         data_dir = ensure_data(data_root, customers, console)
+        if registry:
+            ensure_registry(data_dir, console)
         for fmt in formats:
-            console.print(f"[bold]export[/] {customers:,} customers as {fmt} …")
-            custview = _measure("custview", data_dir, fmt)
+            console.print(f"[bold]export[/] {customers:,} customers as {fmt} ({contender}) …")
+            custview = _measure(contender, data_dir, fmt)
             floor = _measure("floor", data_dir, fmt)
             results.append(
                 {
                     "customers": customers,
                     "format": fmt,
+                    "registry": registry,
                     "custview": custview,
                     "floor": floor,
                     "ratio_rows_per_s": round(floor["rows_per_s"] / custview["rows_per_s"], 1)
@@ -301,6 +343,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="then profile custview's export of the first size"
     )
+    parser.add_argument(
+        "--registry",
+        action="store_true",
+        help="export with the links of a custview resolve run (and the registry) followed",
+    )
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
     parser.add_argument("--child", nargs=3, metavar=("CONTENDER", "DATA_DIR", "FORMAT"))
     args = parser.parse_args(argv)
@@ -310,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(child(contender, Path(data_dir), fmt, out)))
         return 0
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    run(args.sizes, args.data_dir, console, args.formats, args.one_million)
+    run(args.sizes, args.data_dir, console, args.formats, args.one_million, args.registry)
     if args.profile:
         from tests.bench.run import ensure_data
 
