@@ -67,6 +67,13 @@ def external_id_lookup_values(key: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys((key, key.lower())))
 
 
+_SHORT = 7
+"""National numbers shorter than this must be valid numbers of their region to be
+phones (Niue's ``+683 4002`` is; a truncated ``12-34`` read in Germany is not):
+such stubs are typed by many people, and as identity keys they would join
+strangers. Longer numbers need only be possible (the cheaper check)."""
+
+
 @lru_cache(maxsize=65536)
 def _parse_phone(text: str, region: str | None) -> str | None:
     try:
@@ -75,6 +82,8 @@ def _parse_phone(text: str, region: str | None) -> str | None:
         return None
     if not phonenumbers.is_possible_number(number):
         return None
+    if len(str(number.national_number)) < _SHORT and not phonenumbers.is_valid_number(number):
+        return None  # a stub ("1234", "000", "n/a"): many strangers type the same one
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -184,3 +184,21 @@ def test_the_usual_north_american_spellings_take_the_shortcut() -> None:
         assert _nanp(value, "GB") is None  # a national number elsewhere: phonenumbers reads it
     for value in ("+14074884302", "+1 407-488-4302", "+1 (407) 488-4302"):
         assert _nanp(value, None) == _nanp(value, "FR") == "+14074884302"
+
+
+@pytest.mark.parametrize(
+    ("value", "region"),
+    [("12-34", "DE"), ("12-34", "GB"), ("4412", "GB"), ("4915", "DE"), ("000", "DE")],
+)
+def test_short_stubs_are_no_phones(value: str, region: str) -> None:
+    # possible lengths in their region, but no valid number: typed by many people
+    # (the demo plants them as quality flaws), they must never join customers
+    assert normalize_phone(value, region) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("+683 4002", "+6834002"), ("+500 31111", "+50031111"), ("+376 690123", "+376690123")],
+)
+def test_short_valid_numbers_stay_phones(value: str, expected: str) -> None:
+    assert normalize_phone(value) == expected
