@@ -82,7 +82,7 @@ def create_read_only_engine(
 
     tag = options.request_id_comment
     if tag is None:
-        tag = kind != "postgresql"
+        tag = kind == "mysql"
     if tag:
         # after the guard: it checks, and explain plans show, the statement as compiled
         @event.listens_for(sync_engine, "before_cursor_execute", retval=True)

@@ -80,9 +80,10 @@ class SQLOptions(ConnectorOptions):
 
     request_id_comment: bool | None = None
     """End each statement with ``/* request_id=... */`` while a request is served,
-    so the database's own logs name the request. ``None``: on SQLite and
-    MySQL/MariaDB, off on PostgreSQL, where every tagged statement is prepared
-    anew (asyncpg's statement cache cannot reuse it: about one more round trip)."""
+    so the database's own logs name the request. ``None``: on MySQL/MariaDB;
+    off on PostgreSQL, where every tagged statement is prepared anew (asyncpg's
+    statement cache cannot reuse it: about one more round trip), and on SQLite,
+    which has no server log to show it and prepares every tagged text anew."""
 
     @field_validator("url")
     @classmethod

@@ -590,7 +590,7 @@ async def test_statements_carry_the_request_id_where_it_is_free_or_asked(
 ) -> None:
     conn = SQLConnector("people_db", SQLOptions(url=source_url, timeout=5, request_id_comment=tag))
     sent: list[str] = []
-    postgres = backend_of(conn) == "postgresql"
+    mysql = backend_of(conn) in ("mysql", "mariadb")
 
     def record(c: Any, cursor: Any, statement: str, *args: Any) -> None:
         sent.append(statement)
@@ -605,5 +605,5 @@ async def test_statements_carry_the_request_id_where_it_is_free_or_asked(
     assert ids([g[0] for g in groups]) == [1, 2]
     outside, inside = sent[0], sent[-1]
     assert "request_id" not in outside
-    wanted = tag if tag is not None else not postgres
+    wanted = tag if tag is not None else mysql
     assert inside.endswith(" /* request_id=req-42.a_b */") is wanted
