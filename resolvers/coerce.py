@@ -18,20 +18,32 @@ _CENTS = Decimal("0.01")
 
 
 def _datetime(value: Any) -> dt.datetime | None:
-    if isinstance(value, dt.datetime):
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    elif isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, dt.date):
         parsed = dt.datetime(value.year, value.month, value.day)
-    elif isinstance(value, str) and value.strip():
-        try:
-            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
     else:
         return None
     if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.UTC)
+        return as_utc(parsed)
     return parsed.astimezone(dt.UTC)
+
+
+def as_utc(naive: dt.datetime) -> dt.datetime:
+    """``naive.replace(tzinfo=dt.UTC)``, built another way: on Python 3.11 ``replace``
+    costs ~2 µs, several times parsing the text (a column of update times pays it)."""
+    if naive.__class__ is not dt.datetime:  # a subclass keeps its own type
+        return naive.replace(tzinfo=dt.UTC)
+    # the time keeps the fold, as replace does
+    return dt.datetime.combine(naive.date(), naive.time(), dt.UTC)
 
 
 def _date(value: Any) -> dt.date | None:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from functools import partial
+from operator import is_not
 from typing import Any
 
 from resolvers.coerce import coerce
@@ -26,6 +28,7 @@ from resolvers.records import Record
 Column = Callable[[list[dict[str, Any]]], list[Any]]
 """Member rows -> one golden field's candidate value of each (None when it has none)."""
 
+_is_value = partial(is_not, None)
 _SHORTCUT = frozenset({"source_priority", "most_recent", "min", "max"})
 
 
@@ -65,7 +68,7 @@ class ChunkSurvivorship:
         self.priorities = list(dict.fromkeys(tuple(c.priority) for c in self.choices))
         self.order_of = [self.priorities.index(tuple(c.priority)) for c in self.choices]
         self.ranks = [{source: i for i, source in enumerate(p)} for p in self.priorities]
-        self._updated_at: dict[str, int | None] = {}
+        self._datetime_fields: dict[tuple[str, str | None], int | None] = {}
         self.shortcut = [
             c.rule.chain[0] if len(c.rule.chain) == 1 and c.rule.chain[0] in _SHORTCUT else None
             for c in self.choices
@@ -81,41 +84,68 @@ class ChunkSurvivorship:
             ]
         return columns
 
-    def _updated(self, record: Record, found: tuple[Any, ...]) -> dt.datetime:
-        """:meth:`Survivorship._updated`, taken from the record's golden field that
-        reads the same column as the same type when there is one."""
-        member = record.member
-        at = self._updated_at.get(member.id, -1)
-        if at == -1:
-            at = self._updated_at[member.id] = next(
+    def _field_at(self, member: MemberSpec, column: str | None) -> int | None:
+        """The golden field that reads ``column`` of ``member`` as a datetime, as
+        :meth:`Survivorship._updated` and :meth:`Record.created` read it, if any."""
+        key = (member.id, column)
+        if key not in self._datetime_fields:
+            self._datetime_fields[key] = next(
                 (
-                    i
-                    for i, (name, spec) in enumerate(self.survivorship.fields.items())
-                    if member.updated_at is not None
-                    and member.fields.get(name) == member.updated_at
+                    at
+                    for at, (name, spec) in enumerate(self.survivorship.fields.items())
+                    if column is not None
+                    and member.fields.get(name) == column
                     and spec.type == "datetime"
                     and spec.normalize is None
                 ),
                 None,
             )
+        return self._datetime_fields[key]
+
+    def _updated(self, record: Record, found: tuple[Any, ...]) -> dt.datetime:
+        """:meth:`Survivorship._updated`, from the record's golden fields when one of
+        them reads the same column."""
+        at = self._field_at(record.member, record.member.updated_at)
         if at is None:
             return self.survivorship._updated(record)
         value: dt.datetime | None = found[at]
         return value or _EPOCH
 
+    def _seniority(
+        self, record: Record, found: tuple[Any, ...]
+    ) -> tuple[int, float, tuple[int, int, int | str]]:
+        """:meth:`Record.seniority`, from the record's golden fields when one of them
+        reads its creation time's column."""
+        at = self._field_at(record.member, record.member.created_column)
+        if at is None:
+            return record.seniority()
+        created: dt.datetime | None = found[at]
+        if created is None:
+            return (1, 0.0, record.order())
+        return (0, created.timestamp() or 0.0, record.order())
+
     def values(self, groups: Sequence[Sequence[Record]]) -> list[dict[str, Any]]:
         """The golden values of each group of records (one customer's)."""
+        return [values for values, _ in self.customers(groups)]
+
+    def customers(self, groups: Sequence[Sequence[Record]]) -> list[tuple[dict[str, Any], str]]:
+        """The golden values and the customer id of each group of records."""
         records = [r for group in groups for r in group]
         present = self._present(records)
         updated: dict[int, dt.datetime] = {}
-        out: list[dict[str, Any]] = []
+        out: list[tuple[dict[str, Any], str]] = []
         at = 0
         for group in groups:
             size = len(group)
             if size == 1:  # every rule keeps the only candidate
-                out.append(dict(zip(self.fields, present[at], strict=True)))
+                values = dict(zip(self.fields, present[at], strict=True))
+                canonical = group[0]
             else:
-                out.append(self._picked(group, present[at : at + size], updated))
+                found = present[at : at + size]
+                values = self._picked(group, found, updated)
+                seniority = [self._seniority(r, f) for r, f in zip(group, found, strict=True)]
+                canonical = group[seniority.index(min(seniority))]
+            out.append((values, canonical.ref.customer_id()))
             at += size
         return out
 
@@ -140,11 +170,12 @@ class ChunkSurvivorship:
         present: list[tuple[Any, ...]],
         updated: dict[int, dt.datetime],
     ) -> dict[str, Any]:
-        for record, found in zip(group, present, strict=True):
-            updated[id(record)] = self._updated(record, found)
+        times = [self._updated(r, found) for r, found in zip(group, present, strict=True)]
+        for record, time in zip(group, times, strict=True):
+            updated[id(record)] = time
         # each source priority's tie-break order of the records (what ``_Choice.tie_order``
         # ranks): a candidate that comes first in it is the one ``min`` picks
-        tails = [(-updated[id(r)].timestamp(), r.order()) for r in group]
+        tails = [(-t.timestamp(), r.order()) for r, t in zip(group, times, strict=True)]
         orders = []
         for rank in self.ranks:
             keys = [
@@ -152,14 +183,13 @@ class ChunkSurvivorship:
                 for r, tail in zip(group, tails, strict=True)
             ]
             orders.append(sorted(range(len(group)), key=keys.__getitem__))
+        # per priority, every field's values in that order
+        ordered = [list(zip(*(present[i] for i in order), strict=True)) for order in orders]
         values: dict[str, Any] = {}
         for at, field in enumerate(self.fields):
             rule = self.shortcut[at]
             if rule == "source_priority":  # the tie-break order ranks sources first
-                values[field] = next(
-                    (v for i in orders[self.order_of[at]] if (v := present[i][at]) is not None),
-                    None,
-                )
+                values[field] = next(filter(_is_value, ordered[self.order_of[at]][at]), None)
                 continue
             # in the records' order, as :meth:`Survivorship.values` offers them
             candidates = [(v, i) for i, found in enumerate(present) if (v := found[at]) is not None]
@@ -170,8 +200,8 @@ class ChunkSurvivorship:
                 values[field] = choice.pick([(v, group[i]) for v, i in candidates], updated)[0]
             else:
                 if rule == "most_recent":
-                    best = max(updated[id(group[i])] for _, i in candidates)
-                    kept = {i for _, i in candidates if updated[id(group[i])] == best}
+                    best = max(times[i] for _, i in candidates)
+                    kept = {i for _, i in candidates if times[i] == best}
                 else:
                     kept = {i for _, i in _extreme(candidates, min if rule == "min" else max)}
                 first = next(i for i in orders[self.order_of[at]] if i in kept)

@@ -56,10 +56,12 @@ class CustomerView:
     """Possible duplicates, best first; None when they were not looked for."""
     edges: list[Edge] = field(default_factory=list)
     """Registry edges (steward and batch links) between its records."""
+    known_id: str | None = None
+    """Its id, when whoever built it has worked it out already (an export's walk)."""
 
     @property
     def id(self) -> str:
-        return canonical(self.records).ref.customer_id()
+        return self.known_id or canonical(self.records).ref.customer_id()
 
 
 @dataclass(slots=True)

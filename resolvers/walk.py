@@ -376,12 +376,12 @@ async def customers(
             if members:
                 kept.append(members)
         if kept:
-            values = survivorship.values(kept)
+            built = survivorship.customers(kept)
             yield (
                 view,
                 [
-                    CustomerView(members, GoldenRecord(golden, {}))
-                    for members, golden in zip(kept, values, strict=True)
+                    CustomerView(members, GoldenRecord(golden, {}), known_id=customer_id)
+                    for members, (golden, customer_id) in zip(kept, built, strict=True)
                 ],
             )
 

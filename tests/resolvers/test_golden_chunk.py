@@ -1,4 +1,5 @@
-"""Golden values a chunk at a time (exports) are the values record by record."""
+"""Golden values a chunk at a time (exports) are the values record by record, and
+the ids are those the customers' oldest records give."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 from resolvers.golden import Survivorship
 from resolvers.golden_chunk import ChunkSurvivorship
 from resolvers.model import UnifiedModel
-from resolvers.records import Record
+from resolvers.records import Record, canonical
 
 SOURCES = ["crm", "sales", "support"]
 RULES = ["source_priority", "most_recent", "most_complete", "most_frequent", "min", "max"]
@@ -25,11 +26,18 @@ FIELDS: dict[str, dict[str, Any]] = {
     "born": {"type": "date"},
     "seen": {"type": "datetime"},
     "updatedAt": {"type": "datetime"},
+    "createdAt": {"type": "datetime"},
 }
 # each member writes the fields its own way: a column, a template, nothing
-# (the first reads its update time as a field too: the chunk reads it once)
+# (the first reads its update and creation times as fields too: the chunk reads
+# them once; the second names its creation time's column apart)
 MAPPINGS = [
-    {**{f: f for f in FIELDS}, "name": "{first} {last}", "updatedAt": "updated_at"},
+    {
+        **{f: f for f in FIELDS},
+        "name": "{first} {last}",
+        "updatedAt": "updated_at",
+        "createdAt": "created_at",
+    },
     {f: f for f in FIELDS},
     {"name": "name", "email": "email", "phone": "phone", "seen": "seen"},
 ]
@@ -68,6 +76,7 @@ def models(draw: st.DrawFn) -> UnifiedModel:
             "key_type": "int" if i != 2 else "string",
             "updated_at": "updated_at",
             "region": "country" if i == 0 else None,
+            "created_at": "made" if i == 1 else None,
             "fields": MAPPINGS[i],
         }
         for i, source in enumerate(SOURCES)
@@ -94,6 +103,7 @@ def chunks(draw: st.DrawFn, model: UnifiedModel) -> list[list[Record]]:
                 c: draw(VALUE) for c in ("first", "last", *FIELDS) if draw(st.booleans())
             }
             row |= {"id": key if rank != 2 else f"k{key}", "updated_at": draw(STAMP)}
+            row |= {"created_at": draw(STAMP), "made": draw(STAMP)}
             row["country"] = draw(st.sampled_from([None, "US", "GB", "fr"]))
             group.append(Record(model.customer.members[rank], rank, row))
         groups.append(group)
@@ -109,4 +119,9 @@ def test_chunked_golden_values_are_the_values_of_each_customer(data: st.DataObje
     expected = [survivorship.build(group).values for group in groups]
     # compared as text: a float field may hold NaN, which equals nothing
     assert repr([survivorship.values(group) for group in groups]) == repr(expected)
-    assert repr(ChunkSurvivorship(survivorship).values(groups)) == repr(expected)
+    built = ChunkSurvivorship(survivorship).customers(groups)
+    assert repr([values for values, _ in built]) == repr(expected)
+    # and the id: its oldest record's
+    assert [customer_id for _, customer_id in built] == [
+        canonical(group).ref.customer_id() for group in groups
+    ]

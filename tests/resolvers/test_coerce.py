@@ -1,0 +1,48 @@
+"""Coercion to the model's types: the fast forms give what the plain ones give."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from resolvers.coerce import as_utc, coerce
+
+OFFSETS = st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5, minutes=30))])
+
+
+def _same(a: dt.datetime | None, b: dt.datetime | None) -> bool:
+    """Equal, and in the same zone, fold and type (``==`` looks at none of those)."""
+    if a is None or b is None:
+        return a is b
+    return (a, a.tzinfo, a.fold, type(a)) == (b, b.tzinfo, b.fold, type(b))
+
+
+@given(naive=st.datetimes(), fold=st.sampled_from([0, 1]))
+def test_as_utc_is_replacing_the_zone(naive: dt.datetime, fold: int) -> None:
+    naive = naive.replace(fold=fold)
+    assert _same(as_utc(naive), naive.replace(tzinfo=dt.UTC))
+
+
+@given(
+    when=st.datetimes(timezones=st.none() | OFFSETS),
+    sep=st.sampled_from(["T", " "]),
+    spec=st.sampled_from(["auto", "seconds", "microseconds"]),
+    padding=st.sampled_from(["", " ", "\n"]),
+)
+def test_datetime_text_reads_as_iso_8601_in_utc(
+    when: dt.datetime, sep: str, spec: str, padding: str
+) -> None:
+    text = when.isoformat(sep=sep, timespec=spec)
+    parsed = dt.datetime.fromisoformat(text)
+    expected = parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    assert _same(coerce(f"{padding}{text}{padding}", "datetime"), expected)
+    if when.tzinfo is dt.UTC:  # written with a Z
+        assert _same(coerce(text.replace("+00:00", "Z"), "datetime"), expected)
+
+
+def test_blank_or_unreadable_times_are_none() -> None:
+    for value in ("", "  ", "yesterday", "2026-13-01", 3.5):
+        assert coerce(value, "datetime") is None
+    assert _same(coerce(dt.date(2026, 1, 2), "datetime"), dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
