@@ -45,6 +45,8 @@ MAX_KEY_FANOUT = 25
 """``identity.max_key_fanout`` (the model's default)."""
 DEFAULT_REGION = "US"
 """The phone key's ``default_region`` in demo.yaml."""
+MAX_PARAMS = 30_000
+"""Bind parameters a statement may hold (SQLite's limit is 32,766)."""
 POOL_SIZE = 3
 """Connections per database: enough for the concurrent statements of one request."""
 
@@ -377,10 +379,38 @@ class Floor:
     async def _lookup(
         self, member: Member, emails: Sequence[str], phones: Sequence[str]
     ) -> list[tuple[dict[str, Any], tuple[Any, ...]]]:
-        """Rows of ``member`` whose identity columns match; with each the transformed values."""
+        """Rows of ``member`` whose identity columns match; with each the transformed
+        values. Several statements when the values pass SQLite's bind-parameter limit
+        (as custview's ``max_batch_size``); a row may then come back twice."""
         ident = [i for i in member.identity if (emails if i[0] == "email" else phones)]
         if not ident:
             return []
+        values = [("email", v) for v in emails] + [("phone", v) for v in phones]
+        per = MAX_PARAMS // len(ident)
+        if len(values) <= per:
+            return await self._lookup_once(member, ident, emails, phones)
+        parts = [values[i : i + per] for i in range(0, len(values), per)]
+        found = await asyncio.gather(
+            *(
+                self._lookup_once(
+                    member,
+                    ident,
+                    [v for k, v in part if k == "email"],
+                    [v for k, v in part if k == "phone"],
+                )
+                for part in parts
+            )
+        )
+        return [row for rows in found for row in rows]
+
+    async def _lookup_once(
+        self,
+        member: Member,
+        ident: Sequence[tuple[str, str, str]],
+        emails: Sequence[str],
+        phones: Sequence[str],
+    ) -> list[tuple[dict[str, Any], tuple[Any, ...]]]:
+        ident = [i for i in ident if (emails if i[0] == "email" else phones)]
         where: list[str] = []
         params: list[str] = []
         for key_name, _, expr in ident:
