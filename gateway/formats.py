@@ -64,7 +64,8 @@ def _texts(rows: list[Row], columns: Sequence[Column], types: frozenset[str]) ->
     for row in rows:
         values = list(row)
         for at in convert:
-            values[at] = _text(values[at])
+            if (value := values[at]) is not None:
+                values[at] = _text(value)
         out.append(tuple(values))
     return out
 

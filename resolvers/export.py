@@ -334,6 +334,8 @@ class _CustomerRows:
         self.names = names
         self.failures = failures
         self.ranks = {m.id: rank for rank, m in enumerate(model.customer.members)}
+        self.id_at = [at for at, name in enumerate(names) if name == "id"]
+        self.refs_at = [at for at, name in enumerate(names) if name == SOURCE_RECORDS]
         wanted = [n for n in names if n in model.metrics]
         self.by_relation: dict[str, list[str]] = {}
         for name in wanted:
@@ -348,18 +350,15 @@ class _CustomerRows:
             for values, more in zip(computed, per_customer, strict=True):
                 values.update(more)
         out = []
+        names, ids, refs = self.names, self.id_at, self.refs_at
         for customer, values in zip(customers, computed, strict=True):
-            golden = customer.golden.values
-            row: list[Any] = []
-            for name in self.names:
-                if name == "id":
-                    row.append(customer.id)
-                elif name == SOURCE_RECORDS:
-                    row.append(";".join(str(r.ref) for r in customer.records))
-                elif name in values:
-                    row.append(values[name])
-                else:
-                    row.append(golden.get(name))
+            # a metric's value over a golden field's of the same name
+            by_name = customer.golden.values | values if values else customer.golden.values
+            row = [by_name.get(name) for name in names]
+            for at in ids:
+                row[at] = customer.id
+            for at in refs:
+                row[at] = ";".join(str(r.ref) for r in customer.records)
             out.append(tuple(row))
         return out
 
