@@ -22,8 +22,8 @@ the same wrappers, from the request's grant.
 It runs as the innermost ``on_execute`` hook, so audit, source errors,
 freshness and explain wrap it as they wrap graphql-core. An operation it
 cannot compile — a mutation, fragments, directives, ``__typename``, any
-field without a plain mapping (timeline, segments, quality,
-groups, steward decisions, ...) — or whose variables do not coerce runs on
+field without a plain mapping (segments, quality, groups, steward
+decisions, ...) — or whose variables do not coerce runs on
 the general executor; that verdict is cached with the plan.
 """
 
@@ -150,7 +150,7 @@ class FastPath:
 
     def _customer_resolvers(self, schema: strawberry.Schema) -> dict[tuple[str, str], Resolve]:
         """(type, field) -> the function producing its value, governed as the schema is."""
-        from resolvers.schema import PageInfo, _provenance, _source_records
+        from resolvers.schema import PageInfo, _provenance, _source_records, _timeline
 
         governor = governor_of(schema)
         found: dict[tuple[str, str], Resolve] = {}
@@ -163,6 +163,8 @@ class FastPath:
         customer("id", lambda root, info: root.id)
         customer("sourceRecords", lambda root, info: _source_records(root))
         customer("provenance", lambda root, info: _provenance(root))
+        if self.model.timeline:
+            customer("timeline", _timeline)
         for name in self.model.metrics:
 
             async def metric(root: Any, info: Any, name: str = name) -> Any:
@@ -197,13 +199,16 @@ class FastPath:
         )
         found["CustomerEdge", "cursor"] = lambda root, info: root[0]
         found["CustomerEdge", "node"] = lambda root, info: root[1]
-        for type_name in ("SourceRecord", "FieldProvenance", "PageInfo"):
+        for type_name in ("SourceRecord", "FieldProvenance", "PageInfo", *self._timeline_types()):
             graphql_type = self.schema.type_map[type_name]
             assert isinstance(graphql_type, GraphQLObjectType)
             for field_name, graphql_field in graphql_type.fields.items():
                 definition = (graphql_field.extensions or {})["strawberry-definition"]
                 found[type_name, field_name] = _attribute(definition.python_name)
         return found
+
+    def _timeline_types(self) -> tuple[str, ...]:
+        return ("TimelineConnection", "TimelineEvent") if self.model.timeline else ()
 
     def plan(self, document: DocumentNode, query: str, operation_name: str | None) -> Plan | None:
         key = (query, operation_name)

@@ -6,7 +6,7 @@ fast path and one without, and the response bodies must be the same bytes,
 and the audit entries the same — as the demo key, as a masked role, and
 with the support source dead. Operations the fast path cannot compile fall
 back and must match trivially; the test also checks that the hot shapes
-(customer 360, pages of customers) really were compiled.
+(customer 360, pages of customers, a timeline page) really were compiled.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ PAGE = """query($after: String) { customers(first: 20, after: $after) {
   pageInfo { endCursor hasNextPage } edges { cursor node { id name email
   sourceRecords { ref source table id label data }
   tickets { id status } orders { id total } } } } }"""
+TIMELINE = """query($e: String, $after: String) { customer(email: $e) { id
+  timeline(first: 5, after: $after) { nodes { kind at title detail source ref }
+  pageInfo { hasNextPage endCursor } } } }"""
 
 
 SLOW = re.compile(r"filter|orderBy|segment|business|household|qualityReport|first: [1-9]\d\d")
@@ -50,7 +53,7 @@ pages of over 99 customers, whose nested fields the kept pages select too."""
 def corpus() -> tuple[str, ...]:
     """Query documents written as string literals in tests/e2e: no mutations
     (they change the registry), none of the SLOW ones."""
-    found: dict[str, None] = {HOT: None, PAGE: None}
+    found: dict[str, None] = {HOT: None, PAGE: None, TIMELINE: None}
     for path in sorted(E2E.glob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
@@ -165,11 +168,11 @@ async def test_fast_and_general_paths_give_the_same_bytes(
     assert len(corpus()) > 40
 
     fast_path = await _compare(loaded, {"X-API-Key": "demo-key", **SAME_ID}, pool, audit, corpus())
-    _compiled_share(fast_path, [HOT, PAGE])
+    _compiled_share(fast_path, [HOT, PAGE, TIMELINE])
     assert fast_path.compiled >= 20 and fast_path.fallbacks > 0
 
     masked = await _compare(loaded, {"X-API-Key": "support-key", **SAME_ID}, pool, audit, corpus())
-    _compiled_share(masked, [HOT, PAGE])
+    _compiled_share(masked, [HOT, PAGE, TIMELINE])
 
     dead = tmp_path / "dead.yaml"
     dead.write_text(
@@ -178,11 +181,11 @@ async def test_fast_and_general_paths_give_the_same_bytes(
         )
     )
     # a dead source costs retries: the queries that read it (tickets) are enough
-    reading = [q for q in corpus() if "tickets" in q]
+    reading = [q for q in corpus() if "tickets" in q or q == TIMELINE]
     stopped = await _compare(
         load_settings(dead), {"X-API-Key": "demo-key", **SAME_ID}, pool, audit, reading
     )
-    _compiled_share(stopped, [HOT, PAGE])
+    _compiled_share(stopped, [HOT, PAGE, TIMELINE])
 
 
 def test_an_extension_wrapping_field_resolution_keeps_the_fast_path_off() -> None:
