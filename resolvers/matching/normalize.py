@@ -60,7 +60,8 @@ def fold(value: str) -> str:
     """Lower-case ASCII with accents removed, punctuation dropped (apostrophes glue,
     other marks separate) and whitespace collapsed: ``"Zoë  O'Brien-Smith"`` ->
     ``"zoe obrien smith"``."""
-    text = unicodedata.normalize("NFKD", value.translate(_EXTRA_FOLD))
+    # decomposed first, so a letter such as "Ǣ" (Æ with a macron) meets the table too
+    text = unicodedata.normalize("NFKD", value).translate(_EXTRA_FOLD)
     text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
     text = text.replace("'", "").replace("\u2019", "")
     text = _NON_WORD.sub(" ", text.encode("ascii", "ignore").decode())

@@ -202,3 +202,10 @@ def test_short_stubs_are_no_phones(value: str, region: str) -> None:
 )
 def test_short_valid_numbers_stay_phones(value: str, expected: str) -> None:
     assert normalize_phone(value) == expected
+
+
+@pytest.mark.parametrize("value", ["Ǣ", "ǣ", "Ǽrø", "Œdipe"])
+def test_letters_folded_by_the_table_fold_in_every_unicode_form(value: str) -> None:
+    # NFC "Ǣ" is Æ with a macron: it must fold like its decomposed form
+    nfc, nfd = unicodedata.normalize("NFC", value), unicodedata.normalize("NFD", value)
+    assert m.city(nfc) == m.city(nfd) == m.fold(nfd) and m.city(nfc) is not None
