@@ -5,6 +5,11 @@ phone), every member table is asked — one batched lookup per table and round
 covering all its key columns, all sources concurrently — for records that
 share a key; the keys of the records found feed the next round, until
 nothing new turns up. Records and keys form a graph; its connected components are customers.
+A key held by more records of one table than ``identity.max_key_fanout``
+(a shared info@ mailbox, a switchboard number) joins none of that table's
+records, whichever record stitching started from: the edges from records
+to keys are kept and joined only when the clusters are built, once every
+lookup has said which keys are crowded where (as the export walk does).
 
 With an identity registry, the graph has two more kinds of edge: steward
 links (hard, like a shared key) and batch links from ``custview resolve``
@@ -86,6 +91,11 @@ class Resolution:
     registry: IdentityRegistry | None = None
     detached_holders: dict[KeyNode, list[RecordRef]] = field(default_factory=dict)
     """Key -> records holding it that a steward unlinked (they follow no key)."""
+    key_edges: list[tuple[RecordRef, KeyNode, str]] = field(default_factory=list)
+    """(record, key it holds, its member id): joined when clusters are built."""
+    crowded: set[tuple[KeyNode, str]] = field(default_factory=set)
+    """(key, member id): the key is held by more of that table's records than the
+    fan-out limit, so it joins none of them."""
     _uf: _UnionFind = field(default_factory=_UnionFind)
     _soft: _UnionFind = field(default_factory=_UnionFind)
     _clusters: dict[Node, list[Record]] | None = None
@@ -125,6 +135,9 @@ class Resolution:
         one represents the customer in lists; :func:`canonical` names it). Empty for
         a customer holding an erased record: an erased person is in no answer."""
         if self._clusters is None:
+            for ref, key, member in self.key_edges:
+                if (key, member) not in self.crowded:
+                    self._uf.union(ref, key)
             self._merge_soft()
             groups: dict[Node, list[Record]] = defaultdict(list)
             for ref, record in self.records.items():
@@ -236,7 +249,7 @@ class Stitcher:
                 if self._detached(record.ref):
                     res.detached_holders.setdefault(key, []).append(record.ref)
                 else:
-                    res._uf.union(record.ref, key)
+                    res.key_edges.append((record.ref, key, record.member.id))
             for record in fetched:
                 if record.ref not in res.records:
                     frontier |= self._add(res, record)
@@ -252,8 +265,7 @@ class Stitcher:
         if self._detached(record.ref):
             return set()  # a steward unlinked it: it follows no key
         keys = set(self.keys_of(record))
-        for key in keys:
-            res._uf.union(record.ref, key)
+        res.key_edges.extend((record.ref, key, record.member.id) for key in keys)
         return keys
 
     def _edges(self, res: Resolution, ref: RecordRef) -> set[RecordRef]:
@@ -358,7 +370,7 @@ class Stitcher:
             per_lookup = self._ok(res, result)
             if per_lookup:  # else the source failed: recorded, nothing found there
                 for lookup, rows in zip(group, per_lookup, strict=True):
-                    found.extend(self._matches(lookup, rows))
+                    found.extend(self._matches(res, lookup, rows))
         for (member, _), by_key in zip(fetches, read, strict=True):
             fetched.extend(
                 self.record(member, row) for rows in self._ok(res, by_key) for row in rows
@@ -400,9 +412,12 @@ class Stitcher:
             self.columns(member),
         )
 
-    def _matches(self, lookup: _Lookup, groups: list[list[Row]]) -> list[tuple[Record, KeyNode]]:
+    def _matches(
+        self, res: Resolution, lookup: _Lookup, groups: list[list[Row]]
+    ) -> list[tuple[Record, KeyNode]]:
         """Re-check each row against the keys (a lookup variant may over-match) and
-        drop keys shared by more records than the fan-out limit."""
+        drop keys shared by more records than the fan-out limit (noted in
+        ``res.crowded``, so records of this table already found join by them neither)."""
         spec = self.model.identity.keys[lookup.key_name]
         normalize = NORMALIZERS[spec.normalize].normalize
         member = lookup.member
@@ -415,9 +430,11 @@ class Stitcher:
                 if value in wanted:
                     by_key[value][row[member.key]] = row
         limit = self.model.identity.max_key_fanout
-        return [
-            (Record(member, lookup.rank, row), (lookup.key_name, value))
-            for value, rows in by_key.items()
-            if len(rows) <= limit
-            for row in rows.values()
-        ]
+        matched: list[tuple[Record, KeyNode]] = []
+        for value, held in by_key.items():
+            if len(held) > limit:
+                res.crowded.add(((lookup.key_name, value), member.id))
+                continue
+            key = (lookup.key_name, value)
+            matched.extend((Record(member, lookup.rank, row), key) for row in held.values())
+        return matched
