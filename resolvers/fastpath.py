@@ -159,7 +159,7 @@ class FastPath:
             found["Customer", name] = governor.customer_field(name, raw) if governor else raw
 
         for name in self.model.customer.fields:
-            customer(name, lambda root, info, name=name: root.golden.values.get(name))
+            customer(name, lambda root, info, name=name: root.golden.value(name))
         customer("id", lambda root, info: root.id)
         customer("sourceRecords", lambda root, info: _source_records(root))
         customer("provenance", lambda root, info: _provenance(root))

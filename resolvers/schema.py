@@ -180,7 +180,7 @@ class PageInfo:
 
 def _golden(name: str) -> Callable[..., Any]:
     def resolve(root: CustomerView) -> Any:
-        return root.golden.values.get(name)
+        return root.golden.value(name)
 
     return resolve
 

@@ -58,10 +58,14 @@ class CustomerView:
     """Registry edges (steward and batch links) between its records."""
     known_id: str | None = None
     """Its id, when whoever built it has worked it out already (an export's walk)."""
+    _id: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def id(self) -> str:
-        return self.known_id or canonical(self.records).ref.customer_id()
+        # read by every governed field's audit note, not only by ``id``
+        if self._id is None:
+            self._id = self.known_id or canonical(self.records).ref.customer_id()
+        return self._id
 
 
 @dataclass(slots=True)
