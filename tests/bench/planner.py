@@ -11,6 +11,11 @@ For demo data of 100,000 customers (1,000,000 too with
 * **timeline page** — ``customer(email:) { timeline(first: 20) }`` for
   sampled emails.
 
+custview runs as the gateway serves it: the governed schema with the fast
+path (:func:`gateway.app.gateway_schema`, called as the demo key), so the
+timeline is answered by the compiled executor; the table says how many
+requests of each operation were compiled.
+
 The floor is plain SQL through aiosqlite with the same stitching as
 custview (:class:`tests.bench.floor.Floor`): the selective condition read
 where it lives, the candidates' keys sent as ``IN`` lists with ``GROUP BY``
@@ -42,6 +47,12 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.observe import observing
+from gateway.app import gateway_schema
+from gateway.settings import load_settings
+from resolvers.audit import Auditor, Caller
+from resolvers.fastpath import FastPath
+from resolvers.governance import ReadTrail
+from resolvers.view import Federation
 from tests.bench.floor import (
     CONTACTS,
     SALES_CUSTOMERS,
@@ -53,10 +64,12 @@ from tests.bench.floor import (
     customer_id,
     golden,
 )
+from tests.bench.hot import MemoryAuditLog
 from tests.bench.run import (
     DEFAULT_DATA_ROOT,
     BenchError,
     Custview,
+    demo_dir_env,
     ensure_data,
     sample_emails,
     sql_only_config,
@@ -193,6 +206,47 @@ def _contactable_mql(values: dict[str, Any]) -> bool:
     return values["lifecycleStage"] == "marketing_qualified" and (consent is None or bool(consent))
 
 
+class GovernedCustview(Custview):
+    """custview as the gateway serves it: the governed schema with the fast path
+    (:func:`gateway.app.gateway_schema`, as :mod:`tests.bench.hot` runs it), called
+    as the demo key (role admin), audited in memory."""
+
+    def __init__(self, data_dir: Path, config: Path) -> None:
+        with demo_dir_env(data_dir):
+            self.loaded = load_settings(config)
+        self.federation = Federation(self.loaded.settings.model, self.loaded.create_connectors())
+        self.schema = gateway_schema(self.loaded, fast_path=True)
+        self.fast_path = next(
+            e.__self__
+            for e in self.schema.extensions
+            if isinstance(getattr(e, "__self__", None), FastPath)
+        )
+        self.grant = self.loaded.policy.grant(["admin"])
+        self.audit = MemoryAuditLog()
+
+    def context(self) -> dict[str, Any]:
+        return {
+            "view": self.federation.request(),
+            "principal": None,
+            "explain": False,
+            "actor": "api_key:demo",
+            "roles": ("admin",),
+            "grant": self.grant,
+            "trail": ReadTrail(),
+            "auditor": Auditor(self.audit, Caller("demo", "api_key", ("admin",))),
+            "max_page_size": self.loaded.limits.max_page_size,
+        }
+
+    async def execute(self, query: str, variables: dict[str, Any]) -> tuple[str, int]:
+        before = self.statements()
+        result = await self.schema.execute(
+            query, variable_values=variables, context_value=self.context()
+        )
+        if result.errors:
+            raise BenchError(f"custview answered with errors: {result.errors}")
+        return json.dumps({"data": result.data}), self.statements() - before
+
+
 def _rows_of(plan: dict[str, Any]) -> int:
     return sum(int(s["rows"]) for s in plan.get("sources", []))
 
@@ -270,7 +324,7 @@ OPERATIONS = ("filtered_page", "segment_count", "timeline_page")
 async def bench_size(
     data_dir: Path, quick: bool, operations: Sequence[str] = OPERATIONS, keep_going: bool = False
 ) -> dict[str, Any]:
-    custview = Custview(data_dir, patient_config(data_dir))
+    custview = GovernedCustview(data_dir, patient_config(data_dir))
     floor = CountingFloor((await Floor.open(data_dir))._pools)
     emails = sample_emails(data_dir, 10 if quick else 40)
     runs = 3 if quick else 15
@@ -313,21 +367,26 @@ async def bench_size(
             return await floor.segment_count()
 
         results: dict[str, Any] = {}
+        fast = custview.fast_path
+
+        async def measure(name: str, title: str, n: int, cv: Any, fl: Any) -> None:
+            compiled = fast.compiled
+            results[name] = await _operation(title, n, cv, fl, keep_going)
+            results[name]["compiled"] = fast.compiled - compiled
+
         if "filtered_page" in operations:
-            results["filtered_page"] = await _operation(
+            await measure(
+                "filtered_page",
                 "filtered page",
                 runs,
                 lambda i: _listify(cv_page(i)),
                 on_floor(fl_page),
-                keep_going,
             )
         if "segment_count" in operations:
-            results["segment_count"] = await _operation(
-                "segment count", runs, cv_segment, on_floor(fl_segment), keep_going
-            )
+            await measure("segment_count", "segment count", runs, cv_segment, on_floor(fl_segment))
         if "timeline_page" in operations:
-            results["timeline_page"] = await _operation(
-                "timeline page", runs * 2, cv_timeline, on_floor(fl_timeline), keep_going
+            await measure(
+                "timeline_page", "timeline page", runs * 2, cv_timeline, on_floor(fl_timeline)
             )
         return results
     finally:
@@ -372,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             results["sizes"].append({"customers": size, "operations": ops})
             table = Table(title=f"planner, {size:,} customers", box=box.SIMPLE)
             columns = ("operation", "custview p50", "floor p50", "ratio", "CPU ms/req (cv / floor)")
-            for column in (*columns, "statements", "rows"):
+            for column in (*columns, "statements", "rows", "fast path"):
                 table.add_column(column)
             for name, op in ops.items():
                 cv, fl = op["custview"], op["floor"]
@@ -385,6 +444,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{cv['cpu_ms']} / {fl['cpu_ms']}",
                     f"{cv['statements']} / {fl['statements']}",
                     f"{cv['rows']} / {fl['rows']}",
+                    f"{op['compiled']} compiled",
                 )
             console.print(table)
     except BenchError as exc:

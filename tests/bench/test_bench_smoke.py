@@ -63,3 +63,4 @@ def test_quick_planner_bench_agrees_with_its_floor(tmp_path: Path) -> None:
         assert op["ratio_p50"] > 0
         for side in ("custview", "floor"):
             assert op[side]["statements"] > 0 and op[side]["rows"] > 0
+    assert size["operations"]["timeline_page"]["compiled"] > 0, "on the gateway's fast path"
