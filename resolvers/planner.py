@@ -37,10 +37,11 @@ from typing import TYPE_CHECKING, Any
 from connectors import QueryError
 from connectors.observe import note
 from resolvers.coerce import coerce
+from resolvers.collector import collector_paused
 from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, Order, RelationPred, holds
 from resolvers.normalize import normalize_email, normalize_phone
 from resolvers.records import Record, RecordRef
-from resolvers.reduction import Read, Reducer
+from resolvers.reduction import Read, Reducer, Seeds
 
 if TYPE_CHECKING:
     from resolvers.view import CustomerView, Page, RequestView
@@ -132,17 +133,8 @@ class Planner:
                 self._forget([])
                 return None
             chunks += 1
-            fresh = [r for r in seeds.records if r.ref not in found.checked]
-            customers = [
-                c for c in await self._stitch(fresh) if c.records[0].ref not in found.checked
-            ]
-            found.checked.update(r.ref for c in customers for r in c.records)
-            note(
-                f"{_nth(chunks)}stitched {len(fresh)} seed records into {len(customers)} candidates"
-            )
-            before = len(customers)
-            customers = await self._filter(expr, customers)
-            note(f"checked the whole filter on {before} candidates: {len(customers)} match")
+            with collector_paused():  # a chunk's objects die by reference counting
+                customers = await self._chunk(expr, seeds, found, chunks)
             found.count += len(customers)
             if keep:
                 found.customers.extend(customers)
@@ -155,6 +147,20 @@ class Planner:
                 f"{found.count} customers match"
             )
         return found
+
+    async def _chunk(
+        self, expr: Expr, seeds: Seeds, found: _Matches, chunks: int
+    ) -> list[CustomerView]:
+        """The customers of one chunk's seeds that match ``expr`` (customers already
+        checked skipped; their records marked checked)."""
+        fresh = [r for r in seeds.records if r.ref not in found.checked]
+        customers = [c for c in await self._stitch(fresh) if c.records[0].ref not in found.checked]
+        found.checked.update(r.ref for c in customers for r in c.records)
+        note(f"{_nth(chunks)}stitched {len(fresh)} seed records into {len(customers)} candidates")
+        before = len(customers)
+        customers = await self._filter(expr, customers)
+        note(f"checked the whole filter on {before} candidates: {len(customers)} match")
+        return customers
 
     def _forget(self, kept: Sequence[CustomerView]) -> None:
         """Drops loaded metric values of every customer but ``kept`` (the values are

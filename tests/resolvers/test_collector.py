@@ -1,0 +1,57 @@
+"""The planner's collector pause: counted, and it leaves the switch as it found it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from resolvers.collector import collector_paused
+
+
+@pytest.fixture(autouse=True)
+def collector_on() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+async def test_overlapping_sections_keep_it_off_until_the_last_one_ends() -> None:
+    first_in, second_out = asyncio.Event(), asyncio.Event()
+    seen: list[bool] = []
+
+    async def long() -> None:
+        with collector_paused():
+            first_in.set()
+            await second_out.wait()
+            seen.append(gc.isenabled())  # the other section has ended: still off
+
+    async def short() -> None:
+        await first_in.wait()
+        with collector_paused():
+            seen.append(gc.isenabled())
+        second_out.set()
+
+    await asyncio.gather(long(), short())
+
+    assert seen == [False, False]
+    assert gc.isenabled()
+
+
+def test_it_is_back_on_after_an_error() -> None:
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("boom")
+
+    assert gc.isenabled()
+
+
+def test_a_collector_someone_else_turned_off_stays_off() -> None:
+    gc.disable()
+    with collector_paused():
+        pass
+
+    assert not gc.isenabled()
