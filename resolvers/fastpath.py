@@ -140,6 +140,10 @@ class FastPath:
         self.compiled = 0
         """Operations answered by the fast path (for tests and the benchmark)."""
         self.fallbacks = 0
+        self._narrowed: dict[tuple[str, str], Callable[[frozenset[str]], Resolve]] = {}
+        """(type, field) -> its resolver for a selection of child fields, which
+        reads only what they show (a relation's selected fields, ``sourceRecords``
+        without ``data``); made when a plan is compiled."""
         self._resolvers = self._customer_resolvers(schema)
 
     def extension(self) -> SchemaExtension:
@@ -150,10 +154,17 @@ class FastPath:
 
     def _customer_resolvers(self, schema: strawberry.Schema) -> dict[tuple[str, str], Resolve]:
         """(type, field) -> the function producing its value, governed as the schema is."""
-        from resolvers.schema import PageInfo, _provenance, _source_records, _timeline
+        from resolvers.schema import (
+            PageInfo,
+            _provenance,
+            _source_records,
+            _timeline,
+            source_records,
+        )
 
         governor = governor_of(schema)
         found: dict[tuple[str, str], Resolve] = {}
+        narrowed = self._narrowed
 
         def customer(name: str, raw: Resolve) -> None:
             found["Customer", name] = governor.customer_field(name, raw) if governor else raw
@@ -162,6 +173,13 @@ class FastPath:
             customer(name, lambda root, info, name=name: root.golden.value(name))
         customer("id", lambda root, info: root.id)
         customer("sourceRecords", lambda root, info: _source_records(root))
+
+        def records_showing(selected: frozenset[str]) -> Resolve:
+            data = "data" in selected
+            raw = lambda root, info: source_records(root, data)  # noqa: E731
+            return governor.customer_field("sourceRecords", raw) if governor else raw
+
+        narrowed["Customer", "sourceRecords"] = records_showing
         customer("provenance", lambda root, info: _provenance(root))
         if self.model.timeline:
             customer("timeline", _timeline)
@@ -179,6 +197,20 @@ class FastPath:
                 return await info.context["view"].related(root, name, first)
 
             customer(name, related)
+
+            def related_fields(
+                selected: frozenset[str],
+                name: str = name,
+                known: frozenset[str] = frozenset(rel.fields),
+            ) -> Resolve:
+                fields = tuple(sorted(selected & known))
+
+                async def fetch(root: Any, info: Any, first: int | None = None) -> Any:
+                    return await info.context["view"].related(root, name, first, fields)
+
+                return governor.customer_field(name, fetch) if governor else fetch
+
+            narrowed["Customer", name] = related_fields
             entity = self.schema.type_map[rel.entity]
             assert isinstance(entity, GraphQLObjectType)
             for field_name in entity.fields:
@@ -263,6 +295,9 @@ class FastPath:
                 if node.selection_set is None:
                     raise _Unsupported
                 children = self._select(named, node.selection_set.selections, arguments)
+                narrow = self._narrowed.get((parent.name, name))
+                if narrow is not None:
+                    resolve = narrow(frozenset(c.name for c in children))
             elif not isinstance(named, GraphQLLeafType):
                 raise _Unsupported
             selected = Selected(
@@ -345,7 +380,7 @@ class _Run:
     async def execute(self, fields: list[Selected]) -> ExecutionResult:
         try:
             data = self.fields(fields, self.root_value, None)
-            if isawaitable(data):
+            if _awaitable(data):
                 data = await data
         except GraphQLError as error:
             self._add(error, None)
@@ -380,7 +415,7 @@ class _Run:
             for selected in fields:
                 result = self.field(selected, source, (path, selected.key))
                 results[selected.key] = result
-                if isawaitable(result):
+                if _awaitable(result):
                     pending.append(selected.key)
         except Exception:
             _close(results[k] for k in pending)  # their positions are nulled anyway
@@ -406,10 +441,10 @@ class _Run:
                 result = selected.resolve(source, self._root_info(selected, path), **args)
             else:
                 result = selected.resolve(source, self.info, **args)
-            if isawaitable(result):
+            if _awaitable(result):
                 return self._awaited(selected, type_, path, result)
             completed = self.complete(selected, type_, path, result)
-            if isawaitable(completed):
+            if _awaitable(completed):
                 return self._completing(selected, type_, path, completed)
         except Exception as raw:
             self._handle(raw, selected, type_, path)
@@ -421,7 +456,7 @@ class _Run:
     ) -> Any:
         try:
             completed = self.complete(selected, type_, path, await result)
-            if isawaitable(completed):
+            if _awaitable(completed):
                 completed = await completed
         except Exception as raw:
             self._handle(raw, selected, type_, path)
@@ -492,7 +527,7 @@ class _Run:
             item_path = (path, index)
             try:
                 value = self.complete(selected, item_type, item_path, item)
-                if isawaitable(value):
+                if _awaitable(value):
                     value = self._completing(selected, item_type, item_path, value)
                     pending.append(index)
             except Exception as raw:
@@ -512,6 +547,15 @@ class _Run:
             return completed
 
         return gathered()
+
+
+_PLAIN: frozenset[type] = frozenset({str, int, float, bool, dict, list, tuple, type(None)})
+
+
+def _awaitable(value: Any) -> bool:
+    """:func:`inspect.isawaitable`, answered at once for the plain values most
+    fields produce (it asks ``collections.abc.Awaitable`` of everything else)."""
+    return type(value) not in _PLAIN and isawaitable(value)
 
 
 def _close(awaitables: Iterable[Any]) -> None:

@@ -169,17 +169,22 @@ class Survivorship:
             field: _Choice(self.spec.fields.get(field) or FieldRule(), default)
             for field in self.fields
         }
-        self._readers: dict[str, list[Reader]] = {}
+        self._readers: dict[int, tuple[MemberSpec, list[Reader]]] = {}
+        self._readers_by_id: dict[str, list[Reader]] = {}
         self._at = {field: at for at, field in enumerate(self.fields)}
 
     def _readers_of(self, member: MemberSpec) -> list[Reader]:
-        readers = self._readers.get(member.id)
-        if readers is None:
-            readers = self._readers[member.id] = [
-                reader(member, name, spec, self.default_region)
-                for name, spec in self.fields.items()
-            ]
-        return readers
+        # by identity: ``member.id`` formats a string on every call
+        found = self._readers.get(id(member))
+        if found is None or found[0] is not member:
+            readers = self._readers_by_id.get(member.id)
+            if readers is None:
+                readers = self._readers_by_id[member.id] = [
+                    reader(member, name, spec, self.default_region)
+                    for name, spec in self.fields.items()
+                ]
+            found = self._readers[id(member)] = (member, readers)
+        return found[1]
 
     def _present(self, record: Record) -> list[Any]:
         """The record's candidate value for every field, in field order."""
@@ -207,11 +212,9 @@ class Survivorship:
     def build(self, records: Sequence[Record]) -> GoldenRecord:
         """The golden record of ``records``; each field is decided when first read."""
         records = tuple(records)
-        updated: dict[int, dt.datetime] = {}
+        updated = _Updated(self._updated, records)
 
         def field_of(field: str) -> tuple[Any, Provenance | None]:
-            if not updated:
-                updated.update((id(r), self._updated(r)) for r in records)
             return self._field(field, records, updated)
 
         return GoldenRecord({}, {}, field_of, list(self.fields))
@@ -237,6 +240,20 @@ class Survivorship:
         return value, Provenance(field, value, winner.ref, rule, reason, tuple(alternatives))
 
 
+class _Updated(dict[int, dt.datetime]):
+    """Records' update times by ``id(record)``, each read when a rule or a tie first
+    asks (most fields are decided by source priority alone)."""
+
+    def __init__(self, read: Callable[[Record], dt.datetime], records: Sequence[Record]) -> None:
+        super().__init__()
+        self._read = read
+        self._records = {id(r): r for r in records}
+
+    def __missing__(self, key: int) -> dt.datetime:
+        value = self[key] = self._read(self._records[key])
+        return value
+
+
 class _Choice:
     """One field's rule chain."""
 
@@ -254,7 +271,10 @@ class _Choice:
         left = candidates
         for name in self.rule.chain:
             left, reason = _RULES[name](self, left, len(candidates))
-            if len(left) == 1 or len({_key(value) for value, _ in left}) == 1:
+            if len(left) == 1:
+                value, record = left[0]
+                return value, record, name, reason
+            if len({_key(value) for value, _ in left}) == 1:
                 value, record = min(left, key=self.tie_order)
                 return value, record, name, reason
         value, record = min(left, key=self.tie_order)

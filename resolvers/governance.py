@@ -46,8 +46,12 @@ class ReadTrail:
             self.customers.add(customer_id)
 
 
+def _mapping(context: Any) -> bool:
+    return type(context) is dict or isinstance(context, Mapping)  # the ABC check is slow
+
+
 def grant_of(info: Any) -> Grant:
-    grant = info.context.get("grant") if isinstance(info.context, Mapping) else None
+    grant = info.context.get("grant") if _mapping(info.context) else None
     if not isinstance(grant, Grant):
         raise AccessDenied("this request carries no access grant; it is refused")
     return grant
@@ -61,7 +65,7 @@ def _trail(info: Any) -> ReadTrail | None:
 def _check_first(info: Any, kwargs: Mapping[str, Any]) -> None:
     """The page-size limit for ``first`` given through a variable (literals are
     refused before execution)."""
-    limit = info.context.get("max_page_size") if isinstance(info.context, Mapping) else None
+    limit = info.context.get("max_page_size") if _mapping(info.context) else None
     first = kwargs.get("first")
     if limit is not None and isinstance(first, int) and first > limit:
         from connectors import QueryError

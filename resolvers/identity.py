@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -157,6 +157,24 @@ class Resolution:
             first = min((self.records[r] for r in holders), key=Record.order)
             return self.cluster(first.ref)
         return found
+
+
+def _variants(
+    values: Sequence[str], lookup_values: Callable[[str], tuple[str, ...]] | None
+) -> dict[str, set[str]]:
+    """Value sent to a source -> the normalised keys it may stand for, in the
+    order of ``values`` (each value's own variants in their order)."""
+    if lookup_values is None:
+        return {value: {value} for value in values}
+    variants: dict[str, set[str]] = {}
+    for value in values:
+        for variant in lookup_values(value):
+            held = variants.get(variant)
+            if held is None:
+                variants[variant] = {value}
+            else:
+                held.add(value)
+    return variants
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,13 +325,13 @@ class Stitcher:
         by_name: dict[str, set[str]] = defaultdict(set)
         for name, value in frontier:
             by_name[name].add(value)
-        ordered = {name: sorted(values) for name, values in by_name.items()}
-        # a value's lookup variants (phone digit forms) once per round, not once per column
-        sent_for: dict[KeyNode, tuple[str, ...]] = {}
+        # the values sent for a key (phone digit forms) are the same for every column
+        # looked up with the same transform: worked out once per round
+        sent_for: dict[tuple[str, str], dict[str, set[str]]] = {}
         lookups = []
         for rank, member in enumerate(self.members):
             for key_name, columns in member.identity.items():
-                values = ordered.get(key_name)
+                values = by_name.get(key_name)
                 if not values:
                     continue
                 normalizer = NORMALIZERS[self.model.identity.keys[key_name].normalize]
@@ -326,22 +344,11 @@ class Stitcher:
                         transform = "exact"
                     else:
                         continue
-                    variants: dict[str, set[str]] = defaultdict(set)
-                    for value in values:
-                        if transform == "exact":
-                            sent: Sequence[str] = (value,)
-                        else:
-                            found = sent_for.get((key_name, value))
-                            if found is None:
-                                found = sent_for[key_name, value] = tuple(
-                                    normalizer.lookup_values(value)
-                                )
-                            sent = found
-                        for variant in sent:
-                            variants[variant].add(value)
-                    lookups.append(
-                        _Lookup(member, rank, key_name, column, dict(variants), transform)
-                    )
+                    variants = sent_for.get((key_name, transform))
+                    if variants is None:
+                        sent = normalizer.lookup_values if transform != "exact" else None
+                        variants = sent_for[key_name, transform] = _variants(sorted(values), sent)
+                    lookups.append(_Lookup(member, rank, key_name, column, variants, transform))
         return lookups
 
     async def _round(

@@ -252,6 +252,12 @@ def _entity_type(rel: RelationSpec) -> type:
 
 
 def _source_records(root: CustomerView) -> list[SourceRecord]:
+    return source_records(root, True)
+
+
+def source_records(root: CustomerView, data: bool) -> list[SourceRecord]:
+    """The customer's member records; without ``data`` (an empty dict) for a
+    selection that does not show it."""
     return [
         SourceRecord(
             source=r.member.source,
@@ -259,7 +265,7 @@ def _source_records(root: CustomerView) -> list[SourceRecord]:
             id=strawberry.ID(str(r.key)),
             ref=str(r.ref),
             label=r.member.label or r.member.table,
-            data={k: json_value(v) for k, v in r.row.items()},
+            data={k: json_value(v) for k, v in r.row.items()} if data else {},
         )
         for r in root.records
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -549,15 +549,21 @@ class RequestView:
         return [row for group in groups for row in group]
 
     async def related(
-        self, customer: CustomerView, name: str, first: int | None = None
+        self,
+        customer: CustomerView,
+        name: str,
+        first: int | None = None,
+        fields: Collection[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Rows of relation ``name`` owned by the customer's member records."""
+        """Rows of relation ``name`` owned by the customer's member records (with
+        ``fields``, only those fields are read and coerced)."""
         rel = self.model.relations[name]
         rows = await self.related_rows(customer, name)
+        shown = rel.fields if fields is None else {f: rel.fields[f] for f in fields}
         items = [
             {
                 "__source": rel.source,
-                **{f: coerce(row.get(spec.column), spec.type) for f, spec in rel.fields.items()},
+                **{f: coerce(row.get(spec.column), spec.type) for f, spec in shown.items()},
                 **{f"__{c.lstrip('-')}": row.get(c.lstrip("-")) for c in rel.order_by},
             }
             for row in rows

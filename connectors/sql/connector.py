@@ -155,7 +155,7 @@ class SQLConnector(Connector):
                 for row in rows:
                     record = dict(zip(names, row, strict=False))
                     found.setdefault(self._match_key(row[-1]), []).append(record)
-        return [list(found.get(self._match_key(k), ())) if k is not None else [] for k in keys]
+        return self._per_key(found, keys)
 
     async def lookup_many_columns(
         self, table: str, lookups: Sequence[KeyLookup], columns: Sequence[str]
@@ -178,10 +178,18 @@ class SQLConnector(Connector):
                     async with self._deadline(session):
                         rows = await self._lookup_chunk(session, table, lookups, parts, names)
                     self._group(rows, parts, names, found)
-        return [
-            [list(found[i].get(self._match_key(k), ())) if k is not None else [] for k in lk.keys]
-            for i, lk in enumerate(lookups)
-        ]
+        return [self._per_key(found[i], lk.keys) for i, lk in enumerate(lookups)]
+
+    def _per_key(self, found: dict[Any, list[Row]], keys: Sequence[Any]) -> list[list[Row]]:
+        """Each key's rows (a list of its own), in key order; most keys match nothing."""
+        if self._backend == "mysql":
+            keys = [self._match_key(k) for k in keys]
+        get = found.get
+        out: list[list[Row]] = []
+        for key in keys:
+            rows = get(key) if key is not None else None
+            out.append([] if rows is None else rows.copy())
+        return out
 
     async def _lookup_chunk(
         self,
