@@ -28,6 +28,7 @@ from connectors import CustviewError
 from connectors.cache import cache_scope
 from connectors.deadline import deadline_scope
 from connectors.resilience import circuit_state
+from gateway import heap
 from gateway.admin import clear_cache_endpoint
 from gateway.audit import auditor_for, create_audit_log
 from gateway.auth import Authenticator, AuthError
@@ -214,6 +215,7 @@ def create_app(
         app.state.federation = federation
         sql = loaded.settings.sql
         server = None
+        frozen = False
         try:
             await federation.open()
             if sql.enabled:
@@ -223,8 +225,12 @@ def create_app(
                 )  # fmt: skip
                 await server.start()
             app.state.sql_server = server
+            heap.started()
+            frozen = True
             yield
         finally:
+            if frozen:
+                heap.stopped()
             if server is not None:
                 await server.aclose()
             await federation.aclose()

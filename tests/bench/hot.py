@@ -43,6 +43,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from gateway import heap
 from gateway.app import gateway_schema
 from gateway.settings import load_settings
 from resolvers.audit import Auditor, Caller
@@ -260,9 +261,11 @@ async def bench_size(
             for path in ("general", "fast")
         },
     }
+    heap.started()  # as the gateway's lifespan does once its sources are open
     try:
         measured = await in_process(runners, emails, plan)
     finally:
+        heap.stopped()
         await gateway.federation.aclose()
         await floor.aclose()
     result: dict[str, Any] = {"customers": customers, "in_process": measured}
