@@ -27,10 +27,18 @@ from resolvers.identity import Stitcher
 from resolvers.matching import MatchModel, MatchRecord, MatchScore, blocking_keys, match_record
 from resolvers.matching.features import FREE_MAIL_DOMAINS
 from resolvers.matching.model import PRIOR
-from resolvers.model import MemberSpec, ProbabilisticSpec, UnifiedModel, template_columns
+from resolvers.model import (
+    BusinessAccountSpec,
+    BusinessSpec,
+    MemberSpec,
+    ProbabilisticSpec,
+    UnifiedModel,
+    template_columns,
+)
 from resolvers.records import Record, RecordRef, canonical
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+_MAX_ACCOUNT_ROWS = 10_000
 
 GOLDEN_INPUTS: dict[str, str] = {
     "firstName": "first_name",
@@ -46,6 +54,12 @@ GOLDEN_INPUTS: dict[str, str] = {
 }
 """Golden field -> match input, for deriving a member's match inputs."""
 
+ACCOUNT_NAME = "\x00account.name"
+ACCOUNT_DOMAIN = "\x00account.domain"
+"""Pseudo-columns of a member row: the name and domain of the account row its
+``business`` account column points at, added to the row before its match record
+is built (``with_account``); no source column can be named so."""
+
 
 def resolve_model_path(path: str) -> Path:
     """An absolute path as is; a relative one against the working directory, else
@@ -59,15 +73,44 @@ def resolve_model_path(path: str) -> Path:
     return given
 
 
-def input_mapping(member: MemberSpec, spec: ProbabilisticSpec) -> dict[str, str]:
+def input_mapping(
+    member: MemberSpec, spec: ProbabilisticSpec, business: BusinessSpec | None = None
+) -> dict[str, str]:
     """Match input -> column or template for ``member``: derived from its golden
-    field mapping, then ``fields.default``, then ``fields.<member id>``."""
+    field mapping and from how ``business`` says its records name their business
+    (a company column, else the account row's name and domain), then
+    ``fields.default``, then ``fields.<member id>``."""
     mapping = {GOLDEN_INPUTS[f]: m for f, m in member.fields.items() if f in GOLDEN_INPUTS}
     if "country" not in mapping and member.region:
         mapping["locale"] = member.region
+    link = business.members.get(member.id) if business else None
+    if link is not None and (link.company or link.account):
+        mapping["company"] = link.company or ACCOUNT_NAME
+        if link.account:
+            mapping["company_domain"] = ACCOUNT_DOMAIN
     mapping.update(spec.fields.get("default", {}))
     mapping.update(spec.fields.get(member.id, {}))
     return mapping
+
+
+def account_link(
+    member: MemberSpec, business: BusinessSpec | None
+) -> tuple[BusinessAccountSpec, str] | None:
+    """The account table ``member``'s records point at, and the column holding the key."""
+    link = business.members.get(member.id) if business else None
+    if business is None or link is None or link.account is None or link.column is None:
+        return None
+    spec = next(a for a in business.accounts if a.id == link.account)
+    return spec, link.column
+
+
+def with_account(row: Row, account: Row | None, spec: BusinessAccountSpec) -> Row:
+    """``row`` with the name and domain of the account row it points at."""
+    if account is None:
+        return row
+    name = account.get(spec.name) if spec.name else None
+    domain = account.get(spec.domain) if spec.domain else None
+    return {**row, ACCOUNT_NAME: name, ACCOUNT_DOMAIN: domain}
 
 
 def _value(row: Row, mapping: str) -> Any:
@@ -151,8 +194,11 @@ class Matcher:
         self.connectors = connectors
         self.stitcher = stitcher
         self.members = model.customer.members
-        self.inputs = {m.id: input_mapping(m, spec) for m in self.members}
+        self.inputs = {m.id: input_mapping(m, spec, model.business) for m in self.members}
         self.default_region = model.identity.default_region or "US"
+        self.accounts = {m.id: account_link(m, model.business) for m in self.members}
+        self._account_rows: dict[tuple[str, str], Row | None] = {}
+        """(account table, key) -> its row, as last read for a customer being matched."""
 
     @cached_property
     def model(self) -> MatchModel:
@@ -164,18 +210,52 @@ class Matcher:
 
     def extra_columns(self, member: MemberSpec) -> list[str]:
         """Columns the match inputs read that the member does not read already."""
-        have = set(member.columns())
+        have = set(member.columns()) | {ACCOUNT_NAME, ACCOUNT_DOMAIN}
         wanted = [c for m in self.inputs[member.id].values() for c in template_columns(m)]
+        link = self.accounts[member.id]
+        wanted += [link[1]] if link else []
         return [c for c in dict.fromkeys(wanted) if c not in have]
 
     def match_record(self, record: Record) -> MatchRecord:
+        """The match record of ``record``, its account's name and domain as last read
+        by ``read_accounts`` (none when not read)."""
+        row = record.row
+        link = self.accounts[record.member.id]
+        if link is not None and row.get(link[1]) is not None:
+            account = self._account_rows.get((link[0].id, str(row[link[1]])))
+            row = with_account(row, account, link[0])
         return match_row(
             str(record.ref),
             record.member.id,
             self.inputs[record.member.id],
-            record.row,
+            row,
             self.default_region,
         )
+
+    async def read_accounts(self, records: Iterable[Record]) -> list[ConnectorError]:
+        """Reads the account rows ``records`` point at (one batched lookup per account
+        table), for ``match_record``; returns the sources' errors (their records then
+        match without a company)."""
+        wanted: dict[str, tuple[BusinessAccountSpec, set[Any]]] = {}
+        for record in records:
+            link = self.accounts[record.member.id]
+            if link is not None and (key := record.row.get(link[1])) is not None:
+                wanted.setdefault(link[0].id, (link[0], set()))[1].add(key)
+        if len(self._account_rows) > _MAX_ACCOUNT_ROWS:
+            self._account_rows.clear()
+        errors: list[ConnectorError] = []
+        for spec, keys in wanted.values():
+            values = sorted(keys, key=str)
+            try:
+                found = await self.connectors[spec.source].lookup_many(
+                    spec.table, spec.key, values, spec.columns(), "exact"
+                )
+            except ConnectorError as exc:
+                errors.append(exc)
+                continue
+            for key, rows in zip(values, found, strict=True):
+                self._account_rows[(spec.id, str(key))] = rows[0] if rows else None
+        return errors
 
     async def extend(
         self,
@@ -194,6 +274,7 @@ class Matcher:
         ext = Extension()
         model = self.model
         known = {r.ref for r in records}
+        ext.errors.extend(await self.read_accounts(records))
         own = [(r, self.match_record(r)) for r in records]
         wanted: set[tuple[str, tuple[str, ...]]] = set()
         for _, mr in own:
@@ -218,6 +299,7 @@ class Matcher:
                     if rec.ref not in known:
                         found.setdefault(rec.ref, rec)
         ext.rounds = 1 if probes else 0
+        ext.errors.extend(await self.read_accounts(found.values()))
         best: dict[RecordRef, tuple[Record, RecordRef, MatchScore]] = {}
         for ref, cand in found.items():
             mr = self.match_record(cand)

@@ -197,6 +197,8 @@ MATCH_ARGUMENTS = frozenset(
         "birth_date",
         "country",
         "locale",
+        "company",
+        "company_domain",
     }
 )
 """The raw inputs of a match record (``resolvers.matching.match_record``)."""

@@ -30,9 +30,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from connectors import Filter, QueryError, ScanRequest
+from connectors import Filter, QueryError, Row, ScanRequest
 from resolvers.coerce import coerce
-from resolvers.fuzzy import input_mapping, match_row, resolve_model_path
+from resolvers.fuzzy import account_link, input_mapping, match_row, resolve_model_path, with_account
 from resolvers.matching import MatchRecord, blocking_keys
 from resolvers.model import UnifiedModel
 from resolvers.view import Federation
@@ -89,7 +89,7 @@ def _match_rows(
     spec = model.identity.probabilistic
     assert spec is not None
     member = next(m for m in model.customer.members if m.id == member_id)
-    mapping = input_mapping(member, spec)
+    mapping = input_mapping(member, spec, model.business)
     region = model.identity.default_region or "US"
     prefix = f"{member.source}/{member.table}/"
     return [
@@ -105,6 +105,26 @@ def _init(model: UnifiedModel) -> None:
 def _match_worker(member_id: str, rows: list[dict[str, Any]]) -> list[MatchRecord]:
     assert _worker_model is not None
     return _match_rows(_worker_model, member_id, rows)
+
+
+async def _account_rows(federation: Federation) -> dict[str, dict[str, Row]]:
+    """Every row of the account tables the member tables point at (``business``):
+    account table id -> str(key) -> row, read once per run for the records'
+    company names and domains."""
+    model = federation.model
+    wanted = {
+        link[0].id: link[0]
+        for m in model.customer.members
+        if (link := account_link(m, model.business))
+    }
+    rows: dict[str, dict[str, Row]] = {}
+    for spec in wanted.values():
+        request = ScanRequest(spec.table, spec.columns())
+        rows[spec.id] = {
+            str(row[spec.key]): row
+            async for row in federation.connectors[spec.source].scan(request)
+        }
+    return rows
 
 
 async def _anything_new(federation: Federation, marks: dict[str, Any]) -> bool:
@@ -194,10 +214,13 @@ async def resolve(
         return pools[0] if pools else None
 
     read = 0
+    accounts = await _account_rows(federation)
     try:
         for member in model.customer.members:
             connector = federation.connectors[member.source]
             request = ScanRequest(member.table, stitcher.columns(member))
+            link = account_link(member, model.business)
+            pointed = accounts[link[0].id] if link else {}
             seen = marks.get(member.id, {})
             newest, top = seen.get("updated_at"), seen.get("key")
             since, above = newest, top
@@ -213,6 +236,8 @@ async def resolve(
                 chunks.append(future)
 
             async for row in connector.scan(request):
+                if link is not None and row.get(link[1]) is not None:
+                    row = with_account(row, pointed.get(str(row[link[1]])), link[0])
                 chunk.append(row)
                 stamp = _stamp(row.get(member.updated_at)) if member.updated_at else None
                 key = row[member.key]

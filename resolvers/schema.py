@@ -114,7 +114,7 @@ class PossibleDuplicate:
     )
 
 
-def _match_explanation(root: CustomerView, info: Info[Any, Any]) -> list[MatchReason]:
+async def _match_explanation(root: CustomerView, info: Info[Any, Any]) -> list[MatchReason]:
     return [
         MatchReason(
             ref=str(r.record.ref),
@@ -126,7 +126,7 @@ def _match_explanation(root: CustomerView, info: Info[Any, Any]) -> list[MatchRe
             probability=r.link.score.probability if r.link else None,
             contributions=contributions_json(r.link.score) if r.link else None,
         )
-        for r in view_of(info).explain(root)
+        for r in await view_of(info).explain(root)
     ]
 
 

@@ -307,7 +307,7 @@ class RequestView:
         golden = self.federation.survivorship.build(records)
         return CustomerView(records, golden, ext.links, ext.duplicates, customer.edges)
 
-    def explain(self, customer: CustomerView) -> list[MatchReason]:
+    async def explain(self, customer: CustomerView) -> list[MatchReason]:
         """Per member record: the identity keys it shares with the others, or the
         model score that linked it."""
         stitcher = self.federation.stitcher
@@ -320,9 +320,13 @@ class RequestView:
         by_ref = {r.ref: r for r in customer.records}
         manual = {e.a for e in customer.edges if e.kind == "manual"}
         manual |= {e.b for e in customer.edges if e.kind == "manual"}
-        for edge in customer.edges:
-            if edge.kind == "model" and edge.b not in customer.links:
-                customer.links[edge.b] = self._batch_link(by_ref[edge.b], by_ref[edge.a])
+        batch = [e for e in customer.edges if e.kind == "model" and e.b not in customer.links]
+        matcher = self.federation.matcher
+        if batch and matcher is not None:
+            read = {r.ref: r for e in batch for r in (by_ref[e.a], by_ref[e.b])}
+            self.errors.extend(await matcher.read_accounts(read.values()))
+        for edge in batch:
+            customer.links[edge.b] = self._batch_link(by_ref[edge.b], by_ref[edge.a])
         for record in customer.records:
             shared = sorted({name for name, value in keys[record.ref] if count[(name, value)] > 1})
             link = customer.links.get(record.ref)

@@ -37,6 +37,8 @@ COLUMNS = (
     "birth_date",
     "birth_month",
     "country",
+    "company",
+    "business_domain",
 )
 """The attribute columns of a match record, besides ``unique_id`` and ``source_dataset``."""
 
@@ -66,6 +68,23 @@ at a company domain the local part is derived from the name (``john.smith@``),
 so two John Smiths at two employers would look alike twice."""
 
 
+NOT_COMPANIES = frozenset(
+    {
+        "self-employed",
+        "freelance",
+        "freelancer",
+        "private",
+        "individual",
+        "none",
+        "n/a",
+        "retired",
+        "student",
+    }
+)
+"""Company names that name no business (the default of ``business.not_companies``)."""
+_NOT_COMPANY_FORMS = frozenset(filter(None, (normalize.company(n) for n in NOT_COMPANIES)))
+
+
 def postcode_area(code: str | None, country: str | None) -> str | None:
     """The coarse part of a normalised postcode: GB/CA outward code, US first three
     digits, else the first two characters."""
@@ -91,6 +110,8 @@ def match_record(
     birth_date: object = None,
     country: object = None,
     locale: object = None,
+    company: object = None,
+    company_domain: object = None,
     default_region: str | None = "US",
 ) -> MatchRecord:
     """A match record from raw source values.
@@ -98,6 +119,9 @@ def match_record(
     ``name`` (free text such as ``"Smith, Bob"``) fills a missing first name or
     surname. ``country`` (ISO) or else ``locale`` (``"en-GB"``) decides how
     phones and postcodes are read; phones without one use ``default_region``.
+    ``company`` is the name of the business the record works for as typed (a lead's
+    company, the name of a contact's account), ``company_domain`` that business's
+    domain; ``business_domain`` is the work email's domain, else ``company_domain``.
     """
     given, last = normalize.given_name(first_name), normalize.surname(surname)
     if name is not None and (given is None or last is None):
@@ -124,7 +148,18 @@ def match_record(
         "birth_date": born,
         "birth_month": born[:7] if born else None,
         "country": region,
+        "company": _company(company),
+        "business_domain": _work_domain(mail) or normalize.domain(company_domain),
     }
+
+
+def _company(value: object) -> str | None:
+    name = normalize.company(value)
+    return None if name in _NOT_COMPANY_FORMS else name
+
+
+def _work_domain(mail: str | None) -> str | None:
+    return mail.rpartition("@")[2] if mail and _email_kind(mail) == "work" else None
 
 
 def _personal_local(mail: str | None) -> str | None:

@@ -18,6 +18,7 @@ __all__ = [
     "BATCH_BLOCKING",
     "DIFFERENT_FIRST_NAME",
     "MAX_NAME_BLOCK",
+    "NEUTRAL_LEVELS",
     "TF_COLUMNS",
     "blocking_rule_sql",
     "comparison",
@@ -150,6 +151,30 @@ PLACE["comparison_levels"][0] = {
     "is_null_level": True,
 }
 
+BUSINESS = comparison(
+    "business",
+    _exact("company", "same company"),
+    _exact("business_domain", "same business domain"),
+    description="the business the record works for: company name, else domain",
+    different="different",
+)
+"""Records of one business: the normalised company (a contact's account, a support
+user's organization, a lead's company) or the business's domain (a work email's,
+else the account's). Its "different" level is made neutral after training
+(``NEUTRAL_LEVELS``): people change employers, so two companies say nothing."""
+BUSINESS["comparison_levels"][0] = {
+    "sql_condition": (
+        '("company_l" IS NULL OR "company_r" IS NULL)'
+        ' AND ("business_domain_l" IS NULL OR "business_domain_r" IS NULL)'
+    ),
+    "label_for_charts": "null",
+    "is_null_level": True,
+}
+NEUTRAL_LEVELS = frozenset({("business", "different")})
+"""``(comparison, level label)`` whose m is set to its u after training (weight 0):
+evidence EM would learn from the demo (one employer per person) but real data
+does not bear."""
+
 COMPARISONS: tuple[dict[str, Any], ...] = (
     NAME,
     comparison(
@@ -169,6 +194,7 @@ COMPARISONS: tuple[dict[str, Any], ...] = (
     PLACE,
     comparison("birth_date", _exact("birth_date"), _exact("birth_month", "same year and month")),
     comparison("country", _exact("country")),
+    BUSINESS,
 )
 
 

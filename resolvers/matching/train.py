@@ -24,6 +24,7 @@ from resolvers.matching.frequencies import TermFrequencies
 from resolvers.matching.model import MatchModel
 from resolvers.matching.settings import (
     MAX_NAME_BLOCK,
+    NEUTRAL_LEVELS,
     TF_COLUMNS,
     blocking_rule_sql,
     default_settings,
@@ -135,7 +136,8 @@ def _regularise(settings: dict[str, Any]) -> dict[str, Any]:
                 m = u = max(m or UNOBSERVED, M_FLOOR)
             elif m is None:
                 m = M_FLOOR
-            level["m_probability"] = max(m, M_FLOOR)
+            neutral = (comparison["output_column_name"], level["label_for_charts"])
+            level["m_probability"] = u if neutral in NEUTRAL_LEVELS else max(m, M_FLOOR)
             level["u_probability"] = u
     return settings
 

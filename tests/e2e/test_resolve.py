@@ -200,3 +200,73 @@ def test_resolve_command_reports_and_refuses_without_a_model(
     result = runner.invoke(app, ["resolve", "--config", str(steward_config(plain).path)])
     assert result.exit_code == 2
     assert "model.identity.probabilistic" in result.output
+
+
+EXPLAIN = """query($ref: String!) { customer(ref: $ref) {
+  sourceRecords { ref }
+  matchExplanation { ref method matchedRef probability
+    contributions } } }"""
+
+
+def _colleagues(demo: Path, name: tuple[str, str], company: str | None) -> tuple[str, str]:
+    """A CRM contact of a new account (on its work email) and a lead (on a personal
+    one) sharing only a full name and, when ``company`` is given, the account's
+    company typed another way: their refs."""
+    with sqlite3.connect(demo / "crm.db") as conn:
+        (account,) = conn.execute("SELECT max(id) + 1 FROM accounts").fetchone()
+        conn.execute(
+            "INSERT INTO accounts (id, name, domain, created_at, updated_at)"
+            " VALUES (?, 'Quillfeather Analytics Ltd', 'quillfeather.io', '2031-01-01',"
+            " '2031-01-01')",
+            (account,),
+        )
+        (contact,) = conn.execute("SELECT max(id) + 1 FROM contacts").fetchone()
+        conn.execute(
+            "INSERT INTO contacts (id, account_id, first_name, last_name, email, country,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, 'GB', '2031-01-01', '2031-01-01')",
+            (contact, account, *name, f"{name[0]}.{name[1]}@quillfeather.io".lower()),
+        )
+        (lead,) = conn.execute("SELECT max(id) + 1 FROM leads").fetchone()
+        conn.execute(
+            "INSERT INTO leads (id, first_name, last_name, company, email, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, '2031-01-01', '2031-01-01')",
+            (lead, *name, company, f"{name[0][0]}{name[1]}@outlook.com".lower()),
+        )
+    return f"crm/contacts/{contact}", f"crm/leads/{lead}"
+
+
+async def test_a_shared_company_links_a_shared_name(own_demo: Path, tmp_path: Path) -> None:
+    """The contact's company is its account's name, read by ``custview resolve`` and
+    at read time alike: with the lead's company (typed another way) it links two
+    records sharing nothing else but a rare full name; without it they stay apart."""
+    together = _colleagues(own_demo, ("Ottoline", "Brackenridge"), "QUILLFEATHER ANALYTICS, Ltd.")
+    apart = _colleagues(own_demo, ("Peregrine", "Fotheringay"), None)
+    # read time, before any batch run: the live model links them
+    async for client in serve_in_process(_probabilistic(tmp_path)):
+        for (contact, lead), linked in ((together, True), (apart, False)):
+            customer = _data(await gql(client, EXPLAIN, ref=contact))["customer"]
+            assert (lead in _refs(customer)) is linked
+            if linked:
+                reason = next(m for m in customer["matchExplanation"] if m["ref"] == lead)
+                levels = {c["comparison"]: c["level"] for c in reason["contributions"]}
+                assert reason["method"] == "MODEL" and levels["business"] == "same company"
+    loaded = _probabilistic(tmp_path)
+    federation = loaded.create_federation()
+    await federation.open()
+    try:
+        await resolve(federation)
+        assert federation.registry is not None
+        links = federation.registry.stored_links()
+    finally:
+        await federation.aclose()
+    assert links[min(together), max(together)] >= 0.99
+    assert links.get((min(apart), max(apart)), 0.0) < 0.99
+    # a list or a lookup now follows the batch link, explained by the same score
+    async for client in serve_in_process(_probabilistic(tmp_path)):
+        contact, lead = together
+        customer = _data(await gql(client, EXPLAIN, ref=lead))["customer"]
+        assert contact in _refs(customer)
+        reason = next(m for m in customer["matchExplanation"] if m["method"] == "MODEL")
+        assert reason["probability"] == links[min(together), max(together)]
+        levels = {c["comparison"]: c["level"] for c in reason["contributions"]}
+        assert levels["business"] == "same company"

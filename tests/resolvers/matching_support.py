@@ -29,8 +29,9 @@ DEMO_MODEL = ROOT / "config" / "demo-model.json"
 _QUERIES = {
     "crm.contacts": (
         "crm.db",
-        "SELECT id, first_name, last_name, email, COALESCE(mobile, phone), street, city,"
-        " postcode, country, birth_date FROM contacts",
+        "SELECT c.id, first_name, last_name, email, COALESCE(mobile, c.phone), street, city,"
+        " postcode, country, birth_date, a.name, a.domain"
+        " FROM contacts c LEFT JOIN accounts a ON a.id = c.account_id",
         (
             "first_name",
             "surname",
@@ -41,12 +42,14 @@ _QUERIES = {
             "postcode",
             "country",
             "birth_date",
+            "company",
+            "company_domain",
         ),
     ),
     "crm.leads": (
         "crm.db",
-        "SELECT id, first_name, last_name, email, phone FROM leads",
-        ("first_name", "surname", "email", "phone"),
+        "SELECT id, first_name, last_name, email, phone, company FROM leads",
+        ("first_name", "surname", "email", "phone", "company"),
     ),
     "sales.customers": (
         "sales.db",
@@ -56,14 +59,16 @@ _QUERIES = {
     ),
     "support.users": (
         "support.db",
-        "SELECT id, name, email, phone, locale FROM users WHERE role = 'end-user'",
-        ("name", "email", "phone", "locale"),
+        "SELECT u.id, u.name, email, phone, locale, o.name, o.domain FROM users u"
+        " LEFT JOIN organizations o ON o.id = u.organization_id WHERE role = 'end-user'",
+        ("name", "email", "phone", "locale", "company", "company_domain"),
     ),
 }
 
 
 def demo_records(demo_dir: Path) -> list[MatchRecord]:
-    """Match records of every person-like member table of a generated demo."""
+    """Match records of every person-like member table of a generated demo (a
+    contact's company is its account's, a support user's its organization's)."""
     records = []
     for table, (db, sql, fields) in _QUERIES.items():
         with sqlite3.connect(demo_dir / db) as con:

@@ -92,8 +92,64 @@ def test_nulls_contribute_nothing(model: MatchModel) -> None:
         "place",
         "birth_date",
         "country",
+        "business",
     }
     assert all(c.weight == 0 for c in nulls)
+
+
+def test_business_columns() -> None:
+    """The company is normalised (placeholders name none); the business domain is a
+    work email's, else the account's, never a mailbox provider's."""
+    lead = _record("l", company="ACME, Inc.", email="J.Doe@Acme.com")
+    assert (lead["company"], lead["business_domain"]) == ("acme", "acme.com")
+    contact = _record(
+        "c", company="Acme Inc", company_domain="https://www.acme.com/", email="jd@gmail.com"
+    )
+    assert (contact["company"], contact["business_domain"]) == ("acme", "acme.com")
+    shopper = _record("s", company="Self-employed", email="jd@gmail.com")
+    assert (shopper["company"], shopper["business_domain"]) == (None, None)
+
+
+def test_a_shared_business_links_a_shared_name() -> None:
+    """Under the committed model, a support user and a CRM contact with one full
+    name and nothing else in common stay apart, unless they work for one business
+    (same company, or same work-email domain); two businesses weigh nothing (people
+    change employers), and a shared business does not link two first names."""
+    committed = MatchModel.load(DEMO_MODEL)
+    user = _record("u", name="Ngozi Adeyemi", email="ngozi@orbit-supply.co.uk", locale="en-GB")
+    contact = _record(
+        "c", first_name="Ngozi", surname="Adeyemi", email="n.adeyemi@gmail.com", country="GB"
+    )
+
+    def business(score: Any) -> tuple[str, float]:
+        found = next(c for c in score.contributions if c.comparison == "business")
+        return found.level, found.weight
+
+    alone = committed.score(user, contact)
+    assert business(alone) == ("null", 0) and alone.probability < 0.99
+    for works_for in (
+        {"company": "Orbit Supply Ltd"},
+        {"company_domain": "orbit-supply.co.uk"},
+    ):
+        at_work = committed.score(
+            user | {"company": "orbit supply"},
+            _record(
+                "c2",
+                first_name="Ngozi",
+                surname="Adeyemi",
+                email="n.adeyemi@gmail.com",
+                country="GB",
+                **works_for,
+            ),
+        )
+        assert business(at_work)[1] > 9 and at_work.probability >= 0.99, at_work
+    elsewhere = committed.score(
+        user | {"company": "orbit supply"}, contact | {"company": "bright dairy"}
+    )
+    assert business(elsewhere) == ("different", 0)
+    assert elsewhere.weight == alone.weight
+    colleague = _record("k", first_name="Kemi", surname="Adeyemi", company="Orbit Supply")
+    assert committed.score(user | {"company": "orbit supply"}, colleague).probability < 0.99
 
 
 def test_scores_are_symmetric(model: MatchModel) -> None:
