@@ -7,6 +7,7 @@ None; it lives only for one scoring run or one batch and is never stored.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 
 from resolvers.matching import normalize
@@ -28,6 +29,7 @@ COLUMNS = (
     "full_name",
     "email",
     "email_local",
+    "email_number",
     "email_kind",
     "phone",
     "street",
@@ -139,6 +141,7 @@ def match_record(
         "full_name": f"{given} {last}" if given and last else None,
         "email": mail,
         "email_local": _personal_local(mail),
+        "email_number": _personal_number(mail),
         "email_kind": _email_kind(mail),
         "phone": normalize.phone(phone, region, default_region),
         "street": normalize.street(street, region),
@@ -165,6 +168,18 @@ def _work_domain(mail: str | None) -> str | None:
 def _personal_local(mail: str | None) -> str | None:
     local, _, domain = (mail or "").rpartition("@")
     return local if local and domain in FREE_MAIL_DOMAINS else None
+
+
+_NUMBER = re.compile(r"(\d+)\D*$")
+
+
+def _personal_number(mail: str | None) -> str | None:
+    """The last run of digits in a personal mailbox's local part (``jsmith1985`` ->
+    ``1985``): people keep their number when they open another mailbox. How common
+    a number is (a birth year, ``1``) is what the model's term frequencies weigh."""
+    local = _personal_local(mail)
+    found = _NUMBER.search(local) if local else None
+    return found.group(1) if found else None
 
 
 def _email_kind(mail: str | None) -> str | None:

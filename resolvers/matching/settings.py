@@ -96,7 +96,7 @@ NAME["comparison_levels"][0] = {
     "label_for_charts": "null",
     "is_null_level": True,
 }
-TF_COLUMNS = ("full_name", "surname", "first_name")
+TF_COLUMNS = ("full_name", "surname", "first_name", "email_number")
 """Columns whose term frequencies the model reads."""
 
 DIFFERENT_FIRST_NAME = 0.8
@@ -181,6 +181,10 @@ COMPARISONS: tuple[dict[str, Any], ...] = (
         "email",
         _exact("email"),
         _exact("email_local", "same personal local part"),
+        _tf(
+            _exact("email_number", "same number in personal local parts"),
+            "email_number",
+        ),
         _exact("email_kind", "different, both work or both personal"),
         different="different, one work and one personal",
     ),

@@ -152,6 +152,34 @@ def test_a_shared_business_links_a_shared_name() -> None:
     assert committed.score(user | {"company": "orbit supply"}, colleague).probability < 0.99
 
 
+def test_a_mailbox_number_is_weighed_by_how_common_it_is() -> None:
+    """Two personal mailboxes ending in one number (another provider, another
+    spelling) count for one person by how rare the number is among the records:
+    a number few records hold links a shared name; a common one (a birth year
+    typed by many) weighs little, and two different numbers count against."""
+    committed = MatchModel.load(DEMO_MODEL)
+    assert _record("x", email="J.Smith_4471@GMX.de")["email_number"] == "4471"
+    assert _record("y", email="jsmith4471@acme.com")["email_number"] is None  # a work address
+    assert _record("z", email="jsmith@gmail.com")["email_number"] is None
+    shop = _record("s", name="Ines Varga", email="ines.varga90417@gmail.com", country="DE")
+    desk = _record("d", name="Ines Varga", email="ivarga90417@outlook.com", locale="de-DE")
+
+    def email(score: Any) -> tuple[str, float]:
+        found = next(c for c in score.contributions if c.comparison == "email")
+        return found.level, found.weight
+
+    same = committed.score(shop, desk)
+    assert email(same)[0] == "same number in personal local parts"
+    assert same.probability >= 0.99, same
+    common = TermFrequencies.from_records(
+        [shop, desk, *(_record(f"c{i}", email=f"user{i}.90417@gmx.de") for i in range(500))],
+        TF_COLUMNS,
+    )
+    assert email(committed.with_term_frequencies(common).score(shop, desk))[1] < email(same)[1]
+    other = committed.score(shop, desk | {"email_number": "90418"})
+    assert email(other)[0] == "different, both work or both personal" and email(other)[1] < 0
+
+
 def test_scores_are_symmetric(model: MatchModel) -> None:
     assert model.score(BOB, ROBERT).weight == model.score(ROBERT, BOB).weight
 
@@ -261,7 +289,7 @@ def test_term_frequencies_travel_with_the_model(tmp_path: Path, model: MatchMode
     assert tf_path(path) == tmp_path / "model.tf.json"
     again = MatchModel.load(path)
     assert again.term_frequencies == tf and again.term_frequencies.records == 2
-    assert again.tf_columns == ["full_name", "surname", "first_name"]
+    assert again.tf_columns == ["full_name", "surname", "first_name", "email_number"]
     tf_path(path).write_text('{"format": "custview-term-frequencies", "version": 9}')
     with pytest.raises(ModelError, match=r"model\.tf\.json: version 9"):
         MatchModel.load(path)
