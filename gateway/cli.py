@@ -24,12 +24,10 @@ from rich.table import Table
 
 from connectors import CustviewError, FilterOp, QueryError, WriteAccess
 from gateway.export_cli import export as export_command
-from gateway.operation import body_of, execute_locally
 from gateway.rights_cli import erase as erase_command
 from gateway.rights_cli import sar as sar_command
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers.cache_control import Cleared, clear_cache
-from resolvers.schema import build_schema
 
 app = typer.Typer(
     name="custview",
@@ -353,6 +351,9 @@ def connectors(
 async def _query(
     loaded: LoadedSettings, text: str, variables: dict[str, Any] | None, explain: bool = False
 ) -> Any:
+    from gateway.operation import body_of, execute_locally
+    from resolvers.schema import build_schema
+
     schema = build_schema(loaded.settings.model)
     federation = loaded.create_federation()
     context = {

@@ -30,7 +30,7 @@ from rich.progress import (
 from connectors import CustviewError, QueryError
 from gateway.settings import LoadedSettings, load_settings
 from resolvers.export import Row
-from resolvers.schema import build_schema
+from resolvers.expr import Expr, Order
 
 err = Console(stderr=True, soft_wrap=True)
 
@@ -71,20 +71,27 @@ async def _export(
     out_file: Path | None,
     done: _Exported,
 ) -> None:
-    from gateway.export import json_parameter
     from gateway.formats import encode, spool_parquet
     from resolvers.export import Failures, columns, rows
-    from resolvers.inputs import parse_json_filter
 
     model = loaded.settings.model
     names = columns(model, table, wanted)
-    expr, order = parse_json_filter(
-        build_schema(model),
-        model,
-        json_parameter("--filter", filter_json),
-        json_parameter("--order-by", order_json),
-        segment,
-    )
+    expr: Expr | None = None
+    order: list[Order] = []
+    if filter_json is not None or order_json is not None or segment is not None:
+        # checked against the schema's input types: loads strawberry, which a
+        # whole export does not need
+        from gateway.export import json_parameter
+        from resolvers.inputs import parse_json_filter
+        from resolvers.schema import build_schema
+
+        expr, order = parse_json_filter(
+            build_schema(model),
+            model,
+            json_parameter("--filter", filter_json),
+            json_parameter("--order-by", order_json),
+            segment,
+        )
     federation = loaded.create_federation()
     failures = Failures()
     started = time.perf_counter()

@@ -14,39 +14,24 @@ every value can be overridden under ``limits``:
   ``application/json`` (a browser cannot send that cross-site without a
   CORS preflight), mutations never over ``GET``. Operation batching (a
   JSON array of operations) is never enabled.
+
+The document rules are :mod:`gateway.document_limits` (strawberry and
+graphql-core, loaded by the app, not by every command that reads settings).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
 
-from graphql import (
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
-    GraphQLError,
-    InlineFragmentNode,
-    IntValueNode,
-    OperationDefinitionNode,
-    SelectionSetNode,
-    ValidationRule,
-    parse,
-)
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+
+if TYPE_CHECKING:
+    from strawberry.extensions import SchemaExtension
 
 Profile = Literal["production", "demo"]
 
@@ -102,117 +87,11 @@ class Limits:
         self.persisted_only: bool = values["persisted_only"]
 
     def extensions(self) -> list[Callable[[], SchemaExtension]]:
-        """Strawberry extensions enforcing the document limits.
+        """Strawberry extensions enforcing the document limits
+        (:func:`gateway.document_limits.extensions`)."""
+        from gateway.document_limits import extensions
 
-        The validation rule classes are made here, once: a cached validation
-        verdict (resolvers.documents) is keyed by the rules, so rules made
-        anew per request would never hit it.
-        """
-        rules = [
-            *QueryDepthLimiter(max_depth=self.max_depth).validation_rules,
-            *MaxAliasesLimiter(max_alias_count=self.max_aliases).validation_rules,
-            _cost_rule(self.max_cost, self.max_page_size),
-            *([] if self.introspection else DisableIntrospection().validation_rules),
-        ]
-        found: list[Callable[[], SchemaExtension]] = [
-            lambda: MaxTokensLimiter(max_token_count=self.max_tokens),
-            lambda: AddValidationRules(rules),
-        ]
-        if not self.introspection:
-            found.append(HideSuggestions)
-        return found
-
-
-# -- cost -------------------------------------------------------------------
-
-
-def _first(field: FieldNode, page: int) -> int:
-    """What a field's ``first`` multiplies by: a literal, else the page limit."""
-    for argument in field.arguments or ():
-        if argument.name.value == "first":
-            value = argument.value
-            return int(value.value) if isinstance(value, IntValueNode) else page
-    return 1
-
-
-def _cost_rule(max_cost: int, max_page_size: int) -> type[ValidationRule]:
-    class CostRule(ValidationRule):
-        """Refuses documents whose estimated cost or literal page size is too large:
-        each field costs 1, times the ``first`` of every list field above it."""
-
-        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
-            fragments = {
-                f.name.value: f
-                for f in self.context.document.definitions
-                if isinstance(f, FragmentDefinitionNode)
-            }
-            cost = self._cost(node.selection_set, fragments, frozenset())
-            if cost > max_cost:
-                self.report_error(
-                    GraphQLError(
-                        f"this query would cost about {cost} (limit {max_cost}); ask for "
-                        "fewer items per page or fewer nested lists",
-                        node,
-                        extensions={"code": "QUERY_TOO_COSTLY"},
-                    )
-                )
-
-        def enter_field(self, node: FieldNode, *_: Any) -> None:
-            for argument in node.arguments or ():
-                value = argument.value
-                if (
-                    argument.name.value == "first"
-                    and isinstance(value, IntValueNode)
-                    and int(value.value) > max_page_size
-                ):
-                    self.report_error(
-                        GraphQLError(
-                            f"'first' may be at most {max_page_size}",
-                            argument,
-                            extensions={"code": "BAD_REQUEST"},
-                        )
-                    )
-
-        def _cost(
-            self,
-            selection: SelectionSetNode | None,
-            fragments: dict[str, Any],
-            seen: frozenset[str],
-        ) -> int:
-            total = 0
-            for node in selection.selections if selection else ():
-                if isinstance(node, FieldNode):
-                    inner = self._cost(node.selection_set, fragments, seen)
-                    total += 1 + _first(node, max_page_size) * inner
-                elif isinstance(node, InlineFragmentNode):
-                    total += self._cost(node.selection_set, fragments, seen)
-                elif isinstance(node, FragmentSpreadNode):
-                    name = node.name.value
-                    if name in seen or name not in fragments:
-                        continue  # cycles are another rule's error
-                    total += self._cost(fragments[name].selection_set, fragments, seen | {name})
-            return total
-
-    return CostRule
-
-
-# -- suggestions --------------------------------------------------------------
-
-_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.S)
-
-
-class HideSuggestions(SchemaExtension):
-    """Drops "Did you mean ...?" from errors: with introspection off, suggestions
-    would let a caller discover the schema one typo at a time."""
-
-    def on_operation(self) -> Iterator[None]:
-        yield
-        context = self.execution_context
-        errors = [*(context.pre_execution_errors or []), *(context.result.errors or [])] if (
-            context.result
-        ) else list(context.pre_execution_errors or [])  # fmt: skip
-        for error in errors:
-            error.message = _SUGGESTION.sub("", error.message)
+        return extensions(self)
 
 
 # -- HTTP ---------------------------------------------------------------------
@@ -284,6 +163,8 @@ def _csrf(scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
 
 
 def _has_mutation(query_string: str) -> bool:
+    from graphql import GraphQLError, OperationDefinitionNode, parse
+
     for text in parse_qs(query_string).get("query", []):
         try:
             document = parse(text)

@@ -17,10 +17,10 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+if TYPE_CHECKING:
+    from strawberry.extensions import SchemaExtension
 
 
 def digest(document: str) -> str:
@@ -57,6 +57,10 @@ class PersistedQueries:
     def extension(self, required: bool) -> Callable[[], SchemaExtension]:
         """A schema extension that runs stored documents and, when ``required``,
         refuses every other one."""
+        # the app's imports, not every command's that reads the settings
+        from graphql import GraphQLError
+        from strawberry.extensions import SchemaExtension
+
         documents = self.documents
 
         class PersistedQueryExtension(SchemaExtension):
@@ -77,6 +81,8 @@ class PersistedQueries:
 
 
 def _stored(documents: Mapping[str, str], asked: Mapping[str, Any], query: str | None) -> str:
+    from graphql import GraphQLError
+
     wanted = str(asked.get("sha256Hash", "")).lower()
     found = documents.get(wanted)
     if found is None:

@@ -21,12 +21,9 @@ from rich.table import Table
 
 from connectors import CustviewError
 from gateway.audit import create_audit_log
-from gateway.operation import body_of, execute_locally
 from gateway.settings import LoadedSettings, load_settings
 from resolvers.audit import Auditor, Caller
-from resolvers.governance import ReadTrail, govern
 from resolvers.policy import Grant
-from resolvers.schema import build_schema
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -40,6 +37,11 @@ async def run_governed(
     loaded: LoadedSettings, text: str, variables: dict[str, Any], purpose: str | None = None
 ) -> dict[str, Any]:
     """One operation through the governed, audited schema, as the local operator."""
+    # the GraphQL side (strawberry), loaded by the commands that run an operation
+    from gateway.operation import body_of, execute_locally
+    from resolvers.governance import ReadTrail, govern
+    from resolvers.schema import build_schema
+
     model = loaded.settings.model
     schema = govern(build_schema(model), model)
     federation = loaded.create_federation()

@@ -26,7 +26,7 @@ from gateway.auth import AuthSettings
 from gateway.hardening import Limits, LimitSettings, Profile
 from gateway.logs import LoggingSettings
 from gateway.persisted import PersistedQueries
-from gateway.sql import SqlSettings, TlsFileError, tls_context
+from gateway.sql_settings import SqlSettings, TlsFileError, tls_context
 from gateway.tracing import TracingSettings, otel_missing
 from resolvers.model import UnifiedModel
 from resolvers.policy import Policy, PolicySpec, check_policy

@@ -11,20 +11,18 @@ an export leaves.
 
 Audit failure fails closed: a GraphQL answer whose entry could not be
 written is replaced by an ``AUDIT_UNAVAILABLE`` error, and an export stops.
+The GraphQL side is :mod:`resolvers.audit_extension`, kept apart so that an
+export does not load strawberry.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
-
 from connectors import CustviewError
-from resolvers.governance import ReadTrail
 
 
 class AuditUnavailable(CustviewError):
@@ -97,32 +95,3 @@ def outcome_of(codes: Iterable[str]) -> str:
     if found <= {"SOURCE_TIMEOUT", "SOURCE_UNAVAILABLE", "CIRCUIT_OPEN"}:
         return "partial"
     return "error"
-
-
-class AuditExtension(SchemaExtension):
-    """Writes one entry per GraphQL operation that read customer data; fails closed."""
-
-    async def on_execute(self) -> AsyncIterator[None]:
-        yield
-        context = self.execution_context.context
-        if not isinstance(context, dict):
-            return
-        trail = context.get("trail")
-        auditor = context.get("auditor")
-        if not isinstance(trail, ReadTrail) or not trail.touched:
-            return
-        result = self.execution_context.result
-        errors = list(result.errors or []) if result is not None else []
-        codes = [str((e.extensions or {}).get("code", "INTERNAL")) for e in errors]
-        denied = set(trail.denied)
-        try:
-            if not isinstance(auditor, Auditor):
-                raise AuditUnavailable("this request has no audit log; it is refused")
-            auditor.extra["operation"] = self.execution_context.operation_name
-            await auditor.record(trail.customers, trail.fields, outcome_of(codes), denied, codes)
-        except AuditUnavailable as exc:
-            if result is not None:
-                result.data = None
-                result.errors = [
-                    GraphQLError(exc.message, original_error=exc, extensions={"code": exc.code})
-                ]

@@ -444,7 +444,7 @@ def governor_of(schema: strawberry.Schema) -> _Governor | None:
 def govern(schema: strawberry.Schema, model: UnifiedModel) -> strawberry.Schema:
     """Put the policy in front of every resolver that reads customer data, and the
     audit trail around every operation (first, so it sees the final errors)."""
-    from resolvers.audit import AuditExtension
+    from resolvers.audit_extension import AuditExtension
 
     schema.extensions = (AuditExtension, *schema.extensions)
     governor = _GOVERNORS[schema] = _Governor(model)

@@ -35,9 +35,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from strawberry.dataloader import DataLoader
+from typing import TYPE_CHECKING, Any
 
 from connectors import (
     Connector,
@@ -61,6 +59,9 @@ from resolvers.model import (
     UnifiedModel,
 )
 from resolvers.records import Record, RecordRef
+
+if TYPE_CHECKING:  # strawberry (~20 MB) is loaded by the first request that groups
+    from strawberry.dataloader import DataLoader
 
 BUSINESS_PREFIX = "biz_"
 HOUSEHOLD_PREFIX = "hh_"
@@ -199,6 +200,8 @@ class GroupRequest:
         self.members = {m.id: m for m in model.customer.members}
         self._needed = group_columns(model)
         self._pending: dict[RecordRef, Record] = {}
+        from strawberry.dataloader import DataLoader  # loaded by the first request that groups
+
         self._clusters: DataLoader[RecordRef, list[Record]] = DataLoader(
             load_fn=self._load_clusters
         )
@@ -233,6 +236,8 @@ class GroupRequest:
                 return await connector.lookup_many(table, column, keys, list(columns), transform)
 
             size = connector.capabilities_for(table).max_batch_size
+            from strawberry.dataloader import DataLoader
+
             loader = self._loaders[key] = DataLoader(load_fn=load, max_batch_size=size)
         try:
             groups = await loader.load_many(wanted)

@@ -13,9 +13,7 @@ import base64
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from strawberry.dataloader import DataLoader
+from typing import TYPE_CHECKING, Any
 
 from connectors import (
     Connector,
@@ -42,6 +40,9 @@ from resolvers.normalize import normalize_email, normalize_phone
 from resolvers.records import Record, RecordRef, canonical
 from resolvers.registry import Decision, IdentityRegistry
 from resolvers.segments import compile_segments
+
+if TYPE_CHECKING:  # strawberry (~20 MB) is loaded by the first request that batches
+    from strawberry.dataloader import DataLoader
 
 
 @dataclass(slots=True)
@@ -520,6 +521,8 @@ class RequestView:
                 return await metrics.compute(connector, rel, specs, keys)
 
             size = connector.capabilities_for(rel.table).max_batch_size
+            from strawberry.dataloader import DataLoader
+
             loader = DataLoader(load_fn=load, max_batch_size=size)
             self._metric_loaders[group] = loader
         return loader
@@ -535,6 +538,8 @@ class RequestView:
                 return await connector.lookup_many(rel.table, rel.parent.column, keys, columns)
 
             size = connector.capabilities_for(rel.table).max_batch_size
+            from strawberry.dataloader import DataLoader
+
             loader = DataLoader(load_fn=load, max_batch_size=size)
             self._loaders[name] = loader
         return loader

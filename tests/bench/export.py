@@ -59,11 +59,15 @@ async def _custview(data_dir: Path, fmt: str, out: Path, registry: bool = False)
     from gateway.settings import load_settings
     from resolvers.export import columns, rows
     from resolvers.view import Federation
-    from tests.bench.identity import _config
     from tests.bench.run import demo_dir_env, sql_only_config
 
     with demo_dir_env(data_dir):
-        config = _config(data_dir, data_dir / REGISTRY) if registry else sql_only_config(data_dir)
+        if registry:
+            from tests.bench.identity import _config
+
+            config = _config(data_dir, data_dir / REGISTRY)
+        else:
+            config = sql_only_config(data_dir)
         loaded = load_settings(config)
     model = loaded.settings.model
     if registry:

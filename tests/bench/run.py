@@ -36,20 +36,20 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from gateway.demodata.generate import generate
 from gateway.settings import DEMO_CONFIG, load_settings
-from resolvers.schema import build_schema
 from resolvers.view import Federation
 from tests.bench import export as export_bench
 from tests.bench import hotspots
-from tests.bench.floor import Floor
+
+if TYPE_CHECKING:
+    from tests.bench.floor import Floor
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA_ROOT = REPO / "bench-data"
@@ -131,6 +131,8 @@ def ensure_data(root: Path, customers: int, console: Console) -> Path:
     out = root / str(customers)
     if not (out / "manifest.json").exists():
         console.print(f"[bold]generating[/] demo data for {customers:,} customers into {out} …")
+        from gateway.demodata.generate import generate  # not loaded by the export bench's children
+
         summary = generate(out, customers, seed=SEED)
         console.print(f"  done in {summary.seconds:.1f} s")
     return out
@@ -214,6 +216,8 @@ class Custview:
             loaded = load_settings(config or sql_only_config(data_dir))
         model = loaded.settings.model
         self.federation = Federation(model, loaded.create_connectors())
+        from resolvers.schema import build_schema  # not loaded by the export bench's children
+
         self.schema = build_schema(model)
 
     def statements(self) -> int:
@@ -440,6 +444,8 @@ async def bench_size(
     emails = sample_emails(data_dir, plan.emails)
     console.print(f"[bold]{customers:,} customers[/]: {len(emails)} emails, {plan.pages} pages")
     custview = Custview(data_dir)
+    from tests.bench.floor import Floor
+
     floor = FloorRunner(await Floor.open(data_dir))
     try:
         customer = await bench_customer(custview, floor, emails, plan)

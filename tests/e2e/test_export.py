@@ -122,6 +122,29 @@ def test_cli_export_reports_a_failed_source_and_exits_non_zero(
     assert len(rows) > 1000, "the other sources still export"
 
 
+def test_cli_export_of_every_customer_does_not_load_the_graphql_or_sql_side(
+    demo_dir: Path, feedback_url: str, tmp_path: Path
+) -> None:
+    # strawberry and graphql-core (~20 MB) and sqlglot (~15 MB) are peak RSS of an
+    # export that parses no filter and serves no SQL
+    out = tmp_path / "customers.csv"
+    env = {**os.environ, "CUSTVIEW_DEMO_DIR": str(demo_dir), "CUSTVIEW_FEEDBACK_URL": feedback_url}
+    script = (
+        "import atexit, sys\n"
+        "heavy = {'strawberry', 'graphql', 'sqlglot'}\n"
+        "atexit.register(lambda: print(sorted({m.split('.')[0] for m in sys.modules} & heavy)))\n"
+        "from gateway.cli import main\n"
+        "main()\n"
+    )
+    args = ["export", "-f", "csv", "-o", str(out)]
+    result = subprocess.run(
+        [sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, timeout=180
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert len(list(csv.DictReader(out.open()))) > 1000
+
+
 FILTER = {"country": {"in": ["DE", "GB"]}, "orderCount": {"ge": 1}}
 ORDER = [{"field": "lifetimeValue", "direction": "DESC"}]
 FILTERED = """query($f: CustomerFilter, $o: [CustomerOrder!], $after: String) {
