@@ -44,6 +44,7 @@ from resolvers.records import Record, RecordRef
 from resolvers.reduction import Read, Reducer, Seeds
 
 if TYPE_CHECKING:
+    from resolvers.identity import Resolution
     from resolvers.view import CustomerView, Page, RequestView
 
 _CHUNK = 500
@@ -154,7 +155,8 @@ class Planner:
         """The customers of one chunk's seeds that match ``expr`` (customers already
         checked skipped; their records marked checked)."""
         fresh = [r for r in seeds.records if r.ref not in found.checked]
-        customers = [c for c in await self._stitch(fresh) if c.records[0].ref not in found.checked]
+        stitched = await self._stitch(fresh, seeds.resolution)
+        customers = [c for c in stitched if c.records[0].ref not in found.checked]
         found.checked.update(r.ref for c in customers for r in c.records)
         note(f"{_nth(chunks)}stitched {len(fresh)} seed records into {len(customers)} candidates")
         before = len(customers)
@@ -259,7 +261,9 @@ class Planner:
 
     # -- candidates ------------------------------------------------------
 
-    async def _stitch(self, seeds: Sequence[Record]) -> list[CustomerView]:
+    async def _stitch(
+        self, seeds: Sequence[Record], resolution: Resolution | None = None
+    ) -> list[CustomerView]:
         # in record order, whatever order the sources returned rows in: the same
         # filter stitches the same seeds the same way, so every page sees the same
         # customers; a chunk at once (bounded above), one statement per table and round
@@ -268,8 +272,9 @@ class Planner:
             return []
         if len(unique) > self.limit:
             raise self._too_broad()
-        resolution = await self.view.federation.stitcher.resolve(records=unique)
-        self.view._collect(resolution)
+        if resolution is None:  # else the read stitched them (and collected it)
+            resolution = await self.view.federation.stitcher.resolve(records=unique)
+            self.view._collect(resolution)
         found: dict[Any, CustomerView] = {}
         for seed in unique:
             cluster = resolution.cluster(seed.ref)

@@ -5,8 +5,10 @@ read there (member columns for golden fields, identity-key lookups for
 normalised ones such as email, the relation's table for related entities
 and metric thresholds), with an estimate: a ``COUNT(*)`` of the same
 filter at that source, sent concurrently. ``AND`` runs only its most
-selective side; ``OR`` runs all of its sides and unions them; ``NOT``
-cannot be reduced.
+selective side (a side of at most :data:`KEYED` identity keys, such as
+``email in [...]``, is taken without counting the others: the counts may
+scan their tables, the keys are found by index); ``OR`` runs all of its
+sides and unions them; ``NOT`` cannot be reduced.
 
 **Chunks.** A read yields its seed records in chunks of at most
 ``model.planner.max_candidates``, so a condition that matches more than
@@ -51,9 +53,15 @@ from resolvers.records import Record
 from resolvers.view import _scan_after
 
 if TYPE_CHECKING:
+    from resolvers.identity import Resolution
     from resolvers.view import CustomerView, RequestView
 
 _POSITIVE = {"eq", "in", "contains", "startswith", "lt", "le", "gt", "ge"}
+KEYED = 500
+"""An ``and`` with an identity-key side of at most this many keys reduces by it without
+counting its other sides: those keys are found by index in a statement or two a table,
+while a count is a statement per side that may scan its table (at a million customers,
+counting open tickets took longer than the rest of the request)."""
 _UNKNOWN = 10**12
 """The estimate of a read whose source cannot count: tried last."""
 
@@ -66,6 +74,9 @@ class Seeds:
     records: tuple[Record, ...]
     complete: bool = True
     """False when a read passed ten times the bound: the predicate matches too much."""
+    resolution: Resolution | None = None
+    """How the records group into customers, when the read stitched them already
+    (identity keys): the planner does not stitch them again."""
 
 
 Chunks = AsyncIterator[Seeds]
@@ -119,6 +130,14 @@ class Reducer:
             where = [(rel.fields[f].column, c) for f, c in expr.where]
             return await self._plan_relation(rel, where, _label(expr.relation, expr.where))
         if isinstance(expr, And):
+            keyed = [r for r in map(self._keyed, expr.items) if r is not None]
+            few = min(keyed, key=lambda r: r.estimate, default=None)
+            if few is not None and few.estimate <= KEYED:
+                note(
+                    f"and: reduce by {few.label} ({few.estimate} identity keys; "
+                    "the other conditions not counted)"
+                )
+                return few
             reads = await asyncio.gather(*(self.plan(e) for e in expr.items))
             known = [r for r in reads if r is not None]
             if not known:
@@ -174,13 +193,26 @@ class Reducer:
         rows = await connector.aggregate(table, [], [Aggregate("count", alias="n")], filters)
         return int(rows[0]["n"]) if rows else 0
 
+    def _keyed(self, expr: Expr) -> Read | None:
+        """``expr``'s read when it is an identity-key lookup (``email eq/in``), whose
+        estimate (the number of keys) needs no statement; else None."""
+        if not isinstance(expr, FieldPred) or expr.field in self.model.metrics:
+            return None
+        spec = self.model.customer.fields[expr.field]
+        if spec.normalize not in ("email", "phone"):
+            return None
+        if not expr.conds or any(c.op not in _POSITIVE for c in expr.conds):
+            return None
+        label = _label(expr.field, [("", c) for c in expr.conds]).replace("( ", "(")
+        return self._plan_identity(expr, spec.normalize, label)
+
     async def _plan_field(self, pred: FieldPred) -> Read | None:
         if not pred.conds or any(c.op not in _POSITIVE for c in pred.conds):
             return None
         spec = self.model.customer.fields[pred.field]
         label = _label(pred.field, [("", c) for c in pred.conds]).replace("( ", "(")
         if spec.normalize in ("email", "phone"):
-            return self._plan_identity(pred, spec.normalize, label)
+            return self._keyed(pred)
         reads: list[tuple[MemberSpec, list[Filter]]] = []
         for member in self.model.customer.members:
             column = member.fields.get(pred.field)
@@ -218,7 +250,10 @@ class Reducer:
                 return
             resolution = await self.view.federation.stitcher.resolve(keys=keys)
             self.view._collect(resolution)
-            yield Seeds(tuple(r for key in keys for r in resolution.cluster(key)))
+            yield Seeds(
+                tuple(r for key in keys for r in resolution.cluster(key)),
+                resolution=resolution,
+            )
 
         return Read(label, len(keys), chunks)
 

@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import statistics
 import sys
 import time
@@ -78,6 +79,21 @@ from tests.bench.run import (
 FILTERED = """{ customers(first: 50, filter: {country: {eq: "DE"}, openTickets: {ge: 2},
     lifetimeValue: {ge: 1000}}, orderBy: [{field: lifetimeValue, direction: DESC}]) {
     nodes { id lifetimeValue openTickets } } }"""
+SELECTIVE = """{ customers(first: 50, filter: {tickets: {priority: {eq: "urgent"},
+    status: {eq: "open"}, createdAt: {ge: "%s"}}, lifetimeValue: {ge: 100}},
+    orderBy: [{field: lifetimeValue, direction: DESC}]) {
+    nodes { id lifetimeValue openTickets } } }"""
+"""Customers with an urgent open ticket raised since a moment (the ``%s``) and a lifetime
+value of at least 100: one selective condition (support) and one broad (sales)."""
+SELECTIVE_TICKETS = 40
+"""The moment is that of the 40th most recent urgent open ticket at each size, so the
+filter matches as many records at 100,000 customers as at 1,000,000 (by a time window
+it would match ten times as many): what its latency must not grow with is the number
+of customers."""
+KEYED = """{ customers(first: 50, filter: {email: {in: %s}, openTickets: {ge: 1}}) {
+    nodes { id openTickets } } }"""
+"""Which of 20 people (by email) have an open ticket: a selective condition the sources
+answer by index (identity keys), with a cross-source metric."""
 SEGMENT = '{ segment(name: "marketing-qualified-lead") { count } }'
 TIMELINE = """query($e: String!) { customer(email: $e) {
     timeline(first: 20) { nodes { kind ref } } } }"""
@@ -120,6 +136,56 @@ class CountingFloor(Floor):
         )
         found = await self._customers(contacts + customers)
         found = [c for c in found if golden(c)[0]["country"] == "DE"]
+        return await self._by_value(found, min_tickets=2, min_value=1000)
+
+    async def selective_page(self, since: str) -> list[tuple[str, str, int]]:
+        """:data:`SELECTIVE`: the requesters of the matching tickets (one scan of
+        tickets), their users, stitched; then the same metrics as the filtered page."""
+        requesters = [
+            r[0]
+            for r in await self.fetch(
+                "support",
+                "SELECT DISTINCT requester_id FROM tickets WHERE priority = ? AND status = ? "
+                "AND created_at >= ?",
+                ["urgent", "open", since],
+            )
+        ]
+        users = (
+            await self._rows(SUPPORT_USERS, f"id IN ({_marks(len(requesters))})", requesters)
+            if requesters
+            else []
+        )
+        return await self._by_value(await self._customers(users), min_tickets=0, min_value=100)
+
+    async def keyed_page(self, emails: Sequence[str]) -> list[tuple[str, int]]:
+        """:data:`KEYED`: the customers holding the emails' keys whose golden email is
+        one of them, with at least one open ticket."""
+        from resolvers.normalize import normalize_email
+
+        normal = {n for n in map(normalize_email, emails) if n}
+        records, uf = await self.stitch(keys=[("email", n) for n in sorted(normal)])
+        groups: dict[object, list[Rec]] = defaultdict(list)
+        for rec in records.values():
+            groups[uf.find(rec.ref)].append(rec)
+        found = sorted(
+            (sorted(g, key=Rec.order) for g in groups.values()), key=lambda g: g[0].order()
+        )
+        found = [c for c in found if normalize_email(golden(c)[0]["email"] or "") in normal]
+        tickets = await self._open_tickets(
+            sorted({k for c in found for k in _keys(c, SUPPORT_USERS)})
+        )
+        kept = []
+        for c in found:
+            n = sum(tickets.get(k, 0) for k in _keys(c, SUPPORT_USERS))
+            if n >= 1:
+                kept.append((customer_id(c), n))
+        return kept[:50]
+
+    async def _by_value(
+        self, found: list[list[Rec]], min_tickets: int, min_value: int
+    ) -> list[tuple[str, str, int]]:
+        """The first 50 of ``found`` with at least ``min_tickets`` open tickets and a
+        lifetime value of at least ``min_value``, by lifetime value."""
         users = sorted({k for c in found for k in _keys(c, SUPPORT_USERS)})
         buyers = sorted({k for c in found for k in _keys(c, SALES_CUSTOMERS)})
         tickets, spent = await asyncio.gather(
@@ -129,7 +195,7 @@ class CountingFloor(Floor):
         for c in found:
             n = sum(tickets.get(k, 0) for k in _keys(c, SUPPORT_USERS))
             ltv = sum((spent.get(k, Decimal(0)) for k in _keys(c, SALES_CUSTOMERS)), Decimal(0))
-            if n >= 2 and ltv >= 1000:
+            if n >= min_tickets and ltv >= min_value:
                 kept.append((customer_id(c), f"{ltv.quantize(Decimal('0.01'))}", n))
         kept.sort(key=lambda t: Decimal(t[1]), reverse=True)
         return kept[:50]
@@ -199,6 +265,21 @@ class CountingFloor(Floor):
         events = [e for part in await asyncio.gather(*(read(*r) for r in reads)) for e in part]
         events.sort(key=lambda e: (e[0], e[1]), reverse=True)
         return sorted(ref for _, _, ref in events[:20])
+
+
+def selective_since(data_dir: Path) -> str:
+    """When the :data:`SELECTIVE_TICKETS`-th most recent urgent open ticket was raised,
+    as stored (naive UTC)."""
+    con = sqlite3.connect(f"file:{data_dir / 'support.db'}?mode=ro", uri=True)
+    try:
+        row = con.execute(
+            "SELECT created_at FROM tickets WHERE priority = 'urgent' AND status = 'open' "
+            "ORDER BY created_at DESC LIMIT 1 OFFSET ?",
+            [SELECTIVE_TICKETS - 1],
+        ).fetchone()
+    finally:
+        con.close()
+    return str(row[0])
 
 
 def _contactable_mql(values: dict[str, Any]) -> bool:
@@ -318,7 +399,7 @@ def patient_config(data_dir: Path) -> Path:
     return path
 
 
-OPERATIONS = ("filtered_page", "segment_count", "timeline_page")
+OPERATIONS = ("filtered_page", "selective_page", "keyed_page", "segment_count", "timeline_page")
 
 
 async def bench_size(
@@ -346,6 +427,26 @@ async def bench_size(
             rows,
         )
 
+    since = selective_since(data_dir)
+    selective = SELECTIVE % since.replace(" ", "T")
+
+    async def cv_selective(i: int) -> Answer:
+        data, statements, rows = await _custview(custview, selective, {})
+        nodes = data["customers"]["nodes"]
+        return (
+            [[n["id"], n["lifetimeValue"], n["openTickets"]] for n in nodes],
+            statements,
+            rows,
+        )
+
+    keyed_emails = sample_emails(data_dir, 20)
+    keyed = KEYED % json.dumps(keyed_emails)
+
+    async def cv_keyed(i: int) -> Answer:
+        data, statements, rows = await _custview(custview, keyed, {})
+        nodes = data["customers"]["nodes"]
+        return [[n["id"], n["openTickets"]] for n in nodes], statements, rows
+
     async def cv_segment(i: int) -> Answer:
         data, statements, rows = await _custview(custview, SEGMENT, {})
         return data["segment"]["count"], statements, rows
@@ -357,6 +458,12 @@ async def bench_size(
 
     async def fl_page(i: int) -> Any:
         return [list(t) for t in await floor.filtered_page()]
+
+    async def fl_selective(i: int) -> Any:
+        return [list(t) for t in await floor.selective_page(since)]
+
+    async def fl_keyed(i: int) -> Any:
+        return [list(t) for t in await floor.keyed_page(keyed_emails)]
 
     async def fl_timeline(i: int) -> Any:
         return await floor.timeline(emails[i % len(emails)])
@@ -382,6 +489,17 @@ async def bench_size(
                 lambda i: _listify(cv_page(i)),
                 on_floor(fl_page),
             )
+        if "selective_page" in operations:
+            await measure(
+                "selective_page",
+                f"selective page (since {since})",
+                runs,
+                cv_selective,
+                on_floor(fl_selective),
+            )
+            results["selective_page"]["since"] = since
+        if "keyed_page" in operations:
+            await measure("keyed_page", "keyed page", runs, cv_keyed, on_floor(fl_keyed))
         if "segment_count" in operations:
             await measure("segment_count", "segment count", runs, cv_segment, on_floor(fl_segment))
         if "timeline_page" in operations:
@@ -401,6 +519,8 @@ async def _listify(answer: Awaitable[Answer]) -> Answer:
 
 TITLES = {
     "filtered_page": "filtered page (DE, open tickets >= 2, LTV >= 1000, by LTV)",
+    "selective_page": "selective page (urgent open ticket since the 40th latest, LTV >= 100)",
+    "keyed_page": "keyed page (20 emails, open tickets >= 1)",
     "segment_count": "segment count (marketing-qualified-lead)",
     "timeline_page": "timeline page (20 events, by email)",
 }

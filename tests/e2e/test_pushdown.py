@@ -88,3 +88,25 @@ async def test_eq_is_exact_on_every_engine_and_emails_compare_normalised(
         for c in s["calls"]
         if c["operation"] == "scan"
     )
+
+
+async def test_a_few_identity_keys_reduce_an_and_without_counting_its_other_sides(
+    client: httpx.AsyncClient,
+) -> None:
+    listed = """{ customers(first: 200, filter: {country: {eq: "DE"}}) {
+        nodes { id email openTickets } } }"""
+    body = await gql(client, listed)
+    people = [n for n in body["data"]["customers"]["nodes"] if n["email"]]  # type: ignore[index]
+    emails = [n["email"] for n in people[:40]]
+    expected = sorted(n["id"] for n in people[:40] if n["openTickets"] >= 1)
+    assert expected and len(expected) < len(emails), "a sample both ways"
+
+    query = """query($f: CustomerFilter) { customers(first: 500, filter: $f) {
+        nodes { id } } }"""
+    body = await _explain(client, query, f={"email": {"in": emails}, "openTickets": {"ge": 1}})
+    assert sorted(n["id"] for n in body["data"]["customers"]["nodes"]) == expected
+    plan = body["extensions"]["explain"]
+    assert any(s.startswith("and: reduce by email") for s in plan["memory"]), plan["memory"]
+    # open tickets grouped over the candidates' keys only: no count over the whole table
+    sent = [s for c in _calls(plan, "tickets", "aggregate") for s in c["sent"]]
+    assert sent and all("GROUP BY" in s.upper() for s in sent), sent
