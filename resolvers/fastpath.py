@@ -84,6 +84,9 @@ class Selected:
     has_args: bool
     children: list[Selected] | None
     root: bool = False
+    leaf: GraphQLLeafType | None = None
+    """The scalar or enum type of a field that is one (nullable or not), else None."""
+    non_null: bool = False
 
 
 @dataclass(slots=True)
@@ -311,6 +314,12 @@ class FastPath:
                 bool(field.args or node.arguments),
                 children,
             )
+            if isinstance(field.type, GraphQLLeafType):
+                selected.leaf = field.type
+            elif isinstance(field.type, GraphQLNonNull) and isinstance(
+                field.type.of_type, GraphQLLeafType
+            ):
+                selected.leaf, selected.non_null = field.type.of_type, True
             if selected.has_args:
                 arguments.append(selected)
             out.append(selected)
@@ -443,6 +452,8 @@ class _Run:
                 result = selected.resolve(source, self.info, **args)
             if _awaitable(result):
                 return self._awaited(selected, type_, path, result)
+            if selected.leaf is not None:
+                return self._leaf(selected, selected.leaf, result)
             completed = self.complete(selected, type_, path, result)
             if _awaitable(completed):
                 return self._completing(selected, type_, path, completed)
@@ -450,6 +461,25 @@ class _Run:
             self._handle(raw, selected, type_, path)
             return None
         return completed
+
+    @staticmethod
+    def _leaf(selected: Selected, type_: GraphQLLeafType, result: Any) -> Any:
+        """:meth:`complete` of a scalar or enum field (or a non-null one), in one step."""
+        if isinstance(result, Exception):
+            raise result
+        if result is None:
+            if selected.non_null:
+                raise TypeError(
+                    f"Cannot return null for non-nullable field {selected.parent}.{selected.name}."
+                )
+            return None
+        coerced = type_.coerce_output_value(result)
+        if coerced is Undefined or coerced is None:
+            raise TypeError(
+                f"Expected `{inspect(type_)}.coerce_output_value({inspect(result)})` "
+                f"to return non-nullable value, returned: {inspect(coerced)}"
+            )
+        return coerced
 
     async def _awaited(
         self, selected: Selected, type_: Any, path: PathKeys, result: Awaitable[Any]

@@ -116,15 +116,18 @@ class _Governor:
             "quality": self._quality,
         }.get(name)
 
+        label = f"Customer.{name}"
+
         def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
             grant = grant_of(info)
             action = grant.action(name)
             trail = _trail(info)
             if trail is not None:
-                trail.note(getattr(root, "id", None), f"Customer.{name}", action == "deny")
+                trail.note(getattr(root, "id", None), label, action == "deny")
             if action == "deny":
-                raise ForbiddenField(f"your role may not read Customer.{name}")
-            _check_first(info, kwargs)
+                raise ForbiddenField(f"your role may not read {label}")
+            if kwargs:
+                _check_first(info, kwargs)
             result = resolve(root, info, **kwargs)
             if grant.full or (post is None and action == "allow"):
                 return result

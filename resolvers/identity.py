@@ -56,8 +56,10 @@ class _UnionFind:
         self.parent: dict[Node, Node] = {}
 
     def find(self, node: Node) -> Node:
+        # ``is`` first: a root is usually its own parent object, and a ref's ``==``
+        # is a dataclass method call
         parent = self.parent.setdefault(node, node)
-        if parent == node:
+        if parent is node or parent == node:
             return node
         root = self.find(parent)
         self.parent[node] = root
@@ -65,7 +67,7 @@ class _UnionFind:
 
     def union(self, a: Node, b: Node) -> None:
         ra, rb = self.find(a), self.find(b)
-        if ra != rb:
+        if ra is not rb and ra != rb:
             self.parent[ra] = rb
 
 
