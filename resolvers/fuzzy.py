@@ -363,6 +363,8 @@ class Matcher:
         hold for each blocking column, as stored and as normalised."""
         raw: dict[str, set[Any]] = defaultdict(set)
         """match input -> raw values the customer's records hold."""
+        names: set[Any] = set()
+        """Full names as a free-text name column holds them."""
         for rec, mr in own:
             for arg, mapping in self.inputs[rec.member.id].items():
                 value = _value(rec.row, mapping)
@@ -374,12 +376,16 @@ class Matcher:
                     raw["postcode"].add(parts[1])
                 elif key == "email_local":
                     raw["email_local"].add(parts[0])
+                elif key == "name":
+                    raw["surname"].add(parts[1])
+                    names.update(self._spelled_names(rec, parts))
         locals_ = raw.pop("email_local", set())
+        raw["name"] = names
         probes: list[_Probe] = []
         for member in self.members:
             inputs = self.inputs[member.id]
             caps = self.connectors[member.source].capabilities_for(member.table)
-            for arg in ("surname", "postcode", "birth_date", "email"):
+            for arg in ("surname", "postcode", "birth_date", "email", "name"):
                 column = inputs.get(arg)
                 if column is None or "{" in column:
                     continue
@@ -393,6 +399,21 @@ class Matcher:
                 if probe is not None:
                     probes.append(probe)
         return probes
+
+    def _spelled_names(self, record: Record, parts: tuple[str, ...]) -> set[str]:
+        """The customer's full name as a free-text name column would hold it (``First
+        Last``, ``Last, First``): from the record's own name, first name and surname,
+        as stored and as normalised, for members whose name is one column (a help
+        desk's display name), which the surname probe cannot reach."""
+        inputs = self.inputs[record.member.id]
+        firsts, lasts = {parts[0]}, {parts[1]}
+        spelled: set[str] = set()
+        for arg, found in (("first_name", firsts), ("surname", lasts), ("name", spelled)):
+            value = _value(record.row, inputs[arg]) if arg in inputs else None
+            if isinstance(value, str) and value.strip():
+                found.add(value)
+        spelled |= {f"{f} {la}" for f in firsts for la in lasts}
+        return spelled | {f"{la}, {f}" for f in firsts for la in lasts}
 
     @staticmethod
     def _probe(

@@ -270,3 +270,38 @@ async def test_a_shared_company_links_a_shared_name(own_demo: Path, tmp_path: Pa
         assert reason["probability"] == links[min(together), max(together)]
         levels = {c["comparison"]: c["level"] for c in reason["contributions"]}
         assert levels["business"] == "same company"
+
+
+async def test_read_time_asks_a_name_column_for_the_full_name(
+    own_demo: Path, tmp_path: Path
+) -> None:
+    """A help desk keeps one free-text name per user, so no surname probe reaches
+    it: read time also asks that column for the customer's full name (as typed,
+    either way round), and the user, sharing a mailbox number with the contact,
+    joins the contact's customer, while a namesake with another number does not."""
+    with sqlite3.connect(own_demo / "crm.db") as conn:
+        (contact,) = conn.execute("SELECT max(id) + 1 FROM contacts").fetchone()
+        conn.execute(
+            "INSERT INTO contacts (id, first_name, last_name, email, country, created_at,"
+            " updated_at) VALUES (?, 'Ottoline', 'Brackenridge', 'obrackenridge4471@gmail.com',"
+            " 'GB', '2031-01-01', '2031-01-01')",
+            (contact,),
+        )
+    with sqlite3.connect(own_demo / "support.db") as conn:
+        (user,) = conn.execute("SELECT max(id) + 1 FROM users").fetchone()
+        for offset, name, email in (
+            (0, "Brackenridge, Ottoline", "ottoline.b4471@outlook.com"),
+            (1, "Ottoline Brackenridge", "ottoline.b9012@outlook.com"),
+        ):
+            conn.execute(
+                "INSERT INTO users (id, name, email, locale, role, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'en-GB', 'end-user', '2031-01-01', '2031-01-01')",
+                (user + offset, name, email),
+            )
+    async for client in serve_in_process(_probabilistic(tmp_path)):
+        customer = _data(await gql(client, EXPLAIN, ref=f"crm/contacts/{contact}"))["customer"]
+        refs = _refs(customer)
+        assert f"support/users/{user}" in refs and f"support/users/{user + 1}" not in refs
+        reason = next(m for m in customer["matchExplanation"] if m["method"] == "MODEL")
+        levels = {c["comparison"]: c["level"] for c in reason["contributions"]}
+        assert levels["email"] == "same number in personal local parts"
