@@ -112,6 +112,8 @@ class Resolution:
         more) joins nothing: whether it did would depend on where stitching started."""
         records = self.records
         held = [e for e in self.edges if e.a in records and e.b in records]
+        if not held:
+            return
         for edge in held:
             if edge.kind == "manual":
                 self._uf.union(edge.a, edge.b)
