@@ -327,7 +327,8 @@ def _record_value(customer: str, source: str, table: str, key: Any, ref: Any, na
 
 
 class _CustomerRows:
-    """Customers as rows; metrics for a whole chunk in one batched read per relation."""
+    """Customers as rows; metrics for a whole chunk in one batched read per relation,
+    combined a metric at a time."""
 
     def __init__(self, model: UnifiedModel, names: list[str], failures: Failures | None) -> None:
         self.model = model
@@ -336,36 +337,38 @@ class _CustomerRows:
         self.ranks = {m.id: rank for rank, m in enumerate(model.customer.members)}
         self.id_at = [at for at, name in enumerate(names) if name == "id"]
         self.refs_at = [at for at, name in enumerate(names) if name == SOURCE_RECORDS]
-        wanted = [n for n in names if n in model.metrics]
+        # a metric's value over a golden field's of the same name
+        self.metric_at = [(at, name) for at, name in enumerate(names) if name in model.metrics]
         self.by_relation: dict[str, list[str]] = {}
-        for name in wanted:
+        for _, name in self.metric_at:
             self.by_relation.setdefault(model.metrics[name].relation, []).append(name)
 
     async def build(self, view: RequestView, customers: list[CustomerView]) -> list[Row]:
         found = await asyncio.gather(
             *(self._metrics(view, customers, rel, names) for rel, names in self.by_relation.items())
         )
-        computed: list[dict[str, Any]] = [{} for _ in customers]
-        for per_customer in found:
-            for values, more in zip(computed, per_customer, strict=True):
-                values.update(more)
-        out = []
+        computed: dict[str, list[Any]] = {}
+        for per_metric in found:
+            computed.update(per_metric)
+        metric_columns = [(at, computed[name]) for at, name in self.metric_at]
         names, ids, refs = self.names, self.id_at, self.refs_at
-        for customer, values in zip(customers, computed, strict=True):
-            # a metric's value over a golden field's of the same name
-            by_name = customer.golden.values | values if values else customer.golden.values
-            row = [by_name.get(name) for name in names]
+        rows: list[Row] = []
+        for i, customer in enumerate(customers):
+            row = list(map(customer.golden.values.get, names))
+            for at, values in metric_columns:
+                row[at] = values[i]
             for at in ids:
                 row[at] = customer.id
             for at in refs:
-                row[at] = ";".join(str(r.ref) for r in customer.records)
-            out.append(tuple(row))
-        return out
+                row[at] = ";".join([r.ref_text() for r in customer.records])
+            rows.append(tuple(row))
+        return rows
 
     async def _metrics(
         self, view: RequestView, customers: list[CustomerView], relation: str, names: list[str]
-    ) -> list[dict[str, Any]]:
-        """Per customer, the metrics ``names`` over ``relation``; None where its source failed."""
+    ) -> dict[str, list[Any]]:
+        """Metric -> its value per customer, for the metrics ``names`` over ``relation``;
+        None where its source failed."""
         rel = self.model.relations[relation]
         failure = view.failure(rel.source)
         rank = self.ranks[rel.parent.member]
@@ -391,18 +394,10 @@ class _CustomerRows:
             if self.failures is None:
                 raise failure
             self.failures.add(failure)
-            return [dict.fromkeys(names) for _ in customers]
-        # a customer without records in the parent table: the metrics of no rows
-        empty = {n: metric_values.combine(spec, []) for n, spec in specs.items()}
-        return [
-            {
-                n: metric_values.combine(spec, [partial[k].get(n) for k in ks])
-                for n, spec in specs.items()
-            }
-            if ks
-            else dict(empty)
-            for ks in owned
-        ]
+            return {n: [None] * len(customers) for n in names}
+        return {
+            n: metric_values.combine_column(spec, owned, partial, n) for n, spec in specs.items()
+        }
 
 
 class _RelationRows:

@@ -23,7 +23,7 @@ from typing import Any
 from resolvers.coerce import coerce
 from resolvers.golden import _EPOCH, Survivorship, _extreme, _raw_reader, reader
 from resolvers.model import FieldSpec, MemberSpec
-from resolvers.records import Record
+from resolvers.records import Record, customer_id_of
 
 Column = Callable[[list[dict[str, Any]]], list[Any]]
 """Member rows -> one golden field's candidate value of each (None when it has none)."""
@@ -73,6 +73,8 @@ class ChunkSurvivorship:
             c.rule.chain[0] if len(c.rule.chain) == 1 and c.rule.chain[0] in _SHORTCUT else None
             for c in self.choices
         ]
+        # only the rules left to :meth:`_Choice.pick` read the records' update times by id
+        self.needs_updated = None in self.shortcut
 
     def _columns_of(self, member: MemberSpec) -> list[Column]:
         columns = self._columns.get(member.id)
@@ -145,7 +147,7 @@ class ChunkSurvivorship:
                 values = self._picked(group, found, updated)
                 seniority = [self._seniority(r, f) for r, f in zip(group, found, strict=True)]
                 canonical = group[seniority.index(min(seniority))]
-            out.append((values, canonical.ref.customer_id()))
+            out.append((values, customer_id_of(canonical.ref_text())))
             at += size
         return out
 
@@ -171,8 +173,9 @@ class ChunkSurvivorship:
         updated: dict[int, dt.datetime],
     ) -> dict[str, Any]:
         times = [self._updated(r, found) for r, found in zip(group, present, strict=True)]
-        for record, time in zip(group, times, strict=True):
-            updated[id(record)] = time
+        if self.needs_updated:
+            for record, time in zip(group, times, strict=True):
+                updated[id(record)] = time
         # each source priority's tie-break order of the records (what ``_Choice.tie_order``
         # ranks): a candidate that comes first in it is the one ``min`` picks
         tails = [(-t.timestamp(), r.order()) for r, t in zip(group, times, strict=True)]
@@ -186,10 +189,14 @@ class ChunkSurvivorship:
         # per priority, every field's values in that order
         ordered = [list(zip(*(present[i] for i in order), strict=True)) for order in orders]
         values: dict[str, Any] = {}
+        # (records holding a value, priority) -> the most recent one first in that order:
+        # the fields of one address are most often held by the same records
+        recent: dict[tuple[tuple[int, ...], int], int] = {}
         for at, field in enumerate(self.fields):
             rule = self.shortcut[at]
+            which = self.order_of[at]
             if rule == "source_priority":  # the tie-break order ranks sources first
-                values[field] = next(filter(_is_value, ordered[self.order_of[at]][at]), None)
+                values[field] = next(filter(_is_value, ordered[which][at]), None)
                 continue
             # in the records' order, as :meth:`Survivorship.values` offers them
             candidates = [(v, i) for i, found in enumerate(present) if (v := found[at]) is not None]
@@ -198,12 +205,16 @@ class ChunkSurvivorship:
             elif rule is None:
                 choice = self.choices[at]
                 values[field] = choice.pick([(v, group[i]) for v, i in candidates], updated)[0]
+            elif rule == "most_recent":
+                holders = tuple(i for _, i in candidates)
+                first = recent.get((holders, which))
+                if first is None:
+                    best = max(times[i] for i in holders)
+                    first = next(i for i in orders[which] if times[i] == best and i in holders)
+                    recent[holders, which] = first
+                values[field] = present[first][at]
             else:
-                if rule == "most_recent":
-                    best = max(times[i] for _, i in candidates)
-                    kept = {i for _, i in candidates if times[i] == best}
-                else:
-                    kept = {i for _, i in _extreme(candidates, min if rule == "min" else max)}
-                first = next(i for i in orders[self.order_of[at]] if i in kept)
+                kept = {i for _, i in _extreme(candidates, min if rule == "min" else max)}
+                first = next(i for i in orders[which] if i in kept)
                 values[field] = present[first][at]
         return values

@@ -241,6 +241,28 @@ class Stitcher:
                 if value:
                     yield (key_name, value)
 
+    def key_reader(self, member: MemberSpec) -> Callable[[Row], list[KeyNode]]:
+        """:meth:`keys_of_row` for many rows of one member (each key's spec and
+        normaliser looked up once, not once per row)."""
+        plan = [
+            (key_name, NORMALIZERS[spec.normalize].normalize, column, spec.default_region)
+            for key_name, columns in member.identity.items()
+            for spec in [self.model.identity.keys[key_name]]
+            for column in columns
+        ]
+        region_column = member.region
+
+        def read(row: Row) -> list[KeyNode]:
+            region = row.get(region_column) if region_column else None
+            found = []
+            for key_name, normalize, column, default in plan:
+                value = normalize(row.get(column), region, default)
+                if value:
+                    found.append((key_name, value))
+            return found
+
+        return read
+
     async def resolve(
         self, records: Sequence[Record] = (), keys: Sequence[KeyNode] = ()
     ) -> Resolution:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from connectors import Aggregate, Connector, Filter, Row
@@ -140,3 +140,55 @@ def combine(metric: MetricSpec, partials: Sequence[Any]) -> Any:
     if not values:
         return None
     return min(values) if metric.fn == "min" else max(values)
+
+
+def combine_column(
+    metric: MetricSpec,
+    owned: Sequence[Sequence[Any]],
+    partials: Mapping[Any, Partial],
+    name: str,
+) -> list[Any]:
+    """:func:`combine` for many customers: ``owned`` lists each customer's member keys,
+    ``partials`` the values of metric ``name`` by key (the same values, one list)."""
+    no_rows = combine(metric, [])
+    one = _combine_one(metric)
+    out: list[Any] = []
+    for keys in owned:
+        if not keys:  # no records in the parent table: the metric of no rows
+            out.append(no_rows)
+        elif len(keys) == 1:
+            found = partials.get(keys[0])
+            out.append(one(found.get(name) if found else None))
+        else:
+            out.append(
+                combine(metric, [p.get(name) if (p := partials.get(k)) else None for k in keys])
+            )
+    return out
+
+
+def _combine_one(metric: MetricSpec) -> Callable[[Any], Any]:
+    """``combine(metric, [value])``, without the lists."""
+    type_ = metric.type
+    fn = metric.fn
+    if fn == "avg":
+
+        def average(pair: Any) -> Any:
+            if pair is None:
+                return None
+            total, count = pair
+            count = int(count or 0)
+            if not count:
+                return None
+            return coerce((0.0 if total is None else 0.0 + float(total)) / count, type_)
+
+        return average
+    if fn in ("count", "sum"):
+        zero = combine(metric, [])
+
+        def total(value: Any) -> Any:
+            if value is None:
+                return zero
+            return coerce(sum([coerce(value, type_)], start=0), type_)
+
+        return total
+    return lambda value: None if value is None else coerce(value, type_)

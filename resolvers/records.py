@@ -45,8 +45,7 @@ class RecordRef:
         return cls(*parts)
 
     def customer_id(self) -> str:
-        raw = base64.urlsafe_b64encode(str(self).encode()).decode().rstrip("=")
-        return _ID_PREFIX + raw
+        return customer_id_of(str(self))
 
     @classmethod
     def from_customer_id(cls, customer_id: str) -> RecordRef:
@@ -58,6 +57,11 @@ class RecordRef:
         except (binascii.Error, UnicodeDecodeError, ValueError):
             raise QueryError(f"'{customer_id}' is not a customer id") from None
         return cls.parse(text)
+
+
+def customer_id_of(ref: str) -> str:
+    """The customer id named by the record whose reference's text is ``ref``."""
+    return _ID_PREFIX + base64.urlsafe_b64encode(ref.encode()).decode().rstrip("=")
 
 
 @dataclass(slots=True)
@@ -79,6 +83,13 @@ class Record:
         if self._ref is None:
             self._ref = RecordRef(self.member.source, self.member.table, str(self.key))
         return self._ref
+
+    def ref_text(self) -> str:
+        """``str(self.ref)``, without making the reference."""
+        if self._ref is not None:
+            return str(self._ref)
+        member = self.member
+        return f"{member.source}/{member.table}/" + str(self.key)
 
     def order(self) -> tuple[int, int, int | str]:
         """Member rank, then key (numbers before text): the order of listing."""

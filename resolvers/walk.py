@@ -152,7 +152,7 @@ async def _scan_keys(federation: Federation, member: _Member, edges: _Edges) -> 
     """Reads one member table's identity columns; returns its number of records."""
     spec = member.spec
     connector = federation.connectors[spec.source]
-    keys_of = federation.stitcher.keys_of_row
+    keys_of = federation.stitcher.key_reader(spec)
     key_hash = KEY_HASH
     identity = [c for columns in spec.identity.values() for c in columns]
     columns = list(dict.fromkeys([spec.key, *identity, *([spec.region] if spec.region else [])]))
@@ -171,7 +171,7 @@ async def _scan_keys(federation: Federation, member: _Member, edges: _Edges) -> 
         if last is not None and position < last:
             in_order = False
         last = position
-        for identity_key in set(keys_of(spec, row)):
+        for identity_key in set(keys_of(row)):
             edges.add(identity_key, key_hash(identity_key), number)
         number += 1
     if not in_order:
