@@ -298,6 +298,10 @@ class BusinessAccountSpec(_Strict):
     """Column with the business's name."""
     domain: str | None = None
     """Column with its web or email domain (``acme.com``)."""
+    updated_at: str | None = None
+    """Column with the row's last change: an incremental ``custview resolve`` re-scores
+    the records of an account changed since its last run (without it, only a full run
+    notices a renamed account)."""
 
     @property
     def id(self) -> str:

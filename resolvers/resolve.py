@@ -34,7 +34,7 @@ from connectors import Filter, QueryError, Row, ScanRequest
 from resolvers.coerce import coerce
 from resolvers.fuzzy import account_link, input_mapping, match_row, resolve_model_path, with_account
 from resolvers.matching import MatchRecord, blocking_keys
-from resolvers.model import UnifiedModel
+from resolvers.model import BusinessAccountSpec, UnifiedModel
 from resolvers.view import Federation
 
 Progress = Callable[[str, int, int | None], None]
@@ -107,24 +107,59 @@ def _match_worker(member_id: str, rows: list[dict[str, Any]]) -> list[MatchRecor
     return _match_rows(_worker_model, member_id, rows)
 
 
-async def _account_rows(federation: Federation) -> dict[str, dict[str, Row]]:
-    """Every row of the account tables the member tables point at (``business``):
-    account table id -> str(key) -> row, read once per run for the records'
-    company names and domains."""
-    model = federation.model
+@dataclass(slots=True)
+class _Accounts:
+    """The account tables the member tables point at (``business``), read once a run."""
+
+    rows: dict[str, dict[str, Row]] = field(default_factory=dict)
+    """Account table id -> str(key) -> row (company names and domains)."""
+    changed: dict[str, set[str]] = field(default_factory=dict)
+    """Account table id -> keys of the rows changed since the last run's watermark."""
+    watermark: dict[str, Any] = field(default_factory=dict)
+    """``account:<id>`` -> the newest ``updated_at`` seen, for the next run."""
+
+
+def _account_mark(spec: BusinessAccountSpec) -> str:
+    return f"account:{spec.id}"
+
+
+def _account_tables(model: UnifiedModel) -> list[BusinessAccountSpec]:
     wanted = {
         link[0].id: link[0]
         for m in model.customer.members
         if (link := account_link(m, model.business))
     }
-    rows: dict[str, dict[str, Row]] = {}
-    for spec in wanted.values():
-        request = ScanRequest(spec.table, spec.columns())
-        rows[spec.id] = {
-            str(row[spec.key]): row
-            async for row in federation.connectors[spec.source].scan(request)
-        }
-    return rows
+    return list(wanted.values())
+
+
+async def _account_rows(federation: Federation, marks: dict[str, Any]) -> _Accounts:
+    """Every row of the account tables, and which changed since ``marks`` (rows of
+    an account table without ``updated_at`` never count as changed)."""
+    accounts = _Accounts()
+    for spec in _account_tables(federation.model):
+        columns = spec.columns()
+        if spec.updated_at:
+            columns = [*columns, spec.updated_at]
+        since = marks.get(_account_mark(spec), {}).get("updated_at")
+        newest = since
+        rows: dict[str, Row] = {}
+        changed: set[str] = set()
+        async for row in federation.connectors[spec.source].scan(
+            ScanRequest(spec.table, list(dict.fromkeys(columns)))
+        ):
+            key = str(row[spec.key])
+            rows[key] = row
+            stamp = _stamp(row.get(spec.updated_at)) if spec.updated_at else None
+            if stamp is not None:
+                if since is not None and stamp > since:
+                    changed.add(key)
+                if newest is None or stamp > newest:
+                    newest = stamp
+        accounts.rows[spec.id] = rows
+        accounts.changed[spec.id] = changed
+        if spec.updated_at:
+            accounts.watermark[_account_mark(spec)] = {"updated_at": newest}
+    return accounts
 
 
 async def _anything_new(federation: Federation, marks: dict[str, Any]) -> bool:
@@ -154,6 +189,21 @@ async def _anything_new(federation: Federation, marks: dict[str, Any]) -> bool:
             request = ScanRequest(member.table, [member.key], [probe], limit=1)
             async for _row in connector.scan(request):
                 return True
+    for spec in _account_tables(federation.model):
+        if not spec.updated_at:
+            continue  # only a full run notices a renamed account (documented)
+        since = marks.get(_account_mark(spec), {}).get("updated_at")
+        connector = federation.connectors[spec.source]
+        if since is None or not connector.capabilities_for(spec.table).can_filter(
+            spec.updated_at, "gt"
+        ):
+            return True
+        stamp = dt.datetime.fromisoformat(since).astimezone(dt.UTC).replace(tzinfo=None)
+        request = ScanRequest(
+            spec.table, [spec.key], [Filter(spec.updated_at, "gt", stamp)], limit=1
+        )
+        async for _row in connector.scan(request):
+            return True
     return False
 
 
@@ -214,13 +264,15 @@ async def resolve(
         return pools[0] if pools else None
 
     read = 0
-    accounts = await _account_rows(federation)
+    accounts = await _account_rows(federation, marks)
+    watermark.update(accounts.watermark)
     try:
         for member in model.customer.members:
             connector = federation.connectors[member.source]
             request = ScanRequest(member.table, stitcher.columns(member))
             link = account_link(member, model.business)
-            pointed = accounts[link[0].id] if link else {}
+            pointed = accounts.rows[link[0].id] if link else {}
+            renamed = accounts.changed[link[0].id] if link else set()
             seen = marks.get(member.id, {})
             newest, top = seen.get("updated_at"), seen.get("key")
             since, above = newest, top
@@ -236,13 +288,16 @@ async def resolve(
                 chunks.append(future)
 
             async for row in connector.scan(request):
+                account = None
                 if link is not None and row.get(link[1]) is not None:
-                    row = with_account(row, pointed.get(str(row[link[1]])), link[0])
+                    account = str(row[link[1]])
+                    row = with_account(row, pointed.get(account), link[0])
                 chunk.append(row)
                 stamp = _stamp(row.get(member.updated_at)) if member.updated_at else None
                 key = row[member.key]
                 if (
                     mode == "full"
+                    or account in renamed
                     or not member.updated_at
                     or (stamp is not None and (since is None or stamp > since))
                     or (isinstance(key, int) and (above is None or key > above))

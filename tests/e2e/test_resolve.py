@@ -142,6 +142,36 @@ async def test_resolve_full_then_incremental(own_demo: Path, tmp_path: Path) -> 
         assert methods[new_ref] == "MODEL"
 
 
+async def test_a_renamed_account_rescores_its_members_incrementally(
+    own_demo: Path, tmp_path: Path
+) -> None:
+    loaded = _probabilistic(tmp_path)
+    federation = loaded.create_federation()
+    await federation.open()
+    try:
+        assert (await resolve(federation)).mode == "full"
+        with sqlite3.connect(own_demo / "crm.db") as conn:
+            account, members = conn.execute(
+                "SELECT account_id, count(*) FROM contacts WHERE account_id IS NOT NULL"
+                " GROUP BY account_id HAVING count(*) >= 2 ORDER BY account_id LIMIT 1"
+            ).fetchone()
+            # the source's users rename the company (its contacts' rows are untouched)
+            conn.execute(
+                "UPDATE accounts SET name = 'Renamed Holdings GmbH', updated_at = '2031-06-01'"
+                " WHERE id = ?",
+                (account,),
+            )
+        renamed = await resolve(federation)
+        # exactly that account's contacts are re-scored: nothing else changed
+        assert renamed.mode == "incremental" and renamed.changed == members
+        assert renamed.pairs_scored >= 1
+        # the watermark moved on: the next run finds nothing new
+        again = await resolve(federation)
+        assert again.mode == "incremental" and again.changed == 0 and again.written == 0
+    finally:
+        await federation.aclose()
+
+
 async def test_the_registry_keeps_no_attribute_values(own_demo: Path, tmp_path: Path) -> None:
     loaded = _probabilistic(tmp_path)
     federation = loaded.create_federation()
