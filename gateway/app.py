@@ -15,7 +15,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -101,38 +100,51 @@ def _refuse(exc: CustviewError, status: int) -> Response:
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _authentication(authenticator: Authenticator, policy: Policy, limits: Limits) -> Middleware:
-    async def dispatch(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class _Authentication:
+    """Who is calling and what they may read, before any route but the open ones."""
+
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, policy: Policy, limits: Limits
+    ) -> None:
+        self.app = app
+        self.authenticator = authenticator
+        self.policy = policy
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
         if _is_open(request):
-            return await call_next(request)
+            await self.app(scope, receive, send)
+            return
         try:
-            principal = authenticator.authenticate(request.headers)
+            principal = self.authenticator.authenticate(request.headers)
         except AuthError as exc:
-            return _refuse(exc, 401)
+            await _refuse(exc, 401)(scope, receive, send)
+            return
         if (
             principal.method == "anonymous"
-            and limits.profile == "production"
-            and authenticator.settings.mode == "optional"
+            and self.limits.profile == "production"
+            and self.authenticator.settings.mode == "optional"
         ):
             # `optional` lets anonymous callers in with anonymous_roles: not in production
-            return _refuse(
-                AuthError("the production profile refuses anonymous requests; send a key"), 401
-            )
+            refusal = AuthError("the production profile refuses anonymous requests; send a key")
+            await _refuse(refusal, 401)(scope, receive, send)
+            return
         try:
             # what the principal may read: one grant for GraphQL and exports alike
-            request.state.grant = policy.grant(principal.roles, principal.attributes)
+            request.state.grant = self.policy.grant(principal.roles, principal.attributes)
         except AccessDenied as exc:
-            return _refuse(exc, 403)
+            await _refuse(exc, 403)(scope, receive, send)
+            return
         request.state.principal = principal
         token = cache_scope.set(principal.cache_scope())
         try:
-            return await call_next(request)
+            await self.app(scope, receive, send)
         finally:
             cache_scope.reset(token)
-
-    return Middleware(BaseHTTPMiddleware, dispatch=dispatch)
 
 
 async def _healthz(request: Request) -> Response:
@@ -260,8 +272,10 @@ def create_app(
             Middleware(RequestIdMiddleware),
             *([Middleware(traced_app, provider=provider)] if provider is not None else []),
             Middleware(RequestGuard, limits=limits),
-            Middleware(BaseHTTPMiddleware, dispatch=metrics.middleware),
-            _authentication(authenticator, loaded.policy, limits),
+            Middleware(metrics.middleware),
+            Middleware(
+                _Authentication, authenticator=authenticator, policy=loaded.policy, limits=limits
+            ),
         ],
     )
     app.state.schema = schema
