@@ -26,6 +26,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -201,6 +202,10 @@ def mask(value: Any, action: str, salt: str = "") -> Any:
 # -- grants -------------------------------------------------------------
 
 
+def _frozen(entities: dict[str, dict[str, str]]) -> Mapping[str, Mapping[str, str]]:
+    return MappingProxyType({e: MappingProxyType(fields) for e, fields in entities.items()})
+
+
 @dataclass(frozen=True, slots=True)
 class RowRule:
     field: str
@@ -269,6 +274,9 @@ class Policy:
         self._types = customer_types(model)
         self._entities = {rel.entity: rel for rel in model.relations.values()}
         self._salt = spec.hash_salt.get_secret_value() if spec and spec.hash_salt else ""
+        self._by_roles: dict[
+            tuple[str, ...], tuple[Mapping[str, str], Mapping[str, Mapping[str, str]]]
+        ] = {}
 
     @property
     def enabled(self) -> bool:
@@ -290,16 +298,7 @@ class Policy:
             return Grant.everything(roles)
         names = self.roles_of(roles)
         specs = [self.spec.roles[n] for n in names]
-        customer = {
-            f: min((self._field(s, f) for s in specs), key=_RANK.__getitem__) for f in self._types
-        }
-        entities = {
-            e: {
-                f: min((self._entity_field(s, e, f) for s in specs), key=_RANK.__getitem__)
-                for f in rel.fields
-            }
-            for e, rel in self._entities.items()
-        }
+        customer, entities = self._actions(tuple(names))
         rows: tuple[tuple[RowRule, ...], ...] | None = ()
         for spec in specs:
             if not spec.rows:
@@ -310,6 +309,29 @@ class Policy:
         full = rows is None and all(a == "allow" for a in customer.values())
         full = full and all(a == "allow" for e in entities.values() for a in e.values())
         return Grant(tuple(names), customer, entities, rows, self._salt, full)
+
+    def _actions(
+        self, names: tuple[str, ...]
+    ) -> tuple[Mapping[str, str], Mapping[str, Mapping[str, str]]]:
+        """The strictest action of ``names`` per Customer field and per entity field:
+        worked out once per set of roles (every request asks; grants only read them)."""
+        found = self._by_roles.get(names)
+        if found is None:
+            assert self.spec is not None
+            specs = [self.spec.roles[n] for n in names]
+            customer = {
+                f: min((self._field(s, f) for s in specs), key=_RANK.__getitem__)
+                for f in self._types
+            }
+            entities = {
+                e: {
+                    f: min((self._entity_field(s, e, f) for s in specs), key=_RANK.__getitem__)
+                    for f in rel.fields
+                }
+                for e, rel in self._entities.items()
+            }
+            found = self._by_roles[names] = (MappingProxyType(customer), _frozen(entities))
+        return found
 
     def _field(self, role: RoleSpec, name: str) -> str:
         return role.fields.get(name, role.default)
