@@ -212,6 +212,7 @@ class Stitcher:
         self._by_table = {(m.source, m.table): m for m in self.members}
         self._by_id = {m.id: m for m in self.members}
         self.extra_columns: dict[str, list[str]] = {}
+        self._key_readers: dict[int, tuple[MemberSpec, Callable[[Row], list[KeyNode]], str]] = {}
         """Member id -> columns read besides the member's own (e.g. match inputs)."""
 
     def columns(self, member: MemberSpec) -> list[str]:
@@ -308,9 +309,19 @@ class Stitcher:
         res.records[record.ref] = record
         if self._detached(record.ref):
             return set()  # a steward unlinked it: it follows no key
-        keys = set(self.keys_of(record))
-        res.key_edges.extend((record.ref, key, record.member.id) for key in keys)
+        read, member_id = self._key_reader_of(record.member)
+        keys = set(read(record.row))
+        ref = record.ref
+        res.key_edges.extend((ref, key, member_id) for key in keys)
         return keys
+
+    def _key_reader_of(self, member: MemberSpec) -> tuple[Callable[[Row], list[KeyNode]], str]:
+        """The member's compiled :meth:`key_reader` and its id (a formatted string),
+        made once per member (by identity: the model's specs live as long as this)."""
+        found = self._key_readers.get(id(member))
+        if found is None or found[0] is not member:
+            found = self._key_readers[id(member)] = (member, self.key_reader(member), member.id)
+        return found[1], found[2]
 
     def _edges(self, res: Resolution, ref: RecordRef) -> set[RecordRef]:
         """Registry edges of ``ref`` (steward links, batch links at or above the
