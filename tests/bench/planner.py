@@ -268,14 +268,14 @@ class CountingFloor(Floor):
 
 
 def selective_since(data_dir: Path) -> str:
-    """When the :data:`SELECTIVE_TICKETS`-th most recent urgent open ticket was raised,
-    as stored (naive UTC)."""
+    """When the :data:`SELECTIVE_TICKETS`-th most recent urgent open ticket was raised
+    (the oldest one's when there are fewer), as stored (naive UTC)."""
     con = sqlite3.connect(f"file:{data_dir / 'support.db'}?mode=ro", uri=True)
     try:
         row = con.execute(
-            "SELECT created_at FROM tickets WHERE priority = 'urgent' AND status = 'open' "
-            "ORDER BY created_at DESC LIMIT 1 OFFSET ?",
-            [SELECTIVE_TICKETS - 1],
+            "SELECT min(created_at) FROM (SELECT created_at FROM tickets WHERE "
+            "priority = 'urgent' AND status = 'open' ORDER BY created_at DESC LIMIT ?)",
+            [SELECTIVE_TICKETS],
         ).fetchone()
     finally:
         con.close()
