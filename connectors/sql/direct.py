@@ -20,6 +20,12 @@ What the SQLAlchemy path guaranteed still holds:
 * a statement can be interrupted (``sqlite3.Connection.interrupt``) when
   its timeout or the request's deadline passes;
 * ``engine.dispose()`` also closes this pool's idle connections.
+
+The pool keeps ``pool_size`` connections open; up to ``max_overflow`` more
+open when callers need them and close once none of them has been needed for
+:data:`OVERFLOW_LINGER` seconds (closing each on its return, as SQLAlchemy's
+pool does, started a thread and a connection per statement under steady
+concurrency: ~1 ms of CPU per customer 360 at 10 concurrent requests).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -42,6 +49,10 @@ from connectors.sql.compiled import CompiledStatements
 from connectors.sql.engine import read_only_url
 
 T = TypeVar("T")
+OVERFLOW_LINGER = 5.0
+"""Seconds idle overflow connections stay open after the last moment the pool
+needed more than ``pool_size`` at once."""
+
 _Job = tuple["asyncio.Future[Any] | None", "asyncio.AbstractEventLoop | None", Callable[[], Any]]
 
 
@@ -170,6 +181,11 @@ class DirectSQLite:
         self._keep = pool_size
         self._limit = pool_size + max_overflow
         self._idle: list[_Worker] = []
+        """Least recently used first; ``pop()`` lends the warmest."""
+        self._crowded = 0.0
+        """When the pool last lent more than ``pool_size`` connections (monotonic)."""
+        self._trim: asyncio.TimerHandle | None = None
+        self._trim_loop: asyncio.AbstractEventLoop | None = None
         self._open = 0
         self._lent = 0
         self._generation = 0
@@ -184,17 +200,23 @@ class DirectSQLite:
         """A connection at once if one is idle (no waiting, so no timeout to set)."""
         if not self._idle:
             return None
+        return self._lend(self._idle.pop())
+
+    def _lend(self, worker: _Worker) -> DirectSession:
         self._lent += 1
-        return DirectSession(self, self._idle.pop())
+        if self._lent > self._keep:
+            self._crowded = time.monotonic()
+        return DirectSession(self, worker)
 
     async def acquire(self) -> DirectSession:
         while True:
             if self._idle:
-                self._lent += 1
-                return DirectSession(self, self._idle.pop())
+                return self._lend(self._idle.pop())
             if self._open < self._limit:
                 self._open += 1
                 self._lent += 1
+                if self._lent > self._keep:
+                    self._crowded = time.monotonic()
                 try:
                     return DirectSession(self, await self._start())
                 except BaseException:
@@ -243,10 +265,43 @@ class DirectSQLite:
         keep = reusable and worker.generation == self._generation
         if keep and len(self._idle) < self._keep:
             self._idle.append(worker)
+        elif keep and self._linger():
+            self._idle.append(worker)  # an overflow connection, until the crowd is gone
         else:
             self._open -= 1
             worker.stop()
         self._wake()
+
+    def _linger(self) -> bool:
+        """Whether an overflow connection may stay idle: a trim is (now) scheduled
+        on the running loop."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        if self._trim is not None and self._trim_loop is not loop:
+            self._trim.cancel()  # scheduled on a loop that is gone
+            self._trim = None
+        if self._trim is None:
+            # the loop's clock is time.monotonic()
+            self._trim = loop.call_at(self._crowded + OVERFLOW_LINGER, self._trim_overflow)
+            self._trim_loop = loop
+        return True
+
+    def _trim_overflow(self) -> None:
+        """Close the idle overflow connections once the pool was not crowded for
+        :data:`OVERFLOW_LINGER` seconds; else look again when that may be so."""
+        self._trim = None
+        if len(self._idle) <= self._keep:
+            return
+        if time.monotonic() - self._crowded < OVERFLOW_LINGER:
+            self._linger()
+            return
+        cut = len(self._idle) - self._keep
+        extra, self._idle = self._idle[:cut], self._idle[cut:]
+        self._open -= len(extra)
+        for worker in extra:
+            worker.stop()
 
     def _wake(self) -> None:
         while self._waiters:
@@ -258,6 +313,9 @@ class DirectSQLite:
     def _disposed(self, engine: Any) -> None:
         """``engine.dispose()``: the idle connections close, the lent ones on release."""
         self._generation += 1
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
         idle, self._idle = self._idle, []
         self._open -= len(idle)
         for worker in idle:

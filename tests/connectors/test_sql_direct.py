@@ -16,6 +16,7 @@ from sqlalchemy import event, update
 
 from connectors import Aggregate, Filter, KeyLookup, ReadOnlyViolation, ScanRequest, Sort
 from connectors.sql import SQLConnector, SQLOptions
+from connectors.sql import direct as direct_module
 from connectors.sql.compiled import bucket
 from tests.connectors.sql_fixtures import ROWS, create_people_database, people
 
@@ -214,5 +215,34 @@ async def test_callers_wait_for_a_connection_and_streams_give_theirs_back(
         assert [a[0][0]["id"] for a in answers] == [1, 2, 3, 4, 5]
         await stream.aclose()
         assert connector.pool_usage() == (0, 2)
+    finally:
+        await connector.aclose()
+
+
+async def test_overflow_connections_are_reused_while_crowded_then_closed(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``pool_size`` a returned connection stays open for the next caller
+    (no thread and connection per statement under steady load) and closes once
+    the pool has not been crowded for OVERFLOW_LINGER seconds."""
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=sqlite_url, timeout=5, pool_size=1, max_overflow=2)
+    )
+    pool = connector._direct
+    assert pool is not None
+    try:
+        sessions = [await pool.acquire() for _ in range(3)]
+        workers = {s.worker for s in sessions}
+        for session in sessions:
+            pool.release(session)
+        assert pool._open == 3  # the two overflow connections wait for the next crowd
+        again = [await pool.acquire() for _ in range(3)]
+        assert {s.worker for s in again} == workers  # reused, none opened
+        for session in again:
+            pool.release(session)
+        monkeypatch.setattr(direct_module, "OVERFLOW_LINGER", 0.0)
+        pool._trim_overflow()
+        assert pool._open == 1 and len(pool._idle) == 1
+        assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
     finally:
         await connector.aclose()
