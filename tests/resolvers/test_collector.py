@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from collections.abc import Iterator
 
 import pytest
 
+from resolvers import collector
 from resolvers.collector import collector_paused
 
 
@@ -55,3 +57,27 @@ def test_a_collector_someone_else_turned_off_stays_off() -> None:
         pass
 
     assert not gc.isenabled()
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_a_pause_kept_up_past_its_bound_by_overlapping_sections_collects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with collector_paused():
+        with collector_paused():
+            cycle = _Node()
+            gone = weakref.ref(cycle)
+            del cycle
+        assert gone() is not None, "within the bound: nothing collected"
+
+        monkeypatch.setattr(collector, "MAX_PAUSE", 0.0)
+        with collector_paused():
+            pass
+        assert gone() is None, "past it: the section that ended collected"
+        assert not gc.isenabled(), "and the outer section still holds the pause"
+
+    assert gc.isenabled()
