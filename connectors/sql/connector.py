@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -231,8 +231,12 @@ class SQLConnector(Connector):
         """Stream rows from a server-side cursor; ``aclose()`` it to stop early."""
         if request.limit is not None and request.limit < 0:
             raise QueryError("limit must not be negative")
-        stmt = statements.scan(
-            statements.table_ref(request.table, self.options.schema_name), request
+        schema = self.options.schema_name
+        # the direct path binds the values into a statement built once per shape
+        bound = statements.bound_scan(request.table, schema, request) if self._direct else None
+        stmt, params = bound or (
+            statements.scan(statements.table_ref(request.table, schema), request),
+            None,
         )
         if request.limit == 0:
             return
@@ -240,8 +244,8 @@ class SQLConnector(Connector):
         used = [*names, *(f.column for f in request.filters), *(s.column for s in request.order_by)]
         async with self._connection(request.table, used) as session:
             if isinstance(session, DirectSession):
-                chunks = self._direct_chunks(session, stmt, request.limit)
-            else:
+                chunks = self._direct_chunks(session, stmt, params, request.limit)
+            else:  # never with bound values: only the direct path binds them
                 chunks = self._streamed_chunks(session, stmt)
             async with aclosing(chunks):
                 async for rows in chunks:
@@ -249,16 +253,20 @@ class SQLConnector(Connector):
                         yield dict(zip(names, row, strict=False))
 
     async def _direct_chunks(
-        self, session: DirectSession, stmt: ClauseElement, limit: int | None
+        self,
+        session: DirectSession,
+        stmt: ClauseElement,
+        params: Mapping[str, Any] | None,
+        limit: int | None,
     ) -> AsyncGenerator[Sequence[Any], None]:
         """The direct path's scan: one hop when the limit fits in a chunk."""
         if limit is not None and limit <= STREAM_CHUNK:
             async with self._deadline(session):
-                rows = await session.all(stmt)
+                rows = await session.all(stmt, params)
             yield rows
             return
         async with self._deadline(session):
-            rows = await session.first_chunk(stmt, STREAM_CHUNK)
+            rows = await session.first_chunk(stmt, STREAM_CHUNK, params)
         while rows:
             yield rows
             if len(rows) < STREAM_CHUNK:

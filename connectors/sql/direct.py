@@ -146,9 +146,11 @@ class DirectSession:
         self._runner.executed(sql, args)
         return rows
 
-    async def first_chunk(self, statement: ClauseElement, size: int) -> list[Any]:
+    async def first_chunk(
+        self, statement: ClauseElement, size: int, params: Mapping[str, Any] | None = None
+    ) -> list[Any]:
         """Start a streamed read: its first ``size`` rows (one hop), then :meth:`chunk`."""
-        sql, args = self._runner.announce(statement, None)
+        sql, args = self._runner.announce(statement, params)
         connection = self.worker.connection
         assert connection is not None
 

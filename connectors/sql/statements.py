@@ -7,13 +7,16 @@ bound parameter. Nothing here touches a connection.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select, table
-from sqlalchemy.sql.elements import ColumnClause, ColumnElement
+from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select, table
+from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement
 from sqlalchemy.sql.expression import TableClause, column
+from sqlalchemy.sql.sqltypes import _resolve_value_to_type
+from sqlalchemy.types import TypeEngine
 
 from connectors._base import Aggregate, Filter, LookupTransform, ScanRequest
 from connectors.errors import QueryError
@@ -101,6 +104,83 @@ def scan(tbl: TableClause, request: ScanRequest) -> Select[Any]:
     return stmt
 
 
+SCAN_PARAM = "custview_scan__"
+"""Prefix of the bound values of a scan built once per shape (:func:`bound_scan`)."""
+_COMPARE = frozenset(("eq", "ne", "lt", "le", "gt", "ge"))
+_SHAPES: OrderedDict[Any, Select[Any]] = OrderedDict()
+_SHAPES_KEPT = 256
+
+
+def bound_scan(
+    table_name: str, schema: str | None, request: ScanRequest
+) -> tuple[Select[Any], dict[str, Any]] | None:
+    """The read of :func:`scan` as a statement built once per *shape* (table,
+    columns, filter columns and operators, sort, whether a cursor and a limit
+    are given, and the SQL type each value binds as) and the values to bind
+    into it: a page after a page costs no statement construction nor cache
+    key. ``None`` when a filter's SQL depends on its value (``in``,
+    ``contains``, ``startswith``, a comparison with null): build it with
+    :func:`scan`.
+    """
+    shape: list[Any] = [table_name, schema, tuple(request.columns)]
+    params: dict[str, Any] = {}
+    for i, f in enumerate(request.filters):
+        if f.op == "is_null":
+            shape.append((f.column, f.op, f.value in (True, None)))
+        elif f.op in _COMPARE and f.value is not None:
+            shape.append((f.column, f.op, _resolve_value_to_type(f.value)))
+            params[f"{SCAN_PARAM}f{i}"] = f.value
+        else:
+            return None
+    shape.append(tuple((s.column, s.descending) for s in request.order_by))
+    if request.after is not None:
+        _check_keyset(request)
+        shape.append(tuple(_resolve_value_to_type(v) for v in request.after))
+        params.update((f"{SCAN_PARAM}a{i}", v) for i, v in enumerate(request.after))
+    else:
+        shape.append(None)
+    if request.limit is not None:
+        shape.append(True)
+        params[f"{SCAN_PARAM}limit"] = request.limit
+    key = tuple(shape)
+    stmt = _SHAPES.get(key)
+    if stmt is None:
+        stmt = _scan_shape(table_name, schema, request)
+        _SHAPES[key] = stmt
+        if len(_SHAPES) > _SHAPES_KEPT:
+            _SHAPES.popitem(last=False)
+    return stmt, params
+
+
+def _scan_shape(table_name: str, schema: str | None, request: ScanRequest) -> Select[Any]:
+    """:func:`scan`'s statement with every value a named bind parameter."""
+    stmt = select(*(col(c) for c in unique(request.columns))).select_from(
+        table_ref(table_name, schema)
+    )
+    conditions: list[ColumnElement[bool]] = []
+    for i, f in enumerate(request.filters):
+        if f.op == "is_null":
+            conditions.append(_is_null(col(f.column), f.value))
+        else:
+            bound = _bound(f"{SCAN_PARAM}f{i}", f.value)
+            conditions.append(_OPERATORS[f.op](col(f.column), bound))
+    if request.after is not None:
+        after = [_bound(f"{SCAN_PARAM}a{i}", v) for i, v in enumerate(request.after)]
+        conditions.append(_keyset(request, after))
+    if conditions:
+        stmt = stmt.where(*conditions)
+    for sort in request.order_by:
+        stmt = stmt.order_by(col(sort.column).desc() if sort.descending else col(sort.column))
+    if request.limit is not None:
+        stmt = stmt.limit(bindparam(f"{SCAN_PARAM}limit", type_=Integer()))
+    return stmt
+
+
+def _bound(name: str, value: Any) -> BindParameter[Any]:
+    type_: TypeEngine[Any] = _resolve_value_to_type(value)
+    return bindparam(name, value, type_=type_)
+
+
 def keyset(request: ScanRequest) -> ColumnElement[bool]:
     """Rows strictly after ``request.after`` in ``request.order_by`` order.
 
@@ -108,6 +188,11 @@ def keyset(request: ScanRequest) -> ColumnElement[bool]:
     ...`` so each column keeps its own direction. Keyset columns must be
     non-null and, together, unique; a ``None`` cursor value is refused.
     """
+    _check_keyset(request)
+    return _keyset(request, list(request.after or ()))
+
+
+def _check_keyset(request: ScanRequest) -> None:
     after = list(request.after or ())
     if not request.order_by:
         raise QueryError("a keyset cursor needs order_by columns")
@@ -117,6 +202,9 @@ def keyset(request: ScanRequest) -> ColumnElement[bool]:
         )
     if any(value is None for value in after):
         raise QueryError("keyset cursor values must not be null (order by non-null columns)")
+
+
+def _keyset(request: ScanRequest, after: Sequence[Any]) -> ColumnElement[bool]:
     branches: list[ColumnElement[bool]] = []
     for i, sort in enumerate(request.order_by):
         equal = [col(s.column) == v for s, v in zip(request.order_by[:i], after, strict=False)]

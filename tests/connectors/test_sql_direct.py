@@ -125,6 +125,40 @@ async def test_scans_answer_as_through_the_engine(
     assert rows
 
 
+async def test_keyset_pages_bind_their_values_into_one_statement(
+    pair: tuple[SQLConnector, SQLConnector],
+) -> None:
+    """Consecutive pages (new cursor, new limit, new filter value) answer as through
+    the engine, and the direct path sends them as one SQL text: the statement is
+    built once per shape and each page only binds its values."""
+    direct, engine = pair
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(direct.engine.sync_engine, "after_cursor_execute", record)
+    after: tuple[Any, ...] | None = None
+    seen: list[Any] = []
+    for page, limit in enumerate((5, 7, 6)):
+        request = ScanRequest(
+            "people",
+            ["id", "country", "score"],
+            [Filter("score", "ge", Decimal(str(10 + page)))],
+            [Sort("score", descending=True), Sort("id")],
+            limit=limit,
+            after=after,
+        )
+        rows = [r async for r in direct.scan(request)]
+        assert rows == [r async for r in engine.scan(request)]
+        assert len(rows) == limit
+        seen += [r["id"] for r in rows]
+        after = (rows[-1]["score"], rows[-1]["id"])
+    assert len(set(seen)) == len(seen), "each page continues after the last"
+    assert len(sent) == 3
+    assert sent[1] == sent[2], "the second and third pages share the first cursor page's SQL"
+
+
 async def test_aggregates_answer_as_through_the_engine(
     pair: tuple[SQLConnector, SQLConnector],
 ) -> None:
