@@ -285,8 +285,8 @@ class DirectSQLite:
             self._trim.cancel()  # scheduled on a loop that is gone
             self._trim = None
         if self._trim is None:
-            # the loop's clock is time.monotonic()
-            self._trim = loop.call_at(self._crowded + OVERFLOW_LINGER, self._trim_overflow)
+            wait = max(0.0, self._crowded + OVERFLOW_LINGER - time.monotonic())
+            self._trim = loop.call_later(wait, self._trim_overflow)  # any loop's clock
             self._trim_loop = loop
         return True
 
