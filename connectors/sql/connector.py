@@ -28,7 +28,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -50,7 +50,7 @@ from connectors._base import (
     ScanRequest,
     WriteAccess,
 )
-from connectors.deadline import time_left
+from connectors.deadline import Deadline, time_left
 from connectors.errors import ConfigError, ConnectorError, QueryError, SchemaMismatch
 from connectors.sql import privileges, statements
 from connectors.sql.direct import DirectSession, DirectSQLite
@@ -400,32 +400,26 @@ class SQLConnector(Connector):
                 raise
             raise await self._explain(exc, table, columns) from exc
 
-    @asynccontextmanager
-    async def _bounded(self) -> AsyncIterator[asyncio.Timeout]:
+    def _bounded(self) -> _Bounded:
         """``options.timeout``, cut to the time left before the request's deadline;
         :class:`DeadlineExceeded` when the deadline is what ran out."""
-        seconds, deadline = time_left(self.options.timeout)
-        if deadline is not None and seconds <= 0:
-            raise deadline.passed(self.name)
-        try:
-            async with asyncio.timeout(seconds) as scope:
-                yield scope
-        except TimeoutError:
-            if deadline is None or not scope.expired():
-                raise
-            raise deadline.exceeded(self.name) from None
+        return _Bounded(self.name, self.options.timeout)
 
-    @asynccontextmanager
-    async def _deadline(self, session: Session) -> AsyncIterator[None]:
+    def _deadline(self, session: Session) -> AbstractAsyncContextManager[object]:
         """:meth:`_bounded` for what runs inside; SQLite's query is interrupted too.
 
         Cancelling the await does not stop SQLite's worker thread, which
         would finish the query before the connection can be released.
         """
+        if self._backend != "sqlite" or isinstance(session, DirectSession):
+            # the direct path interrupts a statement it stops waiting for itself
+            return _Bounded(self.name, self.options.timeout)
+        assert isinstance(session, _AlchemySession)
+        return self._interrupting(session)
+
+    @asynccontextmanager
+    async def _interrupting(self, session: _AlchemySession) -> AsyncIterator[None]:
         async with self._bounded() as scope:
-            if self._backend != "sqlite" or isinstance(session, DirectSession):
-                yield  # the direct path interrupts a statement it stops waiting for
-                return
             interrupt = await session.interrupter()
             when = scope.when()
             assert when is not None
@@ -517,3 +511,37 @@ def _chunks(wanted: list[list[Any]], size: int) -> Iterator[dict[int, list[Any]]
                 chunk, room = {}, size
     if chunk:
         yield chunk
+
+
+class _Bounded:
+    """:meth:`SQLConnector._bounded`: a class, not a generator-based context
+    manager, as it wraps every statement."""
+
+    __slots__ = ("_deadline", "_name", "_scope", "_timeout")
+
+    def __init__(self, name: str, timeout: float) -> None:
+        self._name = name
+        self._timeout = timeout
+        self._deadline: Deadline | None = None
+        self._scope: asyncio.Timeout | None = None
+
+    async def __aenter__(self) -> asyncio.Timeout:
+        seconds, self._deadline = time_left(self._timeout)
+        if self._deadline is not None and seconds <= 0:
+            raise self._deadline.passed(self._name)
+        self._scope = asyncio.timeout(seconds)
+        return await self._scope.__aenter__()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        scope, deadline = self._scope, self._deadline
+        assert scope is not None
+        try:
+            await scope.__aexit__(kind, exc, tb)
+        except TimeoutError:
+            if deadline is None or not scope.expired():
+                raise
+            raise deadline.exceeded(self._name) from None
+        if isinstance(exc, TimeoutError) and deadline is not None and scope.expired():
+            raise deadline.exceeded(self._name) from None
