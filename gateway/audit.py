@@ -71,8 +71,15 @@ class JsonLinesAuditLog:
                 os.close(fd)
 
     async def append(self, entry: dict[str, Any]) -> None:
+        """The entry is in the file (with ``fsync``, on disk) when this returns."""
         line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode()
-        await asyncio.to_thread(self._write, line)
+        if self.fsync:
+            # forcing it to disk takes milliseconds: not on the event loop
+            await asyncio.to_thread(self._write, line)
+        else:
+            # one write(2) into the page cache, as the access log's line per request:
+            # a thread hop cost more (0.1-0.6 ms of CPU a request at 10 concurrent)
+            self._write(line)
 
     async def aclose(self) -> None:
         """Nothing to release: every entry opens and closes the file."""
