@@ -51,6 +51,7 @@ from connectors.observe import observing
 from gateway.app import gateway_schema
 from gateway.settings import load_settings
 from resolvers.audit import Auditor, Caller
+from resolvers.collector import collector_paused
 from resolvers.fastpath import FastPath
 from resolvers.governance import ReadTrail
 from resolvers.view import Federation
@@ -105,7 +106,14 @@ Answer = tuple[Any, int, int]
 
 
 class CountingFloor(Floor):
-    """The floor, counting the rows its statements return."""
+    """The floor, counting the rows its statements return.
+
+    Like custview's planner (:mod:`resolvers.collector`), it pauses the cyclic
+    collector once its seed records are read, while it stitches their customers and
+    checks them (a keyed page: its whole stitching), so the ratio compares the code,
+    not the collector's settings; the timeline is no planner operation on either
+    side and runs with the collector on.
+    """
 
     rows = 0
 
@@ -134,9 +142,10 @@ class CountingFloor(Floor):
             self._rows(CONTACTS, "country = ?", ["DE"]),
             self._rows(SALES_CUSTOMERS, "country = ?", ["DE"]),
         )
-        found = await self._customers(contacts + customers)
-        found = [c for c in found if golden(c)[0]["country"] == "DE"]
-        return await self._by_value(found, min_tickets=2, min_value=1000)
+        with collector_paused():
+            found = await self._customers(contacts + customers)
+            found = [c for c in found if golden(c)[0]["country"] == "DE"]
+            return await self._by_value(found, min_tickets=2, min_value=1000)
 
     async def selective_page(self, since: str) -> list[tuple[str, str, int]]:
         """:data:`SELECTIVE`: the requesters of the matching tickets (one scan of
@@ -155,7 +164,9 @@ class CountingFloor(Floor):
             if requesters
             else []
         )
-        return await self._by_value(await self._customers(users), min_tickets=0, min_value=100)
+        with collector_paused():
+            found = await self._customers(users)
+            return await self._by_value(found, min_tickets=0, min_value=100)
 
     async def keyed_page(self, emails: Sequence[str]) -> list[tuple[str, int]]:
         """:data:`KEYED`: the customers holding the emails' keys whose golden email is
@@ -163,6 +174,12 @@ class CountingFloor(Floor):
         from resolvers.normalize import normalize_email
 
         normal = {n for n in map(normalize_email, emails) if n}
+        with collector_paused():
+            return await self._keyed(normal)
+
+    async def _keyed(self, normal: set[str]) -> list[tuple[str, int]]:
+        from resolvers.normalize import normalize_email
+
         records, uf = await self.stitch(keys=[("email", n) for n in sorted(normal)])
         groups: dict[object, list[Rec]] = defaultdict(list)
         for rec in records.values():
@@ -233,9 +250,10 @@ class CountingFloor(Floor):
 
     async def segment_count(self) -> int:
         seeds = await self._rows(CONTACTS, "lifecycle_stage = ?", ["marketing_qualified"])
-        found = await self._customers(seeds)
-        # a marketing segment: only customers who may be contacted (consent unknown counts)
-        return sum(1 for c in found if _contactable_mql(golden(c)[0]))
+        with collector_paused():
+            found = await self._customers(seeds)
+            # a marketing segment: only customers who may be contacted (consent unknown counts)
+            return sum(1 for c in found if _contactable_mql(golden(c)[0]))
 
     async def timeline(self, email: str) -> list[str]:
         from resolvers.normalize import normalize_email
