@@ -33,13 +33,16 @@ from gateway.demodata.people import Business, Person, Population
 from gateway.demodata.phones import PhoneBook
 from gateway.demodata.records import Batch
 from gateway.demodata.sales import SalesBuilder
+from gateway.demodata.schema import SYSTEMS
 from gateway.demodata.support import SupportBuilder
-from gateway.demodata.writer import SQLiteWriter
+from gateway.demodata.writer import SQLiteWriter, add_missing_indexes
 
-__all__ = ["AS_OF", "GENERATOR_VERSION", "GenerationSummary", "generate"]
+__all__ = ["AS_OF", "GENERATOR_VERSION", "GenerationSummary", "generate", "upgrade"]
 
-GENERATOR_VERSION = "2"
-"""2: household partners and groups.csv added; version 1's records are unchanged."""
+GENERATOR_VERSION = "3"
+"""2: household partners and groups.csv added; version 1's records are unchanged.
+3: indexes on the dated relations' dates; version 2's files are unchanged otherwise, and
+:func:`upgrade` brings a version-2 set to 3 in place."""
 CHUNK_PEOPLE = 10_000
 TRUTH_HEADER = ("source", "table", "record_id", "entity_id", "kind")
 GROUPS_HEADER = ("entity_id", "group_id", "kind")
@@ -89,6 +92,28 @@ def generate(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return GenerationSummary(out_dir, customers, seed, counts, time.perf_counter() - started)
+
+
+def upgrade(out_dir: Path) -> list[str]:
+    """Brings a set made by an earlier generator up to :data:`GENERATOR_VERSION` in
+    place where only indexes differ (version 2 to 3): the indexes its files lack are
+    created, rows untouched, and the manifest says the new version; the indexes
+    added, by ``"system.index"``. Idempotent: a current set is not written to.
+    The demo's owner (the benchmark and test harness) calls it; custview never
+    writes a source."""
+    out_dir = Path(out_dir)
+    added = [
+        f"{system}.{name}"
+        for system in SYSTEMS
+        if (out_dir / f"{system}.db").exists()
+        for name in add_missing_indexes(out_dir / f"{system}.db", system)
+    ]
+    manifest_path = out_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("generator_version") == "2":
+        manifest["generator_version"] = GENERATOR_VERSION
+        manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return added
 
 
 def _write_set(

@@ -7,6 +7,11 @@ and custview reaches it through the REST connector.
 Written with SQLAlchemy Core so the same tables can be created on SQLite
 (the embedded demo) and copied onto PostgreSQL or MariaDB (the multi-engine
 tests). Timestamps are UTC; the SQLite files store them as ISO text.
+
+Indexes are the ones a real system of this kind has: on every foreign key
+custview reads children by, and on the date of every dated relation (a
+ticket's, order's, survey answer's creation, an opportunity's close date),
+which support desks and shops index for their own date-window views.
 """
 
 from __future__ import annotations
@@ -99,6 +104,7 @@ Table(
     Column("owner", String(100)),
     *_ts(),
     Index("ix_opportunities_contact_id", "contact_id"),
+    Index("ix_opportunities_close_date", "close_date"),
 )
 
 support = MetaData()
@@ -136,6 +142,7 @@ Table(
     *_ts(),
     Column("solved_at", DateTime),
     Index("ix_tickets_requester_id", "requester_id"),
+    Index("ix_tickets_created_at", "created_at"),
 )
 Table(
     "satisfaction_ratings",
@@ -176,6 +183,7 @@ Table(
     Column("total", Numeric(12, 2), nullable=False),
     *_ts(),
     Index("ix_orders_customer_id", "customer_id"),
+    Index("ix_orders_created_at", "created_at"),
 )
 Table(
     "order_lines",

@@ -96,6 +96,28 @@ class SQLiteWriter:
         self._connections.clear()
 
 
+def add_missing_indexes(path: Path, system: str) -> list[str]:
+    """The indexes :mod:`~gateway.demodata.schema` declares that ``system``'s file
+    lacks (a set made by an earlier generator), created and analysed; their names.
+    Rows are untouched; a file that has them all is not written to."""
+    con = sqlite3.connect(path, isolation_level=None)
+    try:
+        present = {n for (n,) in con.execute("SELECT name FROM sqlite_master")}
+        added: list[str] = []
+        for table in METADATA[system].sorted_tables:
+            for index in sorted(table.indexes, key=lambda i: str(i.name)):
+                name = str(index.name)
+                if name in present or table.name not in present:
+                    continue
+                columns = ", ".join(f'"{c.name}"' for c in index.columns)
+                con.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table.name}" ({columns})')
+                con.execute(f'ANALYZE "{name}"')
+                added.append(name)
+        return added
+    finally:
+        con.close()
+
+
 def create_identity_indexes(path: Path, system: str) -> None:
     """Expression indexes on the identity columns of ``system``'s file, then ``ANALYZE``."""
     engine = create_engine(f"sqlite:///{path}")

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from connectors.sql.expressions import transformed
-from gateway.demodata.generate import GenerationSummary, generate
+from gateway.demodata.generate import GENERATOR_VERSION, GenerationSummary, generate, upgrade
 from gateway.demodata.schema import METADATA, SYSTEMS
 from gateway.demodata.writer import IDENTITY_COLUMNS, index_name
 
@@ -342,6 +342,60 @@ def test_expression_indexes_serve_identity_lookups(demo: tuple[Path, GenerationS
         )
         plan = query(out / f"{system}.db", f"EXPLAIN QUERY PLAN {sql}")
         assert any(index in str(row[-1]) for row in plan), plan
+
+
+DATED = {
+    "support": ("tickets", "ix_tickets_created_at"),
+    "sales": ("orders", "ix_orders_created_at"),
+    "crm": ("opportunities", "ix_opportunities_close_date"),
+    "feedback": ("responses", "ix_responses_created_at"),
+}
+
+
+def test_dated_relations_are_indexed_by_date(demo: tuple[Path, GenerationSummary]) -> None:
+    out, _ = demo
+    for system, (_, index) in DATED.items():
+        names = {n for (n,) in query(out / f"{system}.db", "SELECT name FROM sqlite_master")}
+        assert index in names
+    # a date window is read through its index; a customer's tickets through the parent's
+    window = (
+        "SELECT requester_id FROM tickets WHERE priority = 'urgent' "
+        "AND status = 'open' AND created_at >= '2026-10-25 00:00:00'"
+    )
+    children = (
+        "SELECT id FROM tickets WHERE requester_id IN (1, 2, 3) "
+        "ORDER BY created_at DESC, id DESC LIMIT 21"
+    )
+    for sql, index in ((window, "ix_tickets_created_at"), (children, "ix_tickets_requester_id")):
+        plan = query(out / "support.db", f"EXPLAIN QUERY PLAN {sql}")
+        assert any(index in str(row[-1]) for row in plan), plan
+
+
+def test_an_earlier_set_gains_the_indexes_and_keeps_its_rows(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    generate(out, customers=300, seed=3)
+    for system, (_, index) in DATED.items():
+        if system != "feedback":  # version 2 had this one
+            connection = sqlite3.connect(out / f"{system}.db")
+            connection.execute(f"DROP INDEX {index}")
+            connection.close()
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps(manifest | {"generator_version": "2"}))
+    rows = dump_hash(out)
+
+    assert sorted(upgrade(out)) == [
+        "crm.ix_opportunities_close_date",
+        "sales.ix_orders_created_at",
+        "support.ix_tickets_created_at",
+    ]
+    assert json.loads((out / "manifest.json").read_text())["generator_version"] == (
+        GENERATOR_VERSION
+    )
+    assert upgrade(out) == []
+    (out / "manifest.json").write_text(json.dumps(manifest | {"generator_version": "2"}))
+    assert dump_hash(out) == rows
+    stats = query(out / "support.db", "SELECT idx FROM sqlite_stat1")
+    assert ("ix_tickets_created_at",) in stats
 
 
 def test_an_interrupted_run_leaves_no_partial_set(tmp_path: Path) -> None:
