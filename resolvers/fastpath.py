@@ -473,13 +473,7 @@ class _Run:
                     f"Cannot return null for non-nullable field {selected.parent}.{selected.name}."
                 )
             return None
-        coerced = type_.coerce_output_value(result)
-        if coerced is Undefined or coerced is None:
-            raise TypeError(
-                f"Expected `{inspect(type_)}.coerce_output_value({inspect(result)})` "
-                f"to return non-nullable value, returned: {inspect(coerced)}"
-            )
-        return coerced
+        return _coerced(type_, result)
 
     async def _awaited(
         self, selected: Selected, type_: Any, path: PathKeys, result: Awaitable[Any]
@@ -541,13 +535,7 @@ class _Run:
         if isinstance(type_, GraphQLList):
             return self._list(selected, type_.of_type, path, result)
         if selected.children is None:
-            coerced = type_.coerce_output_value(result)
-            if coerced is Undefined or coerced is None:
-                raise TypeError(
-                    f"Expected `{inspect(type_)}.coerce_output_value({inspect(result)})` "
-                    f"to return non-nullable value, returned: {inspect(coerced)}"
-                )
-            return coerced
+            return _coerced(type_, result)
         return self.fields(selected.children, result, path)
 
     def _list(self, selected: Selected, item_type: Any, path: PathKeys, items: Any) -> Any:
@@ -620,3 +608,14 @@ def _gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
 
 
 _HELPERS = GraphQLResolveInfoHelpers(_gather, _track)
+
+
+def _coerced(type_: GraphQLLeafType, result: Any) -> Any:
+    """A scalar or enum value as output, with graphql-core's error when it has none."""
+    coerced = type_.coerce_output_value(result)
+    if coerced is Undefined or coerced is None:
+        raise TypeError(
+            f"Expected `{inspect(type_)}.coerce_output_value({inspect(result)})` "
+            f"to return non-nullable value, returned: {inspect(coerced)}"
+        )
+    return coerced

@@ -287,6 +287,20 @@ class SurvivorshipSpec(_Strict):
     fields: dict[str, FieldRule] = Field(default_factory=dict)
 
 
+NOT_COMPANIES = (
+    "self-employed",
+    "freelance",
+    "freelancer",
+    "private",
+    "individual",
+    "none",
+    "n/a",
+    "retired",
+    "student",
+)
+"""Company names that name no business (the default of ``business.not_companies``)."""
+
+
 class BusinessAccountSpec(_Strict):
     """A source table whose rows are businesses (CRM accounts, support organizations)."""
 
@@ -346,19 +360,7 @@ class BusinessSpec(_Strict):
     """Customer member id (``source.table``) -> how its records name their business."""
     free_mail_domains: list[str] = Field(default_factory=list)
     """Personal mailbox providers besides the built-in list (gmail.com, outlook.com, ...)."""
-    not_companies: list[str] = Field(
-        default_factory=lambda: [
-            "self-employed",
-            "freelance",
-            "freelancer",
-            "private",
-            "individual",
-            "none",
-            "n/a",
-            "retired",
-            "student",
-        ]
-    )
+    not_companies: list[str] = Field(default_factory=lambda: list(NOT_COMPANIES))
     """Company names that name no business (compared after normalisation)."""
     max_members: int = Field(default=500, ge=1)
     """Most member records read per business (and per key, when finding a business)."""

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator, Mapping
 
 from resolvers.matching import normalize
+from resolvers.model import NOT_COMPANIES
 
 __all__ = [
     "BLOCKING_KEYS",
@@ -70,20 +71,6 @@ at a company domain the local part is derived from the name (``john.smith@``),
 so two John Smiths at two employers would look alike twice."""
 
 
-NOT_COMPANIES = frozenset(
-    {
-        "self-employed",
-        "freelance",
-        "freelancer",
-        "private",
-        "individual",
-        "none",
-        "n/a",
-        "retired",
-        "student",
-    }
-)
-"""Company names that name no business (the default of ``business.not_companies``)."""
 _NOT_COMPANY_FORMS = frozenset(filter(None, (normalize.company(n) for n in NOT_COMPANIES)))
 
 
