@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import errno
 import json
+import logging
 import os
 import re
 import threading
@@ -26,6 +28,8 @@ from starlette.requests import Request
 
 from connectors.audit_table import AuditTable
 from resolvers.audit import Auditor, Caller
+
+_log = logging.getLogger("custview.audit")
 
 PURPOSE_HEADER = "x-purpose"
 _MAX_PURPOSE = 200
@@ -59,12 +63,23 @@ class JsonLinesAuditLog:
         self.path = path
         self.fsync = fsync
         self._lock = threading.Lock()
+        self._torn = False
+        """A write failed part-way (disk full, file size limit): the next entry starts
+        on a line of its own, so the torn line never swallows it."""
 
     def _write(self, line: bytes) -> None:
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, line)
+                rest = memoryview(b"\n" + line if self._torn else line)
+                while rest:
+                    # a short write (disk full, file size limit) leaves a torn line
+                    # until the rest is out; the rest is tried, and then fails loudly
+                    written = os.write(fd, rest)
+                    if written <= 0:
+                        raise OSError(errno.EIO, f"could not append to the audit log {self.path}")
+                    rest = rest[written:]
+                    self._torn = bool(rest)
                 if self.fsync:
                     os.fsync(fd)
             finally:
@@ -85,11 +100,27 @@ class JsonLinesAuditLog:
         """Nothing to release: every entry opens and closes the file."""
 
     def read(self) -> Iterator[dict[str, Any]]:
+        """Every entry, in order. A line torn by a write that failed part-way (its
+        answer was refused, so it records nothing that happened) is skipped with a
+        warning naming the file and line."""
         try:
-            with self.path.open(encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        yield json.loads(line)
+            with self.path.open(encoding="utf-8", errors="replace") as fh:
+                for number, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        entry = None
+                    if not isinstance(entry, dict):
+                        _log.warning(
+                            "audit log %s line %d is not a whole entry (a write that failed "
+                            "part-way, whose answer was refused): skipped",
+                            self.path,
+                            number,
+                        )
+                        continue
+                    yield entry
         except FileNotFoundError:
             return
 

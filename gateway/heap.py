@@ -27,6 +27,7 @@ def started() -> None:
     """A gateway finished starting: freeze what the process holds now."""
     global _serving
     _serving += 1
+    gc.collect()  # startup's garbage first: a frozen cycle is never freed
     gc.freeze()
 
 

@@ -33,3 +33,43 @@ async def test_an_entry_that_cannot_be_written_refuses_the_answer(
     auditor = Auditor(log, Caller("demo", "api_key"))
     with pytest.raises(AuditUnavailable):
         await auditor.record(["cus_1"], ["Customer.name"], "ok")
+
+
+TORN = """
+import asyncio, json, resource, sys
+from pathlib import Path
+from gateway.audit import JsonLinesAuditLog
+
+path = Path(sys.argv[1])
+log = JsonLinesAuditLog(path)
+asyncio.run(log.append({"n": 0, "pad": "x" * 50}))
+size = path.stat().st_size
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+# the file may grow by half an entry: the next entry is cut part-way
+resource.setrlimit(resource.RLIMIT_FSIZE, (size + 30, hard))
+try:
+    asyncio.run(log.append({"n": 1, "pad": "x" * 50}))
+    print("appended")
+except OSError:
+    print("refused")
+resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+asyncio.run(log.append({"n": 2, "pad": "x" * 50}))
+print(json.dumps([e["n"] for e in log.read()]))
+"""
+
+
+def test_a_write_cut_part_way_refuses_and_loses_no_later_entry(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "audit.jsonl"
+    done = subprocess.run(
+        [sys.executable, "-c", TORN, str(path)], capture_output=True, text=True, check=True
+    )
+    verdict, entries = done.stdout.splitlines()
+    # the cut entry's answer is refused; the file holds its torn start, then the
+    # next entry on a line of its own, read back whole
+    assert verdict == "refused"
+    assert entries == "[0, 2]"
+    lines = path.read_bytes().split(b"\n")
+    assert len(lines[1]) == 30 and not lines[1].endswith(b"}")

@@ -43,3 +43,11 @@ def test_a_stopped_gateways_cycles_are_collected_while_another_serves() -> None:
     assert gc.get_freeze_count() > 0
     heap.stopped()
     assert gc.get_freeze_count() == 0
+
+
+def test_garbage_left_by_startup_is_collected_not_frozen() -> None:
+    leftover = Node()  # a cycle nothing refers to any more when the gateway starts
+    gone = weakref.ref(leftover)
+    del leftover
+    heap.started()
+    assert gone() is None

@@ -81,3 +81,21 @@ def test_a_pause_kept_up_past_its_bound_by_overlapping_sections_collects(
         assert not gc.isenabled(), "and the outer section still holds the pause"
 
     assert gc.isenabled()
+
+
+async def test_one_section_open_past_its_bound_collects_on_the_loops_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(collector, "MAX_PAUSE", 0.05)
+    with collector_paused():
+        cycle = _Node()
+        gone = weakref.ref(cycle)
+        del cycle
+        assert gone() is not None
+        for _ in range(100):  # nothing else starts or ends a section meanwhile
+            await asyncio.sleep(0.02)
+            if gone() is None:
+                break
+        assert gone() is None, "the timer collected while the section stayed open"
+        assert not gc.isenabled()
+    assert gc.isenabled()
