@@ -8,6 +8,7 @@ references; the gateway checks references to configured sources.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Literal
 
@@ -66,13 +67,18 @@ class MemberSpec(_Strict):
 
     def columns(self) -> list[str]:
         """Every column this member reads, key first."""
+        return list(self.read_columns)
+
+    @functools.cached_property
+    def read_columns(self) -> tuple[str, ...]:
+        """:meth:`columns`, worked out once (every identity lookup asks for them)."""
         cols = [self.key]
         for mapping in self.fields.values():
             cols.extend(template_columns(mapping))
         for columns in self.identity.values():
             cols.extend(columns)
         cols.extend(c for c in (self.updated_at, self.created_column, self.region) if c)
-        return list(dict.fromkeys(cols))
+        return tuple(dict.fromkeys(cols))
 
 
 class EntityFieldSpec(_Strict):
