@@ -38,7 +38,6 @@ from resolvers.model import (
 from resolvers.records import Record, RecordRef, canonical
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-_MAX_ACCOUNT_ROWS = 10_000
 
 GOLDEN_INPUTS: dict[str, str] = {
     "firstName": "first_name",
@@ -59,6 +58,10 @@ ACCOUNT_DOMAIN = "\x00account.domain"
 """Pseudo-columns of a member row: the name and domain of the account row its
 ``business`` account column points at, added to the row before its match record
 is built (``with_account``); no source column can be named so."""
+
+
+AccountRows = dict[tuple[str, str], Row | None]
+"""(account table id, key) -> its row (``None``: no such row), read for one request."""
 
 
 def resolve_model_path(path: str) -> Path:
@@ -197,8 +200,6 @@ class Matcher:
         self.inputs = {m.id: input_mapping(m, spec, model.business) for m in self.members}
         self.default_region = model.identity.default_region or "US"
         self.accounts = {m.id: account_link(m, model.business) for m in self.members}
-        self._account_rows: dict[tuple[str, str], Row | None] = {}
-        """(account table, key) -> its row, as last read for a customer being matched."""
 
     @cached_property
     def model(self) -> MatchModel:
@@ -216,13 +217,14 @@ class Matcher:
         wanted += [link[1]] if link else []
         return [c for c in dict.fromkeys(wanted) if c not in have]
 
-    def match_record(self, record: Record) -> MatchRecord:
-        """The match record of ``record``, its account's name and domain as last read
-        by ``read_accounts`` (none when not read)."""
+    def match_record(self, record: Record, accounts: AccountRows | None = None) -> MatchRecord:
+        """The match record of ``record``, with its account's name and domain from
+        ``accounts`` (as ``read_accounts`` read them for this request; none when not
+        read)."""
         row = record.row
         link = self.accounts[record.member.id]
         if link is not None and row.get(link[1]) is not None:
-            account = self._account_rows.get((link[0].id, str(row[link[1]])))
+            account = (accounts or {}).get((link[0].id, str(row[link[1]])))
             row = with_account(row, account, link[0])
         return match_row(
             str(record.ref),
@@ -232,17 +234,17 @@ class Matcher:
             self.default_region,
         )
 
-    async def read_accounts(self, records: Iterable[Record]) -> list[ConnectorError]:
+    async def read_accounts(
+        self, records: Iterable[Record], into: AccountRows
+    ) -> list[ConnectorError]:
         """Reads the account rows ``records`` point at (one batched lookup per account
-        table), for ``match_record``; returns the sources' errors (their records then
-        match without a company)."""
+        table) into the request's ``into``, for ``match_record``; returns the sources'
+        errors (their records then match without a company)."""
         wanted: dict[str, tuple[BusinessAccountSpec, set[Any]]] = {}
         for record in records:
             link = self.accounts[record.member.id]
             if link is not None and (key := record.row.get(link[1])) is not None:
                 wanted.setdefault(link[0].id, (link[0], set()))[1].add(key)
-        if len(self._account_rows) > _MAX_ACCOUNT_ROWS:
-            self._account_rows.clear()
         errors: list[ConnectorError] = []
         for spec, keys in wanted.values():
             values = sorted(keys, key=str)
@@ -254,7 +256,7 @@ class Matcher:
                 errors.append(exc)
                 continue
             for key, rows in zip(values, found, strict=True):
-                self._account_rows[(spec.id, str(key))] = rows[0] if rows else None
+                into[(spec.id, str(key))] = rows[0] if rows else None
         return errors
 
     async def extend(
@@ -274,8 +276,9 @@ class Matcher:
         ext = Extension()
         model = self.model
         known = {r.ref for r in records}
-        ext.errors.extend(await self.read_accounts(records))
-        own = [(r, self.match_record(r)) for r in records]
+        accounts: AccountRows = {}
+        ext.errors.extend(await self.read_accounts(records, accounts))
+        own = [(r, self.match_record(r, accounts)) for r in records]
         wanted: set[tuple[str, tuple[str, ...]]] = set()
         for _, mr in own:
             wanted.update(blocking_keys(mr))
@@ -299,10 +302,10 @@ class Matcher:
                     if rec.ref not in known:
                         found.setdefault(rec.ref, rec)
         ext.rounds = 1 if probes else 0
-        ext.errors.extend(await self.read_accounts(found.values()))
+        ext.errors.extend(await self.read_accounts(found.values(), accounts))
         best: dict[RecordRef, tuple[Record, RecordRef, MatchScore]] = {}
         for ref, cand in found.items():
-            mr = self.match_record(cand)
+            mr = self.match_record(cand, accounts)
             if wanted.isdisjoint(blocking_keys(mr)):
                 continue
             for rec, rec_mr in own:

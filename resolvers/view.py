@@ -30,7 +30,7 @@ from connectors.resilience import circuit_state
 from resolvers import metrics
 from resolvers.coerce import coerce
 from resolvers.expr import Expr
-from resolvers.fuzzy import Duplicate, Link, Matcher
+from resolvers.fuzzy import AccountRows, Duplicate, Link, Matcher
 from resolvers.golden import GoldenRecord, Survivorship
 from resolvers.groups import GroupRequest, group_columns
 from resolvers.identity import Edge, KeyNode, Resolution, Stitcher
@@ -323,11 +323,12 @@ class RequestView:
         manual |= {e.b for e in customer.edges if e.kind == "manual"}
         batch = [e for e in customer.edges if e.kind == "model" and e.b not in customer.links]
         matcher = self.federation.matcher
+        accounts: AccountRows = {}
         if batch and matcher is not None:
             read = {r.ref: r for e in batch for r in (by_ref[e.a], by_ref[e.b])}
-            self.errors.extend(await matcher.read_accounts(read.values()))
+            self.errors.extend(await matcher.read_accounts(read.values(), accounts))
         for edge in batch:
-            customer.links[edge.b] = self._batch_link(by_ref[edge.b], by_ref[edge.a])
+            customer.links[edge.b] = self._batch_link(by_ref[edge.b], by_ref[edge.a], accounts)
         for record in customer.records:
             shared = sorted({name for name, value in keys[record.ref] if count[(name, value)] > 1})
             link = customer.links.get(record.ref)
@@ -341,11 +342,13 @@ class RequestView:
                 reasons.append(MatchReason(record, "seed", shared))
         return reasons
 
-    def _batch_link(self, record: Record, matched: Record) -> Link:
+    def _batch_link(self, record: Record, matched: Record, accounts: AccountRows) -> Link:
         """A batch link explained: the same model scores the pair again, in process."""
         matcher = self.federation.matcher
         assert matcher is not None  # batch links are followed only with a model
-        score = matcher.model.score(matcher.match_record(record), matcher.match_record(matched))
+        score = matcher.model.score(
+            matcher.match_record(record, accounts), matcher.match_record(matched, accounts)
+        )
         return Link(record.ref, matched.ref, score)
 
     async def by_key(self, key_name: str, value: str) -> CustomerView | None:
