@@ -69,6 +69,8 @@ class _Worker:
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             future, loop, work = job
+            if future is not None and future.cancelled():
+                continue  # its caller stopped waiting before it started: never run it
             try:
                 outcome, failed = work(), False
             except BaseException as exc:

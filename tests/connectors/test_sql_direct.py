@@ -280,3 +280,30 @@ async def test_overflow_connections_are_reused_while_crowded_then_closed(
         assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
     finally:
         await connector.aclose()
+
+
+async def test_a_statement_abandoned_before_it_started_never_runs(sqlite_url: str) -> None:
+    """An interrupt stops only a running statement: one whose caller gave up while it
+    still waited for the connection's thread is dropped, not run for nobody."""
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=sqlite_url, timeout=30, pool_size=1, max_overflow=0)
+    )
+    try:
+        assert connector._direct is not None
+        session = await connector._direct.acquire()
+        ran: list[int] = []
+        connection = session.worker.connection
+        assert connection is not None
+        connection.create_function("mark", 1, lambda n: ran.append(n) or n)
+        session.worker.post(lambda: time.sleep(0.5))  # the thread is busy meanwhile
+        waiting = asyncio.create_task(session._call(lambda: connection.execute("SELECT mark(1)")))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        connector._direct.release(session)
+        assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
+        assert ran == [], "the abandoned statement was never run"
+        assert connector.pool_usage() == (0, 1)
+    finally:
+        await connector.aclose()
