@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from connectors import Connector, ConnectorError, KeyLookup, LookupTransform, Row
+from connectors.observe import note
 from resolvers.model import MemberSpec, UnifiedModel
 from resolvers.normalize import NORMALIZERS
 from resolvers.records import Record, RecordRef
@@ -300,6 +301,11 @@ class Stitcher:
                     frontier |= self._add(res, record)
                     linked |= self._edges(res, record.ref)
             frontier -= queried
+        if frontier or linked:
+            note(
+                f"identity.max_rounds ({self.model.identity.max_rounds}) reached: "
+                f"{len(frontier)} keys and {len(linked)} linked records not followed"
+            )
         return res
 
     def _detached(self, ref: RecordRef) -> bool:

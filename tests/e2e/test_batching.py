@@ -7,12 +7,15 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from connectors import Connector, Row
-from gateway.settings import LoadedSettings
+from connectors.observe import observing
+from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers.schema import build_schema
 from resolvers.view import Federation
 
@@ -138,3 +141,34 @@ async def test_sources_are_queried_concurrently(demo_settings: LoadedSettings) -
         await federation.aclose()
     assert result.errors is None
     assert gate.max_sources >= 2
+
+
+@pytest.mark.parametrize("rounds", [1, 5])
+async def test_a_lookup_cut_at_max_rounds_says_so_in_the_plan(
+    demo_env: None, tmp_path: Path, rounds: int
+) -> None:
+    text = DEMO_CONFIG.read_text().replace(
+        "  identity:\n    keys:\n", f"  identity:\n    max_rounds: {rounds}\n    keys:\n", 1
+    )
+    path = tmp_path / "custview.yaml"
+    path.write_text(text)
+    federation = load_settings(path).create_federation()
+    await federation.open()
+    try:
+        # a customer whose records hold a phone that no email lookup reached: the
+        # phone is followed in a second round
+        page = await federation.request().page(50, None)
+        seed = next(
+            c
+            for _, c in page.customers
+            if len({k for rec in c.records for k in federation.stitcher.keys_of(rec)}) >= 3
+        )
+        email = next(k for k in federation.stitcher.keys_of(seed.records[0]) if k[0] == "email")
+        with observing() as observer:
+            found = await federation.stitcher.resolve(keys=[email])
+        steps = observer.report()["memory"]
+        cut = [s for s in steps if "max_rounds" in s]
+        assert found.rounds <= rounds
+        assert bool(cut) == (rounds == 1), steps
+    finally:
+        await federation.aclose()
