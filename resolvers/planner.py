@@ -135,7 +135,7 @@ class Planner:
                 return None
             chunks += 1
             with collector_paused():  # a chunk's objects die by reference counting
-                customers = await self._chunk(expr, seeds, found, chunks)
+                customers = await self._chunk(_without(expr, read.holds), seeds, found, chunks)
             found.count += len(customers)
             if keep:
                 found.customers.extend(customers)
@@ -150,16 +150,19 @@ class Planner:
         return found
 
     async def _chunk(
-        self, expr: Expr, seeds: Seeds, found: _Matches, chunks: int
+        self, expr: Expr | None, seeds: Seeds, found: _Matches, chunks: int
     ) -> list[CustomerView]:
-        """The customers of one chunk's seeds that match ``expr`` (customers already
-        checked skipped; their records marked checked)."""
+        """The customers of one chunk's seeds that match ``expr`` (None: all of them;
+        customers already checked skipped, their records marked checked)."""
         fresh = [r for r in seeds.records if r.ref not in found.checked]
         stitched = await self._stitch(fresh, seeds.resolution)
         customers = [c for c in stitched if c.records[0].ref not in found.checked]
         found.checked.update(r.ref for c in customers for r in c.records)
         note(f"{_nth(chunks)}stitched {len(fresh)} seed records into {len(customers)} candidates")
         before = len(customers)
+        if expr is None:
+            note(f"the read's condition is the whole filter: {before} candidates match")
+            return customers
         customers = await self._filter(expr, customers)
         note(f"checked the whole filter on {before} candidates: {len(customers)} match")
         return customers
@@ -380,3 +383,17 @@ def _decode(cursor: str) -> str:
         return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
         raise QueryError(f"'{cursor}' is not a cursor of a filtered or ordered query") from None
+
+
+def _without(expr: Expr, held: Expr | None) -> Expr | None:
+    """``expr`` less a predicate every candidate is known to satisfy (``held``, the
+    reducing read's, alone or as a side of a top-level ``and``); None when nothing
+    is left to check."""
+    if held is None:
+        return expr
+    if expr == held:
+        return None
+    if isinstance(expr, And) and held in expr.items:
+        rest = tuple(e for e in expr.items if e != held)
+        return rest[0] if len(rest) == 1 else And(rest)
+    return expr

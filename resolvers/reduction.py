@@ -92,6 +92,10 @@ class Read:
     chunks: Callable[[], Chunks]
     """The seed records in chunks of at most ``max_candidates`` records, the last one
     ``complete=False`` when the read passed ten times that."""
+    holds: Expr | None = None
+    """The predicate every customer holding one of the seed records satisfies (a
+    related-row condition whose matching rows' parents are the seeds), so it need not
+    be checked again; None when the seeds are a superset."""
 
 
 def pushdown(value: Any) -> Any:
@@ -129,7 +133,9 @@ class Reducer:
         if isinstance(expr, RelationPred):
             rel = self.model.relations[expr.relation]
             where = [(rel.fields[f].column, c) for f, c in expr.where]
-            return await self._plan_relation(rel, where, _label(expr.relation, expr.where))
+            read = await self._plan_relation(rel, where, _label(expr.relation, expr.where))
+            read.holds = expr  # its rows are re-checked in memory, each seed has one
+            return read
         if isinstance(expr, And):
             keyed = [r for r in map(self._keyed, expr.items) if r is not None]
             few = min(keyed, key=lambda r: r.estimate, default=None)

@@ -130,3 +130,5 @@ async def test_an_and_takes_a_side_counted_small_without_counting_its_metric_thr
     # lifetime-value side (a count over every paid order) is not waited for
     reduced = [s for s in memory if s.startswith("and: reduce by tickets")]
     assert reduced and "metric thresholds not counted" in reduced[0], memory
+    # every candidate holds a ticket the read found: the tickets are not asked again
+    assert not any(s.startswith("tickets: sent") for s in memory), memory
