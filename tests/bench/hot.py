@@ -45,9 +45,10 @@ from rich.table import Table
 
 from gateway import heap
 from gateway.app import gateway_schema
-from gateway.settings import load_settings
+from gateway.settings import LoadedSettings, load_settings
 from resolvers.audit import Auditor, Caller
 from resolvers.governance import ReadTrail
+from resolvers.policy import Grant
 from resolvers.view import Federation
 from tests.bench import hot_http
 from tests.bench.floor import Floor
@@ -123,6 +124,23 @@ class MemoryAuditLog:
         self.entries += 1
 
 
+def demo_context(
+    loaded: LoadedSettings, federation: Federation, grant: Grant, audit: MemoryAuditLog
+) -> dict[str, Any]:
+    """The context the gateway gives a request of the demo key (role admin)."""
+    return {
+        "view": federation.request(),
+        "principal": None,
+        "explain": False,
+        "actor": "api_key:demo",
+        "roles": ("admin",),
+        "grant": grant,
+        "trail": ReadTrail(),
+        "auditor": Auditor(audit, Caller("demo", "api_key", ("admin",))),
+        "max_page_size": loaded.limits.max_page_size,
+    }
+
+
 Runner = Callable[[dict[str, Any]], Awaitable[str]]
 
 
@@ -142,17 +160,7 @@ class Gateway:
         }
 
     def context(self) -> dict[str, Any]:
-        return {
-            "view": self.federation.request(),
-            "principal": None,
-            "explain": False,
-            "actor": "api_key:demo",
-            "roles": ("admin",),
-            "grant": self.grant,
-            "trail": ReadTrail(),
-            "auditor": Auditor(self.audit, Caller("demo", "api_key", ("admin",))),
-            "max_page_size": self.loaded.limits.max_page_size,
-        }
+        return demo_context(self.loaded, self.federation, self.grant, self.audit)
 
     def runner(self, path: str, query: str) -> Runner:
         schema = self.schemas[path]

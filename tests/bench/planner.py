@@ -52,10 +52,8 @@ from rich.table import Table
 from connectors.observe import observing
 from gateway.app import gateway_schema
 from gateway.settings import load_settings
-from resolvers.audit import Auditor, Caller
 from resolvers.collector import collector_paused
 from resolvers.fastpath import FastPath
-from resolvers.governance import ReadTrail
 from resolvers.view import Federation
 from tests.bench.floor import (
     CONTACTS,
@@ -68,7 +66,7 @@ from tests.bench.floor import (
     customer_id,
     golden,
 )
-from tests.bench.hot import MemoryAuditLog
+from tests.bench.hot import MemoryAuditLog, demo_context
 from tests.bench.run import (
     DEFAULT_DATA_ROOT,
     BenchError,
@@ -329,17 +327,7 @@ class GovernedCustview(Custview):
         """Rows fetched per distinct request (query and variables), once observed."""
 
     def context(self) -> dict[str, Any]:
-        return {
-            "view": self.federation.request(),
-            "principal": None,
-            "explain": False,
-            "actor": "api_key:demo",
-            "roles": ("admin",),
-            "grant": self.grant,
-            "trail": ReadTrail(),
-            "auditor": Auditor(self.audit, Caller("demo", "api_key", ("admin",))),
-            "max_page_size": self.loaded.limits.max_page_size,
-        }
+        return demo_context(self.loaded, self.federation, self.grant, self.audit)
 
     async def execute(self, query: str, variables: dict[str, Any]) -> tuple[str, int]:
         before = self.statements()
