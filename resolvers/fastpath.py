@@ -60,8 +60,9 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
 
 from resolvers.documents import LRU
-from resolvers.governance import governor_of
+from resolvers.governance import ReadTrail, governor_of, grant_of
 from resolvers.model import UnifiedModel
+from resolvers.policy import mask
 
 MAX_PLANS = 256
 
@@ -87,6 +88,14 @@ class Selected:
     leaf: GraphQLLeafType | None = None
     """The scalar or enum type of a field that is one (nullable or not), else None."""
     non_null: bool = False
+    items: tuple[Item, ...] | None = None
+    """For a relation whose selected fields are all leaves read from its rows'
+    dicts: each one's (response key, dict key, leaf type, non-null, field name),
+    so that :meth:`_Run.complete` builds a row's answer in one go."""
+    entity: str = ""
+
+
+Item = tuple[str, str, GraphQLLeafType, bool, str]
 
 
 @dataclass(slots=True)
@@ -147,6 +156,9 @@ class FastPath:
         """(type, field) -> its resolver for a selection of child fields, which
         reads only what they show (a relation's selected fields, ``sourceRecords``
         without ``data``); made when a plan is compiled."""
+        self._item_keys: dict[tuple[str, str], str] = {}
+        """(relation entity, field) -> the key of its value in a relation row's dict."""
+        self.governed = governor_of(schema) is not None
         self._resolvers = self._customer_resolvers(schema)
 
     def extension(self) -> SchemaExtension:
@@ -217,7 +229,9 @@ class FastPath:
             entity = self.schema.type_map[rel.entity]
             assert isinstance(entity, GraphQLObjectType)
             for field_name in entity.fields:
-                raw = _item("__source" if field_name == "source" else field_name)
+                item_key = "__source" if field_name == "source" else field_name
+                self._item_keys[rel.entity, field_name] = item_key
+                raw = _item(item_key)
                 found[rel.entity, field_name] = (
                     governor.entity_field(rel.entity, field_name, raw) if governor else raw
                 )
@@ -294,6 +308,7 @@ class FastPath:
             while isinstance(named, GraphQLNonNull | GraphQLList):
                 named = named.of_type
             children = None
+            items: tuple[Item, ...] | None = None
             if isinstance(named, GraphQLObjectType):
                 if node.selection_set is None:
                     raise _Unsupported
@@ -301,6 +316,7 @@ class FastPath:
                 narrow = self._narrowed.get((parent.name, name))
                 if narrow is not None:
                     resolve = narrow(frozenset(c.name for c in children))
+                items = self._items(named.name, children)
             elif not isinstance(named, GraphQLLeafType):
                 raise _Unsupported
             selected = Selected(
@@ -313,6 +329,8 @@ class FastPath:
                 field,
                 bool(field.args or node.arguments),
                 children,
+                items=items,
+                entity=named.name,
             )
             if isinstance(field.type, GraphQLLeafType):
                 selected.leaf = field.type
@@ -324,6 +342,15 @@ class FastPath:
                 arguments.append(selected)
             out.append(selected)
         return out
+
+    def _items(self, entity: str, children: list[Selected]) -> tuple[Item, ...] | None:
+        items = []
+        for child in children:
+            key = self._item_keys.get((entity, child.name))
+            if key is None or child.leaf is None or child.has_args:
+                return None
+            items.append((child.key, key, child.leaf, child.non_null, child.name))
+        return tuple(items)
 
 
 def _no_resolver(root: Any, info: Any) -> Any:  # replaced for root fields
@@ -361,6 +388,7 @@ async def _run(fast: FastPath, plan: Plan, context: ExecutionContext) -> Any:
     except GraphQLError:
         return None
     run = _Run(fast.schema, operation, variables, context.context, context.root_value, args)
+    run.governed = fast.governed
     return await run.execute(plan.fields)
 
 
@@ -385,6 +413,9 @@ class _Run:
         self.info = _Info(context)
         self.errors: list[GraphQLError] = []
         self.nulled: set[PathKeys] = set()
+        self.governed = True
+        self._shown: dict[int, Shown] = {}
+        """id(Selected) -> how its rows are built in one go (see :meth:`_showing`)."""
 
     async def execute(self, fields: list[Selected]) -> ExecutionResult:
         try:
@@ -536,7 +567,78 @@ class _Run:
             return self._list(selected, type_.of_type, path, result)
         if selected.children is None:
             return _coerced(type_, result)
+        if selected.items is not None:
+            built = self._built(selected, result)
+            if built is not None:
+                return built
         return self.fields(selected.children, result, path)
+
+    def _built(self, selected: Selected, row: Any) -> dict[str, Any] | None:
+        """A relation row's answer built in one go — what :meth:`fields` makes of it
+        through the governance wrappers, for a caller who may read every selected
+        field — or None: then :meth:`fields` completes it, errors and all (the
+        trail notes made here are made again there, to the same sets)."""
+        try:
+            shown = self._shown[id(selected)]
+        except KeyError:
+            shown = self._shown[id(selected)] = self._showing(selected)
+        if shown is None:
+            return None
+        out: dict[str, Any] = {}
+        try:
+            if shown is _CLEAR:
+                for key, item_key, leaf, non_null, _ in selected.items or ():
+                    value = row.get(item_key)
+                    if value is None:
+                        if non_null:
+                            return None
+                        out[key] = None
+                    elif isinstance(value, Exception):
+                        return None
+                    else:
+                        out[key] = _coerced(leaf, value)
+                return out
+            actions, salt = shown
+            for (key, item_key, leaf, non_null, _), action in zip(
+                selected.items or (), actions, strict=True
+            ):
+                value = mask(row.get(item_key), action, salt)
+                if value is None:
+                    if non_null:
+                        return None
+                    out[key] = None
+                elif isinstance(value, Exception):
+                    return None
+                else:
+                    out[key] = _coerced(leaf, value)
+        except Exception:
+            return None
+        return out
+
+    def _showing(self, selected: Selected) -> Shown:
+        """How this request's grant shows the relation's selected fields: in clear
+        (no governance, or a full grant), each with its action (none denied; the
+        trail notes them as the wrappers do), or None when one is denied."""
+        if not self.governed:
+            return _CLEAR
+        try:
+            grant = grant_of(self.info)
+        except Exception:
+            return None
+        if grant.full:
+            return _CLEAR
+        actions = []
+        for *_, name in selected.items or ():
+            action = "allow" if name == "source" else grant.entity_action(selected.entity, name)
+            if action == "deny":
+                return None
+            actions.append(action)
+        trail = self.context.get("trail")
+        if isinstance(trail, ReadTrail):
+            for *_, name in selected.items or ():
+                if name != "source":
+                    trail.note(None, f"{selected.entity}.{name}")
+        return tuple(actions), grant.salt
 
     def _list(self, selected: Selected, item_type: Any, path: PathKeys, items: Any) -> Any:
         completed: list[Any] = []
@@ -566,6 +668,11 @@ class _Run:
 
         return gathered()
 
+
+Shown = tuple[tuple[str, ...], str] | None
+"""See :meth:`_Run._showing`: (each field's action, the grant's salt), _CLEAR or None."""
+_CLEAR: Shown = ((), "in clear")
+"""Every selected field shown as read (told apart by identity)."""
 
 _PLAIN: frozenset[type] = frozenset({str, int, float, bool, dict, list, tuple, type(None)})
 
