@@ -174,26 +174,35 @@ class Reducer:
         return None
 
     async def _first_few(self, items: Sequence[Expr]) -> tuple[list[Read | None], Read | None]:
-        """Every side of an ``and`` planned (counted) concurrently. When a side that is
-        not a metric threshold counts at most :data:`KEYED` rows, the smallest such side
-        is taken without waiting for the metric thresholds' counts, which are stopped:
-        such a count covers every row with a positive value (every paid order, for a
-        lifetime value), so it scans the relation and cannot beat a few hundred rows (at
-        a million customers it took longer than the rest of the request). Otherwise
-        every side's plan."""
+        """Every side of an ``and`` planned (counted). The sides that are not metric
+        thresholds are counted first (concurrently); when one counts at most
+        :data:`KEYED` rows, the smallest such side is taken and the metric thresholds
+        are never counted: such a count covers every row with a positive value (every
+        paid order, for a lifetime value), so it scans the relation and cannot beat a
+        few hundred rows (at a million customers it took longer than the rest of the
+        request). Started beside the plain counts and stopped, it still competed with
+        them for the CPU and was waited for until its interrupt landed (the selective
+        page at 100,000: 18 -> 17 statements, ~15 -> ~12 CPU ms). Otherwise the metric
+        thresholds are counted next, concurrently, and every side's plan returned."""
         metric = [isinstance(e, FieldPred) and e.field in self.model.metrics for e in items]
-        tasks = [asyncio.ensure_future(self.plan(e)) for e in items]
-        try:
-            plain = await asyncio.gather(*(t for t, m in zip(tasks, metric, strict=True) if not m))
+        if any(metric) and not all(metric):
+            # the plain sides first: a metric count started beside them competes for the
+            # CPU with the few-row counts it cannot beat, and stopping it waits for its
+            # statement's interrupt
+            plain = await asyncio.gather(
+                *(self.plan(e) for e, m in zip(items, metric, strict=True) if not m)
+            )
             few = min((r for r in plain if r is not None), key=lambda r: r.estimate, default=None)
-            if few is not None and few.estimate <= KEYED and any(metric):
+            if few is not None and few.estimate <= KEYED:
                 return [], few
-            return list(await asyncio.gather(*tasks)), None
-        finally:
-            stopped = [t for t in tasks if not t.done()]
-            for task in stopped:
-                task.cancel()
-            await asyncio.gather(*stopped, return_exceptions=True)
+            counted = iter(plain)
+            rest = iter(
+                await asyncio.gather(
+                    *(self.plan(e) for e, m in zip(items, metric, strict=True) if m)
+                )
+            )
+            return [next(rest) if m else next(counted) for m in metric], None
+        return list(await asyncio.gather(*(self.plan(e) for e in items))), None
 
     async def _union(self, sides: Sequence[Read]) -> Chunks:
         """Each side's chunks in turn (the planner skips customers already seen)."""

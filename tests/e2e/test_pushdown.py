@@ -127,8 +127,12 @@ async def test_an_and_takes_a_side_counted_small_without_counting_its_metric_thr
     assert sorted(n["id"] for n in body["data"]["customers"]["nodes"]) == expected
     memory = body["extensions"]["explain"]["memory"]
     # the urgent open tickets (a few hundred at most) are read once counted; the
-    # lifetime-value side (a count over every paid order) is not waited for
+    # lifetime-value side (a count over every paid order) is not even started
     reduced = [s for s in memory if s.startswith("and: reduce by tickets")]
     assert reduced and "metric thresholds not counted" in reduced[0], memory
+    orders = [
+        s for c in _calls(body["extensions"]["explain"], "orders", "aggregate") for s in c["sent"]
+    ]
+    assert orders and all("GROUP BY" in s.upper() for s in orders), orders
     # every candidate holds a ticket the read found: the tickets are not asked again
     assert not any(s.startswith("tickets: sent") for s in memory), memory
