@@ -152,10 +152,12 @@ class FastPath:
         self.compiled = 0
         """Operations answered by the fast path (for tests and the benchmark)."""
         self.fallbacks = 0
-        self._narrowed: dict[tuple[str, str], Callable[[frozenset[str]], Resolve]] = {}
+        self._narrowed: dict[tuple[str, str], Callable[[frozenset[str], bool], Resolve]] = {}
         """(type, field) -> its resolver for a selection of child fields, which
         reads only what they show (a relation's selected fields, ``sourceRecords``
-        without ``data``); made when a plan is compiled."""
+        without ``data``), and whether its customer is the operation's only one
+        (``customer(...)``: a relation's rows are then looked up at once, not
+        batched); made when a plan is compiled."""
         self._item_keys: dict[tuple[str, str], str] = {}
         """(relation entity, field) -> the key of its value in a relation row's dict."""
         self.governed = governor_of(schema) is not None
@@ -189,7 +191,7 @@ class FastPath:
         customer("id", lambda root, info: root.id)
         customer("sourceRecords", lambda root, info: _source_records(root))
 
-        def records_showing(selected: frozenset[str]) -> Resolve:
+        def records_showing(selected: frozenset[str], alone: bool) -> Resolve:
             data = "data" in selected
             raw = lambda root, info: source_records(root, data)  # noqa: E731
             return governor.customer_field("sourceRecords", raw) if governor else raw
@@ -215,13 +217,15 @@ class FastPath:
 
             def related_fields(
                 selected: frozenset[str],
+                alone: bool,
                 name: str = name,
                 known: frozenset[str] = frozenset(rel.fields),
             ) -> Resolve:
                 fields = tuple(sorted(selected & known))
 
                 async def fetch(root: Any, info: Any, first: int | None = None) -> Any:
-                    return await info.context["view"].related(root, name, first, fields)
+                    view = info.context["view"]
+                    return await view.related(root, name, first, fields, alone)
 
                 return governor.customer_field(name, fetch) if governor else fetch
 
@@ -279,7 +283,7 @@ class FastPath:
         query = self.schema.query_type
         assert query is not None
         argument_fields: list[Selected] = []
-        fields = self._select(query, operation.selection_set.selections, argument_fields)
+        fields = self._select(query, operation.selection_set.selections, argument_fields, False)
         for selected in fields:
             if selected.name not in ("customer", "customers"):
                 raise _Unsupported
@@ -288,8 +292,14 @@ class FastPath:
         return Plan(operation, fields, argument_fields)
 
     def _select(
-        self, parent: GraphQLObjectType, selections: Sequence[Any], arguments: list[Selected]
+        self,
+        parent: GraphQLObjectType,
+        selections: Sequence[Any],
+        arguments: list[Selected],
+        alone: bool,
     ) -> list[Selected]:
+        """``alone``: ``parent`` is the Customer of ``customer(...)``, the operation's
+        only customer (the operation has one root field)."""
         if parent.is_type_of is not None:
             raise _Unsupported
         out: list[Selected] = []
@@ -312,10 +322,13 @@ class FastPath:
             if isinstance(named, GraphQLObjectType):
                 if node.selection_set is None:
                     raise _Unsupported
-                children = self._select(named, node.selection_set.selections, arguments)
+                only = (
+                    parent is self.schema.query_type and name == "customer" and len(selections) == 1
+                )
+                children = self._select(named, node.selection_set.selections, arguments, only)
                 narrow = self._narrowed.get((parent.name, name))
                 if narrow is not None:
-                    resolve = narrow(frozenset(c.name for c in children))
+                    resolve = narrow(frozenset(c.name for c in children), alone)
                 items = self._items(named.name, children)
             elif not isinstance(named, GraphQLLeafType):
                 raise _Unsupported

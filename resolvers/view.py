@@ -547,8 +547,16 @@ class RequestView:
             self._loaders[name] = loader
         return loader
 
-    async def related_rows(self, customer: CustomerView, name: str) -> list[Row]:
-        """The raw source rows of relation ``name`` for the customer, batched per request."""
+    async def related_rows(
+        self, customer: CustomerView, name: str, alone: bool = False
+    ) -> list[Row]:
+        """The raw source rows of relation ``name`` for the customer, batched per request.
+
+        ``alone``: the caller knows no other customer's rows of this relation are
+        asked for in this request (a single customer's fields): then the lookup is
+        made at once, without waiting a loop turn for a batch — the same statement
+        the batch would be, its rows cached for the request as the loader caches them.
+        """
         rel = self.model.relations[name]
         failure = self.failure(rel.source)
         if failure is not None:
@@ -557,7 +565,12 @@ class RequestView:
         keys = [r.key for r in customer.records if r.member.id == rel.parent.member]
         if not keys:
             return []
-        groups: Sequence[list[Row]] = await self._loader(name, rel).load_many(keys)
+        loader = self._loader(name, rel)
+        groups: Sequence[list[Row]]
+        if alone and _idle(loader, keys):
+            groups = await _load_now(loader, keys)
+        else:
+            groups = await loader.load_many(keys)
         return [row for group in groups for row in group]
 
     async def related(
@@ -566,11 +579,13 @@ class RequestView:
         name: str,
         first: int | None = None,
         fields: Collection[str] | None = None,
+        alone: bool = False,
     ) -> list[dict[str, Any]]:
         """Rows of relation ``name`` owned by the customer's member records (with
-        ``fields``, only those fields are read and coerced)."""
+        ``fields``, only those fields are read and coerced; ``alone``: see
+        :meth:`related_rows`)."""
         rel = self.model.relations[name]
-        rows = await self.related_rows(customer, name)
+        rows = await self.related_rows(customer, name, alone)
         shown = rel.fields if fields is None else {f: rel.fields[f] for f in fields}
         items = [
             {
@@ -588,3 +603,48 @@ class RequestView:
             present.sort(key=lambda i: i[col], reverse=desc)
             items = present + missing
         return items if first is None else items[: max(first, 0)]
+
+
+def _idle(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> bool:
+    """Whether ``loader`` has no batch waiting to be sent and none of ``keys``
+    asked for yet in this request, and the keys fit one batch."""
+    batch = loader.batch
+    return (
+        (batch is None or batch.dispatched or not batch.tasks)
+        and len(keys) <= (loader.max_batch_size or len(keys))
+        and all(loader.cache_map.get(key) is None for key in keys)
+    )
+
+
+async def _load_now(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> list[list[Row]]:
+    """``loader.load_many(keys)`` as one call of its load function, now: the keys'
+    futures are in its cache first, so a load of the same keys meanwhile (the
+    timeline reading the same relation) waits for this one as it would for the batch."""
+    unique = list(dict.fromkeys(keys))
+    futures = [asyncio.get_running_loop().create_future() for _ in unique]
+    for key, future in zip(unique, futures, strict=True):
+        loader.cache_map.set(key, future)
+    try:
+        values = list(await loader.load_fn(unique))
+        if len(values) != len(unique):
+            raise ValueError(f"the loader answered {len(values)} groups for {len(unique)} keys")
+    except BaseException as error:
+        for future in futures:
+            if isinstance(error, Exception):
+                future.set_exception(error)
+                future.exception()  # retrieved: whoever awaits it sees it
+            else:
+                future.cancel()
+        raise
+    failed: BaseException | None = None
+    for future, value in zip(futures, values, strict=True):
+        if isinstance(value, BaseException):
+            future.set_exception(value)
+            future.exception()
+            failed = failed or value
+        else:
+            future.set_result(value)
+    if failed is not None:
+        raise failed
+    found = dict(zip(unique, values, strict=True))
+    return [found[key] for key in keys]

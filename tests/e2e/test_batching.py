@@ -172,3 +172,56 @@ async def test_a_lookup_cut_at_max_rounds_says_so_in_the_plan(
         assert bool(cut) == (rounds == 1), steps
     finally:
         await federation.aclose()
+
+
+ONE = """query($e: String!) { customer(email: $e) {
+    id tickets { id status } orders { id total } again: tickets { subject }
+    timeline(first: 5) { nodes { kind at title } } } }"""
+
+
+async def test_one_customers_relations_are_the_same_statements_on_the_fast_path(
+    demo_settings: LoadedSettings,
+) -> None:
+    """The fast path looks a single customer's relation rows up at once instead of
+    through the batch: the same statements, the same rows shared by an alias and
+    the timeline reading the same relation."""
+    from gateway.app import gateway_schema
+    from resolvers.audit import Auditor, Caller
+    from resolvers.governance import ReadTrail
+
+    class Log:
+        async def append(self, entry: dict[str, Any]) -> None:
+            pass
+
+    model = demo_settings.settings.model
+    federation = Federation(model, demo_settings.create_connectors())
+    grant = demo_settings.policy.grant(["admin"])
+
+    async def run(fast: bool, query: str, variables: dict[str, Any]) -> tuple[Any, Counter[str]]:
+        schema = gateway_schema(demo_settings, fast_path=fast)
+        context = {
+            "view": federation.request(),
+            "grant": grant,
+            "trail": ReadTrail(),
+            "auditor": Auditor(Log(), Caller("test", "api_key", ("admin",))),
+        }
+        with statements_by_table(federation) as counts:
+            result = await schema.execute(query, variable_values=variables, context_value=context)
+        assert result.errors is None, result.errors
+        return result.data, counts
+
+    try:
+        listed, _ = await run(
+            False, "{ customers(first: 50) { nodes { email tickets { id } } } }", {}
+        )
+        emails = [n["email"] for n in listed["customers"]["nodes"] if n["email"] and n["tickets"]]
+        assert emails
+        for email in emails[:3]:
+            general, general_counts = await run(False, ONE, {"e": email})
+            fast, fast_counts = await run(True, ONE, {"e": email})
+            assert fast == general
+            assert fast_counts == general_counts
+            tickets = model.relations["tickets"]
+            assert fast_counts[f"{tickets.source}.{tickets.table}"] == 1, fast_counts
+    finally:
+        await federation.aclose()
