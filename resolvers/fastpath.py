@@ -597,25 +597,18 @@ class _Run:
             shown = self._shown[id(selected)] = self._showing(selected)
         if shown is None:
             return None
+        items = selected.items or ()
+        if shown is _CLEAR:
+            values: Iterable[Any] = (row.get(item[1]) for item in items)
+        else:
+            actions, salt = shown
+            values = (
+                mask(row.get(item[1]), action, salt)
+                for item, action in zip(items, actions, strict=True)
+            )
         out: dict[str, Any] = {}
         try:
-            if shown is _CLEAR:
-                for key, item_key, leaf, non_null, _ in selected.items or ():
-                    value = row.get(item_key)
-                    if value is None:
-                        if non_null:
-                            return None
-                        out[key] = None
-                    elif isinstance(value, Exception):
-                        return None
-                    else:
-                        out[key] = _coerced(leaf, value)
-                return out
-            actions, salt = shown
-            for (key, item_key, leaf, non_null, _), action in zip(
-                selected.items or (), actions, strict=True
-            ):
-                value = mask(row.get(item_key), action, salt)
+            for (key, _, leaf, non_null, _), value in zip(items, values, strict=True):
                 if value is None:
                     if non_null:
                         return None

@@ -71,6 +71,11 @@ def _model_version(path: str) -> str:
     return f"sha256:{digest[:16]}"
 
 
+def _watermark_time(since: str) -> dt.datetime:
+    """A watermark's ``updated_at`` as the naive UTC time a source filter compares."""
+    return dt.datetime.fromisoformat(since).astimezone(dt.UTC).replace(tzinfo=None)
+
+
 def _stamp(value: Any) -> str | None:
     parsed = coerce(value, "datetime")
     return parsed.isoformat() if isinstance(parsed, dt.datetime) else None
@@ -177,7 +182,7 @@ async def _anything_new(federation: Federation, marks: dict[str, Any]) -> bool:
         if member.updated_at:
             if since is None or not caps.can_filter(member.updated_at, "gt"):
                 return True
-            stamp = dt.datetime.fromisoformat(since).astimezone(dt.UTC).replace(tzinfo=None)
+            stamp = _watermark_time(since)
             probes.append(Filter(member.updated_at, "gt", stamp))
         if member.key_type == "int" and top is not None:
             if not caps.can_filter(member.key, "gt"):
@@ -198,7 +203,7 @@ async def _anything_new(federation: Federation, marks: dict[str, Any]) -> bool:
             spec.updated_at, "gt"
         ):
             return True
-        stamp = dt.datetime.fromisoformat(since).astimezone(dt.UTC).replace(tzinfo=None)
+        stamp = _watermark_time(since)
         request = ScanRequest(
             spec.table, [spec.key], [Filter(spec.updated_at, "gt", stamp)], limit=1
         )
