@@ -72,8 +72,15 @@ def _model_version(path: str) -> str:
 
 
 def _watermark_time(since: str) -> dt.datetime:
-    """A watermark's ``updated_at`` as the naive UTC time a source filter compares."""
-    return dt.datetime.fromisoformat(since).astimezone(dt.UTC).replace(tzinfo=None)
+    """A watermark's ``updated_at`` as the naive time a source filter compares.
+
+    A naive stamp is the source's own wall time and is compared as it was read
+    (never shifted by this host's time zone); an aware one becomes naive UTC.
+    """
+    stamp = dt.datetime.fromisoformat(since)
+    if stamp.tzinfo is None:
+        return stamp
+    return stamp.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _stamp(value: Any) -> str | None:
