@@ -183,14 +183,27 @@ class GatewayMetrics:
             path = Request(scope).url.path
             route = path if path in _ROUTES else "other"
             started = time.perf_counter()
+            counted = False
+
+            def count(status: int) -> None:
+                nonlocal counted
+                counted = True
+                self.latency.labels(route).observe(time.perf_counter() - started)
+                self.requests.labels(route, scope["method"], str(status)).inc()
 
             async def sending(message: Message) -> None:
                 if message["type"] == "http.response.start":
-                    self.latency.labels(route).observe(time.perf_counter() - started)
-                    self.requests.labels(route, scope["method"], str(message["status"])).inc()
+                    count(message["status"])
                 await send(message)
 
-            await app(scope, receive, sending)
+            try:
+                await app(scope, receive, sending)
+            except Exception:
+                # the server answers 500 for an app that failed before its response
+                # started (starlette's outermost error middleware): count it as that
+                if not counted:
+                    count(500)
+                raise
 
         return timed
 

@@ -6,7 +6,11 @@ import re
 from pathlib import Path
 
 import httpx
+from prometheus_client import generate_latest
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.types import Receive, Scope, Send
 
+from gateway.metrics import GatewayMetrics
 from gateway.settings import DEMO_CONFIG, load_settings
 from tests.e2e.conftest import gql, serve_in_process
 
@@ -106,3 +110,19 @@ async def test_a_dead_source_shows_in_metrics_and_readiness(
         shown = {s["name"]: s for s in body["data"]["sources"]}  # type: ignore[index]
         assert shown["support"] == {"name": "support", "status": "DOWN", "circuit": "opened"}
         assert shown["crm"] == {"name": "crm", "status": "UP", "circuit": "closed"}
+
+
+async def test_a_request_that_fails_before_its_response_counts_as_a_500() -> None:
+    async def broken(scope: Scope, receive: Receive, send: Send) -> None:
+        raise RuntimeError("the app failed before it answered")
+
+    metrics = GatewayMetrics()
+    # as in the app: starlette's error middleware outermost, answering 500
+    app = ServerErrorMiddleware(metrics.middleware(broken))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://custview") as client:
+        response = await client.post("/graphql", json={"query": "{ __typename }"})
+    assert response.status_code == 500
+    text = generate_latest(metrics.registry).decode()
+    assert _sample(text, "custview_http_requests_total", route="/graphql", status="500") == 1
+    assert _sample(text, "custview_http_request_seconds_count", route="/graphql") == 1
