@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from operator import is_not
 from typing import Any
@@ -56,6 +57,18 @@ def column_reader(
     ]
 
 
+@dataclass(slots=True)
+class _MemberPlan:
+    """How one member's records are read: its field columns, and which of them hold
+    its update and creation times (as :meth:`Survivorship._updated` and
+    :meth:`Record.created` read them), if any."""
+
+    member: MemberSpec
+    columns: list[Column]
+    updated: int | None
+    created: int | None
+
+
 class ChunkSurvivorship:
     """:meth:`Survivorship.values` for many customers, a column at a time."""
 
@@ -63,62 +76,75 @@ class ChunkSurvivorship:
         self.survivorship = survivorship
         self.fields = list(survivorship.fields)
         self.choices = [survivorship._choices[f] for f in self.fields]
-        self._columns: dict[str, list[Column]] = {}
+        self._plans: dict[int, _MemberPlan] = {}
         # fields sharing a source priority share their records' tie-break order
         self.priorities = list(dict.fromkeys(tuple(c.priority) for c in self.choices))
         self.order_of = [self.priorities.index(tuple(c.priority)) for c in self.choices]
         self.ranks = [{source: i for i, source in enumerate(p)} for p in self.priorities]
-        self._datetime_fields: dict[tuple[str, str | None], int | None] = {}
         self.shortcut = [
             c.rule.chain[0] if len(c.rule.chain) == 1 and c.rule.chain[0] in _SHORTCUT else None
             for c in self.choices
         ]
         # only the rules left to :meth:`_Choice.pick` read the records' update times by id
         self.needs_updated = None in self.shortcut
+        # per source priority, the fields it alone decides (a scan of the records in
+        # its order); the other fields, in field order, with their rule
+        self.by_priority: list[list[tuple[int, str]]] = [[] for _ in self.priorities]
+        self.others: list[tuple[int, str, str | None, int]] = []
+        for at, (field, rule) in enumerate(zip(self.fields, self.shortcut, strict=True)):
+            if rule == "source_priority":
+                self.by_priority[self.order_of[at]].append((at, field))
+            else:
+                self.others.append((at, field, rule, self.order_of[at]))
 
-    def _columns_of(self, member: MemberSpec) -> list[Column]:
-        columns = self._columns.get(member.id)
-        if columns is None:
+    def _plan(self, member: MemberSpec) -> _MemberPlan:
+        # by identity: ``member.id`` formats a string on every call
+        plan = self._plans.get(id(member))
+        if plan is None or plan.member is not member:
             s = self.survivorship
-            columns = self._columns[member.id] = [
+            columns = [
                 column_reader(member, name, spec, s.default_region)
                 for name, spec in s.fields.items()
             ]
-        return columns
+            plan = self._plans[id(member)] = _MemberPlan(
+                member,
+                columns,
+                self._field_at(member, member.updated_at),
+                self._field_at(member, member.created_column),
+            )
+        return plan
 
     def _field_at(self, member: MemberSpec, column: str | None) -> int | None:
         """The golden field that reads ``column`` of ``member`` as a datetime, as
         :meth:`Survivorship._updated` and :meth:`Record.created` read it, if any."""
-        key = (member.id, column)
-        if key not in self._datetime_fields:
-            self._datetime_fields[key] = next(
-                (
-                    at
-                    for at, (name, spec) in enumerate(self.survivorship.fields.items())
-                    if column is not None
-                    and member.fields.get(name) == column
-                    and spec.type == "datetime"
-                    and spec.normalize is None
-                ),
-                None,
-            )
-        return self._datetime_fields[key]
+        return next(
+            (
+                at
+                for at, (name, spec) in enumerate(self.survivorship.fields.items())
+                if column is not None
+                and member.fields.get(name) == column
+                and spec.type == "datetime"
+                and spec.normalize is None
+            ),
+            None,
+        )
 
-    def _updated(self, record: Record, found: tuple[Any, ...]) -> dt.datetime:
+    def _updated(self, record: Record, plan: _MemberPlan, found: tuple[Any, ...]) -> dt.datetime:
         """:meth:`Survivorship._updated`, from the record's golden fields when one of
         them reads the same column."""
-        at = self._field_at(record.member, record.member.updated_at)
+        at = plan.updated
         if at is None:
             return self.survivorship._updated(record)
         value: dt.datetime | None = found[at]
         return value or _EPOCH
 
+    @staticmethod
     def _seniority(
-        self, record: Record, found: tuple[Any, ...]
+        record: Record, plan: _MemberPlan, found: tuple[Any, ...]
     ) -> tuple[int, float, tuple[int, int, int | str]]:
         """:meth:`Record.seniority`, from the record's golden fields when one of them
         reads its creation time's column."""
-        at = self._field_at(record.member, record.member.created_column)
+        at = plan.created
         if at is None:
             return record.seniority()
         created: dt.datetime | None = found[at]
@@ -133,76 +159,89 @@ class ChunkSurvivorship:
     def customers(self, groups: Sequence[Sequence[Record]]) -> list[tuple[dict[str, Any], str]]:
         """The golden values and the customer id of each group of records."""
         records = [r for group in groups for r in group]
-        present = self._present(records)
+        present, plans = self._present(records)
         updated: dict[int, dt.datetime] = {}
+        fields = self.fields
         out: list[tuple[dict[str, Any], str]] = []
         at = 0
         for group in groups:
             size = len(group)
             if size == 1:  # every rule keeps the only candidate
-                values = dict(zip(self.fields, present[at], strict=True))
+                values = dict(zip(fields, present[at], strict=True))
                 canonical = group[0]
             else:
                 found = present[at : at + size]
-                values = self._picked(group, found, updated)
-                seniority = [self._seniority(r, f) for r, f in zip(group, found, strict=True)]
+                those = plans[at : at + size]
+                values = self._picked(group, found, those, updated)
+                seniority = [
+                    self._seniority(r, p, f) for r, p, f in zip(group, those, found, strict=True)
+                ]
                 canonical = group[seniority.index(min(seniority))]
             out.append((values, customer_id_of(canonical.ref_text())))
             at += size
         return out
 
-    def _present(self, records: list[Record]) -> list[tuple[Any, ...]]:
-        """Every record's candidate value of every field, in field order."""
-        by_member: dict[str, tuple[MemberSpec, list[int]]] = {}
+    def _present(self, records: list[Record]) -> tuple[list[tuple[Any, ...]], list[_MemberPlan]]:
+        """Every record's candidate value of every field, in field order, and the plan
+        of its member."""
+        by_member: dict[int, tuple[_MemberPlan, list[int]]] = {}
+        plans: list[_MemberPlan] = []
         for i, record in enumerate(records):
-            by_member.setdefault(record.member.id, (record.member, []))[1].append(i)
+            member = record.member
+            found = by_member.get(id(member))
+            if found is None:
+                found = by_member[id(member)] = (self._plan(member), [])
+            found[1].append(i)
+            plans.append(found[0])
         present: list[tuple[Any, ...]] = [()] * len(records)
-        for member, numbers in by_member.values():
+        for plan, numbers in by_member.values():
             rows = [records[i].row for i in numbers]
-            columns = [read(rows) for read in self._columns_of(member)]
+            columns = [read(rows) for read in plan.columns]
             if not columns:  # a model without fields
                 continue
             for i, values in zip(numbers, zip(*columns, strict=True), strict=True):
                 present[i] = values
-        return present
+        return present, plans
 
     def _picked(
         self,
         group: Sequence[Record],
         present: list[tuple[Any, ...]],
+        plans: list[_MemberPlan],
         updated: dict[int, dt.datetime],
     ) -> dict[str, Any]:
-        times = [self._updated(r, found) for r, found in zip(group, present, strict=True)]
+        times = [
+            self._updated(r, p, found) for r, p, found in zip(group, plans, present, strict=True)
+        ]
         if self.needs_updated:
             for record, time in zip(group, times, strict=True):
                 updated[id(record)] = time
         # each source priority's tie-break order of the records (what ``_Choice.tie_order``
         # ranks): a candidate that comes first in it is the one ``min`` picks
+        sources = [r.member.source for r in group]
         tails = [(-t.timestamp(), r.order()) for r, t in zip(group, times, strict=True)]
         orders = []
         for rank in self.ranks:
-            keys = [
-                (rank.get(r.member.source, len(rank)), *tail)
-                for r, tail in zip(group, tails, strict=True)
-            ]
+            n = len(rank)
+            keys = [(rank.get(s, n), *tail) for s, tail in zip(sources, tails, strict=True)]
             orders.append(sorted(range(len(group)), key=keys.__getitem__))
-        # per priority, every field's values in that order
-        ordered = [list(zip(*(present[i] for i in order), strict=True)) for order in orders]
-        values: dict[str, Any] = {}
+        values = dict.fromkeys(self.fields)
+        for which, decided in enumerate(self.by_priority):
+            if not decided:
+                continue
+            # this priority's fields' values in its order
+            ordered = list(zip(*[present[i] for i in orders[which]], strict=True))
+            for at, field in decided:  # the tie-break order ranks sources first
+                values[field] = next(filter(_is_value, ordered[at]), None)
         # (records holding a value, priority) -> the most recent one first in that order:
         # the fields of one address are most often held by the same records
         recent: dict[tuple[tuple[int, ...], int], int] = {}
-        for at, field in enumerate(self.fields):
-            rule = self.shortcut[at]
-            which = self.order_of[at]
-            if rule == "source_priority":  # the tie-break order ranks sources first
-                values[field] = next(filter(_is_value, ordered[which][at]), None)
-                continue
+        for at, field, rule, which in self.others:
             # in the records' order, as :meth:`Survivorship.values` offers them
             candidates = [(v, i) for i, found in enumerate(present) if (v := found[at]) is not None]
             if not candidates:
-                values[field] = None
-            elif rule is None:
+                continue
+            if rule is None:
                 choice = self.choices[at]
                 values[field] = choice.pick([(v, group[i]) for v, i in candidates], updated)[0]
             elif rule == "most_recent":
