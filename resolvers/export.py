@@ -342,10 +342,17 @@ class _CustomerRows:
         self.by_relation: dict[str, list[str]] = {}
         for _, name in self.metric_at:
             self.by_relation.setdefault(model.metrics[name].relation, []).append(name)
+        self.parent_ranks = list(
+            dict.fromkeys(self.ranks[model.relations[r].parent.member] for r in self.by_relation)
+        )
 
     async def build(self, view: RequestView, customers: list[CustomerView]) -> list[Row]:
+        owned = self._owned(customers)
         found = await asyncio.gather(
-            *(self._metrics(view, customers, rel, names) for rel, names in self.by_relation.items())
+            *(
+                self._metrics(view, customers, owned, rel, names)
+                for rel, names in self.by_relation.items()
+            )
         )
         computed: dict[str, list[Any]] = {}
         for per_metric in found:
@@ -364,15 +371,33 @@ class _CustomerRows:
             rows.append(tuple(row))
         return rows
 
+    def _owned(self, customers: list[CustomerView]) -> dict[int, list[list[Any]]]:
+        """Member rank -> each customer's keys of that member, for the members that
+        the metrics' relations hang off (one pass over the records for all of them)."""
+        owned: dict[int, list[list[Any]]] = {rank: [] for rank in self.parent_ranks}
+        lists = list(owned.values())
+        for customer in customers:
+            for each in lists:
+                each.append([])
+            for record in customer.records:
+                found = owned.get(record.rank)
+                if found is not None:
+                    found[-1].append(record.key)
+        return owned
+
     async def _metrics(
-        self, view: RequestView, customers: list[CustomerView], relation: str, names: list[str]
+        self,
+        view: RequestView,
+        customers: list[CustomerView],
+        owned_by_rank: dict[int, list[list[Any]]],
+        relation: str,
+        names: list[str],
     ) -> dict[str, list[Any]]:
         """Metric -> its value per customer, for the metrics ``names`` over ``relation``;
         None where its source failed."""
         rel = self.model.relations[relation]
         failure = view.failure(rel.source)
-        rank = self.ranks[rel.parent.member]
-        owned = [[r.key for r in c.records if r.rank == rank] for c in customers]
+        owned = owned_by_rank[self.ranks[rel.parent.member]]
         keys = list(dict.fromkeys(k for ks in owned for k in ks))
         specs = {n: self.model.metrics[n] for n in names}
         partial: dict[Any, dict[str, Any]] = {}
