@@ -307,12 +307,23 @@ class SQLConnector(Connector):
         aggregates: Sequence[Aggregate],
         filters: Sequence[Filter] = (),
     ) -> list[Row]:
-        tbl = statements.table_ref(table, self.options.schema_name)
-        stmt, names = statements.aggregate(tbl, group_by, aggregates, filters)
+        schema = self.options.schema_name
+        # the direct path binds the values into a statement built once per shape
+        bound = (
+            statements.bound_aggregate(table, schema, group_by, aggregates, filters)
+            if self._direct
+            else None
+        )
+        if bound is None:
+            tbl = statements.table_ref(table, schema)
+            stmt, names = statements.aggregate(tbl, group_by, aggregates, filters)
+            params = None
+        else:
+            stmt, names, params = bound
         used = [*group_by, *(a.column for a in aggregates if a.column)]
         used += [f.column for f in filters]
         async with self._connection(table, used) as session, self._deadline(session):
-            rows = await session.all(stmt)
+            rows = await session.all(stmt, params)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def health(self, tables: Sequence[str] = ()) -> Health:

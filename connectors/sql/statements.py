@@ -281,6 +281,83 @@ def aggregate(
     return stmt, names
 
 
+AGGREGATE_PARAM = "custview_aggregate__"
+"""Prefix of the bound values of an aggregate built once per shape (:func:`bound_aggregate`)."""
+_AGGREGATES: OrderedDict[Any, tuple[Select[Any], list[str]]] = OrderedDict()
+
+
+def bound_aggregate(
+    table_name: str,
+    schema: str | None,
+    group_by: Sequence[str],
+    aggregates: Sequence[Aggregate],
+    filters: Sequence[Filter],
+) -> tuple[Select[Any], list[str], dict[str, Any]] | None:
+    """:func:`aggregate` as a statement built once per *shape* (table, groups,
+    aggregates, filter columns and operators, the SQL type each value binds as),
+    with the values to bind into it: an ``in`` list is one expanding parameter, so a
+    metric's grouped aggregate over other keys (every request) costs no statement
+    construction nor cache key. ``None`` when a filter's SQL depends on its value
+    (``contains``, ``startswith``, a comparison with null, an empty or mixed list):
+    build it with :func:`aggregate`."""
+    shape: list[Any] = [
+        table_name,
+        schema,
+        tuple(group_by),
+        tuple((a.fn, a.column, a.alias) for a in aggregates),
+    ]
+    params: dict[str, Any] = {}
+    for i, f in enumerate(filters):
+        name = f"{AGGREGATE_PARAM}f{i}"
+        if f.op == "is_null":
+            shape.append((f.column, f.op, f.value in (True, None)))
+        elif f.op in _COMPARE and f.value is not None:
+            shape.append((f.column, f.op, _resolve_value_to_type(f.value)))
+            params[name] = f.value
+        elif f.op == "in" and isinstance(f.value, list | tuple) and f.value:
+            kinds = {type(v) for v in f.value}
+            if len(kinds) != 1 or None in f.value:
+                return None
+            shape.append((f.column, f.op, _resolve_value_to_type(f.value[0])))
+            params[name] = list(f.value)
+        else:
+            return None
+    key = tuple(shape)
+    found = _AGGREGATES.get(key)
+    if found is None:
+        found = _aggregate_shape(table_name, schema, group_by, aggregates, filters)
+        _AGGREGATES[key] = found
+        if len(_AGGREGATES) > _SHAPES_KEPT:
+            _AGGREGATES.popitem(last=False)
+    else:
+        _AGGREGATES.move_to_end(key)
+    stmt, names = found
+    return stmt, names, params
+
+
+def _aggregate_shape(
+    table_name: str,
+    schema: str | None,
+    group_by: Sequence[str],
+    aggregates: Sequence[Aggregate],
+    filters: Sequence[Filter],
+) -> tuple[Select[Any], list[str]]:
+    """:func:`aggregate`'s statement with every value a named bind parameter."""
+    bound: list[Filter] = []
+    conditions: list[ColumnElement[bool]] = []
+    for i, f in enumerate(filters):
+        name = f"{AGGREGATE_PARAM}f{i}"
+        if f.op == "is_null":
+            conditions.append(_is_null(col(f.column), f.value))
+        elif f.op == "in":
+            type_: TypeEngine[Any] = _resolve_value_to_type(f.value[0])
+            conditions.append(col(f.column).in_(bindparam(name, expanding=True, type_=type_)))
+        else:
+            conditions.append(_OPERATORS[f.op](col(f.column), _bound(name, f.value)))
+    stmt, names = aggregate(table_ref(table_name, schema), group_by, aggregates, bound)
+    return (stmt.where(*conditions) if conditions else stmt), names
+
+
 def _aggregate_expr(agg: Aggregate) -> ColumnElement[Any]:
     if agg.fn == "count":
         return func.count() if agg.column is None else func.count(col(agg.column))

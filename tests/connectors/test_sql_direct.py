@@ -14,8 +14,16 @@ from typing import Any
 import pytest
 from sqlalchemy import event, update
 
-from connectors import Aggregate, Filter, KeyLookup, ReadOnlyViolation, ScanRequest, Sort
-from connectors.sql import SQLConnector, SQLOptions
+from connectors import (
+    Aggregate,
+    Filter,
+    KeyLookup,
+    QueryError,
+    ReadOnlyViolation,
+    ScanRequest,
+    Sort,
+)
+from connectors.sql import SQLConnector, SQLOptions, statements
 from connectors.sql import direct as direct_module
 from connectors.sql.compiled import bucket
 from tests.connectors.sql_fixtures import ROWS, create_people_database, people
@@ -172,6 +180,47 @@ async def test_aggregates_answer_as_through_the_engine(
     answer = await direct.aggregate(*args)
     assert answer == await engine.aggregate(*args)
     assert sum(r["count"] for r in answer) == 39
+
+
+async def test_grouped_aggregates_bind_their_keys_into_one_statement(
+    pair: tuple[SQLConnector, SQLConnector],
+) -> None:
+    """A metric's grouped aggregate over other keys (and other filter values) answers
+    as through the engine, and the direct path sends one SQL text per key bucket:
+    the statement is built once per shape and each call only binds its values."""
+    direct, engine = pair
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(direct.engine.sync_engine, "after_cursor_execute", record)
+    built: list[Any] = []
+    for start, since in ((1, 2023), (11, 2024), (21, 2025)):
+        args: Any = (
+            "people",
+            ["id"],
+            [Aggregate("count", alias="n"), Aggregate("sum", "score", alias="s")],
+            [
+                Filter("id", "in", list(range(start, start + 10))),
+                Filter("country", "in", ["DE", "FR", "US"]),
+                Filter("created_at", "ge", dt.datetime(since, 1, 1)),
+                Filter("score", "is_null", False),
+            ],
+        )
+        built.append(args)
+        answer = await direct.aggregate(*args)
+        assert answer == await engine.aggregate(*args)
+    assert len(sent) == 3
+    assert len(set(sent)) == 1, "one SQL text for every call of the shape"
+    shapes = [statements.bound_aggregate(*args[:1], None, *args[1:]) for args in built]
+    assert shapes[0] is not None and shapes[1] is not None
+    assert shapes[0][0] is shapes[1][0], "the statement is built once per shape"
+    assert shapes[0][2] != shapes[1][2], "each call binds its own values"
+    odd: Any = ("people", [], [Aggregate("count", alias="n")], [Filter("name", "contains", "a")])
+    assert await direct.aggregate(*odd) == await engine.aggregate(*odd)
+    with pytest.raises(QueryError, match="needs a list"):
+        await direct.aggregate("people", [], [Aggregate("count")], [Filter("id", "in", "1")])
 
 
 async def test_key_counts_share_a_statement_per_bucket(
