@@ -103,17 +103,8 @@ class _Edges:
     def begin_member(self) -> None:
         for bucket in range(BUCKETS):
             self.starts[bucket].append(len(self.hashes[bucket]))
-            self._spool(bucket)
+            self.spool(bucket)
             self.spooled[bucket].append(self.spools[bucket].tell())
-
-    def add(self, key: KeyNode, key_hash: int, number: int) -> None:
-        bucket = key_hash % BUCKETS
-        self.hashes[bucket].append(key_hash)
-        self.numbers[bucket].append(number)
-        pending = self.pending[bucket]
-        pending.append(key)
-        if len(pending) >= SPOOL_EVERY:
-            self._spool(bucket)
 
     def forget_member(self) -> None:
         """Drops what the member begun last gave (its read failed)."""
@@ -126,7 +117,7 @@ class _Edges:
 
     def keys(self, bucket: int) -> list[KeyNode]:
         """The keys of one bucket's pairs, in order (read back once, then dropped)."""
-        self._spool(bucket)
+        self.spool(bucket)
         spool = self.spools[bucket]
         spool.seek(0)
         found: list[KeyNode] = []
@@ -138,7 +129,7 @@ class _Edges:
         spool.truncate(0)
         return found
 
-    def _spool(self, bucket: int) -> None:
+    def spool(self, bucket: int) -> None:
         pending = self.pending[bucket]
         if pending:
             marshal.dump(pending, self.spools[bucket])
@@ -154,7 +145,7 @@ async def _scan_keys(federation: Federation, member: _Member, edges: _Edges) -> 
     spec = member.spec
     connector = federation.connectors[spec.source]
     keys_of = federation.stitcher.key_reader(spec)
-    key_hash = KEY_HASH
+    hash_key = KEY_HASH
     identity = [c for columns in spec.identity.values() for c in columns]
     columns = list(dict.fromkeys([spec.key, *identity, *([spec.region] if spec.region else [])]))
     caps = connector.capabilities_for(spec.table)
@@ -162,18 +153,29 @@ async def _scan_keys(federation: Federation, member: _Member, edges: _Edges) -> 
     keys = member.keys
     number = member.offset
     in_order, last = True, None
+    key_column = spec.key
+    # :meth:`_Edges.add`, inlined: it runs for every key of every record
+    hashes, numbers, pending, spool = edges.hashes, edges.numbers, edges.pending, edges.spool
     async for row in connector.scan(ScanRequest(spec.table, columns, order_by=order)):
-        key = row[spec.key]
+        key = row[key_column]
         try:
             keys.append(key)
         except (TypeError, OverflowError):  # not a machine integer: keep Python values
             keys = member.keys = [*keys, key]
-        position = _order(key)
+        position = (0, key) if key.__class__ is int else _order(key)
         if last is not None and position < last:
             in_order = False
         last = position
-        for identity_key in set(keys_of(row)):
-            edges.add(identity_key, key_hash(identity_key), number)
+        found = keys_of(row)
+        for identity_key in found if len(found) < 2 else set(found):
+            key_hash = hash_key(identity_key)
+            bucket = key_hash % BUCKETS
+            hashes[bucket].append(key_hash)
+            numbers[bucket].append(number)
+            waiting = pending[bucket]
+            waiting.append(identity_key)
+            if len(waiting) >= SPOOL_EVERY:
+                spool(bucket)
         number += 1
     if not in_order:
         _sort_member(member, edges)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from resolvers.matching import normalize as m
 from resolvers.normalize import (
     NORMALIZERS,
+    _international,
     _nanp,
     _parse_phone,
     external_id_lookup_values,
@@ -176,6 +177,59 @@ def test_north_american_phones_read_without_phonenumbers_as_phonenumbers_reads_t
 def test_any_phone_spelling_reads_as_phonenumbers_reads_it(value: str, region: str | None) -> None:
     expected = _phonenumbers_only(value, region, "US") if value.strip() else None
     assert normalize_phone(value, region, "US") == expected
+
+
+COUNTRY_CODES = st.one_of(
+    st.sampled_from(["1", "7", "33", "39", "44", "49", "61", "86", "358", "800", "882", "979"]),
+    st.sampled_from(["31", "34", "41", "43", "45", "46", "47", "48", "52", "55", "81", "91"]),
+    st.text(alphabet="0123456789", min_size=1, max_size=3),
+)
+
+
+@settings(max_examples=1000)
+@given(
+    prefix=st.sampled_from(["+", "+", "+", "00", "+ ", "+0", "0"]),
+    country_code=COUNTRY_CODES,
+    trunk=st.sampled_from(["", "", "", "", "", "", "0", "1", "8", "183"]),
+    national=st.one_of(
+        st.from_regex(r"[1-9][0-9]{7,10}", fullmatch=True),
+        st.from_regex(r"[1-9][0-9]{7,10}", fullmatch=True),
+        st.text(alphabet="0123456789", min_size=6, max_size=13),
+        st.text(alphabet="0123456789", max_size=20),
+    ),
+    cuts=st.lists(st.integers(1, 12), max_size=4),
+    separator=st.sampled_from([" ", " ", " ", "", "  ", "-"]),
+    region=REGIONS,
+)
+def test_international_phones_read_without_parse_as_phonenumbers_reads_them(
+    prefix: str,
+    country_code: str,
+    trunk: str,
+    national: str,
+    cuts: list[int],
+    separator: str,
+    region: str | None,
+) -> None:
+    # a country code (known, unknown, non-geographic), a national prefix or none, a
+    # number of any length (possible, too short, too long, short stubs) in groups
+    groups = [national[a:b] for a, b in zip([0, *sorted(cuts)], [*sorted(cuts), None], strict=True)]
+    value = f"{prefix}{country_code} {trunk}{separator.join(g for g in groups if g)}"
+    expected = _phonenumbers_only(value, region, "US")
+    assert normalize_phone(value, region, "US") == expected
+    text = value.strip()
+    event("shortcut" if _international("+" + text[2:] if text[:2] == "00" else text) else "asked")
+
+
+def test_the_usual_international_spellings_take_the_shortcut() -> None:
+    for value, e164 in [
+        ("+33 5 24 97 14 79", "+33524971479"),
+        ("+44 20 8132 1967", "+442081321967"),
+        ("+61 403 039 018", "+61403039018"),
+        ("+49 179 87334492", "+4917987334492"),
+    ]:
+        assert _international(value) == e164
+    assert _international("+44 020 8132 1967") is None  # a national prefix: asked
+    assert _international("020 8132 1967") is None  # a national number: asked
 
 
 def test_the_usual_north_american_spellings_take_the_shortcut() -> None:
