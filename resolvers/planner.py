@@ -71,14 +71,27 @@ class Planner:
         self._metrics: dict[str, dict[int, Any]] = {}
         """Metric -> customer (by identity) -> value, loaded in bulk for this query."""
         self._broad: str | None = None
+        self._listed: tuple[str, ...] = ()
+        """Metrics the caller reads of the page (see :meth:`search`)."""
+        self._first = 0
 
     async def search(
-        self, expr: Expr | None, order: Sequence[Order], first: int, after: str | None
+        self,
+        expr: Expr | None,
+        order: Sequence[Order],
+        first: int,
+        after: str | None,
+        listed: Sequence[str] = (),
     ) -> Page:
+        """A page of the customers matching ``expr``. ``listed``: metrics the caller
+        reads of the listed customers; when a chunk holds at most ``first`` candidates
+        they are loaded for them while the filter is checked at the sources (a round
+        trip less; the page's loads find them in the request's metric loaders)."""
         from resolvers.view import Page
 
         if first < 0:
             raise QueryError("'first' must not be negative")
+        self._listed, self._first = tuple(listed), first
         customers = await self._sort((await self._matching(expr)).customers, order)
         if order:
             note(f"sorted {len(customers)} customers by {_orders(order)}, then by id")
@@ -163,9 +176,22 @@ class Planner:
         if expr is None:
             note(f"the read's condition is the whole filter: {before} candidates match")
             return customers
-        customers = await self._filter(expr, customers)
+        if self._listed and chunks == 1 and before <= self._first:
+            customers, _ = await asyncio.gather(
+                self._filter(expr, customers), self._preload(customers)
+            )
+        else:
+            customers = await self._filter(expr, customers)
         note(f"checked the whole filter on {before} candidates: {len(customers)} match")
         return customers
+
+    async def _preload(self, customers: list[CustomerView]) -> None:
+        """The listed metrics of a few candidates, into the request's metric loaders
+        (a failure is the listed field's to report, as it would be without this)."""
+        await asyncio.gather(
+            *(self.view.metric_many(customers, name) for name in self._listed),
+            return_exceptions=True,
+        )
 
     def _forget(self, kept: Sequence[CustomerView]) -> None:
         """Drops loaded metric values of every customer but ``kept`` (the values are

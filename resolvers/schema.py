@@ -33,6 +33,7 @@ from resolvers.segment_fields import customer_field as segments_of_customer
 from resolvers.segment_fields import root_fields as segment_root_fields
 from resolvers.segment_fields import segment_type
 from resolvers.segments import compile_segments
+from resolvers.selection import listed_metrics
 from resolvers.steward import IdentityDecision, customer_decisions, decisions_field, mutation_type
 from resolvers.view import CustomerView, RequestView, SourceStatus
 
@@ -443,7 +444,9 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
         if filter is None and not order_by:
             return await view.page(first, after)
         expr = inputs.parse(filter) if filter is not None else None
-        return await Planner(view).search(expr, inputs.parse_order(order_by), first, after)
+        listed = listed_metrics(info, model.metrics) if expr is not None else ()
+        order = inputs.parse_order(order_by)
+        return await Planner(view).search(expr, order, first, after, listed=listed)
 
     # the argument types are generated from the model, so they are set here
     customers_field.__annotations__["filter"] = inputs.filter | None

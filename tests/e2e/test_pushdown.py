@@ -136,3 +136,71 @@ async def test_an_and_takes_a_side_counted_small_without_counting_its_metric_thr
     assert orders and all("GROUP BY" in s.upper() for s in orders), orders
     # every candidate holds a ticket the read found: the tickets are not asked again
     assert not any(s.startswith("tickets: sent") for s in memory), memory
+
+
+LISTED = """query($f: CustomerFilter, $all: Boolean!) { customers(first: 500, filter: $f) {
+    nodes { id lifetimeValue openTickets @include(if: $all) ...counts } } }
+    fragment counts on Customer { openTickets }"""
+LATE = """query($f: CustomerFilter, $all: Boolean!) { customers(first: 500, filter: $f) {
+    nodes { id lifetimeValue openTickets @include(if: $all) } } }"""
+
+
+def _keys_sent(detail: str) -> int:
+    """How many keys an explained ``... in [...]`` condition sent (a long list is
+    shown as ``[N values]``)."""
+    shown = detail.split(" in [", 1)[1].split("]", 1)[0]
+    return int(shown.split()[0]) if shown.endswith("values") else len(shown.split(","))
+
+
+async def test_a_few_candidates_metrics_listed_load_beside_the_filter_check(
+    client: httpx.AsyncClient,
+) -> None:
+    """The page's metrics (openTickets, read through a fragment) are loaded for the
+    candidates while the filter's lifetime value is checked: the same answer and the
+    same statements as loading them for the page afterwards (a field under a directive
+    is not loaded early: whether it is read is decided at run time)."""
+    urgent = {"priority": {"eq": "urgent"}, "status": {"eq": "open"}}
+    f = {"tickets": urgent, "lifetimeValue": {"ge": 100}}
+    early = await _explain(client, LISTED, f=f, all=True)
+    late = await _explain(client, LATE, f=f, all=True)
+    assert early["data"] == late["data"]
+    nodes = early["data"]["customers"]["nodes"]
+    assert nodes and any(n["openTickets"] for n in nodes), nodes
+
+    def aggregates(body: dict[str, Any], table: str) -> list[str]:
+        return [c["detail"] for c in _calls(body["extensions"]["explain"], table, "aggregate")]
+
+    counted = [d for d in aggregates(early, "tickets") if "group by requester_id" in d]
+    later = [d for d in aggregates(late, "tickets") if "group by requester_id" in d]
+    assert len(counted) == len(later) == 1, (counted, later)
+    memory = early["extensions"]["explain"]["memory"]
+    checked = next(s for s in memory if s.startswith("checked the whole filter on"))
+    candidates = int(checked.split(" on ")[1].split()[0])
+    assert candidates > len(nodes), "the filter left some candidates out"
+    # loaded for every candidate's support users early, for the page's only after
+    keys = [_keys_sent(d) for d in (counted[0], later[0])]
+    assert keys[0] > keys[1], (counted, later)
+    statements = [body["extensions"]["explain"]["sources"] for body in (early, late)]
+    assert [sum(s["sent"] for s in sources) for sources in statements] == [
+        sum(s["sent"] for s in statements[1])
+    ] * 2
+
+
+async def test_a_metric_the_role_may_not_read_is_never_loaded_early(
+    client: httpx.AsyncClient,
+) -> None:
+    """The support role may not read lifetimeValue: listing it answers a forbidden
+    field, and the planner does not load it for the candidates either."""
+    urgent = {"priority": {"eq": "urgent"}, "status": {"eq": "open"}}
+    response = await client.post(
+        "/graphql",
+        json={
+            "query": LATE,
+            "variables": {"f": {"tickets": urgent, "openTickets": {"ge": 1}}, "all": True},
+        },
+        headers={"X-Custview-Explain": "1", "X-API-Key": "support-key"},
+    )
+    body = response.json()
+    assert body["data"]["customers"]["nodes"], body
+    assert {e["extensions"]["code"] for e in body["errors"]} == {"FORBIDDEN_FIELD"}
+    assert not _calls(body["extensions"]["explain"], "orders", "aggregate")
