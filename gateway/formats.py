@@ -58,16 +58,13 @@ def _texts(rows: list[Row], columns: Sequence[Column], types: frozenset[str]) ->
     """``rows`` with the values of columns of ``types`` as text (rows are typed as
     their columns say, so the other columns need nothing)."""
     convert = [at for at, c in enumerate(columns) if c.type in types]
-    if not convert:
+    if not convert or not rows:
         return rows
-    out = []
-    for row in rows:
-        values = list(row)
-        for at in convert:
-            if (value := values[at]) is not None:
-                values[at] = _text(value)
-        out.append(tuple(values))
-    return out
+    # a column at a time: the other columns' values are not touched one by one
+    values = list(zip(*rows, strict=True))
+    for at in convert:
+        values[at] = tuple([None if v is None else _text(v) for v in values[at]])
+    return list(zip(*values, strict=True))
 
 
 class Encoder:

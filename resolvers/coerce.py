@@ -98,6 +98,15 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def converter(type_: FieldType) -> Callable[[Any], Any]:
+    """:func:`coerce` to ``type_`` of a value that is not None, without the checks
+    for blank text where the type's conversion reads it as None already (dates and
+    times): a column of values calls it once per value."""
+    if type_ in ("date", "datetime"):
+        return _COERCE[type_]
+    return lambda value: coerce(value, type_)
+
+
 def coerce(value: Any, type_: FieldType) -> Any:
     """``value`` as ``type_``; None for missing or unreadable values."""
     if value is None or (isinstance(value, str) and not value.strip() and type_ != "string"):

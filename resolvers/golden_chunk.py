@@ -21,7 +21,7 @@ from functools import partial
 from operator import is_not
 from typing import Any
 
-from resolvers.coerce import coerce
+from resolvers.coerce import coerce, converter
 from resolvers.golden import _EPOCH, Survivorship, _extreme, _raw_reader, reader
 from resolvers.model import FieldSpec, MemberSpec
 from resolvers.records import Record, customer_id_of
@@ -52,8 +52,9 @@ def column_reader(
             v if v is None or v.__class__ is str else coerce(v, type_)
             for v in [row.get(mapping) for row in rows]
         ]
+    convert = converter(type_)
     return lambda rows: [
-        None if v is None else coerce(v, type_) for v in [row.get(mapping) for row in rows]
+        None if v is None else convert(v) for v in [row.get(mapping) for row in rows]
     ]
 
 

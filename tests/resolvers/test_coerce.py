@@ -7,7 +7,8 @@ import datetime as dt
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resolvers.coerce import as_utc, coerce
+from resolvers.coerce import as_utc, coerce, converter
+from resolvers.model import FieldType
 
 OFFSETS = st.sampled_from([dt.UTC, dt.timezone(dt.timedelta(hours=5, minutes=30))])
 
@@ -46,3 +47,19 @@ def test_blank_or_unreadable_times_are_none() -> None:
     for value in ("", "  ", "yesterday", "2026-13-01", 3.5):
         assert coerce(value, "datetime") is None
     assert _same(coerce(dt.date(2026, 1, 2), "datetime"), dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
+
+
+@given(
+    value=st.one_of(
+        st.text(max_size=12),
+        st.sampled_from(["", " ", "2024-01-01", " 2024-01-01 10:00:00 ", "2025-12-31T23:00:00Z"]),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.dates(),
+        st.datetimes(timezones=st.one_of(st.none(), st.just(dt.UTC))),
+    ),
+    type_=st.sampled_from(["string", "id", "int", "float", "decimal", "bool", "date", "datetime"]),
+)
+def test_a_columns_converter_coerces_as_coerce_does(value: object, type_: FieldType) -> None:
+    assert repr(converter(type_)(value)) == repr(coerce(value, type_))
