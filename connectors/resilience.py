@@ -89,13 +89,6 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, SourceUnavailable) and exc.retryable
 
 
-class _Retry(Exception):
-    """A first attempt failed in a way worth retrying (internal to the wrapper)."""
-
-    def __init__(self, failure: SourceUnavailable) -> None:
-        self.failure = failure
-
-
 class ResilienceOptions(BaseModel):
     """``sources.<name>.resilience`` in the settings file."""
 
@@ -146,12 +139,20 @@ class ResilientConnector(ConnectorWrapper):
         """The circuit's state as of the last call."""
         return self._state
 
-    async def _circuit(self) -> AsyncCircuitBreaker:
-        """The source's breaker. An in-memory one is the same state object on every
-        call, so it is looked up once (and again if the registry no longer holds
-        it); a shared registry (Redis) is asked on every call, for the replicas' state."""
+    def _known_circuit(self) -> AsyncCircuitBreaker | None:
+        """The source's in-memory breaker if the registry still holds it: the same
+        state object on every call, so it is looked up once."""
         known, registry = self._breaker, self._in_memory
         if known is not None and registry is not None and registry.get(self.name) is known.context:
+            return known
+        return None
+
+    async def _circuit(self) -> AsyncCircuitBreaker:
+        """The source's breaker: the known in-memory one (:meth:`_known_circuit`),
+        else asked of the registry (a shared one, Redis, on every call, for the
+        replicas' state)."""
+        known = self._known_circuit()
+        if known is not None:
             return known
         breaker = await self._breakers.get_breaker(
             self.name,
@@ -235,26 +236,49 @@ class ResilientConnector(ConnectorWrapper):
         """The call behind the guard (:meth:`_guard`, written out: this runs for
         every lookup), retried while the source is unavailable."""
         started = time.monotonic()
-        breaker = await self._circuit()
+        breaker = self._known_circuit() or await self._circuit()
+        context = breaker.context
+        bulkhead = self._bulkhead
+        # ``async with bulkhead, breaker``, written out without their coroutines:
+        # the semaphore's and the breaker's enter and exit are synchronous unless
+        # the semaphore is full or the breaker has state changes to save
+        await bulkhead.acquire()
         try:
-            async with self._bulkhead, breaker:
-                try:
-                    return await self._tries(call, failures, first=True)
-                except _Retry as retry:
-                    failure = retry.failure
+            context.__enter__()  # AsyncCircuitBreaker.__aenter__
+            try:
+                failure: SourceUnavailable | None = None
+                if failures is not None:
+                    failures.clear()
+                try:  # the first attempt (:meth:`_tries`, written out)
+                    result = await call.run(self.inner)
+                except SourceUnavailable as exc:
+                    if failures is not None:
+                        failures.append(exc)
+                    if not (self.policy.retries and _retryable(exc)):
+                        raise
+                    failure = exc
                 # out of the except block: the failures raised from here keep their context
-                if budget is not None:
-                    budget = max(budget - (time.monotonic() - started), 0.0)
-                return await self._retries(call, failure, budget, failures)
+                if failure is not None:
+                    if budget is not None:
+                        budget = max(budget - (time.monotonic() - started), 0.0)
+                    result = await self._retries(call, failure, budget, failures)
+            except BaseException as exc:
+                context.__exit__(type(exc), exc, exc.__traceback__)
+                if context.messages:
+                    await _saved(breaker)
+                raise
+            context.__exit__(None, None, None)
+            if context.messages:
+                await _saved(breaker)
+            return result
         except OpenedState as opened:
             raise self._skipped(opened) from None
         finally:
-            self._state = breaker.context.state
+            bulkhead.release()
+            self._state = context.state
 
-    async def _tries(
-        self, call: Call[T], failures: list[SourceUnavailable] | None, first: bool = False
-    ) -> T:
-        """One attempt; for the first, :class:`_Retry` when its failure may be retried."""
+    async def _tries(self, call: Call[T], failures: list[SourceUnavailable] | None) -> T:
+        """One attempt after the first."""
         if failures is not None:
             failures.clear()  # only a failure we are waiting to retry counts
         try:
@@ -262,8 +286,6 @@ class ResilientConnector(ConnectorWrapper):
         except SourceUnavailable as exc:
             if failures is not None:
                 failures.append(exc)
-            if first and self.policy.retries and _retryable(exc):
-                raise _Retry(exc) from None
             raise
 
     async def _retries(
@@ -308,6 +330,14 @@ class ResilientConnector(ConnectorWrapper):
                     return
                 async for row in _until(stream, deadline, self.name):
                     yield row
+
+
+async def _saved(breaker: AsyncCircuitBreaker) -> None:
+    """The rest of ``AsyncCircuitBreaker.__aexit__``: its state changes handed to
+    the registry (a failure counted, the circuit opened or closed)."""
+    context = breaker.context
+    while context.messages:
+        await breaker.messagebus.handle(context.messages.pop(0), breaker.uow)
 
 
 class _Reported:

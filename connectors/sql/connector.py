@@ -99,7 +99,9 @@ class SQLConnector(Connector):
         self._max_overflow = options.max_overflow
         self._direct: DirectSQLite | None = None
         if self._backend == "sqlite" and options.sqlite_direct and not options.echo:
-            self._direct = DirectSQLite(self._engine, options.pool_size, options.max_overflow, size)
+            self._direct = DirectSQLite(
+                self._engine, options.pool_size, options.max_overflow, size, name
+            )
 
     @property
     def capabilities(self) -> Capabilities:
@@ -144,17 +146,22 @@ class SQLConnector(Connector):
         stmt = statements.lookup(table, self.options.schema_name, column, tuple(names), transform)
         size = self._capabilities.max_batch_size
         found: dict[Any, list[Row]] = {}
+        folded = self._backend == "mysql"
         async with self._connection(table, [column, *names]) as session:
             for start in range(0, len(wanted), size):
                 chunk = wanted[start : start + size]
                 params = {statements.KEYS_PARAM: chunk}
                 # the timeout bounds each statement: a lookup of many chunks is many
                 # statements (the request's deadline still bounds them all)
-                async with self._deadline(session):
-                    rows = await session.all(stmt, params)
+                rows = await self._all(session, stmt, params)
                 for row in rows:
                     record = dict(zip(names, row, strict=False))
-                    found.setdefault(self._match_key(row[-1]), []).append(record)
+                    key = self._match_key(row[-1]) if folded else row[-1]
+                    group = found.get(key)
+                    if group is None:
+                        found[key] = [record]
+                    else:
+                        group.append(record)
         return self._per_key(found, keys)
 
     async def lookup_many_columns(
@@ -175,8 +182,7 @@ class SQLConnector(Connector):
             used = [*(lk.column for lk in lookups), *names]
             async with self._connection(table, used) as session:
                 for parts in _chunks(wanted, self._capabilities.max_batch_size):
-                    async with self._deadline(session):
-                        rows = await self._lookup_chunk(session, table, lookups, parts, names)
+                    rows = await self._lookup_chunk(session, table, lookups, parts, names)
                     self._group(rows, parts, names, found)
         return [self._per_key(found[i], lk.keys) for i, lk in enumerate(lookups)]
 
@@ -202,7 +208,7 @@ class SQLConnector(Connector):
         shape = tuple((lookups[i].column, lookups[i].transform) for i in parts)
         stmt = statements.lookup_columns(table, self.options.schema_name, shape, tuple(names))
         params = {f"{statements.KEYS_PARAM}{j}": keys for j, keys in enumerate(parts.values())}
-        return await session.all(stmt, params)
+        return await self._all(session, stmt, params)
 
     def _group(
         self,
@@ -322,8 +328,8 @@ class SQLConnector(Connector):
             stmt, names, params = bound
         used = [*group_by, *(a.column for a in aggregates if a.column)]
         used += [f.column for f in filters]
-        async with self._connection(table, used) as session, self._deadline(session):
-            rows = await session.all(stmt, params)
+        async with self._connection(table, used) as session:
+            rows = await self._all(session, stmt, params)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def health(self, tables: Sequence[str] = ()) -> Health:
@@ -416,6 +422,17 @@ class SQLConnector(Connector):
         :class:`DeadlineExceeded` when the deadline is what ran out."""
         return _Bounded(self.name, self.options.timeout)
 
+    async def _all(
+        self, session: Session, stmt: ClauseElement, params: Mapping[str, Any] | None
+    ) -> Sequence[Any]:
+        """Every row of one statement, bounded by ``options.timeout`` and the
+        request's deadline (:meth:`_deadline`; the direct path bounds it itself,
+        without a timer per statement)."""
+        if isinstance(session, DirectSession):
+            return await session.all(stmt, params, self.options.timeout)
+        async with self._deadline(session):
+            return await session.all(stmt, params)
+
     def _deadline(self, session: Session) -> AbstractAsyncContextManager[object]:
         """:meth:`_bounded` for what runs inside; SQLite's query is interrupted too.
 
@@ -491,7 +508,7 @@ class _AlchemySession:
         self.conn = conn
         self._spawn = spawn
 
-    async def all(self, stmt: Any, params: dict[str, Any] | None = None) -> Sequence[Any]:
+    async def all(self, stmt: Any, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
         rows: Sequence[Any] = (await self.conn.execute(stmt, params)).all()
         return rows
 

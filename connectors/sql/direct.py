@@ -18,7 +18,9 @@ What the SQLAlchemy path guaranteed still holds:
   so nothing that watches the engine misses a statement (their ``conn``,
   ``cursor`` and ``context`` arguments are ``None`` here);
 * a statement can be interrupted (``sqlite3.Connection.interrupt``) when
-  its timeout or the request's deadline passes;
+  its timeout or the request's deadline passes (a pool keeps one timer for
+  the statements in flight, not an ``asyncio.timeout`` per statement:
+  :class:`_Watch`);
 * ``engine.dispose()`` also closes this pool's idle connections.
 
 The pool keeps ``pool_size`` connections open; up to ``max_overflow`` more
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import sqlite3
 import threading
 import time
@@ -45,6 +48,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
+from connectors.deadline import Deadline, time_left
 from connectors.sql.compiled import CompiledStatements
 from connectors.sql.engine import read_only_url
 
@@ -69,7 +73,7 @@ class _Worker:
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
             future, loop, work = job
-            if future is not None and future.cancelled():
+            if future is not None and future.done():
                 continue  # its caller stopped waiting before it started: never run it
             try:
                 outcome, failed = work(), False
@@ -100,6 +104,59 @@ class _Worker:
     def stop(self) -> None:
         """Close the connection once the jobs already queued are done."""
         self._jobs.put(None)
+
+
+class _Watch:
+    """The statements in flight on one pool and when their callers stop waiting.
+
+    One timer serves them all: it is set for the earliest, and when it fires
+    it fails the overdue ones with :class:`TimeoutError` and is set again for
+    the next. A statement that ends in time only leaves the table, so the
+    usual statement costs a dict entry, not a timer of its own (scheduling and
+    cancelling an ``asyncio.timeout`` cost more than the rest of the hop).
+    """
+
+    __slots__ = ("_at", "_due", "_loop", "_timer")
+
+    def __init__(self) -> None:
+        self._due: dict[asyncio.Future[Any], float] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = math.inf
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def add(
+        self, future: asyncio.Future[Any], when: float, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Fail ``future`` with :class:`TimeoutError` at ``when`` (``loop``'s clock)
+        unless it is done or removed (:meth:`remove`) by then."""
+        if loop is not self._loop:  # a new loop: what was watched on the old one is gone
+            self._due.clear()
+            self._set(when, loop)
+        elif when < self._at:
+            self._set(when, loop)
+        self._due[future] = when
+
+    def remove(self, future: asyncio.Future[Any]) -> None:
+        self._due.pop(future, None)
+
+    def _set(self, when: float, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._at, self._loop = when, loop
+        self._timer = loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._timer, self._at = None, math.inf
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        overdue = [f for f, when in self._due.items() if when <= now]
+        for future in overdue:
+            del self._due[future]
+            if not future.done():
+                future.set_exception(TimeoutError())
+        if self._due:
+            self._set(min(self._due.values()), loop)
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any, failed: bool) -> None:
@@ -137,14 +194,51 @@ class DirectSession:
         self.busy = False
         return result
 
+    async def _bounded_call(
+        self, work: Callable[[], T], seconds: float, deadline: Deadline | None
+    ) -> T:
+        """:meth:`_call`, waited for at most ``seconds`` (:func:`time_left`):
+        then :class:`TimeoutError`, or the deadline's
+        :class:`~connectors.errors.DeadlineExceeded` when it is what ran out (as
+        the connector's ``asyncio.timeout`` scope does for other sessions)."""
+        self.busy = True
+        future = self.worker.call(work)
+        loop = future.get_loop()
+        watch = self._runner.watch
+        watch.add(future, loop.time() + seconds, loop)
+        try:
+            result = await future
+        except TimeoutError:
+            if deadline is None:
+                raise
+            raise deadline.exceeded(self._runner.source) from None
+        finally:
+            watch.remove(future)
+        self.busy = False
+        return result
+
     async def all(
-        self, statement: ClauseElement, params: Mapping[str, Any] | None = None
+        self,
+        statement: ClauseElement,
+        params: Mapping[str, Any] | None = None,
+        limit: float | None = None,
     ) -> list[Any]:
-        """Every row of ``statement``, in one hop to the connection's thread."""
+        """Every row of ``statement``, in one hop to the connection's thread; with
+        ``limit`` (the source's timeout, seconds), waited for at most that long or
+        until the request's deadline (:meth:`_bounded_call`; not sent when the
+        deadline has passed)."""
+        if limit is not None:
+            seconds, deadline = time_left(limit)
+            if deadline is not None and seconds <= 0:
+                raise deadline.passed(self._runner.source)
         sql, args = self._runner.announce(statement, params)
         connection = self.worker.connection
         assert connection is not None
-        rows = await self._call(lambda: _fetch_all(connection, sql, args))
+        work = partial(_fetch_all, connection, sql, args)
+        if limit is None:
+            rows = await self._call(work)
+        else:
+            rows = await self._bounded_call(work, seconds, deadline)
         self._runner.executed(sql, args)
         return rows
 
@@ -173,7 +267,12 @@ class DirectSession:
 class DirectSQLite:
     """The direct path of one SQLite source: its connection pool and compiled statements."""
 
-    def __init__(self, engine: AsyncEngine, pool_size: int, max_overflow: int, keys: int) -> None:
+    def __init__(
+        self, engine: AsyncEngine, pool_size: int, max_overflow: int, keys: int, source: str = ""
+    ) -> None:
+        self.source = source
+        """The source's name, for the deadline's errors."""
+        self.watch = _Watch()
         sync_engine = engine.sync_engine
         self._engine = sync_engine
         self._dialect = sync_engine.dialect

@@ -23,6 +23,8 @@ from connectors import (
     ScanRequest,
     Sort,
 )
+from connectors.deadline import deadline_scope
+from connectors.errors import DeadlineExceeded, SourceTimeout
 from connectors.sql import SQLConnector, SQLOptions, statements
 from connectors.sql import direct as direct_module
 from connectors.sql.compiled import bucket
@@ -277,6 +279,54 @@ async def test_an_abandoned_statement_is_interrupted(sqlite_url: str) -> None:
         assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
         assert time.perf_counter() - started < 2
         assert connector.pool_usage() == (0, 1)
+    finally:
+        await connector.aclose()
+
+
+async def test_a_slow_lookup_times_out_and_its_statement_is_interrupted(
+    sqlite_url: str,
+) -> None:
+    """The direct path bounds a lookup by the source's ``timeout`` (one timer for the
+    pool's statements in flight): the caller gets SOURCE_TIMEOUT, the statement
+    is stopped, and its connection serves the next caller at once."""
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=sqlite_url, timeout=0.3, pool_size=1, max_overflow=0)
+    )
+    try:
+        started = time.perf_counter()
+        with pytest.raises(SourceTimeout) as info:
+            await connector.lookup_many("slow", "x", [1], ["x"])
+        assert not isinstance(info.value, DeadlineExceeded)
+        assert info.value.source == "people_db"
+        assert 0.25 < time.perf_counter() - started < 1.5
+        # lookups that end in time are not cut by the timer set for the slow one
+        for i in range(1, 4):
+            assert await connector.lookup_many("people", "id", [i], ["id"]) == [[{"id": i}]]
+        await asyncio.sleep(0.4)
+        assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
+        assert time.perf_counter() - started < 2.5
+        assert connector.pool_usage() == (0, 1)
+    finally:
+        await connector.aclose()
+
+
+async def test_the_request_deadline_cuts_a_direct_lookup(sqlite_url: str) -> None:
+    """Inside a deadline shorter than the timeout, a slow lookup ends at the
+    deadline with DeadlineExceeded (not counted against the source); one asked
+    once the deadline has passed is not sent at all."""
+    connector = SQLConnector("people_db", SQLOptions(url=sqlite_url, timeout=30, pool_size=1))
+    try:
+        with deadline_scope(0.3):
+            started = time.perf_counter()
+            with pytest.raises(DeadlineExceeded) as info:
+                await connector.lookup_many("slow", "x", [1], ["x"])
+            assert "deadline" in info.value.message
+            assert time.perf_counter() - started < 1.5
+            sent = connector.statements
+            with pytest.raises(DeadlineExceeded, match="not asked"):
+                await connector.lookup_many("people", "id", [1], ["id"])
+            assert connector.statements == sent
+        assert await connector.lookup_many("people", "id", [3], ["id"]) == [[{"id": 3}]]
     finally:
         await connector.aclose()
 
