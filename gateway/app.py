@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -21,19 +20,18 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry import Schema
-from strawberry.asgi import GraphQL
 
-from connectors import CustviewError
-from connectors.cache import cache_scope
 from connectors.deadline import deadline_scope
 from connectors.resilience import circuit_state
 from gateway import heap
 from gateway.admin import clear_cache_endpoint
-from gateway.audit import auditor_for, create_audit_log
-from gateway.auth import Authenticator, AuthError
+from gateway.admission import Authentication
+from gateway.audit import create_audit_log
+from gateway.auth import Authenticator
 from gateway.export import export_table
-from gateway.graphiql import STATIC_DIR, graphiql_html
-from gateway.hardening import Limits, RequestGuard
+from gateway.graphiql import STATIC_DIR
+from gateway.graphql_http import GraphQLLane, GraphQLView
+from gateway.hardening import RequestGuard
 from gateway.metrics import GatewayMetrics
 from gateway.page import page_html, prefill
 from gateway.request_ids import RequestIdExtension, RequestIdMiddleware
@@ -41,37 +39,9 @@ from gateway.settings import LoadedSettings
 from gateway.sql import create_sql_server
 from gateway.tracing import trace_sources, traced_app, tracer_provider
 from resolvers.fastpath import FastPath, hooks_fields
-from resolvers.governance import ReadTrail, govern
-from resolvers.policy import AccessDenied, Policy
+from resolvers.governance import govern
 from resolvers.schema import build_schema
 from resolvers.view import Federation
-
-
-class _GraphQL(GraphQL[dict[str, Any], None]):
-    ide_headers: str | None = None
-
-    async def render_graphql_ide(self, request: Any) -> Response:
-        return HTMLResponse(graphiql_html(self.ide_headers))
-
-    async def get_context(self, request: Any, response: Any) -> dict[str, Any]:
-        federation: Federation = request.app.state.federation
-        principal = getattr(request.state, "principal", None)
-        return {
-            "request": request,
-            "response": response,
-            "view": federation.request(),
-            "principal": principal,
-            "explain": request.headers.get("x-custview-explain", "") in ("1", "true"),
-            "actor": f"{principal.method}:{principal.name}" if principal else "local",
-            # with authentication disabled (trusted local use) every caller may decide
-            "roles": principal.roles
-            if principal and request.app.state.auth_mode != "disabled"
-            else None,
-            "grant": getattr(request.state, "grant", None),
-            "trail": ReadTrail(),
-            "auditor": auditor_for(request, request.app.state.audit, "graphql"),
-            "max_page_size": request.app.state.limits.max_page_size,
-        }
 
 
 class _WithDeadline:
@@ -84,67 +54,6 @@ class _WithDeadline:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         with deadline_scope(self.seconds):
             await self.app(scope, receive, send)
-
-
-def _is_open(request: Request) -> bool:
-    """Routes anyone may reach: health, metrics, static files and the GraphiQL page."""
-    path = request.url.path
-    if path in ("/", "/healthz", "/readyz", "/metrics") or path.startswith("/static/"):
-        return True
-    return path == "/graphql" and request.method == "GET" and "query" not in request.query_params
-
-
-def _refuse(exc: CustviewError, status: int) -> Response:
-    body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
-    headers = {"www-authenticate": 'Bearer realm="custview"'} if status == 401 else None
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-class _Authentication:
-    """Who is calling and what they may read, before any route but the open ones."""
-
-    def __init__(
-        self, app: ASGIApp, authenticator: Authenticator, policy: Policy, limits: Limits
-    ) -> None:
-        self.app = app
-        self.authenticator = authenticator
-        self.policy = policy
-        self.limits = limits
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope, receive)
-        if _is_open(request):
-            await self.app(scope, receive, send)
-            return
-        try:
-            principal = self.authenticator.authenticate(request.headers)
-        except AuthError as exc:
-            await _refuse(exc, 401)(scope, receive, send)
-            return
-        if (
-            principal.method == "anonymous"
-            and self.limits.profile == "production"
-            and self.authenticator.settings.mode == "optional"
-        ):
-            # `optional` lets anonymous callers in with anonymous_roles: not in production
-            refusal = AuthError("the production profile refuses anonymous requests; send a key")
-            await _refuse(refusal, 401)(scope, receive, send)
-            return
-        try:
-            # what the principal may read: one grant for GraphQL and exports alike
-            request.state.grant = self.policy.grant(principal.roles, principal.attributes)
-        except AccessDenied as exc:
-            await _refuse(exc, 403)(scope, receive, send)
-            return
-        request.state.principal = principal
-        token = cache_scope.set(principal.cache_scope())
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            cache_scope.reset(token)
 
 
 async def _healthz(request: Request) -> Response:
@@ -202,11 +111,13 @@ def create_app(
     metrics: GatewayMetrics | None = None,
     *,
     fast_path: bool = True,
+    http_lane: bool = True,
 ) -> Starlette:
     """The gateway for validated settings; sources are connected in the lifespan.
     ``ide_headers`` pre-fill GraphiQL's Headers tab and the page's key field
     (the demo's key); ``metrics`` carry on from an app this one replaces;
-    ``fast_path=False`` runs every operation on the general executor (the
+    ``fast_path=False`` runs every operation on the general executor and
+    ``http_lane=False`` every request through the general HTTP stack (the
     benchmark and the equivalence tests compare both)."""
     schema = gateway_schema(loaded, fast_path=fast_path)
     limits = loaded.limits
@@ -250,14 +161,24 @@ def create_app(
             if provider is not None:
                 provider.shutdown()  # flushes the spans still batched
 
-    graphql = _GraphQL(schema, graphql_ide="graphiql" if limits.graphiql else None)
+    graphql = GraphQLView(schema, graphql_ide="graphiql" if limits.graphiql else None)
     graphql.ide_headers = json.dumps(ide_headers, indent=2) if ide_headers else None
+    deadline = loaded.settings.server.request_deadline
+    lane = Middleware(
+        GraphQLLane,
+        view=graphql,
+        authenticator=authenticator,
+        policy=loaded.policy,
+        limits=limits,
+        metrics=metrics,
+        deadline=deadline,
+    )
     app = Starlette(
         routes=[
             Route("/", _page(ide_headers)),
             Route(
                 "/graphql",
-                _WithDeadline(graphql, loaded.settings.server.request_deadline),
+                _WithDeadline(graphql, deadline),
                 methods=["GET", "POST"],
             ),
             Route("/healthz", _healthz),
@@ -269,12 +190,15 @@ def create_app(
         ],
         lifespan=lifespan,
         middleware=[
+            # the lane does what every layer below does for a plain POST /graphql, and
+            # stays out of the way of tracing (its span wraps the general stack)
+            *([lane] if http_lane and provider is None else []),
             Middleware(RequestIdMiddleware),
             *([Middleware(traced_app, provider=provider)] if provider is not None else []),
             Middleware(RequestGuard, limits=limits),
             Middleware(metrics.middleware),
             Middleware(
-                _Authentication, authenticator=authenticator, policy=loaded.policy, limits=limits
+                Authentication, authenticator=authenticator, policy=loaded.policy, limits=limits
             ),
         ],
     )

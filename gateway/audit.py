@@ -21,13 +21,16 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from starlette.requests import Request
 
 from connectors.audit_table import AuditTable
 from resolvers.audit import Auditor, Caller
+
+if TYPE_CHECKING:
+    from gateway.auth import Principal
 
 _log = logging.getLogger("custview.audit")
 
@@ -157,13 +160,29 @@ def query_log(
 
 def auditor_for(request: Request, log: AuditStore, channel: str) -> Auditor:
     """The auditor of one request: its principal, client address and purpose."""
-    principal = getattr(request.state, "principal", None)
-    purpose = request.headers.get(PURPOSE_HEADER)
+    return auditor_of(
+        log,
+        channel,
+        getattr(request.state, "principal", None),
+        request.client.host if request.client else None,
+        request.headers.get(PURPOSE_HEADER),
+    )
+
+
+def auditor_of(
+    log: AuditStore,
+    channel: str,
+    principal: Principal | None,
+    client: str | None,
+    purpose: str | None,
+) -> Auditor:
+    """The auditor of a request by ``principal`` from ``client`` (its address),
+    with the ``X-Purpose`` it gave."""
     caller = Caller(
         principal=principal.name if principal else "unknown",
         method=principal.method if principal else "none",
         roles=tuple(sorted(principal.roles)) if principal else (),
-        client=request.client.host if request.client else None,
+        client=client,
         purpose=purpose[:_MAX_PURPOSE] if purpose else None,
     )
     return Auditor(log, caller, channel)

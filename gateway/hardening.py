@@ -96,7 +96,8 @@ class Limits:
 
 # -- HTTP ---------------------------------------------------------------------
 
-_JSON_TYPES = ("application/json", "application/graphql-response+json")
+JSON_TYPES = ("application/json", "application/graphql-response+json")
+"""The bodies ``POST /graphql`` takes."""
 
 
 def _refuse(status: int, message: str, code: str) -> JSONResponse:
@@ -150,7 +151,7 @@ def _csrf(scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
     method = scope["method"]
     if method == "POST":
         kind = headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind not in _JSON_TYPES:
+        if kind not in JSON_TYPES:
             return _refuse(
                 415,
                 "POST /graphql takes only application/json (form and text bodies are refused "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -31,6 +32,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 MAX_OPERATION_NAMES = 200
 """Distinct operation names labelled; clients choose them, so later ones count as
 ``other`` (a label per name would let any client grow the registry)."""
+MAX_HTTP_LABELS = 1000
+"""(route, method, status) whose metric children are kept at hand."""
 
 
 class GatewayMetrics:
@@ -109,6 +112,7 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self._names: set[str] = set()
+        self._http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._connectors: Mapping[str, Connector] = {}
 
     def observe_sources(self, connectors: Mapping[str, Connector]) -> None:
@@ -188,8 +192,7 @@ class GatewayMetrics:
             def count(status: int) -> None:
                 nonlocal counted
                 counted = True
-                self.latency.labels(route).observe(time.perf_counter() - started)
-                self.requests.labels(route, scope["method"], str(status)).inc()
+                self.observe_http(route, scope["method"], status, started)
 
             async def sending(message: Message) -> None:
                 if message["type"] == "http.response.start":
@@ -206,6 +209,20 @@ class GatewayMetrics:
                 raise
 
         return timed
+
+    def observe_http(self, route: str, method: str, status: int, started: float) -> None:
+        """Counts a request whose response starts now with ``status``, begun at
+        ``started`` (``time.perf_counter()``)."""
+        seconds = time.perf_counter() - started
+        key = (route, method, status)
+        found = self._http.get(key)
+        if found is None:
+            # the children, once per label set (a labels() call takes a lock)
+            found = self.latency.labels(route), self.requests.labels(route, method, str(status))
+            if len(self._http) < MAX_HTTP_LABELS:
+                self._http[key] = found
+        found[0].observe(seconds)
+        found[1].inc()
 
     async def endpoint(self, request: Request) -> Response:
         for name, connector in self._connectors.items():

@@ -60,23 +60,24 @@ class RequestIdMiddleware:
             try:
                 await self.app(scope, receive, stamped)
             finally:
-                ms = round((time.perf_counter() - started) * 1000, 2)
-                # probes and scrapes arrive every few seconds: only worth a line when debugging
-                quiet = scope["path"] in PROBES and status < 500
-                access_log.log(
-                    logging.DEBUG if quiet else logging.INFO,
-                    "%s %s %s in %s ms",
-                    scope["method"],
-                    scope["path"],
-                    status,
-                    ms,
-                    extra={
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": ms,
-                    },
-                )
+                log_access(scope["method"], scope["path"], status, started)
+
+
+def log_access(method: str, path: str, status: int, started: float) -> None:
+    """The access line of a request answered with ``status``, begun at ``started``
+    (``time.perf_counter()``)."""
+    ms = round((time.perf_counter() - started) * 1000, 2)
+    # probes and scrapes arrive every few seconds: only worth a line when debugging
+    quiet = path in PROBES and status < 500
+    access_log.log(
+        logging.DEBUG if quiet else logging.INFO,
+        "%s %s %s in %s ms",
+        method,
+        path,
+        status,
+        ms,
+        extra={"method": method, "path": path, "status": status, "duration_ms": ms},
+    )
 
 
 class RequestIdExtension(SchemaExtension):
