@@ -130,15 +130,6 @@ class ChunkSurvivorship:
             None,
         )
 
-    def _updated(self, record: Record, plan: _MemberPlan, found: tuple[Any, ...]) -> dt.datetime:
-        """:meth:`Survivorship._updated`, from the record's golden fields when one of
-        them reads the same column."""
-        at = plan.updated
-        if at is None:
-            return self.survivorship._updated(record)
-        value: dt.datetime | None = found[at]
-        return value or _EPOCH
-
     @staticmethod
     def _seniority(
         record: Record, plan: _MemberPlan, found: tuple[Any, ...]
@@ -211,9 +202,12 @@ class ChunkSurvivorship:
         plans: list[_MemberPlan],
         updated: dict[int, dt.datetime],
     ) -> dict[str, Any]:
-        times = [
-            self._updated(r, p, found) for r, p, found in zip(group, plans, present, strict=True)
-        ]
+        # :meth:`Survivorship._updated`, from the record's golden fields when one of them
+        # reads the same column
+        times = []
+        for record, plan, found in zip(group, plans, present, strict=True):
+            at = plan.updated
+            times.append(self.survivorship._updated(record) if at is None else found[at] or _EPOCH)
         if self.needs_updated:
             for record, time in zip(group, times, strict=True):
                 updated[id(record)] = time
@@ -221,23 +215,43 @@ class ChunkSurvivorship:
         # ranks): a candidate that comes first in it is the one ``min`` picks
         sources = [r.member.source for r in group]
         tails = [(-t.timestamp(), r.order()) for r, t in zip(group, times, strict=True)]
+        span = range(len(group))
         orders = []
         for rank in self.ranks:
             n = len(rank)
             keys = [(rank.get(s, n), *tail) for s, tail in zip(sources, tails, strict=True)]
-            orders.append(sorted(range(len(group)), key=keys.__getitem__))
+            orders.append(sorted(span, key=keys.__getitem__))
         values = dict.fromkeys(self.fields)
         for which, decided in enumerate(self.by_priority):
             if not decided:
                 continue
-            # this priority's fields' values in its order
-            ordered = list(zip(*[present[i] for i in orders[which]], strict=True))
-            for at, field in decided:  # the tie-break order ranks sources first
+            # the tie-break order ranks sources first: the first value in it wins
+            rows = [present[i] for i in orders[which]]
+            if len(decided) == 1:  # one field (a source order of its own): no transpose
+                at, field = decided[0]
+                for row in rows:
+                    if (value := row[at]) is not None:
+                        values[field] = value
+                        break
+                continue
+            ordered = list(zip(*rows, strict=True))
+            for at, field in decided:
                 values[field] = next(filter(_is_value, ordered[at]), None)
         # (records holding a value, priority) -> the most recent one first in that order:
         # the fields of one address are most often held by the same records
         recent: dict[tuple[tuple[int, ...], int], int] = {}
         for at, field, rule, which in self.others:
+            if rule == "most_recent":
+                holders = tuple([i for i in span if present[i][at] is not None])
+                if not holders:
+                    continue
+                first = recent.get((holders, which))
+                if first is None:
+                    best = max([times[i] for i in holders])
+                    first = next(i for i in orders[which] if times[i] == best and i in holders)
+                    recent[holders, which] = first
+                values[field] = present[first][at]
+                continue
             # in the records' order, as :meth:`Survivorship.values` offers them
             candidates = [(v, i) for i, found in enumerate(present) if (v := found[at]) is not None]
             if not candidates:
@@ -245,14 +259,6 @@ class ChunkSurvivorship:
             if rule is None:
                 choice = self.choices[at]
                 values[field] = choice.pick([(v, group[i]) for v, i in candidates], updated)[0]
-            elif rule == "most_recent":
-                holders = tuple(i for _, i in candidates)
-                first = recent.get((holders, which))
-                if first is None:
-                    best = max(times[i] for i in holders)
-                    first = next(i for i in orders[which] if times[i] == best and i in holders)
-                    recent[holders, which] = first
-                values[field] = present[first][at]
             else:
                 kept = {i for _, i in _extreme(candidates, min if rule == "min" else max)}
                 first = next(i for i in orders[which] if i in kept)

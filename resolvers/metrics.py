@@ -185,9 +185,13 @@ def _combine_one(metric: MetricSpec) -> Callable[[Any], Any]:
     if fn in ("count", "sum"):
         zero = combine(metric, [])
 
+        exact = type_ == "int"
+
         def total(value: Any) -> Any:
             if value is None:
                 return zero
+            if exact and value.__class__ is int:  # a count: already the value
+                return value
             return coerce(sum([coerce(value, type_)], start=0), type_)
 
         return total
