@@ -111,6 +111,24 @@ class ConnectorWrapper(Connector):
     def __init__(self, inner: Connector) -> None:
         super().__init__(inner.name, inner.options)
         self.inner = inner
+        kind = type(inner)
+        self._inner_around = (
+            inner.around
+            if isinstance(inner, ConnectorWrapper)
+            and kind.lookup_many is ConnectorWrapper.lookup_many
+            and kind.lookup_many_columns is ConnectorWrapper.lookup_many_columns
+            and kind.aggregate is ConnectorWrapper.aggregate
+            else None
+        )
+        """The wrapped connector's :meth:`around` when it is a wrapper that takes
+        the contract's calls as they are (it overrides none of the methods that
+        build them): :meth:`run` hands a call straight to it."""
+
+    def run(self, call: Call[T]) -> Awaitable[T]:
+        """``call`` on the wrapped connector (``call.run(self.inner)``, without
+        building the same call again when the inner wrapper would)."""
+        around = self._inner_around
+        return call.run(self.inner) if around is None else around(call)
 
     @property
     def source_kind(self) -> str:
@@ -160,7 +178,7 @@ class ConnectorWrapper(Connector):
     async def around(self, call: Call[T]) -> T:
         """Runs ``call`` on the wrapped connector; a wrapper overrides it to guard,
         answer or record lookups and aggregates."""
-        return await call.run(self.inner)
+        return await self.run(call)
 
     async def health(self, tables: Sequence[str] = ()) -> Health:
         return await self.inner.health(tables)

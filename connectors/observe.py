@@ -164,13 +164,13 @@ class ObservedConnector(ConnectorWrapper):
 
     async def around(self, call: Call[T]) -> T:
         if _observer.get() is None:  # nobody observes: the call's detail is never read
-            return await call.run(self.inner)
+            return await self.run(call)
         record = self._start(call.method, call.table, _detail(call))
         assert record is not None
         token = _call.set(record)
         started = time.perf_counter()
         try:
-            result = await call.run(self.inner)
+            result = await self.run(call)
         except Exception as exc:
             record.error = type(exc).__name__
             raise

@@ -250,7 +250,7 @@ class ResilientConnector(ConnectorWrapper):
                 if failures is not None:
                     failures.clear()
                 try:  # the first attempt (:meth:`_tries`, written out)
-                    result = await call.run(self.inner)
+                    result = await self.run(call)
                 except SourceUnavailable as exc:
                     if failures is not None:
                         failures.append(exc)
@@ -282,7 +282,7 @@ class ResilientConnector(ConnectorWrapper):
         if failures is not None:
             failures.clear()  # only a failure we are waiting to retry counts
         try:
-            return await call.run(self.inner)
+            return await self.run(call)
         except SourceUnavailable as exc:
             if failures is not None:
                 failures.append(exc)

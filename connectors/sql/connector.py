@@ -385,37 +385,41 @@ class SQLConnector(Connector):
             self._direct.close()
         await self._engine.dispose()
 
-    @asynccontextmanager
-    async def _connection(self, table: str, columns: Sequence[str]) -> AsyncIterator[Session]:
+    def _connection(
+        self, table: str, columns: Sequence[str]
+    ) -> AbstractAsyncContextManager[Session]:
         """A pooled connection; source failures inside become connector errors."""
+        if self._direct is not None:
+            return _DirectLease(self, self._direct, table, columns)
+        return self._engine_connection(table, columns)
+
+    @asynccontextmanager
+    async def _engine_connection(
+        self, table: str, columns: Sequence[str]
+    ) -> AsyncIterator[Session]:
         try:
-            if self._direct is not None:
-                session = self._direct.idle()
-                if session is None:
-                    async with self._bounded():
-                        session = await self._direct.acquire()
-                reusable = False
-                try:
-                    yield session
-                    reusable = True
-                except BaseException as exc:
-                    reusable = not isinstance(exc, sqlite3.Error)
-                    raise
-                finally:
-                    self._direct.release(session, reusable)
-            else:
-                async with self._bounded():
-                    conn = await self._engine.connect().start()
-                try:
-                    yield _AlchemySession(conn, self._interrupt)
-                finally:
-                    await conn.close()
-        except (ConnectorError, QueryError):
-            raise
+            async with self._bounded():
+                conn = await self._engine.connect().start()
+            try:
+                yield _AlchemySession(conn, self._interrupt)
+            finally:
+                await conn.close()
         except Exception as exc:
-            if not (isinstance(exc, TimeoutError) or is_source_failure(exc)):
+            failure = await self._failed(exc, table, columns)
+            if failure is None:
                 raise
-            raise await self._explain(exc, table, columns) from exc
+            raise failure from exc
+
+    async def _failed(
+        self, exc: Exception, table: str, columns: Sequence[str]
+    ) -> ConnectorError | None:
+        """The connector error a failure inside :meth:`_connection` becomes, or None
+        when it stays as it is (already one, or not the source's failure)."""
+        if isinstance(exc, ConnectorError | QueryError):
+            return None
+        if not (isinstance(exc, TimeoutError) or is_source_failure(exc)):
+            return None
+        return await self._explain(exc, table, columns)
 
     def _bounded(self) -> _Bounded:
         """``options.timeout``, cut to the time left before the request's deadline;
@@ -539,6 +543,51 @@ def _chunks(wanted: list[list[Any]], size: int) -> Iterator[dict[int, list[Any]]
                 chunk, room = {}, size
     if chunk:
         yield chunk
+
+
+class _DirectLease:
+    """:meth:`SQLConnector._connection` on the direct path: a class, not a
+    generator-based context manager, as it wraps every statement. The
+    connection goes back to the pool however the block ends (unusable after a
+    driver error); a source failure becomes a connector error."""
+
+    __slots__ = ("_columns", "_connector", "_direct", "_session", "_table")
+
+    def __init__(
+        self, connector: SQLConnector, direct: DirectSQLite, table: str, columns: Sequence[str]
+    ) -> None:
+        self._connector = connector
+        self._direct = direct
+        self._table = table
+        self._columns = columns
+        self._session: DirectSession | None = None
+
+    async def __aenter__(self) -> DirectSession:
+        session = self._direct.idle()
+        if session is None:
+            connector = self._connector
+            try:
+                async with connector._bounded():
+                    session = await self._direct.acquire()
+            except Exception as exc:
+                failure = await connector._failed(exc, self._table, self._columns)
+                if failure is None:
+                    raise
+                raise failure from exc
+        self._session = session
+        return session
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
+        session = self._session
+        assert session is not None
+        self._session = None
+        self._direct.release(session, not isinstance(exc, sqlite3.Error))
+        if isinstance(exc, Exception):
+            failure = await self._connector._failed(exc, self._table, self._columns)
+            if failure is not None:
+                raise failure from exc
 
 
 class _Bounded:
