@@ -101,8 +101,8 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
 def converter(type_: FieldType) -> Callable[[Any], Any]:
     """:func:`coerce` to ``type_`` of a value that is not None, without the checks
     for blank text where the type's conversion reads it as None already (dates and
-    times): a column of values calls it once per value."""
-    if type_ in ("date", "datetime"):
+    times) or keeps it (text): a column of values calls it once per value."""
+    if type_ in ("date", "datetime", "string"):
         return _COERCE[type_]
     return lambda value: coerce(value, type_)
 

@@ -28,7 +28,6 @@ from connectors import (
 )
 from connectors.resilience import circuit_state
 from resolvers import metrics
-from resolvers.coerce import coerce
 from resolvers.expr import Expr
 from resolvers.fuzzy import AccountRows, Duplicate, Link, Matcher
 from resolvers.golden import GoldenRecord, Survivorship
@@ -39,6 +38,7 @@ from resolvers.model import MemberSpec, RelationSpec, UnifiedModel
 from resolvers.normalize import normalize_email, normalize_phone
 from resolvers.records import Record, RecordRef, canonical
 from resolvers.registry import Decision, IdentityRegistry
+from resolvers.relation_rows import RelationShape
 from resolvers.segments import compile_segments
 
 if TYPE_CHECKING:  # strawberry (~20 MB) is loaded by the first request that batches
@@ -136,6 +136,8 @@ class Federation:
         self._members = {m.id: m for m in model.customer.members}
         self._by_table = {(m.source, m.table): m for m in model.customer.members}
         self.segments: dict[str, Expr] = compile_segments(model)
+        self.relation_shapes: dict[tuple[str, tuple[str, ...] | None], RelationShape] = {}
+        """(relation, selected fields or None for all) -> how its rows become items."""
 
     def _member_columns(self, member_id: str) -> list[str]:
         return next(m.columns() for m in self.model.customer.members if m.id == member_id)
@@ -584,24 +586,13 @@ class RequestView:
         """Rows of relation ``name`` owned by the customer's member records (with
         ``fields``, only those fields are read and coerced; ``alone``: see
         :meth:`related_rows`)."""
-        rel = self.model.relations[name]
         rows = await self.related_rows(customer, name, alone)
-        shown = rel.fields if fields is None else {f: rel.fields[f] for f in fields}
-        items = [
-            {
-                "__source": rel.source,
-                **{f: coerce(row.get(spec.column), spec.type) for f, spec in shown.items()},
-                **{f"__{c.lstrip('-')}": row.get(c.lstrip("-")) for c in rel.order_by},
-            }
-            for row in rows
-        ]
-        for column in reversed(rel.order_by):
-            desc = column.startswith("-")
-            col = f"__{column.lstrip('-')}"
-            present = [i for i in items if i[col] is not None]
-            missing = [i for i in items if i[col] is None]
-            present.sort(key=lambda i: i[col], reverse=desc)
-            items = present + missing
+        key = (name, None if fields is None else tuple(fields))
+        shape = self.federation.relation_shapes.get(key)
+        if shape is None:
+            shape = RelationShape.of(self.model.relations[name], fields)
+            self.federation.relation_shapes[key] = shape
+        items = shape.items(rows)
         return items if first is None else items[: max(first, 0)]
 
 

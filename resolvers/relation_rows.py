@@ -1,0 +1,64 @@
+"""A relation's source rows as the items its GraphQL fields read.
+
+Each item holds the relation's source (``__source``), the selected fields'
+values coerced to their declared types, and the ``order_by`` columns as read
+(``__column``) for sorting. A customer 360 builds a few dozen such items per
+request, so the work that depends only on the relation and the selected
+fields — which column each field reads, its type's conversion, the sort
+keys — is done once per selection (:class:`RelationShape`) and a row costs
+only its values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from resolvers.coerce import converter
+from resolvers.model import RelationSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RelationShape:
+    """How rows of one relation become items for one selection of its fields."""
+
+    source: str
+    fields: tuple[tuple[str, str, Callable[[Any], Any]], ...]
+    """(field, column, conversion of a value that is not None), in selection order."""
+    order: tuple[tuple[str, str], ...]
+    """(item key, column) of each ``order_by`` column."""
+    sorts: tuple[tuple[str, bool], ...]
+    """(item key, descending), last sort key first (a stable sort per key)."""
+
+    @classmethod
+    def of(cls, rel: RelationSpec, fields: Collection[str] | None) -> RelationShape:
+        shown = rel.fields if fields is None else {f: rel.fields[f] for f in fields}
+        columns = [c.lstrip("-") for c in rel.order_by]
+        return cls(
+            rel.source,
+            tuple((f, spec.column, converter(spec.type)) for f, spec in shown.items()),
+            tuple((f"__{c}", c) for c in columns),
+            tuple((f"__{c.lstrip('-')}", c.startswith("-")) for c in reversed(rel.order_by)),
+        )
+
+    def items(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The rows' items, sorted by ``order_by`` (missing values last)."""
+        source, fields, order = self.source, self.fields, self.order
+        items: list[dict[str, Any]] = []
+        for row in rows:
+            get = row.get
+            item: dict[str, Any] = {"__source": source}
+            for field, column, convert in fields:
+                value = get(column)
+                item[field] = None if value is None else convert(value)
+            for key, column in order:
+                item[key] = get(column)
+            items.append(item)
+        for key, desc in self.sorts:
+            present = [i for i in items if i[key] is not None]
+            missing = [i for i in items if i[key] is None]
+            present.sort(key=itemgetter(key), reverse=desc)
+            items = present + missing
+        return items
