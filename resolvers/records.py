@@ -30,6 +30,15 @@ class RecordRef:
     source: str
     table: str
     key: str
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # a graph node and dict key while stitching, hashed ~a thousand times a page:
+        # the generated __hash__ built and hashed a tuple each time
+        object.__setattr__(self, "_hash", hash((self.source, self.table, self.key)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         return f"{self.source}/{self.table}/{self.key}"

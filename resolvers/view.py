@@ -45,6 +45,9 @@ if TYPE_CHECKING:  # strawberry (~20 MB) is loaded by the first request that bat
     from strawberry.dataloader import DataLoader
 
 
+_UNKNOWN: Any = object()
+
+
 @dataclass(slots=True)
 class CustomerView:
     """One stitched customer: its member records and golden record."""
@@ -60,6 +63,8 @@ class CustomerView:
     known_id: str | None = None
     """Its id, when whoever built it has worked it out already (an export's walk)."""
     _id: str | None = field(default=None, repr=False, compare=False)
+    metric_values: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """Metric values this request worked out for it (a view lives for one request)."""
 
     @property
     def id(self) -> str:
@@ -495,18 +500,34 @@ class RequestView:
         return (await self.metric_many([customer], name))[0]
 
     async def metric_many(self, customers: Sequence[CustomerView], name: str) -> list[Any]:
-        """A computed metric of each customer: one batched load for all of them."""
+        """A computed metric of each customer: one batched load for all of them (a
+        value worked out already is kept on the customer: a listed customer's metric
+        was often loaded by the filter or sort that found it)."""
         spec = self.model.metrics[name]
         rel = self.model.relations[spec.relation]
         failure = self.failure(rel.source)
         if failure is not None:
             raise failure
+        known = [
+            c.metric_values.get(name, _UNKNOWN) if c.metric_values else _UNKNOWN for c in customers
+        ]
+        missing = [c for c, v in zip(customers, known, strict=True) if v is _UNKNOWN]
+        if not missing:
+            return known
         member = rel.parent.member
-        owned = [[r.key for r in c.records if r.member.id == member] for c in customers]
+        owned = [[r.key for r in c.records if r.member.id == member] for c in missing]
         keys = list(dict.fromkeys(k for ks in owned for k in ks))
         partials = await self._metric_loader(name, rel).load_many(keys) if keys else []
         found = dict(zip(keys, partials, strict=True))
-        return [metrics.combine(spec, [found[k].get(name) for k in ks]) for ks in owned]
+        values = [metrics.combine(spec, [found[k].get(name) for k in ks]) for ks in owned]
+        for customer, value in zip(missing, values, strict=True):
+            if customer.metric_values is None:
+                customer.metric_values = {}
+            customer.metric_values[name] = value
+        if len(missing) == len(customers):
+            return values
+        computed = iter(values)
+        return [next(computed) if v is _UNKNOWN else v for v in known]
 
     def _metric_loader(self, name: str, rel: RelationSpec) -> DataLoader[Any, Partial]:
         """The loader of metric ``name`` and the metrics sharing its relation and

@@ -139,7 +139,7 @@ class SQLConnector(Connector):
     ) -> list[list[Row]]:
         if transform not in self._capabilities.lookup_transforms:
             raise QueryError(f"unknown lookup transform '{transform}'")
-        wanted = list(dict.fromkeys(k for k in keys if k is not None))
+        wanted = _distinct(keys)
         if not wanted:
             return [[] for _ in keys]
         names = statements.unique(columns)
@@ -175,7 +175,7 @@ class SQLConnector(Connector):
         for lk in lookups:
             if lk.transform not in self._capabilities.lookup_transforms:
                 raise QueryError(f"unknown lookup transform '{lk.transform}'")
-        wanted = [list(dict.fromkeys(k for k in lk.keys if k is not None)) for lk in lookups]
+        wanted = [_distinct(lk.keys) for lk in lookups]
         names = statements.unique(columns)
         found: list[dict[Any, list[Row]]] = [{} for _ in lookups]
         if any(wanted):
@@ -218,12 +218,16 @@ class SQLConnector(Connector):
         found: list[dict[Any, list[Row]]],
     ) -> None:
         """Each row under every lookup key it matched (a row may match several)."""
-        wanted = [(i, {self._match_key(k) for k in keys}) for i, keys in parts.items()]
+        folded = self._backend == "mysql"
+        match = self._match_key
+        wanted = [
+            (i, {match(k) for k in keys} if folded else set(keys)) for i, keys in parts.items()
+        ]
         width = len(names)
         for row in rows:
             record: Row | None = None
             for j, (i, keys) in enumerate(wanted):
-                key = self._match_key(row[width + j])
+                key = match(row[width + j]) if folded else row[width + j]
                 if key in keys:
                     record = record or dict(zip(names, row, strict=False))
                     found[i].setdefault(key, []).append(record)
@@ -522,6 +526,13 @@ class _AlchemySession:
 
 
 Session = DirectSession | _AlchemySession
+
+
+def _distinct(keys: Sequence[Any]) -> list[Any]:
+    """``keys`` without repeats or nulls, in order."""
+    found = dict.fromkeys(keys)
+    found.pop(None, None)
+    return list(found)
 
 
 def _chunks(wanted: list[list[Any]], size: int) -> Iterator[dict[int, list[Any]]]:
