@@ -8,7 +8,9 @@ filter at that source, sent concurrently. ``AND`` runs only its most
 selective side (a side of at most :data:`KEYED` identity keys, such as
 ``email in [...]``, is taken without counting the others: the counts may
 scan their tables, the keys are found by index; nor is a metric threshold
-counted to the end once another side counts at most :data:`KEYED` rows);
+counted once another side counts at most :data:`KEYED` rows, and a lone
+related-entity side is read while it is counted, so a selective one costs
+no round trip of its own, the read stopped when a threshold counts fewer);
 ``OR`` runs all of its sides and unions them; ``NOT`` cannot be reduced.
 
 **Chunks.** A read yields its seed records in chunks of at most
@@ -96,6 +98,15 @@ class Read:
     """The predicate every customer holding one of the seed records satisfies (a
     related-row condition whose matching rows' parents are the seeds), so it need not
     be checked again; None when the seeds are a superset."""
+    started: asyncio.Task[list[Row]] | None = None
+    """Its rows, read beside its count (see :meth:`Reducer._first_few`); stopped by
+    :meth:`abandon` when another read is taken."""
+
+    def abandon(self) -> None:
+        """Stop reading ahead: another read was taken."""
+        if self.started is not None:
+            self.started.cancel()
+            note(f"{self.label}: read beside its count, not taken (stopped)")
 
 
 def pushdown(value: Any) -> Any:
@@ -124,8 +135,10 @@ class Reducer:
 
     # -- planning --------------------------------------------------------
 
-    async def plan(self, expr: Expr) -> Read | None:
-        """The cheapest way to narrow ``expr`` at the sources; None if none can."""
+    async def plan(self, expr: Expr, ahead: bool = False) -> Read | None:
+        """The cheapest way to narrow ``expr`` at the sources; None if none can.
+        ``ahead``: a related-entity condition's rows are read beside its count (the
+        caller takes or abandons the read)."""
         if isinstance(expr, FieldPred):
             if expr.field in self.model.metrics:
                 return await self._plan_metric(expr)
@@ -133,7 +146,8 @@ class Reducer:
         if isinstance(expr, RelationPred):
             rel = self.model.relations[expr.relation]
             where = [(rel.fields[f].column, c) for f, c in expr.where]
-            read = await self._plan_relation(rel, where, _label(expr.relation, expr.where))
+            label = _label(expr.relation, expr.where)
+            read = await self._plan_relation(rel, where, label, ahead=ahead)
             read.holds = expr  # its rows are re-checked in memory, each seed has one
             return read
         if isinstance(expr, And):
@@ -156,6 +170,9 @@ class Reducer:
             if not known:
                 return None
             best = min(known, key=lambda r: r.estimate)
+            for read in known:
+                if read is not best:
+                    read.abandon()
             if len(known) > 1:
                 others = ", ".join(f"{r.label} ~{r.estimate}" for r in known if r is not best)
                 note(f"and: reduce by {best.label} (~{best.estimate} rows; not {others})")
@@ -188,19 +205,34 @@ class Reducer:
         if any(metric) and not all(metric):
             # the plain sides first: a metric count started beside them competes for the
             # CPU with the few-row counts it cannot beat, and stopping it waits for its
-            # statement's interrupt
-            plain = await asyncio.gather(
-                *(self.plan(e) for e, m in zip(items, metric, strict=True) if not m)
+            # statement's interrupt. A lone related-entity side is read beside its count:
+            # it is taken unless it counts more than KEYED rows and a threshold fewer
+            # (a round trip less for a selective one; a bounded read stopped otherwise)
+            alone = metric.count(False) == 1
+            plain = list(
+                await asyncio.gather(
+                    *(
+                        self.plan(e, ahead=alone)
+                        for e, m in zip(items, metric, strict=True)
+                        if not m
+                    )
+                )
             )
             few = min((r for r in plain if r is not None), key=lambda r: r.estimate, default=None)
             if few is not None and few.estimate <= KEYED:
                 return [], few
             counted = iter(plain)
-            rest = iter(
-                await asyncio.gather(
-                    *(self.plan(e) for e, m in zip(items, metric, strict=True) if m)
+            try:
+                rest = iter(
+                    await asyncio.gather(
+                        *(self.plan(e) for e, m in zip(items, metric, strict=True) if m)
+                    )
                 )
-            )
+            except BaseException:
+                for read in plain:
+                    if read is not None:
+                        read.abandon()
+                raise
             return [next(rest) if m else next(counted) for m in metric], None
         return list(await asyncio.gather(*(self.plan(e) for e in items))), None
 
@@ -321,35 +353,52 @@ class Reducer:
         return None
 
     async def _plan_relation(
-        self, rel: RelationSpec, where: Sequence[tuple[str, Cond]], label: str
+        self, rel: RelationSpec, where: Sequence[tuple[str, Cond]], label: str, ahead: bool = False
     ) -> Read:
         connector = self.view.federation.connectors[rel.source]
         caps = connector.capabilities_for(rel.table)
         filters = [Filter(column, c.op, pushdown(c.value)) for column, c in where]
         pushed = [f for f in filters if caps.can_filter(f.column, f.op)]
-        estimate = await self._count(rel.source, rel.table, pushed)
-        return Read(label, estimate, lambda: self._reduce_relation(rel, where, pushed))
+        started = asyncio.ensure_future(self._relation_rows(rel, where, pushed)) if ahead else None
+        try:
+            estimate = await self._count(rel.source, rel.table, pushed)
+        except BaseException:
+            if started is not None:
+                started.cancel()
+            raise
+        read = Read(label, estimate, lambda: self._reduce_relation(rel, where, pushed, started))
+        read.started = started
+        return read
 
     # -- reading ---------------------------------------------------------
 
-    async def _reduce_relation(
+    async def _relation_rows(
         self, rel: RelationSpec, where: Sequence[tuple[str, Cond]], pushed: Sequence[Filter]
-    ) -> Chunks:
-        """The parent records of the rows matching ``where``, ``limit`` keys a chunk."""
+    ) -> list[Row]:
+        """The rows matching the pushable conditions, up to one past the ceiling."""
         connector = self.view.federation.connectors[rel.source]
         columns = list(dict.fromkeys([rel.parent.column, *(column for column, _ in where)]))
         request = ScanRequest(rel.table, columns, filters=pushed, limit=self.ceiling + 1)
-        rows = [row async for row in connector.scan(request)]
+        return [row async for row in connector.scan(request)]
+
+    async def _reduce_relation(
+        self,
+        rel: RelationSpec,
+        where: Sequence[tuple[str, Cond]],
+        pushed: Sequence[Filter],
+        started: asyncio.Task[list[Row]] | None = None,
+    ) -> Chunks:
+        """The parent records of the rows matching ``where``, ``limit`` keys a chunk
+        (the rows read beside the count when ``started``)."""
+        if started is not None:
+            rows = await started
+        else:
+            rows = await self._relation_rows(rel, where, pushed)
         if len(rows) > self.ceiling:
             yield Seeds((), complete=False)
             return
-        keys = list(
-            dict.fromkeys(
-                r[rel.parent.column]
-                for r in rows
-                if all(holds(_value(r, rel, column), c) for column, c in where)
-            )
-        )
+        check = _checker(rel, where)
+        keys = list(dict.fromkeys(r[rel.parent.column] for r in rows if check(r)))
         del rows
         member = self.view.federation.member(rel.parent.member)
         for start in range(0, len(keys), self.limit):
@@ -421,13 +470,11 @@ class Reducer:
         columns = list(dict.fromkeys([parent, *(column for column, _ in where)]))
         size = caps.max_batch_size
 
+        check = _checker(rel, where)
+
         async def chunk(part: list[Any]) -> list[Any]:
             request = ScanRequest(rel.table, columns, [Filter(parent, "in", part), *pushed])
-            return [
-                row[parent]
-                async for row in connector.scan(request)
-                if all(holds(_value(row, rel, col), c) for col, c in where)
-            ]
+            return [row[parent] async for row in connector.scan(request) if check(row)]
 
         found = await asyncio.gather(
             *(chunk(keys[i : i + size]) for i in range(0, len(keys), size))
@@ -440,9 +487,19 @@ class Reducer:
         return matched
 
 
-def _value(row: Row, rel: RelationSpec, column: str) -> Any:
-    """A relation row's value typed as its entity field (raw when no field maps it)."""
+def _checker(rel: RelationSpec, where: Sequence[tuple[str, Cond]]) -> Callable[[Row], bool]:
+    """Whether a relation row matches every ``(column, condition)`` of ``where``, each
+    value typed as its entity field (raw when no field maps the column)."""
+    types: dict[str, Any] = {}
     for spec in rel.fields.values():
-        if spec.column == column:
-            return coerce(row.get(column), spec.type)
-    return row.get(column)
+        types.setdefault(spec.column, spec.type)
+    checks = [(column, types.get(column), cond) for column, cond in where]
+
+    def check(row: Row) -> bool:
+        for column, type_, cond in checks:
+            value = row.get(column)
+            if not holds(value if type_ is None else coerce(value, type_), cond):
+                return False
+        return True
+
+    return check

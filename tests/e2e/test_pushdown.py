@@ -204,3 +204,24 @@ async def test_a_metric_the_role_may_not_read_is_never_loaded_early(
     assert body["data"]["customers"]["nodes"], body
     assert {e["extensions"]["code"] for e in body["errors"]} == {"FORBIDDEN_FIELD"}
     assert not _calls(body["extensions"]["explain"], "orders", "aggregate")
+
+
+async def test_a_related_entity_side_read_beside_its_count_is_stopped_when_not_taken(
+    client: httpx.AsyncClient,
+) -> None:
+    """An and's lone related-entity side is read while it is counted (a selective one
+    is then taken without a round trip of its own); when a metric threshold counts
+    fewer rows, that read is stopped, said in the plan, and the answer is the same."""
+    query = """query($f: CustomerFilter) { customers(first: 500, filter: $f) {
+        nodes { id tickets { id } } } }"""
+    body = await gql(client, query, f={"openPipeline": {"ge": 1}})
+    nodes = body["data"]["customers"]["nodes"]  # type: ignore[index]
+    expected = sorted(n["id"] for n in nodes if n["tickets"])
+    assert expected and len(expected) < len(nodes), "a sample both ways"
+
+    every = {"createdAt": {"ge": "2000-01-01T00:00:00Z"}}  # every ticket: not selective
+    body = await _explain(client, IDS, f={"tickets": every, "openPipeline": {"ge": 1}})
+    assert sorted(n["id"] for n in body["data"]["customers"]["nodes"]) == expected
+    memory = body["extensions"]["explain"]["memory"]
+    assert any(s.startswith("and: reduce by openPipeline") for s in memory), memory
+    assert any(s.startswith("tickets(") and "not taken (stopped)" in s for s in memory), memory
