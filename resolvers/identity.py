@@ -410,10 +410,17 @@ class Stitcher:
         for lookup in lookups:
             tables[lookup.member.id].append(lookup)
         groups = list(tables.values())
-        looked, read = await asyncio.gather(
-            asyncio.gather(*(self._lookup(g) for g in groups), return_exceptions=True),
-            asyncio.gather(*(self.fetch(m, keys) for m, keys in fetches), return_exceptions=True),
-        )
+        looking = (self._lookup(g) for g in groups)
+        read: list[list[list[Row]] | BaseException]
+        if fetches:
+            looked, read = await asyncio.gather(
+                asyncio.gather(*looking, return_exceptions=True),
+                asyncio.gather(
+                    *(self.fetch(m, keys) for m, keys in fetches), return_exceptions=True
+                ),
+            )
+        else:  # no linked record to fetch (the usual round): no gather for them
+            looked, read = await asyncio.gather(*looking, return_exceptions=True), []
         found: list[tuple[Record, KeyNode]] = []
         fetched: list[Record] = []
         for group, result in zip(groups, looked, strict=True):
