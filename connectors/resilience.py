@@ -218,7 +218,7 @@ class ResilientConnector(ConnectorWrapper):
                 raise deadline.passed(self.name)
             failures: list[SourceUnavailable] = []
             try:
-                async with asyncio.timeout(left + BACKSTOP) as scope:
+                async with deadline.cut(BACKSTOP) as scope:
                     return await self._attempts(call, left, failures)
             except TimeoutError:
                 if not scope.expired():
@@ -396,7 +396,7 @@ async def _until(
     try:
         while True:
             try:
-                async with asyncio.timeout(max(deadline.left(), 0.0) + BACKSTOP) as scope:
+                async with deadline.cut(BACKSTOP) as scope:
                     row = await anext(stream)
             except StopAsyncIteration:
                 return

@@ -1,0 +1,70 @@
+"""A deadline's cuts: ``asyncio.timeout`` for each source call, on one shared timer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from connectors.deadline import deadline_scope
+
+
+async def test_calls_past_the_deadline_are_cut_and_calls_in_time_are_not() -> None:
+    with deadline_scope(0.05) as deadline:
+        assert deadline is not None
+
+        async def call(seconds: float) -> str:
+            async with deadline.cut(0.02):
+                await asyncio.sleep(seconds)
+            return "answered"
+
+        quick = asyncio.create_task(call(0.01))
+        slow = [asyncio.create_task(call(5)) for _ in range(3)]
+        assert await quick == "answered"
+        for task in slow:
+            with pytest.raises(TimeoutError):
+                await task
+        assert deadline.left() < 0
+
+
+async def test_one_timer_serves_every_call_and_goes_with_the_scope() -> None:
+    loop = asyncio.get_running_loop()
+
+    def timers() -> int:
+        return sum(1 for h in loop._scheduled if not h.cancelled())  # type: ignore[attr-defined]
+
+    before = timers()
+    with deadline_scope(30) as deadline:
+        assert deadline is not None
+        for _ in range(20):
+            async with deadline.cut(0.05):
+                await asyncio.sleep(0)
+        assert timers() == before + 1
+    assert timers() == before, "the scope's end takes the timer away"
+
+
+async def test_a_cancel_from_outside_stays_a_cancel() -> None:
+    with deadline_scope(30) as deadline:
+        assert deadline is not None
+        cut_seen = []
+
+        async def call() -> None:
+            async with deadline.cut(0.05) as cut:
+                cut_seen.append(cut)
+                await asyncio.sleep(5)
+
+        task = asyncio.create_task(call())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not cut_seen[0].expired()
+
+
+async def test_a_passed_deadline_still_leaves_the_grace() -> None:
+    with deadline_scope(0.01) as deadline:
+        assert deadline is not None
+        await asyncio.sleep(0.03)
+        async with deadline.cut(0.05) as cut:
+            await asyncio.sleep(0.01)  # within the grace, counted from now
+        assert not cut.expired()
