@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -164,9 +165,20 @@ class Authenticator:
             raise AuthError("the token's key id is not in the JWKS document") from None
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from None
-        roles = claims.get(spec.roles_claim) or []
-        scopes = claims.get(spec.scopes_claim) or []
-        if isinstance(scopes, str):
-            scopes = scopes.split()
+        roles = _names(claims, spec.roles_claim)
+        scopes = _names(claims, spec.scopes_claim)
         attributes = {c: str(claims[c]) for c in spec.attribute_claims if c in claims}
-        return Principal(str(claims["sub"]), "jwt", frozenset(roles), frozenset(scopes), attributes)
+        return Principal(str(claims["sub"]), "jwt", roles, scopes, attributes)
+
+
+def _names(claims: Mapping[str, Any], claim: str) -> frozenset[str]:
+    """A roles or scopes claim: a list of strings, or one space-separated string."""
+    value = claims.get(claim) or []
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list) and all(isinstance(name, str) for name in value):
+        return frozenset(value)
+    raise AuthError(
+        f"invalid token: the {claim!r} claim must be a list of strings or a space-separated"
+        " string; ask the identity provider to send it so"
+    )

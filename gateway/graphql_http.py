@@ -161,7 +161,10 @@ class GraphQLLane:
             principal, grant = self._admitted(headers)
             body = await _body(receive, read, self.limits.max_body_bytes)
             data = _operation(body)
-        except _General:
+        except Exception:
+            # a request it would refuse or read apart, and anything unexpected before
+            # it answers (an authenticator's error), goes through the general stack,
+            # which answers, counts and logs it as it always does
             await self.app(scope, _replaying(read, receive), send)
             return
         self.answered += 1

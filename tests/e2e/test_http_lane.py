@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 
 from gateway.app import create_app
+from gateway.auth import Authenticator
 from gateway.graphql_http import GraphQLLane
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from tests.e2e.test_fastpath import HOT, SAME_ID, _customer, _pool, _variables, corpus
@@ -260,3 +262,44 @@ async def test_a_failure_before_the_response_is_a_500_both_ways(
         'custview_http_requests_total{method="POST",route="/graphql",status="500"} 1.0'
         in counted[1]
     )
+
+
+async def test_an_unexpected_error_while_admitting_goes_through_the_general_stack(
+    demo_env: None, monkeypatch: Any, caplog: Any
+) -> None:
+    """An authenticator that fails unexpectedly (not a refusal): the lane hands the
+    request over before answering, so the 500, its metrics and its access line are
+    the general stack's."""
+    loaded = load_settings(DEMO_CONFIG)
+    counted, lines = [], []
+    for lane in (False, True):
+        app = create_app(loaded, http_lane=lane)
+        async with app.router.lifespan_context(app):
+
+            def broken(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("the identity provider's library failed")
+
+            monkeypatch.setattr(Authenticator, "authenticate", broken)
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://custview") as client:
+                caplog.clear()
+                with caplog.at_level(logging.INFO, logger="custview.access"):
+                    response = await client.post(
+                        "/graphql",
+                        json={"query": "{ sources { name } }"},
+                        headers={"X-API-Key": "demo-key"},
+                    )
+                lines.append(
+                    [r.getMessage() for r in caplog.records if r.name == "custview.access"]
+                )
+                assert response.status_code == 500
+                monkeypatch.undo()
+                counted.append(await _counted(client, ""))
+            if lane:
+                assert _lane_of(app).answered == 0
+    assert counted[0] == counted[1]
+    assert (
+        'custview_http_requests_total{method="POST",route="/graphql",status="500"} 1.0'
+        in counted[1]
+    )
+    assert len(lines[1]) == len(lines[0]) == 1 and " 500" in lines[1][0]

@@ -63,6 +63,24 @@ def test_hs256_tokens_check_expiry_issuer_and_audience() -> None:
             auth.authenticate({"authorization": f"Bearer {bad}"})
 
 
+def test_a_roles_claim_is_a_list_or_a_space_separated_string() -> None:
+    auth = Authenticator(settings(jwt={"secret": SECRET, "issuer": "idp", "audience": "custview"}))
+
+    def roles(value: Any) -> frozenset[str]:
+        signed = token(SECRET, roles=value)
+        return auth.authenticate({"authorization": f"Bearer {signed}"}).roles
+
+    assert roles(["support", "analyst"]) == {"support", "analyst"}
+    # one role as a string is that role, not its letters
+    assert roles("admin") == {"admin"}
+    assert roles("steward analyst") == {"steward", "analyst"}
+    assert roles(None) == frozenset()
+    for bad in (5, {"admin": True}, ["admin", 7]):
+        # refused as an invalid token (401), never a server error
+        with pytest.raises(AuthError, match="'roles' claim must be a list of strings"):
+            roles(bad)
+
+
 def test_rs256_from_a_pem_file(tmp_path: Path) -> None:
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = private.public_key().public_bytes(
