@@ -42,12 +42,14 @@ from graphql import (
     FieldNode,
     GraphQLError,
     GraphQLField,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLResolveInfo,
     GraphQLSchema,
+    GraphQLString,
     OperationDefinitionNode,
     OperationType,
     get_operation_ast,
@@ -649,7 +651,15 @@ class _Run:
     def _list(self, selected: Selected, item_type: Any, path: PathKeys, items: Any) -> Any:
         completed: list[Any] = []
         pending: list[int] = []
+        of = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
+        built = selected.items is not None and isinstance(of, GraphQLObjectType)
         for index, item in enumerate(items):
+            if built and item is not None and not isinstance(item, Exception):
+                # what :meth:`complete` comes to for such an item, without its steps
+                row = self._built(selected, item)
+                if row is not None:
+                    completed.append(row)
+                    continue
             item_path = (path, index)
             try:
                 value = self.complete(selected, item_type, item_path, item)
@@ -725,6 +735,8 @@ _HELPERS = GraphQLResolveInfoHelpers(_gather, _track)
 
 def _coerced(type_: GraphQLLeafType, result: Any) -> Any:
     """A scalar or enum value as output, with graphql-core's error when it has none."""
+    if result.__class__ is str and (type_ is GraphQLString or type_ is GraphQLID):
+        return result  # what their output coercion answers for text, without the call
     coerced = type_.coerce_output_value(result)
     if coerced is Undefined or coerced is None:
         raise TypeError(
