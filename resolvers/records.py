@@ -40,6 +40,10 @@ class RecordRef:
     def __hash__(self) -> int:
         return self._hash
 
+    def __reduce__(self) -> tuple[type[RecordRef], tuple[str, str, str]]:
+        # rebuilt through the constructor: a str's hash differs between processes
+        return (RecordRef, (self.source, self.table, self.key))
+
     def __str__(self) -> str:
         return f"{self.source}/{self.table}/{self.key}"
 
