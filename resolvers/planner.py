@@ -124,10 +124,15 @@ class Planner:
 
     async def _matching(self, expr: Expr | None, *, keep: bool = True) -> _Matches:
         read = await self.reducer.plan(expr) if expr is not None else None
-        if expr is not None and read is not None:
-            found = await self._reduced(expr, read, keep=keep)
-            if found is not None:
-                return found
+        try:
+            if expr is not None and read is not None:
+                found = await self._reduced(expr, read, keep=keep)
+                if found is not None:
+                    return found
+        finally:
+            # a read started beside its count that the plan did not take (a side of an
+            # `or` that gave up, a union stopped early) stops here, not in the background
+            self.reducer.stop_reading_ahead()
         customers = await self._everyone()
         if expr is not None:
             before = len(customers)

@@ -132,6 +132,8 @@ class Reducer:
         self.limit = self.model.planner.max_candidates
         self.ceiling = self.limit * 10
         """The most rows a reduction may read (and seed records it may stream)."""
+        self._ahead: list[Read] = []
+        """Reads started beside their counts (see :meth:`stop_reading_ahead`)."""
 
     # -- planning --------------------------------------------------------
 
@@ -368,7 +370,17 @@ class Reducer:
             raise
         read = Read(label, estimate, lambda: self._reduce_relation(rel, where, pushed, started))
         read.started = started
+        if started is not None:
+            self._ahead.append(read)
         return read
+
+    def stop_reading_ahead(self) -> None:
+        """Every read started beside its count and still running is stopped: the
+        planner is done with this filter's reads (one it took has finished by then)."""
+        ahead, self._ahead = self._ahead, []
+        for read in ahead:
+            if read.started is not None and not read.started.done():
+                read.abandon()
 
     # -- reading ---------------------------------------------------------
 

@@ -5,10 +5,13 @@ comparisons mean the same on every engine layout."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
+import pytest
 
+from resolvers import reduction
 from tests.e2e.conftest import gql
 
 CROSS = """{ customers(first: 50, filter: {country: {eq: "DE"},
@@ -225,3 +228,35 @@ async def test_a_related_entity_side_read_beside_its_count_is_stopped_when_not_t
     memory = body["extensions"]["explain"]["memory"]
     assert any(s.startswith("and: reduce by openPipeline") for s in memory), memory
     assert any(s.startswith("tickets(") and "not taken (stopped)" in s for s in memory), memory
+
+
+async def test_a_read_beside_its_count_is_stopped_when_an_or_gives_up(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ``or`` one of whose sides cannot be narrowed at the sources lists every
+    customer instead: a related-entity read started beside its count inside the
+    other side (here a source that never answers it) is stopped when the planner is
+    done, not left reading in the background after the answer."""
+    started: list[asyncio.Task[Any]] = []
+
+    class SlowSource:
+        """asyncio, except that a read started beside its count never returns."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(asyncio, name)
+
+        @staticmethod
+        def ensure_future(coro: Any) -> asyncio.Task[Any]:
+            coro.close()
+            task = asyncio.ensure_future(asyncio.Event().wait())
+            started.append(task)
+            return task
+
+    monkeypatch.setattr(reduction, "asyncio", SlowSource())
+    side = {"and": [{"tickets": {"status": {"eq": "open"}}}, {"openTickets": {"ge": 1}}]}
+    query = "query($f: CustomerFilter) { customers(first: 5, filter: $f) { nodes { id } } }"
+    body = await gql(client, query, f={"or": [side, {"not": {"country": {"eq": "DE"}}}]})
+    assert body["data"]["customers"]["nodes"], body  # type: ignore[index]
+    assert len(started) == 1, "the tickets side was read beside its count"
+    await asyncio.sleep(0)  # a stop lands when the task next runs
+    assert started[0].cancelled(), "the read goes on after the answer"
