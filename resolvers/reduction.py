@@ -371,6 +371,9 @@ class Reducer:
         read = Read(label, estimate, lambda: self._reduce_relation(rel, where, pushed, started))
         read.started = started
         if started is not None:
+            # a read not taken may fail unawaited: its error is the source's to report
+            # when it is taken, and nobody's when it is not
+            started.add_done_callback(_retrieved)
             self._ahead.append(read)
         return read
 
@@ -497,6 +500,11 @@ class Reducer:
             f"{len(found)} IN list(s); {len(matched)} have a matching row"
         )
         return matched
+
+
+def _retrieved(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _checker(rel: RelationSpec, where: Sequence[tuple[str, Cond]]) -> Callable[[Row], bool]:
