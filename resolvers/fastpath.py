@@ -92,9 +92,13 @@ class Selected:
     non_null: bool = False
     items: tuple[Item, ...] | None = None
     """For a relation whose selected fields are all leaves read from its rows'
-    dicts: each one's (response key, dict key, leaf type, non-null, field name),
-    so that :meth:`_Run.complete` builds a row's answer in one go."""
+    dicts (or a plain object's, from its attributes: :attr:`attributes`): each
+    one's (response key, dict key or attribute, leaf type, non-null, field
+    name), so that :meth:`_Run.complete` builds a row's answer in one go."""
     entity: str = ""
+    attributes: bool = False
+    """``items`` name attributes of plain objects (a source record, a field's
+    provenance: no policy wrapper of their own), not keys of a relation row."""
 
 
 Item = tuple[str, str, GraphQLLeafType, bool, str]
@@ -161,6 +165,8 @@ class FastPath:
         (``customer(...)``: a relation's rows are then looked up at once, not
         batched); made when a plan is compiled."""
         self._item_keys: dict[tuple[str, str], str] = {}
+        self._attribute_names: dict[tuple[str, str], str] = {}
+        """(plain object type, field) -> the attribute its value is read from."""
         """(relation entity, field) -> the key of its value in a relation row's dict."""
         self.governed = governor_of(schema) is not None
         self._resolvers = self._customer_resolvers(schema)
@@ -260,6 +266,7 @@ class FastPath:
             for field_name, graphql_field in graphql_type.fields.items():
                 definition = (graphql_field.extensions or {})["strawberry-definition"]
                 found[type_name, field_name] = _attribute(definition.python_name)
+                self._attribute_names[type_name, field_name] = definition.python_name
         return found
 
     def _timeline_types(self) -> tuple[str, ...]:
@@ -321,6 +328,7 @@ class FastPath:
                 named = named.of_type
             children = None
             items: tuple[Item, ...] | None = None
+            attributes = False
             if isinstance(named, GraphQLObjectType):
                 if node.selection_set is None:
                     raise _Unsupported
@@ -332,6 +340,9 @@ class FastPath:
                 if narrow is not None:
                     resolve = narrow(frozenset(c.name for c in children), alone)
                 items = self._items(named.name, children)
+                attributes = items is None
+                if attributes:
+                    items = self._items(named.name, children, self._attribute_names)
             elif not isinstance(named, GraphQLLeafType):
                 raise _Unsupported
             selected = Selected(
@@ -345,6 +356,7 @@ class FastPath:
                 bool(field.args or node.arguments),
                 children,
                 items=items,
+                attributes=attributes and items is not None,
                 entity=named.name,
             )
             if isinstance(field.type, GraphQLLeafType):
@@ -358,10 +370,15 @@ class FastPath:
             out.append(selected)
         return out
 
-    def _items(self, entity: str, children: list[Selected]) -> tuple[Item, ...] | None:
+    def _items(
+        self,
+        entity: str,
+        children: list[Selected],
+        keys: dict[tuple[str, str], str] | None = None,
+    ) -> tuple[Item, ...] | None:
         items = []
         for child in children:
-            key = self._item_keys.get((entity, child.name))
+            key = (self._item_keys if keys is None else keys).get((entity, child.name))
             if key is None or child.leaf is None or child.has_args:
                 return None
             items.append((child.key, key, child.leaf, child.non_null, child.name))
@@ -592,22 +609,28 @@ class _Run:
         """A relation row's answer built in one go — what :meth:`fields` makes of it
         through the governance wrappers, for a caller who may read every selected
         field — or None: then :meth:`fields` completes it, errors and all (the
-        trail notes made here are made again there, to the same sets)."""
-        try:
-            shown = self._shown[id(selected)]
-        except KeyError:
-            shown = self._shown[id(selected)] = self._showing(selected)
-        if shown is None:
-            return None
+        trail notes made here are made again there, to the same sets). A plain
+        object's attributes (:attr:`Selected.attributes`) are shown as read, as
+        their resolvers show them."""
         items = selected.items or ()
-        if shown is _CLEAR:
-            values: Iterable[Any] = (row.get(item[1]) for item in items)
+        values: Iterable[Any]
+        if selected.attributes:
+            values = (getattr(row, item[1]) for item in items)
         else:
-            actions, salt = shown
-            values = (
-                mask(row.get(item[1]), action, salt)
-                for item, action in zip(items, actions, strict=True)
-            )
+            try:
+                shown = self._shown[id(selected)]
+            except KeyError:
+                shown = self._shown[id(selected)] = self._showing(selected)
+            if shown is None:
+                return None
+            if shown is _CLEAR:
+                values = (row.get(item[1]) for item in items)
+            else:
+                actions, salt = shown
+                values = (
+                    mask(row.get(item[1]), action, salt)
+                    for item, action in zip(items, actions, strict=True)
+                )
         out: dict[str, Any] = {}
         try:
             for (key, _, leaf, non_null, _), value in zip(items, values, strict=True):
