@@ -213,20 +213,23 @@ class Survivorship:
         """The golden record of ``records``; each field is decided when first read."""
         records = tuple(records)
         updated = _Updated(self._updated, records)
+        # each record's row and field readers, looked up once for all its fields
+        readers = [(r.row, self._readers_of(r.member), r) for r in records]
 
         def field_of(field: str) -> tuple[Any, Provenance | None]:
-            return self._field(field, records, updated)
+            return self._field(field, readers, updated)
 
         return GoldenRecord({}, {}, field_of, list(self.fields))
 
     def _field(
-        self, field: str, records: Sequence[Record], updated: dict[int, dt.datetime]
+        self,
+        field: str,
+        readers: Sequence[tuple[dict[str, Any], list[Reader], Record]],
+        updated: dict[int, dt.datetime],
     ) -> tuple[Any, Provenance | None]:
         at = self._at[field]
         candidates = [
-            (value, record)
-            for record in records
-            if (value := self._readers_of(record.member)[at](record.row)) is not None
+            (value, record) for row, read, record in readers if (value := read[at](row)) is not None
         ]
         if not candidates:
             return None, None
@@ -234,8 +237,9 @@ class Survivorship:
         seen = {_shown(value)}
         alternatives = []
         for other, record in candidates:
-            if _shown(other) not in seen:
-                seen.add(_shown(other))
+            shown = _shown(other)
+            if shown not in seen:
+                seen.add(shown)
                 alternatives.append((other, record.ref))
         return value, Provenance(field, value, winner.ref, rule, reason, tuple(alternatives))
 
