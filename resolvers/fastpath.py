@@ -210,8 +210,10 @@ class FastPath:
             customer("timeline", _timeline)
         for name in self.model.metrics:
 
-            async def metric(root: Any, info: Any, name: str = name) -> Any:
-                return await info.context["view"].metric(root, name)
+            def metric(root: Any, info: Any, name: str = name) -> Any:
+                view = info.context["view"]
+                known, value = view.known_metric(root, name)  # loaded by the planner
+                return value if known else view.metric(root, name)
 
             customer(name, metric)
         for name, rel in self.model.relations.items():

@@ -495,6 +495,18 @@ class RequestView:
         page = found[:first]
         return Page(page, len(found) > first, page[-1][0] if page else after)
 
+    def known_metric(self, customer: CustomerView, name: str) -> tuple[bool, Any]:
+        """``(True, value)`` when this request worked metric ``name`` out for the
+        customer already and its source has not failed since, else ``(False, None)``:
+        a listed customer's metric read without a coroutine."""
+        values = customer.metric_values
+        if not values or name not in values:
+            return False, None
+        spec = self.model.metrics[name]
+        if self.errors and self.failure(self.model.relations[spec.relation].source):
+            return False, None
+        return True, values[name]
+
     async def metric(self, customer: CustomerView, name: str) -> Any:
         """A computed metric of the customer, batched with every other customer's."""
         return (await self.metric_many([customer], name))[0]
