@@ -19,11 +19,14 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from connectors.errors import DeadlineExceeded
+
+T = TypeVar("T")
 
 
 class Cut:
@@ -32,7 +35,7 @@ class Cut:
 
     __slots__ = ("_cancelling", "_cuts", "_expired", "_task", "when")
 
-    def __init__(self, cuts: _Cuts, when: float) -> None:
+    def __init__(self, cuts: Alarms[Cut], when: float) -> None:
         self._cuts = cuts
         self.when = when
         """On the running loop's clock."""
@@ -41,7 +44,8 @@ class Cut:
     def expired(self) -> bool:
         return self._expired
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The deadline passed: the task under this cut is cancelled."""
         self._expired = True
         self._task.cancel()
 
@@ -51,7 +55,7 @@ class Cut:
             raise RuntimeError("a deadline's cut is for a task")
         self._task = task
         self._cancelling = task.cancelling()
-        self._cuts.add(self)
+        self._cuts.add(self, self.when, self._task.get_loop())
         return self
 
     async def __aexit__(
@@ -67,35 +71,40 @@ class Cut:
             raise TimeoutError from error
 
 
-class _Cuts:
-    """The calls of one deadline waiting under a :class:`Cut`, and one loop timer
-    for the earliest of them (set for the first, not per call: scheduling and
-    cancelling an ``asyncio.timeout`` cost ~4 us, and a customer 360 makes ~20
-    source calls under its request's deadline)."""
+class Alarms(Generic[T]):
+    """Things due at given times on one loop, and one loop timer for the earliest.
 
-    __slots__ = ("_at", "_due", "_loop", "_timer")
+    The timer is set for the first (not one per thing: scheduling and cancelling
+    an ``asyncio.timeout`` costs ~4 us, more than a SQLite statement's thread hop,
+    and a customer 360 makes ~20 source calls under its request's deadline).
+    When it fires, ``ring`` is called for each overdue thing, and the timer is
+    set again for the next. Something done in time only leaves the table.
+    """
 
-    def __init__(self) -> None:
-        self._due: set[Cut] = set()
+    __slots__ = ("_at", "_due", "_loop", "_ring", "_timer")
+
+    def __init__(self, ring: Callable[[T], object]) -> None:
+        self._ring = ring
+        self._due: dict[T, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._at = math.inf
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def add(self, cut: Cut) -> None:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new loop: what was waited for on the old one is gone
+    def add(self, thing: T, when: float, loop: asyncio.AbstractEventLoop) -> None:
+        """``ring(thing)`` at ``when`` (``loop``'s clock) unless it is discarded first."""
+        if loop is not self._loop:  # a new loop: what was due on the old one is gone
             self._due.clear()
-            self._set(cut.when, loop)
-        elif cut.when < self._at:
-            self._set(cut.when, loop)
-        self._due.add(cut)
+            self._set(when, loop)
+        elif when < self._at:
+            self._set(when, loop)
+        self._due[thing] = when
 
-    def discard(self, cut: Cut) -> None:
-        self._due.discard(cut)
+    def discard(self, thing: T) -> None:
+        self._due.pop(thing, None)
 
     def close(self) -> None:
-        """The work is over: the timer goes unless a call still waits (a task the
-        work started and left running)."""
+        """The work is over: the timer goes unless something is still due (a task
+        the work started and left running)."""
         if not self._due and self._timer is not None:
             self._timer.cancel()
             self._timer, self._at = None, math.inf
@@ -111,11 +120,15 @@ class _Cuts:
         loop = self._loop
         assert loop is not None
         now = loop.time()
-        for cut in [c for c in self._due if c.when <= now]:
-            self._due.discard(cut)
-            cut._expire()
+        for thing in [t for t, when in self._due.items() if when <= now]:
+            del self._due[thing]
+            self._ring(thing)
         if self._due:
-            self._set(min(c.when for c in self._due), loop)
+            self._set(min(self._due.values()), loop)
+
+
+def _cuts() -> Alarms[Cut]:
+    return Alarms(Cut.expire)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +137,7 @@ class Deadline:
     """When it passes, on :func:`time.monotonic`'s clock."""
     seconds: float
     """The whole budget, for messages."""
-    cuts: _Cuts = field(default_factory=_Cuts, compare=False, repr=False)
+    cuts: Alarms[Cut] = field(default_factory=_cuts, compare=False, repr=False)
 
     def left(self) -> float:
         return self.at - time.monotonic()

@@ -20,7 +20,7 @@ What the SQLAlchemy path guaranteed still holds:
 * a statement can be interrupted (``sqlite3.Connection.interrupt``) when
   its timeout or the request's deadline passes (a pool keeps one timer for
   the statements in flight, not an ``asyncio.timeout`` per statement:
-  :class:`_Watch`);
+  :class:`~connectors.deadline.Alarms`);
 * ``engine.dispose()`` also closes this pool's idle connections.
 
 The pool keeps ``pool_size`` connections open; up to ``max_overflow`` more
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import sqlite3
 import threading
 import time
@@ -48,7 +47,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
-from connectors.deadline import Deadline, time_left
+from connectors.deadline import Alarms, Deadline, time_left
 from connectors.sql.compiled import CompiledStatements
 from connectors.sql.engine import read_only_url
 
@@ -106,57 +105,10 @@ class _Worker:
         self._jobs.put(None)
 
 
-class _Watch:
-    """The statements in flight on one pool and when their callers stop waiting.
-
-    One timer serves them all: it is set for the earliest, and when it fires
-    it fails the overdue ones with :class:`TimeoutError` and is set again for
-    the next. A statement that ends in time only leaves the table, so the
-    usual statement costs a dict entry, not a timer of its own (scheduling and
-    cancelling an ``asyncio.timeout`` cost more than the rest of the hop).
-    """
-
-    __slots__ = ("_at", "_due", "_loop", "_timer")
-
-    def __init__(self) -> None:
-        self._due: dict[asyncio.Future[Any], float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._at = math.inf
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def add(
-        self, future: asyncio.Future[Any], when: float, loop: asyncio.AbstractEventLoop
-    ) -> None:
-        """Fail ``future`` with :class:`TimeoutError` at ``when`` (``loop``'s clock)
-        unless it is done or removed (:meth:`remove`) by then."""
-        if loop is not self._loop:  # a new loop: what was watched on the old one is gone
-            self._due.clear()
-            self._set(when, loop)
-        elif when < self._at:
-            self._set(when, loop)
-        self._due[future] = when
-
-    def remove(self, future: asyncio.Future[Any]) -> None:
-        self._due.pop(future, None)
-
-    def _set(self, when: float, loop: asyncio.AbstractEventLoop) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._at, self._loop = when, loop
-        self._timer = loop.call_at(when, self._fire)
-
-    def _fire(self) -> None:
-        self._timer, self._at = None, math.inf
-        loop = self._loop
-        assert loop is not None
-        now = loop.time()
-        overdue = [f for f, when in self._due.items() if when <= now]
-        for future in overdue:
-            del self._due[future]
-            if not future.done():
-                future.set_exception(TimeoutError())
-        if self._due:
-            self._set(min(self._due.values()), loop)
+def _time_out(future: asyncio.Future[Any]) -> None:
+    """A statement's caller stops waiting (see :class:`_Runner`'s ``watch``)."""
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _settle(future: asyncio.Future[Any], outcome: Any, failed: bool) -> None:
@@ -213,7 +165,7 @@ class DirectSession:
                 raise
             raise deadline.exceeded(self._runner.source) from None
         finally:
-            watch.remove(future)
+            watch.discard(future)
         self.busy = False
         return result
 
@@ -272,7 +224,9 @@ class DirectSQLite:
     ) -> None:
         self.source = source
         """The source's name, for the deadline's errors."""
-        self.watch = _Watch()
+        self.watch: Alarms[asyncio.Future[Any]] = Alarms(_time_out)
+        """The statements in flight on this pool and when their callers stop waiting
+        (one timer for them all)."""
         sync_engine = engine.sync_engine
         self._engine = sync_engine
         self._dialect = sync_engine.dialect
