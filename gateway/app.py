@@ -40,6 +40,7 @@ from gateway.sql import create_sql_server
 from gateway.tracing import trace_sources, traced_app, tracer_provider
 from resolvers.fastpath import FastPath, hooks_fields
 from resolvers.governance import govern
+from resolvers.lifecycle import combine
 from resolvers.schema import build_schema
 from resolvers.view import Federation
 
@@ -101,7 +102,7 @@ def gateway_schema(loaded: LoadedSettings, *, fast_path: bool = True) -> Schema:
         extensions.insert(0, loaded.persisted.extension(loaded.limits.persisted_only))
     if fast_path and not hooks_fields(extensions):
         extensions.append(FastPath(schema, model).extension)  # innermost: last
-    schema.extensions = tuple(extensions)
+    schema.extensions = combine(extensions)  # one extension: strawberry's cost is per extension
     return schema
 
 
@@ -124,7 +125,7 @@ def create_app(
 
     metrics = metrics or GatewayMetrics()
     # outermost, so it counts what every other extension answers or refuses
-    schema.extensions = (metrics.graphql_extension(), *schema.extensions)
+    schema.extensions = combine((metrics.graphql_extension(), *schema.extensions))
     authenticator = Authenticator(loaded.settings.auth)
     tracing = loaded.settings.tracing
     provider = tracer_provider(tracing) if tracing.enabled else None

@@ -54,6 +54,7 @@ from gateway.app import gateway_schema
 from gateway.settings import load_settings
 from resolvers.collector import collector_paused
 from resolvers.fastpath import FastPath
+from resolvers.lifecycle import parts_of
 from resolvers.view import Federation
 from tests.bench.floor import (
     CONTACTS,
@@ -318,7 +319,7 @@ class GovernedCustview(Custview):
         self.schema = gateway_schema(self.loaded, fast_path=True)
         self.fast_path = next(
             e.__self__
-            for e in self.schema.extensions
+            for e in parts_of(self.schema.extensions)
             if isinstance(getattr(e, "__self__", None), FastPath)
         )
         self.grant = self.loaded.policy.grant(["admin"])

@@ -26,6 +26,7 @@ from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 from gateway.app import create_app
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers.fastpath import FastPath
+from resolvers.lifecycle import parts_of
 from tests.e2e.test_partial_results import DEAD, _three_system_email
 
 E2E = Path(__file__).parent
@@ -94,7 +95,7 @@ async def _apps(loaded: LoadedSettings, headers: dict[str, str]) -> AsyncIterato
             clients.append(await stack.enter_async_context(client))
         fast_path = next(
             e.__self__
-            for e in app.state.schema.extensions
+            for e in parts_of(app.state.schema.extensions)
             if isinstance(getattr(e, "__self__", None), FastPath)
         )
         yield clients[0], clients[1], fast_path

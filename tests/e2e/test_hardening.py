@@ -55,11 +55,12 @@ async def test_cached_documents_are_still_checked_against_the_limits(
     the limits' verdict: the same over-deep or over-long text is refused every time,
     without being parsed or validated again."""
     from resolvers.documents import DocumentCache
+    from resolvers.lifecycle import parts_of
 
     schema = production.app.state.schema  # type: ignore[attr-defined]
     cache = next(
         e.__self__
-        for e in schema.extensions
+        for e in parts_of(schema.extensions)
         if isinstance(getattr(e, "__self__", None), DocumentCache)
     )
     deep = "{ customers { nodes " + "{ tickets " * 10 + "{ id }" + " }" * 10 + " } }"

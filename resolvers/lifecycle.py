@@ -1,0 +1,238 @@
+"""The schema's extensions run as one: :func:`combine`.
+
+Strawberry makes every extension anew for each request and, for each of its
+lifecycle hooks, wraps the hook in a fresh ``contextlib`` context manager
+entered through an ``ExitStack``, and calls every extension's
+``get_results``: ~8 us a request an extension, ~60 us for the gateway's ten
+(a customer 360 costs ~2 ms). :func:`combine` makes one extension of them
+whose hooks drive the parts' generators directly, in the same order and
+nesting, with the same exception semantics (an outer part sees what an inner
+one raised; a part that raises in its exit replaces the exception for the
+parts outside it; a part that raises before its ``yield`` leaves the parts
+entered before it to be closed when they are dropped, as strawberry's
+``ExitStack``, never exited, does).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from typing import Any
+
+from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
+
+Hook = tuple[Callable[..., Any], int, bool]
+"""A part's hook function (unbound), the part's index, and whether it is async."""
+
+STAGES = ("on_operation", "on_parse", "on_validate", "on_execute", "on_stream_result")
+
+
+def _kind(factory: Any) -> type[SchemaExtension] | None:
+    """The class of the extensions a factory makes (it is made once to tell);
+    None for an instance shared by every request (strawberry's deprecated form)."""
+    if isinstance(factory, SchemaExtension):
+        return None
+    kind = factory if isinstance(factory, type) else type(factory())
+    return kind if issubclass(kind, SchemaExtension) else None
+
+
+def _combinable(kind: type[SchemaExtension] | None) -> bool:
+    """Hooks that are generators, no ``resolve`` hook (graphql-core middleware)
+    and a plain ``get_results``: what :class:`Combined` runs as strawberry would."""
+    if kind is None or kind._implements_resolve():
+        return False
+    if inspect.iscoroutinefunction(kind.get_results):
+        return False
+    for stage in STAGES:
+        hook = getattr(kind, stage)
+        if hook is getattr(SchemaExtension, stage):
+            continue
+        if not (inspect.isgeneratorfunction(hook) or inspect.isasyncgenfunction(hook)):
+            return False
+    return True
+
+
+class Combined(SchemaExtension):
+    """Extensions run as one; made by :func:`combine` (``factories`` are its parts)."""
+
+    factories: tuple[Any, ...] = ()
+    _results: tuple[Callable[[SchemaExtension], dict[str, Any]], ...] = ()
+    _with_results: tuple[int, ...] = ()
+
+    def __init__(self) -> None:
+        self.parts = [f() for f in self.factories]
+
+    @property
+    def execution_context(self) -> ExecutionContext:
+        return self._execution_context
+
+    @execution_context.setter
+    def execution_context(self, context: ExecutionContext) -> None:
+        self._execution_context = context
+        for part in self.parts:
+            part.execution_context = context
+
+    def get_results(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        parts = self.parts
+        for result, index in zip(self._results, self._with_results, strict=True):
+            data.update(result(parts[index]))
+        return data
+
+
+def _exit_sync(entered: list[Generator[None, None, None]], exc: BaseException | None) -> None:
+    """Leaves the entered generators, innermost first, as ``contextmanager``
+    and ``ExitStack`` would; raises what is left of ``exc``."""
+    for gen in reversed(entered):
+        if exc is None:
+            try:
+                next(gen)
+            except StopIteration:
+                continue
+            except BaseException as raised:  # passed on outwards
+                exc = raised
+                continue
+            gen.close()
+            exc = RuntimeError("generator didn't stop")
+        else:
+            try:
+                gen.throw(exc)
+            except StopIteration as stop:
+                if stop is not exc:
+                    exc = None  # the part swallowed it
+                continue
+            except BaseException as raised:  # passed on outwards
+                exc = raised
+                continue
+            gen.close()
+            exc = RuntimeError("generator didn't stop after throw()")
+    if exc is not None:
+        raise exc
+
+
+async def _exit_async(entered: list[Any], exc: BaseException | None) -> None:
+    """:func:`_exit_sync` for a stage with async parts (sync ones mixed in)."""
+    for gen in reversed(entered):
+        is_async = inspect.isasyncgen(gen)
+        if exc is None:
+            try:
+                if is_async:
+                    await gen.__anext__()
+                else:
+                    next(gen)
+            except (StopIteration, StopAsyncIteration):
+                continue
+            except BaseException as raised:  # passed on outwards
+                exc = raised
+                continue
+            if is_async:
+                await gen.aclose()
+            else:
+                gen.close()
+            exc = RuntimeError("generator didn't stop")
+        else:
+            try:
+                if is_async:
+                    await gen.athrow(exc)
+                else:
+                    gen.throw(exc)
+            except (StopIteration, StopAsyncIteration) as stop:
+                if stop is not exc:
+                    exc = None
+                continue
+            except BaseException as raised:  # passed on outwards
+                exc = raised
+                continue
+            if is_async:
+                await gen.aclose()
+            else:
+                gen.close()
+            exc = RuntimeError("generator didn't stop after throw()")
+    if exc is not None:
+        raise exc
+
+
+def _sync_stage(hooks: tuple[Hook, ...]) -> Callable[..., Iterator[None]]:
+    def stage(self: Combined, *args: Any) -> Iterator[None]:
+        parts = self.parts
+        entered: list[Generator[None, None, None]] = []
+        for hook, index, _ in hooks:
+            gen = hook(parts[index], *args)
+            try:
+                next(gen)
+            except StopIteration:
+                raise RuntimeError("generator didn't yield") from None
+            entered.append(gen)
+        try:
+            yield
+        except BaseException as exc:
+            _exit_sync(entered, exc)
+            return
+        _exit_sync(entered, None)
+
+    return stage
+
+
+def _async_stage(hooks: tuple[Hook, ...]) -> Callable[..., AsyncIterator[None]]:
+    async def stage(self: Combined, *args: Any) -> AsyncIterator[None]:
+        parts = self.parts
+        entered: list[Any] = []
+        for hook, index, is_async in hooks:
+            gen = hook(parts[index], *args)
+            try:
+                if is_async:
+                    await gen.__anext__()
+                else:
+                    next(gen)
+            except (StopIteration, StopAsyncIteration):
+                raise RuntimeError("generator didn't yield") from None
+            entered.append(gen)
+        try:
+            yield
+        except BaseException as exc:
+            await _exit_async(entered, exc)
+            return
+        await _exit_async(entered, None)
+
+    return stage
+
+
+def parts_of(extensions: Sequence[Any]) -> list[Any]:
+    """The extensions (classes or factories) ``extensions`` run, combined or not."""
+    found: list[Any] = []
+    for extension in extensions:
+        if isinstance(extension, type) and issubclass(extension, Combined):
+            found.extend(extension.factories)
+        else:
+            found.append(extension)
+    return found
+
+
+def combine(extensions: Sequence[Any]) -> tuple[Any, ...]:
+    """``extensions`` (a schema's: classes or factories, outermost first) as one
+    :class:`Combined` extension; unchanged if any of them is not
+    :func:`_combinable` (a ``resolve`` hook, a hook that is not a generator)."""
+    factories = tuple(parts_of(extensions))
+    kinds = [_kind(f) for f in factories]
+    if len(factories) < 2 or not all(_combinable(k) for k in kinds):
+        return tuple(extensions)
+    members: dict[str, Any] = {"factories": factories}
+    for stage in STAGES:
+        default = getattr(SchemaExtension, stage)
+        hooks = tuple(
+            (getattr(kind, stage), index, inspect.isasyncgenfunction(getattr(kind, stage)))
+            for index, kind in enumerate(kinds)
+            if kind is not None and getattr(kind, stage) is not default
+        )
+        if hooks:
+            any_async = any(is_async for _, _, is_async in hooks)
+            members[stage] = (_async_stage if any_async else _sync_stage)(hooks)
+    with_results = tuple(
+        index
+        for index, kind in enumerate(kinds)
+        if kind is not None and kind.get_results is not SchemaExtension.get_results
+    )
+    members["_with_results"] = with_results
+    members["_results"] = tuple(kinds[i].get_results for i in with_results)  # type: ignore[union-attr]
+    return (type("Combined", (Combined,), members),)

@@ -1,0 +1,124 @@
+"""Extensions combined into one run as strawberry runs them apart: same order,
+nesting, results and errors."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, SchemaExtension
+
+from resolvers.lifecycle import Combined, combine, parts_of
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def hello(self) -> str:
+        return "world"
+
+    @strawberry.field
+    def broken(self) -> str:
+        raise ValueError("internal detail")
+
+
+def _recording(name: str, log: list[str], fail: str = "") -> type[SchemaExtension]:
+    class Recording(SchemaExtension):
+        def on_operation(self) -> Iterator[None]:
+            log.append(f"{name} operation in")
+            if fail == "enter":
+                raise GraphQLError(f"{name} refuses", extensions={"code": "REFUSED"})
+            try:
+                yield
+            finally:
+                result = self.execution_context.result
+                errors = [e.message for e in (result.errors or [])] if result else None
+                log.append(f"{name} operation out {errors}")
+
+        def on_parse(self) -> Iterator[None]:
+            log.append(f"{name} parse in")
+            yield
+            log.append(f"{name} parse out")
+
+        async def on_execute(self) -> AsyncIterator[None]:
+            log.append(f"{name} execute in")
+            try:
+                yield
+            except ValueError as exc:
+                log.append(f"{name} execute saw {exc}")
+                raise
+            if fail == "exit":
+                raise ValueError(f"{name} failed on exit")
+            log.append(f"{name} execute out")
+
+        def get_results(self) -> dict[str, Any]:
+            return {name: len(log), "last": name}
+
+    return Recording
+
+
+class ResultsOnly(SchemaExtension):
+    def get_results(self) -> dict[str, Any]:
+        return {"only": True}
+
+
+def _extensions(log: list[str], fail: dict[str, str]) -> list[Any]:
+    return [
+        _recording("outer", log, fail.get("outer", "")),
+        ResultsOnly,
+        lambda: MaskErrors(error_message="masked"),
+        _recording("inner", log, fail.get("inner", "")),
+    ]
+
+
+async def _run(query: str, combined: bool, fail: dict[str, str]) -> tuple[Any, list[str]]:
+    log: list[str] = []
+    extensions = _extensions(log, fail)
+    schema = strawberry.Schema(
+        query=Query, extensions=combine(extensions) if combined else extensions
+    )
+    result = await schema.execute(query)
+    gc.collect()  # a refusal before the yield leaves the outer parts to be closed
+    errors = [(e.message, e.extensions) for e in result.errors or []]
+    return (result.data, errors, result.extensions), log
+
+
+@pytest.mark.parametrize(
+    ("query", "fail"),
+    [
+        ("{ hello }", {}),
+        ("{ hello broken }", {}),
+        ("{ hello", {}),
+        ("{ hello }", {"inner": "enter"}),
+        ("{ hello }", {"inner": "exit"}),
+        ("{ hello }", {"outer": "exit"}),
+    ],
+)
+async def test_combined_extensions_run_as_strawberry_runs_them_apart(
+    query: str, fail: dict[str, str]
+) -> None:
+    apart = await _run(query, False, fail)
+    together = await _run(query, True, fail)
+    assert together == apart
+    assert apart[1], "the hooks ran"
+
+
+def test_one_extension_the_parts_still_listed() -> None:
+    log: list[str] = []
+    extensions = _extensions(log, {})
+    combined = combine(extensions)
+    assert len(combined) == 1 and issubclass(combined[0], Combined)
+    assert parts_of(combined) == extensions
+    assert parts_of(combine([ResultsOnly, *combined])) == [ResultsOnly, *extensions]
+
+
+def test_an_extension_wrapping_field_resolution_is_not_combined() -> None:
+    class Wrapping(SchemaExtension):
+        def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+            return _next(root, info, *args, **kwargs)
+
+    assert combine([ResultsOnly, Wrapping]) == (ResultsOnly, Wrapping)
