@@ -12,6 +12,8 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
+from connectors import CustviewError
+from resolvers.errors import mask_unexpected_errors
 from resolvers.lifecycle import Combined, combine, parts_of
 
 
@@ -122,3 +124,27 @@ def test_an_extension_wrapping_field_resolution_is_not_combined() -> None:
             return _next(root, info, *args, **kwargs)
 
     assert combine([ResultsOnly, Wrapping]) == (ResultsOnly, Wrapping)
+
+
+@strawberry.type
+class Failing:
+    @strawberry.field
+    def bug(self) -> str:
+        raise ValueError("password=hunter2")
+
+    @strawberry.field
+    def refused(self) -> str:
+        raise CustviewError("you may not read this")
+
+
+@pytest.mark.parametrize("combined", [False, True])
+async def test_unexpected_errors_are_masked_and_custview_errors_kept(combined: bool) -> None:
+    extensions = [mask_unexpected_errors]
+    schema = strawberry.Schema(
+        query=Failing, extensions=combine([*extensions, ResultsOnly]) if combined else extensions
+    )
+    result = await schema.execute("{ bug }")
+    assert [e.message for e in result.errors or []] == ["Internal error (logged on the server)."]
+    result = await schema.execute("{ refused }")
+    assert [e.message for e in result.errors or []] == ["you may not read this"]
+    assert (await schema.execute("{ refused")).errors, "a syntax error is still answered"
