@@ -53,6 +53,7 @@ from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, RelationPred, ho
 from resolvers.model import MemberSpec, RelationSpec
 from resolvers.normalize import normalize_email, normalize_phone
 from resolvers.records import Record
+from resolvers.tasks import gather_or_cancel
 from resolvers.view import _scan_after
 
 if TYPE_CHECKING:
@@ -180,7 +181,7 @@ class Reducer:
                 note(f"and: reduce by {best.label} (~{best.estimate} rows; not {others})")
             return best
         if isinstance(expr, Or):
-            reads = await asyncio.gather(*(self.plan(e) for e in expr.items))
+            reads = await gather_or_cancel(*(self.plan(e) for e in expr.items))
             if any(r is None for r in reads):
                 return None
             sides = [r for r in reads if r is not None]
@@ -212,7 +213,7 @@ class Reducer:
             # (a round trip less for a selective one; a bounded read stopped otherwise)
             alone = metric.count(False) == 1
             plain = list(
-                await asyncio.gather(
+                await gather_or_cancel(
                     *(
                         self.plan(e, ahead=alone)
                         for e, m in zip(items, metric, strict=True)
@@ -226,7 +227,7 @@ class Reducer:
             counted = iter(plain)
             try:
                 rest = iter(
-                    await asyncio.gather(
+                    await gather_or_cancel(
                         *(self.plan(e) for e, m in zip(items, metric, strict=True) if m)
                     )
                 )
@@ -236,7 +237,7 @@ class Reducer:
                         read.abandon()
                 raise
             return [next(rest) if m else next(counted) for m in metric], None
-        return list(await asyncio.gather(*(self.plan(e) for e in items))), None
+        return list(await gather_or_cancel(*(self.plan(e) for e in items))), None
 
     async def _union(self, sides: Sequence[Read]) -> Chunks:
         """Each side's chunks in turn (the planner skips customers already seen)."""
@@ -303,7 +304,7 @@ class Reducer:
             if not all(caps.can_filter(f.column, f.op) for f in filters):
                 return None
             reads.append((member, filters))
-        counts = await asyncio.gather(*(self._count(m.source, m.table, f) for m, f in reads))
+        counts = await gather_or_cancel(*(self._count(m.source, m.table, f) for m, f in reads))
         return Read(label, sum(counts), lambda: self._rechunk(self._scan_members(reads)))
 
     def _plan_identity(self, pred: FieldPred, kind: str, label: str) -> Read | None:
@@ -423,7 +424,7 @@ class Reducer:
     async def _scan_members(self, reads: Sequence[tuple[MemberSpec, list[Filter]]]) -> Chunks:
         """The member rows matching each read's filters, page by page in key order (every
         member's first page at once); incomplete past the ceiling."""
-        firsts = await asyncio.gather(*(self._page(m, f, None) for m, f in reads))
+        firsts = await gather_or_cancel(*(self._page(m, f, None) for m, f in reads))
         stitcher = self.view.federation.stitcher
         read = 0
         for (member, filters), first in zip(reads, firsts, strict=True):
@@ -491,7 +492,7 @@ class Reducer:
             request = ScanRequest(rel.table, columns, [Filter(parent, "in", part), *pushed])
             return [row[parent] async for row in connector.scan(request) if check(row)]
 
-        found = await asyncio.gather(
+        found = await gather_or_cancel(
             *(chunk(keys[i : i + size]) for i in range(0, len(keys), size))
         )
         matched = {k for part in found for k in part}
