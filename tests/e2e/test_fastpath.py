@@ -203,3 +203,45 @@ def test_an_extension_wrapping_field_resolution_keeps_the_fast_path_off() -> Non
     assert hooks_fields([SchemaExtension, Wrapping])
     assert hooks_fields([lambda: Wrapping()])
     assert not hooks_fields([SchemaExtension, lambda: SchemaExtension()])
+
+
+PLANNED = (
+    # the listed metrics loaded beside the filter check, read back without a loader
+    """query($f: CustomerFilter) { customers(first: 5, filter: $f) {
+      nodes { id name lifetimeValue openTickets orderCount } } }""",
+    # sorted by a metric the sort loaded; aliases on the metric fields
+    """query($f: CustomerFilter, $o: [CustomerOrder!]) {
+      customers(first: 5, filter: $f, orderBy: $o) {
+        pageInfo { hasNextPage endCursor }
+        nodes { id ltv: lifetimeValue lifetimeValue open: openTickets } } }""",
+)
+
+
+async def test_planned_pages_give_the_same_bytes_on_both_paths(
+    demo_dir: Path, demo_env: None
+) -> None:
+    """The planner's pages whose metric fields the filter, the sort or the preload
+    already worked out (answered without their loaders on the fast path), as two
+    roles (the support role may not read lifetimeValue)."""
+    import os
+
+    audit = Path(os.environ["CUSTVIEW_AUDIT_LOG"])
+    loaded = load_settings(DEMO_CONFIG)
+    email = _three_system_email(demo_dir)
+    pool = {
+        **_pool(email, await _customer(loaded, email)),
+        "f": {"tickets": {"status": {"eq": "open"}}, "lifetimeValue": {"ge": 100}},
+        "o": [{"field": "lifetimeValue", "direction": "DESC"}],
+    }
+    for key in ("demo-key", "support-key"):
+        fast_path = await _compare(loaded, {"X-API-Key": key, **SAME_ID}, pool, audit, PLANNED)
+        _compiled_share(fast_path, PLANNED)
+    # a sample both ways: customers found, their metrics read
+    app = create_app(loaded, fast_path=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://custview") as client:
+            body = {"query": PLANNED[0], "variables": {"f": pool["f"]}}
+            answer = await client.post("/graphql", json=body, headers={"X-API-Key": "demo-key"})
+    nodes = answer.json()["data"]["customers"]["nodes"]
+    assert nodes and all(float(n["lifetimeValue"]) >= 100 for n in nodes), nodes
