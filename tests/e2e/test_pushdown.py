@@ -233,14 +233,10 @@ async def test_a_related_entity_side_read_beside_its_count_is_stopped_when_not_t
     assert any(s.startswith("tickets(") and "not taken (stopped)" in s for s in memory), memory
 
 
-async def test_a_read_beside_its_count_is_stopped_when_an_or_gives_up(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """An ``or`` one of whose sides cannot be narrowed at the sources lists every
-    customer instead: a related-entity read started beside its count inside the
-    other side (here a source that never answers it) is stopped when the planner is
-    done, not left reading in the background after the answer."""
-    started: list[asyncio.Task[Any]] = []
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[asyncio.Task[Any]]:
+    """The reads started beside their counts, from a source that never answers them."""
+    tasks: list[asyncio.Task[Any]] = []
 
     class SlowSource:
         """asyncio, except that a read started beside its count never returns."""
@@ -252,38 +248,35 @@ async def test_a_read_beside_its_count_is_stopped_when_an_or_gives_up(
         def ensure_future(coro: Any) -> asyncio.Task[Any]:
             coro.close()
             task = asyncio.ensure_future(asyncio.Event().wait())
-            started.append(task)
+            tasks.append(task)
             return task
 
     monkeypatch.setattr(reduction, "asyncio", SlowSource())
+    return tasks
+
+
+async def test_a_read_beside_its_count_is_stopped_when_an_or_gives_up(
+    client: httpx.AsyncClient, started: list[asyncio.Task[Any]]
+) -> None:
+    """An ``or`` one of whose sides cannot be narrowed at the sources lists every
+    customer instead: a related-entity read started beside its count inside the
+    other side (here a source that never answers it) is stopped when the planner is
+    done, not left reading in the background after the answer."""
     side = {"and": [{"tickets": {"status": {"eq": "open"}}}, {"openTickets": {"ge": 1}}]}
     query = "query($f: CustomerFilter) { customers(first: 5, filter: $f) { nodes { id } } }"
     body = await gql(client, query, f={"or": [side, {"not": {"country": {"eq": "DE"}}}]})
     assert body["data"]["customers"]["nodes"], body  # type: ignore[index]
     assert len(started) == 1, "the tickets side was read beside its count"
-    await asyncio.sleep(0)  # a stop lands when the task next runs
+    await asyncio.wait(started, timeout=1)  # a stop lands when the task next runs
     assert started[0].cancelled(), "the read goes on after the answer"
 
 
 async def test_a_read_beside_its_count_is_stopped_when_another_side_fails(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, started: list[asyncio.Task[Any]]
 ) -> None:
     """The other side of the ``or`` cannot be counted (its source is down): the
     request answers the error, and the related-entity read started beside its count
     (a source that never answers it) is stopped, not left reading after the answer."""
-    started: list[asyncio.Task[Any]] = []
-
-    class SlowSource:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(asyncio, name)
-
-        @staticmethod
-        def ensure_future(coro: Any) -> asyncio.Task[Any]:
-            coro.close()
-            task = asyncio.ensure_future(asyncio.Event().wait())
-            started.append(task)
-            return task
-
     count = reduction.Reducer._count
 
     async def crm_down(self: Any, source: str, table: str, filters: Any) -> int:
@@ -291,7 +284,6 @@ async def test_a_read_beside_its_count_is_stopped_when_another_side_fails(
             raise SourceUnavailable("crm is down (simulated)", source="crm")
         return await count(self, source, table, filters)
 
-    monkeypatch.setattr(reduction, "asyncio", SlowSource())
     monkeypatch.setattr(reduction.Reducer, "_count", crm_down)
     side = {"and": [{"tickets": {"status": {"eq": "open"}}}, {"openTickets": {"ge": 1}}]}
     query = "query($f: CustomerFilter) { customers(first: 5, filter: $f) { nodes { id } } }"
