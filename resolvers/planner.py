@@ -42,7 +42,6 @@ from resolvers.expr import And, Cond, Expr, FieldPred, Not, Or, Order, RelationP
 from resolvers.normalize import normalize_email, normalize_phone
 from resolvers.records import Record, RecordRef
 from resolvers.reduction import Read, Reducer, Seeds
-from resolvers.tasks import gather_or_cancel
 
 if TYPE_CHECKING:
     from resolvers.identity import Resolution
@@ -183,7 +182,7 @@ class Planner:
             note(f"the read's condition is the whole filter: {before} candidates match")
             return customers
         if self._listed and chunks == 1 and before <= self._first:
-            customers, _ = await gather_or_cancel(
+            customers, _ = await asyncio.gather(
                 self._filter(expr, customers), self._preload(customers)
             )
         else:
@@ -225,7 +224,7 @@ class Planner:
             for item in local:
                 customers = await self._filter(item, customers)
             remote = [e for e in expr.items if not self._in_memory(e)]
-            found = await gather_or_cancel(*(self._filter(e, customers) for e in remote))
+            found = await asyncio.gather(*(self._filter(e, customers) for e in remote))
             for part in found:
                 ids = {id(c) for c in part}
                 customers = [c for c in customers if id(c) in ids]
@@ -258,7 +257,7 @@ class Planner:
         relation's source at once, or (when it cannot filter by key) rows per customer."""
         keyed = await self.reducer.relation_keys(pred, customers)
         if keyed is None:
-            ok = await gather_or_cancel(*(self._eval(pred, c) for c in customers))
+            ok = await asyncio.gather(*(self._eval(pred, c) for c in customers))
             return [c for c, yes in zip(customers, ok, strict=True) if yes]
         member = self.model.relations[pred.relation].parent.member
         return [
@@ -373,10 +372,10 @@ class Planner:
                 for row in rows
             )
         if isinstance(expr, And):
-            results = await gather_or_cancel(*(self._eval(e, customer) for e in expr.items))
+            results = await asyncio.gather(*(self._eval(e, customer) for e in expr.items))
             return all(results)
         if isinstance(expr, Or):
-            results = await gather_or_cancel(*(self._eval(e, customer) for e in expr.items))
+            results = await asyncio.gather(*(self._eval(e, customer) for e in expr.items))
             return any(results)
         assert isinstance(expr, Not)
         return not await self._eval(expr.item, customer)

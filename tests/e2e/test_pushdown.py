@@ -6,16 +6,14 @@ comparisons mean the same on every engine layout."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from connectors import SourceUnavailable
-from resolvers import metrics, reduction
+from resolvers import reduction
 from tests.e2e.conftest import gql
-from tests.e2e.test_partial_results import _three_system_email
 
 CROSS = """{ customers(first: 50, filter: {country: {eq: "DE"},
     tickets: {priority: {eq: "urgent"}}, openTickets: {ge: 1}}) { nodes { id } } }"""
@@ -292,40 +290,3 @@ async def test_a_read_beside_its_count_is_stopped_when_another_side_fails(
     assert len(started) == 1, "the tickets side was read beside its count"
     await asyncio.wait(started, timeout=1)  # a stop lands when the task next runs
     assert started[0].cancelled(), "the read goes on after the answer"
-
-
-async def test_the_listed_metrics_stop_loading_when_the_filter_fails(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, demo_dir: Path
-) -> None:
-    """A page whose listed metric is loaded while its filter is checked: when the
-    check fails (a source down), the load stops with the request."""
-    events: list[str] = []
-    compute = metrics.compute
-
-    async def slow_compute(*args: Any, **kwargs: Any) -> Any:
-        events.append("started")
-        try:
-            await asyncio.sleep(0.3)
-            return await compute(*args, **kwargs)
-        except asyncio.CancelledError:
-            events.append("stopped")
-            raise
-        finally:
-            events.append("ended")
-
-    async def support_down(self: Any, pred: Any, customers: Any) -> Any:
-        raise SourceUnavailable("support is down (simulated)", source="support")
-
-    monkeypatch.setattr(metrics, "compute", slow_compute)
-    monkeypatch.setattr(reduction.Reducer, "relation_keys", support_down)
-    query = """query($f: CustomerFilter) {
-        customers(first: 5, filter: $f) { nodes { id orderCount } } }"""
-    f = {"email": {"eq": _three_system_email(demo_dir)}, "tickets": {"status": {"ne": "zzz"}}}
-    body = await gql(client, query, f=f)
-    assert body.get("errors"), body
-    assert events[:1] == ["started"], "the listed metric was loaded beside the check"
-    for _ in range(100):  # until the load ends: stopped at once, or after its 0.3 s
-        if "ended" in events:
-            break
-        await asyncio.sleep(0.01)
-    assert events == ["started", "stopped", "ended"], events
