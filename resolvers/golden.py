@@ -337,9 +337,10 @@ _RULES: dict[RuleName, Callable[[_Choice, list[Candidate], int], tuple[list[Cand
 def _extreme(left: list[tuple[Any, T]], pick: Callable[..., Any]) -> list[tuple[Any, T]]:
     try:
         best = pick(value for value, _ in left)
-    except TypeError:  # values of mixed types cannot be ordered: nothing decided
+    except (TypeError, ArithmeticError):  # mixed types, a decimal NaN: nothing decided
         return left
-    return [c for c in left if c[0] == best]
+    # the best value is kept even when it equals nothing (a float NaN)
+    return [c for c in left if c[0] is best or c[0] == best]
 
 
 def _completeness(value: Any) -> tuple[int, int]:

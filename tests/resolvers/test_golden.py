@@ -15,7 +15,14 @@ MEMBERS = [("crm", "contacts"), ("sales", "customers"), ("support", "users")]
 
 
 def model(rules: dict[str, Any], default: list[str] | None = None) -> UnifiedModel:
-    fields = {"name": {}, "street": {}, "email": {"normalize": "email"}, "orders": {"type": "int"}}
+    fields = {
+        "name": {},
+        "street": {},
+        "email": {"normalize": "email"},
+        "orders": {"type": "int"},
+        "score": {"type": "float"},
+        "total": {"type": "decimal"},
+    }
     return UnifiedModel.model_validate(
         {
             "customer": {
@@ -181,6 +188,20 @@ def test_min_and_max_decide_on_values() -> None:
     assert pick({"orders": {"rule": "max"}}, [dict(r) for r in records], "orders")[0] == 7
     value, prov = pick({"orders": {"rule": "min"}}, [dict(r) for r in records], "orders")
     assert (value, prov.rule, prov.reason) == (3, "min", "minimum value across sources")
+
+
+@pytest.mark.parametrize("rule", ["min", "max"])
+@pytest.mark.parametrize(("field", "values"), [("score", ["nan", "2.5"]), ("total", ["NaN", "3"])])
+def test_min_and_max_over_a_nan_keep_a_value(rule: str, field: str, values: list[str]) -> None:
+    # a float NaN equals nothing, itself included; a decimal NaN cannot be ordered
+    records = [
+        {"source": "crm", "id": 1, field: values[0]},
+        {"source": "sales", "id": 2, field: values[1]},
+    ]
+    for chosen in (records[:1], records):
+        value, prov = pick({field: {"rule": rule}}, [dict(r) for r in chosen], field)
+        assert str(value).lower() in {"nan", "2.5", "3.00"}
+        assert str(prov.ref) in {"crm/contacts/1", "sales/customers/2"}
 
 
 def test_a_single_value_is_decided_by_the_first_rule() -> None:
