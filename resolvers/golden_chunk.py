@@ -17,19 +17,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
-from operator import is_not
+from operator import itemgetter
 from typing import Any
 
 from resolvers.coerce import coerce, converter
-from resolvers.golden import _EPOCH, Survivorship, _extreme, _raw_reader, reader
+from resolvers.golden import _EPOCH, Survivorship, _raw_reader, reader
 from resolvers.model import FieldSpec, MemberSpec
 from resolvers.records import Record, customer_id_of
 
 Column = Callable[[list[dict[str, Any]]], list[Any]]
 """Member rows -> one golden field's candidate value of each (None when it has none)."""
 
-_is_value = partial(is_not, None)
 _SHORTCUT = frozenset({"source_priority", "most_recent", "min", "max"})
 
 
@@ -89,12 +87,16 @@ class ChunkSurvivorship:
         # only the rules left to :meth:`_Choice.pick` read the records' update times by id
         self.needs_updated = None in self.shortcut
         # per source priority, the fields it alone decides (a scan of the records in
-        # its order); the other fields, in field order, with their rule
-        self.by_priority: list[list[tuple[int, str]]] = [[] for _ in self.priorities]
+        # its order) and the ``most_recent`` fields (a scan in order of recency, that
+        # order breaking ties); the other fields, in field order, with their rule
+        self.by_priority = [_Scan() for _ in self.priorities]
+        self.recent_by_priority = [_Scan() for _ in self.priorities]
         self.others: list[tuple[int, str, str | None, int]] = []
         for at, (field, rule) in enumerate(zip(self.fields, self.shortcut, strict=True)):
             if rule == "source_priority":
-                self.by_priority[self.order_of[at]].append((at, field))
+                self.by_priority[self.order_of[at]].add(at, field)
+            elif rule == "most_recent":
+                self.recent_by_priority[self.order_of[at]].add(at, field)
             else:
                 self.others.append((at, field, rule, self.order_of[at]))
 
@@ -130,20 +132,6 @@ class ChunkSurvivorship:
             None,
         )
 
-    @staticmethod
-    def _seniority(
-        record: Record, plan: _MemberPlan, found: tuple[Any, ...]
-    ) -> tuple[int, float, tuple[int, int, int | str]]:
-        """:meth:`Record.seniority`, from the record's golden fields when one of them
-        reads its creation time's column."""
-        at = plan.created
-        if at is None:
-            return record.seniority()
-        created: dt.datetime | None = found[at]
-        if created is None:
-            return (1, 0.0, record.order())
-        return (0, created.timestamp() or 0.0, record.order())
-
     def values(self, groups: Sequence[Sequence[Record]]) -> list[dict[str, Any]]:
         """The golden values of each group of records (one customer's)."""
         return [values for values, _ in self.customers(groups)]
@@ -162,13 +150,9 @@ class ChunkSurvivorship:
                 values = dict(zip(fields, present[at], strict=True))
                 canonical = group[0]
             else:
-                found = present[at : at + size]
-                those = plans[at : at + size]
-                values = self._picked(group, found, those, updated)
-                seniority = [
-                    self._seniority(r, p, f) for r, p, f in zip(group, those, found, strict=True)
-                ]
-                canonical = group[seniority.index(min(seniority))]
+                values, canonical = self._picked(
+                    group, present[at : at + size], plans[at : at + size], updated
+                )
             out.append((values, customer_id_of(canonical.ref_text())))
             at += size
         return out
@@ -201,7 +185,9 @@ class ChunkSurvivorship:
         present: list[tuple[Any, ...]],
         plans: list[_MemberPlan],
         updated: dict[int, dt.datetime],
-    ) -> dict[str, Any]:
+    ) -> tuple[dict[str, Any], Record]:
+        """The golden values of a group of several records, and its canonical record
+        (:func:`resolvers.records.canonical`: the oldest, then the first in order)."""
         # :meth:`Survivorship._updated`, from the record's golden fields when one of them
         # reads the same column
         times = []
@@ -211,56 +197,98 @@ class ChunkSurvivorship:
         if self.needs_updated:
             for record, time in zip(group, times, strict=True):
                 updated[id(record)] = time
+        order = [r.order() for r in group]
+        # :meth:`Record.seniority`, from the record's golden fields when one of them
+        # reads its creation time's column
+        seniority = []
+        for record, plan, found, place in zip(group, plans, present, order, strict=True):
+            created = plan.created
+            if created is None:
+                seniority.append(record.seniority())
+            elif (when := found[created]) is None:
+                seniority.append((1, 0.0, place))
+            else:
+                seniority.append((0, when.timestamp() or 0.0, place))
+        canonical = group[seniority.index(min(seniority))]
         # each source priority's tie-break order of the records (what ``_Choice.tie_order``
-        # ranks): a candidate that comes first in it is the one ``min`` picks
+        # ranks: source, then most recent, then order): a candidate that comes first in
+        # it is the one ``min`` picks. Sorted once by the tail, then (stable) by source.
+        tails = [(-t.timestamp(), place) for t, place in zip(times, order, strict=True)]
+        by_tail = sorted(range(len(group)), key=tails.__getitem__)
         sources = [r.member.source for r in group]
-        tails = [(-t.timestamp(), r.order()) for r, t in zip(group, times, strict=True)]
-        span = range(len(group))
         orders = []
         for rank in self.ranks:
             n = len(rank)
-            keys = [(rank.get(s, n), *tail) for s, tail in zip(sources, tails, strict=True)]
-            orders.append(sorted(span, key=keys.__getitem__))
+            ranked = [rank.get(s, n) for s in sources]
+            orders.append(sorted(by_tail, key=ranked.__getitem__))
         values = dict.fromkeys(self.fields)
-        for which, decided in enumerate(self.by_priority):
-            if not decided:
+        for which, scan in enumerate(self.by_priority):
+            if scan.fields:
+                # the tie-break order ranks sources first: the first value in it wins
+                scan.first(values, [present[i] for i in orders[which]])
+        for which, scan in enumerate(self.recent_by_priority):
+            if scan.fields:
+                # the most recent holder of a value, the first in the tie-break order
+                # among equally recent ones (a stable sort keeps that order)
+                recent = sorted(orders[which], key=times.__getitem__, reverse=True)
+                scan.first(values, [present[i] for i in recent])
+        for at, field, rule, which in self.others:
+            if rule is None:
+                # in the records' order, as :meth:`Survivorship.values` offers them
+                candidates = [
+                    (v, group[i]) for i, found in enumerate(present) if (v := found[at]) is not None
+                ]
+                if candidates:
+                    values[field] = self.choices[at].pick(candidates, updated)[0]
                 continue
-            # the tie-break order ranks sources first: the first value in it wins
-            rows = [present[i] for i in orders[which]]
-            if len(decided) == 1:  # one field (a source order of its own): no transpose
-                at, field = decided[0]
+            # :func:`resolvers.golden._extreme` over the values in the records' order,
+            # then the first holder of the extreme in the tie-break order
+            column = [found[at] for found in present]
+            held = [v for v in column if v is not None]
+            if not held:
+                continue
+            try:
+                best = (min if rule == "min" else max)(held)
+            except (TypeError, ArithmeticError):  # mixed types, a decimal NaN: nothing decided
+                first = next(i for i in orders[which] if column[i] is not None)
+            else:
+                first = next(
+                    i
+                    for i in orders[which]
+                    if (v := column[i]) is not None and (v is best or v == best)
+                )
+            values[field] = column[first]
+        return values, canonical
+
+
+class _Scan:
+    """Fields decided by the first record holding a value in some order of the
+    records (a source priority's, or recency's): most often the first record holds
+    them all, read in one step."""
+
+    __slots__ = ("ats", "fields", "get")
+
+    def __init__(self) -> None:
+        self.ats: list[int] = []
+        self.fields: list[str] = []
+        self.get: Callable[[tuple[Any, ...]], tuple[Any, ...]] = lambda row: ()
+
+    def add(self, at: int, field: str) -> None:
+        self.ats.append(at)
+        self.fields.append(field)
+        ats = tuple(self.ats)
+        # ``itemgetter`` of one index gives the value, not a tuple of it
+        self.get = itemgetter(*ats) if len(ats) > 1 else lambda row: (row[ats[0]],)
+
+    def first(self, values: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
+        """Each field's first value (not None) in ``rows``, into ``values``."""
+        found = self.get(rows[0])
+        values.update(zip(self.fields, found, strict=True))
+        if None not in found:
+            return
+        for at, field, value in zip(self.ats, self.fields, found, strict=True):
+            if value is None:
                 for row in rows:
                     if (value := row[at]) is not None:
                         values[field] = value
                         break
-                continue
-            ordered = list(zip(*rows, strict=True))
-            for at, field in decided:
-                values[field] = next(filter(_is_value, ordered[at]), None)
-        # (records holding a value, priority) -> the most recent one first in that order:
-        # the fields of one address are most often held by the same records
-        recent: dict[tuple[tuple[int, ...], int], int] = {}
-        for at, field, rule, which in self.others:
-            if rule == "most_recent":
-                holders = tuple([i for i in span if present[i][at] is not None])
-                if not holders:
-                    continue
-                first = recent.get((holders, which))
-                if first is None:
-                    best = max([times[i] for i in holders])
-                    first = next(i for i in orders[which] if times[i] == best and i in holders)
-                    recent[holders, which] = first
-                values[field] = present[first][at]
-                continue
-            # in the records' order, as :meth:`Survivorship.values` offers them
-            candidates = [(v, i) for i, found in enumerate(present) if (v := found[at]) is not None]
-            if not candidates:
-                continue
-            if rule is None:
-                choice = self.choices[at]
-                values[field] = choice.pick([(v, group[i]) for v, i in candidates], updated)[0]
-            else:
-                kept = {i for _, i in _extreme(candidates, min if rule == "min" else max)}
-                first = next(i for i in orders[which] if i in kept)
-                values[field] = present[first][at]
-        return values

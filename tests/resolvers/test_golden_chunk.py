@@ -50,7 +50,7 @@ TEXT = st.one_of(
 VALUE = st.one_of(
     TEXT,
     st.integers(-3, 3),
-    st.sampled_from(["1", "2.5", "true", "no", "2026-01-02", "2025-12-31T23:00:00Z", "x"]),
+    st.sampled_from(["1", "2.5", "true", "no", "2026-01-02", "2025-12-31T23:00:00Z", "x", "NaN"]),
     st.sampled_from(["(407) 488-4302", "+1 407 488 4302", "020 7946 0018", "a@X.example"]),
 )
 STAMP = st.one_of(
