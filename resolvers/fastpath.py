@@ -99,6 +99,14 @@ class Selected:
     attributes: bool = False
     """``items`` name attributes of plain objects (a source record, a field's
     provenance: no policy wrapper of their own), not keys of a relation row."""
+    flat: bool = False
+    """Objects not built in one go (:attr:`items`): when it is a list of them whose
+    awaitable fields are all nullable (none is in :attr:`strict`), none of those
+    can fail its object (an error nulls only its own field), so
+    :meth:`_Run._list` awaits every item's in one gather instead of a task and a
+    gather per item (a page of 50 customers: 50 tasks and 50 gathers fewer)."""
+    strict: frozenset[str] = frozenset()
+    """Response keys of the non-null fields among :attr:`children`."""
 
 
 Item = tuple[str, str, GraphQLLeafType, bool, str]
@@ -367,6 +375,10 @@ class FastPath:
                 field.type.of_type, GraphQLLeafType
             ):
                 selected.leaf, selected.non_null = field.type.of_type, True
+            selected.flat = children is not None and items is None
+            selected.strict = frozenset(
+                c.key for c in children or () if isinstance(c.type, GraphQLNonNull)
+            )
             if selected.has_args:
                 arguments.append(selected)
             out.append(selected)
@@ -483,6 +495,25 @@ class _Run:
     # -- fields ---------------------------------------------------------------------
 
     def fields(self, fields: list[Selected], source: Any, path: PathKeys) -> Any:
+        results, pending = self._start(fields, source, path)
+        if not pending:
+            return results
+        return self._gathered(results, pending)
+
+    @staticmethod
+    async def _gathered(results: dict[str, Any], pending: list[str]) -> dict[str, Any]:
+        if len(pending) == 1:
+            results[pending[0]] = await results[pending[0]]
+        else:
+            done = await gather_with_cancel(*(results[k] for k in pending))
+            results.update(zip(pending, done, strict=True))
+        return results
+
+    def _start(
+        self, fields: list[Selected], source: Any, path: PathKeys
+    ) -> tuple[dict[str, Any], list[str]]:
+        """An object's answer with its awaitable fields' places holding the awaitables,
+        and those fields' keys, in selection order."""
         results: dict[str, Any] = {}
         pending: list[str] = []
         try:
@@ -494,18 +525,7 @@ class _Run:
         except Exception:
             _close(results[k] for k in pending)  # their positions are nulled anyway
             raise
-        if not pending:
-            return results
-
-        async def gathered() -> dict[str, Any]:
-            if len(pending) == 1:
-                results[pending[0]] = await results[pending[0]]
-            else:
-                done = await gather_with_cancel(*(results[k] for k in pending))
-                results.update(zip(pending, done, strict=True))
-            return results
-
-        return gathered()
+        return results, pending
 
     def field(self, selected: Selected, source: Any, path: tuple[Any, str | int]) -> Any:
         type_ = selected.type
@@ -678,23 +698,57 @@ class _Run:
         pending: list[int] = []
         of = item_type.of_type if isinstance(item_type, GraphQLNonNull) else item_type
         built = selected.items is not None and isinstance(of, GraphQLObjectType)
-        for index, item in enumerate(items):
-            if built and item is not None and not isinstance(item, Exception):
-                # what :meth:`complete` comes to for such an item, without its steps
-                row = self._built(selected, item)
-                if row is not None:
-                    completed.append(row)
+        flat = selected.flat and isinstance(of, GraphQLObjectType)
+        started: list[tuple[int, tuple[PathKeys, int], dict[str, Any], list[str]]] = []
+        strict = False
+        try:
+            for index, item in enumerate(items):
+                if built and item is not None and not isinstance(item, Exception):
+                    # what :meth:`complete` comes to for such an item, without its steps
+                    row = self._built(selected, item)
+                    if row is not None:
+                        completed.append(row)
+                        continue
+                item_path = (path, index)
+                if flat and item is not None and not isinstance(item, Exception):
+                    # what :meth:`complete` comes to, the item's awaitable fields not
+                    # started yet (see :attr:`Selected.flat`)
+                    try:
+                        results, keys = self._start(selected.children or [], item, item_path)
+                    except Exception as raw:
+                        self._handle(raw, selected, item_type, item_path)
+                        completed.append(None)
+                        continue
+                    completed.append(results)
+                    if keys:
+                        started.append((index, item_path, results, keys))
+                        strict = strict or not selected.strict.isdisjoint(keys)
                     continue
-            item_path = (path, index)
-            try:
-                value = self.complete(selected, item_type, item_path, item)
-                if _awaitable(value):
-                    value = self._completing(selected, item_type, item_path, value)
-                    pending.append(index)
-            except Exception as raw:
-                self._handle(raw, selected, item_type, item_path)
-                value = None
-            completed.append(value)
+                try:
+                    value = self.complete(selected, item_type, item_path, item)
+                    if _awaitable(value):
+                        value = self._completing(selected, item_type, item_path, value)
+                        pending.append(index)
+                except Exception as raw:
+                    self._handle(raw, selected, item_type, item_path)
+                    value = None
+                completed.append(value)
+        except Exception:
+            _close(
+                [*(r[k] for _, _, r, ks in started for k in ks), *(completed[i] for i in pending)]
+            )
+            raise
+        if started and not strict:  # then no item is pending itself
+            alone = [(r, ks[0]) for _, _, r, ks in started if len(ks) == 1]
+            others = [(r, k) for _, _, r, ks in started if len(ks) > 1 for k in ks]
+            return self._fill([*alone, *others], completed)
+        for index, item_path, results, keys in started:
+            # a non-null field may fail its item: each item's fields gathered apart,
+            # as :meth:`complete` does (none of them has started yet)
+            fields = self._gathered(results, keys)
+            completed[index] = self._completing(selected, item_type, item_path, fields)
+            pending.append(index)
+        pending.sort()
         if not pending:
             return completed
 
@@ -708,6 +762,21 @@ class _Run:
             return completed
 
         return gathered()
+
+    @staticmethod
+    async def _fill(later: list[tuple[dict[str, Any], str]], completed: list[Any]) -> list[Any]:
+        """The awaitable fields of a list's items (:attr:`Selected.flat`) awaited in one
+        gather, as graphql-core's gather per item would start them: first those that
+        are their item's only awaitable field (each item's gather awaits it in its
+        own task at once), then the others, item by item."""
+        if len(later) == 1:
+            results, key = later[0]
+            results[key] = await results[key]
+        else:
+            done = await gather_with_cancel(*(results[key] for results, key in later))
+            for (results, key), value in zip(later, done, strict=True):
+                results[key] = value
+        return completed
 
 
 Shown = tuple[tuple[str, ...], str] | None

@@ -39,6 +39,11 @@ PAGE = """query($after: String) { customers(first: 20, after: $after) {
   pageInfo { endCursor hasNextPage } edges { cursor node { id name email
   sourceRecords { ref source table id label data }
   tickets { id status } orders { id total } } } } }"""
+NODES = """query { customers(first: 20) { nodes { id name tickets { id status }
+  orders { id total } openTickets sourceRecords { ref } }
+  edges { node { id tickets { id } orders { id } } } } }"""
+"""Each node's awaitable fields (nullable) are awaited in one gather for the whole
+list; each edge's node is non-null, so the edges' are gathered edge by edge."""
 TIMELINE = """query($e: String, $after: String) { customer(email: $e) { id
   timeline(first: 5, after: $after) { nodes { kind at title detail source ref }
   pageInfo { hasNextPage endCursor } } } }"""
@@ -54,7 +59,7 @@ pages of over 99 customers, whose nested fields the kept pages select too."""
 def corpus() -> tuple[str, ...]:
     """Query documents written as string literals in tests/e2e: no mutations
     (they change the registry), none of the SLOW ones."""
-    found: dict[str, None] = {HOT: None, PAGE: None, TIMELINE: None}
+    found: dict[str, None] = {HOT: None, PAGE: None, NODES: None, TIMELINE: None}
     for path in sorted(E2E.glob("test_*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
@@ -169,11 +174,11 @@ async def test_fast_and_general_paths_give_the_same_bytes(
     assert len(corpus()) > 40
 
     fast_path = await _compare(loaded, {"X-API-Key": "demo-key", **SAME_ID}, pool, audit, corpus())
-    _compiled_share(fast_path, [HOT, PAGE, TIMELINE])
+    _compiled_share(fast_path, [HOT, PAGE, NODES, TIMELINE])
     assert fast_path.compiled >= 20 and fast_path.fallbacks > 0
 
     masked = await _compare(loaded, {"X-API-Key": "support-key", **SAME_ID}, pool, audit, corpus())
-    _compiled_share(masked, [HOT, PAGE, TIMELINE])
+    _compiled_share(masked, [HOT, PAGE, NODES, TIMELINE])
 
     dead = tmp_path / "dead.yaml"
     dead.write_text(
@@ -186,7 +191,7 @@ async def test_fast_and_general_paths_give_the_same_bytes(
     stopped = await _compare(
         load_settings(dead), {"X-API-Key": "demo-key", **SAME_ID}, pool, audit, reading
     )
-    _compiled_share(stopped, [HOT, PAGE, TIMELINE])
+    _compiled_share(stopped, [HOT, PAGE, NODES, TIMELINE])
 
 
 def test_an_extension_wrapping_field_resolution_keeps_the_fast_path_off() -> None:
