@@ -17,7 +17,18 @@ from resolvers.model import FieldType
 _CENTS = Decimal("0.01")
 
 
+_fromisoformat = dt.datetime.fromisoformat
+_NAIVE_SECONDS = len("2016-07-14 00:05:21")
+
+
 def _datetime(value: Any) -> dt.datetime | None:
+    if value.__class__ is str and len(value) == _NAIVE_SECONDS:
+        # the commonest spelling (SQLite's): read with its UTC offset in one step, as
+        # :func:`as_utc` would set it; text that does not read so takes the long way
+        try:
+            return _fromisoformat(value + "+00:00")
+        except ValueError:
+            pass
     if isinstance(value, str):
         text = value.strip()
         if not text:

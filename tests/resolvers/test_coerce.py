@@ -43,6 +43,36 @@ def test_datetime_text_reads_as_iso_8601_in_utc(
         assert _same(coerce(text.replace("+00:00", "Z"), "datetime"), expected)
 
 
+def _plain_datetime(text: str) -> dt.datetime | None:
+    """Text as a UTC datetime the plain way: trimmed, Z read as +00:00, ISO 8601."""
+    try:
+        parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+
+
+@given(
+    text=st.one_of(
+        # 19 characters (``2016-07-14 00:05:21``'s length, read in one step) of the
+        # characters of dates, times and offsets, and real times so written, cut or padded
+        st.text(alphabet="0123456789-:T +Z.", min_size=19, max_size=19),
+        st.datetimes(timezones=st.none() | OFFSETS).map(
+            lambda d: d.isoformat(sep=" ", timespec="seconds")
+        ),
+        st.tuples(
+            st.datetimes().map(lambda d: d.isoformat(timespec="minutes")),
+            st.sampled_from(["", "+01", "Z", ":00", "  ", "+00:00", "-0530"]),
+            st.sampled_from(["", " "]),
+        ).map("".join),
+    )
+)
+def test_datetime_text_of_any_shape_reads_as_the_plain_way(text: str) -> None:
+    if text.strip():
+        assert _same(coerce(text, "datetime"), _plain_datetime(text))
+    assert _same(converter("datetime")(text), _plain_datetime(text))
+
+
 def test_blank_or_unreadable_times_are_none() -> None:
     for value in ("", "  ", "yesterday", "2026-13-01", 3.5):
         assert coerce(value, "datetime") is None
