@@ -100,7 +100,12 @@ class SQLConnector(Connector):
         self._direct: DirectSQLite | None = None
         if self._backend == "sqlite" and options.sqlite_direct and not options.echo:
             self._direct = DirectSQLite(
-                self._engine, options.pool_size, options.max_overflow, size, name
+                self._engine,
+                options.pool_size,
+                options.max_overflow,
+                size,
+                name,
+                options.sqlite_inline_budget,
             )
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 
 from connectors import (
     Aggregate,
@@ -404,5 +405,102 @@ async def test_a_statement_abandoned_before_it_started_never_runs(sqlite_url: st
         assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
         assert ran == [], "the abandoned statement was never run"
         assert connector.pool_usage() == (0, 1)
+    finally:
+        await connector.aclose()
+
+
+@pytest.fixture()
+def ran_on(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The thread that ran each statement of the direct path, in order."""
+    ran: list[int] = []
+    original = direct_module._fetch_all
+
+    def fetch(connection: Any, sql: str, args: Any) -> list[Any]:
+        ran.append(threading.get_ident())
+        return original(connection, sql, args)
+
+    monkeypatch.setattr(direct_module, "_fetch_all", fetch)
+    return ran
+
+
+async def test_short_statements_run_on_the_loops_thread(
+    pair: tuple[SQLConnector, SQLConnector], ran_on: list[int]
+) -> None:
+    """No thread hop for a statement that ends within the inline budget; the same
+    answer, and the engine's listeners still count it."""
+    direct, engine = pair
+    args: Any = ("people", "email", ["USER3@example.com", "user4@example.com"], COLUMNS, "casefold")
+    assert await direct.lookup_many(*args) == await engine.lookup_many(*args)
+    assert ran_on == [threading.get_ident()]
+    assert direct.statements == 1
+
+
+async def test_an_inline_budget_of_zero_sends_every_statement_to_the_thread(
+    sqlite_url: str, ran_on: list[int]
+) -> None:
+    connector = SQLConnector("people_db", SQLOptions(url=sqlite_url, sqlite_inline_budget=0))
+    try:
+        assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
+        assert len(ran_on) == 1 and ran_on[0] != threading.get_ident()
+    finally:
+        await connector.aclose()
+
+
+async def test_a_statement_past_the_inline_budget_moves_to_the_thread(
+    sqlite_url: str, ran_on: list[int]
+) -> None:
+    """A long statement holds the loop for about the budget only: it is stopped,
+    run on its connection's thread (still bounded by the timeout and
+    interrupted), and its next runs go to the thread directly."""
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=sqlite_url, timeout=0.3, pool_size=1, max_overflow=0)
+    )
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.002)
+            gaps.append(loop.time() - before)
+
+    ticker = asyncio.create_task(tick())
+    me = threading.get_ident()
+    try:
+        await asyncio.sleep(0.01)
+        for _ in range(2):
+            with pytest.raises(SourceTimeout):
+                await connector.lookup_many("slow", "x", [1], ["x"])
+            assert ran_on[-1] != me
+        assert ran_on[0] == me, "the first run was tried inline"
+        assert len(ran_on) == 3, "the second went to the thread directly"
+        assert max(gaps) < 0.1, "the loop was never held for the statement"
+        await asyncio.sleep(0.1)  # the interrupted statement's thread is idle again
+        assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
+        assert ran_on[-1] == me, "a short statement still runs inline"
+        assert connector.pool_usage() == (0, 1)
+    finally:
+        ticker.cancel()
+        await connector.aclose()
+
+
+async def test_the_loop_never_shares_a_connection_with_its_thread(
+    sqlite_url: str, ran_on: list[int]
+) -> None:
+    """While the connection's thread still has work (a cursor to close, an
+    interrupted statement finishing), a statement waits its turn there."""
+    connector = SQLConnector("people_db", SQLOptions(url=sqlite_url, pool_size=1, max_overflow=0))
+    try:
+        assert connector._direct is not None
+        session = await connector._direct.acquire()
+        session.worker.post(lambda: time.sleep(0.2))
+        started = time.perf_counter()
+        rows = await session.all(select(people.c.id).where(people.c.id == 3))
+        assert rows == [(3,)]
+        assert time.perf_counter() - started >= 0.15, "it waited for the job before it"
+        assert ran_on[0] != threading.get_ident()
+        assert await session.all(select(people.c.id).where(people.c.id == 4)) == [(4,)]
+        assert ran_on[1] == threading.get_ident(), "inline again once the thread is idle"
+        connector._direct.release(session)
     finally:
         await connector.aclose()
