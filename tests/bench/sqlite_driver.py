@@ -10,9 +10,12 @@ stitching rounds send most) is run N times through:
   compilation cache, result processing, greenlet switches);
 * custview's SQL connector (``lookup_many``: the statement built with
   SQLAlchemy Core, rows grouped by key) on its direct path (the default:
-  compiled once per shape, one hop to a pooled ``sqlite3`` connection) and
-  through SQLAlchemy's async engine (``sqlite_direct: false``), and the
-  resilience and observer wrappers the federation puts around it;
+  compiled once per shape, run on the loop's thread within
+  ``sqlite_inline_budget``, else in one hop to a pooled ``sqlite3``
+  connection's thread), with every statement sent to the thread
+  (``sqlite_inline_budget: 0``), and through SQLAlchemy's async engine
+  (``sqlite_direct: false``), and the resilience and observer wrappers the
+  federation puts around it;
 * aiosqlite with the statements of one stitching round sent as one job to
   the connection's thread (``executescript`` is not usable for SELECTs, so
   a single ``run`` of a function doing them all) — the batching the issue
@@ -145,12 +148,25 @@ async def measure(data_dir: Path, n: int) -> list[dict[str, Any]]:
             "customers", "email", [email], columns, transform="casefold"
         )
 
+    hop_path = SQLConnector(
+        bare.name, bare.options.model_copy(update={"sqlite_inline_budget": 0.0})
+    )
+
+    async def through_thread(email: str) -> Any:
+        return await hop_path.lookup_many(
+            "customers", "email", [email], columns, transform="casefold"
+        )
+
     results.append(
         await _time("custview SQL connector, sqlite_direct: false", through_engine, emails)
+    )
+    results.append(
+        await _time("custview SQL connector, sqlite_inline_budget: 0", through_thread, emails)
     )
     results.append(await _time("custview SQL connector (direct path)", connector, emails))
     results.append(await _time("+ resilience, observer (as federated)", federated, emails))
     await engine_path.aclose()
+    await hop_path.aclose()
     results += [separate, batched]
     await conn.close()
     await engine.dispose()
