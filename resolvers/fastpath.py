@@ -635,27 +635,44 @@ class _Run:
         object's attributes (:attr:`Selected.attributes`) are shown as read, as
         their resolvers show them."""
         items = selected.items or ()
-        values: Iterable[Any]
-        if selected.attributes:
-            values = (getattr(row, item[1]) for item in items)
-        else:
-            try:
-                shown = self._shown[id(selected)]
-            except KeyError:
+        attributes = selected.attributes
+        if not attributes:
+            shown = self._shown.get(id(selected), _UNSEEN)
+            if shown is _UNSEEN:
                 shown = self._shown[id(selected)] = self._showing(selected)
             if shown is None:
                 return None
-            if shown is _CLEAR:
-                values = (row.get(item[1]) for item in items)
-            else:
-                actions, salt = shown
-                values = (
-                    mask(row.get(item[1]), action, salt)
-                    for item, action in zip(items, actions, strict=True)
-                )
+            if shown is not _CLEAR:
+                return self._masked(items, row, shown)
+        # one loop, each value read and shown in place (no generator, no zip: a
+        # customer 360 builds ~35 such rows, a page of 50 ~200)
         out: dict[str, Any] = {}
         try:
-            for (key, _, leaf, non_null, _), value in zip(items, values, strict=True):
+            for key, name, leaf, non_null, _ in items:
+                value = getattr(row, name) if attributes else row.get(name)
+                if value is None:
+                    if non_null:
+                        return None
+                    out[key] = None
+                elif value.__class__ is str and (leaf is GraphQLString or leaf is GraphQLID):
+                    out[key] = value  # what :func:`_coerced` answers for text
+                elif isinstance(value, Exception):
+                    return None
+                else:
+                    out[key] = _coerced(leaf, value)
+        except Exception:
+            return None
+        return out
+
+    @staticmethod
+    def _masked(items: tuple[Item, ...], row: Any, shown: Shown) -> dict[str, Any] | None:
+        """:meth:`_built` of a row whose fields the grant masks (``shown``'s actions)."""
+        assert shown is not None
+        actions, salt = shown
+        out: dict[str, Any] = {}
+        try:
+            for (key, name, leaf, non_null, _), action in zip(items, actions, strict=True):
+                value = mask(row.get(name), action, salt)
                 if value is None:
                     if non_null:
                         return None
@@ -783,6 +800,7 @@ Shown = tuple[tuple[str, ...], str] | None
 """See :meth:`_Run._showing`: (each field's action, the grant's salt), _CLEAR or None."""
 _CLEAR: Shown = ((), "in clear")
 """Every selected field shown as read (told apart by identity)."""
+_UNSEEN: Shown = ((), "not worked out yet")
 
 _PLAIN: frozenset[type] = frozenset({str, int, float, bool, dict, list, tuple, type(None)})
 
