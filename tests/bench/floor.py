@@ -14,6 +14,12 @@ that stitched differently would not be answering the same question. The
 lookup expressions are :func:`connectors.sql.expressions.transformed`
 compiled to text, so the demo's expression indexes are used.
 
+With ``CUSTVIEW_BENCH_FLOOR_INLINE=1`` (``python -m tests.bench.hot
+--floor-inline``) each statement runs on the event loop's own thread in
+``sqlite3`` instead (one connection per source, no thread hop), the strategy
+custview's SQLite direct path uses for short statements: the floor with
+the same driver strategy.
+
 The demo schema (member tables, columns, survivorship) is written out here
 on purpose: this is what a person would hand-write for these databases. If
 ``config/demo.yaml`` changes, the benchmark's equality check says so.
@@ -25,6 +31,8 @@ import asyncio
 import base64
 import functools
 import json
+import os
+import sqlite3
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -48,6 +56,8 @@ DEFAULT_REGION = "US"
 MAX_PARAMS = 30_000
 """Bind parameters a statement may hold (SQLite's limit is 32,766)."""
 POOL_SIZE = 3
+INLINE_ENV = "CUSTVIEW_BENCH_FLOOR_INLINE"
+"""``1``: the floor runs its statements on the loop's thread (see above)."""
 """Connections per database: enough for the concurrent statements of one request."""
 
 KeyNode = tuple[str, str]
@@ -339,23 +349,40 @@ def _marks(n: int) -> str:
 class Floor:
     """The floor over the three demo databases in ``data_dir``."""
 
-    def __init__(self, pools: dict[str, asyncio.Queue[aiosqlite.Connection]]) -> None:
+    def __init__(
+        self,
+        pools: dict[str, asyncio.Queue[aiosqlite.Connection]],
+        plain: dict[str, sqlite3.Connection] | None = None,
+    ) -> None:
         self._pools = pools
+        self._plain = plain
+        """One ``sqlite3`` connection per source used on the loop's thread, or None."""
         self.statements = 0
         """Statements sent so far."""
 
     @classmethod
-    async def open(cls, data_dir: Path, pool_size: int = POOL_SIZE) -> Floor:
+    async def open(
+        cls, data_dir: Path, pool_size: int = POOL_SIZE, inline: bool | None = None
+    ) -> Floor:
+        """``inline`` (default: :data:`INLINE_ENV`): statements on the loop's thread."""
+        if inline is None:
+            inline = os.environ.get(INLINE_ENV) == "1"
         pools: dict[str, asyncio.Queue[aiosqlite.Connection]] = {}
+        plain: dict[str, sqlite3.Connection] = {}
         for source in ("crm", "support", "sales"):
-            queue: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
             uri = f"file:{(data_dir / f'{source}.db').resolve()}?mode=ro"
+            if inline:
+                plain[source] = sqlite3.connect(uri, uri=True)
+                continue
+            queue: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
             for _ in range(pool_size):
                 queue.put_nowait(await aiosqlite.connect(uri, uri=True))
             pools[source] = queue
-        return cls(pools)
+        return cls(pools, plain if inline else None)
 
     async def aclose(self) -> None:
+        for connection in (self._plain or {}).values():
+            connection.close()
         for queue in self._pools.values():
             while not queue.empty():
                 await queue.get_nowait().close()
@@ -371,6 +398,12 @@ class Floor:
 
     async def fetch(self, source: str, sql: str, params: Sequence[Any]) -> list[Any]:
         self.statements += 1
+        if self._plain is not None:
+            cursor = self._plain[source].execute(sql, params)
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
         async with self._conn(source) as conn:
             return list(await conn.execute_fetchall(sql, params))
 

@@ -22,7 +22,12 @@ is served by one uvicorn worker in its own process and loaded by
 :mod:`tests.bench.hot_http` at concurrency 10 (req/s, p50, p95, the
 server's CPU per request). Ratios are against the floor of the same run.
 
+``--floor-inline`` runs the floor's statements on the event loop's thread
+(``sqlite3``, no aiosqlite hop), as custview's SQLite direct path runs its
+short ones: the floor with the same driver strategy.
+
     python -m tests.bench.hot [--quick] [--million] [--customers N ...] [--no-http]
+                              [--floor-inline]
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sqlite3
 import statistics
 import sys
@@ -51,6 +57,7 @@ from resolvers.governance import ReadTrail
 from resolvers.policy import Grant
 from resolvers.view import Federation
 from tests.bench import hot_http
+from tests.bench.floor import INLINE_ENV as FLOOR_INLINE_ENV
 from tests.bench.floor import Floor
 from tests.bench.run import (
     CUSTOMER_QUERY,
@@ -328,7 +335,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer samples (smoke run)")
     parser.add_argument("--no-http", action="store_true", help="in process only")
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_ROOT)
+    parser.add_argument(
+        "--floor-inline",
+        action="store_true",
+        help="the floor runs its statements on the event loop's thread (no aiosqlite hop)",
+    )
     args = parser.parse_args(argv)
+    if args.floor_inline:  # the HTTP floor's server process reads it too
+        os.environ[FLOOR_INLINE_ENV] = "1"
     console = Console() if sys.stdout.isatty() else Console(width=160)
     sizes = [*args.customers, *([1_000_000] if args.million else [])]
     plan = Plan.for_mode(args.quick)
