@@ -33,6 +33,7 @@ from connectors import ConnectorError, QueryError
 from resolvers import metrics as metric_values
 from resolvers import walk
 from resolvers.expr import Expr, Order
+from resolvers.heap import long_lived_frozen
 from resolvers.model import FieldType, UnifiedModel
 from resolvers.planner import Planner
 from resolvers.policy import ForbiddenField, Grant, mask
@@ -178,8 +179,9 @@ async def customer_chunks(
             yield view, found[start : start + chunk]
         return
     if whole:
-        async for step in walk.customers(federation, chunk, failures):
-            yield step
+        with long_lived_frozen():  # resolvers/heap.py: ~1 CPU s in 9 at 100,000
+            async for step in walk.customers(federation, chunk, failures):
+                yield step
         return
     members = federation.model.customer.members
     for member in members:
