@@ -18,11 +18,10 @@ class _Cycle:
 def test_objects_are_frozen_while_any_walk_runs_and_thawed_after() -> None:
     assert gc.get_freeze_count() == 0
     with long_lived_frozen():
-        frozen = gc.get_freeze_count()
-        assert frozen > 0
+        assert gc.get_freeze_count() > 0
         with long_lived_frozen():  # a second export at the same time
-            assert gc.get_freeze_count() >= frozen
-        assert gc.get_freeze_count() >= frozen  # the first still runs
+            assert gc.get_freeze_count() > 0
+        assert gc.get_freeze_count() > 0  # the first still runs
     assert gc.get_freeze_count() == 0
 
 
