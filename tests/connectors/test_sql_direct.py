@@ -504,3 +504,27 @@ async def test_the_loop_never_shares_a_connection_with_its_thread(
         connector._direct.release(session)
     finally:
         await connector.aclose()
+
+
+async def test_the_inline_budget_is_cut_to_the_time_left(
+    sqlite_url: str, ran_on: list[int]
+) -> None:
+    """Inside a deadline shorter than the inline budget, a long statement run inline
+    stops at the deadline (DeadlineExceeded, at once on the thread) and is not
+    remembered as slow: it was the deadline that ran out, not the budget."""
+    connector = SQLConnector(
+        "people_db",
+        SQLOptions(url=sqlite_url, timeout=30, pool_size=1, sqlite_inline_budget=0.1),
+    )
+    try:
+        with deadline_scope(0.03):
+            started = time.perf_counter()
+            with pytest.raises(DeadlineExceeded):
+                await connector.lookup_many("slow", "x", [1], ["x"])
+            assert time.perf_counter() - started < 0.09, "not the whole inline budget"
+        assert ran_on[0] == threading.get_ident()
+        assert connector._direct is not None and not connector._direct._slow
+        await asyncio.sleep(0.1)  # the thread's interrupted statement ends
+        assert await connector.lookup_many("people", "id", [3], ["id"]) == [[{"id": 3}]]
+    finally:
+        await connector.aclose()
