@@ -147,10 +147,11 @@ def _international(text: str) -> str | None:
     from the rest when the national prefix of the country code's main region does not
     match its start (the shortcut asks phonenumbers when it does) and it does not start
     with 0 (Italian leading zeros: asked too). The number it builds is this
-    country code and the rest as an integer; the possible-number check and the
-    E.164 text are phonenumbers' own. Numbers shorter than ``_SHORT`` are asked
-    (they need the valid-number check). A hypothesis test holds it to phonenumbers
-    (tests/resolvers/test_key_normalizers.py)."""
+    country code and the rest as an integer; phonenumbers' possible-number check
+    reads only the country code and the length of the rest (asked once per pair),
+    and its E.164 text is ``+``, the country code and the rest. Numbers shorter
+    than ``_SHORT`` are asked (they need the valid-number check). A hypothesis test
+    holds it to phonenumbers (tests/resolvers/test_key_normalizers.py)."""
     if len(text) > _LONGEST_TEXT or _INTERNATIONAL.fullmatch(text) is None:
         return None
     digits = text[1:].replace(" ", "")
@@ -168,10 +169,19 @@ def _international(text: str) -> str | None:
     readable, prefix = _national_prefix(country_code)
     if not readable or (prefix is not None and prefix.match(national)):
         return None
-    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
-    if not phonenumbers.is_possible_number(number):
+    if not _possible_length(country_code, len(national)):
         return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    # E.164 of a number without leading zeros: ``+``, the country code, the digits
+    return f"+{country_code}{national}"
+
+
+@cache
+def _possible_length(country_code: int, length: int) -> bool:
+    """``phonenumbers.is_possible_number`` of the numbers of ``country_code`` whose
+    national number is ``length`` digits without leading zeros: it reads nothing but
+    that length (the country code's main region's possible lengths)."""
+    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=10 ** (length - 1))
+    return bool(phonenumbers.is_possible_number(number))
 
 
 def normalize_phone(value: object, region: object = None, default: str | None = None) -> str | None:
