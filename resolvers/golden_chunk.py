@@ -17,12 +17,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
 from resolvers.coerce import coerce, converter
 from resolvers.golden import _EPOCH, Survivorship, _raw_reader, reader
-from resolvers.model import FieldSpec, MemberSpec
+from resolvers.model import FieldSpec, FieldType, MemberSpec
+from resolvers.normalize import normalize_email, normalize_external_id, normalize_phone
 from resolvers.records import Record, customer_id_of
 
 Column = Callable[[list[dict[str, Any]]], list[Any]]
@@ -38,12 +40,16 @@ def column_reader(
     mapping = member.fields.get(field)
     if mapping is None:
         return lambda rows: [None] * len(rows)
+    type_ = spec.type
     if spec.normalize is not None:
+        if "{" not in mapping and spec.normalize in _NORMALIZED:
+            return _normalized_column(mapping, type_, spec.normalize, member, default_region)
         read = reader(member, field, spec, default_region)
         return lambda rows: [read(row) for row in rows]
-    type_ = spec.type
     if "{" in mapping:
         fill = _raw_reader(mapping)
+        if type_ == "string":  # a filled-in template is text already, or None
+            return lambda rows: [fill(row) for row in rows]
         return lambda rows: [coerce(fill(row), type_) for row in rows]
     if type_ == "string":  # a text column needs nothing but text
         return lambda rows: [
@@ -53,6 +59,40 @@ def column_reader(
     convert = converter(type_)
     return lambda rows: [
         None if v is None else convert(v) for v in [row.get(mapping) for row in rows]
+    ]
+
+
+_NORMALIZED = frozenset({"email", "email_provider", "external_id", "phone"})
+
+
+def _normalized_column(
+    column: str, type_: FieldType, normalize: str, member: MemberSpec, default_region: str | None
+) -> Column:
+    """:func:`resolvers.golden.reader` of a column that a key normaliser reads (a value
+    that does not normalise stays as it is), over many rows at once."""
+    convert = converter(type_)
+    if normalize == "phone":
+        region_column = member.region
+
+        def phones(rows: list[dict[str, Any]]) -> list[Any]:
+            out = []
+            for row in rows:
+                value = row.get(column)
+                if value is not None and (value := convert(value)) is not None:
+                    region = row.get(region_column) if region_column else None
+                    value = normalize_phone(value, region, default_region) or value
+                out.append(value)
+            return out
+
+        return phones
+    one: Callable[[Any], str | None] = (
+        partial(normalize_email, provider_rules=normalize == "email_provider")
+        if normalize != "external_id"
+        else normalize_external_id
+    )
+    return lambda rows: [
+        None if (v := None if raw is None else convert(raw)) is None else one(v) or v
+        for raw in [row.get(column) for row in rows]
     ]
 
 

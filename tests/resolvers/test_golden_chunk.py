@@ -19,6 +19,8 @@ FIELDS: dict[str, dict[str, Any]] = {
     "name": {},
     "email": {"normalize": "email"},
     "phone": {"normalize": "phone"},
+    "inbox": {"normalize": "email_provider"},
+    "nid": {"type": "id", "normalize": "external_id"},
     "orders": {"type": "int"},
     "score": {"type": "float"},
     "total": {"type": "decimal"},
@@ -52,6 +54,7 @@ VALUE = st.one_of(
     st.integers(-3, 3),
     st.sampled_from(["1", "2.5", "true", "no", "2026-01-02", "2025-12-31T23:00:00Z", "x", "NaN"]),
     st.sampled_from(["(407) 488-4302", "+1 407 488 4302", "020 7946 0018", "a@X.example"]),
+    st.sampled_from(["J.Smith+shop@GoogleMail.com", " ab-12 34/56 c ", "+33 5 24 97 14 79"]),
 )
 STAMP = st.one_of(
     st.none(),
