@@ -32,8 +32,13 @@ inline budget (option ``sqlite_inline_budget``): a progress handler stops it
 once the budget has passed, it goes to the connection's thread as before,
 and its SQL text goes there directly for its next :data:`SLOW_RUNS` runs: a
 long statement holds the loop for about the budget once in that many runs,
-and a stream (an export's scan) always runs on the thread. Cancellation and
-timeouts need nothing new: a caller cannot leave while the loop runs its
+and a stream (an export's scan) always runs on the thread. A step SQLite
+does not stop (counting a whole table) is marked the same way once its CPU
+time passed twice the budget. A statement run inline waits for no lock:
+sqlite3's busy wait (5 s by default) never calls the progress handler, so
+the loop's runs have a busy timeout of 0, and one that finds a writer's lock
+goes to the thread, whose busy timeout is the connection's own. Cancellation
+and timeouts need nothing new: a caller cannot leave while the loop runs its
 statement, and the budget is cut to the statement's timeout and the
 request's deadline.
 
@@ -94,6 +99,12 @@ class _Worker:
         """Jobs queued (counted on the loop's thread)."""
         self._done = 0
         """Jobs over (counted on the connection's thread)."""
+        self.busy_wait_ms = 0
+        """The connection's busy timeout as opened (ms): how long a statement on its
+        thread waits for a writer's lock on the file."""
+        self.waits = True
+        """Whether that busy timeout is in force (a statement run inline waits for no
+        lock: it is set to 0 there and put back by the thread's next job)."""
         # a daemon: a pool nobody closed must not keep the process from exiting
         threading.Thread(target=self._run, name="custview-sqlite", daemon=True).start()
 
@@ -104,6 +115,9 @@ class _Worker:
                 self._done += 1
                 continue  # its caller stopped waiting before it started: never run it
             try:
+                if not self.waits and self.connection is not None:
+                    self.connection.execute(f"PRAGMA busy_timeout = {int(self.busy_wait_ms)}")
+                    self.waits = True
                 outcome, failed = work(), False
             except BaseException as exc:
                 outcome, failed = exc, True
@@ -131,6 +145,14 @@ class _Worker:
         """Nothing queued or running on the connection's thread: the loop's thread
         may use the connection meanwhile."""
         return self._sent == self._done
+
+    def without_waiting(self, connection: sqlite3.Connection) -> None:
+        """No busy wait for the statement the loop's thread runs next: sqlite3's busy
+        handler sleeps without calling the progress handler, so a writer holding the
+        file's lock would hold the loop for the whole busy timeout (5 s by default)."""
+        if self.waits:
+            connection.execute("PRAGMA busy_timeout = 0")
+            self.waits = False
 
     def interrupt(self) -> None:
         """Stop the statement running on the connection, if any (thread-safe)."""
@@ -167,9 +189,10 @@ def _fetch_all(connection: sqlite3.Connection, sql: str, args: Sequence[Any]) ->
 
 def _fetch_within(
     connection: sqlite3.Connection, sql: str, args: Sequence[Any], budget: float
-) -> list[Any] | None:
-    """Every row of the statement, or None when it was stopped after ``budget``
-    seconds (the connection stays usable)."""
+) -> tuple[list[Any] | None, bool]:
+    """Every row of the statement and False; or None and True when it was stopped
+    after ``budget`` seconds, None and False when a writer holds the file's lock
+    (the connection stays usable either way)."""
     until = time.perf_counter() + budget
     stopped = False
 
@@ -180,10 +203,15 @@ def _fetch_within(
 
     connection.set_progress_handler(over, PROGRESS_STEPS)
     try:
-        return _fetch_all(connection, sql, args)
-    except sqlite3.OperationalError:
+        return _fetch_all(connection, sql, args), False
+    except sqlite3.OperationalError as exc:
         if stopped:  # "interrupted": by the handler, not by the statement's own fault
-            return None
+            return None, True
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (
+            sqlite3.SQLITE_BUSY,
+            sqlite3.SQLITE_LOCKED,
+        ):
+            return None, False  # the thread waits for the lock, within the timeout
         raise
     finally:
         connection.set_progress_handler(None, 0)
@@ -246,10 +274,10 @@ class DirectSession:
             seconds, deadline = time_left(limit)
             if deadline is not None and seconds <= 0:
                 raise deadline.passed(self._runner.source)
-        sql, args = self._runner.announce(statement, params)
+        sql, args, shape = self._runner.announce(statement, params)
         connection = self.worker.connection
         assert connection is not None
-        rows, seconds = self._inline(connection, sql, args, seconds)
+        rows, seconds = self._inline(connection, sql, args, shape, seconds)
         if rows is None:
             work = partial(_fetch_all, connection, sql, args)
             if limit is None:
@@ -260,25 +288,37 @@ class DirectSession:
         return rows
 
     def _inline(
-        self, connection: sqlite3.Connection, sql: str, args: Sequence[Any], seconds: float
+        self,
+        connection: sqlite3.Connection,
+        sql: str,
+        args: Sequence[Any],
+        shape: str,
+        seconds: float,
     ) -> tuple[list[Any] | None, float]:
         """The rows, read on the loop's thread if the connection's thread is idle
         and they come within the pool's inline budget (cut to ``seconds``), else
-        None; and the seconds left to wait for them."""
+        None; and the seconds left to wait for them. A statement stopped at the
+        budget, or one that used more than twice the budget's CPU time in a step
+        SQLite does not stop (counting a whole table is one), runs on the thread for its next
+        :data:`SLOW_RUNS` runs (``shape``: its text before the engine's listeners,
+        which may tag each request's statements differently)."""
         runner = self._runner
         budget = min(runner.inline_budget, seconds)
-        if budget <= 0 or not self.worker.idle() or not runner.may_inline(sql):
+        if budget <= 0 or not self.worker.idle() or not runner.may_inline(shape):
             return None, seconds
-        rows = _fetch_within(connection, sql, args, budget)
-        if rows is None and budget == runner.inline_budget:  # not cut by the time left
-            runner.too_slow(sql)
-        return rows, seconds - budget
+        self.worker.without_waiting(connection)
+        started, cpu = time.perf_counter(), time.thread_time()
+        rows, stopped = _fetch_within(connection, sql, args, budget)
+        # CPU time: a statement is not slow because the machine paused the process
+        if budget == runner.inline_budget and (stopped or time.thread_time() - cpu > 2 * budget):
+            runner.too_slow(shape)  # not cut by the time left: the statement is long
+        return rows, seconds - (time.perf_counter() - started)
 
     async def first_chunk(
         self, statement: ClauseElement, size: int, params: Mapping[str, Any] | None = None
     ) -> list[Any]:
         """Start a streamed read: its first ``size`` rows (one hop), then :meth:`chunk`."""
-        sql, args = self._runner.announce(statement, params)
+        sql, args, _ = self._runner.announce(statement, params)
         connection = self.worker.connection
         assert connection is not None
 
@@ -391,6 +431,7 @@ class DirectSQLite:
             connection = self._connect()
             try:
                 connection.execute("PRAGMA query_only = ON")
+                (worker.busy_wait_ms,) = connection.execute("PRAGMA busy_timeout").fetchone()
             except BaseException:
                 connection.close()
                 raise
@@ -477,14 +518,15 @@ class DirectSQLite:
 
     def announce(
         self, statement: ClauseElement, params: Mapping[str, Any] | None
-    ) -> tuple[str, Sequence[Any]]:
+    ) -> tuple[str, Sequence[Any], str]:
         """The statement's SQL as the engine's listeners leave it (guarded, counted,
-        tagged) and its parameters."""
-        sql, args = self.statements.render(statement, params)
-        parameters: Sequence[Any] = args
+        tagged), its parameters, and its SQL before them (the same for every run of
+        the statement's shape)."""
+        shape, args = self.statements.render(statement, params)
+        sql, parameters = shape, args
         for listener in self._engine.dispatch.before_cursor_execute:
             sql, parameters = listener(None, None, sql, parameters, None, False)
-        return sql, parameters
+        return sql, parameters, shape
 
     def may_inline(self, sql: str) -> bool:
         """Whether ``sql`` is tried on the loop's thread (counts a slow one's run)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from connectors import (
 )
 from connectors.deadline import deadline_scope
 from connectors.errors import DeadlineExceeded, SourceTimeout
+from connectors.request_id import request_id_scope
 from connectors.sql import SQLConnector, SQLOptions, statements
 from connectors.sql import direct as direct_module
 from connectors.sql.compiled import bucket
@@ -409,6 +411,16 @@ async def test_a_statement_abandoned_before_it_started_never_runs(sqlite_url: st
         await connector.aclose()
 
 
+async def thread_idle(connector: SQLConnector) -> None:
+    """Until the pooled connections' threads have nothing queued or running."""
+    assert connector._direct is not None
+    for _ in range(500):
+        if all(worker.idle() for worker in connector._direct._idle):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("a connection's thread stayed busy")
+
+
 @pytest.fixture()
 def ran_on(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The thread that ran each statement of the direct path, in order."""
@@ -472,6 +484,7 @@ async def test_a_statement_past_the_inline_budget_moves_to_the_thread(
             with pytest.raises(SourceTimeout):
                 await connector.lookup_many("slow", "x", [1], ["x"])
             assert ran_on[-1] != me
+            await thread_idle(connector)  # so only the slow mark keeps it off the loop
         assert ran_on[0] == me, "the first run was tried inline"
         assert len(ran_on) == 3, "the second went to the thread directly"
         assert max(gaps) < 0.1, "the loop was never held for the statement"
@@ -526,5 +539,124 @@ async def test_the_inline_budget_is_cut_to_the_time_left(
         assert connector._direct is not None and not connector._direct._slow
         await asyncio.sleep(0.1)  # the thread's interrupted statement ends
         assert await connector.lookup_many("people", "id", [3], ["id"]) == [[{"id": 3}]]
+    finally:
+        await connector.aclose()
+
+
+async def test_a_locked_file_never_holds_the_loop(tmp_path: Path, ran_on: list[int]) -> None:
+    """sqlite3's busy wait does not call the progress handler: a statement run inline
+    while a writer holds the file's lock fails at once and goes to the thread,
+    which waits for the lock within the source's timeout, off the loop."""
+    path = tmp_path / "locked.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)")
+        setup.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"n{i}") for i in range(9)])
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=f"sqlite+aiosqlite:///{path}", timeout=0.3, pool_size=1)
+    )
+    writer = sqlite3.connect(path, isolation_level=None)
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.005)
+            gaps.append(loop.time() - before)
+
+    ticker = asyncio.create_task(tick())
+    me = threading.get_ident()
+    try:
+        assert await connector.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
+        assert ran_on == [me]
+        writer.execute("BEGIN EXCLUSIVE")
+        await asyncio.sleep(0.02)
+        started = time.perf_counter()
+        with pytest.raises(SourceTimeout):
+            await connector.lookup_many("people", "id", [2], ["id"])
+        assert time.perf_counter() - started < 1.0, "the timeout, not the 5 s busy wait"
+        assert ran_on[1] == me and ran_on[2] != me, "tried inline, then waited on the thread"
+        assert max(gaps) < 0.1, "the loop was never held for the lock"
+        writer.execute("ROLLBACK")
+        await thread_idle(connector)
+        # the thread's next statement waits for a lock again, the loop's does not
+        waiting = asyncio.create_task(connector.lookup_many("people", "id", [3], ["id"]))
+        assert await waiting == [[{"id": 3}]]
+        assert connector._direct is not None and not connector._direct._slow
+    finally:
+        ticker.cancel()
+        writer.close()
+        await connector.aclose()
+
+
+async def test_the_thread_waits_for_a_lock_the_loop_gave_up_on(
+    tmp_path: Path, ran_on: list[int]
+) -> None:
+    """A lock released within the source's timeout: the statement's answer comes
+    from the thread, which waited for the lock with the connection's busy timeout."""
+    path = tmp_path / "briefly_locked.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)")
+        setup.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"n{i}") for i in range(9)])
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=f"sqlite+aiosqlite:///{path}", timeout=5, pool_size=1)
+    )
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        assert await connector.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
+        writer.execute("BEGIN EXCLUSIVE")
+        asyncio.get_running_loop().call_later(0.2, writer.execute, "ROLLBACK")
+        started = time.perf_counter()
+        assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
+        assert time.perf_counter() - started >= 0.15, "it waited for the writer"
+        assert ran_on[-1] != threading.get_ident()
+    finally:
+        writer.close()
+        await connector.aclose()
+
+
+async def test_a_step_sqlite_cannot_stop_marks_the_statement_slow(
+    tmp_path: Path, ran_on: list[int]
+) -> None:
+    """Counting a whole table is one virtual-machine step: the progress handler never
+    runs, so it is the CPU time past the budget that sends its next runs to the thread."""
+    path = tmp_path / "counted.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE big (id INTEGER PRIMARY KEY, pad TEXT)")
+        setup.executemany("INSERT INTO big VALUES (?, ?)", ((i, "x" * 40) for i in range(300_000)))
+    connector = SQLConnector(
+        "big_db",
+        SQLOptions(url=f"sqlite+aiosqlite:///{path}", pool_size=1, sqlite_inline_budget=0.0002),
+    )
+    me = threading.get_ident()
+    try:
+        counts = []
+        for _ in range(2):
+            counts.append(await connector.aggregate("big", [], [Aggregate("count", alias="n")]))
+            await thread_idle(connector)
+        assert counts == [[{"n": 300_000}]] * 2
+        assert ran_on == [me, ran_on[1]] and ran_on[1] != me, "inline once, then the thread"
+        assert connector._direct is not None and len(connector._direct._slow) == 1
+    finally:
+        await connector.aclose()
+
+
+async def test_a_slow_statement_is_remembered_by_its_shape_not_its_request_tag(
+    sqlite_url: str, ran_on: list[int]
+) -> None:
+    """With the request id in every statement's text, a slow statement is still known
+    on the next request: its mark is its text before the engine's listeners."""
+    connector = SQLConnector(
+        "people_db",
+        SQLOptions(url=sqlite_url, timeout=0.2, pool_size=1, request_id_comment=True),
+    )
+    me = threading.get_ident()
+    try:
+        for request in ("req-1", "req-2"):
+            with request_id_scope(request), pytest.raises(SourceTimeout):
+                await connector.lookup_many("slow", "x", [1], ["x"])
+            await thread_idle(connector)
+        assert ran_on[0] == me and me not in ran_on[1:], "the second request's run was not inline"
+        assert connector._direct is not None and len(connector._direct._slow) == 1
     finally:
         await connector.aclose()
