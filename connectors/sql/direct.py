@@ -1,4 +1,4 @@
-"""SQLite statements in one thread hop: the SQL connector's direct path.
+"""SQLite statements without SQLAlchemy's engine: the SQL connector's direct path.
 
 SQLAlchemy's async engine over aiosqlite makes four thread hops per
 statement (cursor, execute, fetch, close) plus its pool checkout, result
@@ -23,18 +23,12 @@ What the SQLAlchemy path guaranteed still holds:
   :class:`~connectors.deadline.Alarms`);
 * ``engine.dispose()`` also closes this pool's idle connections.
 
-A thread hop costs more than a short statement: the caller's future, the
-queue, waking the thread, and waking the loop again through its self-pipe
-(``call_soon_threadsafe``), ~25 µs of the loop's CPU against ~10 µs for an
-indexed lookup in ``sqlite3``. So a statement is first run on the loop's own
-thread, when its connection's thread has nothing queued, within the pool's
-inline budget (option ``sqlite_inline_budget``): a progress handler stops it
-once the budget has passed, it goes to the connection's thread as before,
-and its SQL text goes there directly for its next :data:`SLOW_RUNS` runs: a
-long statement holds the loop for about the budget once in that many runs,
-and a stream (an export's scan) always runs on the thread. A step SQLite
-does not stop (counting a whole table) is marked the same way once its CPU
-time passed twice the budget. A statement run inline waits for no lock:
+A thread hop costs more than a short statement, so a statement is first run
+on the loop's own thread, when its connection's thread has nothing queued,
+within the pool's inline budget (option ``sqlite_inline_budget``;
+:mod:`connectors.sql.inline`); one stopped at the budget goes to the
+connection's thread as before, and a stream (an export's scan) always runs
+there. A statement run inline waits for no lock:
 sqlite3's busy wait (5 s by default) never calls the progress handler, so
 the loop's runs have a busy timeout of 0, and one that finds a writer's lock
 goes to the thread, whose busy timeout is the connection's own. Cancellation
@@ -68,19 +62,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
 from connectors.deadline import Alarms, Deadline, time_left
+from connectors.sql import inline
 from connectors.sql.compiled import CompiledStatements
 from connectors.sql.engine import read_only_url
 
 T = TypeVar("T")
-PROGRESS_STEPS = 1000
-"""SQLite virtual-machine steps between two looks at a statement run inline's
-clock (a look costs ~0.2 µs; 1,000 steps took 20 to 40 µs here)."""
-SLOW_RUNS = 64
-"""Runs a statement that went past the inline budget spends on its connection's
-thread before it is tried inline again (it may have been slow only once: the
-machine was busy, or its values matched many rows)."""
-SLOW_TEXTS = 1024
-"""At most this many slow statements are remembered (then forgotten together)."""
 OVERFLOW_LINGER = 5.0
 """Seconds idle overflow connections stay open after the last moment the pool
 needed more than ``pool_size`` at once."""
@@ -179,44 +165,6 @@ def _settle(future: asyncio.Future[Any], outcome: Any, failed: bool) -> None:
         future.set_result(outcome)
 
 
-def _fetch_all(connection: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[Any]:
-    cursor = connection.execute(sql, args)
-    try:
-        return cursor.fetchall()
-    finally:
-        cursor.close()
-
-
-def _fetch_within(
-    connection: sqlite3.Connection, sql: str, args: Sequence[Any], budget: float
-) -> tuple[list[Any] | None, bool]:
-    """Every row of the statement and False; or None and True when it was stopped
-    after ``budget`` seconds, None and False when a writer holds the file's lock
-    (the connection stays usable either way)."""
-    until = time.perf_counter() + budget
-    stopped = False
-
-    def over() -> bool:
-        nonlocal stopped
-        stopped = time.perf_counter() > until
-        return stopped
-
-    connection.set_progress_handler(over, PROGRESS_STEPS)
-    try:
-        return _fetch_all(connection, sql, args), False
-    except sqlite3.OperationalError as exc:
-        if stopped:  # "interrupted": by the handler, not by the statement's own fault
-            return None, True
-        if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (
-            sqlite3.SQLITE_BUSY,
-            sqlite3.SQLITE_LOCKED,
-        ):
-            return None, False  # the thread waits for the lock, within the timeout
-        raise
-    finally:
-        connection.set_progress_handler(None, 0)
-
-
 class DirectSession:
     """A pooled connection lent to one connector operation."""
 
@@ -279,7 +227,7 @@ class DirectSession:
         assert connection is not None
         rows, seconds = self._inline(connection, sql, args, shape, seconds)
         if rows is None:
-            work = partial(_fetch_all, connection, sql, args)
+            work = partial(inline.fetch_all, connection, sql, args)
             if limit is None:
                 rows = await self._call(work)
             else:
@@ -299,19 +247,20 @@ class DirectSession:
         and they come within the pool's inline budget (cut to ``seconds``), else
         None; and the seconds left to wait for them. A statement stopped at the
         budget, or one that used more than twice the budget's CPU time in a step
-        SQLite does not stop (counting a whole table is one), runs on the thread for its next
-        :data:`SLOW_RUNS` runs (``shape``: its text before the engine's listeners,
-        which may tag each request's statements differently)."""
+        SQLite does not stop (counting a whole table is one), runs on the thread
+        for its next :data:`~connectors.sql.inline.SLOW_RUNS` runs (``shape``:
+        its text before the engine's listeners, which may tag each request's
+        statements differently)."""
         runner = self._runner
         budget = min(runner.inline_budget, seconds)
-        if budget <= 0 or not self.worker.idle() or not runner.may_inline(shape):
+        if budget <= 0 or not self.worker.idle() or not runner.slow.may_inline(shape):
             return None, seconds
         self.worker.without_waiting(connection)
         started, cpu = time.perf_counter(), time.thread_time()
-        rows, stopped = _fetch_within(connection, sql, args, budget)
+        rows, stopped = inline.fetch_within(connection, sql, args, budget)
         # CPU time: a statement is not slow because the machine paused the process
         if budget == runner.inline_budget and (stopped or time.thread_time() - cpu > 2 * budget):
-            runner.too_slow(shape)  # not cut by the time left: the statement is long
+            runner.slow.add(shape)  # not cut by the time left: the statement is long
         return rows, seconds - (time.perf_counter() - started)
 
     async def first_chunk(
@@ -353,9 +302,7 @@ class DirectSQLite:
         self.inline_budget = inline_budget
         """Seconds a statement may run on the loop's thread before it is stopped and
         sent to its connection's thread (0: always sent)."""
-        self._slow: dict[str, int] = {}
-        """Statements that went past the inline budget, and how many more runs each
-        spends on its connection's thread."""
+        self.slow = inline.SlowStatements()
         self.watch: Alarms[asyncio.Future[Any]] = Alarms(_time_out)
         """The statements in flight on this pool and when their callers stop waiting
         (one timer for them all)."""
@@ -527,22 +474,6 @@ class DirectSQLite:
         for listener in self._engine.dispatch.before_cursor_execute:
             sql, parameters = listener(None, None, sql, parameters, None, False)
         return sql, parameters, shape
-
-    def may_inline(self, sql: str) -> bool:
-        """Whether ``sql`` is tried on the loop's thread (counts a slow one's run)."""
-        left = self._slow.get(sql)
-        if left is None:
-            return True
-        if left > 1:
-            self._slow[sql] = left - 1
-        else:
-            del self._slow[sql]  # its next run is tried inline again
-        return False
-
-    def too_slow(self, sql: str) -> None:
-        if len(self._slow) >= SLOW_TEXTS:
-            self._slow.clear()
-        self._slow[sql] = SLOW_RUNS
 
     def executed(self, sql: str, args: Sequence[Any]) -> None:
         self._engine.dispatch.after_cursor_execute(None, None, sql, args, None, False)

@@ -28,7 +28,7 @@ from connectors import (
 from connectors.deadline import deadline_scope
 from connectors.errors import DeadlineExceeded, SourceTimeout
 from connectors.request_id import request_id_scope
-from connectors.sql import SQLConnector, SQLOptions, statements
+from connectors.sql import SQLConnector, SQLOptions, inline, statements
 from connectors.sql import direct as direct_module
 from connectors.sql.compiled import bucket
 from tests.connectors.sql_fixtures import ROWS, create_people_database, people
@@ -425,13 +425,13 @@ async def thread_idle(connector: SQLConnector) -> None:
 def ran_on(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The thread that ran each statement of the direct path, in order."""
     ran: list[int] = []
-    original = direct_module._fetch_all
+    original = inline.fetch_all
 
     def fetch(connection: Any, sql: str, args: Any) -> list[Any]:
         ran.append(threading.get_ident())
         return original(connection, sql, args)
 
-    monkeypatch.setattr(direct_module, "_fetch_all", fetch)
+    monkeypatch.setattr(inline, "fetch_all", fetch)
     return ran
 
 
@@ -536,7 +536,7 @@ async def test_the_inline_budget_is_cut_to_the_time_left(
                 await connector.lookup_many("slow", "x", [1], ["x"])
             assert time.perf_counter() - started < 0.09, "not the whole inline budget"
         assert ran_on[0] == threading.get_ident()
-        assert connector._direct is not None and not connector._direct._slow
+        assert connector._direct is not None and not connector._direct.slow
         await asyncio.sleep(0.1)  # the thread's interrupted statement ends
         assert await connector.lookup_many("people", "id", [3], ["id"]) == [[{"id": 3}]]
     finally:
@@ -582,7 +582,7 @@ async def test_a_locked_file_never_holds_the_loop(tmp_path: Path, ran_on: list[i
         # the thread's next statement waits for a lock again, the loop's does not
         waiting = asyncio.create_task(connector.lookup_many("people", "id", [3], ["id"]))
         assert await waiting == [[{"id": 3}]]
-        assert connector._direct is not None and not connector._direct._slow
+        assert connector._direct is not None and not connector._direct.slow
     finally:
         ticker.cancel()
         writer.close()
@@ -636,7 +636,7 @@ async def test_a_step_sqlite_cannot_stop_marks_the_statement_slow(
             await thread_idle(connector)
         assert counts == [[{"n": 300_000}]] * 2
         assert ran_on == [me, ran_on[1]] and ran_on[1] != me, "inline once, then the thread"
-        assert connector._direct is not None and len(connector._direct._slow) == 1
+        assert connector._direct is not None and len(connector._direct.slow) == 1
     finally:
         await connector.aclose()
 
@@ -657,6 +657,6 @@ async def test_a_slow_statement_is_remembered_by_its_shape_not_its_request_tag(
                 await connector.lookup_many("slow", "x", [1], ["x"])
             await thread_idle(connector)
         assert ran_on[0] == me and me not in ran_on[1:], "the second request's run was not inline"
-        assert connector._direct is not None and len(connector._direct._slow) == 1
+        assert connector._direct is not None and len(connector._direct.slow) == 1
     finally:
         await connector.aclose()
