@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from connectors import Aggregate, Connector, Filter, Row
@@ -79,11 +80,22 @@ async def _pushed(
         relation.table, [parent], aggregates, [Filter(parent, "in", list(keys)), *where]
     )
     out: dict[Any, Partial] = {}
+    names = list(metrics)
+    if any(m.fn == "avg" for m in metrics.values()):
+        for row in rows:
+            out[row[parent]] = {
+                name: (row[f"m_{i}"], row[f"n_{i}"]) if m.fn == "avg" else row[f"m_{i}"]
+                for i, (name, m) in enumerate(metrics.items())
+            }
+        return out
+    # each row's values by alias, in the metrics' order, in one step
+    values = itemgetter(*[f"m_{i}" for i in range(len(names))])
+    if len(names) == 1:
+        for row in rows:
+            out[row[parent]] = {names[0]: values(row)}
+        return out
     for row in rows:
-        out[row[parent]] = {
-            name: (row[f"m_{i}"], row[f"n_{i}"]) if m.fn == "avg" else row[f"m_{i}"]
-            for i, (name, m) in enumerate(metrics.items())
-        }
+        out[row[parent]] = dict(zip(names, values(row), strict=True))
     return out
 
 
