@@ -192,6 +192,7 @@ class FastPath:
             _provenance,
             _source_records,
             _timeline,
+            provenance,
             source_records,
         )
 
@@ -214,6 +215,13 @@ class FastPath:
 
         narrowed["Customer", "sourceRecords"] = records_showing
         customer("provenance", lambda root, info: _provenance(root))
+
+        def provenance_showing(selected: frozenset[str], alone: bool) -> Resolve:
+            values, alternatives = "value" in selected, "alternatives" in selected
+            raw = lambda root, info: provenance(root, values, alternatives)  # noqa: E731
+            return governor.customer_field("provenance", raw) if governor else raw
+
+        narrowed["Customer", "provenance"] = provenance_showing
         if self.model.timeline:
             customer("timeline", _timeline)
         for name in self.model.metrics:

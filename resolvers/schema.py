@@ -273,17 +273,25 @@ def source_records(root: CustomerView, data: bool) -> list[SourceRecord]:
 
 
 def _provenance(root: CustomerView) -> list[FieldProvenance]:
+    return provenance(root, True, True)
+
+
+def provenance(root: CustomerView, values: bool, alternatives: bool) -> list[FieldProvenance]:
+    """The golden fields' provenance; without ``values`` (None) or ``alternatives``
+    (empty) for a selection that shows neither (``provenance { field ref }``)."""
     return [
         FieldProvenance(
             field=p.field,
-            value=as_text(p.value),
+            value=as_text(p.value) if values else None,
             source=p.ref.source,
             table=p.ref.table,
             record_id=p.ref.key,
             ref=str(p.ref),
             rule=p.rule,
             reason=p.reason,
-            alternatives=[{"value": as_text(v), "ref": str(ref)} for v, ref in p.alternatives],
+            alternatives=[{"value": as_text(v), "ref": str(ref)} for v, ref in p.alternatives]
+            if alternatives
+            else [],
         )
         for p in root.golden.provenance.values()
     ]
