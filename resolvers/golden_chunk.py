@@ -62,6 +62,8 @@ def column_reader(
     ]
 
 
+_SHAPED = 4
+"""Groups of up to this many records keep their tie-break orders by shape."""
 _NORMALIZED = frozenset({"email", "email_provider", "external_id", "phone"})
 
 
@@ -132,6 +134,8 @@ class ChunkSurvivorship:
         self.by_priority = [_Scan() for _ in self.priorities]
         self.recent_by_priority = [_Scan() for _ in self.priorities]
         self.others: list[tuple[int, str, str | None, int]] = []
+        self._orders: dict[tuple[tuple[str, ...], tuple[int, ...]], list[list[int]]] = {}
+        """(records' sources, their order by recency then order) -> :meth:`_tie_orders`."""
         for at, (field, rule) in enumerate(zip(self.fields, self.shortcut, strict=True)):
             if rule == "source_priority":
                 self.by_priority[self.order_of[at]].add(at, field)
@@ -197,6 +201,16 @@ class ChunkSurvivorship:
             at += size
         return out
 
+    def _tie_orders(self, sources: tuple[str, ...], by_tail: tuple[int, ...]) -> list[list[int]]:
+        """Each source priority's tie-break order of records from ``sources`` that
+        ``by_tail`` orders by recency, then order: sorted (stably) by source rank."""
+        orders = []
+        for rank in self.ranks:
+            n = len(rank)
+            ranked = [rank.get(s, n) for s in sources]
+            orders.append(sorted(by_tail, key=ranked.__getitem__))
+        return orders
+
     def _present(self, records: list[Record]) -> tuple[list[tuple[Any, ...]], list[_MemberPlan]]:
         """Every record's candidate value of every field, in field order, and the plan
         of its member."""
@@ -254,24 +268,27 @@ class ChunkSurvivorship:
         # ranks: source, then most recent, then order): a candidate that comes first in
         # it is the one ``min`` picks. Sorted once by the tail, then (stable) by source.
         tails = [(-t.timestamp(), place) for t, place in zip(times, order, strict=True)]
-        by_tail = sorted(range(len(group)), key=tails.__getitem__)
-        sources = [r.member.source for r in group]
-        orders = []
-        for rank in self.ranks:
-            n = len(rank)
-            ranked = [rank.get(s, n) for s in sources]
-            orders.append(sorted(by_tail, key=ranked.__getitem__))
+        by_tail = tuple(sorted(range(len(group)), key=tails.__getitem__))
+        # which depend on the records' sources and that order alone: the shapes of small
+        # groups recur through a whole export (s**n * n! for n records of s sources),
+        # larger groups are sorted each time
+        shape = (tuple([r.member.source for r in group]), by_tail)
+        known = self._orders.get(shape) if len(group) <= _SHAPED else None
+        orders = known if known is not None else self._tie_orders(*shape)
+        if known is None and len(group) <= _SHAPED:
+            self._orders[shape] = orders
         values = dict.fromkeys(self.fields)
         for which, scan in enumerate(self.by_priority):
             if scan.fields:
                 # the tie-break order ranks sources first: the first value in it wins
-                scan.first(values, [present[i] for i in orders[which]])
+                scan.first(values, present, orders[which])
         for which, scan in enumerate(self.recent_by_priority):
             if scan.fields:
                 # the most recent holder of a value, the first in the tie-break order
                 # among equally recent ones (a stable sort keeps that order)
-                recent = sorted(orders[which], key=times.__getitem__, reverse=True)
-                scan.first(values, [present[i] for i in recent])
+                scan.first(
+                    values, present, sorted(orders[which], key=times.__getitem__, reverse=True)
+                )
         for at, field, rule, which in self.others:
             if rule is None:
                 # in the records' order, as :meth:`Survivorship.values` offers them
@@ -320,15 +337,16 @@ class _Scan:
         # ``itemgetter`` of one index gives the value, not a tuple of it
         self.get = itemgetter(*ats) if len(ats) > 1 else lambda row: (row[ats[0]],)
 
-    def first(self, values: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
-        """Each field's first value (not None) in ``rows``, into ``values``."""
-        found = self.get(rows[0])
+    def first(self, values: dict[str, Any], rows: list[tuple[Any, ...]], order: list[int]) -> None:
+        """Each field's first value (not None) in ``rows`` taken in ``order``, into
+        ``values``."""
+        found = self.get(rows[order[0]])
         values.update(zip(self.fields, found, strict=True))
         if None not in found:
             return
         for at, field, value in zip(self.ats, self.fields, found, strict=True):
             if value is None:
-                for row in rows:
-                    if (value := row[at]) is not None:
+                for i in order:
+                    if (value := rows[i][at]) is not None:
                         values[field] = value
                         break
