@@ -22,6 +22,8 @@ connection strings or secrets.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CustviewError(Exception):
     """Root of every error custview raises on purpose."""
@@ -31,6 +33,19 @@ class CustviewError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the default rebuilds through __init__ with ``args`` alone, which misses the
+        # keyword-only context (``source=``): an error crossing to another process
+        # (an export worker's) keeps its class, message and attributes instead
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(cls: type[CustviewError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(CustviewError):

@@ -29,6 +29,7 @@ from gateway.admission import Authentication
 from gateway.audit import create_audit_log
 from gateway.auth import Authenticator
 from gateway.export import export_table
+from gateway.export_workers import factory as export_workers
 from gateway.graphiql import STATIC_DIR
 from gateway.graphql_http import GraphQLLane, GraphQLView
 from gateway.hardening import RequestGuard
@@ -210,4 +211,5 @@ def create_app(
     app.state.auth_mode = loaded.settings.auth.mode
     app.state.limits = limits
     app.state.audit = create_audit_log(loaded.settings.audit)
+    app.state.export_workers = export_workers(loaded)
     return app

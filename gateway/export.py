@@ -117,7 +117,11 @@ async def export_table(request: Request) -> Response:
         check_expr(grant, federation.model, expr, order)
         # the export starts only once the audit log takes entries (fail closed)
         await auditor.record((), [c.name for c in wanted], "started")
-        chunks = rows(federation, table, wanted, expr, order, grant=grant, auditor=auditor)
+        workers = getattr(request.app.state, "export_workers", None)
+        chunks = rows(
+            federation, table, wanted, expr, order, grant=grant, auditor=auditor,
+            builders=workers() if workers is not None else None,
+        )  # fmt: skip
         # the first chunk before the status line: a filter too broad for the planner
         # or a source that is down is a clear error status, not a truncated file
         first = await anext(chunks, None)

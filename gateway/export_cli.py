@@ -71,6 +71,7 @@ async def _export(
     out_file: Path | None,
     done: _Exported,
 ) -> None:
+    from gateway.export_workers import factory
     from gateway.formats import encode, spool_parquet
     from resolvers.export import Failures, columns, rows
 
@@ -108,12 +109,14 @@ async def _export(
     task = progress.add_task("export", total=None, rate="-")
 
     auditor = operator_auditor(loaded, table, fmt)
+    workers = factory(loaded)
 
     async def counted() -> AsyncIterator[list[Row]]:
         await auditor.record((), [c.name for c in names], "started")
         async for chunk in rows(
-            federation, table, names, expr, order, failures=failures, auditor=auditor
-        ):
+            federation, table, names, expr, order, failures=failures, auditor=auditor,
+            builders=workers() if workers is not None else None,
+        ):  # fmt: skip
             done.rows += len(chunk)
             rate = done.rows / max(time.perf_counter() - started, 1e-9)
             progress.update(task, completed=done.rows, rate=f"{rate:.0f}")

@@ -83,6 +83,14 @@ class RegistrySettings(_Strict):
     """How stale another replica's decisions may be here."""
 
 
+class ExportSettings(_Strict):
+    """How whole exports run."""
+
+    workers: int = Field(default=2, ge=0, le=64)
+    """Worker processes that build an export of every customer's chunks (pass 2)
+    beside the exporting process; ``0`` builds them in process."""
+
+
 class Settings(_Strict):
     version: Literal[1] = 1
     profile: Profile = "production"
@@ -103,6 +111,8 @@ class Settings(_Strict):
     """Where every read of customer data is recorded."""
     sql: SqlSettings = SqlSettings()
     """The PostgreSQL wire-protocol endpoint for BI tools (off by default)."""
+    exports: ExportSettings = ExportSettings()
+    """Whole exports: how many worker processes build them."""
     policy: PolicySpec | None = None
     """Who sees which fields and customers; absent: every caller sees everything."""
     sources: dict[str, SourceSettings] = Field(min_length=1)

@@ -41,6 +41,7 @@ from resolvers.view import CustomerView, Federation, RequestView, _scan_after
 
 if TYPE_CHECKING:
     from resolvers.audit import Auditor
+    from resolvers.export_chunks import ChunkBuilders
 
 Row = tuple[Any, ...]
 """One exported row, values in column order, typed as the column says."""
@@ -254,6 +255,7 @@ async def rows(
     grant: Grant | None = None,
     auditor: Auditor | None = None,
     ids: Sequence[str] | None = None,
+    builders: ChunkBuilders | None = None,
 ) -> AsyncIterator[list[Row]]:
     """Chunks of typed rows of ``table`` for the customers matching ``expr``.
 
@@ -264,13 +266,25 @@ async def rows(
     policy object the GraphQL resolvers ask). With an ``auditor``, each chunk
     is recorded (ids and columns) before it is yielded; if that fails, the
     export stops. With ``ids``, only the customers those ids name are read
-    (looked up one by one, not searched for).
+    (looked up one by one, not searched for). With ``builders``, an export of
+    every customer (no filter, order, ids or chunk size) has its chunks built by
+    them (:mod:`resolvers.export_chunks`: other processes), the same rows in the
+    same order, masked and audited here.
     """
     model = federation.model
-    build = _builder(model, table, wanted, failures)
     names = [c.name for c in wanted]
     actions = [column_action(model, grant, table, n) for n in names] if grant else []
     masked = [(at, action) for at, action in enumerate(actions) if action != "allow"]
+    if builders is not None and expr is None and not order and chunk is None and ids is None:
+        from resolvers.export_chunks import farmed_rows
+
+        async for out in farmed_rows(
+            federation, table, names, builders,
+            failures=failures, grant=grant, auditor=auditor, masked=masked,
+        ):  # fmt: skip
+            yield out
+        return
+    build = builder(model, table, wanted, failures)
     async for view, customers in customer_chunks(
         federation, expr, order, chunk=chunk, failures=failures, ids=ids
     ):
@@ -278,7 +292,7 @@ async def rows(
             customers = [c for c in customers if grant.admits(c.golden.values)]
         out = await build(view, customers)
         if masked:
-            out = _masked(out, masked, grant.salt if grant else "")
+            out = masked_rows(out, masked, grant.salt if grant else "")
         if auditor is not None:
             from resolvers.audit import outcome_of
 
@@ -288,7 +302,7 @@ async def rows(
         yield out
 
 
-def _masked(rows: list[Row], masked: list[tuple[int, str]], salt: str) -> list[Row]:
+def masked_rows(rows: list[Row], masked: list[tuple[int, str]], salt: str) -> list[Row]:
     """``rows`` with the columns policy masks (at, action) masked, the others as they are."""
     out = []
     for row in rows:
@@ -302,14 +316,15 @@ def _masked(rows: list[Row], masked: list[tuple[int, str]], salt: str) -> list[R
 Builder = Callable[[RequestView, list[CustomerView]], Awaitable[list[Row]]]
 
 
-def _builder(
-    model: UnifiedModel, table: str, wanted: Sequence[Column], failures: Failures | None
+def builder(
+    model: UnifiedModel, table: str, wanted: Sequence[Column | str], failures: Failures | None
 ) -> Builder:
+    """How chunks of customers become rows of ``table`` (``wanted``: columns or names)."""
+    names = [c if isinstance(c, str) else c.name for c in wanted]
     if table == CUSTOMERS:
-        return _CustomerRows(model, [c.name for c in wanted], failures).build
+        return _CustomerRows(model, names, failures).build
     if table in model.relations:
-        return _RelationRows(table, [c.name for c in wanted], failures).build
-    names = [c.name for c in wanted]
+        return _RelationRows(table, names, failures).build
 
     async def records(view: RequestView, customers: list[CustomerView]) -> list[Row]:
         return [

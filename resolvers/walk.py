@@ -345,48 +345,86 @@ async def _chains(parent: array[int]) -> array[int]:
     return after
 
 
+Group = list[tuple[int, Any]]
+"""One customer's member records as (member rank, record key), in record-number order:
+what pass 2 needs of pass 1 to read and build a customer (anywhere, e.g. another process)."""
+
+
 async def customers(
     federation: Federation, chunk: int, failures: Failures | None = None
 ) -> AsyncIterator[tuple[RequestView, list[CustomerView]]]:
     """Every customer, in the ``customers`` list's order, ``chunk`` at a time."""
     found = await identities(federation, failures)
+    survivorship = ChunkSurvivorship(federation.survivorship)
+    async for groups in plan(federation, found, chunk):
+        view = federation.request()
+        view.errors.extend(found.errors)
+        built = await build(federation, survivorship, groups, view, failures)
+        if built:
+            yield view, built
+
+
+async def plan(federation: Federation, found: Identities, chunk: int) -> AsyncIterator[list[Group]]:
+    """Pass 2's chunks of customers (``chunk`` listing records at a time, in order),
+    each customer as its records' (member rank, key); a customer holding an erased
+    record is left out, and a chunk left with none is skipped."""
     parent = found.parent
     after = await _chains(parent)
-    offsets = [m.offset for m in found.members]
-    survivorship = ChunkSurvivorship(federation.survivorship)
+    members = found.members
+    offsets = [m.offset for m in members]
     registry = federation.registry
     erased = registry.is_erased if registry is not None and registry.stats["erasures"] else None
     start = 0
     while start < len(parent):
-        groups: list[list[int]] = []
+        groups: list[Group] = []
         number = start
-        while number < len(parent) and len(groups) < chunk:
+        listed = 0
+        while number < len(parent) and listed < chunk:
             if parent[number] == number:
-                group = [number]
-                while (number_after := after[group[-1]]) != -1:
-                    group.append(number_after)
-                groups.append(group)
+                listed += 1
+                numbers = [number]
+                while (number_after := after[numbers[-1]]) != -1:
+                    numbers.append(number_after)
+                if erased is None or not any(erased(_ref(members, offsets, n)) for n in numbers):
+                    groups.append(_located(members, offsets, numbers))
             number += 1
         start = number
-        view = federation.request()
-        view.errors.extend(found.errors)
-        records = await _read(federation, found.members, offsets, groups, view, failures)
-        kept = []
-        for group in groups:
-            if erased is not None and any(erased(_ref(found.members, offsets, n)) for n in group):
-                continue
-            members = [records[n] for n in group if n in records]
-            if members:
-                kept.append(members)
-        if kept:
-            built = survivorship.customers(kept)
-            yield (
-                view,
-                [
-                    CustomerView(members, GoldenRecord(golden, {}), known_id=customer_id)
-                    for members, (golden, customer_id) in zip(kept, built, strict=True)
-                ],
-            )
+        if groups:
+            yield groups
+
+
+def _located(members: Sequence[_Member], offsets: list[int], numbers: list[int]) -> Group:
+    found: Group = []
+    for number in numbers:
+        at = bisect.bisect_right(offsets, number) - 1
+        found.append((at, members[at].keys[number - offsets[at]]))
+    return found
+
+
+async def build(
+    federation: Federation,
+    survivorship: ChunkSurvivorship,
+    groups: list[Group],
+    view: RequestView,
+    failures: Failures | None,
+) -> list[CustomerView]:
+    """The customers of one chunk: their records read by key (a record gone since
+    pass 1 is left out, a customer left with none too) and their golden values."""
+    records = await _read(federation, groups, view, failures)
+    kept = []
+    at = 0
+    for group in groups:
+        members = [r for r in records[at : at + len(group)] if r is not None]
+        at += len(group)
+        if members:
+            kept.append(members)
+    if not kept:
+        return []
+    built = survivorship.customers(kept)
+    return [
+        CustomerView(members, GoldenRecord(golden, {}), known_id=customer_id)
+        for members, (golden, customer_id) in zip(kept, built, strict=True)
+    ]
 
 
 def _ref(members: Sequence[_Member], offsets: list[int], number: int) -> str:
@@ -396,26 +434,22 @@ def _ref(members: Sequence[_Member], offsets: list[int], number: int) -> str:
 
 
 async def _read(
-    federation: Federation,
-    members: Sequence[_Member],
-    offsets: list[int],
-    groups: list[list[int]],
-    view: RequestView,
-    failures: Failures | None,
-) -> dict[int, Record]:
-    """The member records ``groups`` number, read by key: one batched lookup per table."""
-    wanted: dict[int, list[int]] = {}
+    federation: Federation, groups: list[Group], view: RequestView, failures: Failures | None
+) -> list[Record | None]:
+    """The records ``groups`` name, in order (None: gone), read by key: one batched
+    lookup per table."""
+    wanted: dict[int, list[Any]] = {}
     for group in groups:
-        for number in group:
-            at = bisect.bisect_right(offsets, number) - 1
-            wanted.setdefault(at, []).append(number)
-    at_list = list(wanted)
+        for rank, key in group:
+            wanted.setdefault(rank, []).append(key)
+    ranks = list(wanted)
+    specs = federation.model.customer.members
     results = await asyncio.gather(
-        *(_fetch(federation, members[at], wanted[at]) for at in at_list),
+        *(_fetch(federation, specs[rank], wanted[rank]) for rank in ranks),
         return_exceptions=True,
     )
-    records: dict[int, Record] = {}
-    for at, result in zip(at_list, results, strict=True):
+    by_key: dict[int, dict[Any, Record]] = {}
+    for rank, result in zip(ranks, results, strict=True):
         if isinstance(result, ConnectorError):
             if failures is None:
                 raise result
@@ -424,16 +458,16 @@ async def _read(
             continue
         if isinstance(result, BaseException):
             raise result
-        member = members[at]
-        for number, rows in zip(wanted[at], result, strict=True):
-            if rows:  # gone since pass 1: left out
-                records[number] = Record(member.spec, member.rank, rows[0])
-    return records
+        spec = specs[rank]
+        by_key[rank] = {
+            key: Record(spec, rank, rows[0])
+            for key, rows in zip(wanted[rank], result, strict=True)
+            if rows  # gone since pass 1: left out
+        }
+    return [by_key.get(rank, {}).get(key) for group in groups for rank, key in group]
 
 
-async def _fetch(federation: Federation, member: _Member, numbers: list[int]) -> list[list[Row]]:
-    spec = member.spec
-    keys = [member.keys[n - member.offset] for n in numbers]
+async def _fetch(federation: Federation, spec: MemberSpec, keys: list[Any]) -> list[list[Row]]:
     connector = federation.connectors[spec.source]
     return await connector.lookup_many(
         spec.table, spec.key, keys, federation.stitcher.columns(spec)

@@ -20,7 +20,11 @@ customers. ``--profile`` runs the custview export of the first size once more
 under pyinstrument and prints where its time goes.
 
     python -m tests.bench.export [--sizes 100000] [--one-million] [--formats csv arrow]
-                                 [--profile] [--registry]
+                                 [--profile] [--registry] [--workers 0 2]
+
+``--workers 0 2`` measures the export with ``exports.workers`` 0 (in process)
+then 2; CPU s is the exporting process's plus its workers' (``RUSAGE_CHILDREN``),
+and each worker's peak RSS is printed beside the exporter's.
 """
 
 from __future__ import annotations
@@ -54,7 +58,12 @@ REGISTRY = "export-registry.db"
 # -- the contenders, each run in a child process ---------------------------------
 
 
-async def _custview(data_dir: Path, fmt: str, out: Path, registry: bool = False) -> int:
+async def _custview(
+    data_dir: Path, fmt: str, out: Path, registry: bool = False, workers: int | None = None
+) -> tuple[int, list[dict[str, float]]]:
+    """The export's rows and its workers' usage (``workers``: ``exports.workers``,
+    None for the setting's default)."""
+    from gateway.export_workers import ExportWorkers
     from gateway.formats import encode
     from gateway.settings import load_settings
     from resolvers.export import columns, rows
@@ -70,6 +79,9 @@ async def _custview(data_dir: Path, fmt: str, out: Path, registry: bool = False)
             config = sql_only_config(data_dir)
         loaded = load_settings(config)
     model = loaded.settings.model
+    if workers is None:
+        workers = loaded.settings.exports.workers
+    builders = ExportWorkers(loaded, workers) if workers else None
     if registry:
         federation = loaded.create_federation()
         await federation.open()
@@ -80,7 +92,7 @@ async def _custview(data_dir: Path, fmt: str, out: Path, registry: bool = False)
 
     async def counted() -> Any:
         nonlocal count
-        async for chunk in rows(federation, "customers", names):
+        async for chunk in rows(federation, "customers", names, builders=builders):
             count += len(chunk)
             yield chunk
 
@@ -90,7 +102,7 @@ async def _custview(data_dir: Path, fmt: str, out: Path, registry: bool = False)
                 sink.write(data)
     finally:
         await federation.aclose()
-    return count
+    return count, builders.usage if builders is not None else []
 
 
 def _member_rows(data_dir: Path) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
@@ -171,22 +183,57 @@ def _peak_rss_kb(maxrss_kb: int) -> int:
     return maxrss_kb
 
 
+def _live_children() -> list[tuple[float, float]]:
+    """(CPU seconds, peak RSS KiB) of this process's live children (the fork server)."""
+    found = []
+    tick = os.sysconf("SC_CLK_TCK")
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            peak = next(
+                (float(x.split()[1]) for x in status.splitlines() if x.startswith("VmHWM:")), 0.0
+            )
+            found.append(((int(stat[11]) + int(stat[12])) / tick, peak))
+    return found
+
+
 def child(contender: str, data_dir: Path, fmt: str, out: Path) -> dict[str, Any]:
     """Run one contender in this process; its rows, seconds and peak RSS."""
     started = time.perf_counter()
+    workers: list[dict[str, float]] = []
     if contender.startswith("custview"):
-        count = asyncio.run(_custview(data_dir, fmt, out, contender == "custview+registry"))
+        name, _, count_text = contender.partition(":w")
+        chosen = int(count_text) if count_text else None
+        count, workers = asyncio.run(
+            _custview(data_dir, fmt, out, name == "custview+registry", chosen)
+        )
     else:
         count = _floor(data_dir, fmt, out)
     seconds = time.perf_counter() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime
+    # workers are the fork server's children: their own account of CPU and peak RSS,
+    # and the fork server's (alive until this process ends) from /proc
+    helpers = _live_children()
+    worker_cpu = sum(w["cpu_seconds"] for w in workers)
+    helper_cpu = children.ru_utime + children.ru_stime + sum(h[0] for h in helpers)
     return {
         "rows": count,
         "seconds": round(seconds, 2),
         # on a shared machine wall time includes waiting for a core; CPU time does not
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+        "cpu_seconds": round(cpu + worker_cpu + helper_cpu, 2),
+        "exporter_cpu_seconds": round(cpu, 2),
+        "worker_cpu_seconds": round(worker_cpu + helper_cpu, 2),
         "rows_per_s": round(count / seconds) if seconds else 0,
         "peak_rss_mb": round(_peak_rss_kb(usage.ru_maxrss) / 1024, 1),
+        "workers": len(workers),
+        "worker_peak_rss_mb": [round(w["peak_rss_kb"] / 1024, 1) for w in workers],
+        "helper_peak_rss_mb": [round(h[1] / 1024, 1) for h in helpers],
         "bytes": out.stat().st_size,
     }
 
@@ -253,32 +300,38 @@ def run(
     formats: Sequence[str] = FORMATS,
     one_million: bool = False,
     registry: bool = False,
+    workers: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Measure every size and format; print the table; write export-results.json."""
+    """Measure every size and format (and each ``exports.workers`` count of ``workers``,
+    one after the other; None: the setting's default); print the table; write
+    export-results.json."""
     from tests.bench.run import ensure_data
 
     results = []
-    contender = "custview+registry" if registry else "custview"
+    base = "custview+registry" if registry else "custview"
+    contenders = [base] if workers is None else [f"{base}:w{n}" for n in workers]
     for customers in sizes_for(sizes, one_million):
         data_dir = ensure_data(data_root, customers, console)
         if registry:
             ensure_registry(data_dir, console)
         for fmt in formats:
-            console.print(f"[bold]export[/] {customers:,} customers as {fmt} ({contender}) …")
-            custview = _measure(contender, data_dir, fmt)
             floor = _measure("floor", data_dir, fmt)
-            results.append(
-                {
-                    "customers": customers,
-                    "format": fmt,
-                    "registry": registry,
-                    "custview": custview,
-                    "floor": floor,
-                    "ratio_rows_per_s": round(floor["rows_per_s"] / custview["rows_per_s"], 1)
-                    if custview["rows_per_s"]
-                    else None,
-                }
-            )
+            for contender in contenders:
+                console.print(f"[bold]export[/] {customers:,} customers as {fmt} ({contender}) …")
+                custview = _measure(contender, data_dir, fmt)
+                results.append(
+                    {
+                        "customers": customers,
+                        "format": fmt,
+                        "registry": registry,
+                        "contender": contender,
+                        "custview": custview,
+                        "floor": floor,
+                        "ratio_rows_per_s": round(floor["rows_per_s"] / custview["rows_per_s"], 1)
+                        if custview["rows_per_s"]
+                        else None,
+                    }
+                )
     report = {"when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "exports": results}
     console.print(results_table(results))
     output = data_root / "export-results.json"
@@ -293,10 +346,11 @@ def results_table(results: Sequence[dict[str, Any]]) -> Table:
     for column in (
         "customers",
         "format",
+        "contender",
         "custview rows",
         "custview rows/s",
-        "custview CPU s",
-        "custview peak RSS MB",
+        "custview CPU s (workers)",
+        "custview peak RSS MB (workers)",
         "floor rows",
         "floor rows/s",
         "floor CPU s",
@@ -306,13 +360,17 @@ def results_table(results: Sequence[dict[str, Any]]) -> Table:
         table.add_column(column, justify="right")
     for r in results:
         cv, fl = r["custview"], r["floor"]
+        worker_cpu = f" ({cv['worker_cpu_seconds']})" if cv.get("workers") else ""
+        worker_rss = cv.get("worker_peak_rss_mb") or []
         table.add_row(
             f"{r['customers']:,}",
             r["format"],
+            r.get("contender", "custview"),
             f"{cv['rows']:,}",
             f"{cv['rows_per_s']:,}",
-            f"{cv.get('cpu_seconds', '-')}",
-            f"{cv['peak_rss_mb']}",
+            f"{cv.get('cpu_seconds', '-')}{worker_cpu}",
+            f"{cv['peak_rss_mb']}"
+            + (f" ({', '.join(map(str, worker_rss))})" if worker_rss else ""),
             f"{fl['rows']:,}",
             f"{fl['rows_per_s']:,}",
             f"{fl.get('cpu_seconds', '-')}",
@@ -330,7 +388,7 @@ def profile(data_dir: Path, fmt: str, console: Console) -> None:
     profiler = Profiler(interval=0.005)  # the coarse clock: low overhead
     profiler.start()
     try:
-        asyncio.run(_custview(data_dir, fmt, out))
+        asyncio.run(_custview(data_dir, fmt, out, workers=0))
     finally:
         profiler.stop()
         out.unlink(missing_ok=True)
@@ -352,6 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="export with the links of a custview resolve run (and the registry) followed",
     )
+    parser.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        help="exports.workers counts to measure one after the other (default: the setting's)",
+    )
     parser.add_argument("--data-dir", type=Path, default=REPO / "bench-data")
     parser.add_argument("--child", nargs=3, metavar=("CONTENDER", "DATA_DIR", "FORMAT"))
     args = parser.parse_args(argv)
@@ -361,7 +425,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(child(contender, Path(data_dir), fmt, out)))
         return 0
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    run(args.sizes, args.data_dir, console, args.formats, args.one_million, args.registry)
+    run(
+        args.sizes,
+        args.data_dir,
+        console,
+        args.formats,
+        args.one_million,
+        args.registry,
+        args.workers,
+    )
     if args.profile:
         from tests.bench.run import ensure_data
 

@@ -1,0 +1,238 @@
+"""Export worker processes: pass 2 of a whole export on the other cores.
+
+An export of every customer spends most of its CPU building chunks (reading a
+chunk's records by key, golden values, metrics, rows), which needs nothing but
+each customer's record keys from pass 1. :class:`ExportWorkers` starts
+``exports.workers`` processes when an export starts (their start-up overlaps
+pass 1); each builds its own connectors from the same validated settings and
+builds the chunks it is sent (:class:`resolvers.export_chunks.ChunkMaker`).
+The exporting process sends chunks round robin, keeps at most ``IN_FLIGHT``
+per worker, takes them back in order, masks and audits them and encodes.
+
+Workers are not forked from the exporting process, which runs threads and an
+event loop, but from multiprocessing's fork server (started by the first
+export, single-threaded, the workers' imports loaded once; it ends with the
+exporting process). A worker ignores SIGINT (Ctrl-C reaches the whole process group;
+the exporter decides) and exits when its pipe closes, so it cannot outlive
+its exporter. When an export ends early (cancelled, failed), its workers are
+terminated at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from gateway.settings import LoadedSettings
+    from resolvers.export_chunks import BuiltChunk, ChunkSpec
+    from resolvers.walk import Group
+
+log = logging.getLogger("custview.export")
+
+IN_FLIGHT = 2
+"""Chunks sent to a worker and not yet taken back: one being built, one waiting
+(rows of a few chunks in memory, whatever the export's size)."""
+
+
+class WorkerFailed(RuntimeError):
+    """An export worker died or raised something other than a source error."""
+
+
+class ExportWorkers:
+    """:class:`resolvers.export_chunks.ChunkBuilders` as ``count`` worker processes,
+    for one export."""
+
+    def __init__(self, loaded: LoadedSettings, count: int) -> None:
+        self.loaded = loaded
+        self.count = count
+        self.processes: list[BaseProcess] = []
+        self.pipes: list[Connection] = []
+        self.finished = False
+        self.usage: list[dict[str, float]] = []
+        """Each worker's CPU seconds and peak RSS (KiB), sent when it stops normally."""
+
+    def start(self) -> None:
+        context = _context()
+        loaded = self.loaded
+        for number in range(self.count):
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=serve,
+                args=(theirs, loaded.path, loaded.settings, loaded.connectors),
+                name=f"custview-export-worker-{number}",
+                daemon=True,
+            )
+            process.start()
+            theirs.close()
+            self.processes.append(process)
+            self.pipes.append(ours)
+        # a generator dropped without aclose (no event loop left) still ends them
+        weakref.finalize(self, _terminate, list(self.processes))
+
+    async def build(
+        self, spec: ChunkSpec, plans: AsyncIterator[list[Group]]
+    ) -> AsyncIterator[BuiltChunk]:
+        waiting: deque[int] = deque()
+        turn = 0
+        async for groups in plans:
+            try:
+                self.pipes[turn].send((spec, groups))
+            except OSError:
+                raise self._stopped(turn) from None
+            waiting.append(turn)
+            turn = (turn + 1) % self.count
+            if len(waiting) >= self.count * IN_FLIGHT:
+                yield await self._take(waiting.popleft())
+        while waiting:
+            yield await self._take(waiting.popleft())
+        self.finished = True
+
+    async def _take(self, worker: int) -> BuiltChunk:
+        pipe = self.pipes[worker]
+        try:
+            kind, payload = await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+        except (EOFError, OSError):
+            raise self._stopped(worker) from None
+        if kind == "raise":  # custview's own error, as the in-process path raises it
+            raise payload
+        if kind == "error":
+            raise WorkerFailed(f"export worker {worker} failed:\n{payload}")
+        built: BuiltChunk = payload
+        return built
+
+    def _stopped(self, worker: int) -> WorkerFailed:
+        process = self.processes[worker]
+        process.join(1)
+        return WorkerFailed(f"export worker {worker} stopped (exit code {process.exitcode})")
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.finished:  # every chunk came back: the workers close their pools and stop
+            for pipe in self.pipes:
+                try:
+                    pipe.send(None)
+                except OSError:
+                    continue
+            for pipe in self.pipes:
+                try:
+                    kind, payload = await loop.run_in_executor(None, _recv_within, pipe, 10.0)
+                except (EOFError, OSError, TimeoutError):
+                    continue
+                if kind == "usage":
+                    self.usage.append(payload)
+            await loop.run_in_executor(None, _terminate, self.processes, 5.0)
+        else:  # cancelled or failed: stop them now, mid-chunk
+            _terminate(self.processes)
+        for pipe in self.pipes:
+            pipe.close()
+
+
+def _context() -> multiprocessing.context.ForkServerContext:
+    """The fork server, with the workers' imports loaded once: each export's workers
+    are forked from it (a single-threaded process) ready to build, instead of each
+    starting an interpreter and importing the settings' dependencies (~1 CPU s)."""
+    context = multiprocessing.get_context("forkserver")
+    assert isinstance(context, multiprocessing.context.ForkServerContext)
+    context.set_forkserver_preload(list(PRELOAD))
+    return context
+
+
+PRELOAD = ("gateway.export_workers", "gateway.settings", "resolvers.export_chunks")
+"""What the fork server imports (not the exporter's ``__main__``, which a worker
+does not need and which may not be safe to import twice)."""
+
+
+def _recv_within(pipe: Connection, seconds: float) -> Any:
+    if not pipe.poll(seconds):
+        raise TimeoutError
+    return pipe.recv()
+
+
+def _terminate(processes: list[BaseProcess], grace: float = 0.0) -> None:
+    """Stops the workers still running (after ``grace`` seconds) and reaps them all
+    (no zombies, no orphans)."""
+    deadline = time.monotonic() + grace
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(5)
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def factory(loaded: LoadedSettings) -> Callable[[], ExportWorkers] | None:
+    """Workers for each export as ``exports.workers`` says; None: exports run in process."""
+    count = loaded.settings.exports.workers
+    if count == 0:
+        return None
+    return lambda: ExportWorkers(loaded, count)
+
+
+# -- the worker process ----------------------------------------------------------
+
+
+def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
+    """A worker's main: build each chunk sent until the pipe says stop or closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from connectors import CustviewError
+    from gateway.settings import LoadedSettings
+    from resolvers.export_chunks import ChunkMaker
+    from resolvers.view import Federation
+
+    loaded = LoadedSettings(path, settings, connectors)
+    federation = Federation(settings.model, loaded.create_connectors())
+    maker = ChunkMaker(federation)
+    loop = asyncio.new_event_loop()
+    stopped = False
+    try:
+        while True:
+            try:
+                message = pipe.recv()
+            except (EOFError, OSError):  # the exporter is gone
+                return
+            if message is None:
+                stopped = True
+                return
+            spec, groups = message
+            try:
+                built = loop.run_until_complete(maker.make(spec, groups))
+            except CustviewError as exc:
+                pipe.send(("raise", exc))
+                return
+            except Exception:
+                pipe.send(("error", traceback.format_exc()))
+                return
+            pipe.send(("chunk", built))
+    finally:
+        loop.run_until_complete(federation.aclose())
+        loop.close()
+        if stopped:
+            pipe.send(("usage", _usage()))
+
+
+def _usage() -> dict[str, float]:
+    peak = 0.0
+    try:
+        for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = float(line.split()[1])
+    except OSError:
+        pass
+    return {"cpu_seconds": time.process_time(), "peak_rss_kb": peak}

@@ -1,0 +1,165 @@
+"""A whole export's customers built elsewhere (other processes), a chunk at a time.
+
+Pass 2 of the walk (:mod:`resolvers.walk`: reading a chunk's records by key,
+golden values, metrics, rows) is most of an export's CPU and needs nothing of
+pass 1 but each customer's (member rank, record key) list. So the exporting
+process runs pass 1, hands the chunks to :class:`ChunkBuilders` (the gateway
+runs them in worker processes) and takes the built chunks back in order. What
+governs the export stays here: the audit entry of a chunk is written by the
+exporting process before the chunk is yielded, and masking is applied here;
+the row rules are applied by the builder to the golden values it built, with
+the same :meth:`Grant.admits`, before the rows are built (as in process).
+
+A failing source gives what the in-process path gives: raised (HTTP) as the
+same error, or collected into ``failures`` (CLI) in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from connectors import ConnectorError
+from resolvers import export, walk
+from resolvers.export import Failures, Row, audited_name, builder, masked_rows
+from resolvers.golden_chunk import ChunkSurvivorship
+from resolvers.policy import Grant, RowRule
+from resolvers.view import Federation
+
+if TYPE_CHECKING:
+    from resolvers.audit import Auditor
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSpec:
+    """What every chunk of one export is built as."""
+
+    table: str
+    names: tuple[str, ...]
+    rules: tuple[tuple[RowRule, ...], ...] | None
+    """The caller's row rules (:attr:`Grant.rows`); None admits every customer."""
+    collect: bool
+    """Source failures are collected (the CLI) rather than raised (HTTP)."""
+    prior: tuple[ConnectorError, ...] = ()
+    """Pass 1's failures (a chunk's view starts with them, as in process)."""
+
+
+@dataclass(slots=True)
+class BuiltChunk:
+    """One chunk as built elsewhere: the rows before masking, who they are about,
+    and what went wrong."""
+
+    built: bool = False
+    """Whether any customer was built (else the chunk is not exported at all)."""
+    ids: list[str] = field(default_factory=list)
+    """The customers the row rules admitted, in order (for the audit)."""
+    rows: list[Row] = field(default_factory=list)
+    codes: list[str] = field(default_factory=list)
+    """The error codes of the chunk's view (pass 1's included), for the audit."""
+    failed: list[ConnectorError] = field(default_factory=list)
+    """Failures collected, in the order the in-process path adds them."""
+    raised: ConnectorError | None = None
+    """The error the in-process path would have raised (``collect`` false)."""
+
+
+class ChunkBuilders(Protocol):
+    """Builds a whole export's chunks somewhere else, handing them back in order.
+
+    ``start`` is called before pass 1 (so the builders' start-up overlaps it),
+    ``build`` once, and ``aclose`` always, last (also when the export is cancelled
+    or fails: whatever builds chunks stops then)."""
+
+    def start(self) -> None: ...
+
+    def build(
+        self, spec: ChunkSpec, plans: AsyncIterator[list[walk.Group]]
+    ) -> AsyncIterator[BuiltChunk]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _Recorded(Failures):
+    """Failures, with every addition kept in order (to replay in the exporter)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[ConnectorError] = []
+
+    def add(self, error: ConnectorError) -> None:
+        self.seen.append(error)
+        super().add(error)
+
+
+class ChunkMaker:
+    """The builder's side: one chunk of groups to rows, as the in-process path does."""
+
+    def __init__(self, federation: Federation) -> None:
+        self.federation = federation
+        self.survivorship = ChunkSurvivorship(federation.survivorship)
+
+    async def make(self, spec: ChunkSpec, groups: list[walk.Group]) -> BuiltChunk:
+        federation = self.federation
+        view = federation.request()
+        view.errors.extend(spec.prior)
+        failures = _Recorded() if spec.collect else None
+        done = BuiltChunk()
+        try:
+            customers = await walk.build(federation, self.survivorship, groups, view, failures)
+            if customers:
+                done.built = True
+                if spec.rules is not None:
+                    grant = Grant((), {}, {}, spec.rules)
+                    customers = [c for c in customers if grant.admits(c.golden.values)]
+                make = builder(federation.model, spec.table, spec.names, failures)
+                done.rows = await make(view, customers)
+                done.ids = [c.id for c in customers]
+        except ConnectorError as exc:
+            done.raised = exc
+        done.codes = [e.code for e in view.errors]
+        if failures is not None:
+            done.failed = failures.seen
+        return done
+
+
+async def farmed_rows(
+    federation: Federation,
+    table: str,
+    names: Sequence[str],
+    builders: ChunkBuilders,
+    *,
+    failures: Failures | None,
+    grant: Grant | None,
+    auditor: Auditor | None,
+    masked: list[tuple[int, str]],
+) -> AsyncIterator[list[Row]]:
+    """:func:`resolvers.export.rows` of every customer, pass 2 built by ``builders``."""
+    builders.start()
+    try:
+        found = await walk.identities(federation, failures)
+        spec = ChunkSpec(
+            table,
+            tuple(names),
+            grant.rows if grant is not None else None,
+            failures is not None,
+            tuple(found.errors),
+        )
+        fields = [audited_name(federation.model, table, n) for n in names]
+        async for done in builders.build(spec, walk.plan(federation, found, export.CHUNK)):
+            if done.raised is not None:
+                raise done.raised
+            if failures is not None:
+                for error in done.failed:
+                    failures.add(error)
+            if not done.built:
+                continue
+            out = done.rows
+            if masked:
+                out = masked_rows(out, masked, grant.salt if grant else "")
+            if auditor is not None:
+                from resolvers.audit import outcome_of
+
+                await auditor.record(done.ids, fields, outcome_of(done.codes), (), done.codes)
+            yield out
+    finally:
+        await builders.aclose()

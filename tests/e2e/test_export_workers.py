@@ -1,0 +1,275 @@
+"""Whole exports with pass 2 in worker processes (``exports.workers``) give what the
+exporting process alone gives: the same bytes, the same governance and audit, the
+same source failures; a cancelled export leaves no worker behind."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+
+import resolvers.export as export_rows
+from connectors import ConnectorError
+from gateway.app import create_app
+from gateway.demodata.feedback_service import DEMO_TOKEN, create_feedback_app
+from gateway.export_workers import ExportWorkers
+from gateway.serving import DEMO_HEADERS
+from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
+from resolvers.export import Failures, columns, rows
+from resolvers.view import Federation
+from tests.e2e.conftest import serve_in_process
+from tests.support.servers import serve_in_thread
+
+SUPPORT = {"X-API-Key": "support-key"}
+EMEA = {"X-API-Key": "emea-key"}
+
+
+class Started:
+    """The app's worker factory, keeping every export's workers to look at."""
+
+    def __init__(self, loaded: LoadedSettings, count: int) -> None:
+        self.loaded = loaded
+        self.count = count
+        self.made: list[ExportWorkers] = []
+
+    def __call__(self) -> ExportWorkers:
+        workers = ExportWorkers(self.loaded, self.count)
+        self.made.append(workers)
+        return workers
+
+
+@pytest.fixture()
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ~20 chunks for the demo: several per worker, more than are ever in flight
+    monkeypatch.setattr(export_rows, "CHUNK", 100)
+
+
+async def _both(
+    client: httpx.AsyncClient, loaded: LoadedSettings, path: str, headers: dict[str, str]
+) -> tuple[bytes, bytes, Started]:
+    """``path`` exported in process, then by two workers."""
+    app: Any = client.app  # type: ignore[attr-defined]
+    app.state.export_workers = None
+    alone = await client.get(path, headers=headers)
+    assert alone.status_code == 200, alone.text
+    started = app.state.export_workers = Started(loaded, 2)
+    farmed = await client.get(path, headers=headers)
+    assert farmed.status_code == 200, farmed.text
+    assert len(started.made) == 1
+    # both workers built chunks and stopped when the export was done
+    assert len(started.made[0].usage) == 2
+    assert not any(p.is_alive() for p in started.made[0].processes)
+    return alone.content, farmed.content, started
+
+
+@pytest.mark.parametrize("table", ["customers", "tickets", "source_records"])
+async def test_workers_export_the_same_bytes_in_every_format(
+    client: httpx.AsyncClient, demo_settings: LoadedSettings, small_chunks: None, table: str
+) -> None:
+    for fmt in ("csv", "ndjson", "arrow") if table == "customers" else ("csv",):
+        alone, farmed, _ = await _both(client, demo_settings, f"/export/{table}.{fmt}", {})
+        assert len(alone) > 10_000
+        assert farmed == alone, f"{table}.{fmt}"
+
+
+def _audited() -> list[tuple[Any, ...]]:
+    log = Path(os.environ["CUSTVIEW_AUDIT_LOG"])
+    lines = log.read_text().splitlines() if log.exists() else []
+    entries = [json.loads(line) for line in lines]
+    return [
+        (e["principal"], e["customers"], e["fields"], e["outcome"])
+        for e in entries
+        if e["channel"] == "export"
+    ]
+
+
+@pytest.mark.parametrize("engine_layout", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("headers", [SUPPORT, EMEA], ids=["masked", "row-rules"])
+async def test_workers_keep_masking_row_rules_and_the_audit(
+    client: httpx.AsyncClient,
+    demo_settings: LoadedSettings,
+    small_chunks: None,
+    headers: dict[str, str],
+) -> None:
+    path = "/export/customers.ndjson?columns=id,name,email,phone,country"
+    before = len(_audited())
+    alone, farmed, _ = await _both(client, demo_settings, path, headers)
+    assert farmed == alone
+    audited = _audited()[before:]
+    half = len(audited) // 2
+    assert audited[:half] == audited[half:], "the same audit entries, chunk by chunk"
+    assert audited[half][3] == "started" and len(audited) - half > 5
+    exported = [json.loads(line) for line in farmed.decode().splitlines()]
+    assert sorted(c for entry in audited[half + 1 :] for c in entry[1]) == sorted(
+        r["id"] for r in exported
+    )
+    if headers is SUPPORT:  # masked where the policy says so
+        assert all(r["email"] is None or "***" in r["email"] for r in exported)
+    else:  # only the rows the rules admit
+        assert {r["country"] for r in exported} <= {"DE", "FR", "GB"}
+        assert 50 < len(exported) < 1000
+
+
+class _Recorder:
+    """An auditor that notes what the export has yielded when each entry is written."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[list[str], int]] = []
+        self.yielded = 0
+
+    async def record(self, customers: Any, fields: Any, outcome: str, *rest: Any) -> None:
+        self.entries.append((list(customers), self.yielded))
+
+
+async def test_each_chunk_is_audited_by_the_exporter_before_it_is_yielded(
+    demo_env: None, small_chunks: None
+) -> None:
+    loaded = load_settings(DEMO_CONFIG)
+    model = loaded.settings.model
+    federation = Federation(model, loaded.create_connectors())
+    grant = loaded.policy.grant(["regional"], {"regions": "DE,FR,GB"})
+    recorder = _Recorder()
+    wanted = columns(model, "customers", ["id", "country"])
+    chunks = 0
+    try:
+        async for chunk in rows(
+            federation, "customers", wanted, grant=grant, auditor=recorder,  # type: ignore[arg-type]
+            builders=ExportWorkers(loaded, 2),
+        ):  # fmt: skip
+            ids, yielded_then = recorder.entries[-1]
+            assert yielded_then == chunks, "written before the chunk left"
+            assert ids == [row[0] for row in chunk]
+            assert all(row[1] in {"DE", "FR", "GB"} for row in chunk)
+            chunks += 1
+            recorder.yielded = chunks
+    finally:
+        await federation.aclose()
+    assert chunks > 5 and len(recorder.entries) == chunks
+
+
+# -- a source failing mid-export -------------------------------------------------
+
+
+def _failing_at(app: Any, respondent: int) -> Any:
+    """The feedback service, answering HTTP 400 to any lookup of ``respondent``."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/respondents"):
+            query = parse_qs(scope["query_string"].decode())
+            ids = {i for value in query.get("ids", []) for i in value.split(",")}
+            if str(respondent) in ids:
+                await send({"type": "http.response.start", "status": 400, "headers": []})
+                await send({"type": "http.response.body", "body": b"{}"})
+                return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+@pytest.fixture()
+def failing_feedback(
+    demo_dir: Path, demo_env: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    con = sqlite3.connect(demo_dir / "feedback.db")
+    (last,) = con.execute("SELECT max(id) FROM respondents").fetchone()
+    con.close()
+    app = _failing_at(create_feedback_app(demo_dir, DEMO_TOKEN), last)
+    with serve_in_thread(app) as url:
+        monkeypatch.setenv("CUSTVIEW_FEEDBACK_URL", f"{url}/api")
+        yield
+
+
+async def _run(loaded: LoadedSettings, workers: int, failures: Failures | None) -> Any:
+    """(chunks before the export stopped, the error or None)."""
+    federation = Federation(loaded.settings.model, loaded.create_connectors())
+    wanted = columns(loaded.settings.model, "customers")
+    builders = ExportWorkers(loaded, workers) if workers else None
+    got: list[Any] = []
+    try:
+        async for chunk in rows(
+            federation, "customers", wanted, failures=failures, builders=builders
+        ):
+            got.append(chunk)
+    except ConnectorError as exc:
+        return got, exc
+    finally:
+        await federation.aclose()
+    return got, None
+
+
+async def test_a_source_failing_mid_export_fails_or_is_collected_as_in_process(
+    failing_feedback: None, small_chunks: None
+) -> None:
+    loaded = load_settings(DEMO_CONFIG)
+    # raised (HTTP cuts the transfer there): after the same chunks, the same error
+    alone, error = await _run(loaded, 0, None)
+    farmed, farmed_error = await _run(loaded, 2, None)
+    assert error is not None and farmed_error is not None
+    assert len(alone) > 0 and farmed == alone
+    assert type(farmed_error) is type(error)
+    assert (farmed_error.source, farmed_error.code, farmed_error.message) == (
+        error.source, error.code, error.message,
+    )  # fmt: skip
+    # collected (the CLI): every chunk, the same failures reported
+    collected, farmed_collected = Failures(), Failures()
+    whole, _ = await _run(loaded, 0, collected)
+    farmed, _ = await _run(loaded, 2, farmed_collected)
+    assert farmed == whole and len(whole) > len(alone)
+    assert dict(farmed_collected) == dict(collected) and "feedback" in collected
+
+
+# -- cancellation ------------------------------------------------------------------
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "State:\tZ" in status
+
+
+async def test_a_client_that_goes_away_stops_the_workers(
+    demo_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export_rows, "CHUNK", 25)
+    loaded = load_settings(DEMO_CONFIG)
+    app = create_app(loaded)
+    started = app.state.export_workers = Started(loaded, 2)
+    with serve_in_thread(app, lifespan="on") as url:
+        async with httpx.AsyncClient(base_url=url, timeout=60, headers=DEMO_HEADERS) as http:
+            async with http.stream("GET", "/export/customers.csv") as response:
+                assert response.status_code == 200
+                async for _ in response.aiter_bytes():
+                    break  # the first bytes arrived: hang up
+            (workers,) = started.made
+            pids = [p.pid for p in workers.processes]
+            assert len(pids) == 2 and all(pids)
+            deadline = time.monotonic() + 20
+            while not all(_gone(pid) for pid in pids if pid):
+                assert time.monotonic() < deadline, "the workers outlived the export"
+                await asyncio.sleep(0.05)
+    assert workers.usage == [], "stopped, not finished"
+    assert not workers.finished
+
+
+async def test_the_in_process_path_stays_available(demo_env: None, tmp_path: Path) -> None:
+    # exports.workers: 0 builds every chunk in the exporting process
+    text = DEMO_CONFIG.read_text() + "\nexports: {workers: 0}\n"
+    config = tmp_path / "in-process.yaml"
+    config.write_text(text)
+    loaded = load_settings(config)
+    assert loaded.settings.exports.workers == 0
+    async for client in serve_in_process(loaded):
+        assert client.app.state.export_workers is None  # type: ignore[attr-defined]
+        response = await client.get("/export/customers.csv?columns=id")
+        assert response.status_code == 200 and response.text.count("\n") > 1500
