@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
-import os
 import signal
 import time
 import traceback
@@ -63,7 +62,8 @@ class ExportWorkers:
         self.pipes: list[Connection] = []
         self.finished = False
         self.usage: list[dict[str, float]] = []
-        """Each worker's CPU seconds and peak RSS (KiB), sent when it stops normally."""
+        """Each worker's CPU seconds, peak RSS (KiB) and seconds spent waiting for a
+        chunk to build, sent when it stops normally."""
 
     def start(self) -> None:
         context = _context()
@@ -201,12 +201,15 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
     maker = ChunkMaker(federation)
     loop = asyncio.new_event_loop()
     stopped = False
+    waited = 0.0
     try:
         while True:
+            began = time.perf_counter()
             try:
                 message = pipe.recv()
             except (EOFError, OSError):  # the exporter is gone
                 return
+            waited += time.perf_counter() - began
             if message is None:
                 stopped = True
                 return
@@ -224,15 +227,25 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
         loop.run_until_complete(federation.aclose())
         loop.close()
         if stopped:
-            pipe.send(("usage", _usage()))
+            pipe.send(("usage", {**_usage(), "waited_seconds": waited}))
 
 
 def _usage() -> dict[str, float]:
-    peak = 0.0
+    """CPU seconds, peak RSS and, of the memory now, what is this worker's alone
+    (``Pss``: shared pages divided among their holders; ``Private``: no one else's):
+    a worker forked from the fork server shares its imports' pages."""
+    found = {"cpu_seconds": time.process_time(), "peak_rss_kb": 0.0, "pss_kb": 0.0}
+    found["private_kb"] = 0.0
     try:
-        for line in Path(f"/proc/{os.getpid()}/status").read_text().splitlines():
+        for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                peak = float(line.split()[1])
+                found["peak_rss_kb"] = float(line.split()[1])
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name == "Pss":
+                found["pss_kb"] = float(rest.split()[0])
+            elif name in ("Private_Clean", "Private_Dirty"):
+                found["private_kb"] += float(rest.split()[0])
     except OSError:
         pass
-    return {"cpu_seconds": time.process_time(), "peak_rss_kb": peak}
+    return found

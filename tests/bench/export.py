@@ -233,6 +233,10 @@ def child(contender: str, data_dir: Path, fmt: str, out: Path) -> dict[str, Any]
         "peak_rss_mb": round(_peak_rss_kb(usage.ru_maxrss) / 1024, 1),
         "workers": len(workers),
         "worker_peak_rss_mb": [round(w["peak_rss_kb"] / 1024, 1) for w in workers],
+        # at the end: a worker's own pages (the rest it shares with the fork server)
+        "worker_private_mb": [round(w.get("private_kb", 0) / 1024, 1) for w in workers],
+        "worker_pss_mb": [round(w.get("pss_kb", 0) / 1024, 1) for w in workers],
+        "worker_waited_s": [round(w.get("waited_seconds", 0), 2) for w in workers],
         "helper_peak_rss_mb": [round(h[1] / 1024, 1) for h in helpers],
         "bytes": out.stat().st_size,
     }

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,3 +276,72 @@ async def test_the_in_process_path_stays_available(demo_env: None, tmp_path: Pat
         assert client.app.state.export_workers is None  # type: ignore[attr-defined]
         response = await client.get("/export/customers.csv?columns=id")
         assert response.status_code == 200 and response.text.count("\n") > 1500
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (by parent links in /proc)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found: set[int] = set()
+    grew = True
+    while grew:
+        more = {p for p, up in parents.items() if (up == pid or up in found) and p not in found}
+        found |= more
+        grew = bool(more)
+    return found
+
+
+def _slow(app: Any, seconds: float) -> Any:
+    """The feedback service, taking ``seconds`` over each lookup by id (pass 2's)."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and b"ids=" in scope["query_string"]:
+            await asyncio.sleep(seconds)
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+@pytest.fixture()
+def slow_feedback_url(demo_dir: Path) -> Iterator[str]:
+    with serve_in_thread(_slow(create_feedback_app(demo_dir, DEMO_TOKEN), 1.0)) as url:
+        yield f"{url}/api"
+
+
+def test_ctrl_c_stops_a_cli_export_and_its_workers(
+    demo_dir: Path, slow_feedback_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "customers.csv"
+    env = {
+        **os.environ,
+        "CUSTVIEW_DEMO_DIR": str(demo_dir),
+        "CUSTVIEW_FEEDBACK_URL": slow_feedback_url,
+    }
+    env["CUSTVIEW_AUDIT_LOG"] = str(tmp_path / "audit.jsonl")
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "export", "-f", "csv", "-o", str(out)],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        # the workers are up (the fork server and its two children) and rows are out
+        while len(_descendants(cli.pid)) < 4 or not out.exists() or out.stat().st_size == 0:
+            assert cli.poll() is None, cli.stderr.read() if cli.stderr else ""
+            assert time.monotonic() < deadline, "the export never got going"
+            time.sleep(0.02)
+        below = _descendants(cli.pid)
+        cli.send_signal(signal.SIGINT)
+        cli.wait(timeout=30)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    deadline = time.monotonic() + 20
+    while not all(_gone(pid) for pid in below):
+        assert time.monotonic() < deadline, "a worker outlived its export"
+        time.sleep(0.05)
+    assert cli.returncode != 0
