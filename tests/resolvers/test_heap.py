@@ -41,8 +41,12 @@ def test_a_process_that_froze_its_own_objects_keeps_them_frozen() -> None:
     gc.freeze()
     try:
         frozen = gc.get_freeze_count()
+        garbage = [_Cycle() for _ in range(1000)]  # would be frozen by a second freeze
         with long_lived_frozen():
             pass
-        assert gc.get_freeze_count() == frozen
+        # neither thawed nor frozen again (a frozen object that another thread
+        # releases meanwhile, e.g. a server thread's closed connection, leaves)
+        assert frozen - 100 < gc.get_freeze_count() <= frozen
+        del garbage
     finally:
         gc.unfreeze()
