@@ -604,6 +604,10 @@ class RequestView:
         groups: Sequence[list[Row]]
         if alone and _idle(loader, keys):
             groups = await _load_now(loader, keys)
+        elif len(keys) == 1:
+            # the usual customer (one record in the table's member): its key's future
+            # awaited as it is, not through a gather of one (~3.5 µs and a loop turn)
+            return list(await loader.load(keys[0]))
         else:
             groups = await loader.load_many(keys)
         return [row for group in groups for row in group]
