@@ -101,10 +101,14 @@ class Resolution:
     fan-out limit, so it joins none of them."""
     _uf: _UnionFind = field(default_factory=_UnionFind)
     _soft: _UnionFind = field(default_factory=_UnionFind)
+    _softened: bool = False
+    """Whether a batch link joined two groups (:meth:`_merge_soft`): until one does,
+    every node is its own root in ``_soft`` and :meth:`_root` does not ask it."""
     _clusters: dict[Node, list[Record]] | None = None
 
     def _root(self, node: Node) -> Node:
-        return self._soft.find(self._uf.find(node))
+        root = self._uf.find(node)
+        return self._soft.find(root) if self._softened else root
 
     def _merge_soft(self) -> None:
         """Steward links join records at once; then batch links join those groups, in
@@ -132,6 +136,7 @@ class Resolution:
             left, right = refs.get(ra, set()), refs.get(rb, set())
             if self.registry is not None and self.registry.blocked(left, right):
                 continue
+            self._softened = True
             self._soft.union(ra, rb)
             refs[self._soft.find(ra)] = left | right
 
