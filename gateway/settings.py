@@ -86,9 +86,10 @@ class RegistrySettings(_Strict):
 class ExportSettings(_Strict):
     """How whole exports run."""
 
-    workers: int = Field(default=2, ge=0, le=64)
+    workers: int = Field(default=0, ge=0, le=64)
     """Worker processes that build an export of every customer's chunks (pass 2)
-    beside the exporting process; ``0`` builds them in process."""
+    beside the exporting process; ``0`` (the default: on a machine whose cores are
+    busy, workers cost CPU and gain no time) builds them in process."""
 
 
 class Settings(_Strict):

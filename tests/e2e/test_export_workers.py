@@ -265,17 +265,23 @@ async def test_a_client_that_goes_away_stops_the_workers(
     assert not workers.finished
 
 
-async def test_the_in_process_path_stays_available(demo_env: None, tmp_path: Path) -> None:
-    # exports.workers: 0 builds every chunk in the exporting process
-    text = DEMO_CONFIG.read_text() + "\nexports: {workers: 0}\n"
-    config = tmp_path / "in-process.yaml"
-    config.write_text(text)
-    loaded = load_settings(config)
-    assert loaded.settings.exports.workers == 0
-    async for client in serve_in_process(loaded):
+def _with_workers(tmp_path: Path, count: int) -> Path:
+    config = tmp_path / f"workers-{count}.yaml"
+    config.write_text(DEMO_CONFIG.read_text() + f"\nexports: {{workers: {count}}}\n")
+    return config
+
+
+async def test_exports_workers_chooses_the_path(demo_env: None, tmp_path: Path) -> None:
+    # 0 (the default) builds every chunk in the exporting process
+    assert load_settings(DEMO_CONFIG).settings.exports.workers == 0
+    async for client in serve_in_process(load_settings(DEMO_CONFIG)):
         assert client.app.state.export_workers is None  # type: ignore[attr-defined]
         response = await client.get("/export/customers.csv?columns=id")
         assert response.status_code == 200 and response.text.count("\n") > 1500
+    loaded = load_settings(_with_workers(tmp_path, 2))
+    async for client in serve_in_process(loaded):
+        made = client.app.state.export_workers()  # type: ignore[attr-defined]
+        assert isinstance(made, ExportWorkers) and made.count == 2
 
 
 def _descendants(pid: int) -> set[int]:
@@ -323,8 +329,9 @@ def test_ctrl_c_stops_a_cli_export_and_its_workers(
         "CUSTVIEW_FEEDBACK_URL": slow_feedback_url,
     }
     env["CUSTVIEW_AUDIT_LOG"] = str(tmp_path / "audit.jsonl")
+    config = _with_workers(tmp_path, 2)
     cli = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "export", "-f", "csv", "-o", str(out)],
+        [sys.executable, "-m", "gateway", "export", "-c", str(config), "-f", "csv", "-o", str(out)],
         env=env, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -345,3 +352,29 @@ def test_ctrl_c_stops_a_cli_export_and_its_workers(
         assert time.monotonic() < deadline, "a worker outlived its export"
         time.sleep(0.05)
     assert cli.returncode != 0
+
+
+def test_the_cli_reports_a_failed_source_with_workers_as_in_process(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "CUSTVIEW_DEMO_DIR": str(demo_dir),
+        "CUSTVIEW_FEEDBACK_URL": "http://127.0.0.1:1/api",  # down from the start
+        "CUSTVIEW_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+    }
+    results = []
+    for count in (0, 2):
+        out = tmp_path / f"customers-{count}.csv"
+        config = _with_workers(tmp_path, count)
+        args = ["export", "-c", str(config), "-f", "csv", "-o", str(out)]
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", *args],
+            capture_output=True, text=True, env=env, timeout=180,
+        )  # fmt: skip
+        warnings = [line for line in done.stderr.splitlines() if "warning:" in line]
+        results.append((done.returncode, warnings, out.read_bytes()))
+    assert results[1] == results[0]
+    code, warnings, body = results[0]
+    assert code == 1 and any("source 'feedback' failed" in w for w in warnings)
+    assert body.count(b"\n") > 1000, "the other sources still export"
