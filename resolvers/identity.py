@@ -58,12 +58,20 @@ class _UnionFind:
 
     def find(self, node: Node) -> Node:
         # ``is`` first: a root is usually its own parent object, and a ref's ``==``
-        # is a dataclass method call
-        parent = self.parent.setdefault(node, node)
-        if parent is node or parent == node:
+        # is a dataclass method call; a loop, not recursion (~2,000 finds a page)
+        parent = self.parent
+        above = parent.setdefault(node, node)
+        if above is node or above == node:
             return node
-        root = self.find(parent)
-        self.parent[node] = root
+        path = [node]
+        root = above
+        above = parent[root]
+        while above is not root and above != root:
+            path.append(root)
+            root = above
+            above = parent[root]
+        for step in path:
+            parent[step] = root
         return root
 
     def union(self, a: Node, b: Node) -> None:
@@ -99,6 +107,10 @@ class Resolution:
     crowded: set[tuple[KeyNode, str]] = field(default_factory=set)
     """(key, member id): the key is held by more of that table's records than the
     fan-out limit, so it joins none of them."""
+    _known: dict[tuple[int, Any], Record] = field(default_factory=dict)
+    """(member rank, key as read) -> the record found: a row found again (by another
+    key, in a later round) reuses it and its reference (one graph node object, so
+    the union-find compares by identity; no reference built again)."""
     _uf: _UnionFind = field(default_factory=_UnionFind)
     _soft: _UnionFind = field(default_factory=_UnionFind)
     _softened: bool = False
@@ -145,9 +157,13 @@ class Resolution:
         one represents the customer in lists; :func:`canonical` names it). Empty for
         a customer holding an erased record: an erased person is in no answer."""
         if self._clusters is None:
-            for ref, key, member in self.key_edges:
-                if (key, member) not in self.crowded:
-                    self._uf.union(ref, key)
+            crowded, find, parent = self.crowded, self._uf.find, self._uf.parent
+            for ref, key, member in self.key_edges:  # union, written out
+                if crowded and (key, member) in crowded:
+                    continue
+                ra, rb = find(ref), find(key)
+                if ra is not rb and ra != rb:
+                    parent[ra] = rb
             self._merge_soft()
             groups: dict[Node, list[Record]] = defaultdict(list)
             for ref, record in self.records.items():
@@ -294,13 +310,14 @@ class Stitcher:
             found, fetched = await self._round(res, frontier, linked - set(res.records))
             frontier, linked = set(), set()
             for record, key in found:
-                if record.ref not in res.records:
+                ref = record.ref
+                if ref not in res.records:
                     frontier |= self._add(res, record)
-                    linked |= self._edges(res, record.ref)
-                if self._detached(record.ref):
-                    res.detached_holders.setdefault(key, []).append(record.ref)
+                    linked |= self._edges(res, ref)
+                if self._detached(ref):
+                    res.detached_holders.setdefault(key, []).append(ref)
                 else:
-                    res.key_edges.append((record.ref, key, record.member.id))
+                    res.key_edges.append((ref, key, self._key_reader_of(record.member)[1]))
             for record in fetched:
                 if record.ref not in res.records:
                     frontier |= self._add(res, record)
@@ -318,6 +335,7 @@ class Stitcher:
 
     def _add(self, res: Resolution, record: Record) -> set[KeyNode]:
         res.records[record.ref] = record
+        res._known.setdefault((record.rank, record.key), record)
         if self._detached(record.ref):
             return set()  # a steward unlinked it: it follows no key
         read, member_id = self._key_reader_of(record.member)
@@ -492,11 +510,16 @@ class Stitcher:
                 if value in wanted:
                     by_key[value][row[member.key]] = row
         limit = self.model.identity.max_key_fanout
+        known, rank = res._known, lookup.rank
         matched: list[tuple[Record, KeyNode]] = []
         for value, held in by_key.items():
             if len(held) > limit:
                 res.crowded.add(((lookup.key_name, value), member.id))
                 continue
             key = (lookup.key_name, value)
-            matched.extend((Record(member, lookup.rank, row), key) for row in held.values())
+            for row_key, row in held.items():
+                record = known.get((rank, row_key))
+                if record is None:
+                    record = Record(member, rank, row)
+                matched.append((record, key))
         return matched
