@@ -25,6 +25,7 @@ import gc
 import logging
 import multiprocessing
 import signal
+import threading
 import time
 import traceback
 import weakref
@@ -62,31 +63,51 @@ class ExportWorkers:
         self.processes: list[BaseProcess] = []
         self.pipes: list[Connection] = []
         self.finished = False
+        self._starting: threading.Thread | None = None
+        self._failed: Exception | None = None
         self.usage: list[dict[str, float]] = []
         """Each worker's CPU seconds, peak RSS (KiB) and seconds spent waiting for a
         chunk to build, sent when it stops normally."""
 
     def start(self) -> None:
+        """Starts the workers from a thread: the first export also starts the fork
+        server (~1 s of imports), which must not hold up the event loop."""
+        self._starting = threading.Thread(
+            target=self._start, name="custview-export-workers", daemon=True
+        )
+        self._starting.start()
+        # a generator dropped without aclose (no event loop left) still ends them
+        weakref.finalize(self, _terminate, self.processes)
+
+    def _start(self) -> None:
         context = _context()
         loaded = self.loaded
-        for number in range(self.count):
-            ours, theirs = context.Pipe()
-            process = context.Process(
-                target=serve,
-                args=(theirs, loaded.path, loaded.settings, loaded.connectors),
-                name=f"custview-export-worker-{number}",
-                daemon=True,
-            )
-            process.start()
-            theirs.close()
-            self.processes.append(process)
-            self.pipes.append(ours)
-        # a generator dropped without aclose (no event loop left) still ends them
-        weakref.finalize(self, _terminate, list(self.processes))
+        try:
+            for number in range(self.count):
+                ours, theirs = context.Pipe()
+                process = context.Process(
+                    target=serve,
+                    args=(theirs, loaded.path, loaded.settings, loaded.connectors),
+                    name=f"custview-export-worker-{number}",
+                    daemon=True,
+                )
+                process.start()
+                theirs.close()
+                self.processes.append(process)
+                self.pipes.append(ours)
+        except Exception as exc:
+            self._failed = exc
+
+    async def _started(self) -> None:
+        if self._starting is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._starting.join)
+        if self._failed is not None:
+            raise WorkerFailed(f"export workers could not start: {self._failed}")
 
     async def build(
         self, spec: ChunkSpec, plans: AsyncIterator[list[Group]]
     ) -> AsyncIterator[BuiltChunk]:
+        await self._started()
         waiting: deque[int] = deque()
         turn = 0
         async for groups in plans:
@@ -122,6 +143,8 @@ class ExportWorkers:
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._starting is not None:  # none started after this
+            self._starting.join()
         if self.finished:  # every chunk came back: the workers close their pools and stop
             for pipe in self.pipes:
                 try:
