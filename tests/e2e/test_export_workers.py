@@ -378,3 +378,35 @@ def test_the_cli_reports_a_failed_source_with_workers_as_in_process(
     code, warnings, body = results[0]
     assert code == 1 and any("source 'feedback' failed" in w for w in warnings)
     assert body.count(b"\n") > 1000, "the other sources still export"
+
+
+async def test_workers_follow_a_resolve_run_and_an_erasure_as_in_process(
+    demo_env: None, tmp_path: Path, small_chunks: None
+) -> None:
+    # the registry is the exporter's (pass 1 and the erased customers); the workers
+    # read with the probabilistic model's extra columns all the same
+    from resolvers.records import RecordRef
+    from resolvers.resolve import resolve
+    from tests.e2e.test_steward import steward_config
+
+    loaded = steward_config(tmp_path, probabilistic=True)
+    federation = loaded.create_federation()
+    await federation.open()
+    try:
+        assert (await resolve(federation)).links > 50
+        registry = federation.registry
+        assert registry is not None
+        erased = next(ref for ref in registry.stored_links() for ref in ref)
+        await registry.erase("steward", RecordRef.parse(erased).customer_id(), {erased})
+        await registry.refresh(force=True)
+        wanted = columns(loaded.settings.model, "customers")
+        alone = [c async for c in rows(federation, "customers", wanted)]
+        farmed = [
+            c
+            async for c in rows(federation, "customers", wanted, builders=ExportWorkers(loaded, 2))
+        ]
+    finally:
+        await federation.aclose()
+    assert farmed == alone and len(alone) > 5
+    refs = [r[-1] for chunk in farmed for r in chunk]
+    assert not any(erased in r.split(";") for r in refs), "the erased customer is left out"
