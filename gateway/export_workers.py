@@ -16,6 +16,12 @@ exporting process). A worker ignores SIGINT (Ctrl-C reaches the whole process gr
 the exporter decides) and exits when its pipe closes, so it cannot outlive
 its exporter. When an export ends early (cancelled, failed), its workers are
 terminated at once.
+
+The exporter waits for its workers (their start, each chunk, their exit) in one
+thread of its own per export, never in the event loop's default executor: a
+chunk takes seconds to build, and a few exports each holding one of that pool's
+threads (6 on 2 cores) would leave the audit log's fsyncs, SIGHUP reloads and
+DNS look-ups waiting.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import queue
 import signal
 import threading
 import time
@@ -31,6 +38,7 @@ import traceback
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,19 +71,18 @@ class ExportWorkers:
         self.processes: list[BaseProcess] = []
         self.pipes: list[Connection] = []
         self.finished = False
-        self._starting: threading.Thread | None = None
+        self._thread: _Serial | None = None
+        self._starting: Future[None] | None = None
         self._failed: Exception | None = None
         self.usage: list[dict[str, float]] = []
         """Each worker's CPU seconds, peak RSS (KiB) and seconds spent waiting for a
         chunk to build, sent when it stops normally."""
 
     def start(self) -> None:
-        """Starts the workers from a thread: the first export also starts the fork
-        server (~1 s of imports), which must not hold up the event loop."""
-        self._starting = threading.Thread(
-            target=self._start, name="custview-export-workers", daemon=True
-        )
-        self._starting.start()
+        """Starts the workers from this export's thread: the first export also starts
+        the fork server (~1 s of imports), which must not hold up the event loop."""
+        self._thread = _Serial()
+        self._starting = self._thread.submit(self._start)
         # a generator dropped without aclose (no event loop left) still ends them
         weakref.finalize(self, _terminate, self.processes)
 
@@ -98,9 +105,14 @@ class ExportWorkers:
         except Exception as exc:
             self._failed = exc
 
+    async def _in_thread(self, job: Callable[..., Any], *args: Any) -> Any:
+        """``job(*args)`` in this export's thread, after whatever it is doing."""
+        assert self._thread is not None, "start() first"
+        return await asyncio.wrap_future(self._thread.submit(job, *args))
+
     async def _started(self) -> None:
         if self._starting is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._starting.join)
+            await asyncio.wrap_future(self._starting)
         if self._failed is not None:
             raise WorkerFailed(f"export workers could not start: {self._failed}")
 
@@ -114,7 +126,7 @@ class ExportWorkers:
             try:
                 self.pipes[turn].send((spec, groups))
             except OSError:
-                raise self._stopped(turn) from None
+                raise await self._stopped(turn) from None
             waiting.append(turn)
             turn = (turn + 1) % self.count
             if len(waiting) >= self.count * IN_FLIGHT:
@@ -126,9 +138,9 @@ class ExportWorkers:
     async def _take(self, worker: int) -> BuiltChunk:
         pipe = self.pipes[worker]
         try:
-            kind, payload = await asyncio.get_running_loop().run_in_executor(None, pipe.recv)
+            kind, payload = await self._in_thread(pipe.recv)
         except (EOFError, OSError):
-            raise self._stopped(worker) from None
+            raise await self._stopped(worker) from None
         if kind == "raise":  # custview's own error, as the in-process path raises it
             raise payload
         if kind == "error":
@@ -136,33 +148,79 @@ class ExportWorkers:
         built: BuiltChunk = payload
         return built
 
-    def _stopped(self, worker: int) -> WorkerFailed:
+    async def _stopped(self, worker: int) -> WorkerFailed:
         process = self.processes[worker]
-        process.join(1)
+        await self._in_thread(process.join, 1)
         return WorkerFailed(f"export worker {worker} stopped (exit code {process.exitcode})")
 
     async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._starting is not None:  # none started after this
-            self._starting.join()
+        if self._thread is None:  # never started
+            return
         if self.finished:  # every chunk came back: the workers close their pools and stop
-            for pipe in self.pipes:
-                try:
-                    pipe.send(None)
-                except OSError:
-                    continue
-            for pipe in self.pipes:
-                try:
-                    kind, payload = await loop.run_in_executor(None, _recv_within, pipe, 10.0)
-                except (EOFError, OSError, TimeoutError):
-                    continue
-                if kind == "usage":
-                    self.usage.append(payload)
-            await loop.run_in_executor(None, _terminate, self.processes, 5.0)
-        else:  # cancelled or failed: stop them now, mid-chunk
-            _terminate(self.processes)
+            await self._in_thread(self._stop)
+        else:  # cancelled or failed: stop them now, mid-chunk (a recv in the thread
+            # ends when its worker does)
+            for process in list(self.processes):
+                if process.is_alive():
+                    process.terminate()
+        # reaped and the pipes closed in the thread, after any recv still under way
+        # (and after the start: none is started after this)
+        closing = self._thread.submit(self._close)
+        self._thread.close()
+        await asyncio.wrap_future(closing)
+
+    def _stop(self) -> None:
+        for pipe in self.pipes:
+            try:
+                pipe.send(None)
+            except OSError:
+                continue
+        for pipe in self.pipes:
+            try:
+                kind, payload = _recv_within(pipe, 10.0)
+            except (EOFError, OSError, TimeoutError):
+                continue
+            if kind == "usage":
+                self.usage.append(payload)
+        _terminate(self.processes, 5.0)
+
+    def _close(self) -> None:
+        _terminate(self.processes)
         for pipe in self.pipes:
             pipe.close()
+
+
+class _Serial:
+    """One daemon thread running the jobs submitted, one after the other. A daemon:
+    a thread blocked on a worker that an abandoned export left running must not
+    keep the interpreter from exiting (multiprocessing ends daemon workers then)."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[
+            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
+        ]
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="custview-export-pipes", daemon=True).start()
+
+    def submit(self, job: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((future, job, args))
+        return future
+
+    def close(self) -> None:
+        """The thread ends after the jobs already submitted."""
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            future, job, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(job(*args))
+            except BaseException as exc:
+                future.set_exception(exc)
+            del item, future, job, args
 
 
 def _context() -> multiprocessing.context.ForkServerContext:

@@ -416,3 +416,52 @@ async def test_workers_follow_a_resolve_run_and_an_erasure_as_in_process(
     assert farmed == alone and len(alone) > 5
     refs = [r[-1] for chunk in farmed for r in chunk]
     assert not any(erased in r.split(";") for r in refs), "the erased customer is left out"
+
+
+# -- the event loop's shared resources -----------------------------------------------
+
+
+@pytest.fixture()
+def slower_feedback_url(
+    demo_dir: Path, demo_env: None, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    with serve_in_thread(_slow(create_feedback_app(demo_dir, DEMO_TOKEN), 2.0)) as url:
+        monkeypatch.setenv("CUSTVIEW_FEEDBACK_URL", f"{url}/api")
+        yield
+
+
+async def _first_chunks(loaded: LoadedSettings, count: int) -> int:
+    federation = Federation(loaded.settings.model, loaded.create_connectors())
+    wanted = columns(loaded.settings.model, "customers", ["id"])
+    got = 0
+    try:
+        async for _ in rows(federation, "customers", wanted, builders=ExportWorkers(loaded, 1)):
+            got += 1
+            if got == count:
+                break
+    finally:
+        await federation.aclose()
+    return got
+
+
+async def test_exports_waiting_for_slow_chunks_leave_the_default_executor_free(
+    slower_feedback_url: None, small_chunks: None
+) -> None:
+    # the audit log's fsyncs, SIGHUP reloads and DNS look-ups use the default
+    # executor: exports waiting seconds for their workers' chunks must not hold it
+    from concurrent.futures import ThreadPoolExecutor
+
+    loaded = load_settings(DEMO_CONFIG)
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(max_workers=2)
+    loop.set_default_executor(pool)
+    exports = [asyncio.ensure_future(_first_chunks(loaded, 2)) for _ in range(2)]
+    waits: list[float] = []
+    while not all(e.done() for e in exports):
+        began = time.monotonic()
+        await loop.run_in_executor(None, time.sleep, 0)
+        waits.append(time.monotonic() - began)
+        await asyncio.sleep(0.05)
+    assert [e.result() for e in exports] == [2, 2]
+    assert max(waits) < 0.5, f"a job on the default executor waited {max(waits):.2f} s"
+    assert len(waits) > 40, "each chunk takes seconds"
