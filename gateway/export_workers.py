@@ -27,17 +27,19 @@ DNS look-ups waiting.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import multiprocessing
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -90,18 +92,19 @@ class ExportWorkers:
         context = _context()
         loaded = self.loaded
         try:
-            for number in range(self.count):
-                ours, theirs = context.Pipe()
-                process = context.Process(
-                    target=serve,
-                    args=(theirs, loaded.path, loaded.settings, loaded.connectors),
-                    name=f"custview-export-worker-{number}",
-                    daemon=True,
-                )
-                process.start()
-                theirs.close()
-                self.processes.append(process)
-                self.pipes.append(ours)
+            with _main_hidden():
+                for number in range(self.count):
+                    ours, theirs = context.Pipe()
+                    process = context.Process(
+                        target=serve,
+                        args=(theirs, loaded.path, loaded.settings, loaded.connectors),
+                        name=f"custview-export-worker-{number}",
+                        daemon=True,
+                    )
+                    process.start()
+                    theirs.close()
+                    self.processes.append(process)
+                    self.pipes.append(ours)
         except Exception as exc:
             self._failed = exc
 
@@ -235,7 +238,36 @@ def _context() -> multiprocessing.context.ForkServerContext:
 
 PRELOAD = ("gateway.export_workers", "gateway.settings", "resolvers.export_chunks")
 """What the fork server imports (not the exporter's ``__main__``, which a worker
-does not need and which may not be safe to import twice)."""
+does not need and which may not be safe to import twice: see :func:`_main_hidden`)."""
+
+_HIDING = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_hidden() -> Iterator[None]:
+    """Workers started meanwhile do not run the exporter's ``__main__`` again.
+
+    multiprocessing has each new process (the fork server's children too) run the
+    parent's main script or module first, as spawn must to find functions defined
+    there (``multiprocessing.spawn.get_preparation_data`` reads ``__main__``'s
+    ``__spec__`` and ``__file__``). A worker's target lives in this module, so that
+    run is only cost or harm: the ``custview`` console script would import the
+    CLI (rich, starlette) into every worker, and a caller's script without an
+    ``if __name__ == "__main__"`` guard would run its export again in each (which
+    fails there). While this holds, ``__main__`` shows neither; the lock keeps two
+    exports' starts from restoring each other's hidden values."""
+    main = sys.modules["__main__"]
+    with _HIDING:
+        spec = main.__dict__.get("__spec__")
+        missing = object()
+        path = main.__dict__.pop("__file__", missing)
+        main.__spec__ = None
+        try:
+            yield
+        finally:
+            main.__spec__ = spec
+            if path is not missing:
+                main.__file__ = path
 
 
 def _recv_within(pipe: Connection, seconds: float) -> Any:

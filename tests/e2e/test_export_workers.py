@@ -465,3 +465,78 @@ async def test_exports_waiting_for_slow_chunks_leave_the_default_executor_free(
     assert [e.result() for e in exports] == [2, 2]
     assert max(waits) < 0.5, f"a job on the default executor waited {max(waits):.2f} s"
     assert len(waits) > 40, "each chunk takes seconds"
+
+
+# A library caller's script with no `if __name__ == "__main__"` guard, in a fresh
+# interpreter (no fork server yet): it notes each run, ticks every 5 ms while its
+# first export's workers start, then exports every customer with two workers.
+_UNGUARDED = """
+import asyncio, json, os, sys, time
+
+with open(sys.argv[1], "a") as runs:
+    runs.write(f"{os.getpid()}\\n")
+
+from gateway.export_workers import ExportWorkers
+from gateway.settings import DEMO_CONFIG, load_settings
+from resolvers.export import columns, rows
+from resolvers.view import Federation
+
+
+async def ticking(gaps):
+    last = time.monotonic()
+    while True:
+        await asyncio.sleep(0.005)
+        now = time.monotonic()
+        gaps.append(now - last)
+        last = now
+
+
+async def export():
+    loaded = load_settings(DEMO_CONFIG)
+    gaps = []
+    ticker = asyncio.ensure_future(ticking(gaps))
+    await asyncio.sleep(0.05)
+    workers = ExportWorkers(loaded, 2)
+    workers.start()
+    await workers._started()
+    await asyncio.sleep(0.05)
+    ticker.cancel()
+    await workers.aclose()
+    federation = Federation(loaded.settings.model, loaded.create_connectors())
+    wanted = columns(loaded.settings.model, "customers", ["id"])
+    got = 0
+    try:
+        async for chunk in rows(
+            federation, "customers", wanted, builders=ExportWorkers(loaded, 2)
+        ):
+            got += len(chunk)
+    finally:
+        await federation.aclose()
+    print(json.dumps({"rows": got, "gap": max(gaps)}))
+
+
+asyncio.run(export())
+"""
+
+
+def test_workers_start_off_the_loop_and_leave_the_callers_script_alone(
+    demo_dir: Path, feedback_url: str, tmp_path: Path
+) -> None:
+    script, runs = tmp_path / "unguarded.py", tmp_path / "runs.txt"
+    script.write_text(_UNGUARDED)
+    env = {
+        **os.environ,
+        "CUSTVIEW_DEMO_DIR": str(demo_dir),
+        "CUSTVIEW_FEEDBACK_URL": feedback_url,
+        "CUSTVIEW_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), str(runs)],
+        capture_output=True, text=True, env=env, timeout=180, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(runs.read_text().split()) == 1, "a worker ran the caller's script again"
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert found["rows"] > 1500
+    # starting the fork server (~1 s of imports) must not hold up the event loop
+    assert found["gap"] < 0.25, f"the event loop stood still {found['gap']:.2f} s"
