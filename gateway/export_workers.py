@@ -74,6 +74,8 @@ class ExportWorkers:
         self.pipes: list[Connection] = []
         self.finished = False
         self._thread: _Serial | None = None
+        self._sender: _Serial | None = None
+        self._unsent: Exception | None = None
         self._starting: Future[None] | None = None
         self._failed: Exception | None = None
         self.usage: list[dict[str, float]] = []
@@ -83,8 +85,9 @@ class ExportWorkers:
     def start(self) -> None:
         """Starts the workers from this export's thread: the first export also starts
         the fork server (~1 s of imports), which must not hold up the event loop."""
-        self._thread = _Serial()
+        self._thread = _Serial("custview-export-pipes")
         self._starting = self._thread.submit(self._start)
+        self._sender = _Serial("custview-export-sends")
         # a generator dropped without aclose (no event loop left) still ends them
         weakref.finalize(self, _terminate, self.processes)
 
@@ -123,13 +126,15 @@ class ExportWorkers:
         self, spec: ChunkSpec, plans: AsyncIterator[list[Group]]
     ) -> AsyncIterator[BuiltChunk]:
         await self._started()
+        assert self._sender is not None
         waiting: deque[int] = deque()
         turn = 0
         async for groups in plans:
-            try:
-                self.pipes[turn].send((spec, groups))
-            except OSError:
-                raise await self._stopped(turn) from None
+            # sent from a thread of its own, not awaited: a send larger than the
+            # socket's buffer waits for the worker to read, which it does only after
+            # sending its last chunk back, which must be read meanwhile (at most
+            # ``count * IN_FLIGHT`` chunks' keys wait here)
+            self._sender.submit(self._send, turn, (spec, groups))
             waiting.append(turn)
             turn = (turn + 1) % self.count
             if len(waiting) >= self.count * IN_FLIGHT:
@@ -151,10 +156,20 @@ class ExportWorkers:
         built: BuiltChunk = payload
         return built
 
+    def _send(self, worker: int, message: Any) -> None:
+        try:
+            self.pipes[worker].send(message)
+        except Exception as exc:  # the chunk's recv ends when the worker does
+            self._unsent = exc
+            self.processes[worker].terminate()
+
     async def _stopped(self, worker: int) -> WorkerFailed:
         process = self.processes[worker]
         await self._in_thread(process.join, 1)
-        return WorkerFailed(f"export worker {worker} stopped (exit code {process.exitcode})")
+        unsent = f": a chunk could not be sent: {self._unsent!r}" if self._unsent else ""
+        return WorkerFailed(
+            f"export worker {worker} stopped (exit code {process.exitcode}){unsent}"
+        )
 
     async def aclose(self) -> None:
         if self._thread is None:  # never started
@@ -167,8 +182,10 @@ class ExportWorkers:
                 if process.is_alive():
                     process.terminate()
         # reaped and the pipes closed in the thread, after any recv still under way
-        # (and after the start: none is started after this)
-        closing = self._thread.submit(self._close)
+        # (and after the start: none is started after this) and any send
+        assert self._sender is not None
+        self._sender.close()
+        closing = self._thread.submit(self._close, self._sender)
         self._thread.close()
         await asyncio.wrap_future(closing)
 
@@ -187,8 +204,9 @@ class ExportWorkers:
                 self.usage.append(payload)
         _terminate(self.processes, 5.0)
 
-    def _close(self) -> None:
+    def _close(self, sender: _Serial) -> None:
         _terminate(self.processes)
+        sender.join()  # its send to a worker ended has failed
         for pipe in self.pipes:
             pipe.close()
 
@@ -198,12 +216,13 @@ class _Serial:
     a thread blocked on a worker that an abandoned export left running must not
     keep the interpreter from exiting (multiprocessing ends daemon workers then)."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         self._jobs: queue.SimpleQueue[
             tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
         ]
         self._jobs = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="custview-export-pipes", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
 
     def submit(self, job: Callable[..., Any], *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -213,6 +232,9 @@ class _Serial:
     def close(self) -> None:
         """The thread ends after the jobs already submitted."""
         self._jobs.put(None)
+
+    def join(self) -> None:
+        self._thread.join()
 
     def _run(self) -> None:
         while (item := self._jobs.get()) is not None:

@@ -540,3 +540,44 @@ def test_workers_start_off_the_loop_and_leave_the_callers_script_alone(
     assert found["rows"] > 1500
     # starting the fork server (~1 s of imports) must not hold up the event loop
     assert found["gap"] < 0.25, f"the event loop stood still {found['gap']:.2f} s"
+
+
+def _small_buffers(self: Any, duplex: bool = True) -> tuple[Any, Any]:
+    """multiprocessing's pipe, each end's socket buffer ~8 KiB: a chunk's keys or
+    rows no longer fit (as a large chunk's do not in the default ~200 KiB)."""
+    import multiprocessing.connection
+    import socket
+
+    ends = multiprocessing.connection.Pipe(duplex)
+    for end in ends:
+        with socket.fromfd(end.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    return ends
+
+
+async def test_a_send_waiting_for_a_worker_does_not_stop_its_chunk_coming_back(
+    demo_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one worker, chunks' keys and rows larger than the pipe's buffer: the second
+    # chunk's keys wait for the worker, which first sends the first chunk back
+    import multiprocessing.context
+    import threading
+
+    monkeypatch.setattr(export_rows, "CHUNK", 650)
+    monkeypatch.setattr(multiprocessing.context.ForkServerContext, "Pipe", _small_buffers)
+    loaded = load_settings(DEMO_CONFIG)
+    workers = ExportWorkers(loaded, 1)
+    # a deadlock holds the event loop in a send: only another thread can end it
+    watchdog = threading.Timer(30, lambda: [p.kill() for p in workers.processes])
+    watchdog.start()
+    federation = Federation(loaded.settings.model, loaded.create_connectors())
+    wanted = columns(loaded.settings.model, "source_records")
+    got = []
+    try:
+        async for chunk in rows(federation, "source_records", wanted, builders=workers):
+            got.append(len(chunk))
+    finally:
+        watchdog.cancel()
+        await federation.aclose()
+    assert len(got) == 4 and sum(got) > 3000
+    assert len(workers.usage) == 1, "the worker finished normally"
