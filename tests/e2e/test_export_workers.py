@@ -581,3 +581,55 @@ async def test_a_send_waiting_for_a_worker_does_not_stop_its_chunk_coming_back(
         await federation.aclose()
     assert len(got) == 4 and sum(got) > 3000
     assert len(workers.usage) == 1, "the worker finished normally"
+
+
+def _stubborn(*args: Any) -> None:
+    """A worker that ignores SIGTERM (as one stuck in a C call may not end at once)."""
+    from gateway.export_workers import serve
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    serve(*args)
+
+
+def _ignores_sigterm(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+async def test_stopping_a_cancelled_exports_workers_leaves_the_loop_running(
+    demo_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a worker that does not end on SIGTERM is killed after 5 s; meanwhile the
+    # event loop serves everyone else
+    import gateway.export_workers
+
+    monkeypatch.setattr(gateway.export_workers, "serve", _stubborn)
+    workers = ExportWorkers(load_settings(DEMO_CONFIG), 1)
+    workers.start()
+    await workers._started()
+    (process,) = workers.processes
+    deadline = time.monotonic() + 30
+    while not _ignores_sigterm(process.pid or 0):
+        assert time.monotonic() < deadline and process.is_alive()
+        await asyncio.sleep(0.02)
+    gaps: list[float] = []
+
+    async def ticking() -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(time.monotonic() - last)
+            last = time.monotonic()
+
+    ticker = asyncio.ensure_future(ticking())
+    await asyncio.sleep(0.05)
+    began = time.monotonic()
+    await workers.aclose()  # not finished: as when the export was cancelled
+    took = time.monotonic() - began
+    await asyncio.sleep(0.05)
+    ticker.cancel()
+    assert process.exitcode == -signal.SIGKILL, "killed after its 5 s"
+    assert took > 4
+    assert max(gaps) < 0.25, f"the event loop stood still {max(gaps):.2f} s"
