@@ -172,21 +172,22 @@ class ExportWorkers:
         )
 
     async def aclose(self) -> None:
-        if self._thread is None:  # never started
+        if self._thread is None or self._sender is None:  # never started
             return
-        if self.finished:  # every chunk came back: the workers close their pools and stop
-            await self._in_thread(self._stop)
-        else:  # cancelled or failed: stop them now, mid-chunk (a recv in the thread
-            # ends when its worker does)
-            for process in list(self.processes):
-                if process.is_alive():
-                    process.terminate()
-        # reaped and the pipes closed in the thread, after any recv still under way
-        # (and after the start: none is started after this) and any send
-        assert self._sender is not None
-        self._sender.close()
-        closing = self._thread.submit(self._close, self._sender)
-        self._thread.close()
+        try:
+            if self.finished:  # every chunk came back: they close their pools and stop
+                await self._in_thread(self._stop)
+            else:  # cancelled or failed: stop them now, mid-chunk (a recv in the
+                # thread ends when its worker does)
+                for process in list(self.processes):
+                    if process.is_alive():
+                        process.terminate()
+        finally:  # even if cancelled meanwhile: reaped and the pipes closed in the
+            # thread, after any recv still under way (and after the start: none is
+            # started after this) and any send; then both threads end
+            self._sender.close()
+            closing = self._thread.submit(self._close, self._sender)
+            self._thread.close()
         await asyncio.wrap_future(closing)
 
     def _stop(self) -> None:

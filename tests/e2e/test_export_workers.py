@@ -633,3 +633,25 @@ async def test_stopping_a_cancelled_exports_workers_leaves_the_loop_running(
     assert process.exitcode == -signal.SIGKILL, "killed after its 5 s"
     assert took > 4
     assert max(gaps) < 0.25, f"the event loop stood still {max(gaps):.2f} s"
+
+
+async def test_an_aclose_cancelled_midway_still_reaps_the_workers_and_ends_its_threads(
+    demo_env: None,
+) -> None:
+    import threading
+
+    before = set(threading.enumerate())
+    workers = ExportWorkers(load_settings(DEMO_CONFIG), 2)
+    workers.start()
+    await workers._started()
+    workers.finished = True  # as after the last chunk: they are asked to stop
+    closing = asyncio.ensure_future(workers.aclose())
+    await asyncio.sleep(0)  # under way
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    deadline = time.monotonic() + 20
+    while any(p.is_alive() for p in workers.processes) or set(threading.enumerate()) - before:
+        assert time.monotonic() < deadline, set(threading.enumerate()) - before
+        await asyncio.sleep(0.05)
+    assert all(pipe.closed for pipe in workers.pipes)
