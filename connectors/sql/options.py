@@ -73,7 +73,7 @@ class SQLOptions(ConnectorOptions):
     (see :mod:`connectors.sql.direct`) instead of through SQLAlchemy's async
     engine (four aiosqlite thread hops and its result layer)."""
 
-    sqlite_inline_budget: float = Field(default=0.0002, ge=0, le=0.1)
+    sqlite_inline_budget: float = Field(default=0.002, ge=0, le=0.1)
     """SQLite direct path only: seconds a statement may run on the event loop's
     own thread, when its connection's thread is idle, before it is stopped and
     sent to that thread (a thread hop costs more than a short statement);
