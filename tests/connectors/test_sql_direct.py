@@ -32,6 +32,7 @@ from connectors.sql import SQLConnector, SQLOptions, inline, statements
 from connectors.sql import direct as direct_module
 from connectors.sql.compiled import bucket
 from tests.connectors.sql_fixtures import ROWS, create_people_database, people
+from tests.support.loop import loop_gaps
 
 COLUMNS = ["id", "email", "phone", "name", "country", "score", "created_at"]
 
@@ -467,24 +468,14 @@ async def test_a_statement_past_the_inline_budget_moves_to_the_thread(
     connector = SQLConnector(
         "people_db", SQLOptions(url=sqlite_url, timeout=0.3, pool_size=1, max_overflow=0)
     )
-    loop = asyncio.get_running_loop()
-    gaps: list[float] = []
-
-    async def tick() -> None:
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.002)
-            gaps.append(loop.time() - before)
-
-    ticker = asyncio.create_task(tick())
     me = threading.get_ident()
     try:
-        await asyncio.sleep(0.01)
-        for _ in range(2):
-            with pytest.raises(SourceTimeout):
-                await connector.lookup_many("slow", "x", [1], ["x"])
-            assert ran_on[-1] != me
-            await thread_idle(connector)  # so only the slow mark keeps it off the loop
+        async with loop_gaps(0.002) as gaps:
+            for _ in range(2):
+                with pytest.raises(SourceTimeout):
+                    await connector.lookup_many("slow", "x", [1], ["x"])
+                assert ran_on[-1] != me
+                await thread_idle(connector)  # so only the slow mark keeps it off the loop
         assert ran_on[0] == me, "the first run was tried inline"
         assert len(ran_on) == 3, "the second went to the thread directly"
         assert max(gaps) < 0.1, "the loop was never held for the statement"
@@ -493,7 +484,6 @@ async def test_a_statement_past_the_inline_budget_moves_to_the_thread(
         assert ran_on[-1] == me, "a short statement still runs inline"
         assert connector.pool_usage() == (0, 1)
     finally:
-        ticker.cancel()
         await connector.aclose()
 
 
@@ -561,25 +551,15 @@ async def test_a_locked_file_never_holds_the_loop(tmp_path: Path, ran_on: list[i
         "people_db", SQLOptions(url=f"sqlite+aiosqlite:///{path}", timeout=0.3, pool_size=1)
     )
     writer = sqlite3.connect(path, isolation_level=None)
-    loop = asyncio.get_running_loop()
-    gaps: list[float] = []
-
-    async def tick() -> None:
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.005)
-            gaps.append(loop.time() - before)
-
-    ticker = asyncio.create_task(tick())
     me = threading.get_ident()
     try:
         assert await connector.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
         assert ran_on == [me]
         writer.execute("BEGIN EXCLUSIVE")
-        await asyncio.sleep(0.02)
         started = time.perf_counter()
-        with pytest.raises(SourceTimeout):
-            await connector.lookup_many("people", "id", [2], ["id"])
+        async with loop_gaps() as gaps:
+            with pytest.raises(SourceTimeout):
+                await connector.lookup_many("people", "id", [2], ["id"])
         assert time.perf_counter() - started < 1.0, "the timeout, not the 5 s busy wait"
         assert ran_on[1] == me and ran_on[2] != me, "tried inline, then waited on the thread"
         assert max(gaps) < 1.0, "the loop was never held for the lock (5 s busy wait)"
@@ -590,7 +570,6 @@ async def test_a_locked_file_never_holds_the_loop(tmp_path: Path, ran_on: list[i
         assert await waiting == [[{"id": 3}]]
         assert connector._direct is not None and not connector._direct.slow
     finally:
-        ticker.cancel()
         writer.close()
         await connector.aclose()
 

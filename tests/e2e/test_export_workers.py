@@ -30,6 +30,7 @@ from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers.export import Failures, columns, rows
 from resolvers.view import Federation
 from tests.e2e.conftest import serve_in_process
+from tests.support.loop import loop_gaps
 from tests.support.servers import serve_in_thread
 
 SUPPORT = {"X-API-Key": "support-key"}
@@ -614,22 +615,11 @@ async def test_stopping_a_cancelled_exports_workers_leaves_the_loop_running(
     while not _ignores_sigterm(process.pid or 0):
         assert time.monotonic() < deadline and process.is_alive()
         await asyncio.sleep(0.02)
-    gaps: list[float] = []
-
-    async def ticking() -> None:
-        last = time.monotonic()
-        while True:
-            await asyncio.sleep(0.01)
-            gaps.append(time.monotonic() - last)
-            last = time.monotonic()
-
-    ticker = asyncio.ensure_future(ticking())
-    await asyncio.sleep(0.05)
-    began = time.monotonic()
-    await workers.aclose()  # not finished: as when the export was cancelled
-    took = time.monotonic() - began
-    await asyncio.sleep(0.05)
-    ticker.cancel()
+    async with loop_gaps(0.01) as gaps:
+        began = time.monotonic()
+        await workers.aclose()  # not finished: as when the export was cancelled
+        took = time.monotonic() - began
+        await asyncio.sleep(0.05)
     assert process.exitcode == -signal.SIGKILL, "killed after its 5 s"
     assert took > 4
     assert max(gaps) < 0.25, f"the event loop stood still {max(gaps):.2f} s"
