@@ -285,21 +285,38 @@ async def rows(
             yield out
         return
     build = builder(model, table, wanted, failures)
+    fields = [audited_name(model, table, n) for n in names]
+    salt = grant.salt if grant else ""
     async for view, customers in customer_chunks(
         federation, expr, order, chunk=chunk, failures=failures, ids=ids
     ):
         if grant is not None and grant.rows is not None:
             customers = [c for c in customers if grant.admits(c.golden.values)]
         out = await build(view, customers)
-        if masked:
-            out = masked_rows(out, masked, grant.salt if grant else "")
-        if auditor is not None:
-            from resolvers.audit import outcome_of
+        customer_ids = [c.id for c in customers] if auditor is not None else []
+        codes = [e.code for e in view.errors] if auditor is not None else []
+        yield await leaving(out, customer_ids, codes, masked, salt, auditor, fields)
 
-            codes = [e.code for e in view.errors]
-            fields = [audited_name(model, table, n) for n in names]
-            await auditor.record([c.id for c in customers], fields, outcome_of(codes), (), codes)
-        yield out
+
+async def leaving(
+    out: list[Row],
+    ids: list[str],
+    codes: list[str],
+    masked: list[tuple[int, str]],
+    salt: str,
+    auditor: Auditor | None,
+    fields: list[str],
+) -> list[Row]:
+    """A chunk as it leaves, built here or elsewhere: masked as the grant says, and
+    recorded by the auditor (its customers' ``ids``, the source errors' ``codes``)
+    before it is yielded."""
+    if masked:
+        out = masked_rows(out, masked, salt)
+    if auditor is not None:
+        from resolvers.audit import outcome_of
+
+        await auditor.record(ids, fields, outcome_of(codes), (), codes)
+    return out
 
 
 def masked_rows(rows: list[Row], masked: list[tuple[int, str]], salt: str) -> list[Row]:

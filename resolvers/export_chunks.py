@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from connectors import ConnectorError
 from resolvers import export, walk
-from resolvers.export import Failures, Row, audited_name, builder, masked_rows
+from resolvers.export import Failures, Row, audited_name, builder, leaving
 from resolvers.golden_chunk import ChunkSurvivorship
 from resolvers.heap import long_lived_frozen
 from resolvers.policy import Grant, RowRule
@@ -138,46 +138,26 @@ async def farmed_rows(
     builders.start()
     try:
         with long_lived_frozen():  # as the in-process walk (resolvers/heap.py)
-            async for out in _farmed(
-                federation, table, names, builders, failures, grant, auditor, masked
-            ):
-                yield out
+            found = await walk.identities(federation, failures)
+            spec = ChunkSpec(
+                table,
+                tuple(names),
+                grant.rows if grant is not None else None,
+                failures is not None,
+                tuple(found.errors),
+            )
+            fields = [audited_name(federation.model, table, n) for n in names]
+            salt = grant.salt if grant else ""
+            plan = walk.plan(federation, found, export.CHUNK)
+            async for done in builders.build(spec, plan):
+                if done.raised is not None:
+                    raise done.raised
+                if failures is not None:
+                    for error in done.failed:
+                        failures.add(error)
+                if done.built:
+                    yield await leaving(
+                        done.rows, done.ids, done.codes, masked, salt, auditor, fields
+                    )
     finally:
         await builders.aclose()
-
-
-async def _farmed(
-    federation: Federation,
-    table: str,
-    names: Sequence[str],
-    builders: ChunkBuilders,
-    failures: Failures | None,
-    grant: Grant | None,
-    auditor: Auditor | None,
-    masked: list[tuple[int, str]],
-) -> AsyncIterator[list[Row]]:
-    found = await walk.identities(federation, failures)
-    spec = ChunkSpec(
-        table,
-        tuple(names),
-        grant.rows if grant is not None else None,
-        failures is not None,
-        tuple(found.errors),
-    )
-    fields = [audited_name(federation.model, table, n) for n in names]
-    async for done in builders.build(spec, walk.plan(federation, found, export.CHUNK)):
-        if done.raised is not None:
-            raise done.raised
-        if failures is not None:
-            for error in done.failed:
-                failures.add(error)
-        if not done.built:
-            continue
-        out = done.rows
-        if masked:
-            out = masked_rows(out, masked, grant.salt if grant else "")
-        if auditor is not None:
-            from resolvers.audit import outcome_of
-
-            await auditor.record(done.ids, fields, outcome_of(done.codes), (), done.codes)
-        yield out
