@@ -539,14 +539,19 @@ async def test_the_inline_budget_is_cut_to_the_time_left(
         await connector.aclose()
 
 
+def nine_people(path: Path) -> Path:
+    """A file of its own (its lock is the test's to take): people 0 to 8."""
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)")
+        setup.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"n{i}") for i in range(9)])
+    return path
+
+
 async def test_a_locked_file_never_holds_the_loop(tmp_path: Path, ran_on: list[int]) -> None:
     """sqlite3's busy wait does not call the progress handler: a statement run inline
     while a writer holds the file's lock fails at once and goes to the thread,
     which waits for the lock within the source's timeout, off the loop."""
-    path = tmp_path / "locked.db"
-    with sqlite3.connect(path) as setup:
-        setup.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)")
-        setup.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"n{i}") for i in range(9)])
+    path = nine_people(tmp_path / "locked.db")
     connector = SQLConnector(
         "people_db", SQLOptions(url=f"sqlite+aiosqlite:///{path}", timeout=0.3, pool_size=1)
     )
@@ -579,10 +584,7 @@ async def test_the_thread_waits_for_a_lock_the_loop_gave_up_on(
 ) -> None:
     """A lock released within the source's timeout: the statement's answer comes
     from the thread, which waited for the lock with the connection's busy timeout."""
-    path = tmp_path / "briefly_locked.db"
-    with sqlite3.connect(path) as setup:
-        setup.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)")
-        setup.executemany("INSERT INTO people VALUES (?, ?)", [(i, f"n{i}") for i in range(9)])
+    path = nine_people(tmp_path / "briefly_locked.db")
     connector = SQLConnector(
         "people_db", SQLOptions(url=f"sqlite+aiosqlite:///{path}", timeout=5, pool_size=1)
     )
