@@ -140,7 +140,6 @@ def create_app(
         app.state.federation = federation
         sql = loaded.settings.sql
         server = None
-        frozen = False
         try:
             await federation.open()
             if sql.enabled:
@@ -150,12 +149,9 @@ def create_app(
                 )  # fmt: skip
                 await server.start()
             app.state.sql_server = server
-            heap.started()
-            frozen = True
-            yield
+            with heap.serving():
+                yield
         finally:
-            if frozen:
-                heap.stopped()
             if server is not None:
                 await server.aclose()
             await federation.aclose()

@@ -11,31 +11,19 @@ permanent generation, which the collector skips; reference counting still
 frees those objects, only cycles among them wait.
 
 Several gateways may share a process (a reload starts the new one before
-the old one stops; tests start many), so freezing is counted: when one
-stops, everything is unfrozen so its cycles can be collected, and while
-others still serve, the heap is collected once and frozen again.
+the old one stops; tests start many), and exports walk while one serves, so
+the freeze is the one counted freeze of :mod:`resolvers.heap`: when a gateway
+stops while others still hold, everything is thawed, its cycles collected and
+the rest frozen again; when the last leaves, everything is thawed.
 """
 
 from __future__ import annotations
 
-import gc
+from contextlib import AbstractContextManager
 
-_serving = 0
-
-
-def started() -> None:
-    """A gateway finished starting: freeze what the process holds now."""
-    global _serving
-    _serving += 1
-    gc.collect()  # startup's garbage first: a frozen cycle is never freed
-    gc.freeze()
+from resolvers.heap import long_lived_frozen
 
 
-def stopped() -> None:
-    """A gateway stopped: its objects become collectable again."""
-    global _serving
-    _serving = max(0, _serving - 1)
-    gc.unfreeze()
-    if _serving:
-        gc.collect()
-        gc.freeze()
+def serving() -> AbstractContextManager[None]:
+    """While a started gateway serves: what the process holds now is frozen."""
+    return long_lived_frozen(lasting=True)

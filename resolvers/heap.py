@@ -1,4 +1,4 @@
-"""Garbage collection while a whole export walks: the long-lived objects set aside.
+"""Garbage collection and the long-lived objects: set aside while they stay long-lived.
 
 CPython's full collection walks every object the collector tracks, and it runs
 whenever the objects promoted to the oldest generation since the last one reach a
@@ -9,34 +9,74 @@ objects of the imported modules and settings (~45 ms each; ~1 of ~9 CPU s) to
 free almost nothing. While a whole export walks, the objects that exist when it
 starts are frozen (``gc.freeze``: left out of every collection) and thawed when
 the last walk ends (``gc.unfreeze``), so nothing is kept from collection for good.
+A serving gateway freezes its startup heap the same way (``gateway/heap.py``).
+
+``gc.freeze`` and ``gc.unfreeze`` act on the whole process and all at once, so
+every holder (walks, gateways, overlapping or nested in any order) counts in one
+count here: everything is thawed only when the last holder leaves. A process that
+froze its own objects (e.g. before forking workers) keeps them frozen and is left
+alone until the holders are gone.
 """
 
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_walks = 0
-_froze = False
-"""Whether the objects frozen now were frozen by these walks (a process that froze
-its own, e.g. before forking workers, keeps them frozen and is left alone)."""
+_lock = threading.RLock()
+"""Reentrant: a collection run here may finalize a suspended walk, which leaves."""
+_holders = 0
+_ours = False
+"""Whether the objects frozen now were frozen by these holders."""
 
 
 @contextmanager
-def long_lived_frozen() -> Iterator[None]:
+def long_lived_frozen(*, lasting: bool = False) -> Iterator[None]:
     """The block runs with the objects that exist when it starts left out of garbage
-    collection; when the last such block ends, they are collected as before."""
-    global _walks, _froze
-    if _walks == 0:
-        _froze = gc.get_freeze_count() == 0
-    if _froze:
-        gc.freeze()
-    _walks += 1
+    collection; when the last such block ends, they are collected as before.
+
+    A walk (the default) freezes only when nothing is frozen yet: inside a serving
+    gateway it just counts itself in, so the requests' objects alive when it starts
+    are not kept from collection for as long as the gateway serves. A ``lasting``
+    block (a gateway: what exists when it starts lives as long as it serves) collects
+    the garbage first, since a frozen cycle is freed only once thawed, and freezes
+    even inside another block (a reload's new gateway). A block that froze and ends
+    while others still run thaws, collects and freezes again, so its garbage does
+    not wait for the last one."""
+    froze = _hold(lasting)
     try:
         yield
     finally:
-        _walks -= 1
-        if _walks == 0 and _froze:
+        _leave(froze)
+
+
+def _hold(lasting: bool) -> bool:
+    global _holders, _ours
+    with _lock:
+        if _holders == 0:
+            _ours = gc.get_freeze_count() == 0
+        _holders += 1
+        froze = _ours and (lasting or _holders == 1)
+        if froze:
+            if lasting:
+                gc.collect()
+            gc.freeze()
+        return froze
+
+
+def _leave(froze: bool) -> None:
+    global _holders, _ours
+    with _lock:
+        _holders -= 1
+        if not _ours:
+            return
+        if _holders == 0:
+            _ours = False
             gc.unfreeze()
-            _froze = False
+        elif froze:
+            gc.unfreeze()
+            gc.collect()
+            if _ours:  # still: a finalizer run by the collection may have left last
+                gc.freeze()

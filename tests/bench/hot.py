@@ -276,11 +276,10 @@ async def bench_size(
             for path in ("general", "fast")
         },
     }
-    heap.started()  # as the gateway's lifespan does once its sources are open
     try:
-        measured = await in_process(runners, emails, plan)
+        with heap.serving():  # as the gateway's lifespan does once its sources are open
+            measured = await in_process(runners, emails, plan)
     finally:
-        heap.stopped()
         await gateway.federation.aclose()
         await floor.aclose()
     result: dict[str, Any] = {"customers": customers, "in_process": measured}

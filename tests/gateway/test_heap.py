@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from gateway import heap
+from resolvers.heap import long_lived_frozen
 
 
 class Node:
@@ -18,36 +19,46 @@ class Node:
 
 @pytest.fixture(autouse=True)
 def _unfrozen() -> Iterator[None]:
+    assert gc.get_freeze_count() == 0
     yield
-    heap._serving = 0
-    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
 
 
 def test_objects_alive_at_startup_are_frozen_while_serving() -> None:
-    heap.started()
-    assert gc.get_freeze_count() > 0
-    heap.stopped()
-    assert gc.get_freeze_count() == 0
+    with heap.serving():
+        assert gc.get_freeze_count() > 0
 
 
 def test_a_stopped_gateways_cycles_are_collected_while_another_serves() -> None:
-    old = Node()
-    heap.started()  # the old gateway
-    heap.started()  # the new one (a reload)
-    gone = weakref.ref(old)
-    del old
+    old_heap = Node()
+    old = heap.serving()
+    old.__enter__()
+    new = heap.serving()  # a reload: the new gateway starts before the old one stops
+    new.__enter__()
+    gone = weakref.ref(old_heap)
+    del old_heap
     gc.collect()
     assert gone() is not None  # frozen: the collector skips it
-    heap.stopped()  # the old one stops; the new one still serves
+    old.__exit__(None, None, None)  # the old one stops; the new one still serves
     assert gone() is None
     assert gc.get_freeze_count() > 0
-    heap.stopped()
-    assert gc.get_freeze_count() == 0
+    new.__exit__(None, None, None)
 
 
 def test_garbage_left_by_startup_is_collected_not_frozen() -> None:
     leftover = Node()  # a cycle nothing refers to any more when the gateway starts
     gone = weakref.ref(leftover)
     del leftover
-    heap.started()
-    assert gone() is None
+    with heap.serving():
+        assert gone() is None
+
+
+def test_an_export_while_serving_keeps_no_request_garbage_for_the_gateways_life() -> None:
+    with heap.serving():
+        request = Node()  # alive when the export starts, garbage while it runs
+        gone = weakref.ref(request)
+        with long_lived_frozen():
+            del request
+        gc.collect()
+        assert gone() is None
+        assert gc.get_freeze_count() > 0  # the gateway still serves
