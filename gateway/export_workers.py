@@ -31,7 +31,6 @@ import contextlib
 import gc
 import logging
 import multiprocessing
-import queue
 import signal
 import sys
 import threading
@@ -40,10 +39,12 @@ import traceback
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Future
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from connectors.serial import SerialThread
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -73,10 +74,10 @@ class ExportWorkers:
         self.processes: list[BaseProcess] = []
         self.pipes: list[Connection] = []
         self.finished = False
-        self._thread: _Serial | None = None
-        self._sender: _Serial | None = None
+        self._thread: SerialThread | None = None
+        self._sender: SerialThread | None = None
         self._unsent: Exception | None = None
-        self._starting: Future[None] | None = None
+        self._starting: asyncio.Future[None] | None = None
         self._failed: Exception | None = None
         self.usage: list[dict[str, float]] = []
         """Each worker's CPU seconds, peak RSS (KiB) and seconds spent waiting for a
@@ -85,9 +86,9 @@ class ExportWorkers:
     def start(self) -> None:
         """Starts the workers from this export's thread: the first export also starts
         the fork server (~1 s of imports), which must not hold up the event loop."""
-        self._thread = _Serial("custview-export-pipes")
-        self._starting = self._thread.submit(self._start)
-        self._sender = _Serial("custview-export-sends")
+        self._thread = SerialThread("custview-export-pipes")
+        self._starting = self._thread.call(self._start)
+        self._sender = SerialThread("custview-export-sends")
         # a generator dropped without aclose (no event loop left) still ends them
         weakref.finalize(self, _terminate, self.processes)
 
@@ -114,11 +115,11 @@ class ExportWorkers:
     async def _in_thread(self, job: Callable[..., Any], *args: Any) -> Any:
         """``job(*args)`` in this export's thread, after whatever it is doing."""
         assert self._thread is not None, "start() first"
-        return await asyncio.wrap_future(self._thread.submit(job, *args))
+        return await self._thread.call(partial(job, *args))
 
     async def _started(self) -> None:
         if self._starting is not None:
-            await asyncio.wrap_future(self._starting)
+            await self._starting
         if self._failed is not None:
             raise WorkerFailed(f"export workers could not start: {self._failed}")
 
@@ -134,7 +135,7 @@ class ExportWorkers:
             # socket's buffer waits for the worker to read, which it does only after
             # sending its last chunk back, which must be read meanwhile (at most
             # ``count * IN_FLIGHT`` chunks' keys wait here)
-            self._sender.submit(self._send, turn, (spec, groups))
+            self._sender.post(partial(self._send, turn, (spec, groups)))
             waiting.append(turn)
             turn = (turn + 1) % self.count
             if len(waiting) >= self.count * IN_FLIGHT:
@@ -185,10 +186,10 @@ class ExportWorkers:
         finally:  # even if cancelled meanwhile: reaped and the pipes closed in the
             # thread, after any recv still under way (and after the start: none is
             # started after this) and any send; then both threads end
-            self._sender.close()
-            closing = self._thread.submit(self._close, self._sender)
-            self._thread.close()
-        await asyncio.wrap_future(closing)
+            self._sender.stop()
+            closing = self._thread.call(partial(self._close, self._sender))
+            self._thread.stop()
+        await closing
 
     def _stop(self) -> None:
         for pipe in self.pipes:
@@ -205,48 +206,11 @@ class ExportWorkers:
                 self.usage.append(payload)
         _terminate(self.processes, 5.0)
 
-    def _close(self, sender: _Serial) -> None:
+    def _close(self, sender: SerialThread) -> None:
         _terminate(self.processes)
         sender.join()  # its send to a worker ended has failed
         for pipe in self.pipes:
             pipe.close()
-
-
-class _Serial:
-    """One daemon thread running the jobs submitted, one after the other. A daemon:
-    a thread blocked on a worker that an abandoned export left running must not
-    keep the interpreter from exiting (multiprocessing ends daemon workers then)."""
-
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[
-            tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
-        ]
-        self._jobs = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, job: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        self._jobs.put((future, job, args))
-        return future
-
-    def close(self) -> None:
-        """The thread ends after the jobs already submitted."""
-        self._jobs.put(None)
-
-    def join(self) -> None:
-        self._thread.join()
-
-    def _run(self) -> None:
-        while (item := self._jobs.get()) is not None:
-            future, job, args = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(job(*args))
-            except BaseException as exc:
-                future.set_exception(exc)
-            del item, future, job, args
 
 
 def _context() -> multiprocessing.context.ForkServerContext:

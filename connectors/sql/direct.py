@@ -46,15 +46,12 @@ concurrency: ~1 ms of CPU per customer 360 at 10 concurrent requests).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import sqlite3
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from sqlalchemy import event
@@ -62,6 +59,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
 from connectors.deadline import Alarms, Deadline, time_left
+from connectors.serial import SerialThread
 from connectors.sql import inline
 from connectors.sql.compiled import CompiledStatements
 from connectors.sql.engine import read_only_url
@@ -71,66 +69,30 @@ OVERFLOW_LINGER = 5.0
 """Seconds idle overflow connections stay open after the last moment the pool
 needed more than ``pool_size`` at once."""
 
-_Job = tuple["asyncio.Future[Any] | None", "asyncio.AbstractEventLoop | None", Callable[[], Any]]
 
-
-class _Worker:
-    """One ``sqlite3`` connection and the thread that runs everything on it."""
+class _Worker(SerialThread):
+    """One ``sqlite3`` connection and the thread that runs everything on it (while
+    that thread is idle, the loop's thread may use the connection)."""
 
     def __init__(self, generation: int) -> None:
         self.generation = generation
         self.connection: sqlite3.Connection | None = None
-        self._jobs: SimpleQueue[_Job | None] = SimpleQueue()
-        self._sent = 0
-        """Jobs queued (counted on the loop's thread)."""
-        self._done = 0
-        """Jobs over (counted on the connection's thread)."""
         self.busy_wait_ms = 0
         """The connection's busy timeout as opened (ms): how long a statement on its
         thread waits for a writer's lock on the file."""
         self.waits = True
         """Whether that busy timeout is in force (a statement run inline waits for no
         lock: it is set to 0 there and put back by the thread's next job)."""
-        # a daemon: a pool nobody closed must not keep the process from exiting
-        threading.Thread(target=self._run, name="custview-sqlite", daemon=True).start()
+        super().__init__("custview-sqlite")
 
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            future, loop, work = job
-            if future is not None and future.done():
-                self._done += 1
-                continue  # its caller stopped waiting before it started: never run it
-            try:
-                if not self.waits and self.connection is not None:
-                    self.connection.execute(f"PRAGMA busy_timeout = {int(self.busy_wait_ms)}")
-                    self.waits = True
-                outcome, failed = work(), False
-            except BaseException as exc:
-                outcome, failed = exc, True
-            self._done += 1
-            if future is None or loop is None:
-                continue
-            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, future, outcome, failed)
+    def _before(self) -> None:
+        if not self.waits and self.connection is not None:
+            self.connection.execute(f"PRAGMA busy_timeout = {int(self.busy_wait_ms)}")
+            self.waits = True
+
+    def _after(self) -> None:
         if self.connection is not None:
             self.connection.close()
-
-    def call(self, work: Callable[[], T]) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._sent += 1
-        self._jobs.put((future, loop, work))
-        return future
-
-    def post(self, work: Callable[[], object]) -> None:
-        """Queue ``work`` without waiting for it (nor for its failure)."""
-        self._sent += 1
-        self._jobs.put((None, None, work))
-
-    def idle(self) -> bool:
-        """Nothing queued or running on the connection's thread: the loop's thread
-        may use the connection meanwhile."""
-        return self._sent == self._done
 
     def without_waiting(self, connection: sqlite3.Connection) -> None:
         """No busy wait for the statement the loop's thread runs next: sqlite3's busy
@@ -145,24 +107,11 @@ class _Worker:
         if self.connection is not None:
             self.connection.interrupt()
 
-    def stop(self) -> None:
-        """Close the connection once the jobs already queued are done."""
-        self._jobs.put(None)
-
 
 def _time_out(future: asyncio.Future[Any]) -> None:
     """A statement's caller stops waiting (see :class:`_Runner`'s ``watch``)."""
     if not future.done():
         future.set_exception(TimeoutError())
-
-
-def _settle(future: asyncio.Future[Any], outcome: Any, failed: bool) -> None:
-    if future.done():  # the caller was cancelled (a timeout)
-        return
-    if failed:
-        future.set_exception(outcome)
-    else:
-        future.set_result(outcome)
 
 
 class DirectSession:
