@@ -141,7 +141,13 @@ class CompiledStatements:
         self, statement: ClauseElement, params: Mapping[str, Any] | None
     ) -> tuple[_Compiled, dict[str, Any]]:
         # SQLAlchemy's own cache key lines up the values of a statement built anew
-        # (a scan) with those of the statement compiled first for its shape
+        # (a scan) with those of the statement compiled first for its shape. It has
+        # no public maker: CacheKey is public, but only the underscored
+        # _generate_cache_key() makes one (SQLAlchemy's own docs call it, in
+        # "Enabling Caching Support for Custom Constructs"); the public way to reuse
+        # a compilation, an engine's compiled_cache, needs its execution layer, which
+        # this path skips. Pinned by tests/connectors/test_sql_compiled.py and
+        # SQLAlchemy < 2.2 (pyproject.toml).
         cache_key = statement._generate_cache_key()
         if cache_key is None:  # a construct SQLAlchemy cannot cache: compile it each time
             entry = self._compile(statement, None)
