@@ -11,15 +11,26 @@ one raised; a part that raises in its exit replaces the exception for the
 parts outside it; a part that raises before its ``yield`` leaves the parts
 entered before it to be closed when they are dropped, as strawberry's
 ``ExitStack``, never exited, does).
+
+Even one extension costs strawberry ~25 µs a request: for each stage it
+builds a context manager around the hook (``contextlib.contextmanager``, its
+``functools.update_wrapper``, a bound method, an ``ExitStack``). A schema made
+by :class:`Schema` enters a combined extension's stages through context
+managers made once per combined class (:class:`_Runner`), with contextlib's
+own enter and exit rules.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
+from types import TracebackType
 from typing import Any
 
+import strawberry
 from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext
 
 Hook = tuple[Callable[..., Any], int, bool]
@@ -57,6 +68,8 @@ class Combined(SchemaExtension):
     """Extensions run as one; made by :func:`combine` (``factories`` are its parts)."""
 
     factories: tuple[Any, ...] = ()
+    _stages: dict[str, tuple[Callable[[Combined], Any], bool]] = {}
+    """Stage -> a context manager factory over its hook, and whether it is async."""
     _results: tuple[Callable[[SchemaExtension], dict[str, Any]], ...] = ()
     _with_results: tuple[int, ...] = ()
 
@@ -217,7 +230,8 @@ def combine(extensions: Sequence[Any]) -> tuple[Any, ...]:
     kinds = [_kind(f) for f in factories]
     if len(factories) < 2 or not all(_combinable(k) for k in kinds):
         return tuple(extensions)
-    members: dict[str, Any] = {"factories": factories}
+    stages: dict[str, tuple[Callable[[Combined], Any], bool]] = {}
+    members: dict[str, Any] = {"factories": factories, "_stages": stages}
     for stage in STAGES:
         default = getattr(SchemaExtension, stage)
         hooks = tuple(
@@ -228,6 +242,8 @@ def combine(extensions: Sequence[Any]) -> tuple[Any, ...]:
         if hooks:
             any_async = any(is_async for _, _, is_async in hooks)
             members[stage] = (_async_stage if any_async else _sync_stage)(hooks)
+            manager = contextlib.asynccontextmanager if any_async else contextlib.contextmanager
+            stages[stage] = (manager(members[stage]), any_async)
     with_results = tuple(
         index
         for index, kind in enumerate(kinds)
@@ -236,3 +252,92 @@ def combine(extensions: Sequence[Any]) -> tuple[Any, ...]:
     members["_with_results"] = with_results
     members["_results"] = tuple(kinds[i].get_results for i in with_results)  # type: ignore[union-attr]
     return (type("Combined", (Combined,), members),)
+
+
+class _Stage:
+    """One stage of a :class:`Combined` extension, entered as strawberry enters an
+    extension's hook (``ExtensionContextManagerBase``): contextlib's context
+    manager over the hook, made from a factory the combined class holds."""
+
+    __slots__ = ("_entered", "_extension", "_name")
+
+    def __init__(self, extension: Combined, name: str) -> None:
+        self._extension = extension
+        self._name = name
+        self._entered: Any = None
+
+    def __enter__(self) -> None:
+        found = self._extension._stages.get(self._name)
+        if found is None:
+            return
+        factory, is_async = found
+        if is_async:
+            raise RuntimeError(
+                f"SchemaExtension hook {self._extension}.{self._name} "
+                "failed to complete synchronously."
+            )
+        entered = factory(self._extension)
+        entered.__enter__()
+        self._entered = entered
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        entered, self._entered = self._entered, None
+        return entered is not None and bool(entered.__exit__(exc_type, exc, traceback))
+
+    async def __aenter__(self) -> None:
+        found = self._extension._stages.get(self._name)
+        if found is None:
+            return
+        factory, is_async = found
+        entered = factory(self._extension)
+        if is_async:
+            await entered.__aenter__()
+        else:
+            entered.__enter__()
+        self._entered = (entered, is_async)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        if self._entered is None:
+            return False
+        (entered, is_async), self._entered = self._entered, None
+        if is_async:
+            return bool(await entered.__aexit__(exc_type, exc, traceback))
+        return bool(entered.__exit__(exc_type, exc, traceback))
+
+
+class _Runner(SchemaExtensionsRunner):
+    """strawberry's runner for a request whose only extension is a :class:`Combined`."""
+
+    def operation(self) -> Any:
+        return _Stage(self.extensions[0], "on_operation")  # type: ignore[arg-type]
+
+    def parsing(self) -> Any:
+        return _Stage(self.extensions[0], "on_parse")  # type: ignore[arg-type]
+
+    def validation(self) -> Any:
+        return _Stage(self.extensions[0], "on_validate")  # type: ignore[arg-type]
+
+    def executing(self) -> Any:
+        return _Stage(self.extensions[0], "on_execute")  # type: ignore[arg-type]
+
+
+class Schema(strawberry.Schema):
+    """strawberry's schema; once :func:`combine` made its extensions one, their
+    stages are entered by :class:`_Runner`."""
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        if len(extensions) == 1 and isinstance(extensions[0], Combined):
+            return _Runner(execution_context, extensions)
+        return super().create_extensions_runner(execution_context, extensions)

@@ -25,6 +25,7 @@ from resolvers.explain import ExplainExtension
 from resolvers.fuzzy import contributions_json
 from resolvers.group_types import customer_fields, group_types, query_fields, resolve_lazy
 from resolvers.inputs import CustomerInputs
+from resolvers.lifecycle import Schema
 from resolvers.model import FieldType, RelationSpec, UnifiedModel
 from resolvers.planner import Planner
 from resolvers.rights import mutation_fields as rights_mutations
@@ -505,7 +506,7 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
         )
     )
     documents = DocumentCache()
-    return strawberry.Schema(
+    return Schema(
         query=query,
         mutation=mutation_type(customer, rights_mutations()),
         extensions=[

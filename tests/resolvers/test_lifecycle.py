@@ -14,7 +14,7 @@ from strawberry.extensions import MaskErrors, SchemaExtension
 
 from connectors import CustviewError
 from resolvers.errors import mask_unexpected_errors
-from resolvers.lifecycle import Combined, combine, parts_of
+from resolvers.lifecycle import Combined, Schema, combine, parts_of
 
 
 @strawberry.type
@@ -77,12 +77,14 @@ def _extensions(log: list[str], fail: dict[str, str]) -> list[Any]:
     ]
 
 
-async def _run(query: str, combined: bool, fail: dict[str, str]) -> tuple[Any, list[str]]:
+async def _run(
+    query: str, combined: bool, fail: dict[str, str], runner: bool = False
+) -> tuple[Any, list[str]]:
+    """``runner``: the combined extension entered by :class:`Schema`'s runner."""
     log: list[str] = []
     extensions = _extensions(log, fail)
-    schema = strawberry.Schema(
-        query=Query, extensions=combine(extensions) if combined else extensions
-    )
+    kind = Schema if runner else strawberry.Schema
+    schema = kind(query=Query, extensions=combine(extensions) if combined else extensions)
     result = await schema.execute(query)
     gc.collect()  # a refusal before the yield leaves the outer parts to be closed
     errors = [(e.message, e.extensions) for e in result.errors or []]
@@ -106,6 +108,7 @@ async def test_combined_extensions_run_as_strawberry_runs_them_apart(
     apart = await _run(query, False, fail)
     together = await _run(query, True, fail)
     assert together == apart
+    assert await _run(query, True, fail, runner=True) == apart
     assert apart[1], "the hooks ran"
 
 
@@ -137,10 +140,13 @@ class Failing:
         raise CustviewError("you may not read this")
 
 
+@pytest.mark.parametrize("kind", [strawberry.Schema, Schema])
 @pytest.mark.parametrize("combined", [False, True])
-async def test_unexpected_errors_are_masked_and_custview_errors_kept(combined: bool) -> None:
+async def test_unexpected_errors_are_masked_and_custview_errors_kept(
+    combined: bool, kind: type[strawberry.Schema]
+) -> None:
     extensions = [mask_unexpected_errors]
-    schema = strawberry.Schema(
+    schema = kind(
         query=Failing, extensions=combine([*extensions, ResultsOnly]) if combined else extensions
     )
     result = await schema.execute("{ bug }")
@@ -148,3 +154,38 @@ async def test_unexpected_errors_are_masked_and_custview_errors_kept(combined: b
     result = await schema.execute("{ refused }")
     assert [e.message for e in result.errors or []] == ["you may not read this"]
     assert (await schema.execute("{ refused")).errors, "a syntax error is still answered"
+
+
+def _sync_only(log: list[str]) -> type[SchemaExtension]:
+    class SyncOnly(SchemaExtension):
+        def on_operation(self) -> Iterator[None]:
+            log.append("operation in")
+            yield
+            log.append("operation out")
+
+    return SyncOnly
+
+
+def test_the_runner_answers_sync_execution_as_strawberry_does() -> None:
+    """Sync hooks run; an async hook refuses sync execution with strawberry's error."""
+    answers = []
+    for kind in (strawberry.Schema, Schema):
+        log: list[str] = []
+        schema = kind(query=Query, extensions=combine([_sync_only(log), ResultsOnly]))
+        result = schema.execute_sync("{ hello }")
+        answers.append((result.data, result.extensions, log))
+    assert (
+        answers[0]
+        == answers[1]
+        == (
+            {"hello": "world"},
+            {"only": True},
+            ["operation in", "operation out"],
+        )
+    )
+    for kind in (strawberry.Schema, Schema):
+        schema = kind(query=Query, extensions=combine(_extensions([], {})))
+        result = schema.execute_sync("{ hello }")
+        assert result.data is None
+        assert [e.message.endswith("on_execute failed to complete synchronously.")
+                for e in result.errors or []] == [True]  # fmt: skip
