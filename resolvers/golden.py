@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from resolvers.coerce import coerce
 from resolvers.matching.normalize import fold
-from resolvers.model import FieldRule, FieldSpec, MemberSpec, RuleName, UnifiedModel
+from resolvers.model import FieldRule, FieldSpec, FieldType, MemberSpec, RuleName, UnifiedModel
 from resolvers.normalize import normalize_email, normalize_external_id, normalize_phone
 from resolvers.records import Record, RecordRef
 
@@ -134,7 +134,7 @@ def reader(member: MemberSpec, field: str, spec: FieldSpec, default_region: str 
         return _none
     raw, type_, normalize = _raw_reader(mapping), spec.type, spec.normalize
     if normalize is None:
-        return lambda row: coerce(raw(row), type_)
+        return _typed(mapping, raw, type_)
     region_column = member.region
 
     def read(row: dict[str, Any]) -> Any:
@@ -149,6 +149,22 @@ def reader(member: MemberSpec, field: str, spec: FieldSpec, default_region: str 
             region = row.get(region_column) if region_column else None
             return normalize_phone(value, region, default_region) or value
         return value
+
+    return read
+
+
+def _typed(mapping: str, raw: Reader, type_: FieldType) -> Reader:
+    """``coerce(raw(row), type_)``; for a text field read from one column, a text
+    value (what it mostly is) kept in one step (every record's every golden field
+    is read through one of these)."""
+    if type_ != "string" or "{" in mapping:
+        return lambda row: coerce(raw(row), type_)
+
+    def read(row: dict[str, Any]) -> Any:
+        value = row.get(mapping)
+        if value is None or value.__class__ is str:
+            return value  # what coerce answers for None and for text of a text field
+        return coerce(value, type_)
 
     return read
 
@@ -234,9 +250,13 @@ class Survivorship:
         if not candidates:
             return None, None
         value, winner, rule, reason = self._choices[field].pick(candidates, updated)
+        if len(candidates) == 1:  # the winner alone: no alternative
+            return value, Provenance(field, value, winner.ref, rule, reason)
         seen = {_shown(value)}
         alternatives = []
         for other, record in candidates:
+            if other is value:
+                continue  # shown as the winner's value is, seen already
             shown = _shown(other)
             if shown not in seen:
                 seen.add(shown)
@@ -267,6 +287,7 @@ class _Choice:
         self.priority = rule.sources if rule.sources is not None else default
         self.rank = {source: i for i, source in enumerate(self.priority)}
         self.order = " > ".join(self.priority) if self.priority else "member order"
+        self._by_priority = f"source priority {self.order}"
 
     def pick(
         self, candidates: list[Candidate], updated: dict[int, dt.datetime]
@@ -294,9 +315,13 @@ class _Choice:
         )
 
     def source_priority(self, left: list[Candidate], _total: int) -> tuple[list[Candidate], str]:
-        best = min(self.rank.get(r.member.source, len(self.rank)) for _, r in left)
-        kept = [c for c in left if self.rank.get(c[1].member.source, len(self.rank)) == best]
-        return kept, f"source priority {self.order}"
+        if len(left) == 1:
+            return left, self._by_priority
+        rank, last = self.rank, len(self.rank)
+        ranks = [rank.get(r.member.source, last) for _, r in left]
+        best = min(ranks)
+        kept = [c for c, at in zip(left, ranks, strict=True) if at == best]
+        return kept, self._by_priority
 
     def most_recent(self, left: list[Candidate], _total: int) -> tuple[list[Candidate], str]:
         best = max(self.updated[id(r)] for _, r in left)

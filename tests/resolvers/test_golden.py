@@ -261,3 +261,25 @@ def test_external_ids_and_gmail_inboxes_are_presented_and_counted_normalised() -
     assert golden.values["taxId"] == "AB1234"
     assert golden.values["email"] == "jsmith@gmail.com"
     assert golden.provenance["email"].reason == "2 of 3 records agree"
+
+
+def test_text_fields_read_any_stored_value_as_text_and_list_each_other_value_once() -> None:
+    """A text field keeps text as stored (blank included) and shows other stored
+    types as text; the winner's value and its case variants are no alternative."""
+    value, prov = pick(
+        {"name": {"sources": ["support", "sales", "crm"]}},
+        [
+            {"source": "crm", "id": 1, "name": 42},
+            {"source": "sales", "id": 2, "name": "ann lee"},
+            {"source": "support", "id": 3, "name": "Ann Lee"},
+        ],
+        "name",
+    )
+    assert (value, str(prov.ref), prov.reason) == (
+        "Ann Lee",
+        "support/users/3",
+        "source priority support > sales > crm",
+    )
+    assert [(v, str(ref)) for v, ref in prov.alternatives] == [("42", "crm/contacts/1")]
+    value, prov = pick({}, [{"source": "sales", "id": 2, "name": " "}], "name")
+    assert (value, prov.rule, prov.alternatives) == (" ", "source_priority", ())
