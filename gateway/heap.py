@@ -15,15 +15,58 @@ the old one stops; tests start many), and exports walk while one serves, so
 the freeze is the one counted freeze of :mod:`resolvers.heap`: when a gateway
 stops while others still hold, everything is thawed, its cycles collected and
 the rest frozen again; when the last leaves, everything is thawed.
+
+While a gateway serves, the young generation is also collected less often
+(:data:`SERVING_THRESHOLDS`). CPython collects it every 700 net container
+allocations; a page of 50 makes thousands, and at 10 requests in flight
+each collection promotes the objects of the requests still running, which
+the older generations then traverse again until they die by reference
+counting anyway. Over HTTP at concurrency 10 (100,000 demo customers) that
+was 5.5 young, 0.5 middle and 0.05 full collections a page, ~2 ms of its
+CPU; at 50,000 allocations between young collections a whole 440-page run
+made ~6 young and 1 full collection (``gc.callbacks`` with
+``time.thread_time``, 2026-12-01). Cycles are still collected, ~50,000
+container objects later. The thresholds are counted like the freeze: the
+process's own come back when the last gateway stops.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from resolvers.heap import long_lived_frozen
 
+SERVING_THRESHOLDS = (50_000, 20, 10)
+"""``gc.set_threshold`` while a gateway serves: young, middle, old."""
+_lock = threading.Lock()
+_serving = 0
+_thresholds: tuple[int, ...] = ()
+"""The process's thresholds before the first serving gateway (put back after the last)."""
 
-def serving() -> AbstractContextManager[None]:
-    """While a started gateway serves: what the process holds now is frozen."""
-    return long_lived_frozen(lasting=True)
+
+@contextmanager
+def serving() -> Iterator[None]:
+    """While a started gateway serves: what the process holds now is frozen, and
+    the young generation is collected every :data:`SERVING_THRESHOLDS` allocations."""
+    with long_lived_frozen(lasting=True), _young_collected_less_often():
+        yield
+
+
+@contextmanager
+def _young_collected_less_often() -> Iterator[None]:
+    global _serving, _thresholds
+    with _lock:
+        if _serving == 0:
+            _thresholds = gc.get_threshold()
+            gc.set_threshold(*SERVING_THRESHOLDS)
+        _serving += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _serving -= 1
+            if _serving == 0:
+                gc.set_threshold(*_thresholds)

@@ -62,3 +62,25 @@ def test_an_export_while_serving_keeps_no_request_garbage_for_the_gateways_life(
         gc.collect()
         assert gone() is None
         assert gc.get_freeze_count() > 0  # the gateway still serves
+
+
+def test_the_young_generation_is_collected_less_often_while_any_gateway_serves() -> None:
+    before = gc.get_threshold()
+    old = heap.serving()
+    old.__enter__()
+    with heap.serving():  # a reload: the new gateway starts before the old one stops
+        assert gc.get_threshold() == heap.SERVING_THRESHOLDS
+        old.__exit__(None, None, None)
+        assert gc.get_threshold() == heap.SERVING_THRESHOLDS
+    assert gc.get_threshold() == before
+
+
+def test_cycles_made_while_serving_are_still_collected() -> None:
+    with heap.serving():
+        made = [Node() for _ in range(10)]
+        gone = [weakref.ref(n) for n in made]
+        del made
+        assert all(ref() is not None for ref in gone)  # not yet: no collection ran
+        alive = [[] for _ in range(heap.SERVING_THRESHOLDS[0] + 1)]  # allocations drive it
+        assert all(ref() is None for ref in gone)
+        del alive
