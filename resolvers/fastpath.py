@@ -87,6 +87,9 @@ class Selected:
     has_args: bool
     children: list[Selected] | None
     root: bool = False
+    lean: bool = False
+    """A root field resolved without strawberry's resolver wrapper (:attr:`FastPath._roots`):
+    it reads only the context of its info."""
     leaf: GraphQLLeafType | None = None
     """The scalar or enum type of a field that is one (nullable or not), else None."""
     non_null: bool = False
@@ -178,6 +181,7 @@ class FastPath:
         """(relation entity, field) -> the key of its value in a relation row's dict."""
         self.governed = governor_of(schema) is not None
         self._resolvers = self._customer_resolvers(schema)
+        self._roots = self._root_resolvers(schema)
 
     def extension(self) -> SchemaExtension:
         """A fresh extension for one request; install it last."""
@@ -287,6 +291,19 @@ class FastPath:
                 self._attribute_names[type_name, field_name] = definition.python_name
         return found
 
+    def _root_resolvers(self, schema: strawberry.Schema) -> dict[str, Resolve]:
+        """Root field -> its resolver without strawberry's wrapper (its argument
+        conversion and ``Info``: ~once a request), governed as the schema's is:
+        ``customer``, whose arguments are scalars that strawberry passes on as
+        graphql-core coerced them."""
+        from resolvers.schema import customer_by
+
+        async def customer(root: Any, info: Any, **kwargs: Any) -> Any:
+            return await customer_by(info.context["view"], **kwargs)
+
+        governor = governor_of(schema)
+        return {"customer": governor.one_customer(customer) if governor else customer}
+
     def _timeline_types(self) -> tuple[str, ...]:
         return ("TimelineConnection", "TimelineEvent") if self.model.timeline else ()
 
@@ -315,7 +332,9 @@ class FastPath:
             if selected.name not in ("customer", "customers"):
                 raise _Unsupported
             selected.root = True
-            selected.resolve = selected.field.resolve  # type: ignore[assignment]
+            lean = self._roots.get(selected.name)
+            selected.lean = lean is not None
+            selected.resolve = lean or selected.field.resolve  # type: ignore[assignment]
         return Plan(operation, fields, argument_fields)
 
     def _select(
@@ -539,7 +558,9 @@ class _Run:
         type_ = selected.type
         try:
             args = self.args.get(id(selected), {}) if selected.has_args else {}
-            if selected.root:
+            if selected.lean:
+                result = selected.resolve(source, self.info, **args)
+            elif selected.root:
                 result = selected.resolve(source, self._root_info(selected, path), **args)
             else:
                 result = selected.resolve(source, self.info, **args)

@@ -298,6 +298,31 @@ def provenance(root: CustomerView, values: bool, alternatives: bool) -> list[Fie
     ]
 
 
+async def customer_by(
+    view: RequestView,
+    id: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    ref: str | None = None,
+) -> CustomerView | None:
+    """``customer(...)``'s answer: the customer its one argument names (the fast
+    path calls it with the field's arguments as graphql-core coerced them)."""
+    from connectors import QueryError
+    from resolvers.records import RecordRef
+
+    given = [a for a in (id, email, phone, ref) if a is not None]
+    if len(given) != 1:
+        raise QueryError("give exactly one of id, email, phone or ref")
+    if id is not None:
+        return await view.by_id(str(id))
+    if email is not None:
+        return await view.by_email(email)
+    if phone is not None:
+        return await view.by_phone(phone)
+    assert ref is not None
+    return await view.by_ref(RecordRef.parse(ref))
+
+
 def _customer_type(model: UnifiedModel, groups: dict[str, Any]) -> type:
     namespace: dict[str, Any] = {
         **groups,
@@ -419,21 +444,7 @@ def build_schema(model: UnifiedModel) -> strawberry.Schema:
         phone: str | None = None,
         ref: str | None = None,
     ) -> Any:
-        from connectors import QueryError
-        from resolvers.records import RecordRef
-
-        given = [a for a in (id, email, phone, ref) if a is not None]
-        if len(given) != 1:
-            raise QueryError("give exactly one of id, email, phone or ref")
-        view = view_of(info)
-        if id is not None:
-            return await view.by_id(str(id))
-        if email is not None:
-            return await view.by_email(email)
-        if phone is not None:
-            return await view.by_phone(phone)
-        assert ref is not None
-        return await view.by_ref(RecordRef.parse(ref))
+        return await customer_by(view_of(info), id, email, phone, ref)
 
     inputs = CustomerInputs(model, compile_segments(model))
     segment = segment_type(connection, inputs.order, inputs.parse_order)

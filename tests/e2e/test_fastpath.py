@@ -250,3 +250,36 @@ async def test_planned_pages_give_the_same_bytes_on_both_paths(
             answer = await client.post("/graphql", json=body, headers={"X-API-Key": "demo-key"})
     nodes = answer.json()["data"]["customers"]["nodes"]
     assert nodes and all(float(n["lifetimeValue"]) >= 100 for n in nodes), nodes
+
+
+LOOKUPS = (
+    'query { customer(email: "no-such-person@example.org") { id name } }',
+    'query { customer(email: "not an address") { id name } }',
+    'query { customer(phone: "nope") { id } }',
+    'query { customer(ref: "crm/nowhere/1") { id } }',
+    'query { customer(ref: "crm") { id } }',
+    'query { customer(id: "cus_bm90LWEtY3VzdG9tZXI") { id } }',
+    "query { customer { id } }",
+    'query($e: String) { customer(email: $e, phone: "+1 415 555 0100") { id } }',
+    "query($e: String) { customer(email: $e) { id name email } }",
+    "query($e: String, $ref: String) { a: customer(email: $e) { id } b: customer(ref: $ref) "
+    "{ id name } }",
+    "query($phone: String) { customer(phone: $phone) { id email } }",
+    "query($id: ID) { customer(id: $id) { id sourceRecords { ref } } }",
+)
+"""``customer(...)`` with each argument, none, two, and values that name nobody or
+do not parse: the fast path resolves the root field without strawberry's wrapper."""
+
+
+async def test_customer_lookups_and_their_errors_give_the_same_bytes_on_both_paths(
+    demo_dir: Path, demo_env: None
+) -> None:
+    import os
+
+    audit = Path(os.environ["CUSTVIEW_AUDIT_LOG"])
+    loaded = load_settings(DEMO_CONFIG)
+    email = _three_system_email(demo_dir)
+    pool = _pool(email, await _customer(loaded, email))
+    for key in ("demo-key", "support-key"):
+        fast_path = await _compare(loaded, {"X-API-Key": key, **SAME_ID}, pool, audit, LOOKUPS)
+        _compiled_share(fast_path, LOOKUPS)
