@@ -469,20 +469,78 @@ async def test_a_statement_past_the_inline_budget_moves_to_the_thread(
         "people_db", SQLOptions(url=sqlite_url, timeout=0.3, pool_size=1, max_overflow=0)
     )
     me = threading.get_ident()
+    assert connector._direct is not None
     try:
         async with loop_gaps(0.002) as gaps:
-            for _ in range(2):
+            # a run the machine paused (under half the budget of CPU) is not marked:
+            # on a busy machine the first runs may be such
+            for _ in range(5):
                 with pytest.raises(SourceTimeout):
                     await connector.lookup_many("slow", "x", [1], ["x"])
                 assert ran_on[-1] != me
                 await thread_idle(connector)  # so only the slow mark keeps it off the loop
+                if connector._direct.slow:
+                    break
+            tried = len(ran_on)
+            with pytest.raises(SourceTimeout):
+                await connector.lookup_many("slow", "x", [1], ["x"])
+            await thread_idle(connector)
         assert ran_on[0] == me, "the first run was tried inline"
-        assert len(ran_on) == 3, "the second went to the thread directly"
+        assert len(ran_on) == tried + 1 and ran_on[-1] != me, "the next went to the thread"
         assert max(gaps) < 0.1, "the loop was never held for the statement"
         await asyncio.sleep(0.1)  # the interrupted statement's thread is idle again
         assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
         assert ran_on[-1] == me, "a short statement still runs inline"
         assert connector.pool_usage() == (0, 1)
+    finally:
+        await connector.aclose()
+
+
+def stopped_after(cpu_seconds: float) -> Any:
+    """``inline.fetch_within`` stopped at its budget after ``cpu_seconds`` of CPU."""
+
+    def stopped(connection: Any, sql: str, args: Any, budget: float) -> Any:
+        until = time.thread_time() + cpu_seconds
+        while time.thread_time() < until:
+            pass
+        return None, True
+
+    return stopped
+
+
+async def test_a_statement_the_machine_paused_is_not_marked_slow(
+    sqlite_url: str, ran_on: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped at the budget by the clock with under half of it used in CPU time,
+    the process was descheduled, not the statement long: this run goes to the
+    thread, and the next is tried on the loop again."""
+    connector = SQLConnector("people_db", SQLOptions(url=sqlite_url, pool_size=1))
+    assert connector._direct is not None
+    fetch_within = inline.fetch_within
+    try:
+        monkeypatch.setattr(inline, "fetch_within", stopped_after(0))
+        assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
+        assert ran_on[-1] != threading.get_ident()
+        assert not connector._direct.slow
+        await thread_idle(connector)
+        monkeypatch.setattr(inline, "fetch_within", fetch_within)
+        assert await connector.lookup_many("people", "id", [3], ["id"]) == [[{"id": 3}]]
+        assert ran_on[-1] == threading.get_ident(), "tried inline again"
+    finally:
+        await connector.aclose()
+
+
+async def test_a_statement_stopped_after_half_its_budget_of_cpu_is_marked_slow(
+    sqlite_url: str, ran_on: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=sqlite_url, pool_size=1, sqlite_inline_budget=0.004)
+    )
+    assert connector._direct is not None
+    try:
+        monkeypatch.setattr(inline, "fetch_within", stopped_after(0.002))
+        assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
+        assert len(connector._direct.slow) == 1
     finally:
         await connector.aclose()
 
@@ -646,12 +704,21 @@ async def test_a_slow_statement_is_remembered_by_its_shape_not_its_request_tag(
         SQLOptions(url=sqlite_url, timeout=0.2, pool_size=1, request_id_comment=True),
     )
     me = threading.get_ident()
+    assert connector._direct is not None
     try:
-        for request in ("req-1", "req-2"):
-            with request_id_scope(request), pytest.raises(SourceTimeout):
+        for attempt in range(5):  # a run the busy machine paused is not marked
+            with request_id_scope(f"req-1-{attempt}"), pytest.raises(SourceTimeout):
                 await connector.lookup_many("slow", "x", [1], ["x"])
             await thread_idle(connector)
-        assert ran_on[0] == me and me not in ran_on[1:], "the second request's run was not inline"
-        assert connector._direct is not None and len(connector._direct.slow) == 1
+            if connector._direct.slow:
+                break
+        tried = len(ran_on)
+        with request_id_scope("req-2"), pytest.raises(SourceTimeout):
+            await connector.lookup_many("slow", "x", [1], ["x"])
+        await thread_idle(connector)
+        assert ran_on[0] == me and ran_on[tried:] == [ran_on[-1]] and ran_on[-1] != me, (
+            "the second request's run was not inline"
+        )
+        assert len(connector._direct.slow) == 1
     finally:
         await connector.aclose()
