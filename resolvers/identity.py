@@ -203,7 +203,7 @@ def _variants(
     return variants
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Lookup:
     member: MemberSpec
     rank: int
@@ -212,6 +212,9 @@ class _Lookup:
     variants: dict[str, set[str]]
     """Value sent to the source -> the normalised keys it may stand for."""
     transform: LookupTransform
+
+
+_KeyColumns = tuple[tuple[str, LookupTransform, Callable[[str], tuple[str, ...]] | None], ...]
 
 
 class Stitcher:
@@ -235,6 +238,9 @@ class Stitcher:
         self._by_id = {m.id: m for m in self.members}
         self.extra_columns: dict[str, list[str]] = {}
         self._key_readers: dict[int, tuple[MemberSpec, Callable[[Row], list[KeyNode]], str]] = {}
+        self._key_columns: dict[tuple[int, str], tuple[Any, MemberSpec, _KeyColumns]] = {}
+        """(id(member), key) -> the capabilities and member it was worked out for,
+        and :meth:`_columns_of`'s answer."""
         """Member id -> columns read besides the member's own (e.g. match inputs)."""
 
     def columns(self, member: MemberSpec) -> list[str]:
@@ -396,26 +402,41 @@ class Stitcher:
         sent_for: dict[tuple[str, str], dict[str, set[str]]] = {}
         lookups = []
         for rank, member in enumerate(self.members):
-            for key_name, columns in member.identity.items():
+            for key_name in member.identity:
                 values = by_name.get(key_name)
                 if not values:
                     continue
-                normalizer = NORMALIZERS[self.model.identity.keys[key_name].normalize]
-                caps = self.connectors[member.source].capabilities_for(member.table)
-                for column in columns:
-                    if caps.can_lookup(column, normalizer.transform):
-                        transform = normalizer.transform
-                    elif caps.can_lookup(column, "exact"):
-                        # the source compares as stored: send the normal form itself
-                        transform = "exact"
-                    else:
-                        continue
+                for column, transform, sent in self._columns_of(member, key_name):
                     variants = sent_for.get((key_name, transform))
                     if variants is None:
-                        sent = normalizer.lookup_values if transform != "exact" else None
                         variants = sent_for[key_name, transform] = _variants(sorted(values), sent)
                     lookups.append(_Lookup(member, rank, key_name, column, variants, transform))
         return lookups
+
+    def _columns_of(self, member: MemberSpec, key_name: str) -> _KeyColumns:
+        """``(column, transform, values sent for a normal form or None)`` of each
+        column of ``member`` that finds key ``key_name``, as its source's
+        capabilities allow: worked out once per capabilities object (two stitching
+        rounds a customer 360 asked the same of each member table)."""
+        caps = self.connectors[member.source].capabilities_for(member.table)
+        cached = self._key_columns.get((id(member), key_name))
+        if cached is not None and cached[0] is caps and cached[1] is member:
+            return cached[2]
+        normalizer = NORMALIZERS[self.model.identity.keys[key_name].normalize]
+        found: list[tuple[str, LookupTransform, Callable[[str], tuple[str, ...]] | None]] = []
+        for column in member.identity[key_name]:
+            if caps.can_lookup(column, normalizer.transform):
+                transform = normalizer.transform
+            elif caps.can_lookup(column, "exact"):
+                # the source compares as stored: send the normal form itself
+                transform = "exact"
+            else:
+                continue
+            sent = normalizer.lookup_values if transform != "exact" else None
+            found.append((column, transform, sent))
+        columns = tuple(found)
+        self._key_columns[id(member), key_name] = (caps, member, columns)
+        return columns
 
     async def _round(
         self, res: Resolution, frontier: set[KeyNode], refs: set[RecordRef]
