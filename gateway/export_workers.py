@@ -1,13 +1,17 @@
-"""Export worker processes: pass 2 of a whole export on the other cores.
+"""Export worker processes: a whole export's passes 1 and 2 on the other cores.
 
 An export of every customer spends most of its CPU building chunks (reading a
 chunk's records by key, golden values, metrics, rows), which needs nothing but
-each customer's record keys from pass 1. :class:`ExportWorkers` starts
-``exports.workers`` processes when an export starts (their start-up overlaps
-pass 1); each builds its own connectors from the same validated settings and
-builds the chunks it is sent (:class:`resolvers.export_chunks.ChunkMaker`).
-The exporting process sends chunks round robin, keeps at most ``IN_FLIGHT``
-per worker, takes them back in order, masks and audits them and encodes.
+each customer's record keys from pass 1, and most of pass 1 reading the member
+tables' identity keys, a table at a time. :class:`ExportWorkers` starts
+``exports.workers`` processes when an export starts; each builds its own
+connectors from the same validated settings. Pass 1 sends each member table to
+whichever worker is free (:func:`resolvers.walk.scan_member`: its keys, key
+hashes and record numbers come back as bytes) and joins them here; pass 2 sends
+chunks round robin (:class:`resolvers.export_chunks.ChunkMaker`), keeps at most
+``IN_FLIGHT`` per worker, takes them back in order, masks and audits them and
+encodes. Every member table is read by the workers, never here: they hash the
+keys alike (forked from one fork server), the exporting process does not.
 
 Workers are not forked from the exporting process, which runs threads and an
 event loop, but from multiprocessing's fork server (started by the first
@@ -31,6 +35,7 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
 import sys
 import threading
@@ -38,7 +43,7 @@ import time
 import traceback
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -51,7 +56,7 @@ if TYPE_CHECKING:
 
     from gateway.settings import LoadedSettings
     from resolvers.export_chunks import BuiltChunk, ChunkSpec
-    from resolvers.walk import Group
+    from resolvers.walk import Group, MemberScan, ScannedBucket
 
 log = logging.getLogger("custview.export")
 
@@ -123,6 +128,51 @@ class ExportWorkers:
         if self._failed is not None:
             raise WorkerFailed(f"export workers could not start: {self._failed}")
 
+    async def scan(self, ranks: list[int]) -> AsyncGenerator[MemberScan | ScannedBucket, None]:
+        """Pass 1's member tables, each read by whichever worker is free next (a
+        worker reads one table at a time and holds what it read), then taken from
+        the workers in the order of ``ranks``, a part at a time."""
+        from resolvers.walk import BUCKETS
+
+        await self._started()
+        assert self._sender is not None
+        unsent = deque(ranks)
+        reading: dict[int, int] = {}
+        """Worker -> the rank it reads."""
+        held: dict[int, int] = {}
+        """Rank -> the worker holding its read."""
+
+        def read_next(worker: int) -> None:
+            if unsent:
+                reading[worker] = unsent.popleft()
+                self._send_later(worker, ("scan", reading[worker]))
+
+        for worker in range(min(self.count, len(ranks))):
+            read_next(worker)
+        while reading:
+            worker = await self._in_thread(self._ready, list(reading))
+            await self._take(worker, "scanned")
+            held[reading.pop(worker)] = worker
+            read_next(worker)
+        for rank in ranks:
+            worker = held[rank]
+            self._send_later(worker, ("parts", rank))
+            header: MemberScan = await self._take(worker, "part")
+            yield header
+            if header.error is None:
+                for _ in range(BUCKETS):
+                    yield await self._take(worker, "part")
+
+    def _send_later(self, worker: int, message: Any) -> None:
+        assert self._sender is not None
+        self._sender.post(partial(self._send, worker, message))
+
+    def _ready(self, workers: list[int]) -> int:
+        """The first of ``workers`` with something to read (or whose pipe closed)."""
+        pipes = [self.pipes[w] for w in workers]
+        ready = multiprocessing.connection.wait(pipes)
+        return workers[pipes.index(ready[0])]  # type: ignore[arg-type]
+
     async def build(
         self, spec: ChunkSpec, plans: AsyncIterator[list[Group]]
     ) -> AsyncIterator[BuiltChunk]:
@@ -135,7 +185,7 @@ class ExportWorkers:
             # socket's buffer waits for the worker to read, which it does only after
             # sending its last chunk back, which must be read meanwhile (at most
             # ``count * IN_FLIGHT`` chunks' keys wait here)
-            self._sender.post(partial(self._send, turn, (spec, groups)))
+            self._sender.post(partial(self._send, turn, ("chunk", (spec, groups))))
             waiting.append(turn)
             turn = (turn + 1) % self.count
             if len(waiting) >= self.count * IN_FLIGHT:
@@ -144,7 +194,7 @@ class ExportWorkers:
             yield await self._take(waiting.popleft())
         self.finished = True
 
-    async def _take(self, worker: int) -> BuiltChunk:
+    async def _take(self, worker: int, expected: str = "chunk") -> Any:
         pipe = self.pipes[worker]
         try:
             kind, payload = await self._in_thread(pipe.recv)
@@ -154,8 +204,8 @@ class ExportWorkers:
             raise payload
         if kind == "error":
             raise WorkerFailed(f"export worker {worker} failed:\n{payload}")
-        built: BuiltChunk = payload
-        return built
+        assert kind == expected, (kind, expected)
+        return payload
 
     def _send(self, worker: int, message: Any) -> None:
         try:
@@ -317,16 +367,25 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
             if message is None:
                 stopped = True
                 return
-            spec, groups = message
+            kind, payload = message
+            answer: tuple[str, Any]
             try:
-                built = loop.run_until_complete(maker.make(spec, groups))
+                if kind == "parts":
+                    for part in maker.parts(payload):
+                        pipe.send(("part", part))
+                    continue
+                if kind == "scan":
+                    answer = ("scanned", loop.run_until_complete(maker.scan(payload)))
+                else:
+                    answer = ("chunk", loop.run_until_complete(maker.make(*payload)))
             except CustviewError as exc:
                 pipe.send(("raise", exc))
                 return
             except Exception:
                 pipe.send(("error", traceback.format_exc()))
                 return
-            pipe.send(("chunk", built))
+            pipe.send(answer)
+            del answer, payload
     finally:
         loop.run_until_complete(federation.aclose())
         loop.close()

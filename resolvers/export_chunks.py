@@ -3,12 +3,14 @@
 Pass 2 of the walk (:mod:`resolvers.walk`: reading a chunk's records by key,
 golden values, metrics, rows) is most of an export's CPU and needs nothing of
 pass 1 but each customer's (member rank, record key) list. So the exporting
-process runs pass 1, hands the chunks to :class:`ChunkBuilders` (the gateway
-runs them in worker processes) and takes the built chunks back in order. What
-governs the export stays here: the audit entry of a chunk is written by the
-exporting process before the chunk is yielded, and masking is applied here;
-the row rules are applied by the builder to the golden values it built, with
-the same :meth:`Grant.admits`, before the rows are built (as in process).
+process runs pass 1 (the member tables read by the builders, a table each at a
+time, and joined here: :func:`resolvers.walk.scan_member`), hands the chunks to
+:class:`ChunkBuilders` (the gateway runs them in worker processes) and takes the
+built chunks back in order. What governs the export stays here: the audit entry
+of a chunk is written by the exporting process before the chunk is yielded, and
+masking is applied here; the row rules are applied by the builder to the golden
+values it built, with the same :meth:`Grant.admits`, before the rows are built
+(as in process).
 
 A failing source gives what the in-process path gives: raised (HTTP) as the
 same error, or collected into ``failures`` (CLI) in the same order.
@@ -16,7 +18,7 @@ same error, or collected into ``failures`` (CLI) in the same order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -67,11 +69,18 @@ class BuiltChunk:
 class ChunkBuilders(Protocol):
     """Builds a whole export's chunks somewhere else, handing them back in order.
 
-    ``start`` is called before pass 1 (so the builders' start-up overlaps it),
-    ``build`` once, and ``aclose`` always, last (also when the export is cancelled
-    or fails: whatever builds chunks stops then)."""
+    ``start`` is called first, ``scan`` once (pass 1's reads of the member tables:
+    split among the builders, joined by the exporter), ``build`` once, and
+    ``aclose`` always, last (also when the export is cancelled or fails: whatever
+    builds chunks stops then)."""
 
     def start(self) -> None: ...
+
+    def scan(self, ranks: list[int]) -> AsyncGenerator[walk.MemberScan | walk.ScannedBucket, None]:
+        """Pass 1's reads of these member tables (:func:`resolvers.walk.scan_member`),
+        made elsewhere: each one's :meth:`~resolvers.walk.MemberRead.parts`, in the
+        order asked."""
+        ...
 
     def build(
         self, spec: ChunkSpec, plans: AsyncIterator[list[walk.Group]]
@@ -98,6 +107,15 @@ class ChunkMaker:
     def __init__(self, federation: Federation) -> None:
         self.federation = federation
         self.survivorship = ChunkSurvivorship(federation.survivorship)
+        self.held: dict[int, walk.MemberRead] = {}
+
+    async def scan(self, rank: int) -> None:
+        """Reads member table ``rank`` for pass 1, held here until :meth:`parts`."""
+        self.held[rank] = await walk.scan_member(self.federation, rank)
+
+    def parts(self, rank: int) -> Iterator[walk.MemberScan | walk.ScannedBucket]:
+        """The read of member table ``rank``, to send a part at a time (then dropped)."""
+        return self.held.pop(rank).parts()
 
     async def make(self, spec: ChunkSpec, groups: list[walk.Group]) -> BuiltChunk:
         federation = self.federation
@@ -138,7 +156,7 @@ async def farmed_rows(
     builders.start()
     try:
         with long_lived_frozen():  # as the in-process walk (resolvers/heap.py)
-            found = await walk.identities(federation, failures)
+            found = await walk.identities(federation, failures, builders.scan)
             spec = ChunkSpec(
                 table,
                 tuple(names),

@@ -39,7 +39,7 @@ import marshal
 import tempfile
 from array import array
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -129,6 +129,23 @@ class _Edges:
         spool.truncate(0)
         return found
 
+    def spooled_bytes(self, bucket: int) -> bytes:
+        """The keys of one bucket's pairs as spooled (marshalled lists, in order)."""
+        self.spool(bucket)
+        spool = self.spools[bucket]
+        spool.seek(0)
+        return spool.read()
+
+    def add_bucket(self, bucket: int, part: ScannedBucket, offset: int) -> None:
+        """Appends one bucket of a member read elsewhere (:func:`scan_member`), its
+        record numbers moved past the members before it (``offset``)."""
+        self.hashes[bucket].frombytes(part.hashes)
+        local = array(NUMBER)
+        local.frombytes(part.numbers)
+        self.numbers[bucket].extend(array(NUMBER, map(offset.__add__, local)) if offset else local)
+        self.spool(bucket)
+        self.spools[bucket].write(part.spooled)
+
     def spool(self, bucket: int) -> None:
         pending = self.pending[bucket]
         if pending:
@@ -138,6 +155,105 @@ class _Edges:
     def close(self) -> None:
         for spool in self.spools:
             spool.close()
+
+
+@dataclass(slots=True)
+class MemberScan:
+    """What the join needs of one member table read elsewhere (a worker process),
+    sent as plain bytes: first this (its keys in listing order, or the error that
+    stopped the read), then, unless it failed, a :class:`ScannedBucket` per bucket."""
+
+    rank: int
+    keys: bytes | list[Any] = b""
+    """Machine integers as ``array("q")`` bytes, else the Python values."""
+    error: ConnectorError | None = None
+
+
+@dataclass(slots=True)
+class ScannedBucket:
+    """One bucket of a member read elsewhere: its (key hash, record number counted
+    from 0) pairs, and their keys as spooled (marshalled lists, in the same order)."""
+
+    hashes: bytes
+    numbers: bytes
+    spooled: bytes
+
+
+class MemberRead:
+    """One member table's pass 1 read, held where it was made (:func:`scan_member`)
+    until the joining process asks for its :meth:`parts`."""
+
+    def __init__(self, member: _Member, edges: _Edges, error: ConnectorError | None) -> None:
+        self.member = member
+        self.edges = edges
+        self.error = error
+
+    def parts(self) -> Iterator[MemberScan | ScannedBucket]:
+        """The read as the join takes it, a bucket at a time (so neither side holds
+        a copy of it all); its spool files are closed at the end."""
+        try:
+            keys = self.member.keys
+            rank = self.member.rank
+            if self.error is not None:
+                yield MemberScan(rank, error=self.error)
+                return
+            yield MemberScan(rank, keys.tobytes() if isinstance(keys, array) else keys)
+            edges = self.edges
+            for bucket in range(BUCKETS):
+                yield ScannedBucket(
+                    edges.hashes[bucket].tobytes(),
+                    edges.numbers[bucket].tobytes(),
+                    edges.spooled_bytes(bucket),
+                )
+                edges.hashes[bucket], edges.numbers[bucket] = array("q"), array(NUMBER)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.edges.close()
+
+
+async def scan_member(federation: Federation, rank: int) -> MemberRead:
+    """Pass 1's read of one member table (``rank``), to be joined by another process
+    (:func:`identities` with ``scans``). Key hashes are this process's: every member
+    of one walk must be read by processes that hash alike (forked from one parent)."""
+    member = _Member(federation.model.customer.members[rank], rank)
+    edges = _Edges()
+    edges.begin_member()
+    try:
+        await _scan_keys(federation, member, edges)
+    except ConnectorError as exc:
+        edges.close()
+        return MemberRead(member, edges, exc)
+    except BaseException:
+        edges.close()
+        raise
+    return MemberRead(member, edges, None)
+
+
+Scans = Callable[[list[int]], AsyncGenerator[MemberScan | ScannedBucket, None]]
+"""Member ranks -> the :meth:`MemberRead.parts` of each, made elsewhere, in that order."""
+
+
+async def _scanned(
+    member: _Member, parts: AsyncGenerator[MemberScan | ScannedBucket, None], edges: _Edges
+) -> int:
+    """Takes a member's read made elsewhere into this walk; returns its number of records."""
+    scan = await anext(parts)
+    assert isinstance(scan, MemberScan) and scan.rank == member.rank, scan
+    if scan.error is not None:
+        raise scan.error
+    if isinstance(scan.keys, bytes):
+        keys = array("q")
+        keys.frombytes(scan.keys)
+        member.keys = keys
+    else:
+        member.keys = scan.keys
+    for bucket in range(BUCKETS):
+        part = await anext(parts)
+        assert isinstance(part, ScannedBucket), part
+        edges.add_bucket(bucket, part, member.offset)
+    return len(member.keys)
 
 
 async def _scan_keys(federation: Federation, member: _Member, edges: _Edges) -> int:
@@ -232,9 +348,12 @@ def _locator(members: Sequence[_Member]) -> Locate:
     return locate
 
 
-async def identities(federation: Federation, failures: Failures | None = None) -> Identities:
+async def identities(
+    federation: Federation, failures: Failures | None = None, scans: Scans | None = None
+) -> Identities:
     """Pass 1 over every member table. A table that cannot be read raises, unless
-    ``failures`` collects it: its records are then left out."""
+    ``failures`` collects it: its records are then left out. With ``scans``, the
+    tables are read elsewhere (all of them: see :func:`scan_member`) and joined here."""
     members = [_Member(m, i) for i, m in enumerate(federation.model.customer.members)]
     errors: list[ConnectorError] = []
     registry = federation.registry
@@ -248,12 +367,16 @@ async def identities(federation: Federation, failures: Failures | None = None) -
             errors.append(exc)
     edges = _Edges()
     total = 0
+    read = scans([m.rank for m in members]) if scans is not None else None
     try:
         for member in members:
             edges.begin_member()
             member.offset = total
             try:
-                total += await _scan_keys(federation, member, edges)
+                if read is None:
+                    total += await _scan_keys(federation, member, edges)
+                else:
+                    total += await _scanned(member, read, edges)
             except ConnectorError as exc:
                 if failures is None:
                     raise
@@ -269,6 +392,8 @@ async def identities(federation: Federation, failures: Failures | None = None) -
         await _join(edges, parent, federation.model.identity.max_key_fanout, links.detached)
     finally:
         edges.close()
+        if read is not None:
+            await read.aclose()
     await links.join(parent, YIELD_EVERY)
     # union by the lower number keeps parent[x] <= x, so one forward pass flattens
     for number in range(total):

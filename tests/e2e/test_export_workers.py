@@ -27,6 +27,7 @@ from gateway.demodata.feedback_service import DEMO_TOKEN, create_feedback_app
 from gateway.export_workers import ExportWorkers
 from gateway.serving import DEMO_HEADERS
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
+from resolvers import walk
 from resolvers.export import Failures, columns, rows
 from resolvers.view import Federation
 from tests.e2e.conftest import serve_in_process
@@ -234,6 +235,61 @@ async def test_a_source_failing_mid_export_fails_or_is_collected_as_in_process(
     whole, _ = await _run(loaded, 0, collected)
     farmed, _ = await _run(loaded, 2, farmed_collected)
     assert farmed == whole and len(whole) > len(alone)
+    assert dict(farmed_collected) == dict(collected) and "feedback" in collected
+
+
+async def test_the_workers_read_pass_1s_tables_and_the_exporter_joins_them(
+    demo_env: None, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = load_settings(DEMO_CONFIG)
+    alone, _ = await _run(loaded, 0, None)
+
+    async def not_here(*args: Any) -> int:
+        raise AssertionError("the exporting process read a member table")
+
+    # the workers come from the fork server's own imports: only the exporter's is patched
+    monkeypatch.setattr(walk, "_scan_keys", not_here)
+    farmed, error = await _run(loaded, 2, None)
+    assert error is None and farmed == alone and len(alone) > 5
+
+
+def _listing_fails(app: Any) -> Any:
+    """The feedback service, answering HTTP 400 to the listing of respondents (pass 1's
+    read of the table) and as usual to lookups by id (pass 2's)."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].endswith("/respondents")
+            and b"ids=" not in scope["query_string"]
+        ):
+            await send({"type": "http.response.start", "status": 400, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+async def test_a_table_failing_in_pass_1_fails_or_is_collected_as_in_process(
+    demo_dir: Path, demo_env: None, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serve_in_thread(_listing_fails(create_feedback_app(demo_dir, DEMO_TOKEN))) as url:
+        monkeypatch.setenv("CUSTVIEW_FEEDBACK_URL", f"{url}/api")
+        loaded = load_settings(DEMO_CONFIG)
+        (alone, error), (farmed, farmed_error) = (
+            await _run(loaded, 0, None),
+            await _run(loaded, 2, None),
+        )
+        assert alone == farmed == []
+        assert error is not None and farmed_error is not None
+        assert (farmed_error.source, farmed_error.code, farmed_error.message) == (
+            error.source, error.code, error.message,
+        )  # fmt: skip
+        collected, farmed_collected = Failures(), Failures()
+        whole, _ = await _run(loaded, 0, collected)
+        farmed, _ = await _run(loaded, 2, farmed_collected)
+    assert farmed == whole and len(whole) > 5
     assert dict(farmed_collected) == dict(collected) and "feedback" in collected
 
 
