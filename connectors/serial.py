@@ -106,6 +106,8 @@ def _settle(future: asyncio.Future[Any], outcome: Any, failed: bool) -> None:
     if future.done():  # the caller was cancelled (a timeout)
         return
     if failed:
+        if isinstance(outcome, StopIteration):  # a future refuses it (TypeError)
+            outcome = RuntimeError(f"the job raised {outcome!r}")
         future.set_exception(outcome)
     else:
         future.set_result(outcome)

@@ -237,9 +237,13 @@ class ExportWorkers:
             # thread, after any recv still under way (and after the start: none is
             # started after this) and any send; then both threads end
             self._sender.stop()
-            closing = self._thread.call(partial(self._close, self._sender))
-            self._thread.stop()
-        await closing
+            try:
+                closing = self._thread.call(partial(self._close, self._sender))
+            finally:
+                self._thread.stop()
+        # shielded: a cancel while a recv still holds the thread must not cancel the
+        # job's future, or the thread would skip the job (never reaped nor closed)
+        await asyncio.shield(closing)
 
     def _stop(self) -> None:
         for pipe in self.pipes:

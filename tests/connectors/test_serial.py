@@ -75,3 +75,18 @@ def test_a_thread_blocked_for_good_does_not_keep_the_process_from_exiting() -> N
     )
     done = subprocess.run([sys.executable, "-c", script], timeout=60, check=False)
     assert done.returncode == 0
+
+
+async def test_a_job_raising_stop_iteration_fails_its_caller_instead_of_hanging() -> None:
+    # asyncio futures refuse StopIteration (TypeError in the loop's callback)
+    thread = SerialThread("test-stop-iteration")
+    try:
+
+        def stop() -> None:
+            raise StopIteration
+
+        with pytest.raises(RuntimeError, match="StopIteration"):
+            await asyncio.wait_for(thread.call(stop), 10)
+    finally:
+        thread.stop()
+        thread.join()

@@ -701,3 +701,31 @@ async def test_an_aclose_cancelled_midway_still_reaps_the_workers_and_ends_its_t
         assert time.monotonic() < deadline, set(threading.enumerate()) - before
         await asyncio.sleep(0.05)
     assert all(pipe.closed for pipe in workers.pipes)
+
+
+async def test_an_unfinished_exports_aclose_cancelled_while_a_recv_holds_its_thread_still_closes(
+    demo_env: None,
+) -> None:
+    # a cancelled chunk's recv still runs in the pipes thread when aclose queues
+    # its close behind it; a cancel of aclose meanwhile (a timeout, a cancel
+    # delivered again) must not make the thread skip the close
+    import threading
+
+    before = set(threading.enumerate())
+    workers = ExportWorkers(load_settings(DEMO_CONFIG), 1)
+    workers.start()
+    await workers._started()
+    receiving = asyncio.ensure_future(workers._in_thread(workers.pipes[0].recv))
+    await asyncio.sleep(0.05)  # the worker sends nothing: the recv waits in the thread
+    receiving.cancel()  # as the export's chunk is, when the download is cancelled
+    closing = asyncio.ensure_future(workers.aclose())  # terminates the worker
+    await asyncio.sleep(0)  # aclose now waits for its close, queued behind the recv
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    deadline = time.monotonic() + 20
+    while set(threading.enumerate()) - before:
+        assert time.monotonic() < deadline, set(threading.enumerate()) - before
+        await asyncio.sleep(0.05)
+    assert not any(p.is_alive() for p in workers.processes)
+    assert all(pipe.closed for pipe in workers.pipes), "the close job ran"

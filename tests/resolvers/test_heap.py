@@ -81,7 +81,9 @@ def test_a_walk_finalized_by_a_holders_collection_leaves_the_count_right() -> No
     box.me = walking(box)  # a walk under way in a cycle: only a collection ends it
     next(box.me)
     del box
-    with long_lived_frozen(lasting=True):  # its collection finalizes the walk
+    # the walk's own freeze keeps its generator from the lasting holder's entry
+    # collection; the collection on leaving finalizes it, inside the count's lock
+    with long_lived_frozen(lasting=True):
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
 
