@@ -27,7 +27,10 @@ CPU; at 50,000 allocations between young collections a whole 440-page run
 made ~6 young and 1 full collection (``gc.callbacks`` with
 ``time.thread_time``, 2026-12-01). Cycles are still collected, ~50,000
 container objects later. The thresholds are counted like the freeze: the
-process's own come back when the last gateway stops.
+process's own come back when the last gateway stops (a change made to them
+while a gateway serves is overwritten then). A process that turned automatic
+collection off (threshold 0) keeps it off, and one whose young threshold is
+already higher keeps it.
 """
 
 from __future__ import annotations
@@ -61,7 +64,9 @@ def _young_collected_less_often() -> Iterator[None]:
     with _lock:
         if _serving == 0:
             _thresholds = gc.get_threshold()
-            gc.set_threshold(*SERVING_THRESHOLDS)
+            if _thresholds[0] != 0:  # a process that turned collection off keeps it off
+                young = max(_thresholds[0], SERVING_THRESHOLDS[0])  # never more often
+                gc.set_threshold(young, *SERVING_THRESHOLDS[1:])
         _serving += 1
     try:
         yield

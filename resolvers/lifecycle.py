@@ -285,9 +285,11 @@ class _Stage:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool:
+    ) -> None:
+        # strawberry ignores a hook's answer: an exception always goes on up
         entered, self._entered = self._entered, None
-        return entered is not None and bool(entered.__exit__(exc_type, exc, traceback))
+        if entered is not None:
+            entered.__exit__(exc_type, exc, traceback)
 
     async def __aenter__(self) -> None:
         found = self._extension._stages.get(self._name)
@@ -306,13 +308,14 @@ class _Stage:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         if self._entered is None:
-            return False
+            return
         (entered, is_async), self._entered = self._entered, None
         if is_async:
-            return bool(await entered.__aexit__(exc_type, exc, traceback))
-        return bool(entered.__exit__(exc_type, exc, traceback))
+            await entered.__aexit__(exc_type, exc, traceback)
+        else:
+            entered.__exit__(exc_type, exc, traceback)
 
 
 class _Runner(SchemaExtensionsRunner):

@@ -75,6 +75,22 @@ def test_the_young_generation_is_collected_less_often_while_any_gateway_serves()
     assert gc.get_threshold() == before
 
 
+@pytest.mark.parametrize(
+    ("own", "serving"), [((0, 10, 10), (0, 10, 10)), ((90_000, 5, 5), (90_000, 20, 10))]
+)
+def test_a_process_without_collection_or_with_rarer_collection_keeps_it(
+    own: tuple[int, int, int], serving: tuple[int, int, int]
+) -> None:
+    before = gc.get_threshold()
+    gc.set_threshold(*own)
+    try:
+        with heap.serving():
+            assert gc.get_threshold() == serving
+        assert gc.get_threshold() == own
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_cycles_made_while_serving_are_still_collected() -> None:
     with heap.serving():
         made = [Node() for _ in range(10)]

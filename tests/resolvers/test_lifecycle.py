@@ -189,3 +189,53 @@ def test_the_runner_answers_sync_execution_as_strawberry_does() -> None:
         assert result.data is None
         assert [e.message.endswith("on_execute failed to complete synchronously.")
                 for e in result.errors or []] == [True]  # fmt: skip
+
+
+def _swallowing(where: str) -> type[SchemaExtension]:
+    """Catches whatever comes out of its ``where`` hook and does not re-raise it."""
+
+    class Swallowing(SchemaExtension):
+        def on_operation(self) -> Iterator[None]:
+            try:
+                yield
+            except Exception:  # what the test is about
+                if where != "operation":
+                    raise
+
+        async def on_execute(self) -> AsyncIterator[None]:
+            try:
+                yield
+            except Exception:  # what the test is about
+                if where != "execute":
+                    raise
+
+    return Swallowing
+
+
+class _FailsOnExit(SchemaExtension):
+    async def on_execute(self) -> AsyncIterator[None]:
+        yield
+        raise GraphQLError("boom on exit")
+
+
+@pytest.mark.parametrize("where", ["operation", "execute"])
+async def test_an_extension_swallowing_an_exception_does_not_swallow_it_for_the_schema(
+    where: str,
+) -> None:
+    # strawberry ignores a hook's answer on exit: the exception still goes up
+    # (and is answered as strawberry answers it), whatever the hook did with it
+    def outcome(kind: type[strawberry.Schema], combined: bool) -> Any:
+        extensions = [_swallowing(where), _FailsOnExit]
+        schema = kind(query=Query, extensions=combine(extensions) if combined else extensions)
+        return schema
+
+    answers = []
+    for kind, combined in [(strawberry.Schema, False), (strawberry.Schema, True), (Schema, True)]:
+        try:
+            result = await outcome(kind, combined).execute("{ hello }")
+            answers.append((result.data, [e.message for e in result.errors or []]))
+        except Exception as exc:  # compared below
+            answers.append(("raised", type(exc).__name__))
+    assert answers == [answers[0]] * 3
+    if where == "operation":  # out of the stack of execute hooks: answered as an error
+        assert answers[0] == (None, ["boom on exit"])
