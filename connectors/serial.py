@@ -42,6 +42,8 @@ class SerialThread:
         """Jobs queued (counted on the loop's thread)."""
         self._done = 0
         """Jobs over (counted on this thread)."""
+        self._running: asyncio.Future[Any] | None = None
+        """The answer of the job running on the thread (None: a posted job, or none)."""
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -61,6 +63,12 @@ class SerialThread:
     def idle(self) -> bool:
         """Nothing queued or running on the thread."""
         return self._sent == self._done
+
+    def abandoned(self) -> bool:
+        """Whether the running job's caller stopped waiting (cancelled, or its timeout
+        passed): for the job itself to look at, on the thread."""
+        running = self._running
+        return running is not None and running.done()
 
     def stop(self) -> None:
         """The thread ends after the jobs already queued."""
@@ -90,11 +98,13 @@ class SerialThread:
         if future is not None and future.done():
             self._done += 1
             return  # its caller stopped waiting before it started: never run it
+        self._running = future
         try:
             self._before()
             outcome, failed = work(), False
         except BaseException as exc:
             outcome, failed = exc, True
+        self._running = None
         self._done += 1
         if future is None or loop is None:
             return

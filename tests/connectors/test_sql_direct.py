@@ -412,6 +412,71 @@ async def test_a_statement_abandoned_before_it_started_never_runs(sqlite_url: st
         await connector.aclose()
 
 
+@pytest.mark.parametrize("inline_first", [False, True])
+async def test_a_statement_abandoned_as_its_thread_picked_it_up_is_stopped(
+    sqlite_url: str, inline_first: bool
+) -> None:
+    """``interrupt()`` does nothing while no statement runs: a caller that gives up
+    after the thread took its job but before SQLite started the statement must
+    still stop it (an export's scan must not run on for nobody), also right after
+    the loop ran a statement inline on the connection, and the connection answers
+    the next caller."""
+    budget = 0.002 if inline_first else 0.0
+    connector = SQLConnector(
+        "people_db",
+        SQLOptions(
+            url=sqlite_url, timeout=30, pool_size=1, max_overflow=0, sqlite_inline_budget=budget
+        ),
+    )
+    try:
+        assert connector._direct is not None
+        if inline_first:  # the inline budget's progress handler, then the thread's job
+            assert await connector.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
+            assert not connector._direct._idle[0].waits
+        session = await connector._direct.acquire()
+        worker, connection = session.worker, session.worker.connection
+        assert connection is not None
+        read = [0]
+        connection.create_function("counted", 1, lambda n: read.__setitem__(0, n) or n)
+        picked, go = threading.Event(), threading.Event()
+        before = worker._before
+
+        def held() -> None:  # between the thread's pickup of the job and its execute
+            before()
+            picked.set()
+            go.wait(10)
+
+        worker._before = held  # type: ignore[method-assign]
+        failed: list[str] = []
+        sql = (
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c "
+            "WHERE n < 1000000) SELECT max(counted(n)) FROM c"
+        )
+
+        def scan() -> list[Any]:
+            try:
+                return inline.fetch_all(connection, sql, ())
+            except sqlite3.OperationalError as exc:
+                failed.append(str(exc))
+                raise
+
+        caller = asyncio.create_task(session._call(scan))
+        assert await asyncio.to_thread(picked.wait, 10)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        connector._direct.release(session)  # interrupts: no statement is running yet
+        del worker._before
+        go.set()
+        await thread_idle(connector)
+        assert failed == ["interrupted"]
+        assert read[0] < 1_000_000, "the statement stopped before its end"
+        assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
+        assert connector.pool_usage() == (0, 1)
+    finally:
+        await connector.aclose()
+
+
 async def thread_idle(connector: SQLConnector) -> None:
     """Until the pooled connections' threads have nothing queued or running."""
     assert connector._direct is not None
