@@ -128,19 +128,33 @@ class ExportWorkers:
         if self._failed is not None:
             raise WorkerFailed(f"export workers could not start: {self._failed}")
 
-    async def scan(self, ranks: list[int]) -> AsyncGenerator[MemberScan | ScannedBucket, None]:
+    async def scan(
+        self, ranks: list[int], stop_on_error: bool = False
+    ) -> AsyncGenerator[MemberScan | ScannedBucket, None]:
         """Pass 1's member tables, each read by whichever worker is free next (a
         worker reads one table at a time and holds what it read), then taken from
-        the workers in the order of ``ranks``, a part at a time."""
+        the workers in the order of ``ranks``, a part at a time.
+
+        With ``stop_on_error`` (failures not collected: the walk raises at the first
+        table that failed, in the order of ``ranks``), a failed read stops the scan
+        as the in-process walk stops: no table after it is sent, the reads of those
+        already sent are not waited for (:meth:`aclose` ends them), the tables
+        before it are (one of them failing too wins), and then only the failed
+        read's header comes back, its error the one the walk raises."""
         from resolvers.walk import BUCKETS
 
         await self._started()
         assert self._sender is not None
         unsent = deque(ranks)
+        place = {rank: at for at, rank in enumerate(ranks)}
         reading: dict[int, int] = {}
-        """Worker -> the rank it reads."""
+        """Worker -> the rank it reads (and is waited for)."""
         held: dict[int, int] = {}
         """Rank -> the worker holding its read."""
+        failed: int | None = None
+        """The first rank whose read failed, once the scan stops at it."""
+        probes: dict[int, int] = {}
+        """Worker -> its hash of :data:`HASH_PROBE`."""
 
         def read_next(worker: int) -> None:
             if unsent:
@@ -151,9 +165,21 @@ class ExportWorkers:
             read_next(worker)
         while reading:
             worker = await self._in_thread(self._ready, list(reading))
-            await self._take(worker, "scanned")
-            held[reading.pop(worker)] = worker
+            read_failed, probes[worker] = await self._take(worker, "scanned")
+            _check_hashes(probes)
+            rank = reading.pop(worker)
+            held[rank] = worker
+            if read_failed and stop_on_error and (failed is None or place[rank] < place[failed]):
+                failed = rank
+                unsent.clear()
+                for other, theirs in list(reading.items()):
+                    if place[theirs] > place[rank]:
+                        del reading[other]
             read_next(worker)
+        if failed is not None:
+            self._send_later(held[failed], ("parts", failed))
+            yield await self._take(held[failed], "part")
+            return
         for rank in ranks:
             worker = held[rank]
             self._send_later(worker, ("parts", rank))
@@ -265,6 +291,23 @@ class ExportWorkers:
         sender.join()  # its send to a worker ended has failed
         for pipe in self.pipes:
             pipe.close()
+
+
+HASH_PROBE = ("custview", "hash probe")
+"""Hashed by each worker with its read of a table: pass 1's join pairs the keys of
+tables read by different workers by their hashes, so they must all hash alike."""
+
+
+def _check_hashes(probes: dict[int, int]) -> None:
+    """Raises unless every worker (``probes``: worker -> its hash of
+    :data:`HASH_PROBE`) hashes alike: a join of tables hashed with different
+    seeds would silently split customers."""
+    if len(set(probes.values())) > 1:
+        seen = ", ".join(f"worker {w}: {h}" for w, h in sorted(probes.items()))
+        raise WorkerFailed(
+            f"export workers hash keys differently ({seen}): pass 1's join needs "
+            "every member table read by processes with one hash seed"
+        )
 
 
 def _context() -> multiprocessing.context.ForkServerContext:
@@ -379,7 +422,8 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
                         pipe.send(("part", part))
                     continue
                 if kind == "scan":
-                    answer = ("scanned", loop.run_until_complete(maker.scan(payload)))
+                    failed = loop.run_until_complete(maker.scan(payload))
+                    answer = ("scanned", (failed, hash(HASH_PROBE)))
                 else:
                     answer = ("chunk", loop.run_until_complete(maker.make(*payload)))
             except CustviewError as exc:

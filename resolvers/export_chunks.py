@@ -76,10 +76,15 @@ class ChunkBuilders(Protocol):
 
     def start(self) -> None: ...
 
-    def scan(self, ranks: list[int]) -> AsyncGenerator[walk.MemberScan | walk.ScannedBucket, None]:
+    def scan(
+        self, ranks: list[int], stop_on_error: bool
+    ) -> AsyncGenerator[walk.MemberScan | walk.ScannedBucket, None]:
         """Pass 1's reads of these member tables (:func:`resolvers.walk.scan_member`),
         made elsewhere: each one's :meth:`~resolvers.walk.MemberRead.parts`, in the
-        order asked."""
+        order asked. With ``stop_on_error`` (the walk raises at the first failed
+        read), once a read failed and those before it did not, only its header
+        (:class:`~resolvers.walk.MemberScan` with the error) comes, and no table
+        after it is read any further."""
         ...
 
     def build(
@@ -109,9 +114,11 @@ class ChunkMaker:
         self.survivorship = ChunkSurvivorship(federation.survivorship)
         self.held: dict[int, walk.MemberRead] = {}
 
-    async def scan(self, rank: int) -> None:
-        """Reads member table ``rank`` for pass 1, held here until :meth:`parts`."""
-        self.held[rank] = await walk.scan_member(self.federation, rank)
+    async def scan(self, rank: int) -> bool:
+        """Reads member table ``rank`` for pass 1, held here until :meth:`parts`;
+        True if the read failed."""
+        read = self.held[rank] = await walk.scan_member(self.federation, rank)
+        return read.error is not None
 
     def parts(self, rank: int) -> Iterator[walk.MemberScan | walk.ScannedBucket]:
         """The read of member table ``rank``, to send a part at a time (then dropped)."""

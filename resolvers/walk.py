@@ -231,8 +231,10 @@ async def scan_member(federation: Federation, rank: int) -> MemberRead:
     return MemberRead(member, edges, None)
 
 
-Scans = Callable[[list[int]], AsyncGenerator[MemberScan | ScannedBucket, None]]
-"""Member ranks -> the :meth:`MemberRead.parts` of each, made elsewhere, in that order."""
+Scans = Callable[[list[int], bool], AsyncGenerator[MemberScan | ScannedBucket, None]]
+"""Member ranks, whether to stop at the first failed read -> the :meth:`MemberRead.parts`
+of each, made elsewhere, in that order (when stopping, only the failed read's header:
+:meth:`resolvers.export_chunks.ChunkBuilders.scan`)."""
 
 
 async def _scanned(
@@ -240,7 +242,9 @@ async def _scanned(
 ) -> int:
     """Takes a member's read made elsewhere into this walk; returns its number of records."""
     scan = await anext(parts)
-    assert isinstance(scan, MemberScan) and scan.rank == member.rank, scan
+    assert isinstance(scan, MemberScan), scan
+    # a read that stops the walk comes in place of the reads before it (read fine)
+    assert scan.rank == member.rank or scan.error is not None, scan
     if scan.error is not None:
         raise scan.error
     if isinstance(scan.keys, bytes):
@@ -367,7 +371,7 @@ async def identities(
             errors.append(exc)
     edges = _Edges()
     total = 0
-    read = scans([m.rank for m in members]) if scans is not None else None
+    read = scans([m.rank for m in members], failures is None) if scans is not None else None
     try:
         for member in members:
             edges.begin_member()

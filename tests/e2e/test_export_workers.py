@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -24,7 +25,7 @@ import resolvers.export as export_rows
 from connectors import ConnectorError
 from gateway.app import create_app
 from gateway.demodata.feedback_service import DEMO_TOKEN, create_feedback_app
-from gateway.export_workers import ExportWorkers
+from gateway.export_workers import ExportWorkers, WorkerFailed
 from gateway.serving import DEMO_HEADERS
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers import walk
@@ -291,6 +292,70 @@ async def test_a_table_failing_in_pass_1_fails_or_is_collected_as_in_process(
         farmed, _ = await _run(loaded, 2, farmed_collected)
     assert farmed == whole and len(whole) > 5
     assert dict(farmed_collected) == dict(collected) and "feedback" in collected
+
+
+def _listings_counted(app: Any, listings: list[str]) -> Any:
+    """The feedback service, noting each listing of respondents (pass 1's read)."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["path"].endswith("/respondents")
+            and b"ids=" not in scope["query_string"]
+        ):
+            listings.append(scope["path"])
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+async def test_a_failing_first_table_stops_pass_1_with_workers_as_in_process(
+    demo_dir: Path,
+    demo_env: None,
+    small_chunks: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # no crm.db: the first member table (crm contacts) cannot be read
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data, ignore=shutil.ignore_patterns("crm.db"))
+    monkeypatch.setenv("CUSTVIEW_DEMO_DIR", str(data))
+    listings: list[str] = []
+    with serve_in_thread(_listings_counted(create_feedback_app(data, DEMO_TOKEN), listings)) as url:
+        monkeypatch.setenv("CUSTVIEW_FEEDBACK_URL", f"{url}/api")
+        loaded = load_settings(DEMO_CONFIG)
+        alone, error = await _run(loaded, 0, None)
+        assert listings == []  # in process: nothing read after the failing table
+        farmed, farmed_error = await _run(loaded, 2, None)
+        # nor by the workers: the feedback table (the last) is never sent to them
+        assert listings == []
+        assert alone == farmed == []
+        assert error is not None and farmed_error is not None
+        assert (farmed_error.source, farmed_error.code, farmed_error.message) == (
+            error.source, error.code, error.message,
+        )  # fmt: skip
+        # collected: every other table is read (the count sees the feedback listing)
+        collected = Failures()
+        await _run(loaded, 2, collected)
+    assert listings and "crm" in collected
+
+
+async def test_workers_hashing_differently_fail_the_export(
+    demo_env: None, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    take = ExportWorkers._take
+
+    async def another_seed(self: ExportWorkers, worker: int, expected: str = "chunk") -> Any:
+        got = await take(self, worker, expected)
+        if expected == "scanned" and worker == 1:
+            failed, probe = got
+            return failed, probe + 1
+        return got
+
+    monkeypatch.setattr(ExportWorkers, "_take", another_seed)
+    loaded = load_settings(DEMO_CONFIG)
+    with pytest.raises(WorkerFailed, match="hash keys differently"):
+        await _run(loaded, 2, None)
 
 
 # -- cancellation ------------------------------------------------------------------
