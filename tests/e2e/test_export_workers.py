@@ -221,22 +221,29 @@ async def _run(loaded: LoadedSettings, workers: int, failures: Failures | None) 
 async def test_a_source_failing_mid_export_fails_or_is_collected_as_in_process(
     failing_feedback: None, small_chunks: None
 ) -> None:
-    loaded = load_settings(DEMO_CONFIG)
-    # raised (HTTP cuts the transfer there): after the same chunks, the same error
+    alone, whole = await _fails_or_is_collected_as_in_process(load_settings(DEMO_CONFIG))
+    assert len(alone) > 0 and len(whole) > len(alone)
+
+
+async def _fails_or_is_collected_as_in_process(loaded: Any) -> tuple[Any, Any]:
+    """The export with 2 workers as in process, its feedback source failing: raised
+    (HTTP cuts the transfer there), after the same chunks with the same error;
+    collected (the CLI), every chunk with the same failures reported. The chunks
+    before the error and the chunks collected."""
     alone, error = await _run(loaded, 0, None)
     farmed, farmed_error = await _run(loaded, 2, None)
     assert error is not None and farmed_error is not None
-    assert len(alone) > 0 and farmed == alone
+    assert farmed == alone
     assert type(farmed_error) is type(error)
     assert (farmed_error.source, farmed_error.code, farmed_error.message) == (
         error.source, error.code, error.message,
     )  # fmt: skip
-    # collected (the CLI): every chunk, the same failures reported
     collected, farmed_collected = Failures(), Failures()
     whole, _ = await _run(loaded, 0, collected)
     farmed, _ = await _run(loaded, 2, farmed_collected)
-    assert farmed == whole and len(whole) > len(alone)
+    assert farmed == whole
     assert dict(farmed_collected) == dict(collected) and "feedback" in collected
+    return alone, whole
 
 
 async def test_the_workers_read_pass_1s_tables_and_the_exporter_joins_them(
@@ -277,21 +284,8 @@ async def test_a_table_failing_in_pass_1_fails_or_is_collected_as_in_process(
 ) -> None:
     with serve_in_thread(_listing_fails(create_feedback_app(demo_dir, DEMO_TOKEN))) as url:
         monkeypatch.setenv("CUSTVIEW_FEEDBACK_URL", f"{url}/api")
-        loaded = load_settings(DEMO_CONFIG)
-        (alone, error), (farmed, farmed_error) = (
-            await _run(loaded, 0, None),
-            await _run(loaded, 2, None),
-        )
-        assert alone == farmed == []
-        assert error is not None and farmed_error is not None
-        assert (farmed_error.source, farmed_error.code, farmed_error.message) == (
-            error.source, error.code, error.message,
-        )  # fmt: skip
-        collected, farmed_collected = Failures(), Failures()
-        whole, _ = await _run(loaded, 0, collected)
-        farmed, _ = await _run(loaded, 2, farmed_collected)
-    assert farmed == whole and len(whole) > 5
-    assert dict(farmed_collected) == dict(collected) and "feedback" in collected
+        alone, whole = await _fails_or_is_collected_as_in_process(load_settings(DEMO_CONFIG))
+    assert alone == [] and len(whole) > 5
 
 
 def _listings_counted(app: Any, listings: list[str]) -> Any:
@@ -749,13 +743,41 @@ async def test_stopping_a_cancelled_exports_workers_leaves_the_loop_running(
 async def test_an_aclose_cancelled_midway_still_reaps_the_workers_and_ends_its_threads(
     demo_env: None,
 ) -> None:
+    workers, before = await _started_workers(2)
+    workers.finished = True  # as after the last chunk: they are asked to stop
+    await _aclose_cancelled_once_under_way(workers, before)
+
+
+async def test_an_unfinished_exports_aclose_cancelled_while_a_recv_holds_its_thread_still_closes(
+    demo_env: None,
+) -> None:
+    # a cancelled chunk's recv still runs in the pipes thread when aclose queues
+    # its close behind it; a cancel of aclose meanwhile (a timeout, a cancel
+    # delivered again) must not make the thread skip the close
+    workers, before = await _started_workers(1)
+    receiving = asyncio.ensure_future(workers._in_thread(workers.pipes[0].recv))
+    await asyncio.sleep(0.05)  # the worker sends nothing: the recv waits in the thread
+    receiving.cancel()  # as the export's chunk is, when the download is cancelled
+    # aclose terminates the worker, then waits for its close, queued behind the recv
+    await _aclose_cancelled_once_under_way(workers, before)
+
+
+async def _started_workers(count: int) -> tuple[ExportWorkers, set[Any]]:
+    """``count`` started workers, and the threads there were before them."""
     import threading
 
     before = set(threading.enumerate())
-    workers = ExportWorkers(load_settings(DEMO_CONFIG), 2)
+    workers = ExportWorkers(load_settings(DEMO_CONFIG), count)
     workers.start()
     await workers._started()
-    workers.finished = True  # as after the last chunk: they are asked to stop
+    return workers, before
+
+
+async def _aclose_cancelled_once_under_way(workers: ExportWorkers, before: set[Any]) -> None:
+    """Cancels ``workers.aclose()`` once it is under way; then its workers are reaped,
+    its threads end (none left beyond ``before``) and its pipes are closed."""
+    import threading
+
     closing = asyncio.ensure_future(workers.aclose())
     await asyncio.sleep(0)  # under way
     closing.cancel()
@@ -765,32 +787,4 @@ async def test_an_aclose_cancelled_midway_still_reaps_the_workers_and_ends_its_t
     while any(p.is_alive() for p in workers.processes) or set(threading.enumerate()) - before:
         assert time.monotonic() < deadline, set(threading.enumerate()) - before
         await asyncio.sleep(0.05)
-    assert all(pipe.closed for pipe in workers.pipes)
-
-
-async def test_an_unfinished_exports_aclose_cancelled_while_a_recv_holds_its_thread_still_closes(
-    demo_env: None,
-) -> None:
-    # a cancelled chunk's recv still runs in the pipes thread when aclose queues
-    # its close behind it; a cancel of aclose meanwhile (a timeout, a cancel
-    # delivered again) must not make the thread skip the close
-    import threading
-
-    before = set(threading.enumerate())
-    workers = ExportWorkers(load_settings(DEMO_CONFIG), 1)
-    workers.start()
-    await workers._started()
-    receiving = asyncio.ensure_future(workers._in_thread(workers.pipes[0].recv))
-    await asyncio.sleep(0.05)  # the worker sends nothing: the recv waits in the thread
-    receiving.cancel()  # as the export's chunk is, when the download is cancelled
-    closing = asyncio.ensure_future(workers.aclose())  # terminates the worker
-    await asyncio.sleep(0)  # aclose now waits for its close, queued behind the recv
-    closing.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await closing
-    deadline = time.monotonic() + 20
-    while set(threading.enumerate()) - before:
-        assert time.monotonic() < deadline, set(threading.enumerate()) - before
-        await asyncio.sleep(0.05)
-    assert not any(p.is_alive() for p in workers.processes)
     assert all(pipe.closed for pipe in workers.pipes), "the close job ran"
