@@ -26,52 +26,24 @@ was 5.5 young, 0.5 middle and 0.05 full collections a page, ~2 ms of its
 CPU; at 50,000 allocations between young collections a whole 440-page run
 made ~6 young and 1 full collection (``gc.callbacks`` with
 ``time.thread_time``, 2026-12-01). Cycles are still collected, ~50,000
-container objects later. The thresholds are counted like the freeze: the
-process's own come back when the last gateway stops (a change made to them
-while a gateway serves is overwritten then). A process that turned automatic
-collection off (threshold 0) keeps it off, and one whose young threshold is
-already higher keeps it.
+container objects later. The thresholds count in the freeze's one count
+(:func:`resolvers.heap.long_lived_frozen`, ``thresholds``): raised when a
+gateway starts, the process's own back when the last holder of the freeze (a
+gateway or an export's walk) leaves; a threshold the process set higher is
+kept, and a process that turned collection off keeps it off.
 """
 
 from __future__ import annotations
 
-import gc
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 from resolvers.heap import long_lived_frozen
 
 SERVING_THRESHOLDS = (50_000, 20, 10)
 """``gc.set_threshold`` while a gateway serves: young, middle, old."""
-_lock = threading.Lock()
-_serving = 0
-_thresholds: tuple[int, ...] = ()
-"""The process's thresholds before the first serving gateway (put back after the last)."""
 
 
-@contextmanager
-def serving() -> Iterator[None]:
+def serving() -> AbstractContextManager[None]:
     """While a started gateway serves: what the process holds now is frozen, and
     the young generation is collected every :data:`SERVING_THRESHOLDS` allocations."""
-    with long_lived_frozen(lasting=True), _young_collected_less_often():
-        yield
-
-
-@contextmanager
-def _young_collected_less_often() -> Iterator[None]:
-    global _serving, _thresholds
-    with _lock:
-        if _serving == 0:
-            _thresholds = gc.get_threshold()
-            if _thresholds[0] != 0:  # a process that turned collection off keeps it off
-                young = max(_thresholds[0], SERVING_THRESHOLDS[0])  # never more often
-                gc.set_threshold(young, *SERVING_THRESHOLDS[1:])
-        _serving += 1
-    try:
-        yield
-    finally:
-        with _lock:
-            _serving -= 1
-            if _serving == 0:
-                gc.set_threshold(*_thresholds)
+    return long_lived_frozen(lasting=True, thresholds=SERVING_THRESHOLDS)

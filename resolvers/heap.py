@@ -16,6 +16,15 @@ every holder (walks, gateways, overlapping or nested in any order) counts in one
 count here: everything is thawed only when the last holder leaves. A process that
 froze its own objects (e.g. before forking workers) keeps them frozen and is left
 alone until the holders are gone.
+
+A holder may also ask for rarer collections while it holds (``thresholds``, the
+young, middle and old thresholds of ``gc.set_threshold``: a serving gateway's,
+``gateway/heap.py``). They count in the same count under the same lock: the first
+holder that asks saves the process's own thresholds and raises them, and they come
+back when the last holder of any kind leaves (a change made to them meanwhile is
+overwritten then). A threshold is only ever raised, never lowered (a process whose
+own is higher keeps it), and a process that turned automatic collection off
+(young threshold 0) keeps it off.
 """
 
 from __future__ import annotations
@@ -30,10 +39,14 @@ _lock = threading.RLock()
 _holders = 0
 _ours = False
 """Whether the objects frozen now were frozen by these holders."""
+_own_thresholds: tuple[int, ...] | None = None
+"""The process's thresholds before a holder raised them (None: not raised)."""
 
 
 @contextmanager
-def long_lived_frozen(*, lasting: bool = False) -> Iterator[None]:
+def long_lived_frozen(
+    *, lasting: bool = False, thresholds: tuple[int, int, int] | None = None
+) -> Iterator[None]:
     """The block runs with the objects that exist when it starts left out of garbage
     collection; when the last such block ends, they are collected as before.
 
@@ -44,20 +57,23 @@ def long_lived_frozen(*, lasting: bool = False) -> Iterator[None]:
     the garbage first, since a frozen cycle is freed only once thawed, and freezes
     even inside another block (a reload's new gateway). A block that froze and ends
     while others still run thaws, collects and freezes again, so its garbage does
-    not wait for the last one."""
-    froze = _hold(lasting)
+    not wait for the last one. ``thresholds``: the collection thresholds the
+    process keeps at least until the last holder leaves (module docstring)."""
+    froze = _hold(lasting, thresholds)
     try:
         yield
     finally:
         _leave(froze)
 
 
-def _hold(lasting: bool) -> bool:
+def _hold(lasting: bool, thresholds: tuple[int, int, int] | None) -> bool:
     global _holders, _ours
     with _lock:
         if _holders == 0:
             _ours = gc.get_freeze_count() == 0
         _holders += 1
+        if thresholds is not None:
+            _raise_thresholds(thresholds)
         froze = _ours and (lasting or _holders == 1)
         if froze:
             if lasting:
@@ -70,6 +86,8 @@ def _leave(froze: bool) -> None:
     global _holders, _ours
     with _lock:
         _holders -= 1
+        if _holders == 0:
+            _restore_thresholds()
         if not _ours:
             return
         if _holders == 0:
@@ -80,3 +98,19 @@ def _leave(froze: bool) -> None:
             gc.collect()
             if _ours:  # still: a finalizer run by the collection may have left last
                 gc.freeze()
+
+
+def _raise_thresholds(thresholds: tuple[int, int, int]) -> None:
+    global _own_thresholds
+    current = gc.get_threshold()
+    if _own_thresholds is None:
+        _own_thresholds = current
+    if current[0] != 0:  # a process that turned collection off keeps it off
+        gc.set_threshold(*(max(now, asked) for now, asked in zip(current, thresholds, strict=True)))
+
+
+def _restore_thresholds() -> None:
+    global _own_thresholds
+    if _own_thresholds is not None:
+        gc.set_threshold(*_own_thresholds)
+        _own_thresholds = None

@@ -76,7 +76,12 @@ def test_the_young_generation_is_collected_less_often_while_any_gateway_serves()
 
 
 @pytest.mark.parametrize(
-    ("own", "serving"), [((0, 10, 10), (0, 10, 10)), ((90_000, 5, 5), (90_000, 20, 10))]
+    ("own", "serving"),
+    [
+        ((0, 10, 10), (0, 10, 10)),
+        ((90_000, 5, 5), (90_000, 20, 10)),
+        ((700, 50, 40), (50_000, 50, 40)),  # rarer middle and old collections are kept
+    ],
 )
 def test_a_process_without_collection_or_with_rarer_collection_keeps_it(
     own: tuple[int, int, int], serving: tuple[int, int, int]
@@ -89,6 +94,16 @@ def test_a_process_without_collection_or_with_rarer_collection_keeps_it(
         assert gc.get_threshold() == own
     finally:
         gc.set_threshold(*before)
+
+
+def test_the_thresholds_come_back_when_the_last_holder_of_the_freeze_leaves() -> None:
+    before = gc.get_threshold()
+    gateway = heap.serving()
+    gateway.__enter__()
+    with long_lived_frozen():  # an export still walking when the gateway stops
+        gateway.__exit__(None, None, None)
+        assert gc.get_threshold() == heap.SERVING_THRESHOLDS  # one count: it still holds
+    assert gc.get_threshold() == before
 
 
 def test_cycles_made_while_serving_are_still_collected() -> None:
