@@ -558,9 +558,7 @@ class _Run:
         type_ = selected.type
         try:
             args = self.args.get(id(selected), {}) if selected.has_args else {}
-            if selected.lean:
-                result = selected.resolve(source, self.info, **args)
-            elif selected.root:
+            if selected.root and not selected.lean:
                 result = selected.resolve(source, self._root_info(selected, path), **args)
             else:
                 result = selected.resolve(source, self.info, **args)
