@@ -63,8 +63,10 @@ class _Plan:
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    token: int
-    """Names this compilation in plan keys (never reused, unlike ``id()``)."""
+    token: int | None
+    """Names this compilation in plan keys (never reused, unlike ``id()``); ``None``
+    for a statement SQLAlchemy cannot cache, compiled anew each time: its plans
+    are not kept either, since each would take a cached shape's place."""
     compiled: SQLCompiler
     expanding: tuple[str, ...]
     """Names of the ``IN`` lists rendered per call."""
@@ -110,23 +112,22 @@ class CompiledStatements:
             if params:
                 for name, value in params.items():
                     values[entry.keys.get(name, name)] = value
-        key: tuple[Any, ...]
-        if not entry.expanding and not entry.literal:
-            key = (entry.token,)
-        else:
-            counts = tuple(len(values[n]) for n in entry.expanding)
-            padded = self._padded(counts)
-            if padded != counts:
-                for name, size in zip(entry.expanding, padded, strict=True):
-                    items = list(values[name])
-                    values[name] = items + items[-1:] * (size - len(items))
-            key = (entry.token, padded, literal)
-        plan = self._plans.get(key)
-        if plan is None:
+        padded = self._padded_values(entry, values) if entry.expanding else ()
+        plan: _Plan | None
+        if entry.token is None:  # compiled for this call alone: nor is its plan kept
             plan = self._plan(entry, values)
-            self._remember(key, plan)
         else:
-            self._plans.move_to_end(key)
+            key = (
+                (entry.token,)
+                if not entry.expanding and not entry.literal
+                else (entry.token, padded, literal)
+            )
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._plan(entry, values)
+                self._remember(key, plan)
+            else:
+                self._plans.move_to_end(key)
         if plan.lists:
             args: list[Any] = []
             for name in plan.lists:
@@ -136,6 +137,16 @@ class CompiledStatements:
             _processed(values[name] if index is None else values[name][index], processor)
             for name, index, processor in plan.slots
         )
+
+    def _padded_values(self, entry: _Compiled, values: dict[str, Any]) -> tuple[int, ...]:
+        """Pads ``values``' expanded lists to their buckets; their padded lengths."""
+        counts = tuple(len(values[n]) for n in entry.expanding)
+        padded = self._padded(counts)
+        if padded != counts:
+            for name, size in zip(entry.expanding, padded, strict=True):
+                items = list(values[name])
+                values[name] = items + items[-1:] * (size - len(items))
+        return padded
 
     def _values(
         self, statement: ClauseElement, params: Mapping[str, Any] | None
@@ -169,7 +180,7 @@ class CompiledStatements:
         )
         return entry, dict(values)
 
-    def _compile(self, statement: ClauseElement, cache_key: Any) -> _Compiled:
+    def _compile(self, statement: ClauseElement, cache_key: Any | None) -> _Compiled:
         compiled = statement.compile(dialect=self.dialect, cache_key=cache_key, column_keys=[])
         assert isinstance(compiled, SQLCompiler)
         names = compiled.bind_names
@@ -180,7 +191,7 @@ class CompiledStatements:
         )
         literal = tuple(names[b] for b in compiled.literal_execute_params)
         return _Compiled(
-            next(self._compilations),
+            None if cache_key is None else next(self._compilations),
             compiled,
             tuple(sorted(set(expanding))),
             tuple(sorted(set(literal))),

@@ -19,6 +19,10 @@ from connectors.sql.compiled import CompiledStatements
 _TABLE = Table("t", MetaData(), Column("id", Integer), Column("email", String))
 
 
+class _Uncached(ColumnClause[int]):
+    inherit_cache = False  # a construct SQLAlchemy cannot cache
+
+
 def _lookup(email: str, ids: list[int]) -> object:
     return select(_TABLE.c.id).where(_TABLE.c.email == email, _TABLE.c.id.in_(ids))
 
@@ -38,10 +42,7 @@ def test_sqlalchemy_still_makes_the_cache_keys_compiled_statements_read() -> Non
 
 
 def test_a_construct_sqlalchemy_cannot_cache_has_no_key() -> None:
-    class Uncached(ColumnClause[int]):
-        inherit_cache = False
-
-    statement = select(Uncached("x")).where(column("y") == 1)
+    statement = select(_Uncached("x")).where(column("y") == 1)
     assert statement._generate_cache_key() is None
 
 
@@ -52,3 +53,18 @@ def test_one_shape_is_compiled_once_and_sent_with_each_statements_values() -> No
     assert first[0] == second[0]
     assert (first[1], second[1]) == (("a@example.com", 1, 2), ("b@example.com", 3, 4))
     assert len(statements._compiled) == 1
+
+
+def test_statements_sqlalchemy_cannot_cache_leave_the_cached_plans_alone() -> None:
+    statements = CompiledStatements(sqlite.dialect(), max_keys=999, size=4)
+    cached = statements.render(_lookup("a@example.com", [1, 2]))
+    plans = dict(statements._plans)
+    for i in range(20):  # each compiled anew: its plan would take a cached one's place
+        uncached = select(_Uncached("x")).where(column("y") == i, column("z").in_([i, i + 1]))
+        sql, args = statements.render(uncached)
+        assert (sql, args) == ("SELECT x \nWHERE y = ? AND z IN (?, ?)", (i, i, i + 1))
+    assert statements._plans == plans
+    assert statements.render(_lookup("b@example.com", [3, 4])) == (
+        cached[0],
+        ("b@example.com", 3, 4),
+    )
