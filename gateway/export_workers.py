@@ -66,7 +66,8 @@ IN_FLIGHT = 2
 
 
 class WorkerFailed(RuntimeError):
-    """An export worker died or raised something other than a source error."""
+    """An export worker died, raised something other than a source error or answered
+    out of turn; the message says what it was doing (which member table it read)."""
 
 
 class ExportWorkers:
@@ -81,7 +82,8 @@ class ExportWorkers:
         self.finished = False
         self._thread: SerialThread | None = None
         self._sender: SerialThread | None = None
-        self._unsent: Exception | None = None
+        self._unsent: dict[int, str] = {}
+        """Worker -> what could not be sent to it, and why."""
         self._starting: asyncio.Future[None] | None = None
         self._failed: Exception | None = None
         self.usage: list[dict[str, float]] = []
@@ -165,7 +167,8 @@ class ExportWorkers:
             read_next(worker)
         while reading:
             worker = await self._in_thread(self._ready, list(reading))
-            read_failed, probes[worker] = await self._take(worker, "scanned")
+            doing = f"reading {self._table(reading[worker])}"
+            read_failed, probes[worker] = await self._take(worker, "scanned", doing)
             _check_hashes(probes)
             rank = reading.pop(worker)
             held[rank] = worker
@@ -177,17 +180,33 @@ class ExportWorkers:
                         del reading[other]
             read_next(worker)
         if failed is not None:
+            doing = f"sending its read of {self._table(failed)}"
             self._send_later(held[failed], ("parts", failed))
-            yield await self._take(held[failed], "part")
+            yield await self._take(held[failed], "part", doing)
             return
         for rank in ranks:
             worker = held[rank]
+            doing = f"sending its read of {self._table(rank)}"
             self._send_later(worker, ("parts", rank))
-            header: MemberScan = await self._take(worker, "part")
+            header: MemberScan = await self._take(worker, "part", doing)
             yield header
             if header.error is None:
                 for _ in range(BUCKETS):
-                    yield await self._take(worker, "part")
+                    yield await self._take(worker, "part", doing)
+
+    def _asked(self, message: Any) -> str:
+        """What a message to a worker asks, as the error of a failed send names it."""
+        kind, payload = message
+        if kind == "scan":
+            return f"the read of {self._table(payload)}"
+        if kind == "parts":
+            return f"the request for its read of {self._table(payload)}"
+        return f"a {kind}"
+
+    def _table(self, rank: int) -> str:
+        """Member table ``rank`` as errors name it (its source and table: no settings)."""
+        member = self.loaded.settings.model.customer.members[rank]
+        return f"member table '{member.table}' of source '{member.source}'"
 
     def _send_later(self, worker: int, message: Any) -> None:
         assert self._sender is not None
@@ -220,32 +239,41 @@ class ExportWorkers:
             yield await self._take(waiting.popleft())
         self.finished = True
 
-    async def _take(self, worker: int, expected: str = "chunk") -> Any:
+    async def _take(
+        self, worker: int, expected: str = "chunk", doing: str = "building a chunk"
+    ) -> Any:
+        """What ``worker`` answers next, which must be ``expected``; ``doing`` (what it
+        was asked) goes into the error if it stopped, failed or answered otherwise."""
         pipe = self.pipes[worker]
         try:
             kind, payload = await self._in_thread(pipe.recv)
         except (EOFError, OSError):
-            raise await self._stopped(worker) from None
+            raise await self._stopped(worker, doing) from None
         if kind == "raise":  # custview's own error, as the in-process path raises it
             raise payload
         if kind == "error":
-            raise WorkerFailed(f"export worker {worker} failed:\n{payload}")
-        assert kind == expected, (kind, expected)
+            raise WorkerFailed(f"export worker {worker} failed while {doing}:\n{payload}")
+        if kind != expected:  # a real check: an assert would vanish under python -O
+            raise WorkerFailed(
+                f"export worker {worker} answered {kind!r} while {doing} "
+                f"(expected {expected!r}): the exporter and its workers are out of step"
+            )
         return payload
 
     def _send(self, worker: int, message: Any) -> None:
         try:
             self.pipes[worker].send(message)
-        except Exception as exc:  # the chunk's recv ends when the worker does
-            self._unsent = exc
+        except Exception as exc:  # the pending recv ends when the worker does
+            self._unsent[worker] = f"{self._asked(message)} could not be sent to it: {exc!r}"
             self.processes[worker].terminate()
 
-    async def _stopped(self, worker: int) -> WorkerFailed:
+    async def _stopped(self, worker: int, doing: str) -> WorkerFailed:
         process = self.processes[worker]
         await self._in_thread(process.join, 1)
-        unsent = f": a chunk could not be sent: {self._unsent!r}" if self._unsent else ""
+        unsent = self._unsent.get(worker)
         return WorkerFailed(
-            f"export worker {worker} stopped (exit code {process.exitcode}){unsent}"
+            f"export worker {worker} stopped (exit code {process.exitcode}) while {doing}"
+            + (f"; {unsent}" if unsent else "")
         )
 
     async def aclose(self) -> None:
@@ -435,6 +463,7 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
             pipe.send(answer)
             del answer, payload
     finally:
+        maker.close()
         loop.run_until_complete(federation.aclose())
         loop.close()
         if stopped:

@@ -18,9 +18,10 @@ same error, or collected into ``failures`` (CLI) in the same order.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from connectors import ConnectorError
 from resolvers import export, walk
@@ -113,16 +114,28 @@ class ChunkMaker:
         self.federation = federation
         self.survivorship = ChunkSurvivorship(federation.survivorship)
         self.held: dict[int, walk.MemberRead] = {}
+        self._spool: BinaryIO | None = None
+        """The file every held read's keys wait in (one open file, however many
+        tables are held), emptied when none is held."""
 
     async def scan(self, rank: int) -> bool:
         """Reads member table ``rank`` for pass 1, held here until :meth:`parts`;
         True if the read failed."""
-        read = self.held[rank] = await walk.scan_member(self.federation, rank)
+        if self._spool is None:
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (see close)
+        read = self.held[rank] = await walk.scan_member(self.federation, rank, self._spool)
         return read.error is not None
 
     def parts(self, rank: int) -> Iterator[walk.MemberScan | walk.ScannedBucket]:
         """The read of member table ``rank``, to send a part at a time (then dropped)."""
-        return self.held.pop(rank).parts()
+        yield from self.held.pop(rank).parts()
+        if not self.held and self._spool is not None:
+            self._spool.truncate(0)
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
 
     async def make(self, spec: ChunkSpec, groups: list[walk.Group]) -> BuiltChunk:
         federation = self.federation

@@ -19,8 +19,8 @@ Memory is a few machine words per member record (its key, its union-find
 parent and chain link, its key hashes until they are joined) plus one chunk,
 whatever the width of a record: no customer data is kept. Records are paired
 by a 64-bit hash of each key, but joined only when the keys are equal: the
-keys wait in a temporary spool file per hash bucket (identifiers only, deleted
-when pass 1 ends) and are read back one bucket at a time, so a hash collision
+keys wait in a temporary spool file, listed per hash bucket (identifiers only,
+deleted when pass 1 ends) and are read back one bucket at a time, so a hash collision
 never merges two customers.
 
 The closure is complete (not cut at ``identity.max_rounds``). The identity
@@ -42,7 +42,7 @@ from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from connectors import ConnectorError, Row, ScanRequest, Sort
 from resolvers.golden import GoldenRecord
@@ -65,7 +65,7 @@ NUMBER = "i"
 KEY_HASH: Callable[[KeyNode], int] = hash
 """How pass 1 hashes an identity key (a test injects a weak one to force collisions)."""
 SPOOL_EVERY = 1_024
-"""Keys kept in memory per bucket before they are appended to its spool file (a
+"""Keys kept in memory per bucket before they are appended to the spool file (a
 key waiting is ~150 bytes: 4,096 a bucket held ~20 MB of pass 1's peak)."""
 
 
@@ -89,52 +89,73 @@ class Identities:
 
 class _Edges:
     """(key hash, record number) pairs, bucketed by hash, with where each member starts;
-    the keys themselves, in the same order, wait in a spool file per bucket until the
-    join checks that records sharing a hash share the key."""
+    the keys themselves, in the same order, wait in one spool file (a segment of
+    marshalled lists at a time, listed per bucket) until the join checks that records
+    sharing a hash share the key.
 
-    def __init__(self) -> None:
+    One file, not one per bucket: a worker holds each member table it read until the
+    exporter takes it, and ~30 tables of 32 files each would near the open-files limit.
+    ``spool`` shares a file among several reads (their segments apart); without it,
+    the edges open their own and close it in :meth:`close`."""
+
+    def __init__(self, spool: BinaryIO | None = None) -> None:
         self.hashes = [array("q") for _ in range(BUCKETS)]
         self.numbers = [array(NUMBER) for _ in range(BUCKETS)]
         self.starts: list[list[int]] = [[] for _ in range(BUCKETS)]
-        self.spools = [tempfile.TemporaryFile() for _ in range(BUCKETS)]  # noqa: SIM115 (see close)
+        self.owned = spool is None
+        self.file: BinaryIO = tempfile.TemporaryFile() if spool is None else spool  # noqa: SIM115 (see close)
+        self.segments: list[list[tuple[int, int]]] = [[] for _ in range(BUCKETS)]
+        """Bucket -> the (offset, length) of its spooled keys in the file, in order."""
         self.pending: list[list[KeyNode]] = [[] for _ in range(BUCKETS)]
-        self.spooled: list[list[int]] = [[] for _ in range(BUCKETS)]
+        self.marks: list[tuple[list[int], int]] = []
+        """Per member begun: each bucket's number of segments and the file's end."""
 
     def begin_member(self) -> None:
         for bucket in range(BUCKETS):
             self.starts[bucket].append(len(self.hashes[bucket]))
             self.spool(bucket)
-            self.spooled[bucket].append(self.spools[bucket].tell())
+        self.marks.append(([len(s) for s in self.segments], self._end()))
 
     def forget_member(self) -> None:
         """Drops what the member begun last gave (its read failed)."""
+        counts, end = self.marks[-1]
         for bucket in range(BUCKETS):
             del self.hashes[bucket][self.starts[bucket][-1] :]
             del self.numbers[bucket][self.starts[bucket][-1] :]
             self.pending[bucket].clear()
-            self.spools[bucket].truncate(self.spooled[bucket][-1])
-            self.spools[bucket].seek(self.spooled[bucket][-1])
+            del self.segments[bucket][counts[bucket] :]
+        if self.owned:
+            self.file.truncate(end)
+
+    def _end(self) -> int:
+        return self.file.seek(0, 2)
+
+    def _write(self, bucket: int, data: bytes) -> None:
+        if data:
+            self.segments[bucket].append((self._end(), len(data)))
+            self.file.write(data)
 
     def keys(self, bucket: int) -> list[KeyNode]:
         """The keys of one bucket's pairs, in order (read back once, then dropped)."""
         self.spool(bucket)
-        spool = self.spools[bucket]
-        spool.seek(0)
+        spool = self.file
         found: list[KeyNode] = []
-        while True:
-            try:
+        for offset, length in self.segments[bucket]:
+            spool.seek(offset)
+            while spool.tell() < offset + length:
                 found += marshal.load(spool)
-            except EOFError:
-                break
-        spool.truncate(0)
+        self.segments[bucket] = []
         return found
 
     def spooled_bytes(self, bucket: int) -> bytes:
         """The keys of one bucket's pairs as spooled (marshalled lists, in order)."""
         self.spool(bucket)
-        spool = self.spools[bucket]
-        spool.seek(0)
-        return spool.read()
+        spool = self.file
+        found = []
+        for offset, length in self.segments[bucket]:
+            spool.seek(offset)
+            found.append(spool.read(length))
+        return b"".join(found)
 
     def add_bucket(self, bucket: int, part: ScannedBucket, offset: int) -> None:
         """Appends one bucket of a member read elsewhere (:func:`scan_member`), its
@@ -144,17 +165,17 @@ class _Edges:
         local.frombytes(part.numbers)
         self.numbers[bucket].extend(array(NUMBER, map(offset.__add__, local)) if offset else local)
         self.spool(bucket)
-        self.spools[bucket].write(part.spooled)
+        self._write(bucket, part.spooled)
 
     def spool(self, bucket: int) -> None:
         pending = self.pending[bucket]
         if pending:
-            marshal.dump(pending, self.spools[bucket])
+            self._write(bucket, marshal.dumps(pending))
             pending.clear()
 
     def close(self) -> None:
-        for spool in self.spools:
-            spool.close()
+        if self.owned:
+            self.file.close()
 
 
 @dataclass(slots=True)
@@ -190,7 +211,7 @@ class MemberRead:
 
     def parts(self) -> Iterator[MemberScan | ScannedBucket]:
         """The read as the join takes it, a bucket at a time (so neither side holds
-        a copy of it all); its spool files are closed at the end."""
+        a copy of it all); its spool file (unless shared) is closed at the end."""
         try:
             keys = self.member.keys
             rank = self.member.rank
@@ -213,12 +234,15 @@ class MemberRead:
         self.edges.close()
 
 
-async def scan_member(federation: Federation, rank: int) -> MemberRead:
+async def scan_member(
+    federation: Federation, rank: int, spool: BinaryIO | None = None
+) -> MemberRead:
     """Pass 1's read of one member table (``rank``), to be joined by another process
     (:func:`identities` with ``scans``). Key hashes are this process's: every member
-    of one walk must be read by processes that hash alike (forked from one parent)."""
+    of one walk must be read by processes that hash alike (forked from one parent).
+    ``spool``: a file the read's keys wait in beside other reads' (else its own)."""
     member = _Member(federation.model.customer.members[rank], rank)
-    edges = _Edges()
+    edges = _Edges(spool)
     edges.begin_member()
     try:
         await _scan_keys(federation, member, edges)

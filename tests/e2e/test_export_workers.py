@@ -5,6 +5,7 @@ same source failures; a cancelled export leaves no worker behind."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -339,8 +341,10 @@ async def test_workers_hashing_differently_fail_the_export(
 ) -> None:
     take = ExportWorkers._take
 
-    async def another_seed(self: ExportWorkers, worker: int, expected: str = "chunk") -> Any:
-        got = await take(self, worker, expected)
+    async def another_seed(
+        self: ExportWorkers, worker: int, expected: str = "chunk", *rest: Any
+    ) -> Any:
+        got = await take(self, worker, expected, *rest)
         if expected == "scanned" and worker == 1:
             failed, probe = got
             return failed, probe + 1
@@ -350,6 +354,225 @@ async def test_workers_hashing_differently_fail_the_export(
     loaded = load_settings(DEMO_CONFIG)
     with pytest.raises(WorkerFailed, match="hash keys differently"):
         await _run(loaded, 2, None)
+
+
+async def test_a_worker_answering_out_of_turn_fails_the_export_even_under_python_O(
+    demo_env: None,
+) -> None:
+    # a real check, not an assert (which python -O drops, handing on the wrong payload)
+    workers, _ = await _started_workers(1)
+    try:
+        workers._send_later(0, ("scan", 1))
+        with pytest.raises(WorkerFailed, match=r"answered 'scanned' while building a chunk"):
+            await workers._take(0)
+    finally:
+        await workers.aclose()
+
+
+def _breaking(how: str, table: str, *args: Any) -> None:
+    """A worker whose read of member table ``table`` ends it (``exit``) or raises
+    something other than a source error (``raise``)."""
+    from gateway.export_workers import serve
+
+    scan = walk._scan_keys
+
+    async def breaking(federation: Any, member: Any, edges: Any) -> int:
+        if member.spec.table == table:
+            if how == "exit":
+                os._exit(3)
+            raise RuntimeError("a bug in the worker")
+        return await scan(federation, member, edges)
+
+    walk._scan_keys = breaking  # type: ignore[assignment]
+    serve(*args)
+
+
+@pytest.mark.parametrize("how", ["exit", "raise"])
+async def test_a_worker_failing_in_pass_1_names_the_table_it_read(
+    demo_env: None, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import gateway.export_workers
+
+    monkeypatch.setattr(gateway.export_workers, "serve", partial(_breaking, how, "leads"))
+    monkeypatch.setenv("CUSTVIEW_FEEDBACK_TOKEN", "s3cret-feedback-token")
+    with pytest.raises(WorkerFailed) as failed:
+        await _run(load_settings(DEMO_CONFIG), 2, None)
+    message = str(failed.value)
+    assert "while reading member table 'leads' of source 'crm'" in message
+    assert ("exit code 3" if how == "exit" else "RuntimeError: a bug in the worker") in message
+    assert "building a chunk" not in message and "s3cret" not in message
+
+
+def _many_tables(tmp_path: Path, count: int) -> LoadedSettings:
+    """One SQLite source with ``count`` member tables of a few people each (the same
+    people spread over them, stitched by email)."""
+    db = tmp_path / "many.db"
+    con = sqlite3.connect(db)
+    for table in range(count):
+        con.execute(f"CREATE TABLE people_{table} (id INTEGER PRIMARY KEY, name TEXT, email TEXT)")
+        con.executemany(
+            f"INSERT INTO people_{table} VALUES (?, ?, ?)",
+            [(i, f"Person {i}", f"p{(i + table) % 40}@example.com") for i in range(1, 21)],
+        )
+    con.commit()
+    con.close()
+    members = "".join(
+        f"      - {{source: many, table: people_{table}, fields: {{name: name, email: email}}, "
+        "identity: {email: [email]}}\n"
+        for table in range(count)
+    )
+    config = tmp_path / "many.yaml"
+    config.write_text(
+        "version: 1\nsources:\n  many:\n    connector: sql\n"
+        f'    options: {{url: "sqlite+aiosqlite:///{db}", timeout: 5}}\n'
+        "model:\n  customer:\n    fields:\n      name: {type: string}\n"
+        "      email: {type: string, normalize: email}\n    members:\n"
+        + members
+        + "  identity:\n    keys:\n      email: {normalize: email}\n"
+    )
+    return load_settings(config)
+
+
+FILES_LIMIT = 64
+"""A worker's open-files limit in the many-tables test: far below 32 spool files for
+each of 40 held tables, far above what a worker needs."""
+
+
+def _few_files(noted: str, *args: Any) -> None:
+    """A worker allowed :data:`FILES_LIMIT` open files, noting how many it holds
+    (``/proc/self/fd``) each time the exporter takes a read: every table is read
+    and held by then."""
+    import resource
+
+    from gateway.export_workers import serve
+    from resolvers.export_chunks import ChunkMaker
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (FILES_LIMIT, hard))
+    parts = ChunkMaker.parts
+
+    def counted(self: ChunkMaker, rank: int) -> Any:
+        with open(noted, "a") as out:
+            out.write(f"{len(os.listdir('/proc/self/fd'))}\n")
+        return parts(self, rank)
+
+    ChunkMaker.parts = counted  # type: ignore[method-assign]
+    serve(*args)
+
+
+async def test_a_worker_holding_many_tables_keeps_few_files_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one worker reads all 40 tables before the exporter takes the first
+    import gateway.export_workers
+
+    loaded = _many_tables(tmp_path, 40)
+    noted = tmp_path / "fds.txt"
+    monkeypatch.setattr(gateway.export_workers, "serve", partial(_few_files, str(noted)))
+    alone, _ = await _run(loaded, 0, None)
+    farmed, error = await _run(loaded, 1, None)
+    assert error is None and farmed == alone
+    assert sum(len(chunk) for chunk in alone) == 40
+    counts = [int(n) for n in noted.read_text().split()]
+    assert len(counts) == 40
+    # a constant few (its pipe, its database, one spool), not one per table held
+    assert max(counts) <= min(counts) + 1 < 30, counts
+
+
+def _ordered(marker: str, *args: Any) -> None:
+    """A worker whose read of the first member table waits until some worker's read
+    of another table has failed (``marker`` exists): a later table fails first."""
+    from gateway.export_workers import serve
+
+    scan = walk._scan_keys
+    failed = Path(marker)
+
+    def wait() -> None:  # the worker reads one table at a time: nothing else waits
+        deadline = time.monotonic() + 30
+        while not failed.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    async def ordered(federation: Any, member: Any, edges: Any) -> int:
+        if member.rank == 0:
+            wait()
+        try:
+            return await scan(federation, member, edges)
+        except ConnectorError:
+            open(marker, "w").close()  # noqa: ASYNC230 (as above)
+            raise
+
+    walk._scan_keys = ordered  # type: ignore[assignment]
+    serve(*args)
+
+
+async def test_a_later_table_failing_before_an_earlier_one_is_read_fails_as_in_process(
+    demo_dir: Path,
+    demo_env: None,
+    small_chunks: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # no sales.db: the third member table fails while the workers still read the first
+    import gateway.export_workers
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data, ignore=shutil.ignore_patterns("sales.db"))
+    monkeypatch.setenv("CUSTVIEW_DEMO_DIR", str(data))
+    marker = tmp_path / "failed"
+    monkeypatch.setattr(gateway.export_workers, "serve", partial(_ordered, str(marker)))
+    answered: list[tuple[str, bool]] = []
+    take = ExportWorkers._take
+
+    async def noted(self: ExportWorkers, worker: int, expected: str = "chunk", *rest: Any) -> Any:
+        got = await take(self, worker, expected, *rest)
+        if expected == "scanned":
+            answered.append((rest[0], got[0]))
+        return got
+
+    monkeypatch.setattr(ExportWorkers, "_take", noted)
+    import gc
+
+    loaded = load_settings(DEMO_CONFIG)
+    warm, _ = await _started_workers(1)  # the fork server's files stay open: start it first
+    await warm.aclose()
+    del warm
+    gc.collect()
+    fds = len(_open_files())
+    for collect in (False, True):
+        answered.clear()
+        marker.unlink(missing_ok=True)
+        alone, farmed = (Failures(), Failures()) if collect else (None, None)
+        chunks, error = await _run(loaded, 0, alone)
+        farmed_chunks, farmed_error = await _run(loaded, 2, farmed)
+        # the sales read failed first, the contacts read (the first table) ended after it
+        sales = answered.index(("reading member table 'customers' of source 'sales'", True))
+        assert answered.index(("reading member table 'contacts' of source 'crm'", False)) > sales
+        assert farmed_chunks == chunks
+        if collect:  # nothing lost: every other table's customers, the same failure
+            assert error is None and farmed_error is None and len(chunks) > 5
+            assert dict(farmed or {}) == dict(alone or {}) and "sales" in (alone or {})
+        else:  # the sales error, as in process (none of the reads after it sent)
+            assert chunks == [] and error is not None and farmed_error is not None
+            assert (farmed_error.source, farmed_error.code, farmed_error.message) == (
+                error.source, error.code, error.message,
+            )  # fmt: skip
+            assert len(answered) == 3
+    # nothing left open here (the exporter's spool, pipes, threads' files)
+    # (a worker's fork-server sentinel is closed by multiprocessing once its process
+    # object is collected: the errors returned above hold theirs in their tracebacks)
+    del error, farmed_error
+    gc.collect()
+    left = _open_files()
+    assert len(left) == fds, "\n".join(left)
+
+
+def _open_files() -> list[str]:
+    """What this process holds open (``/proc/self/fd``)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
 
 
 # -- cancellation ------------------------------------------------------------------
