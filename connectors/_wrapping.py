@@ -175,10 +175,10 @@ class ConnectorWrapper(Connector):
     ) -> list[Row]:
         return await self.around(AggregateCall(table, group_by, aggregates, filters))
 
-    async def around(self, call: Call[T]) -> T:
-        """Runs ``call`` on the wrapped connector; a wrapper overrides it to guard,
-        answer or record lookups and aggregates."""
-        return await self.run(call)
+    def around(self, call: Call[T]) -> Awaitable[T]:
+        """Runs ``call`` on the wrapped connector; a wrapper overrides it (often with a
+        coroutine function) to guard, answer or record lookups and aggregates."""
+        return self.run(call)
 
     async def health(self, tables: Sequence[str] = ()) -> Health:
         return await self.inner.health(tables)

@@ -49,7 +49,9 @@ class Cut:
         self._expired = True
         self._task.cancel()
 
-    async def __aenter__(self) -> Cut:
+    def enter(self) -> Cut:
+        """``async with``'s enter, without a coroutine (a caller on a hot path
+        calls :meth:`enter` and :meth:`exit` itself)."""
         task = asyncio.current_task()
         if task is None:
             raise RuntimeError("a deadline's cut is for a task")
@@ -58,9 +60,9 @@ class Cut:
         self._cuts.add(self, self.when, self._task.get_loop())
         return self
 
-    async def __aexit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
-    ) -> None:
+    def exit(self, kind: type[BaseException] | None, error: BaseException | None) -> None:
+        """``async with``'s exit: :class:`TimeoutError` (from ``error``) when the
+        cancellation ending the block is the one this cut asked for."""
         self._cuts.discard(self)
         # as asyncio.timeout: only the cancellation this cut asked for becomes a timeout
         if (
@@ -69,6 +71,14 @@ class Cut:
             and kind is asyncio.CancelledError
         ):
             raise TimeoutError from error
+
+    async def __aenter__(self) -> Cut:
+        return self.enter()
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: object
+    ) -> None:
+        self.exit(kind, error)
 
 
 class Alarms(Generic[T]):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -162,9 +162,12 @@ class ObservedConnector(ConnectorWrapper):
         observer.calls.append(call)
         return call
 
-    async def around(self, call: Call[T]) -> T:
-        if _observer.get() is None:  # nobody observes: the call's detail is never read
-            return await self.run(call)
+    def around(self, call: Call[T]) -> Awaitable[T]:
+        if _observer.get() is None:  # nobody observes: the call itself, no frame of ours
+            return self.run(call)
+        return self._observed(call)
+
+    async def _observed(self, call: Call[T]) -> T:
         record = self._start(call.method, call.table, _detail(call))
         assert record is not None
         token = _call.set(record)

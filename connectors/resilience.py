@@ -119,7 +119,7 @@ class ResilientConnector(ConnectorWrapper):
     ) -> None:
         super().__init__(inner)
         self.policy = options or ResilienceOptions()
-        self._bulkhead = asyncio.Semaphore(self.policy.max_concurrency)
+        self._bulkhead = _Bulkhead(self.policy.max_concurrency)
         self._breakers = breakers or AsyncCircuitBreakerFactory()
         uow = self._breakers.uow
         self._in_memory: dict[str, Any] | None = (
@@ -217,9 +217,16 @@ class ResilientConnector(ConnectorWrapper):
             if left <= 0:
                 raise deadline.passed(self.name)
             failures: list[SourceUnavailable] = []
+            # ``async with deadline.cut(BACKSTOP)``, written out without its coroutines
+            scope = deadline.cut(BACKSTOP).enter()
             try:
-                async with deadline.cut(BACKSTOP) as scope:
-                    return await self._attempts(call, left, failures)
+                try:
+                    result = await self._attempts(call, left, failures)
+                except BaseException as exc:
+                    scope.exit(type(exc), exc)
+                    raise
+                scope.exit(None, None)
+                return result
             except TimeoutError:
                 if not scope.expired():
                     raise
@@ -242,7 +249,8 @@ class ResilientConnector(ConnectorWrapper):
         # ``async with bulkhead, breaker``, written out without their coroutines:
         # the semaphore's and the breaker's enter and exit are synchronous unless
         # the semaphore is full or the breaker has state changes to save
-        await bulkhead.acquire()
+        if not bulkhead.enter_now():
+            await bulkhead.acquire()
         try:
             context.__enter__()  # AsyncCircuitBreaker.__aenter__
             try:
@@ -332,6 +340,18 @@ class ResilientConnector(ConnectorWrapper):
                     yield row
 
 
+class _Bulkhead(asyncio.Semaphore):
+    """The source's semaphore, entered without a coroutine while it has room."""
+
+    def enter_now(self) -> bool:
+        """Take a place at once (True) if one is free and nobody waits for one, as
+        ``acquire`` would without suspending; else False: then ``await acquire()``."""
+        if self._value > 0 and not self._waiters:
+            self._value -= 1
+            return True
+        return False
+
+
 async def _saved(breaker: AsyncCircuitBreaker) -> None:
     """The rest of ``AsyncCircuitBreaker.__aexit__``: its state changes handed to
     the registry (a failure counted, the circuit opened or closed)."""
@@ -351,7 +371,7 @@ class _Reported:
         self._wrapper = wrapper
         self._operation = operation
         self._started = time.perf_counter()
-        self._span = wrapper._span(operation)
+        self._span = None if wrapper.tracer is None else wrapper._span(operation)
 
     def __enter__(self) -> None:
         return None

@@ -4,7 +4,8 @@ that refuses, slows down or cuts connections on command."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 from purgatory import AsyncCircuitBreakerFactory
@@ -13,9 +14,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors import (
+    Capabilities,
     CircuitOpen,
+    Connector,
+    ConnectorOptions,
     DeadlineExceeded,
+    Health,
+    LookupTransform,
     QueryError,
+    Row,
     ScanRequest,
     SourceTimeout,
     SourceUnavailable,
@@ -337,4 +344,74 @@ async def test_a_scan_stops_at_the_deadline(items_url: str, proxy: FaultProxy) -
         _ = [r async for r in connector.scan(ScanRequest("items", ["id"]))]
     proxy.mode = "pass"
     proxy.cut()
+    await connector.aclose()
+
+
+# --- the bulkhead's queue ----------------------------------------------------------------
+
+
+class Gated(Connector):
+    """Each lookup enters, is noted, and holds its place until its key's gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__("gated", ConnectorOptions(timeout=5))
+        self.entered: list[int] = []
+        self.gates: dict[int, asyncio.Event] = {}
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    async def lookup_many(
+        self,
+        table: str,
+        column: str,
+        keys: Sequence[Any],
+        columns: Sequence[str],
+        transform: LookupTransform = "exact",
+    ) -> list[list[Row]]:
+        self.entered.append(keys[0])
+        await self.gate(keys[0]).wait()
+        return [[{"id": keys[0]}]]
+
+    def gate(self, key: int) -> asyncio.Event:
+        return self.gates.setdefault(key, asyncio.Event())
+
+    async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
+        raise NotImplementedError
+        yield {}
+
+    async def health(self, tables: Sequence[str] = ()) -> Health:
+        return Health(ok=True)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_the_bulkhead_lets_waiting_calls_in_first_come_first_served() -> None:
+    """A call arriving as a place frees waits behind the calls already waiting, a
+    cancelled waiter gives its turn away, and every place comes back."""
+    gated = Gated()
+    connector = ResilientConnector(gated, ResilienceOptions(max_concurrency=1))
+
+    def call(key: int) -> asyncio.Task[list[list[Row]]]:
+        return asyncio.create_task(connector.lookup_many("t", "id", [key], ["id"]))
+
+    first, second, third = call(1), call(2), call(3)
+    await asyncio.sleep(0.01)
+    assert gated.entered == [1], "one place: the others wait"
+    third.cancel()
+    gated.gate(1).set()
+    await first
+    fourth = call(4)  # arrives as the place frees, while 2 is waiting
+    await asyncio.sleep(0.01)
+    assert gated.entered == [1, 2]
+    for key in (2, 4, 5):
+        gated.gate(key).set()
+    assert await second == [[{"id": 2}]] and await fourth == [[{"id": 4}]]
+    assert gated.entered == [1, 2, 4], "the cancelled call never entered"
+    with pytest.raises(asyncio.CancelledError):
+        await third
+    assert await connector.lookup_many("t", "id", [5], ["id"]) == [[{"id": 5}]]
+    assert connector._bulkhead._value == 1, "every place came back"
     await connector.aclose()
