@@ -27,10 +27,18 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, make_url
@@ -55,6 +63,13 @@ from connectors.errors import ConfigError, ConnectorError, QueryError, SchemaMis
 from connectors.sql import privileges, statements
 from connectors.sql.direct import DirectSession, DirectSQLite
 from connectors.sql.engine import backend, create_read_only_engine
+from connectors.sql.engine_sqlite import (
+    Watch,
+    new_watch,
+    ready_watch,
+    stop_when_abandoned,
+    waiting_for_locks,
+)
 from connectors.sql.failures import (
     is_schema_error,
     is_source_failure,
@@ -64,6 +79,8 @@ from connectors.sql.options import BATCH_LIMITS, DEFAULT_BATCH, SQLOptions
 
 STREAM_CHUNK = 500
 """Rows fetched from a server-side cursor per round trip while scanning."""
+
+T = TypeVar("T")
 
 
 class SQLConnector(Connector):
@@ -93,11 +110,12 @@ class SQLConnector(Connector):
         self._backend = backend(self._url)
         self._statements = 0
         self._engine = create_read_only_engine(options, name, self._count)
-        self._background: set[asyncio.Task[None]] = set()
         size = options.max_batch_size or BATCH_LIMITS.get(self._backend, DEFAULT_BATCH)
         self._capabilities = replace(self.default_capabilities, max_batch_size=size)
         self._max_overflow = options.max_overflow
         self._direct: DirectSQLite | None = None
+        if self._backend == "sqlite":
+            stop_when_abandoned(self._engine)
         if self._backend == "sqlite" and options.sqlite_direct and not options.echo:
             self._direct = DirectSQLite(
                 self._engine,
@@ -276,17 +294,17 @@ class SQLConnector(Connector):
     ) -> AsyncGenerator[Sequence[Any], None]:
         """The direct path's scan: one hop when the limit fits in a chunk."""
         if limit is not None and limit <= STREAM_CHUNK:
-            async with self._deadline(session):
+            async with self._bounded():
                 rows = await session.all(stmt, params)
             yield rows
             return
-        async with self._deadline(session):
+        async with self._bounded():
             rows = await session.first_chunk(stmt, STREAM_CHUNK, params)
         while rows:
             yield rows
             if len(rows) < STREAM_CHUNK:
                 return
-            async with self._deadline(session):
+            async with self._bounded():
                 rows = await session.chunk(STREAM_CHUNK)
 
     async def _streamed_chunks(
@@ -301,10 +319,11 @@ class SQLConnector(Connector):
                 await conn.execution_options(
                     isolation_level="READ COMMITTED", postgresql_readonly=True
                 )
-            async with self._deadline(session):
-                result = await conn.stream(stmt.execution_options(yield_per=STREAM_CHUNK))
+            streamed = stmt.execution_options(yield_per=STREAM_CHUNK)
+            async with self._bounded():
+                result = await session.locked_retry(lambda: conn.stream(streamed))
             while True:
-                async with self._deadline(session):
+                async with self._bounded():
                     rows = await result.fetchmany(STREAM_CHUNK)
                 if not rows:
                     exhausted = True
@@ -410,7 +429,11 @@ class SQLConnector(Connector):
             async with self._bounded():
                 conn = await self._engine.connect().start()
             try:
-                yield _AlchemySession(conn, self._interrupt)
+                watch = ready_watch(conn) if self._backend == "sqlite" else None
+                if watch is None and self._backend == "sqlite":
+                    async with self._bounded():  # a new connection's setup: three hops
+                        watch = await new_watch(conn)
+                yield _AlchemySession(conn, watch)
             finally:
                 await conn.close()
         except Exception as exc:
@@ -439,41 +462,12 @@ class SQLConnector(Connector):
         self, session: Session, stmt: ClauseElement, params: Mapping[str, Any] | None
     ) -> Sequence[Any]:
         """Every row of one statement, bounded by ``options.timeout`` and the
-        request's deadline (:meth:`_deadline`; the direct path bounds it itself,
+        request's deadline (:meth:`_bounded`; the direct path bounds it itself,
         without a timer per statement)."""
         if isinstance(session, DirectSession):
             return await session.all(stmt, params, self.options.timeout)
-        async with self._deadline(session):
+        async with self._bounded():
             return await session.all(stmt, params)
-
-    def _deadline(self, session: Session) -> AbstractAsyncContextManager[object]:
-        """:meth:`_bounded` for what runs inside; SQLite's query is interrupted too.
-
-        Cancelling the await does not stop SQLite's worker thread, which
-        would finish the query before the connection can be released.
-        """
-        if self._backend != "sqlite" or isinstance(session, DirectSession):
-            # the direct path interrupts a statement it stops waiting for itself
-            return _Bounded(self.name, self.options.timeout)
-        assert isinstance(session, _AlchemySession)
-        return self._interrupting(session)
-
-    @asynccontextmanager
-    async def _interrupting(self, session: _AlchemySession) -> AsyncIterator[None]:
-        async with self._bounded() as scope:
-            interrupt = await session.interrupter()
-            when = scope.when()
-            assert when is not None
-            handle = asyncio.get_running_loop().call_at(when, interrupt)
-            try:
-                yield
-            finally:
-                handle.cancel()
-
-    def _interrupt(self, driver: Any) -> None:
-        task = asyncio.get_running_loop().create_task(driver.interrupt())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     async def _explain(
         self, exc: BaseException, table: str, columns: Sequence[str]
@@ -517,17 +511,21 @@ class SQLConnector(Connector):
 class _AlchemySession:
     """A connection of SQLAlchemy's async engine lent to one operation."""
 
-    def __init__(self, conn: AsyncConnection, spawn: Callable[[Any], None]) -> None:
+    def __init__(self, conn: AsyncConnection, watch: Watch | None) -> None:
         self.conn = conn
-        self._spawn = spawn
+        self.watch = watch
+        """SQLite's (:mod:`connectors.sql.engine_sqlite`); None on other engines."""
 
     async def all(self, stmt: Any, params: Mapping[str, Any] | None = None) -> Sequence[Any]:
-        rows: Sequence[Any] = (await self.conn.execute(stmt, params)).all()
+        result = await self.locked_retry(lambda: self.conn.execute(stmt, params))
+        rows: Sequence[Any] = result.all()
         return rows
 
-    async def interrupter(self) -> Callable[[], None]:
-        driver = (await self.conn.get_raw_connection()).driver_connection
-        return lambda: self._spawn(driver)
+    def locked_retry(self, start: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """``start()``; on SQLite tried again while the file is locked."""
+        if self.watch is None:
+            return start()
+        return waiting_for_locks(start, self.watch.busy_wait)
 
 
 Session = DirectSession | _AlchemySession
