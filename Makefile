@@ -36,8 +36,11 @@ typecheck: $(STAMP)
 layers: $(STAMP)
 	$(BIN)/lint-imports
 
+# pytest-xdist: one worker per core by default; each test file stays on one worker
+# (module fixtures such as a loaded database are built once). PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= auto
 pytest: $(STAMP) $(EXAMPLE_STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 plugin-example: $(EXAMPLE_STAMP)
 	$(BIN)/mypy --strict $(EXAMPLE)/custview_csv $(EXAMPLE)/tests
@@ -45,11 +48,13 @@ plugin-example: $(EXAMPLE_STAMP)
 
 test: lint typecheck layers plugin-example pytest
 
-# e.g. make bench BENCH_HOT_ARGS="--million" (adds 1M customers) or "--quick --no-http"
+# e.g. make bench BENCH_HOT_ARGS="--million" (adds 1M customers) or "--quick --no-http";
+# BENCH_EXPORT_ARGS="--sizes 1000000 --workers 0 2" measures exports at the goal's size.
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench.hot $(BENCH_HOT_ARGS)
 	$(BIN)/python -m tests.bench.sqlite_driver
 	$(BIN)/python -m tests.bench.run
+	$(BIN)/python -m tests.bench.export $(BENCH_EXPORT_ARGS)
 	$(BIN)/python -m tests.bench.identity
 	$(BIN)/python -m tests.bench.planner
 
