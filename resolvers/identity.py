@@ -25,7 +25,6 @@ sources keep it, so the person's other records stay hidden too.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from resolvers.model import MemberSpec, UnifiedModel
 from resolvers.normalize import NORMALIZERS
 from resolvers.records import Record, RecordRef
 from resolvers.registry import IdentityRegistry
+from resolvers.tasks import settled
 
 _T = TypeVar("_T")
 
@@ -454,17 +454,12 @@ class Stitcher:
         for lookup in lookups:
             tables[lookup.member.id].append(lookup)
         groups = list(tables.values())
-        looking = (self._lookup(g) for g in groups)
-        read: list[list[list[Row]] | BaseException]
-        if fetches:
-            looked, read = await asyncio.gather(
-                asyncio.gather(*looking, return_exceptions=True),
-                asyncio.gather(
-                    *(self.fetch(m, keys) for m, keys in fetches), return_exceptions=True
-                ),
-            )
-        else:  # no linked record to fetch (the usual round): no gather for them
-            looked, read = await asyncio.gather(*looking, return_exceptions=True), []
+        # every lookup, then every fetch, at once (the first in this task)
+        results = await settled(
+            [*(self._lookup(g) for g in groups), *(self.fetch(m, keys) for m, keys in fetches)]
+        )
+        looked: list[list[list[list[Row]]] | BaseException] = results[: len(groups)]
+        read: list[list[list[Row]] | BaseException] = results[len(groups) :]
         found: list[tuple[Record, KeyNode]] = []
         fetched: list[Record] = []
         for group, result in zip(groups, looked, strict=True):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+import types
+from collections.abc import Awaitable, Generator, Sequence
 from typing import Any
 
 
@@ -24,3 +25,74 @@ async def gather_or_cancel(*work: Awaitable[Any]) -> list[Any]:
         for task in tasks:
             task.cancel()
         raise
+
+
+async def settled(work: Sequence[Awaitable[Any]]) -> list[Any]:
+    """``asyncio.gather(*work, return_exceptions=True)``, without a task for work
+    that answers at once: each awaitable is started in the caller's task in turn;
+    the first that has to wait goes on there, and the ones after it then start in
+    tasks of their own (as gather would have started them, in order). A source call
+    answered on the loop's thread (a SQLite read run inline) costs its task, and
+    the loop's turn to run it, more than its statement.
+
+    An exception is its awaitable's result, as gather's are; a cancellation of the
+    caller cancels the tasks started and closes the awaitables not started."""
+    results: list[Any] = []
+    for at, awaitable in enumerate(work):
+        steps = awaitable.__await__()
+        try:
+            waiting = steps.send(None)
+        except StopIteration as done:
+            results.append(done.value)
+            continue
+        except Exception as exc:
+            results.append(exc)
+            continue
+        except BaseException:
+            _close(work[at + 1 :])
+            raise
+        rest = work[at + 1 :]
+        others = asyncio.gather(*rest, return_exceptions=True) if rest else None
+        try:
+            results.append(await _rest_of(steps, waiting))
+        except Exception as exc:
+            results.append(exc)
+        except BaseException:
+            if others is not None:
+                others.cancel()
+            raise
+        if others is not None:
+            results += await others
+        break
+    return results
+
+
+@types.coroutine
+def _rest_of(steps: Generator[Any, Any, Any], waiting: Any) -> Generator[Any, Any, Any]:
+    """What ``await`` does with an awaitable whose first step was taken and gave
+    ``waiting``: the rest of its steps, each value sent and exception thrown to it
+    passed on (``yield from``, its first step written out)."""
+    while True:
+        try:
+            sent = yield waiting
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as exc:
+            try:
+                waiting = steps.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                waiting = steps.send(sent)
+            except StopIteration as done:
+                return done.value
+
+
+def _close(work: Sequence[Awaitable[Any]]) -> None:
+    """Awaitables that will never be awaited: coroutines closed (no warning)."""
+    for awaitable in work:
+        close = getattr(awaitable, "close", None)
+        if close is not None:
+            close()

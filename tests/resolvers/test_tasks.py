@@ -1,0 +1,112 @@
+"""settled: gather(return_exceptions=True) without tasks for work that answers at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from resolvers.tasks import settled
+
+
+class Work:
+    """Awaitables that note where (which task) and in which order they start."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.tasks: dict[str, asyncio.Task[object] | None] = {}
+
+    async def __call__(self, name: str, waits: bool = False, fails: bool = False) -> str:
+        self.started.append(name)
+        self.tasks[name] = asyncio.current_task()
+        if waits:
+            await asyncio.sleep(0.01)
+        if fails:
+            raise ValueError(name)
+        return name
+
+
+async def test_work_answering_at_once_runs_in_the_callers_task_in_turn() -> None:
+    work = Work()
+    results = await settled([work("a"), work("b", fails=True), work("c")])
+    assert results[0] == "a" and results[2] == "c"
+    assert isinstance(results[1], ValueError) and str(results[1]) == "b"
+    assert work.started == ["a", "b", "c"]
+    assert set(work.tasks.values()) == {asyncio.current_task()}, "no task of their own"
+    assert await settled([]) == []
+
+
+async def test_after_the_first_that_waits_the_rest_start_in_tasks_in_order() -> None:
+    work = Work()
+    caller = asyncio.current_task()
+    results = await settled(
+        [work("a"), work("b", waits=True), work("c", waits=True), work("d", fails=True)]
+    )
+    assert results[:3] == ["a", "b", "c"] and isinstance(results[3], ValueError)
+    assert work.started == ["a", "b", "c", "d"], "each starts in turn, as gather starts them"
+    assert work.tasks["a"] is caller and work.tasks["b"] is caller, "b goes on where it began"
+    assert work.tasks["c"] is not caller and work.tasks["d"] is not caller
+    assert work.tasks["c"] is not work.tasks["d"], "at once: each in a task of its own"
+
+
+async def test_waits_of_a_bare_yield_and_errors_after_waiting_are_passed_through() -> None:
+    async def yields_then_fails() -> None:
+        await asyncio.sleep(0)  # a bare yield to the loop, not a future
+        await asyncio.sleep(0.001)
+        raise KeyError("late")
+
+    async def answers() -> int:
+        await asyncio.sleep(0)
+        return 2
+
+    first, second = await settled([yields_then_fails(), answers()])
+    assert isinstance(first, KeyError) and second == 2
+
+
+async def test_a_cancellation_reaches_the_work_going_on_in_the_callers_task() -> None:
+    """As a deadline's cut does it: the caller's task is cancelled and the work
+    that waits in it turns the cancellation into its own error."""
+    caller = asyncio.current_task()
+    assert caller is not None
+
+    async def cut_short() -> None:
+        asyncio.get_running_loop().call_later(0.01, caller.cancel)
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            caller.uncancel()
+            raise TimeoutError("cut") from None
+
+    async def answers() -> int:
+        await asyncio.sleep(0.02)
+        return 2
+
+    first, second = await settled([cut_short(), answers()])
+    assert isinstance(first, TimeoutError) and second == 2
+
+
+async def test_a_cancelled_caller_cancels_the_tasks_and_closes_what_never_started() -> None:
+    gate = asyncio.Event()
+    others: list[asyncio.Task[object] | None] = []
+
+    async def holds() -> None:
+        others.append(asyncio.current_task())
+        await gate.wait()
+
+    caller = asyncio.create_task(settled([holds(), holds(), holds()]))
+    await asyncio.sleep(0.01)
+    assert len(others) == 3
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await asyncio.sleep(0)
+    assert others[0] is caller
+    assert all(t is not None and t.cancelled() for t in others[1:])
+
+    async def interrupted() -> None:
+        raise asyncio.CancelledError
+
+    never = holds()
+    with pytest.raises(asyncio.CancelledError):
+        await settled([interrupted(), never])
+    assert never.cr_frame is None, "closed, never awaited"
