@@ -30,13 +30,19 @@ on the loop's own thread, when its connection's thread has nothing queued,
 within the pool's inline budget (option ``sqlite_inline_budget``;
 :mod:`connectors.sql.inline`); one stopped at the budget goes to the
 connection's thread as before, and a stream (an export's scan) always runs
-there. A statement run inline waits for no lock:
-sqlite3's busy wait (5 s by default) never calls the progress handler, so
-the loop's runs have a busy timeout of 0, and one that finds a writer's lock
-goes to the thread, whose busy timeout is the connection's own. Cancellation
-and timeouts need nothing new: a caller cannot leave while the loop runs its
-statement, and the budget is cut to the statement's timeout and the
-request's deadline.
+there. A statement run inline waits for no lock: one that finds a writer's lock
+goes to the thread. Cancellation and timeouts need nothing new: a caller cannot
+leave while the loop runs its statement, and the budget is cut to the
+statement's timeout and the request's deadline.
+
+sqlite3's busy wait (5 s by default) calls neither the progress handler nor
+honours ``interrupt()``, so a statement that met a writer's lock held its
+connection's thread for the whole busy timeout, whether or not its caller still
+waited, and the connection's next user waited behind it. The connections run
+with a busy timeout of 0: the thread tries a statement that finds the file
+locked again, within the connection's own busy timeout, and stops once its
+caller left (:meth:`_Worker.retried`, :mod:`connectors.sql.locks`). The tries
+again are the same text, past the engine's listeners once: counted once.
 
 The pool keeps ``pool_size`` connections open; up to ``max_overflow`` more
 open when callers need them and close once none of them has been needed for
@@ -50,6 +56,7 @@ from __future__ import annotations
 import asyncio
 import math
 import sqlite3
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -65,6 +72,7 @@ from connectors.serial import SerialThread
 from connectors.sql import inline
 from connectors.sql.compiled import CompiledStatements
 from connectors.sql.engine import read_only_url
+from connectors.sql.locks import lock_waits, locked
 
 T = TypeVar("T")
 ABANDON_STEPS = 10_000
@@ -83,13 +91,15 @@ class _Worker(SerialThread):
     def __init__(self, generation: int) -> None:
         self.generation = generation
         self.connection: sqlite3.Connection | None = None
-        self.busy_wait_ms = 0
-        """The connection's busy timeout as opened (ms): how long a statement on its
-        thread waits for a writer's lock on the file."""
-        self.waits = True
-        """Whether that busy timeout and :meth:`watch`'s progress handler are in force
-        (a statement run inline waits for no lock and has the inline budget's
-        handler: both are put back by the thread's next job)."""
+        self.busy_wait = 0.0
+        """The connection's busy timeout as opened (seconds): how long a statement on
+        its thread waits for a writer's lock on the file, between tries of
+        :meth:`retried` (the connection itself runs with a busy timeout of 0)."""
+        self.watched = True
+        """Whether :meth:`watch`'s progress handler is in force (a statement run
+        inline has the inline budget's: the thread's next job puts it back)."""
+        self._woken = threading.Event()
+        """Set by :meth:`interrupt`: the caller left, :meth:`retried` stops waiting."""
         super().__init__("custview-sqlite")
 
     def watch(self, connection: sqlite3.Connection) -> None:
@@ -99,27 +109,44 @@ class _Worker(SerialThread):
         connection.set_progress_handler(self.abandoned, ABANDON_STEPS)
 
     def _before(self) -> None:
-        if not self.waits and self.connection is not None:
-            self.connection.execute(f"PRAGMA busy_timeout = {int(self.busy_wait_ms)}")
+        if not self.watched and self.connection is not None:
             self.watch(self.connection)
-            self.waits = True
+            self.watched = True
 
     def _after(self) -> None:
         if self.connection is not None:
             self.connection.close()
 
-    def without_waiting(self, connection: sqlite3.Connection) -> None:
-        """No busy wait for the statement the loop's thread runs next: sqlite3's busy
-        handler sleeps without calling the progress handler, so a writer holding the
-        file's lock would hold the loop for the whole busy timeout (5 s by default)."""
-        if self.waits:
-            connection.execute("PRAGMA busy_timeout = 0")
-            self.waits = False
+    def retried(self, work: Callable[[], T]) -> T:
+        """``work()`` (on the thread), tried again while a writer holds the file's
+        lock, after sleeps like SQLite's busy handler's, for at most the connection's
+        busy timeout (:mod:`connectors.sql.locks`), and no longer once the caller
+        left: sqlite3's own busy wait stops for neither the progress handler nor
+        ``interrupt()``, and held the thread (and its next user) to its end."""
+        try:
+            return work()
+        except sqlite3.OperationalError as exc:
+            if not locked(exc):
+                raise
+            last = exc
+        self._woken.clear()  # before the look: a caller leaving after it sets it
+        for delay in lock_waits(self.busy_wait):
+            if self.abandoned() or self._woken.wait(delay) or self.abandoned():
+                break
+            try:
+                return work()
+            except sqlite3.OperationalError as exc:
+                if not locked(exc):
+                    raise
+                last = exc
+        raise last
 
     def interrupt(self) -> None:
-        """Stop the statement running on the connection, if any (thread-safe)."""
+        """Stop the statement running on the connection, if any, or the wait for a
+        lock between its tries (thread-safe)."""
         if self.connection is not None:
             self.connection.interrupt()
+        self._woken.set()
 
 
 def _time_out(future: asyncio.Future[Any]) -> None:
@@ -190,7 +217,7 @@ class DirectSession:
         assert connection is not None
         rows, seconds = self._inline(connection, sql, args, shape, seconds)
         if rows is None:
-            work = partial(inline.fetch_all, connection, sql, args)
+            work = partial(self.worker.retried, partial(inline.fetch_all, connection, sql, args))
             if limit is None:
                 rows = await self._call(work)
             else:
@@ -220,7 +247,7 @@ class DirectSession:
         budget = min(runner.inline_budget, seconds)
         if budget <= 0 or not self.worker.idle() or not runner.slow.may_inline(shape):
             return None, seconds
-        self.worker.without_waiting(connection)
+        self.worker.watched = False  # the inline budget's progress handler replaces it
         started, cpu = time.perf_counter(), time.thread_time()
         rows, stopped = inline.fetch_within(connection, sql, args, budget)
         took = time.perf_counter() - started
@@ -249,7 +276,7 @@ class DirectSession:
             self.cursor = connection.execute(sql, args)
             return self.cursor.fetchmany(size)
 
-        rows = await self._call(start)
+        rows = await self._call(partial(self.worker.retried, start))
         self._runner.executed(sql, args)
         return rows
 
@@ -357,7 +384,9 @@ class DirectSQLite:
             connection = self._connect()
             try:
                 connection.execute("PRAGMA query_only = ON")
-                (worker.busy_wait_ms,) = connection.execute("PRAGMA busy_timeout").fetchone()
+                (busy_ms,) = connection.execute("PRAGMA busy_timeout").fetchone()
+                connection.execute("PRAGMA busy_timeout = 0")  # waited between tries
+                worker.busy_wait = busy_ms / 1000
                 worker.watch(connection)
             except BaseException:
                 connection.close()

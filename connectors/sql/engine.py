@@ -18,7 +18,9 @@ transaction because server-side cursors need one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +34,20 @@ from connectors.sql.options import SQLOptions
 from connectors.sql.readonly import check_statement
 
 StatementHook = Callable[[], None]
+
+_retrying: ContextVar[bool] = ContextVar("custview_sql_retrying", default=False)
+
+
+@contextmanager
+def retrying() -> Iterator[None]:
+    """The statements executed inside are tries again of one already sent (SQLite's
+    locked file, :mod:`connectors.sql.locks`): the read-only guard checks each, but
+    the statement count and explain's plan have it once."""
+    token = _retrying.set(True)
+    try:
+        yield
+    finally:
+        _retrying.reset(token)
 
 
 def backend(url: URL) -> str:
@@ -77,8 +93,9 @@ def create_read_only_engine(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
         check_statement(statement, source)
-        on_statement()
-        sent(statement)
+        if not _retrying.get():
+            on_statement()
+            sent(statement)
 
     tag = options.request_id_comment
     if tag is None:

@@ -21,13 +21,14 @@ default; a lookup with a 0.3 s timeout answered after 5 s). Python's ``sqlite3``
 has no busy-handler hook, so these connections run with a busy timeout of 0 and
 a statement that finds the file locked is tried again from the loop, after
 sleeps like SQLite's own busy handler's, within the connection's own busy
-timeout: a timeout, the request's deadline or a cancel ends the wait at once.
+timeout (:mod:`connectors.sql.locks`; the direct path tries again on the
+connection's thread): a timeout, the request's deadline or a cancel ends the
+wait at once. The tries again pass the read-only guard but are not counted again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -37,13 +38,12 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from connectors.sql.direct import ABANDON_STEPS
+from connectors.sql.engine import retrying
+from connectors.sql.locks import lock_waits, locked
 
 T = TypeVar("T")
 _WATCH = "custview.watch"
 """The key of a connection's :class:`Watch` in its pool entry's ``info``."""
-LOCK_RETRY_DELAYS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.025, 0.025, 0.05, 0.05)
-"""Seconds between tries while the file is locked (then 0.1 s each), as SQLite's
-own busy handler sleeps."""
 
 
 class Watch:
@@ -101,27 +101,21 @@ async def new_watch(conn: AsyncConnection) -> Watch:
 
 async def waiting_for_locks(start: Callable[[], Awaitable[T]], busy_wait: float) -> T:
     """``start()``, tried again while the file is locked, for at most ``busy_wait``
-    seconds of sleeps on the loop."""
-    waited = 0.0
-    tries = 0
-    while True:
-        try:
-            return await start()
-        except OperationalError as exc:
-            if not _locked(exc) or waited >= busy_wait:
-                raise
-        delay = LOCK_RETRY_DELAYS[tries] if tries < len(LOCK_RETRY_DELAYS) else 0.1
-        delay = min(delay, busy_wait - waited)
-        tries += 1
-        await asyncio.sleep(delay)
-        waited += delay
-
-
-def _locked(exc: OperationalError) -> bool:
-    orig = exc.orig
-    code = getattr(orig, "sqlite_errorcode", None)
-    return (
-        isinstance(orig, sqlite3.OperationalError)
-        and code is not None
-        and (code & 0xFF == sqlite3.SQLITE_BUSY)
-    )
+    seconds of sleeps on the loop (:mod:`connectors.sql.locks`); the tries again are
+    counted as the first one's (:func:`~connectors.sql.engine.retrying`)."""
+    try:
+        return await start()
+    except OperationalError as exc:
+        if not locked(exc):
+            raise
+        last = exc
+    with retrying():
+        for delay in lock_waits(busy_wait):
+            await asyncio.sleep(delay)
+            try:
+                return await start()
+            except OperationalError as exc:
+                if not locked(exc):
+                    raise
+                last = exc
+    raise last

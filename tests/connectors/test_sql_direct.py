@@ -432,7 +432,7 @@ async def test_a_statement_abandoned_as_its_thread_picked_it_up_is_stopped(
         assert connector._direct is not None
         if inline_first:  # the inline budget's progress handler, then the thread's job
             assert await connector.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
-            assert not connector._direct._idle[0].waits
+            assert not connector._direct._idle[0].watched
         session = await connector._direct.acquire()
         worker, connection = session.worker, session.worker.connection
         assert connection is not None
@@ -728,6 +728,90 @@ async def test_the_thread_waits_for_a_lock_the_loop_gave_up_on(
         assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
         assert time.perf_counter() - started >= 0.15, "it waited for the writer"
         assert ran_on[-1] != threading.get_ident()
+    finally:
+        writer.close()
+        await connector.aclose()
+
+
+async def tries_past(ran_on: list[int], count: int) -> None:
+    """Until more than ``count`` statements were tried (the caller's hang guard
+    bounds the wait)."""
+    while True:
+        if len(ran_on) > count:
+            return
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("leaves", ["deadline", "cancel"])
+async def test_a_lookup_that_left_frees_its_connection_though_the_file_stays_locked(
+    tmp_path: Path, ran_on: list[int], leaves: str
+) -> None:
+    """sqlite3's busy wait stops for neither the progress handler nor ``interrupt()``:
+    a lookup whose caller left (its deadline, a cancel) held its connection's thread
+    for the whole busy timeout (30 s here), and the next lookup waited behind it. The
+    thread waits for a lock between tries of its own, which end once the caller left:
+    the next lookup is tried at once, while the writer still holds the lock, and
+    answers once the writer is gone."""
+    path = nine_people(tmp_path / "held.db")
+    url = f"sqlite+aiosqlite:///{path}?timeout=30"
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=url, timeout=30, pool_size=1, max_overflow=0)
+    )
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        assert await connector.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
+        writer.execute("BEGIN EXCLUSIVE")
+        async with asyncio.timeout(10):  # a hang guard: the busy wait took 30
+            if leaves == "deadline":
+                with deadline_scope(0.3), pytest.raises(DeadlineExceeded):
+                    await connector.lookup_many("people", "id", [2], ["id"])
+            else:
+                tried = len(ran_on)
+                left = asyncio.create_task(connector.lookup_many("people", "id", [2], ["id"]))
+                await tries_past(ran_on, tried + 1)  # tried inline, then on the thread
+                left.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await left
+            tried = len(ran_on)
+            following = asyncio.create_task(connector.lookup_many("people", "id", [3], ["id"]))
+            await tries_past(ran_on, tried)  # not queued behind the abandoned lookup's wait
+            writer.execute("ROLLBACK")
+            assert await following == [[{"id": 3}]]
+        assert connector.pool_usage() == (0, 1)
+    finally:
+        writer.close()
+        await connector.aclose()
+
+
+@pytest.mark.parametrize("how", ["lookup", "scan"])
+async def test_a_lock_released_within_the_timeout_is_waited_for_and_counted_once(
+    tmp_path: Path, ran_on: list[int], how: str
+) -> None:
+    """The connection's thread tries again while a writer holds the lock (its own busy
+    timeout is 0), within the connection's busy timeout; the statement passed the
+    engine's listeners once, so it is counted once."""
+    path = nine_people(tmp_path / "briefly_held.db")
+    connector = SQLConnector(
+        "people_db",
+        SQLOptions(url=f"sqlite+aiosqlite:///{path}", timeout=5, pool_size=1, max_overflow=0),
+    )
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        assert await connector.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
+        writer.execute("BEGIN EXCLUSIVE")
+        sent, tried = connector.statements, len(ran_on)
+        asyncio.get_running_loop().call_later(0.2, writer.execute, "ROLLBACK")
+        if how == "lookup":
+            assert await connector.lookup_many("people", "id", [2], ["id"]) == [[{"id": 2}]]
+            assert len(ran_on) > tried + 2, "inline, on the thread, and again there"
+        else:
+            rows = [row async for row in connector.scan(ScanRequest("people", ["id"]))]
+            assert len(rows) == 9
+        assert connector.statements == sent + 1, "counted once"
+        assert connector._direct is not None
+        connection = connector._direct._idle[0].connection
+        assert connection is not None
+        assert connection.execute("PRAGMA busy_timeout").fetchone() == (0,)
     finally:
         writer.close()
         await connector.aclose()
