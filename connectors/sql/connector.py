@@ -363,10 +363,13 @@ class SQLConnector(Connector):
     async def health(self, tables: Sequence[str] = ()) -> Health:
         try:
             async with self._bounded(), self._engine.connect() as conn:
+                watch = await self._watch(conn)
                 started = time.perf_counter()
-                await conn.execute(select(1))
+                await _locks_waited(watch, lambda: conn.execute(select(1)))
                 latency = (time.perf_counter() - started) * 1000
-                found = await conn.run_sync(self._existing_tables, list(tables))
+                found = await _locks_waited(
+                    watch, lambda: conn.run_sync(self._existing_tables, list(tables))
+                )
         except ConnectorError as exc:
             return Health(ok=False, detail=exc.reason)
         except Exception as exc:
@@ -442,6 +445,13 @@ class SQLConnector(Connector):
                 raise
             raise failure from exc
 
+    async def _watch(self, conn: AsyncConnection) -> Watch | None:
+        """SQLite's watch of ``conn`` (:mod:`.engine_sqlite`), set up on its first use;
+        None on other engines."""
+        if self._backend != "sqlite":
+            return None
+        return ready_watch(conn) or await new_watch(conn)
+
     async def _failed(
         self, exc: Exception, table: str, columns: Sequence[str]
     ) -> ConnectorError | None:
@@ -476,7 +486,10 @@ class SQLConnector(Connector):
         if is_schema_error(exc):
             try:
                 async with self._bounded(), self._engine.connect() as conn:
-                    mismatch = await conn.run_sync(self._find_missing, table, list(columns))
+                    watch = await self._watch(conn)
+                    mismatch = await _locks_waited(
+                        watch, lambda: conn.run_sync(self._find_missing, table, list(columns))
+                    )
             except Exception:
                 mismatch = None
             if mismatch is not None:
@@ -523,9 +536,14 @@ class _AlchemySession:
 
     def locked_retry(self, start: Callable[[], Awaitable[T]]) -> Awaitable[T]:
         """``start()``; on SQLite tried again while the file is locked."""
-        if self.watch is None:
-            return start()
-        return waiting_for_locks(start, self.watch.busy_wait)
+        return _locks_waited(self.watch, start)
+
+
+def _locks_waited(watch: Watch | None, start: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+    """``start()``; with a SQLite ``watch`` tried again while the file is locked."""
+    if watch is None:
+        return start()
+    return waiting_for_locks(start, watch.busy_wait)
 
 
 Session = DirectSession | _AlchemySession

@@ -36,6 +36,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import await_only
 
 from connectors.sql.direct import ABANDON_STEPS
 from connectors.sql.engine import retrying
@@ -44,6 +45,8 @@ from connectors.sql.locks import lock_waits, locked
 T = TypeVar("T")
 _WATCH = "custview.watch"
 """The key of a connection's :class:`Watch` in its pool entry's ``info``."""
+_BUSY_WAIT = "custview.busy_wait"
+"""The key of a connection's own busy timeout (seconds) in its pool entry's ``info``."""
 
 
 class Watch:
@@ -74,6 +77,12 @@ def stop_when_abandoned(engine: AsyncEngine) -> None:
             watch: Watch | None = context.connection.info.get(_WATCH)
             if watch is not None:
                 watch.left = True
+            # A statement SQLite runs as one step (a whole-table count(*)) never
+            # reaches the progress handler; interrupt() stops it (a no-op when
+            # none runs), so the close behind it does not hold the caller.
+            driver = context.connection.connection.driver_connection
+            if driver is not None:
+                await_only(driver.interrupt())
 
 
 def ready_watch(conn: AsyncConnection) -> Watch | None:
@@ -84,16 +93,20 @@ def ready_watch(conn: AsyncConnection) -> Watch | None:
 
 async def new_watch(conn: AsyncConnection) -> Watch:
     """A watch for ``conn``, on its first use or after a caller left (the new handler
-    is queued after the abandoned statement, which still sees its own)."""
-    watch: Watch | None = conn.info.get(_WATCH)
+    is queued after the abandoned statement, which still sees its own).
+
+    The connection's own busy timeout is kept in its pool entry before SQLite's is
+    set to 0, so a setup cut short by a cancel (the hops run all the same) leaves
+    the next one knowing how long to wait for a writer's lock."""
     driver = (await conn.get_raw_connection()).driver_connection  # aiosqlite's
-    assert driver is not None
-    if watch is None:
+    if driver is None:
+        raise RuntimeError("the SQLite connection is closed")
+    busy_wait: float | None = conn.info.get(_BUSY_WAIT)
+    if busy_wait is None:
         ((busy_ms,),) = await driver.execute_fetchall("PRAGMA busy_timeout")
+        busy_wait = conn.info[_BUSY_WAIT] = busy_ms / 1000
         await driver.execute_fetchall("PRAGMA busy_timeout = 0")
-        watch = Watch(busy_ms / 1000)
-    else:
-        watch = Watch(watch.busy_wait)
+    watch = Watch(busy_wait)
     await driver.set_progress_handler(watch.abandoned, ABANDON_STEPS)
     conn.info[_WATCH] = watch
     return watch

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from connectors import Connector, ScanRequest
+from connectors import Aggregate, Connector, ScanRequest
 from connectors.errors import SourceTimeout
 from connectors.observe import ObservedConnector, observing
 from connectors.sql import SQLConnector, SQLOptions
+from connectors.sql.engine_sqlite import new_watch
 
 COUNTING = 1_000_000
 
@@ -165,3 +167,78 @@ async def test_a_lock_released_within_the_busy_timeout_is_waited_for(
     finally:
         writer.close()
         await connector.aclose()
+
+
+async def test_health_waits_for_a_lock_released_within_the_busy_timeout(database: Path) -> None:
+    """A pooled connection runs with SQLite's busy timeout at 0 (the loop waits):
+    health's table check on it waits for a writer's lock like a lookup does,
+    rather than reporting the source down."""
+    connector = engine_path(database, timeout=5)
+    writer = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    try:
+        assert await connector.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
+        writer.execute("BEGIN EXCLUSIVE")
+        asyncio.get_running_loop().call_later(0.2, writer.execute, "ROLLBACK")
+        health = await connector.health(["people", "nothing"])
+        assert (health.ok, health.tables) == (True, {"people": True, "nothing": False})
+    finally:
+        writer.close()
+        await connector.aclose()
+
+
+async def test_a_setup_cut_short_keeps_the_connections_busy_timeout(database: Path) -> None:
+    """new_watch's hops run on aiosqlite's thread even when its caller is cancelled:
+    cut short right after SQLite's busy timeout was set to 0, the next setup still
+    waits for locks within the connection's own 7 s, not 0."""
+    connector = engine_path(database, timeout=5, query="?timeout=7")
+    loop = asyncio.get_running_loop()
+    try:
+        async with connector.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            setup: asyncio.Task[Any] | None = None
+
+            def trace(statement: str) -> None:  # on aiosqlite's thread, as it starts
+                if statement == "PRAGMA busy_timeout = 0" and setup is not None:
+                    loop.call_soon_threadsafe(setup.cancel)
+
+            await driver.set_trace_callback(trace)
+            setup = asyncio.create_task(new_watch(conn))
+            with pytest.raises(asyncio.CancelledError):
+                await setup
+            await driver.set_trace_callback(None)
+            assert await driver.execute_fetchall("PRAGMA busy_timeout") == [(0,)]
+            assert (await new_watch(conn)).busy_wait == 7
+    finally:
+        await connector.aclose()
+
+
+async def test_a_timed_out_count_is_interrupted(tmp_path: Path) -> None:
+    """A whole-table count(*) is one step of SQLite's: the progress handler never
+    runs inside it, interrupt() stops it. Its caller's timeout ends the wait, not
+    the count (measured against the same count run to its end, in this test)."""
+    path = tmp_path / "many.db"
+    with sqlite3.connect(path) as setup:  # small pages: a count visits each of them
+        setup.execute("PRAGMA page_size = 512")
+        setup.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, pad BLOB)")
+        setup.execute(
+            "INSERT INTO people (pad) SELECT zeroblob(200) FROM (WITH RECURSIVE "
+            "c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 300000) SELECT n FROM c)"
+        )
+    counting = [Aggregate("count", alias="n")]
+    whole = engine_path(path, timeout=30)
+    cut = engine_path(path, timeout=0.005)
+    try:
+        assert await whole.aggregate("people", [], counting) == [{"n": 300_000}]
+        started = time.perf_counter()
+        assert await whole.aggregate("people", [], counting) == [{"n": 300_000}]
+        counted = time.perf_counter() - started
+        assert await cut.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
+        started = time.perf_counter()
+        with pytest.raises(SourceTimeout):
+            await cut.aggregate("people", [], counting)
+        waited = time.perf_counter() - started
+        assert waited < counted / 2, f"waited {waited:.3f} s for a {counted:.3f} s count"
+    finally:
+        await whole.aclose()
+        await cut.aclose()
