@@ -59,7 +59,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -123,23 +123,19 @@ class _Worker(SerialThread):
         busy timeout (:mod:`connectors.sql.locks`), and no longer once the caller
         left: sqlite3's own busy wait stops for neither the progress handler nor
         ``interrupt()``, and held the thread (and its next user) to its end."""
-        try:
-            return work()
-        except sqlite3.OperationalError as exc:
-            if not locked(exc):
-                raise
-            last = exc
-        self._woken.clear()  # before the look: a caller leaving after it sets it
-        for delay in lock_waits(self.busy_wait):
-            if self.abandoned() or self._woken.wait(delay) or self.abandoned():
-                break
+        waits: Iterator[float] | None = None
+        while True:
             try:
                 return work()
             except sqlite3.OperationalError as exc:
                 if not locked(exc):
                     raise
-                last = exc
-        raise last
+                if waits is None:
+                    self._woken.clear()  # before the look: a caller leaving after it sets it
+                    waits = iter(lock_waits(self.busy_wait))
+                delay = next(waits, None)
+                if delay is None or self.abandoned() or self._woken.wait(delay) or self.abandoned():
+                    raise
 
     def interrupt(self) -> None:
         """Stop the statement running on the connection, if any, or the wait for a
