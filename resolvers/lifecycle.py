@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext
+
+from connectors import ConnectorError
 
 Hook = tuple[Callable[..., Any], int, bool]
 """A part's hook function (unbound), the part's index, and whether it is async."""
@@ -334,9 +338,27 @@ class _Runner(SchemaExtensionsRunner):
         return _Stage(self.extensions[0], "on_execute")  # type: ignore[arg-type]
 
 
+_errors_log = logging.getLogger("strawberry.execution")
+
+
 class Schema(strawberry.Schema):
     """strawberry's schema; once :func:`combine` made its extensions one, their
-    stages are entered by :class:`_Runner`."""
+    stages are entered by :class:`_Runner`. A source's failure is logged as one
+    warning line per error (the failed call has its own line in
+    ``custview.source``), not as strawberry's error with a traceback."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        others = []
+        for error in errors:
+            if isinstance(error.original_error, ConnectorError):
+                where = ".".join(str(p) for p in error.path or ()) or "-"
+                _errors_log.warning("%s (at %s)", error.message, where)
+            else:
+                others.append(error)
+        if others:
+            super().process_errors(others, execution_context)
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -55,6 +56,30 @@ async def test_a_dead_source_gives_partial_data_and_one_error_naming_it(
             "/graphql", json={"query": QUERY, "variables": {"email": email}}
         )
         await _check(response)
+
+
+async def test_a_dead_source_is_logged_as_one_line_per_error_without_a_traceback(
+    demo_dir: Path, tmp_path: Path, demo_env: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "dead.yaml"
+    config.write_text(
+        DEMO_CONFIG.read_text().replace(
+            '"sqlite+aiosqlite:///${CUSTVIEW_DEMO_DIR:-demo-data}/support.db"', f'"{DEAD}"'
+        )
+    )
+    caplog.set_level(logging.WARNING)
+    async for client in serve_in_process(load_settings(config)):
+        response = await client.post(
+            "/graphql", json={"query": "{ customers(first: 3) { nodes { name tickets { id } } } }"}
+        )
+        assert response.status_code == 200
+        assert len(response.json()["errors"]) == 3
+    graphql = [r for r in caplog.records if r.name == "strawberry.execution"]
+    assert [r.levelno for r in graphql] == [logging.WARNING] * 3
+    assert all(r.exc_info is None for r in graphql), "an expected failure, not a bug"
+    assert graphql[0].getMessage().endswith("(at customers.nodes.0.tickets)")
+    assert "source 'support'" in graphql[0].getMessage()
+    assert "hunter2" not in caplog.text and "Traceback" not in caplog.text
 
 
 async def _check(response: httpx.Response) -> None:
