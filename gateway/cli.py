@@ -171,6 +171,14 @@ def demo(
     feedback_port: Annotated[
         int, typer.Option(help="Loopback port of the demo's feedback REST service.")
     ] = 8001,
+    sql_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Also serve SQL for BI tools (PostgreSQL wire protocol) on this port.",
+        ),
+    ] = None,
 ) -> None:
     """Generate the demo sources if missing and serve them with GraphiQL."""
     from gateway.serving import serve_demo
@@ -179,7 +187,13 @@ def demo(
         _generate(data_dir, customers, 42)
     os.environ["CUSTVIEW_DEMO_DIR"] = str(data_dir.resolve())
     os.environ.setdefault("CUSTVIEW_FEEDBACK_URL", f"http://127.0.0.1:{feedback_port}/api")
-    loaded = _settings(str(DEMO_CONFIG))
+    loaded = _with_sql_port(_settings(str(DEMO_CONFIG)), sql_port)
+    sql = loaded.settings.sql
+    sql_line = (
+        f"  SQL:       PGPASSWORD=demo-key psql -h {sql.host} -p {sql.port} -U bi custview\n"
+        if sql.enabled
+        else ""
+    )
 
     def banner() -> None:
         err.print(
@@ -188,11 +202,23 @@ def demo(
             f"  GraphiQL:  http://{host}:{port}/graphql\n"
             f"  health:    http://{host}:{port}/healthz  http://{host}:{port}/readyz\n"
             f"  feedback:  {os.environ['CUSTVIEW_FEEDBACK_URL']} (REST, read by custview)\n"
+            f"{sql_line}"
             f"Try these queries:\n{_examples(loaded)}\n",
             highlight=False,
         )
 
     serve_demo(loaded, host, port, data_dir, feedback_port, banner)
+
+
+def _with_sql_port(loaded: LoadedSettings, sql_port: int | None) -> LoadedSettings:
+    """``loaded`` with the SQL endpoint on at ``sql_port`` (unchanged without one)."""
+    if sql_port is None:
+        return loaded
+    sql = loaded.settings.sql.model_copy(update={"enabled": True, "port": sql_port})
+    settings = loaded.settings.model_copy(update={"sql": sql})
+    changed = LoadedSettings(loaded.path, settings, loaded.connectors)
+    changed.persisted = loaded.persisted
+    return changed
 
 
 def _demo_complete(data_dir: Path) -> bool:
