@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import unquote
 
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -56,7 +58,22 @@ def describe(exc: BaseException, url: URL) -> str:
     orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     lines = str(orig).strip().splitlines()
     text = f"{type(orig).__name__}: {lines[0]}" if lines else type(orig).__name__
+    if lines and lines[0] == "unable to open database file" and _missing_sqlite_file(url):
+        text += " (the configured SQLite file does not exist; custview never creates it)"
     return redact(text, _secrets(url))[:300]
+
+
+def _missing_sqlite_file(url: URL) -> bool:
+    """Whether ``url`` names a SQLite file that is not there (the path is not shown:
+    it may say more about the host than an error should)."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    if database.startswith("file:"):
+        database = unquote(database[len("file:") :].split("?", 1)[0])
+    if database in ("", ":memory:"):
+        return False
+    return not Path(database).exists()
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -573,6 +573,22 @@ async def test_unreachable_source_errors_carry_no_secrets(url: str) -> None:
     await asyncio.sleep(0.1)
 
 
+async def test_a_missing_sqlite_file_is_named_as_such_without_its_path(tmp_path: Path) -> None:
+    path = tmp_path / "s3cret" / "crm.db"
+    connector = SQLConnector("crm", SQLOptions(url=f"sqlite+aiosqlite:///{path}", timeout=3))
+    try:
+        health = await connector.health(["contacts"])
+        assert not health.ok
+        assert "the configured SQLite file does not exist" in health.detail
+        assert "s3cret" not in health.detail
+        with pytest.raises(SourceUnavailable, match="SQLite file does not exist"):
+            await connector.lookup_many("contacts", "id", [1], ["id"])
+    finally:
+        await connector.aclose()
+    assert not path.parent.exists(), "read-only: nothing is created"
+    await asyncio.sleep(0.1)  # aiosqlite's worker thread of the failed connect
+
+
 async def test_health(connector: SQLConnector) -> None:
     health = await connector.health(["people", "no_such_table"])
     assert health.ok
