@@ -253,8 +253,8 @@ class RESTConnector(Connector):
         except Exception as exc:
             reason = exc.reason if isinstance(exc, ConnectorError) else type(exc).__name__
             return Health(ok=False, detail=reason)
-        status = dict(zip(tables, found, strict=True))
-        missing = [t for t, ok in status.items() if not ok]
+        status = {t: why is None for t, why in zip(tables, found, strict=True)}
+        missing = [f"{t} ({why})" for t, why in zip(tables, found, strict=True) if why]
         detail = f"missing resources: {', '.join(missing)}" if missing else ""
         return Health(ok=True, latency_ms=latency, detail=detail, tables=status)
 
@@ -264,21 +264,24 @@ class RESTConnector(Connector):
             detail="sends GET requests only; what its credentials allow is not checked",
         )
 
-    async def _exists(self, table: str, deadline: float) -> bool:
+    async def _exists(self, table: str, deadline: float) -> str | None:
+        """None when ``table``'s resource answers, else why not (``not configured``,
+        ``GET /path: HTTP 401``: a refused credential is not a missing resource)."""
         res = self.options.resources.get(table)
         if res is None:
-            return False
+            return "not configured"
         params = dict(res.params)
         p = res.pagination
         size_param = getattr(p, "size_param", None) or getattr(p, "limit_param", None)
         if size_param:
             params[size_param] = "1"
         url = self._http.url(res.path)
+        what = f"resource '{table}'"
         try:
-            await self._http.get(url, params, what=f"resource '{table}'", deadline=deadline)
-        except ConnectorError:
-            return False
-        return True
+            await self._http.get(url, params, what=what, deadline=deadline)
+        except ConnectorError as exc:
+            return exc.reason.removeprefix(f"{what}: ")
+        return None
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -651,6 +651,24 @@ async def test_nothing_but_get_leaves_the_connector(conn: RESTConnector) -> None
 # --- health --------------------------------------------------------------------------------
 
 
+async def test_health_says_a_refused_credential_is_why_a_resource_is_missing(
+    base_url: str,
+) -> None:
+    c = make(
+        base_url,
+        health_path="/health",
+        auth={"type": "bearer", "token": "wr0ng-token"},
+        resources={"surveys": resource("/bearer/page", pagination=STYLES["page"])},
+    )
+    try:
+        health = await c.health(["surveys"])
+    finally:
+        await c.aclose()
+    assert health.tables == {"surveys": False}
+    assert health.detail == "missing resources: surveys (GET /api/bearer/page/surveys: HTTP 401)"
+    assert "wr0ng" not in health.detail
+
+
 async def test_health_reports_latency_and_resources(base_url: str) -> None:
     resources = {
         "surveys": resource("/open/page", pagination=STYLES["page"]),
@@ -663,5 +681,7 @@ async def test_health_reports_latency_and_resources(base_url: str) -> None:
         await c.aclose()
     assert health.ok and health.latency_ms is not None and health.latency_ms > 0
     assert health.tables == {"surveys": True, "gone": False, "unknown": False}
-    assert health.detail == "missing resources: gone, unknown"
+    assert health.detail == (
+        "missing resources: gone (GET /api/gone/surveys: HTTP 404), unknown (not configured)"
+    )
     assert "per_page=1" in STATE.queries()[1]
