@@ -163,12 +163,15 @@ class Federation:
         return member
 
     def tables(self) -> dict[str, list[str]]:
-        """Each source's tables the model reads (members and relations)."""
+        """Each source's tables the model reads (members, relations and business
+        accounts)."""
         tables: dict[str, set[str]] = {name: set() for name in self.connectors}
         for member in self.model.customer.members:
             tables[member.source].add(member.table)
         for rel in self.model.relations.values():
             tables[rel.source].add(rel.table)
+        for account in self.model.business.accounts if self.model.business else ():
+            tables[account.source].add(account.table)
         return {name: sorted(found) for name, found in tables.items()}
 
     async def sources(self) -> list[SourceStatus]:

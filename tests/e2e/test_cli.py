@@ -105,6 +105,20 @@ def test_unreachable_source_fails_check_with_its_name(tmp_path: Path, demo_dir: 
     assert rows["crm"]["reachable"] is True
 
 
+def test_check_reaches_the_business_account_tables_too(
+    tmp_path: Path, demo_dir: Path, feedback_url: str
+) -> None:
+    cfg = tmp_path / "accounts.yaml"
+    text = demo_yaml().replace("table: accounts", "table: acounts")
+    cfg.write_text(text.replace("crm.accounts", "crm.acounts"))
+    env = with_env(CUSTVIEW_DEMO_DIR=str(demo_dir), CUSTVIEW_FEEDBACK_URL=feedback_url)
+    result = run("check", "--config", str(cfg), "--json", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    rows = {row["source"]: row for row in json.loads(result.stdout)}
+    assert rows["crm"]["tables"]["acounts"] is False
+    assert rows["support"]["tables"]["organizations"] is True
+
+
 def test_an_unreachable_registry_fails_check_without_its_password(
     tmp_path: Path, demo_dir: Path, feedback_url: str
 ) -> None:
