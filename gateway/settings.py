@@ -208,11 +208,16 @@ def _dotted(path: tuple[str | int, ...]) -> str:
     return text
 
 
-def _interpolate(value: Any, path: tuple[str | int, ...], file: str) -> Any:
+def _interpolate(
+    value: Any,
+    path: tuple[str | int, ...],
+    file: str,
+    lines: dict[tuple[str | int, ...], int] | None = None,
+) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, (*path, k), file) for k, v in value.items()}
+        return {k: _interpolate(v, (*path, k), file, lines) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, (*path, i), file) for i, v in enumerate(value)]
+        return [_interpolate(v, (*path, i), file, lines) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -227,6 +232,7 @@ def _interpolate(value: Any, path: tuple[str | int, ...], file: str) -> Any:
             f"environment variable {name} is not set; export it or write ${{{name}:-default}}",
             file=file,
             path=_dotted(path),
+            line=(lines or {}).get(path),
         )
 
     return _INTERPOLATION.sub(replace, value)
@@ -293,7 +299,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
     path = config_path(explicit)
     file = str(path)
     raw, lines = _read(path)
-    data = _interpolate(raw, (), file)
+    data = _interpolate(raw, (), file, lines)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:

@@ -80,6 +80,8 @@ def test_missing_environment_variable_is_named_and_secrets_never_shown(tmp_path:
     env = {k: v for k, v in os.environ.items() if k != "CRM_URL"}
     result = run("check", "--config", str(cfg), env=env)
     assert_clean_failure(result, 2, "CRM_URL", "sources.crm.options.url")
+    line = cfg.read_text().splitlines().index('      url: "${CRM_URL}"') + 1
+    assert f"{cfg}:{line} at 'sources.crm.options.url'" in result.stderr, "its line too"
 
     secret_url = "postgresql+asyncpg://custview:s3cret-pw@127.0.0.1:1/crm"
     result = run("check", "--config", str(cfg), env=with_env(CRM_URL=secret_url))
