@@ -37,6 +37,7 @@ from connectors.errors import (
     SourceUnavailable,
     UnsupportedOperation,
 )
+from connectors.redaction import describe_error
 from connectors.registry import available, load, register, unregister
 from connectors.request_id import current_request_id
 
@@ -69,6 +70,7 @@ __all__ = [
     "WriteAccess",
     "available",
     "current_request_id",
+    "describe_error",
     "load",
     "register",
     "time_left",

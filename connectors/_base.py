@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from connectors.redaction import secret_values
+
 Row = dict[str, Any]
 """One source record: column name to value, as the source returned it."""
 
@@ -168,6 +170,12 @@ class ConnectorOptions(BaseModel):
 
     timeout: float = 10.0
     """Seconds one call to the source may take."""
+
+    def secrets(self) -> list[str]:
+        """Every value of these options that an error text must not show: each
+        :class:`~pydantic.SecretStr`; options holding others (a URL with a
+        password, headers) add theirs."""
+        return secret_values(self)
 
 
 class Connector(abc.ABC):

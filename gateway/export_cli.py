@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 from connectors import CustviewError, QueryError
+from gateway.export_workers import WorkerFailed
 from gateway.settings import LoadedSettings, load_settings
 from resolvers.export import Row
 from resolvers.expr import Expr, Order
@@ -202,6 +203,10 @@ def export(
         raise _fail(exc, 2) from None
     except CustviewError as exc:
         raise _fail(exc, 1) from None
+    except WorkerFailed as exc:  # what a worker hit (redacted, located), not a traceback here
+        err.print("[bold red]error:[/] ", end="")
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1) from None
     where = str(out_file) if out_file else "stdout"
     rate = done.rows / done.seconds if done.seconds else 0.0
     sources = ", ".join(sorted(loaded.settings.model.sources() & set(loaded.settings.sources)))

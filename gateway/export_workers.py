@@ -49,6 +49,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from connectors.redaction import describe_error, secret_values
 from connectors.serial import SerialThread
 
 if TYPE_CHECKING:
@@ -67,7 +68,8 @@ IN_FLIGHT = 2
 
 class WorkerFailed(RuntimeError):
     """An export worker died, raised something other than a source error or answered
-    out of turn; the message says what it was doing (which member table it read)."""
+    out of turn; the message says what it was doing (which member table it read).
+    Never a secret: an unexpected error is its type and first line, redacted."""
 
 
 class ExportWorkers:
@@ -86,6 +88,7 @@ class ExportWorkers:
         """Worker -> what could not be sent to it, and why."""
         self._starting: asyncio.Future[None] | None = None
         self._failed: Exception | None = None
+        self._secrets = secrets(loaded)
         self.usage: list[dict[str, float]] = []
         """Each worker's CPU seconds, peak RSS (KiB) and seconds spent waiting for a
         chunk to build, sent when it stops normally."""
@@ -128,7 +131,9 @@ class ExportWorkers:
         if self._starting is not None:
             await self._starting
         if self._failed is not None:
-            raise WorkerFailed(f"export workers could not start: {self._failed}")
+            raise WorkerFailed(
+                f"export workers could not start: {describe_error(self._failed, self._secrets)}"
+            )
 
     async def scan(
         self, ranks: list[int], stop_on_error: bool = False
@@ -251,8 +256,14 @@ class ExportWorkers:
             raise await self._stopped(worker, doing) from None
         if kind == "raise":  # custview's own error, as the in-process path raises it
             raise payload
-        if kind == "error":
-            raise WorkerFailed(f"export worker {worker} failed while {doing}:\n{payload}")
+        if kind == "error":  # an unexpected error: its redacted text and where it was raised
+            described, frames = payload
+            raise WorkerFailed(
+                f"export worker {worker} failed while {doing}: {described}\n"
+                "This is not a source failure but a bug in custview or a connector plugin: "
+                "please report it with this message. The worker's stack, most recent call "
+                f"last:\n{frames}"
+            )
         if kind != expected:  # a real check: an assert would vanish under python -O
             raise WorkerFailed(
                 f"export worker {worker} answered {kind!r} while {doing} "
@@ -264,7 +275,8 @@ class ExportWorkers:
         try:
             self.pipes[worker].send(message)
         except Exception as exc:  # the pending recv ends when the worker does
-            self._unsent[worker] = f"{self._asked(message)} could not be sent to it: {exc!r}"
+            why = describe_error(exc, self._secrets)
+            self._unsent[worker] = f"{self._asked(message)} could not be sent to it: {why}"
             self.processes[worker].terminate()
 
     async def _stopped(self, worker: int, doing: str) -> WorkerFailed:
@@ -319,6 +331,8 @@ class ExportWorkers:
         sender.join()  # its send to a worker ended has failed
         for pipe in self.pipes:
             pipe.close()
+        for process in self.processes:
+            _release(process)
 
 
 HASH_PROBE = ("custview", "hash probe")
@@ -403,6 +417,34 @@ def _terminate(processes: list[BaseProcess], grace: float = 0.0) -> None:
             process.join()
 
 
+def secrets(loaded: LoadedSettings) -> list[str]:
+    """What an error text from the workers must not show: every source's secrets (its
+    URL and password, tokens, headers) and any other secret setting."""
+    found = secret_values(loaded.settings)
+    for _, options in loaded.connectors.values():
+        found += options.secrets()
+    return sorted(set(found))
+
+
+def _unexpected(exc: BaseException, hidden: list[str]) -> tuple[str, str]:
+    """An error other than custview's own as a worker reports it: its type and first
+    line with ``hidden`` removed, and where it was raised (the stack's frames: its
+    code lines, none of its values, which a message or a local may hold)."""
+    frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
+    return describe_error(exc, hidden), frames
+
+
+def _release(process: BaseProcess) -> None:
+    """Closes a reaped worker's two pipe ends to the fork server (its sentinel and the
+    copy of its data pipe's write end) now, not when its process object is collected,
+    which an error's traceback holding this exporter may put off indefinitely. Its
+    ``exitcode`` and ``is_alive()`` still answer (``Process.close()`` would make them
+    raise): the exit code was read when it was reaped."""
+    popen = getattr(process, "_popen", None)
+    if popen is not None and popen.returncode is not None:
+        popen.close()
+
+
 def factory(loaded: LoadedSettings) -> Callable[[], ExportWorkers] | None:
     """Workers for each export as ``exports.workers`` says; None: exports run in process."""
     count = loaded.settings.exports.workers
@@ -423,6 +465,7 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
     from resolvers.view import Federation
 
     loaded = LoadedSettings(path, settings, connectors)
+    hidden = secrets(loaded)
     federation = Federation(settings.model, loaded.create_connectors())
     maker = ChunkMaker(federation)
     loop = asyncio.new_event_loop()
@@ -457,8 +500,8 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
             except CustviewError as exc:
                 pipe.send(("raise", exc))
                 return
-            except Exception:
-                pipe.send(("error", traceback.format_exc()))
+            except Exception as exc:
+                pipe.send(("error", _unexpected(exc, hidden)))
                 return
             pipe.send(answer)
             del answer, payload

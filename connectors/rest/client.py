@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ import httpx
 from connectors.deadline import time_left
 from connectors.errors import ReadOnlyViolation, SourceTimeout, SourceUnavailable
 from connectors.observe import sent
+from connectors.redaction import describe_error
 from connectors.request_id import HEADER as REQUEST_ID_HEADER
 from connectors.request_id import current_request_id
 from connectors.rest.auth import build_auth, secrets
@@ -40,8 +40,6 @@ Params = Mapping[str, str | Sequence[str]]
 
 MAX_RATE_LIMITED = 10
 """429 answers one call sits out before giving up (each wait is bounded too)."""
-
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 
 
 class SourceClient:
@@ -227,11 +225,7 @@ class SourceClient:
         return SourceUnavailable(message, source=self.source, retryable=False)
 
     def _describe(self, exc: BaseException) -> str:
-        lines = str(exc).strip().splitlines()
-        text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return _URL.sub("<url>", text)[:300]
+        return describe_error(exc, self._secrets)
 
 
 def _request_line(url: httpx.URL, params: Params | None) -> str:

@@ -258,6 +258,10 @@ class RESTOptions(ConnectorOptions):
     """Path (relative to ``base_url``) that ``health`` pings; ``""`` is ``base_url``."""
     resources: dict[str, ResourceOptions]
 
+    def secrets(self) -> list[str]:
+        # a header may carry a token (``X-API-Key: ${TOKEN}``) outside ``auth``
+        return [*super().secrets(), *self.headers.values()]
+
     @field_validator("base_url")
     @classmethod
     def _plain_http_url(cls, value: str) -> str:

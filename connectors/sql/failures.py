@@ -6,8 +6,6 @@ statement parameters: they end up in GraphQL errors and log lines.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -15,13 +13,12 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from connectors.errors import ConnectorError, SourceTimeout, SourceUnavailable
+from connectors.redaction import describe_error
 
 DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "sqlite3", "aiosqlite"})
 
 _SERVER_TIMEOUT_CODES = frozenset({"57014", 1969, 3024})
 """PostgreSQL query_canceled, MariaDB max_statement_time, MySQL max_execution_time."""
-
-_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 
 
 def is_source_failure(exc: BaseException) -> bool:
@@ -57,10 +54,10 @@ def describe(exc: BaseException, url: URL) -> str:
     """``Type: first line of the driver's message`` with anything secret removed."""
     orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     lines = str(orig).strip().splitlines()
-    text = f"{type(orig).__name__}: {lines[0]}" if lines else type(orig).__name__
+    hint = ""
     if lines and lines[0] == "unable to open database file" and _missing_sqlite_file(url):
-        text += " (the configured SQLite file does not exist; custview never creates it)"
-    return redact(text, _secrets(url))[:300]
+        hint = " (the configured SQLite file does not exist; custview never creates it)"
+    return (describe_error(orig, url_secrets(url)) + hint)[:300]
 
 
 def _missing_sqlite_file(url: URL) -> bool:
@@ -76,13 +73,8 @@ def _missing_sqlite_file(url: URL) -> bool:
     return not Path(database).exists()
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return _URL.sub("<url>", text)
-
-
-def _secrets(url: URL) -> list[str]:
+def url_secrets(url: URL) -> list[str]:
+    """The URL as written and its password."""
     found = [url.render_as_string(hide_password=False)]
     if url.password:
         found.append(str(url.password))

@@ -11,6 +11,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from connectors._base import ConnectorOptions
+from connectors.sql.failures import url_secrets
 
 ASYNC_DRIVERS: dict[str, tuple[str, ...]] = {
     "sqlite": ("aiosqlite",),
@@ -52,6 +53,9 @@ class SQLOptions(ConnectorOptions):
     Unset: ``timeout`` plus one second, so the server stops a statement the
     client gave up on (a MySQL/MariaDB driver cannot cancel it); ``0`` turns
     the server-side limit off."""
+
+    def secrets(self) -> list[str]:
+        return [*super().secrets(), *url_secrets(make_url(self.url))]
 
     @property
     def server_timeout(self) -> float | None:

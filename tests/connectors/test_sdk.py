@@ -11,7 +11,7 @@ PUBLIC = [
     "KeyLookup", "LookupTransform",
     "PluginError", "QueryError", "ReadOnlyViolation", "Row", "ScanRequest", "SchemaMismatch",
     "Sort", "SourceTimeout", "SourceUnavailable", "UnsupportedOperation", "WriteAccess",
-    "available", "current_request_id", "load",
+    "available", "current_request_id", "describe_error", "load",
     "register", "time_left", "unregister",
 ]  # fmt: skip
 

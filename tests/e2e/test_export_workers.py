@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -22,10 +23,12 @@ from urllib.parse import parse_qs
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 import resolvers.export as export_rows
 from connectors import ConnectorError
 from gateway.app import create_app
+from gateway.cli import app as cli_app
 from gateway.demodata.feedback_service import DEMO_TOKEN, create_feedback_app
 from gateway.export_workers import ExportWorkers, WorkerFailed
 from gateway.serving import DEMO_HEADERS
@@ -403,6 +406,119 @@ async def test_a_worker_failing_in_pass_1_names_the_table_it_read(
     assert "building a chunk" not in message and "s3cret" not in message
 
 
+PASSWORD = "pg-pass-5ecret"
+TENANT_KEY = "tenant-key-5ecret"
+LEAKS = (PASSWORD, TENANT_KEY, DEMO_TOKEN)
+"""A source URL's password, a REST source's header and its bearer token (all from
+``${ENV}``): what an unexpected error's text may hold."""
+
+
+def _leaking(message: str, *args: Any) -> None:
+    """A worker whose read of member table 'leads' raises a bug's error, ``message``."""
+    from gateway.export_workers import serve
+
+    scan = walk._scan_keys
+
+    async def leaking(federation: Any, member: Any, edges: Any) -> int:
+        if member.spec.table == "leads":
+            raise ValueError(message)
+        return await scan(federation, member, edges)
+
+    walk._scan_keys = leaking  # type: ignore[assignment]
+    serve(*args)
+
+
+@pytest.fixture()
+def leaky_config(demo_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The demo with 2 workers, a PostgreSQL source with a password (never read) and a
+    header on the feedback source, both from the environment, and workers whose
+    read of 'leads' fails with an error quoting every secret."""
+    import gateway.export_workers
+
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", PASSWORD)
+    monkeypatch.setenv("FEEDBACK_TENANT_KEY", TENANT_KEY)
+    url = f"postgresql+asyncpg://reader:{PASSWORD}@127.0.0.1:1/dw"
+    message = f"{url} refused {PASSWORD!r}; token {DEMO_TOKEN}, X-Tenant-Key: {TENANT_KEY}"
+    monkeypatch.setattr(gateway.export_workers, "serve", partial(_leaking, message))
+    text = DEMO_CONFIG.read_text()
+    warehouse = (
+        "sources:\n  warehouse:\n    connector: sql\n    options:\n"
+        '      url: "postgresql+asyncpg://reader:${WAREHOUSE_PASSWORD}@127.0.0.1:1/dw"\n'
+    )
+    text = text.replace("sources:\n", warehouse, 1)
+    header = '      headers: {X-Tenant-Key: "${FEEDBACK_TENANT_KEY}"}\n      health_path: /health\n'
+    text = text.replace("      health_path: /health\n", header, 1)
+    config = tmp_path / "leaky.yaml"
+    config.write_text(text + "\nexports: {workers: 2}\n")
+    return config
+
+
+def _clear_and_secret_free(text: str) -> None:
+    for secret in LEAKS:
+        assert secret not in text
+    assert "export worker" in text
+    assert "failed while reading member table 'leads' of source 'crm': ValueError: " in text
+    assert "*** refused '***'; token ***, X-Tenant-Key: ***" in text
+    assert "not a source failure but a bug" in text and "please report it" in text
+    assert "in leaking" in text, "where it was raised"
+
+
+def test_a_workers_unexpected_error_reaches_the_cli_clear_and_without_secrets(
+    leaky_config: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "customers.csv"
+    with caplog.at_level(logging.DEBUG):
+        result = CliRunner().invoke(cli_app, ["export", "-c", str(leaky_config), "-o", str(out)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: export worker "), result.stderr
+    _clear_and_secret_free(result.stderr)
+    for secret in LEAKS:
+        assert secret not in result.output + caplog.text + out.read_text()
+
+
+async def test_a_workers_unexpected_error_reaches_the_http_log_clear_and_without_secrets(
+    leaky_config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(load_settings(leaky_config))
+    server_log = logging.getLogger("uvicorn.error")  # where an app's exception goes
+    with caplog.at_level(logging.DEBUG), serve_in_thread(app, lifespan="on") as url:
+        server_log.addHandler(caplog.handler)
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=60, headers=DEMO_HEADERS) as http:
+                response = await http.get("/export/customers.csv")
+        finally:
+            server_log.removeHandler(caplog.handler)
+    assert response.status_code == 500
+    for secret in LEAKS:
+        assert secret not in response.text
+    _clear_and_secret_free(caplog.text)
+
+
+async def test_a_failed_exports_error_holds_no_pipe_to_its_workers(
+    demo_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.export_workers
+
+    warm, _ = await _started_workers(1)  # the fork server's pipes stay open: start it first
+    await warm.aclose()
+    pipes = _pipes()
+    monkeypatch.setattr(gateway.export_workers, "serve", partial(_breaking, "raise", "leads"))
+    with pytest.raises(WorkerFailed) as failed:
+        await _run(load_settings(DEMO_CONFIG), 2, None)
+    # the error's traceback still holds the exporter and its workers' process objects
+    # (no collection since): their pipes to the fork server are closed all the same
+    assert failed.value.__traceback__ is not None
+    assert _pipes() == pipes
+    # and closed workers still tell how they ended (stopped unfinished, by SIGTERM)
+    (stopped,) = warm.processes
+    assert not stopped.is_alive() and stopped.exitcode == -signal.SIGTERM
+
+
+def _pipes() -> int:
+    """The pipes this process holds open."""
+    return sum(1 for f in _open_files() if f.startswith("pipe:"))
+
+
 def _many_tables(tmp_path: Path, count: int) -> LoadedSettings:
     """One SQLite source with ``count`` member tables of a few people each (the same
     people spread over them, stitched by email)."""
@@ -530,13 +646,9 @@ async def test_a_later_table_failing_before_an_earlier_one_is_read_fails_as_in_p
         return got
 
     monkeypatch.setattr(ExportWorkers, "_take", noted)
-    import gc
-
     loaded = load_settings(DEMO_CONFIG)
     warm, _ = await _started_workers(1)  # the fork server's files stay open: start it first
     await warm.aclose()
-    del warm
-    gc.collect()
     fds = len(_open_files())
     for collect in (False, True):
         answered.clear()
@@ -557,11 +669,8 @@ async def test_a_later_table_failing_before_an_earlier_one_is_read_fails_as_in_p
                 error.source, error.code, error.message,
             )  # fmt: skip
             assert len(answered) == 3
-    # nothing left open here (the exporter's spool, pipes, threads' files)
-    # (a worker's fork-server sentinel is closed by multiprocessing once its process
-    # object is collected: the errors returned above hold theirs in their tracebacks)
-    del error, farmed_error
-    gc.collect()
+    # nothing left open here (the exporter's spool, pipes, threads' files), though
+    # the errors returned above still hold their exporters in their tracebacks
     left = _open_files()
     assert len(left) == fds, "\n".join(left)
 
