@@ -9,7 +9,6 @@ and a non-zero exit code, never a traceback:
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
 import sys
@@ -377,18 +376,10 @@ def connectors(
 async def _query(
     loaded: LoadedSettings, text: str, variables: dict[str, Any] | None, explain: bool = False
 ) -> Any:
-    from gateway.operation import body_of, execute_locally
-    from resolvers.schema import build_schema
+    """One operation as the local operator: every field, audited (channel ``cli``)."""
+    from gateway.rights_cli import run_governed
 
-    schema = build_schema(loaded.settings.model)
-    federation = loaded.create_federation()
-    context = {
-        "view": federation.request(),
-        "explain": explain,
-        "actor": f"cli:{getpass.getuser()}",
-    }
-    result = await execute_locally(loaded, schema, federation, text, variables, context)
-    return body_of(result, extensions=explain)
+    return await run_governed(loaded, text, variables, explain=explain)
 
 
 @app.command()

@@ -34,9 +34,14 @@ ERASE = """mutation($id: ID!, $reason: String!) { requestErasure(customerId: $id
 
 
 async def run_governed(
-    loaded: LoadedSettings, text: str, variables: dict[str, Any], purpose: str | None = None
+    loaded: LoadedSettings,
+    text: str,
+    variables: dict[str, Any] | None,
+    purpose: str | None = None,
+    explain: bool = False,
 ) -> dict[str, Any]:
-    """One operation through the governed, audited schema, as the local operator."""
+    """One operation through the governed, audited schema, as the local operator
+    (with ``explain``, the plan in the body's ``extensions``)."""
     # the GraphQL side (strawberry), loaded by the commands that run an operation
     from gateway.operation import body_of, execute_locally
     from resolvers.governance import ReadTrail, govern
@@ -55,12 +60,13 @@ async def run_governed(
         "grant": Grant.everything(),
         "trail": ReadTrail(),
         "auditor": Auditor(log, caller, "cli"),
+        "explain": explain,
     }
     try:
         result = await execute_locally(loaded, schema, federation, text, variables, context)
     finally:
         await log.aclose()
-    return body_of(result)
+    return body_of(result, extensions=explain)
 
 
 def _answer(

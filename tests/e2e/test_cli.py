@@ -159,6 +159,29 @@ def test_check_and_query_on_the_demo(demo_dir: Path, feedback_url: str) -> None:
     assert "nope" in json.loads(result.stdout)["errors"][0]["message"]
 
 
+def test_query_and_explain_are_audited_as_the_local_operator(
+    tmp_path: Path, demo_dir: Path, feedback_url: str
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    env = with_env(
+        CUSTVIEW_DEMO_DIR=str(demo_dir),
+        CUSTVIEW_FEEDBACK_URL=feedback_url,
+        CUSTVIEW_AUDIT_LOG=str(audit),
+    )
+    result = run("query", "{ customers(first: 2) { nodes { id email } } }", env=env)
+    assert result.returncode == 0, result.stderr
+    ids = [n["id"] for n in json.loads(result.stdout)["data"]["customers"]["nodes"]]
+    result = run("explain", "{ customers(first: 1) { nodes { name } } }", env=env)
+    assert result.returncode == 0, result.stderr
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(e["channel"], e["principal"].startswith("cli:")) for e in entries] == [
+        ("cli", True),
+        ("cli", True),
+    ]
+    assert entries[0]["customers"] == ids and "Customer.email" in entries[0]["fields"]
+    assert entries[1]["customers"] == ids[:1]
+
+
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0
