@@ -35,8 +35,15 @@ async def settled(work: Sequence[Awaitable[Any]]) -> list[Any]:
     answered on the loop's thread (a SQLite read run inline) costs its task, and
     the loop's turn to run it, more than its statement.
 
-    An exception is its awaitable's result, as gather's are; a cancellation of the
-    caller cancels the tasks started and closes the awaitables not started."""
+    As with gather, an exception is its awaitable's result, a ``CancelledError`` of
+    the work's own (the caller not cancelled) too; a cancellation of the caller
+    cancels the tasks started, and returns once they ended, and closes the
+    awaitables not started, even when the work going on in the caller's task
+    turned it into an error of its own."""
+    task = asyncio.current_task()
+    if task is None:
+        raise RuntimeError("settled() runs in a task")
+    cancelled = task.cancelling()  # more, later: the caller is being cancelled
     results: list[Any] = []
     for at, awaitable in enumerate(work):
         steps = awaitable.__await__()
@@ -48,23 +55,54 @@ async def settled(work: Sequence[Awaitable[Any]]) -> list[Any]:
         except Exception as exc:
             results.append(exc)
             continue
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError) and task.cancelling() <= cancelled:
+                results.append(exc)
+                continue
             _close(work[at + 1 :])
             raise
         rest = work[at + 1 :]
         others = asyncio.gather(*rest, return_exceptions=True) if rest else None
         try:
-            results.append(await _rest_of(steps, waiting))
-        except Exception as exc:
-            results.append(exc)
+            try:
+                results.append(await _rest_of(steps, waiting))
+            except Exception as exc:
+                results.append(exc)
+            except asyncio.CancelledError as exc:
+                if task.cancelling() > cancelled:
+                    raise
+                results.append(exc)
+            if task.cancelling() > cancelled:  # the work swallowed the caller's cancel
+                raise asyncio.CancelledError
+        except GeneratorExit:  # closed, never to run again: nothing to wait in
+            if others is not None:
+                others.cancel()
+                others.add_done_callback(_retrieved)
+            raise
         except BaseException:
             if others is not None:
                 others.cancel()
+                await _ended(others)
             raise
         if others is not None:
             results += await others
         break
     return results
+
+
+async def _ended(others: asyncio.Future[Any]) -> None:
+    """Wait for cancelled ``others`` to end (their connections given back before
+    the caller goes on, as gather waits), whatever they end with."""
+    try:
+        await others
+    except BaseException:  # their outcome is nobody's now
+        _retrieved(others)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception read (asyncio logs one never retrieved)."""
+    if future.done() and not future.cancelled():
+        future.exception()
 
 
 @types.coroutine

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from connectors.errors import ConnectorError, SourceTimeout, SourceUnavailable
 from connectors.redaction import describe_error
+from connectors.sql.locks import locked
 
 DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "sqlite3", "aiosqlite"})
 
@@ -30,7 +31,11 @@ def is_source_failure(exc: BaseException) -> bool:
 
 def is_schema_error(exc: BaseException) -> bool:
     """An error that may mean "no such table/column" (worth an introspection):
-    SQLAlchemy's wrapper of a driver error, or the driver's own (the direct path)."""
+    SQLAlchemy's wrapper of a driver error, or the driver's own (the direct path).
+    Not SQLite's locked file: its tables are what they were, and an introspection
+    would only wait for the same writer's lock again."""
+    if locked(exc):
+        return False
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return False

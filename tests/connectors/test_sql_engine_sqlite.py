@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import event
 
 from connectors import Aggregate, Connector, ScanRequest
-from connectors.errors import SourceTimeout
+from connectors.deadline import deadline_scope
+from connectors.errors import DeadlineExceeded, SourceTimeout, SourceUnavailable
 from connectors.observe import ObservedConnector, observing
 from connectors.sql import SQLConnector, SQLOptions
 from connectors.sql.engine_sqlite import new_watch
@@ -226,19 +227,45 @@ async def test_a_timed_out_count_is_interrupted(tmp_path: Path) -> None:
             "c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 300000) SELECT n FROM c)"
         )
     counting = [Aggregate("count", alias="n")]
-    whole = engine_path(path, timeout=30)
-    cut = engine_path(path, timeout=0.005)
+    connector = engine_path(path, timeout=30)
     try:
-        assert await whole.aggregate("people", [], counting) == [{"n": 300_000}]
+        assert await connector.aggregate("people", [], counting) == [{"n": 300_000}]
         started = time.perf_counter()
-        assert await whole.aggregate("people", [], counting) == [{"n": 300_000}]
+        assert await connector.aggregate("people", [], counting) == [{"n": 300_000}]
         counted = time.perf_counter() - started
-        assert await cut.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
         started = time.perf_counter()
-        with pytest.raises(SourceTimeout):
-            await cut.aggregate("people", [], counting)
+        with deadline_scope(0.005), pytest.raises(DeadlineExceeded):
+            await connector.aggregate("people", [], counting)
         waited = time.perf_counter() - started
         assert waited < counted / 2, f"waited {waited:.3f} s for a {counted:.3f} s count"
     finally:
-        await whole.aclose()
-        await cut.aclose()
+        await connector.aclose()
+
+
+@pytest.mark.parametrize("direct", [False, True], ids=["engine", "direct"])
+async def test_a_lookup_failing_on_a_held_lock_is_not_explained_by_introspection(
+    database: Path, direct: bool
+) -> None:
+    """A locked file is no schema error: the lookup fails after the connection's busy
+    timeout, without a table introspection that waits for the same lock again."""
+    url = f"sqlite+aiosqlite:///{database}?timeout=0.3"
+    options = SQLOptions(url=url, timeout=30, sqlite_direct=direct)
+    connector = SQLConnector("people_db", options)
+    writer = sqlite3.connect(database, isolation_level=None)
+    introspected: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "sqlite_master" in statement or statement.startswith("PRAGMA main.table"):
+            introspected.append(statement)
+
+    event.listen(connector.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        assert await connector.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
+        writer.execute("BEGIN EXCLUSIVE")
+        async with asyncio.timeout(10):
+            with pytest.raises(SourceUnavailable, match="locked"):
+                await connector.lookup_many("people", "id", [2], ["id"])
+        assert introspected == []
+    finally:
+        writer.close()
+        await connector.aclose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -103,10 +104,86 @@ async def test_a_cancelled_caller_cancels_the_tasks_and_closes_what_never_starte
     assert others[0] is caller
     assert all(t is not None and t.cancelled() for t in others[1:])
 
+    class Stop(BaseException):
+        pass
+
+    async def stops() -> None:
+        raise Stop
+
+    never = holds()
+    with pytest.raises(Stop):
+        await settled([stops(), never])
+    assert never.cr_frame is None and not others[3:], "closed, never awaited"
+
+
+async def test_the_works_own_cancellation_is_its_result_as_gathers_is() -> None:
+    """A CancelledError the caller did not get (the work awaited a future someone
+    else cancelled) is that work's result; the others still answer."""
+
     async def interrupted() -> None:
         raise asyncio.CancelledError
 
-    never = holds()
+    async def interrupted_later() -> None:
+        await asyncio.sleep(0.001)
+        raise asyncio.CancelledError
+
+    async def answers() -> int:
+        await asyncio.sleep(0.005)
+        return 2
+
+    for first in (interrupted, interrupted_later):
+        got, expected = await settled([first(), answers()]), await asyncio.gather(
+            first(), answers(), return_exceptions=True
+        )
+        assert [type(r) for r in got] == [type(r) for r in expected]
+        assert isinstance(got[0], asyncio.CancelledError) and got[1] == 2
+
+
+async def test_a_cancelled_caller_returns_once_the_started_tasks_ended(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As gather does: a cancelled request must not go on while its other lookups
+    still hold pooled connections, and nothing is left unretrieved."""
+    ended: list[str] = []
+
+    async def holds(name: str) -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            await asyncio.sleep(0.01)  # giving a connection back takes a hop
+            ended.append(name)
+
+    caller = asyncio.create_task(settled([holds("a"), holds("b"), holds("c")]))
+    await asyncio.sleep(0.01)
+    caller.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await settled([interrupted(), never])
-    assert never.cr_frame is None, "closed, never awaited"
+        await caller
+    assert sorted(ended) == ["a", "b", "c"], "every started one ended first"
+    gc.collect()
+    await asyncio.sleep(0)
+    assert not [r for r in caplog.records if r.name == "asyncio"], "nothing unretrieved"
+
+
+async def test_a_cancel_the_work_turned_into_an_error_still_cancels_the_caller() -> None:
+    """Work in the caller's task that catches the caller's cancellation and raises
+    an error of its own must not lose the cancel: gather would still raise it."""
+    ended: list[str] = []
+
+    async def swallows() -> None:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            raise RuntimeError("source error") from None
+
+    async def holds() -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            ended.append("other")
+
+    caller = asyncio.create_task(settled([swallows(), holds()]))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert ended == ["other"]
