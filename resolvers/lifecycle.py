@@ -35,7 +35,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext
 
-from connectors import ConnectorError
+from connectors import CircuitOpen, SchemaMismatch, SourceTimeout, SourceUnavailable
 
 Hook = tuple[Callable[..., Any], int, bool]
 """A part's hook function (unbound), the part's index, and whether it is async."""
@@ -340,19 +340,27 @@ class _Runner(SchemaExtensionsRunner):
 
 _errors_log = logging.getLogger("strawberry.execution")
 
+# a source that failed (timed out, unreachable, skipped, schema drifted) is expected
+# operation: one warning line. A write attempt (ReadOnlyViolation) or an operation a
+# connector cannot do (UnsupportedOperation) is a bug in custview or a plugin and
+# keeps strawberry's error with its traceback, as does anything else.
+_SOURCE_FAILURES = (SourceTimeout, SourceUnavailable, CircuitOpen, SchemaMismatch)
+
 
 class Schema(strawberry.Schema):
     """strawberry's schema; once :func:`combine` made its extensions one, their
-    stages are entered by :class:`_Runner`. A source's failure is logged as one
-    warning line per error (the failed call has its own line in
-    ``custview.source``), not as strawberry's error with a traceback."""
+    stages are entered by :class:`_Runner`. A source's failure (timeout,
+    unavailable, open circuit, schema mismatch) is logged as one warning line per
+    error (the failed call has its own line in ``custview.source``), not as
+    strawberry's error with a traceback; every other error, a refused write or an
+    unsupported operation included, keeps the error and its traceback."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         others = []
         for error in errors:
-            if isinstance(error.original_error, ConnectorError):
+            if isinstance(error.original_error, _SOURCE_FAILURES):
                 where = ".".join(str(p) for p in error.path or ()) or "-"
                 _errors_log.warning("%s (at %s)", error.message, where)
             else:

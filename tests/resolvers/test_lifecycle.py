@@ -4,6 +4,7 @@ nesting, results and errors."""
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -12,7 +13,16 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
-from connectors import CustviewError
+from connectors import (
+    CircuitOpen,
+    CustviewError,
+    DeadlineExceeded,
+    ReadOnlyViolation,
+    SchemaMismatch,
+    SourceTimeout,
+    SourceUnavailable,
+    UnsupportedOperation,
+)
 from resolvers.errors import mask_unexpected_errors
 from resolvers.lifecycle import Combined, Schema, combine, parts_of
 
@@ -239,3 +249,51 @@ async def test_an_extension_swallowing_an_exception_does_not_swallow_it_for_the_
     assert answers == [answers[0]] * 3
     if where == "operation":  # out of the stack of execute hooks: answered as an error
         assert answers[0] == (None, ["boom on exit"])
+
+
+_SOURCE_FAILURES = [
+    SourceTimeout("timed out after 2.0 s", source="crm"),
+    DeadlineExceeded("the request's deadline passed", source="crm"),
+    SourceUnavailable("connection refused", source="crm"),
+    CircuitOpen("skipped for 30 s after 5 failures", source="crm"),
+    SchemaMismatch("no table 'customers'", source="crm", table="customers"),
+]
+_BUGS = [
+    ReadOnlyViolation("refused a POST /api/customers (custview only reads)", source="crm"),
+    UnsupportedOperation("cannot sort by 'score'", source="crm"),
+    KeyError("bug"),
+]
+
+
+def _raising(error: Exception) -> Schema:
+    @strawberry.type
+    class Failing:
+        @strawberry.field
+        def x(self) -> int:
+            raise error
+
+    return Schema(query=Failing)
+
+
+@pytest.mark.parametrize("error", _SOURCE_FAILURES, ids=lambda e: type(e).__name__)
+def test_a_source_failure_is_one_warning_line_without_a_traceback(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="strawberry.execution")
+    assert _raising(error).execute_sync("{ x }").errors
+    (record,) = [r for r in caplog.records if r.name == "strawberry.execution"]
+    assert record.levelno == logging.WARNING and record.exc_info is None
+    assert record.getMessage() == f"{error} (at x)"
+
+
+@pytest.mark.parametrize("error", _BUGS, ids=lambda e: type(e).__name__)
+def test_a_refused_write_or_an_unsupported_operation_is_an_error_with_its_traceback(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write attempt (a custview or plugin bug, security-relevant) or an operation
+    a connector cannot do (a planner or plugin bug) is not a source failing."""
+    caplog.set_level(logging.DEBUG, logger="strawberry.execution")
+    assert _raising(error).execute_sync("{ x }").errors
+    (record,) = [r for r in caplog.records if r.name == "strawberry.execution"]
+    assert record.levelno == logging.ERROR
+    assert record.exc_info is not None and record.exc_info[1] is error
