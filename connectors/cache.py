@@ -266,12 +266,16 @@ class CachingConnector(ConnectorWrapper):
         if own:
             results.update(await self._fetch(keys, own, stale, ttl, fetch))
         retry: list[int] = []
+        task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
         for i, flight in joined.items():
             try:
                 value, origin, age = await asyncio.shield(flight)
             except asyncio.CancelledError:
                 if not flight.cancelled():
                     raise  # we were cancelled, not the call we joined
+                if task is not None and task.cancelling() > cancelling:
+                    raise  # both were (one request cancelled): no call anew for nobody
                 retry.append(i)
                 continue
             results[i] = (_copy(value), origin, age)

@@ -75,7 +75,10 @@ def _missing_sqlite_file(url: URL) -> bool:
         database = unquote(database[len("file:") :].split("?", 1)[0])
     if database in ("", ":memory:"):
         return False
-    return not Path(database).exists()
+    try:
+        return not Path(database).exists()
+    except OSError:  # a directory it may not search: not known to be missing
+        return False
 
 
 def url_secrets(url: URL) -> list[str]:

@@ -167,6 +167,55 @@ async def test_concurrent_identical_lookups_reach_the_source_once(
     await connector.aclose()
 
 
+async def test_a_joiner_cancelled_with_the_call_it_joined_does_not_call_anew(
+    sqlite_url: str, memory_cache: Any
+) -> None:
+    """A joiner whose flight was cancelled calls the source itself, unless it was
+    cancelled too (one request's two lookups, a client gone): then nobody waits."""
+    db = sqlite3.connect(sqlite_url.removeprefix("sqlite+aiosqlite:///"))
+    db.execute(  # a lookup here reads three million rows: time to join it
+        "CREATE VIEW slow AS WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL "
+        "SELECT n + 1 FROM c WHERE n < 3000000) SELECT n AS x FROM c"
+    )
+    db.close()
+    source = SQLConnector("crm", SQLOptions(url=sqlite_url, sqlite_direct=False))
+    connector = CachingConnector(source, CacheOptions(ttl=60.0), memory_cache)
+
+    async def slow(key: int) -> list[list[dict[str, Any]]]:
+        return await connector.lookup_many("slow", "x", [key], ["x"])
+
+    async def joined(owner: asyncio.Task[Any]) -> asyncio.Task[Any]:
+        for _ in range(1000):  # the owner's flight is claimed after the cache's look
+            if connector._flights:
+                break
+            await asyncio.sleep(0.001)
+        joiner = asyncio.create_task(slow(0))
+        await asyncio.sleep(0.01)
+        assert not owner.done() and not joiner.done()
+        return joiner
+
+    owner = asyncio.create_task(slow(0))
+    joiner = await joined(owner)
+    # as settled() cancels a request: the owner first, then (its flight cancelled)
+    # the joiner, before the joiner has run again
+    (flight,) = connector._flights.values()
+    flight.add_done_callback(lambda _: joiner.cancel())
+    owner.cancel()
+    for task in (owner, joiner):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await asyncio.sleep(0.1)
+    assert connector.statements == 1, "no statement sent anew for a cancelled joiner"
+    assert connector._flights == {}
+
+    owner = asyncio.create_task(slow(0))
+    follower = await joined(owner)
+    owner.cancel()
+    assert await follower == [[]], "the follower alone still waits: it asks anew"
+    assert connector.statements == 3
+    await connector.aclose()
+
+
 async def test_aggregates_are_cached_per_call_and_scans_are_not(
     sqlite_url: str, memory_cache: Any
 ) -> None:

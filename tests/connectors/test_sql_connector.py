@@ -589,6 +589,21 @@ async def test_a_missing_sqlite_file_is_named_as_such_without_its_path(tmp_path:
     await asyncio.sleep(0.1)  # aiosqlite's worker thread of the failed connect
 
 
+async def test_a_sqlite_path_that_cannot_be_looked_at_fails_cleanly(tmp_path: Path) -> None:
+    """Looking for the file can fail too (a directory it may not search, a name too
+    long): health still answers not ok, a lookup still raises the connector's error."""
+    path = tmp_path / ("s3cret" * 50) / "crm.db"  # 300 characters: ENAMETOOLONG
+    connector = SQLConnector("crm", SQLOptions(url=f"sqlite+aiosqlite:///{path}", timeout=3))
+    try:
+        health = await connector.health(["contacts"])
+        assert not health.ok and "s3cret" not in health.detail
+        with pytest.raises(SourceUnavailable):
+            await connector.lookup_many("contacts", "id", [1], ["id"])
+    finally:
+        await connector.aclose()
+    await asyncio.sleep(0.1)  # aiosqlite's worker thread of the failed connect
+
+
 async def test_health(connector: SQLConnector) -> None:
     health = await connector.health(["people", "no_such_table"])
     assert health.ok
