@@ -132,8 +132,9 @@ async def test_the_works_own_cancellation_is_its_result_as_gathers_is() -> None:
         return 2
 
     for first in (interrupted, interrupted_later):
-        got, expected = await settled([first(), answers()]), await asyncio.gather(
-            first(), answers(), return_exceptions=True
+        got, expected = (
+            await settled([first(), answers()]),
+            await asyncio.gather(first(), answers(), return_exceptions=True),
         )
         assert [type(r) for r in got] == [type(r) for r in expected]
         assert isinstance(got[0], asyncio.CancelledError) and got[1] == 2
