@@ -18,8 +18,14 @@ URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with each of ``secrets`` as ``***`` and every URL as ``<url>``."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+    """``text`` with each of ``secrets`` as ``***`` and every URL as ``<url>``.
+
+    A secret is also found as a ``repr`` shows it (a driver quoting a value with a
+    control character, ``b'tok\\n'``) and without surrounding blanks."""
+    forms = set()
+    for secret in secrets:
+        forms |= {secret, secret.strip(), repr(secret)[1:-1]}
+    for secret in sorted((s for s in forms if s), key=len, reverse=True):
         text = text.replace(secret, "***")
     return URL.sub("<url>", text)
 

@@ -152,15 +152,3 @@ def build_auth(options: AuthOptions | None, post: TokenPost, source: str) -> htt
         assert options.query is not None
         return QueryAuth(options.query, value)
     return OAuth2Auth(options, post, source)
-
-
-def secrets(options: AuthOptions | None) -> list[str]:
-    """Every secret value of ``options``, to scrub from error texts."""
-    if options is None:
-        return []
-    found = [
-        getattr(options, name).get_secret_value()
-        for name in ("token", "password", "value", "client_secret")
-        if hasattr(options, name)
-    ]
-    return [s for s in found if s]

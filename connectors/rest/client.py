@@ -33,7 +33,7 @@ from connectors.observe import sent
 from connectors.redaction import describe_error
 from connectors.request_id import HEADER as REQUEST_ID_HEADER
 from connectors.request_id import current_request_id
-from connectors.rest.auth import build_auth, secrets
+from connectors.rest.auth import build_auth
 from connectors.rest.options import OAuth2ClientCredentials, RESTOptions
 
 Params = Mapping[str, str | Sequence[str]]
@@ -59,7 +59,7 @@ class SourceClient:
         if self._token_url is not None:
             self._origins.add(_origin(self._token_url))
         self._auth = build_auth(options.auth, self._post_token, source)
-        self._secrets = secrets(options.auth)
+        self._secrets = options.secrets()  # auth's and the credential headers' values
         self._slots = asyncio.Semaphore(options.max_concurrency)
         self.in_flight = 0
         """GETs holding one of the ``max_concurrency`` slots right now."""

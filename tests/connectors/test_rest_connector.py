@@ -608,6 +608,21 @@ async def test_an_unreachable_source_is_unavailable_without_secrets() -> None:
     assert not health.ok and "s3cret" not in health.detail
 
 
+async def test_a_credential_headers_value_never_reaches_an_error(base_url: str) -> None:
+    # a value with a stray control character (a ``${TOKEN}`` read with its newline):
+    # the HTTP library refuses it, quoting it as a repr
+    c = make(base_url, retries=0, headers={"X-API-Key": "hdr-TOKEN-42\n"})
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            await collect(c, ScanRequest("surveys", ["id"]))
+        health = await c.health(["surveys"])
+    finally:
+        await c.aclose()
+    assert "Illegal header value" in str(caught.value)
+    assert "hdr-TOKEN-42" not in str(caught.value) and "***" in str(caught.value)
+    assert not health.ok and "hdr-TOKEN-42" not in health.detail
+
+
 async def test_answers_that_are_not_what_was_configured(base_url: str) -> None:
     cases = {
         "/x/notjson": (SourceUnavailable, "not JSON"),
