@@ -136,11 +136,16 @@ def _serve(loaded: LoadedSettings, host: str | None, port: int | None) -> None:
     from gateway.serving import serve
 
     server = loaded.settings.server
-    serve(
-        loaded,
-        host if host is not None else server.host,
-        port if port is not None else server.port,
-    )
+    port = port if port is not None else server.port
+    sql = loaded.settings.sql
+    if sql.enabled and sql.port == port != 0:
+        err.print(
+            f"[bold red]error:[/] {loaded.path}: `sql.port` {port} is also the HTTP port: "
+            "give the SQL endpoint a port of its own",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    serve(loaded, host if host is not None else server.host, port)
 
 
 @app.command()
@@ -182,6 +187,14 @@ def demo(
     """Generate the demo sources if missing and serve them with GraphiQL."""
     from gateway.serving import serve_demo
 
+    if sql_port is not None and sql_port in (port, feedback_port):
+        other = "--port" if sql_port == port else "--feedback-port"
+        err.print(
+            f"[bold red]error:[/] --sql-port {sql_port} is also {other}: "
+            "give the SQL endpoint a port of its own",
+            highlight=False,
+        )
+        raise typer.Exit(2)
     if not _demo_complete(data_dir):
         _generate(data_dir, customers, 42)
     os.environ["CUSTVIEW_DEMO_DIR"] = str(data_dir.resolve())

@@ -4,7 +4,9 @@ service (one event loop, two loopback servers)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -40,6 +42,33 @@ def _server(
     return uvicorn.Server(config)
 
 
+def _sql_port_free(loaded: LoadedSettings, hint: str) -> None:
+    """Exit with one clear line when the SQL endpoint's port is taken, before
+    uvicorn starts: the endpoint binds in the app's lifespan, where a failure
+    comes out as uvicorn's traceback. Binds as the endpoint does (address reuse,
+    and port reuse where there is one, so a custview being replaced still passes)."""
+    sql = loaded.settings.sql
+    if not sql.enabled or sql.port == 0:
+        return
+    try:
+        addresses = socket.getaddrinfo(
+            sql.host, sql.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        for family, kind, proto, _, address in addresses:
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if hasattr(socket, "SO_REUSEPORT"):
+                    with contextlib.suppress(OSError):
+                        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SystemExit(
+            f"error: the SQL endpoint cannot listen on {sql.host}:{sql.port}: {reason}; "
+            f"stop what uses that port or {hint}"
+        ) from None
+
+
 def _stopped(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
@@ -55,6 +84,7 @@ def serve(loaded: LoadedSettings, host: str, port: int) -> None:
 
     On SIGHUP it reloads the config file (:mod:`gateway.reload`).
     """
+    _sql_port_free(loaded, "choose another with `sql.port` in the config")
     configure_logging(loaded.settings.logging)
     metrics = GatewayMetrics()
     server = _server(
@@ -82,6 +112,7 @@ def serve_demo(
     ``ready`` runs (in a thread) once the feedback service answers."""
     from gateway.demodata.feedback_service import create_feedback_app
 
+    _sql_port_free(loaded, "choose another with --sql-port")
     configure_logging(loaded.settings.logging)
     feedback = _server(create_feedback_app(data_dir), "127.0.0.1", feedback_port)
     gateway = _server(

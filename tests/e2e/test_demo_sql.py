@@ -1,15 +1,19 @@
-"""`custview demo --sql-port`: the README's psql commands work against the demo."""
+"""`custview demo --sql-port`: the README's psql commands work against the demo, and a
+port clash stops it with one clear line."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 import psycopg
 
+from gateway.settings import DEMO_CONFIG
 from tests.connectors.rest_server import free_port
 from tests.support.processes import BOUND, ROOT
 
@@ -51,3 +55,62 @@ async def test_demo_with_sql_port_answers_psql_style_queries_with_the_demo_keys(
         process.terminate()
         async with asyncio.timeout(BOUND):
             await process.communicate()
+
+
+def _custview(*args: str, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTVIEW_")}
+    env.update(CUSTVIEW_AUDIT_LOG=str(tmp_path / "audit.jsonl"), **extra)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=BOUND,
+    )  # fmt: skip
+
+
+def test_demo_with_a_sql_port_in_use_exits_with_one_clear_line(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    port, feedback = free_port(), free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        sql = taken.getsockname()[1]
+        result = _custview(
+            "demo", "--data-dir", str(demo_dir), "--port", str(port),
+            "--feedback-port", str(feedback), "--sql-port", str(sql), tmp_path=tmp_path,
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "psql" not in result.stderr, "no banner"
+    (line,) = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert f"the SQL endpoint cannot listen on 127.0.0.1:{sql}" in line
+    assert "in use" in line and "--sql-port" in line
+
+
+def test_serve_with_the_sql_endpoint_on_a_port_in_use_exits_with_one_clear_line(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "sql.yaml"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        sql = taken.getsockname()[1]
+        config.write_text(DEMO_CONFIG.read_text() + f"\nsql: {{enabled: true, port: {sql}}}\n")
+        result = _custview(
+            "serve", "--config", str(config), "--port", str(free_port()),
+            tmp_path=tmp_path, CUSTVIEW_DEMO_DIR=str(demo_dir),
+        )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert f"error: the SQL endpoint cannot listen on 127.0.0.1:{sql}" in result.stderr
+    assert "sql.port" in result.stderr
+
+
+def test_demo_refuses_a_sql_port_shared_with_another_port(demo_dir: Path, tmp_path: Path) -> None:
+    port, feedback = free_port(), free_port()
+    for sql, other in ((port, "--port"), (feedback, "--feedback-port")):
+        result = _custview(
+            "demo", "--data-dir", str(demo_dir), "--port", str(port),
+            "--feedback-port", str(feedback), "--sql-port", str(sql), tmp_path=tmp_path,
+        )  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr and "psql" not in result.stderr
+        assert f"--sql-port {sql} is also {other}" in result.stderr
