@@ -13,19 +13,25 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
+MIN_LENGTH = 4
+"""Shorter values are not replaced: a one- to three-character value would turn every
+such digit or syllable of a message into ``***`` (``HTTP 502`` into ``HTTP 50***``)
+and hides nothing a guess would not find."""
+
 URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 """Any URL: it may carry credentials nobody listed (``scheme://user:password@host``)."""
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with each of ``secrets`` as ``***`` and every URL as ``<url>``.
+    """``text`` with each of ``secrets`` (of at least :data:`MIN_LENGTH` characters)
+    as ``***`` and every URL as ``<url>``.
 
     A secret is also found as a ``repr`` shows it (a driver quoting a value with a
     control character, ``b'tok\\n'``) and without surrounding blanks."""
     forms = set()
     for secret in secrets:
         forms |= {secret, secret.strip(), repr(secret)[1:-1]}
-    for secret in sorted((s for s in forms if s), key=len, reverse=True):
+    for secret in sorted((s for s in forms if len(s) >= MIN_LENGTH), key=len, reverse=True):
         text = text.replace(secret, "***")
     return URL.sub("<url>", text)
 

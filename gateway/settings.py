@@ -238,6 +238,18 @@ def _interpolate(
     return _INTERPOLATION.sub(replace, value)
 
 
+def _interpolated(value: Any, path: tuple[str | int, ...] = ()) -> frozenset[tuple[str | int, ...]]:
+    """The key paths in ``value`` (as read, before interpolation) of the strings that
+    take a value from the environment (``${NAME}``)."""
+    if isinstance(value, dict):
+        return frozenset().union(*(_interpolated(v, (*path, k)) for k, v in value.items()))
+    if isinstance(value, list):
+        return frozenset().union(*(_interpolated(v, (*path, i)) for i, v in enumerate(value)))
+    if isinstance(value, str) and _INTERPOLATION.search(value):
+        return frozenset({path})
+    return frozenset()
+
+
 def _read(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
     file = str(path)
     try:
@@ -340,8 +352,16 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
                 path=_dotted((*where, "connector")),
                 line=lines.get((*where, "connector")),
             ) from None
+        # which option values came from the environment: an options model may count
+        # them as secrets (the REST connector's headers)
+        raw_options = (raw.get("sources") or {}).get(name, {})
+        from_env = _interpolated(
+            raw_options.get("options") if isinstance(raw_options, dict) else {}
+        )
         try:
-            options = cls.options_model.model_validate(source.options)
+            options = cls.options_model.model_validate(
+                source.options, context={"from_environment": from_env}
+            )
         except ValidationError as exc:
             _raise_validation(exc, file, lines, (*where, "options"))
             raise

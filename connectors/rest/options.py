@@ -13,11 +13,31 @@ from __future__ import annotations
 import string
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from connectors._base import ConnectorOptions, FilterOp
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+"""Headers whose value is a credential, whatever it looks like."""
+CREDENTIAL_WORDS = ("key", "token", "secret", "auth", "session", "password")
+"""A header whose name holds one of these (``X-API-Key``, ``X-Auth-Token``) carries one."""
+
+
+def credential_header(name: str) -> bool:
+    """Whether header ``name`` carries a credential (its value an error must not show)."""
+    lowered = name.lower()
+    return lowered in CREDENTIAL_HEADERS or any(w in lowered for w in CREDENTIAL_WORDS)
 
 
 class _Model(BaseModel):
@@ -253,14 +273,31 @@ class RESTOptions(ConnectorOptions):
     retry_max_wait: float = Field(default=2.0, ge=0)
     auth: AuthOptions | None = None
     headers: dict[str, str] = {}
-    """Extra request headers (``Accept``, ``User-Agent``, API version headers)."""
+    """Extra request headers (``Accept``, ``User-Agent``, API version headers, a key)."""
     health_path: str = ""
     """Path (relative to ``base_url``) that ``health`` pings; ``""`` is ``base_url``."""
     resources: dict[str, ResourceOptions]
+    _env_headers: frozenset[str] = PrivateAttr(default=frozenset())
+    """Headers whose configured value came from the environment (``${NAME}``)."""
 
     def secrets(self) -> list[str]:
-        # a header may carry a token (``X-API-Key: ${TOKEN}``) outside ``auth``
-        return [*super().secrets(), *self.headers.values()]
+        """``auth``'s secrets and the value of each header that carries a credential:
+        by its name (:func:`credential_header`) or because the config took it from
+        the environment. Not ``Accept: application/json`` or ``X-Api-Version: 2``,
+        whose values are no secret and would hide every ``2`` of a message."""
+        return [
+            *super().secrets(),
+            *(v for k, v in self.headers.items() if credential_header(k) or k in self._env_headers),
+        ]
+
+    @model_validator(mode="after")
+    def _headers_from_environment(self, info: ValidationInfo) -> RESTOptions:
+        # the config loader passes the options' key paths it interpolated
+        interpolated = (info.context or {}).get("from_environment", ())
+        self._env_headers = frozenset(
+            path[1] for path in interpolated if len(path) == 2 and path[0] == "headers"
+        )
+        return self
 
     @field_validator("base_url")
     @classmethod

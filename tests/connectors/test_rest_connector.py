@@ -623,6 +623,33 @@ async def test_a_credential_headers_value_never_reaches_an_error(base_url: str) 
     assert not health.ok and "hdr-TOKEN-42" not in health.detail
 
 
+def test_only_credential_headers_are_secrets_and_short_values_hide_nothing() -> None:
+    headers = {
+        "Authorization": "Token abcd1234",
+        "proxy-authorization": "Basic cHJveHk6cHc=",
+        "Cookie": "sid=f00dcafe",
+        "X-API-Key": "key-0042",
+        "X-Auth-Token": "tok-0043",
+        "X-Client-Secret": "sec-0044",
+        "X-Session-Id": "ses-0045",
+        "X-Password": "pw-00046",
+        "Accept": "application/json",
+        "X-Api-Version": "2",
+        "User-Agent": "custview-tests",
+    }
+    options = RESTOptions.model_validate(
+        {"base_url": "http://127.0.0.1:1/api", "headers": headers, "resources": {}}
+    )
+    secrets = options.secrets()
+    assert sorted(secrets) == sorted(list(headers.values())[:8])
+    # a short value (an API version "2", a one-letter password) would mangle every number
+    short = [*secrets, "2", "pw"]
+    text = "HTTP 502 after 2 retries, 12.5 s (application/json)"
+    assert connectors.describe_error(RuntimeError(text), short) == f"RuntimeError: {text}"
+    leak = "Token abcd1234 and key-0042"
+    assert connectors.describe_error(RuntimeError(leak), short) == "RuntimeError: *** and ***"
+
+
 async def test_answers_that_are_not_what_was_configured(base_url: str) -> None:
     cases = {
         "/x/notjson": (SourceUnavailable, "not JSON"),
