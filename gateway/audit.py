@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from starlette.requests import Request
 
 from connectors.audit_table import AuditTable
-from resolvers.audit import Auditor, Caller
+from resolvers.audit import Auditor, AuditUnavailable, Caller
 
 if TYPE_CHECKING:
     from gateway.auth import Principal
@@ -88,6 +88,10 @@ class JsonLinesAuditLog:
             finally:
                 os.close(fd)
 
+    def check(self) -> None:
+        """Raise :class:`OSError` when the file cannot be opened to append (creates it)."""
+        os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+
     async def append(self, entry: dict[str, Any]) -> None:
         """The entry is in the file (with ``fsync``, on disk) when this returns."""
         line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode()
@@ -135,6 +139,25 @@ def create_audit_log(settings: AuditSettings) -> AuditStore:
     if settings.url is not None:
         return AuditTable(settings.url)
     return JsonLinesAuditLog(settings.path, settings.fsync)
+
+
+def unavailable(settings: AuditSettings, cause: BaseException | None) -> AuditUnavailable:
+    """The audit failure for the local operator (the command line), with its cause:
+    the file and the OS error, or the table's error kind (never its URL or message,
+    which may hold credentials)."""
+    if settings.url is None:
+        reason = (cause.strerror if isinstance(cause, OSError) else None) or (
+            type(cause).__name__ if cause is not None else "unknown error"
+        )
+        return AuditUnavailable(
+            f"the audit log {settings.path} cannot be written ({reason}), so nothing is "
+            "read or answered; make it writable or set `audit.path`"
+        )
+    reason = type(cause).__name__ if cause is not None else "unknown error"
+    return AuditUnavailable(
+        f"the audit table (`audit.url`) cannot be written ({reason}), so nothing is "
+        "answered; check that database (the gateway log of `custview serve` names the cause)"
+    )
 
 
 def query_log(

@@ -403,7 +403,10 @@ def query(
 ) -> None:
     """Run one GraphQL query and print the JSON result."""
     loaded = _settings(config)
-    body = asyncio.run(_query(loaded, text, _variables(variables)))
+    try:
+        body = asyncio.run(_query(loaded, text, _variables(variables)))
+    except CustviewError as exc:  # the audit log cannot be written: nothing is answered
+        raise _fail(exc, 1) from None
     sys.stdout.write(json.dumps(body, indent=2, default=str) + "\n")
     raise typer.Exit(1 if body.get("errors") else 0)
 
@@ -492,7 +495,10 @@ def explain(
     """Run one query and show its plan: per source the statements or requests
     sent, rows returned and time spent, then what was done in memory."""
     loaded = _settings(config)
-    body = asyncio.run(_query(loaded, text, _variables(variables), explain=True))
+    try:
+        body = asyncio.run(_query(loaded, text, _variables(variables), explain=True))
+    except CustviewError as exc:  # the audit log cannot be written: no plan either
+        raise _fail(exc, 1) from None
     plan = body.get("extensions", {}).get("explain", {})
     for error in body.get("errors", []):
         err.print(f"[bold red]error:[/] {error.get('message')}", highlight=False)

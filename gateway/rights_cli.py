@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors import CustviewError
-from gateway.audit import create_audit_log
+from gateway.audit import JsonLinesAuditLog, create_audit_log, unavailable
 from gateway.settings import LoadedSettings, load_settings
-from resolvers.audit import Auditor, Caller
+from resolvers.audit import Auditor, AuditUnavailable, Caller
 from resolvers.policy import Grant
 
 out = Console()
@@ -53,6 +53,12 @@ async def run_governed(
     user = getpass.getuser()
     caller = Caller(principal=f"cli:{user}", method="cli", purpose=purpose)
     log = create_audit_log(loaded.settings.audit)
+    if isinstance(log, JsonLinesAuditLog):
+        # fail closed before any source runs (an explain would show what it read)
+        try:
+            log.check()
+        except OSError as exc:
+            raise unavailable(loaded.settings.audit, exc) from None
     context = {
         "view": federation.request(),
         "actor": f"cli:{user}",
@@ -66,6 +72,10 @@ async def run_governed(
         result = await execute_locally(loaded, schema, federation, text, variables, context)
     finally:
         await log.aclose()
+    for error in result.errors or ():
+        if isinstance(error.original_error, AuditUnavailable):
+            # the local operator is told the cause (a client only that there is one)
+            raise unavailable(loaded.settings.audit, error.original_error.__cause__)
     return body_of(result, extensions=explain)
 
 

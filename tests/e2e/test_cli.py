@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateway.settings import DEMO_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,6 +182,42 @@ def test_query_and_explain_are_audited_as_the_local_operator(
     ]
     assert entries[0]["customers"] == ids and "Customer.email" in entries[0]["fields"]
     assert entries[1]["customers"] == ids[:1]
+
+
+def test_query_and_explain_with_an_unwritable_audit_log_say_why_and_show_nothing(
+    tmp_path: Path, demo_dir: Path, feedback_url: str
+) -> None:
+    audit = tmp_path / "missing" / "audit.jsonl"
+    env = with_env(
+        CUSTVIEW_DEMO_DIR=str(demo_dir),
+        CUSTVIEW_FEEDBACK_URL=feedback_url,
+        CUSTVIEW_AUDIT_LOG=str(audit),
+    )
+    for command in ("query", "explain"):
+        result = run(command, "{ customers(first: 2) { nodes { id email } } }", env=env)
+        assert_clean_failure(result, 1, f"the audit log {audit} cannot be written")
+        assert "No such file or directory" in result.stderr, "the cause, in the CLI"
+        assert result.stdout == "", "no data and no plan when the read cannot be audited"
+        assert "gateway log" not in result.stderr
+    assert not audit.parent.exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_explain_whose_audit_entry_fails_after_the_read_shows_no_plan(
+    demo_dir: Path, feedback_url: str
+) -> None:
+    """The log opens but an entry cannot be written (a full disk): the plan of the read
+    that could not be audited is not shown either."""
+    env = with_env(
+        CUSTVIEW_DEMO_DIR=str(demo_dir),
+        CUSTVIEW_FEEDBACK_URL=feedback_url,
+        CUSTVIEW_AUDIT_LOG="/dev/full",
+    )
+    for command in ("query", "explain"):
+        result = run(command, "{ customers(first: 1) { nodes { name } } }", env=env)
+        assert_clean_failure(result, 1, "the audit log /dev/full cannot be written")
+        assert "No space left on device" in result.stderr
+        assert result.stdout == ""
 
 
 def test_version() -> None:
