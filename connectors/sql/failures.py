@@ -7,7 +7,7 @@ statement parameters: they end up in GraphQL errors and log lines.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, quote_plus, unquote
 
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -81,12 +81,22 @@ def _missing_sqlite_file(url: URL) -> bool:
         return False
 
 
+_PASSWORD_PARAMS = ("pass", "pwd", "secret", "token")
+"""A query parameter whose name holds one of these carries a credential
+(``?password=``, ``?sslpassword=``, ``?pwd=``)."""
+
+
 def url_secrets(url: URL) -> list[str]:
-    """The URL as written and its password."""
+    """The URL as written, its password (decoded and percent-encoded, as a driver
+    or the URL may quote it) and any password in its query string."""
     found = [url.render_as_string(hide_password=False)]
-    if url.password:
-        found.append(str(url.password))
-    return [s for s in found if s]
+    passwords = [str(url.password)] if url.password else []
+    for name, value in url.query.items():
+        if any(word in name.lower() for word in _PASSWORD_PARAMS):
+            passwords += [value] if isinstance(value, str) else list(value)
+    for password in passwords:
+        found += [password, quote(password, safe=""), quote_plus(password)]
+    return list(dict.fromkeys(s for s in found if s))
 
 
 def translate(exc: BaseException, source: str, url: URL, timeout: float) -> ConnectorError:

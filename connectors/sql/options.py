@@ -55,7 +55,9 @@ class SQLOptions(ConnectorOptions):
     the server-side limit off."""
 
     def secrets(self) -> list[str]:
-        return [*super().secrets(), *url_secrets(make_url(self.url))]
+        # the URL as configured too: its rendering may quote it otherwise
+        found = [*super().secrets(), self.url, *url_secrets(make_url(self.url))]
+        return list(dict.fromkeys(found))
 
     @property
     def server_timeout(self) -> float | None:

@@ -573,6 +573,36 @@ async def test_unreachable_source_errors_carry_no_secrets(url: str) -> None:
     await asyncio.sleep(0.1)
 
 
+@pytest.mark.parametrize(
+    ("url", "password", "quoted"),
+    [
+        ("postgresql+asyncpg://bob:p%40ss%2Fw0rd@127.0.0.1:1/x", "p@ss/w0rd", "p%40ss%2Fw0rd"),
+        ("postgresql+asyncpg://bob@127.0.0.1:1/x?password=hunter2secret", "hunter2secret", ""),
+        ("mysql+aiomysql://bob@127.0.0.1:1/x?charset=utf8mb4&pwd=s3cret-pwd", "s3cret-pwd", ""),
+        (
+            "postgresql+asyncpg://bob@127.0.0.1:1/x?pass=s3cret%2Bpass",
+            "s3cret+pass",
+            "s3cret%2Bpass",
+        ),
+    ],
+)
+def test_a_url_password_is_secret_as_a_driver_may_quote_it(
+    url: str, password: str, quoted: str
+) -> None:
+    """In the query string, or percent-encoded: a driver's message may hold the password
+    decoded or as written, outside any URL."""
+    secrets = SQLOptions(url=url).secrets()
+    for form in filter(None, (password, quoted)):
+        message = f"auth failed for user bob, password '{form}' (dsn: password={form} host=x)"
+        described = connectors.describe_error(RuntimeError(message), secrets)
+        assert form not in described, described
+        assert (
+            described
+            == "RuntimeError: auth failed for user bob, password '***' (dsn: password=*** host=x)"
+        )
+    assert "utf8mb4" not in secrets, "other parameters are no secret"
+
+
 async def test_a_missing_sqlite_file_is_named_as_such_without_its_path(tmp_path: Path) -> None:
     path = tmp_path / "s3cret" / "crm.db"
     connector = SQLConnector("crm", SQLOptions(url=f"sqlite+aiosqlite:///{path}", timeout=3))
