@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretBytes, SecretStr
 
 MIN_LENGTH = 4
 """Shorter values are not replaced: a one- to three-character value would turn every
@@ -43,12 +44,47 @@ def describe_error(exc: BaseException, secrets: Iterable[str], limit: int = 300)
     return redact(text, secrets)[:limit]
 
 
+CREDENTIAL_PARAMS = ("pass", "pwd", "secret", "token")
+"""A URL query parameter whose name holds one of these carries a credential
+(``?password=``, ``?sslpassword=``, ``?pwd=``)."""
+
+
+def url_secrets(url: str) -> list[str]:
+    """What an error must not show of ``url`` when it holds credentials: the URL as
+    written and each password in it (after ``user:``, or a query parameter such as
+    ``?password=``), decoded and percent-encoded, as a driver or the URL may quote it.
+    Nothing for a URL without any (or not a URL)."""
+    try:
+        parts = urlsplit(url.strip())
+        written = [parts.password] if parts.password else []
+        query = parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return []
+    if not parts.scheme or not parts.netloc:
+        return []
+    raw = {p.split("=", 1)[1] for p in parts.query.split("&") if "=" in p}
+    passwords = [unquote(p) for p in written]
+    passwords += [v for k, v in query if any(w in k.lower() for w in CREDENTIAL_PARAMS)]
+    if not passwords:
+        return []
+    found = [url, *written]
+    for password in passwords:
+        found += [password, quote(password, safe=""), quote_plus(password)]
+        found += [r for r in raw if unquote(r.replace("+", " ")) == password]
+    return list(dict.fromkeys(s for s in found if s))
+
+
 def secret_values(value: Any) -> list[str]:
-    """Every :class:`~pydantic.SecretStr` value in ``value`` (a model, a mapping or a
-    list, walked through)."""
+    """Every :class:`~pydantic.SecretStr` and :class:`~pydantic.SecretBytes` value in
+    ``value`` (a model, a mapping or a list, walked through), and the credentials of
+    every URL-valued string (:func:`url_secrets`: a DSN with a password)."""
     found: list[str] = []
     if isinstance(value, SecretStr):
         found.append(value.get_secret_value())
+    elif isinstance(value, SecretBytes):
+        found.append(value.get_secret_value().decode("utf-8", "replace"))
+    elif isinstance(value, str):
+        found += url_secrets(value)
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             found += secret_values(getattr(value, name))

@@ -419,7 +419,9 @@ def _terminate(processes: list[BaseProcess], grace: float = 0.0) -> None:
 
 def secrets(loaded: LoadedSettings) -> list[str]:
     """What an error text from the workers must not show: every source's secrets (its
-    URL and password, tokens, headers) and any other secret setting."""
+    URL and password, tokens, credential headers) and any other secret setting (a
+    secret string or bytes, a URL-valued setting's password: ``registry.url``,
+    ``audit.url``, ``cache.url``)."""
     found = secret_values(loaded.settings)
     for _, options in loaded.connectors.values():
         found += options.secrets()

@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from connectors.errors import ConnectorError, SourceTimeout, SourceUnavailable
-from connectors.redaction import describe_error
+from connectors.redaction import CREDENTIAL_PARAMS, describe_error
 from connectors.sql.locks import locked
 
 DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "sqlite3", "aiosqlite"})
@@ -81,18 +81,13 @@ def _missing_sqlite_file(url: URL) -> bool:
         return False
 
 
-_PASSWORD_PARAMS = ("pass", "pwd", "secret", "token")
-"""A query parameter whose name holds one of these carries a credential
-(``?password=``, ``?sslpassword=``, ``?pwd=``)."""
-
-
 def url_secrets(url: URL) -> list[str]:
     """The URL as written, its password (decoded and percent-encoded, as a driver
     or the URL may quote it) and any password in its query string."""
     found = [url.render_as_string(hide_password=False)]
     passwords = [str(url.password)] if url.password else []
     for name, value in url.query.items():
-        if any(word in name.lower() for word in _PASSWORD_PARAMS):
+        if any(word in name.lower() for word in CREDENTIAL_PARAMS):
             passwords += [value] if isinstance(value, str) else list(value)
     for password in passwords:
         found += [password, quote(password, safe=""), quote_plus(password)]
