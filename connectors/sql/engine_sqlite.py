@@ -29,7 +29,8 @@ wait at once. The tries again pass the read-only guard but are not counted again
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import ExitStack
 from typing import TypeVar
 
 from sqlalchemy import event
@@ -116,19 +117,18 @@ async def waiting_for_locks(start: Callable[[], Awaitable[T]], busy_wait: float)
     """``start()``, tried again while the file is locked, for at most ``busy_wait``
     seconds of sleeps on the loop (:mod:`connectors.sql.locks`); the tries again are
     counted as the first one's (:func:`~connectors.sql.engine.retrying`)."""
-    try:
-        return await start()
-    except OperationalError as exc:
-        if not locked(exc):
-            raise
-        last = exc
-    with retrying():
-        for delay in lock_waits(busy_wait):
-            await asyncio.sleep(delay)
+    waits: Iterator[float] | None = None
+    with ExitStack() as tries_again:
+        while True:
             try:
                 return await start()
             except OperationalError as exc:
                 if not locked(exc):
                     raise
-                last = exc
-    raise last
+                if waits is None:
+                    waits = lock_waits(busy_wait)
+                    tries_again.enter_context(retrying())
+                delay = next(waits, None)
+                if delay is None:
+                    raise
+            await asyncio.sleep(delay)

@@ -308,6 +308,16 @@ def _listings_counted(app: Any, listings: list[str]) -> Any:
     return wrapped
 
 
+def _demo_without(
+    name: str, demo_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """The demo's data without the file ``name``, as the demo's from now on."""
+    data = tmp_path / "data"
+    shutil.copytree(demo_dir, data, ignore=shutil.ignore_patterns(name))
+    monkeypatch.setenv("CUSTVIEW_DEMO_DIR", str(data))
+    return data
+
+
 async def test_a_failing_first_table_stops_pass_1_with_workers_as_in_process(
     demo_dir: Path,
     demo_env: None,
@@ -316,9 +326,7 @@ async def test_a_failing_first_table_stops_pass_1_with_workers_as_in_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # no crm.db: the first member table (crm contacts) cannot be read
-    data = tmp_path / "data"
-    shutil.copytree(demo_dir, data, ignore=shutil.ignore_patterns("crm.db"))
-    monkeypatch.setenv("CUSTVIEW_DEMO_DIR", str(data))
+    data = _demo_without("crm.db", demo_dir, tmp_path, monkeypatch)
     listings: list[str] = []
     with serve_in_thread(_listings_counted(create_feedback_app(data, DEMO_TOKEN), listings)) as url:
         monkeypatch.setenv("CUSTVIEW_FEEDBACK_URL", f"{url}/api")
@@ -631,9 +639,7 @@ async def test_a_later_table_failing_before_an_earlier_one_is_read_fails_as_in_p
     # no sales.db: the third member table fails while the workers still read the first
     import gateway.export_workers
 
-    data = tmp_path / "data"
-    shutil.copytree(demo_dir, data, ignore=shutil.ignore_patterns("sales.db"))
-    monkeypatch.setenv("CUSTVIEW_DEMO_DIR", str(data))
+    _demo_without("sales.db", demo_dir, tmp_path, monkeypatch)
     marker = tmp_path / "failed"
     monkeypatch.setattr(gateway.export_workers, "serve", partial(_ordered, str(marker)))
     answered: list[tuple[str, bool]] = []
