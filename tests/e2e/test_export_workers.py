@@ -489,11 +489,16 @@ async def test_a_workers_unexpected_error_reaches_the_http_log_clear_and_without
 ) -> None:
     app = create_app(load_settings(leaky_config))
     server_log = logging.getLogger("uvicorn.error")  # where an app's exception goes
-    with caplog.at_level(logging.DEBUG), serve_in_thread(app, lifespan="on") as url:
-        server_log.addHandler(caplog.handler)
+    # the 500 leaves before uvicorn logs the error: listen until the server has stopped
+    # (its handler is added once the server configured its logging, which drops it)
+    with caplog.at_level(logging.DEBUG):
         try:
-            async with httpx.AsyncClient(base_url=url, timeout=60, headers=DEMO_HEADERS) as http:
-                response = await http.get("/export/customers.csv")
+            with serve_in_thread(app, lifespan="on") as url:
+                server_log.addHandler(caplog.handler)
+                async with httpx.AsyncClient(
+                    base_url=url, timeout=60, headers=DEMO_HEADERS
+                ) as http:
+                    response = await http.get("/export/customers.csv")
         finally:
             server_log.removeHandler(caplog.handler)
     assert response.status_code == 500
