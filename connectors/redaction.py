@@ -31,7 +31,9 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     control character, ``b'tok\\n'``) and without surrounding blanks."""
     forms = set()
     for secret in secrets:
-        forms |= {secret, secret.strip(), repr(secret)[1:-1]}
+        for form in (secret, secret.strip()):
+            # as text, as repr quotes it, and as bytes' repr does (b'T\xc3\xb6k')
+            forms |= {form, repr(form)[1:-1], repr(form.encode())[2:-1]}
     for secret in sorted((s for s in forms if len(s) >= MIN_LENGTH), key=len, reverse=True):
         text = text.replace(secret, "***")
     return URL.sub("<url>", text)
@@ -44,9 +46,17 @@ def describe_error(exc: BaseException, secrets: Iterable[str], limit: int = 300)
     return redact(text, secrets)[:limit]
 
 
-CREDENTIAL_PARAMS = ("pass", "pwd", "secret", "token")
-"""A URL query parameter whose name holds one of these carries a credential
-(``?password=``, ``?sslpassword=``, ``?pwd=``)."""
+CREDENTIAL_PARAM = re.compile(
+    r"(^|[_-])(pass|passwd|password|pwd|secret|token|api_?key|apikey|signature)$|^key$", re.I
+)
+"""A URL query parameter named so carries a credential (``?password=``,
+``?sslpassword=``, ``?pwd=``, ``?access_token=``, ``?api_key=``); whole name
+parts only, so ``?bypass_cache=`` or ``?tokens_per_page=`` are plain values."""
+
+
+def credential_param(name: str) -> bool:
+    """Whether a URL query parameter called ``name`` carries a credential."""
+    return CREDENTIAL_PARAM.search(name) is not None or name.lower().endswith("password")
 
 
 def url_secrets(url: str) -> list[str]:
@@ -64,7 +74,7 @@ def url_secrets(url: str) -> list[str]:
         return []
     raw = {p.split("=", 1)[1] for p in parts.query.split("&") if "=" in p}
     passwords = [unquote(p) for p in written]
-    passwords += [v for k, v in query if any(w in k.lower() for w in CREDENTIAL_PARAMS)]
+    passwords += [v for k, v in query if credential_param(k)]
     if not passwords:
         return []
     found = [url, *written]

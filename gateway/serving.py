@@ -57,14 +57,17 @@ def _sql_port_free(loaded: LoadedSettings, hint: str) -> None:
         for family, kind, proto, _, address in addresses:
             with socket.socket(family, kind, proto) as probe:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:  # as asyncio's start_server binds it
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 if hasattr(socket, "SO_REUSEPORT"):
                     with contextlib.suppress(OSError):
                         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 probe.bind(address)
     except OSError as exc:
         reason = exc.strerror or str(exc)
+        host = f"[{sql.host}]" if ":" in sql.host else sql.host
         raise SystemExit(
-            f"error: the SQL endpoint cannot listen on {sql.host}:{sql.port}: {reason}; "
+            f"error: the SQL endpoint cannot listen on {host}:{sql.port}: {reason}; "
             f"stop what uses that port or {hint}"
         ) from None
 

@@ -30,7 +30,17 @@ _STRICT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 """Headers whose value is a credential, whatever it looks like."""
-CREDENTIAL_WORDS = ("key", "token", "secret", "auth", "session", "password")
+CREDENTIAL_WORDS = (
+    "key",
+    "token",
+    "secret",
+    "auth",
+    "session",
+    "pass",
+    "pwd",
+    "credential",
+    "signature",
+)
 """A header whose name holds one of these (``X-API-Key``, ``X-Auth-Token``) carries one."""
 
 

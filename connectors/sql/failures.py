@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from connectors.errors import ConnectorError, SourceTimeout, SourceUnavailable
-from connectors.redaction import CREDENTIAL_PARAMS, describe_error
+from connectors.redaction import credential_param, describe_error
 from connectors.sql.locks import locked
 
 DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "sqlite3", "aiosqlite"})
@@ -87,7 +87,7 @@ def url_secrets(url: URL) -> list[str]:
     found = [url.render_as_string(hide_password=False)]
     passwords = [str(url.password)] if url.password else []
     for name, value in url.query.items():
-        if any(word in name.lower() for word in CREDENTIAL_PARAMS):
+        if credential_param(name):
             passwords += [value] if isinstance(value, str) else list(value)
     for password in passwords:
         found += [password, quote(password, safe=""), quote_plus(password)]

@@ -9,9 +9,11 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
+import pytest
 
 from gateway.settings import DEMO_CONFIG
 from tests.connectors.rest_server import free_port
@@ -114,3 +116,26 @@ def test_demo_refuses_a_sql_port_shared_with_another_port(demo_dir: Path, tmp_pa
         assert result.returncode == 2, result.stderr
         assert "Traceback" not in result.stderr and "psql" not in result.stderr
         assert f"--sql-port {sql} is also {other}" in result.stderr
+
+
+def test_the_port_check_binds_an_ipv6_address_as_the_endpoint_does() -> None:
+    """asyncio's start_server binds IPv6 only on "::": an IPv4 listener on the same
+    port is no clash; an IPv6 clash names the address in brackets."""
+    from types import SimpleNamespace
+
+    from gateway.serving import _sql_port_free
+
+    def loaded(host: str, port: int) -> Any:
+        sql = SimpleNamespace(enabled=True, host=host, port=port)
+        return SimpleNamespace(settings=SimpleNamespace(sql=sql))
+
+    with socket.socket() as ipv4:
+        ipv4.bind(("127.0.0.1", 0))
+        ipv4.listen()
+        _sql_port_free(loaded("::", ipv4.getsockname()[1]), "choose another")
+    with socket.socket(socket.AF_INET6) as ipv6:
+        ipv6.bind(("::1", 0))
+        ipv6.listen()
+        port = ipv6.getsockname()[1]
+        with pytest.raises(SystemExit, match=rf"cannot listen on \[::1\]:{port}: "):
+            _sql_port_free(loaded("::1", port), "choose another")

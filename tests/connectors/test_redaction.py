@@ -1,0 +1,65 @@
+"""What an error may show of a source's credentials: every form a driver quotes a
+secret in is hidden, and plain values that merely sit near one are not."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.redaction import redact, url_secrets
+from connectors.rest.options import credential_header
+
+
+def test_a_secret_is_hidden_as_a_bytes_repr_quotes_it() -> None:
+    """httpx/h11 quote an illegal header value as bytes: ``ö`` as ``\\xc3\\xb6``."""
+    token = "BadBearerTök\n"
+    message = f"Illegal header value {('Bearer ' + token).encode()!r}"
+    assert "BadBearerT" in message
+    assert "BadBearerT" not in redact(message, [token])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://h/db?password=Hunter2Secret",
+        "postgresql://h/db?sslpassword=Hunter2Secret",
+        "https://h/api?access_token=Hunter2Secret",
+        "https://h/api?api_key=Hunter2Secret",
+        "https://h/api?apikey=Hunter2Secret",
+        "https://h/api?key=Hunter2Secret",
+        "mysql://h/db?pwd=Hunter2Secret",
+    ],
+)
+def test_a_credential_in_the_query_string_is_a_secret(url: str) -> None:
+    assert "Hunter2Secret" in url_secrets(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://registry.local/v1?bypass_cache=true&tokens_per_page=1000",
+        "postgresql://h/db?passfile=/etc/custview/pgpass&sort_key=name",
+    ],
+)
+def test_plain_parameters_near_credential_words_are_not_secrets(url: str) -> None:
+    """Over-redaction hides what an operator needs: ``customer 1000 not found``."""
+    assert url_secrets(url) == []
+    assert redact("HTTP 404: customer 1000 not found; flag true", url_secrets(url)) == (
+        "HTTP 404: customer 1000 not found; flag true"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "credential"),
+    [
+        ("Authorization", True),
+        ("X-API-Key", True),
+        ("X-Api-Pass", True),
+        ("X-Credential", True),
+        ("X-Signature", True),
+        ("X-Pwd", True),
+        ("Accept", False),
+        ("X-Api-Version", False),
+    ],
+)
+def test_credential_headers_are_named_so(name: str, credential: bool) -> None:
+    assert credential_header(name) is credential
