@@ -23,6 +23,7 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -159,9 +160,31 @@ class AppendOnlyStore:
             f"the {self.what} database is unavailable ({kind})", source=self.what
         )
 
+    def _missing_folder(self) -> SourceUnavailable | None:
+        """A SQLite file whose folder does not exist, named before any connection is
+        tried (a failed aiosqlite connection leaves a thread that outlives the
+        command's event loop and prints a traceback)."""
+        url = self.engine.url
+        database = url.database
+        if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+            return None
+        if database.startswith("file:") or url.query.get("uri"):
+            return None
+        file = Path(database).resolve()
+        if file.parent.is_dir():
+            return None
+        return SourceUnavailable(
+            f"the {self.what} database {file} cannot be opened: its folder {file.parent} "
+            f"does not exist; create the folder or set `{self.what}.url`",
+            source=self.what,
+        )
+
     async def open(self) -> None:
         """Creates the tables that do not exist yet. Replicas starting together may
         race to create them: the loser's attempt fails and finds them on a retry."""
+        missing = self._missing_folder()
+        if missing is not None:
+            raise missing
         for attempt in range(3):
             try:
                 async with self.engine.begin() as conn:

@@ -220,6 +220,31 @@ def test_explain_whose_audit_entry_fails_after_the_read_shows_no_plan(
         assert result.stdout == ""
 
 
+def test_query_without_demo_data_names_the_missing_registry_folder(tmp_path: Path) -> None:
+    """The default config run from a folder with no demo data: one located line, no
+    traceback (a failed aiosqlite connection used to outlive the event loop)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("CUSTVIEW_CONFIG", "CUSTVIEW_DEMO_DIR")}
+    env["CUSTVIEW_AUDIT_LOG"] = str(tmp_path / "audit.jsonl")
+    registry = tmp_path / "demo-data" / "registry.db"
+    for text in ("{ __typename }", "{ customers(first: 1) { nodes { id } } }"):
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway", "query", text],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=120,
+        )
+        assert_clean_failure(
+            result,
+            1,
+            f"the registry database {registry} cannot be opened: its folder "
+            f"{registry.parent} does not exist; create the folder or set `registry.url`",
+        )
+        assert result.stderr.count("\n") == 1, result.stderr
+    assert not registry.parent.exists()
+
+
 def test_version() -> None:
     result = run("--version")
     assert result.returncode == 0
