@@ -9,8 +9,10 @@ and a non-zero exit code, never a traceback:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
+import socket
 import sys
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -137,15 +139,46 @@ def _serve(loaded: LoadedSettings, host: str | None, port: int | None) -> None:
 
     server = loaded.settings.server
     port = port if port is not None else server.port
+    host = host if host is not None else server.host
     sql = loaded.settings.sql
-    if sql.enabled and sql.port == port != 0:
+    if sql.enabled and sql.port == port != 0 and _hosts_may_collide(sql.host, host):
         err.print(
-            f"[bold red]error:[/] {loaded.path}: `sql.port` {port} is also the HTTP port: "
-            "give the SQL endpoint a port of its own",
+            f"[bold red]error:[/] {loaded.path}: `sql.port` {port} is also the HTTP port "
+            f"(`sql.host` {sql.host}, HTTP host {host}): give the SQL endpoint a port of its "
+            "own, or hosts that are different interfaces",
             highlight=False,
         )
         raise typer.Exit(2)
-    serve(loaded, host if host is not None else server.host, port)
+    serve(loaded, host, port)
+
+
+_WILDCARDS = frozenset({"", "*", "0.0.0.0", "::"})
+
+
+def _addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses ``host`` (an address or a name) stands for; none when a name
+    does not resolve (binding it then fails with its own error)."""
+    try:
+        return {ipaddress.ip_address(host)}
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return set()
+    return {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+
+
+def _hosts_may_collide(a: str, b: str) -> bool:
+    """Whether listening on the same port at hosts ``a`` and ``b`` could clash: the
+    same host (or addresses), or either one every interface (0.0.0.0, ::)."""
+    a, b = a.strip().strip("[]").lower(), b.strip().strip("[]").lower()
+    if a == b or a in _WILDCARDS or b in _WILDCARDS:
+        return True
+    first, second = _addresses(a), _addresses(b)
+    if any(address.is_unspecified for address in first | second):
+        return True
+    return bool(first & second)
 
 
 @app.command()
