@@ -89,8 +89,21 @@ class JsonLinesAuditLog:
                 os.close(fd)
 
     def check(self) -> None:
-        """Raise :class:`OSError` when the file cannot be opened to append (creates it)."""
-        os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        """Raise :class:`OSError` when the file cannot be appended to. A file that does
+        not exist yet is not created (its first entry creates it): its folder must
+        exist and be writable. Creating and removing it instead could remove an entry
+        another process appended in between."""
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_APPEND))
+            return
+        except FileNotFoundError:
+            pass
+        folder = self.path.parent
+        if not folder.is_dir():
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(folder))
+        effective = os.access in os.supports_effective_ids
+        if not os.access(folder, os.W_OK | os.X_OK, effective_ids=effective):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
 
     async def append(self, entry: dict[str, Any]) -> None:
         """The entry is in the file (with ``fsync``, on disk) when this returns."""

@@ -202,6 +202,21 @@ def test_query_and_explain_with_an_unwritable_audit_log_say_why_and_show_nothing
     assert not audit.parent.exists()
 
 
+def test_a_query_that_reads_nothing_leaves_no_audit_log_behind(
+    tmp_path: Path, demo_dir: Path, feedback_url: str
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    env = with_env(
+        CUSTVIEW_DEMO_DIR=str(demo_dir),
+        CUSTVIEW_FEEDBACK_URL=feedback_url,
+        CUSTVIEW_AUDIT_LOG=str(audit),
+    )
+    result = run("query", "{ customers(first: 1) { nodes { id }", env=env)
+    assert result.returncode == 1, result.stderr
+    assert "Syntax Error" in json.loads(result.stdout)["errors"][0]["message"]
+    assert not audit.exists(), "the check before the read created an empty log"
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
 def test_explain_whose_audit_entry_fails_after_the_read_shows_no_plan(
     demo_dir: Path, feedback_url: str

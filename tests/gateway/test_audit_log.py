@@ -4,6 +4,7 @@ and a write that fails refuses the answer."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ async def test_an_entry_that_cannot_be_written_refuses_the_answer(
 
 TORN = """
 import asyncio, json, resource, sys
+import os
 from pathlib import Path
 from gateway.audit import JsonLinesAuditLog
 
@@ -73,3 +75,29 @@ def test_a_write_cut_part_way_refuses_and_loses_no_later_entry(tmp_path: Path) -
     assert entries == "[0, 2]"
     lines = path.read_bytes().split(b"\n")
     assert len(lines[1]) == 30 and not lines[1].endswith(b"}")
+
+
+def test_the_check_leaves_no_file_behind_and_fails_closed(tmp_path: Path) -> None:
+    """The command line's check before a read does not create the log: an operation
+    that reads nothing (a syntax error) leaves no empty file."""
+    log = JsonLinesAuditLog(tmp_path / "audit.jsonl")
+    log.check()
+    assert not log.path.exists()
+    log.path.write_text('{"at": "x"}\n')
+    log.check()
+    assert log.path.read_text() == '{"at": "x"}\n'
+    with pytest.raises(FileNotFoundError):
+        JsonLinesAuditLog(tmp_path / "missing" / "audit.jsonl").check()
+    with pytest.raises(IsADirectoryError):
+        JsonLinesAuditLog(tmp_path).check()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes any folder")
+def test_the_check_refuses_a_folder_it_cannot_write(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir(mode=0o500)
+    try:
+        with pytest.raises(PermissionError):
+            JsonLinesAuditLog(folder / "audit.jsonl").check()
+    finally:
+        folder.chmod(0o700)
