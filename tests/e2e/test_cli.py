@@ -161,15 +161,20 @@ def test_check_and_query_on_the_demo(demo_dir: Path, feedback_url: str) -> None:
     assert "nope" in json.loads(result.stdout)["errors"][0]["message"]
 
 
-def test_query_and_explain_are_audited_as_the_local_operator(
-    tmp_path: Path, demo_dir: Path, feedback_url: str
-) -> None:
-    audit = tmp_path / "audit.jsonl"
-    env = with_env(
+def demo_with_audit(demo_dir: Path, feedback_url: str, audit: Path) -> dict[str, str]:
+    """The CLI's environment for the test demo, its audit entries into ``audit``."""
+    return with_env(
         CUSTVIEW_DEMO_DIR=str(demo_dir),
         CUSTVIEW_FEEDBACK_URL=feedback_url,
         CUSTVIEW_AUDIT_LOG=str(audit),
     )
+
+
+def test_query_and_explain_are_audited_as_the_local_operator(
+    tmp_path: Path, demo_dir: Path, feedback_url: str
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    env = demo_with_audit(demo_dir, feedback_url, audit)
     result = run("query", "{ customers(first: 2) { nodes { id email } } }", env=env)
     assert result.returncode == 0, result.stderr
     ids = [n["id"] for n in json.loads(result.stdout)["data"]["customers"]["nodes"]]
@@ -188,11 +193,7 @@ def test_query_and_explain_with_an_unwritable_audit_log_say_why_and_show_nothing
     tmp_path: Path, demo_dir: Path, feedback_url: str
 ) -> None:
     audit = tmp_path / "missing" / "audit.jsonl"
-    env = with_env(
-        CUSTVIEW_DEMO_DIR=str(demo_dir),
-        CUSTVIEW_FEEDBACK_URL=feedback_url,
-        CUSTVIEW_AUDIT_LOG=str(audit),
-    )
+    env = demo_with_audit(demo_dir, feedback_url, audit)
     for command in ("query", "explain"):
         result = run(command, "{ customers(first: 2) { nodes { id email } } }", env=env)
         assert_clean_failure(result, 1, f"the audit log {audit} cannot be written")
@@ -206,11 +207,7 @@ def test_a_query_that_reads_nothing_leaves_no_audit_log_behind(
     tmp_path: Path, demo_dir: Path, feedback_url: str
 ) -> None:
     audit = tmp_path / "audit.jsonl"
-    env = with_env(
-        CUSTVIEW_DEMO_DIR=str(demo_dir),
-        CUSTVIEW_FEEDBACK_URL=feedback_url,
-        CUSTVIEW_AUDIT_LOG=str(audit),
-    )
+    env = demo_with_audit(demo_dir, feedback_url, audit)
     result = run("query", "{ customers(first: 1) { nodes { id }", env=env)
     assert result.returncode == 1, result.stderr
     assert "Syntax Error" in json.loads(result.stdout)["errors"][0]["message"]
@@ -223,11 +220,7 @@ def test_explain_whose_audit_entry_fails_after_the_read_shows_no_plan(
 ) -> None:
     """The log opens but an entry cannot be written (a full disk): the plan of the read
     that could not be audited is not shown either."""
-    env = with_env(
-        CUSTVIEW_DEMO_DIR=str(demo_dir),
-        CUSTVIEW_FEEDBACK_URL=feedback_url,
-        CUSTVIEW_AUDIT_LOG="/dev/full",
-    )
+    env = demo_with_audit(demo_dir, feedback_url, Path("/dev/full"))
     for command in ("query", "explain"):
         result = run(command, "{ customers(first: 1) { nodes { name } } }", env=env)
         assert_clean_failure(result, 1, "the audit log /dev/full cannot be written")
