@@ -161,14 +161,23 @@ class _Edges:
 
     def add_bucket(self, bucket: int, part: ScannedBucket, offset: int) -> None:
         """Appends one bucket of a member read elsewhere (:func:`scan_member`), its
-        record numbers moved past the members before it (``offset``)."""
-        self.hashes[bucket].frombytes(part.hashes)
-        local = array(NUMBER)
+        record numbers moved past the members before it (``offset``). A part that
+        does not add up (its lists' sizes against its spooled bytes, its hashes
+        against its record numbers) is refused before anything is taken in: a
+        mismatch would drop or misread keys without an error."""
+        hashes, local, sizes = array("q"), array(NUMBER), array("q")
+        hashes.frombytes(part.hashes)
         local.frombytes(part.numbers)
+        sizes.frombytes(part.sizes)
+        if sum(sizes) != len(part.spooled) or len(hashes) != len(local):
+            raise ValueError(
+                f"bucket {bucket} of a member read elsewhere does not add up: "
+                f"{len(hashes)} key hashes for {len(local)} records, "
+                f"{len(part.spooled)} bytes of keys for lists of {sum(sizes)}"
+            )
+        self.hashes[bucket].extend(hashes)
         self.numbers[bucket].extend(array(NUMBER, map(offset.__add__, local)) if offset else local)
         self.spool(bucket)
-        sizes = array("q")
-        sizes.frombytes(part.sizes)
         offset = self._end()
         self.file.write(part.spooled)
         segments = self.segments[bucket]

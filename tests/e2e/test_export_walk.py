@@ -106,3 +106,41 @@ async def test_a_crowded_key_joins_no_records_of_its_table(
         ["db/a/5", "db/b/k0", "db/b/k3"],
         ["db/b/k1"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("keys", "sizes", "numbers"),
+    [
+        ([["a@example.com"]], [999], [0]),  # lists of 999 bytes, fewer sent
+        ([["a@example.com"]], None, [0, 1]),  # two records for one key hash
+    ],
+)
+def test_a_bucket_read_elsewhere_that_does_not_add_up_is_refused(
+    keys: list[list[str]], sizes: list[int] | None, numbers: list[int]
+) -> None:
+    """What a worker sent is checked before the join takes it in: a mismatch would
+    drop or misread identity keys without any error."""
+    import marshal
+    from array import array
+
+    from resolvers.walk import NUMBER, ScannedBucket, _Edges
+
+    spooled = b"".join(marshal.dumps(k) for k in keys)
+    lengths = sizes or [len(marshal.dumps(k)) for k in keys]
+    part = ScannedBucket(
+        hashes=array("q", [7]).tobytes(),
+        numbers=array(NUMBER, numbers).tobytes(),
+        spooled=spooled,
+        sizes=array("q", lengths).tobytes(),
+    )
+    edges = _Edges()
+    try:
+        with pytest.raises(ValueError, match="bucket 3 of a member read elsewhere"):
+            edges.add_bucket(3, part, 0)
+        assert len(edges.hashes[3]) == 0 and edges.segments[3] == [], "nothing taken in"
+        fine = ScannedBucket(part.hashes, array(NUMBER, [0]).tobytes(), spooled, part.sizes)
+        if sizes is None:
+            edges.add_bucket(3, fine, 5)
+            assert list(edges.numbers[3]) == [5] and len(edges.segments[3]) == 1
+    finally:
+        edges.close()
