@@ -213,13 +213,18 @@ def _interpolate(
     path: tuple[str | int, ...],
     file: str,
     lines: dict[tuple[str | int, ...], int] | None = None,
+    from_env: set[tuple[str | int, ...]] | None = None,
 ) -> Any:
+    """``value`` with each ``${NAME}`` taken from the environment; the key path of
+    every string that took one is added to ``from_env``."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, (*path, k), file, lines) for k, v in value.items()}
+        return {k: _interpolate(v, (*path, k), file, lines, from_env) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, (*path, i), file, lines) for i, v in enumerate(value)]
+        return [_interpolate(v, (*path, i), file, lines, from_env) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
+    if from_env is not None and _INTERPOLATION.search(value):
+        from_env.add(path)
 
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
@@ -236,18 +241,6 @@ def _interpolate(
         )
 
     return _INTERPOLATION.sub(replace, value)
-
-
-def _interpolated(value: Any, path: tuple[str | int, ...] = ()) -> frozenset[tuple[str | int, ...]]:
-    """The key paths in ``value`` (as read, before interpolation) of the strings that
-    take a value from the environment (``${NAME}``)."""
-    if isinstance(value, dict):
-        return frozenset().union(*(_interpolated(v, (*path, k)) for k, v in value.items()))
-    if isinstance(value, list):
-        return frozenset().union(*(_interpolated(v, (*path, i)) for i, v in enumerate(value)))
-    if isinstance(value, str) and _INTERPOLATION.search(value):
-        return frozenset({path})
-    return frozenset()
 
 
 def _read(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
@@ -311,7 +304,8 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
     path = config_path(explicit)
     file = str(path)
     raw, lines = _read(path)
-    data = _interpolate(raw, (), file, lines)
+    from_env: set[tuple[str | int, ...]] = set()
+    data = _interpolate(raw, (), file, lines, from_env)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -354,13 +348,11 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
             ) from None
         # which option values came from the environment: an options model may count
         # them as secrets (the REST connector's headers)
-        raw_options = (raw.get("sources") or {}).get(name, {})
-        from_env = _interpolated(
-            raw_options.get("options") if isinstance(raw_options, dict) else {}
-        )
+        prefix = (*where, "options")
+        interpolated = frozenset(p[len(prefix) :] for p in from_env if p[: len(prefix)] == prefix)
         try:
             options = cls.options_model.model_validate(
-                source.options, context={"from_environment": from_env}
+                source.options, context={"from_environment": interpolated}
             )
         except ValidationError as exc:
             _raise_validation(exc, file, lines, (*where, "options"))

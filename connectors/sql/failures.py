@@ -7,13 +7,14 @@ statement parameters: they end up in GraphQL errors and log lines.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote, quote_plus, unquote
+from urllib.parse import unquote
 
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from connectors.errors import ConnectorError, SourceTimeout, SourceUnavailable
-from connectors.redaction import credential_param, describe_error
+from connectors.redaction import describe_error
+from connectors.redaction import url_secrets as secrets_of_url
 from connectors.sql.locks import locked
 
 DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "sqlite3", "aiosqlite"})
@@ -82,16 +83,10 @@ def _missing_sqlite_file(url: URL) -> bool:
 
 
 def url_secrets(url: URL) -> list[str]:
-    """The URL as written, its password (decoded and percent-encoded, as a driver
-    or the URL may quote it) and any password in its query string."""
-    found = [url.render_as_string(hide_password=False)]
-    passwords = [str(url.password)] if url.password else []
-    for name, value in url.query.items():
-        if credential_param(name):
-            passwords += [value] if isinstance(value, str) else list(value)
-    for password in passwords:
-        found += [password, quote(password, safe=""), quote_plus(password)]
-    return list(dict.fromkeys(s for s in found if s))
+    """The URL as written and each password in it, in every form
+    (:func:`connectors.redaction.url_secrets`)."""
+    written = url.render_as_string(hide_password=False)
+    return list(dict.fromkeys([written, *secrets_of_url(written)]))
 
 
 def translate(exc: BaseException, source: str, url: URL, timeout: float) -> ConnectorError:
