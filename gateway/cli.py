@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import logging
 import os
 import socket
 import sys
@@ -28,6 +29,7 @@ from gateway.export_cli import export as export_command
 from gateway.rights_cli import erase as erase_command
 from gateway.rights_cli import sar as sar_command
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
+from gateway.unexpected import RedactingFilter, report
 from resolvers.cache_control import Cleared, clear_cache
 
 app = typer.Typer(
@@ -708,4 +710,12 @@ def audit(
 
 
 def main() -> None:
-    app()
+    """The command; an error custview did not expect ends it with its traceback
+    and exit code 1, without any secret (:mod:`gateway.unexpected`)."""
+    if logging.lastResort is not None:  # prints a command's warnings
+        logging.lastResort.addFilter(RedactingFilter())
+    try:
+        app()
+    except Exception as exc:
+        err.print(report(exc), highlight=False, markup=False)
+        raise SystemExit(1) from None

@@ -49,7 +49,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from connectors.redaction import describe_error, secret_values
+from connectors.redaction import describe_error
 from connectors.serial import SerialThread
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class ExportWorkers:
         """Worker -> what could not be sent to it, and why."""
         self._starting: asyncio.Future[None] | None = None
         self._failed: Exception | None = None
-        self._secrets = secrets(loaded)
+        self._secrets = loaded.secrets()
         self.usage: list[dict[str, float]] = []
         """Each worker's CPU seconds, peak RSS (KiB) and seconds spent waiting for a
         chunk to build, sent when it stops normally."""
@@ -417,17 +417,6 @@ def _terminate(processes: list[BaseProcess], grace: float = 0.0) -> None:
             process.join()
 
 
-def secrets(loaded: LoadedSettings) -> list[str]:
-    """What an error text from the workers must not show: every source's secrets (its
-    URL and password, tokens, credential headers) and any other secret setting (a
-    secret string or bytes, a URL-valued setting's password: ``registry.url``,
-    ``audit.url``, ``cache.url``)."""
-    found = secret_values(loaded.settings)
-    for _, options in loaded.connectors.values():
-        found += options.secrets()
-    return sorted(set(found))
-
-
 def _unexpected(exc: BaseException, hidden: list[str]) -> tuple[str, str]:
     """An error other than custview's own as a worker reports it: its type and first
     line with ``hidden`` removed, and where it was raised (the stack's frames: its
@@ -467,7 +456,7 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
     from resolvers.view import Federation
 
     loaded = LoadedSettings(path, settings, connectors)
-    hidden = secrets(loaded)
+    hidden = loaded.secrets()
     federation = Federation(settings.model, loaded.create_connectors())
     maker = ChunkMaker(federation)
     loop = asyncio.new_event_loop()

@@ -18,6 +18,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from connectors.request_id import current_request_id
+from gateway.unexpected import RedactingFilter
 
 LogFormat = Literal["text", "json"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -56,10 +57,12 @@ def formatter(kind: LogFormat) -> logging.Formatter:
 
 
 def log_handler(settings: LoggingSettings, stream: TextIO | None = None) -> logging.Handler:
-    """A handler writing ``settings.format`` lines, each with its request id."""
+    """A handler writing ``settings.format`` lines, each with its request id, and
+    no secret (:class:`gateway.unexpected.RedactingFilter`)."""
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter(settings.format))
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactingFilter())
     return handler
 
 

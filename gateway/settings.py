@@ -20,6 +20,7 @@ from connectors.cache import CacheOptions, CachingConnector
 from connectors.cache_store import create_cache
 from connectors.ledger import Ledger
 from connectors.observe import ObservedConnector
+from connectors.redaction import secret_values
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from gateway.audit import AuditSettings
 from gateway.auth import AuthSettings
@@ -28,6 +29,7 @@ from gateway.logs import LoggingSettings
 from gateway.persisted import PersistedQueries
 from gateway.sql_settings import SqlSettings, TlsFileError, tls_context
 from gateway.tracing import TracingSettings, otel_missing
+from gateway.unexpected import hide
 from resolvers.model import UnifiedModel
 from resolvers.policy import Policy, PolicySpec, check_policy
 from resolvers.registry import IdentityRegistry
@@ -136,6 +138,16 @@ class LoadedSettings:
         self.limits = Limits(settings.profile, settings.limits)
         self.persisted: PersistedQueries | None = None
         """The allow-list of documents, when ``limits.persisted_queries`` names one."""
+
+    def secrets(self) -> list[str]:
+        """What no error text or log line may show: every source's secrets (its URL
+        and password, tokens, credential headers) and any other secret setting (a
+        secret string or bytes, a URL-valued setting's password: ``registry.url``,
+        ``audit.url``, ``cache.url``)."""
+        found = secret_values(self.settings)
+        for _, options in self.connectors.values():
+            found += options.secrets()
+        return sorted(set(found))
 
     def registry_url(self) -> str:
         url = self.settings.registry.url
@@ -366,6 +378,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
         raise ConfigError(str(exc), file=file, path=_dotted(at), line=lines.get(at)) from None
     settings = settings.model_copy(update={"sql": sql})
     loaded = LoadedSettings(path, settings, connectors)
+    hide(loaded.secrets())
     listed = settings.limits.persisted_queries
     if listed is not None:
         try:

@@ -9,7 +9,6 @@ import pytest
 from pydantic import BaseModel, SecretBytes
 
 from connectors.redaction import describe_error, secret_values
-from gateway.export_workers import secrets
 from gateway.settings import DEMO_CONFIG, load_settings
 
 
@@ -52,7 +51,7 @@ def test_the_export_workers_hide_the_passwords_of_url_settings_and_secret_bytes(
     )
     text = config.read_text().replace("sources:\n", settings + "sources:\n", 1)
     config.write_text(text)
-    hidden = secrets(load_settings(config))
+    hidden = load_settings(config).secrets()
     message = (
         "connect as reg with reg-p@ss/1 (reg-p%40ss%2F1) failed; password=audit-pw-9, "
         "AUTH redis-pw-7; sslmode=disable"

@@ -29,13 +29,17 @@ class ServeProcess:
         self._reader: asyncio.Task[None] | None = None
 
     @classmethod
-    async def start(cls, config: Path) -> ServeProcess:
+    async def start(
+        cls, config: Path, command: tuple[str, ...] = ("-m", "gateway"), **env: str
+    ) -> ServeProcess:
+        """``python COMMAND serve`` (``command``: another entry point, such as a
+        script running custview with a bug), with ``env`` added to the environment."""
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gateway", "serve", "--config", str(config), "--port", "0",
+            sys.executable, *command, "serve", "--config", str(config), "--port", "0",
             cwd=ROOT,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
         )  # fmt: skip
         gateway = cls(process)
         async with asyncio.timeout(BOUND):

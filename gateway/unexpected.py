@@ -1,0 +1,137 @@
+"""One policy for errors custview did not expect: wherever one is shown, its text
+holds no secret.
+
+An unexpected error (a bug in custview or a connector plugin, not a source's
+failure) may quote anything it held: a DSN with its password, a token, a header.
+A source's own errors are described without their secrets where they are raised
+(:func:`connectors.redaction.describe_error`), and an export worker's unexpected
+error is described so before it crosses its pipe. What reaches the CLI's last
+words or a server log line's traceback otherwise is Python's own text, so:
+
+- every settings file loaded in this process adds its secrets (:func:`hide`:
+  each source's URL password, token and credential headers, and every secret
+  setting, as :meth:`gateway.settings.LoadedSettings.secrets` lists them);
+- an error's traceback is :func:`redacted_traceback`: where it was raised (the
+  stack's code lines, none of its values) and, for each error of the chain, its
+  type and first line without those secrets or any URL (``describe_error``);
+- :class:`RedactingFilter` on the log handler custview installs (and on
+  :data:`logging.lastResort`, which prints a command's warnings) gives every
+  record's traceback that form, and removes those secrets from every message:
+  a record logged with an error (strawberry's ``str(error)``, uvicorn's
+  ``Exception in ASGI application``) loses its URLs too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from collections.abc import Iterable
+
+from connectors.redaction import MIN_LENGTH, describe_error, redact
+
+REPORT = (
+    "This is not a source failure but a bug in custview or a connector plugin: "
+    "please report it with this message."
+)
+
+_hidden: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+
+
+def hide(secrets: Iterable[str]) -> None:
+    """Remove ``secrets`` from every unexpected error's text and log line from now on."""
+    global _pattern
+    added = {s for s in secrets if len(s) >= MIN_LENGTH} - _hidden
+    if not added:
+        return
+    _hidden.update(added)
+    # every form redact() replaces, longest first, so one search finds any of them
+    forms = {f for s in _hidden for f in _forms(s) if len(f) >= MIN_LENGTH}
+    ordered = sorted(forms, key=len, reverse=True)
+    _pattern = re.compile("|".join(re.escape(f) for f in ordered))
+
+
+def _forms(secret: str) -> set[str]:
+    found = set()
+    for form in (secret, secret.strip()):
+        found |= {form, repr(form)[1:-1], repr(form.encode())[2:-1]}
+    return found
+
+
+def hidden() -> list[str]:
+    """The secrets :func:`hide` was given in this process."""
+    return sorted(_hidden)
+
+
+def scrub(text: str) -> str:
+    """``text`` with each hidden secret as ``***`` (its URLs left as they are)."""
+    if _pattern is None:
+        return text
+    return _pattern.sub("***", text)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the errors it was raised from or while handling, earliest first."""
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return chain[::-1]
+
+
+def redacted_traceback(exc: BaseException) -> str:
+    """``exc``'s traceback as Python prints it, but each error's text its type and
+    first line without any hidden secret or URL; an exception group's errors
+    follow it, indented."""
+    parts: list[str] = []
+    chain = _chain(exc)
+    for number, error in enumerate(chain):
+        frames = traceback.format_list(traceback.extract_tb(error.__traceback__))
+        if frames:
+            parts.append("Traceback (most recent call last):\n" + "".join(frames))
+        parts.append(describe_error(error, _hidden) + "\n")
+        if isinstance(error, BaseExceptionGroup):
+            for inner, sub in enumerate(error.exceptions, 1):
+                text = redacted_traceback(sub).rstrip("\n").replace("\n", "\n  | ")
+                parts.append(f"  +-- {inner} ---\n  | {text}\n")
+        if number + 1 < len(chain):
+            parts.append(
+                "\nThe above exception was the direct cause of the following exception:\n\n"
+                if chain[number + 1].__cause__ is error
+                else "\nDuring handling of the above exception, another exception occurred:\n\n"
+            )
+    return "".join(parts).rstrip("\n")
+
+
+def report(exc: BaseException) -> str:
+    """What the command prints when ``exc`` ends it: one line, then the traceback."""
+    return f"error: unexpected {describe_error(exc, _hidden)}\n{REPORT}\n{redacted_traceback(exc)}"
+
+
+class RedactingFilter(logging.Filter):
+    """Gives a record's error its :func:`redacted_traceback` and removes the hidden
+    secrets from its message (and URLs too, when it was logged with an error)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if error is None and _pattern is None:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # the formatter will report the bad arguments as it does
+            return True
+        if error is not None:
+            record.exc_text = redacted_traceback(error)
+            record.exc_info = None
+            cleaned = redact(message, _hidden)
+        else:
+            cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
