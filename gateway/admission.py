@@ -9,6 +9,7 @@ authenticator accepts and the policy grants something to.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -29,8 +30,16 @@ def is_open(request: Request) -> bool:
     return path == "/graphql" and request.method == "GET" and "query" not in request.query_params
 
 
-def refusal(exc: CustviewError, status: int) -> Response:
-    body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
+def refusal(exc: CustviewError, status: int, path: str = "/graphql") -> Response:
+    """The answer to a refused request in the shape of the route it asked for:
+    ``/graphql`` a GraphQL error (``errors[].extensions.code``), the export and
+    admin routes their own ``{"error": ..., "code": ...}``; a 401 says how to
+    authenticate (``WWW-Authenticate``) either way."""
+    body: dict[str, Any]
+    if path == "/graphql":
+        body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
+    else:
+        body = {"error": exc.message, "code": exc.code}
     headers = {"www-authenticate": 'Bearer realm="custview"'} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -43,8 +52,8 @@ class Refused(Exception):
         self.error = error
         self.status = status
 
-    def response(self) -> Response:
-        return refusal(self.error, self.status)
+    def response(self, path: str = "/graphql") -> Response:
+        return refusal(self.error, self.status, path)
 
 
 def admit(
@@ -92,7 +101,7 @@ class Authentication:
         try:
             principal, grant = admit(self.authenticator, self.policy, self.limits, request.headers)
         except Refused as refused:
-            await refused.response()(scope, receive, send)
+            await refused.response(request.url.path)(scope, receive, send)
             return
         request.state.grant = grant
         request.state.principal = principal

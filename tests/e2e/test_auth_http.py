@@ -1,11 +1,17 @@
-"""The demo refuses anonymous reads and accepts its documented key."""
+"""The demo refuses anonymous reads and accepts its documented key; every route refuses
+in its own error shape."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+import pytest
 
 from gateway.app import create_app
-from gateway.settings import LoadedSettings
+from gateway.auth import hash_key
+from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
+from tests.support.servers import serve_in_thread
 
 QUERY = {"query": "{ customers(first: 1) { nodes { id } } }"}
 
@@ -30,3 +36,41 @@ async def test_anonymous_requests_get_401_and_open_routes_stay_open(
             assert (await anon.get("/healthz")).status_code == 200
             ok = await anon.post("/graphql", json=QUERY, headers={"x-api-key": "demo-key"})
             assert ok.status_code == 200 and ok.json()["data"]["customers"]["nodes"]
+
+
+@pytest.fixture()
+def with_intern(demo_env: None, tmp_path: Path) -> LoadedSettings:
+    """The demo plus an API key whose only role the policy does not know."""
+    intern = (
+        "  api_keys:\n    - name: intern\n"
+        f'      hash: "{hash_key("intern-key")}"\n      roles: [intern]\n'
+    )
+    config = tmp_path / "intern.yaml"
+    config.write_text(DEMO_CONFIG.read_text().replace("  api_keys:\n", intern, 1))
+    return load_settings(config)
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({}, 401, "UNAUTHENTICATED"),
+        ({"x-api-key": "nope"}, 401, "UNAUTHENTICATED"),
+        ({"authorization": "Bearer nope"}, 401, "UNAUTHENTICATED"),
+        ({"x-api-key": "intern-key"}, 403, "FORBIDDEN"),
+    ],
+)
+async def test_exports_refuse_callers_in_their_own_error_shape(
+    with_intern: LoadedSettings, headers: dict[str, str], status: int, code: str
+) -> None:
+    with serve_in_thread(create_app(with_intern), lifespan="on") as url:
+        async with httpx.AsyncClient(base_url=url, headers=headers) as http:
+            export = await http.get("/export/customers.csv")
+            graphql = await http.post("/graphql", json=QUERY)
+    assert export.status_code == graphql.status_code == status
+    body = export.json()
+    assert body == {"error": body["error"], "code": code}, body
+    assert body["error"] == graphql.json()["errors"][0]["message"]
+    assert graphql.json()["errors"][0]["extensions"]["code"] == code
+    challenge = export.headers.get("www-authenticate")
+    assert challenge == graphql.headers.get("www-authenticate")
+    assert (challenge == 'Bearer realm="custview"') == (status == 401)
