@@ -22,7 +22,6 @@ import contextlib
 import datetime as dt
 import logging
 import secrets
-import socket
 import ssl
 import struct
 from collections import deque
@@ -30,6 +29,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
+
+from gateway import listeners
 
 log = logging.getLogger("custview.sql")
 
@@ -594,17 +595,24 @@ class PgServer:
         self.port = port
         self.tls = tls
         self.require_tls = require_tls
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
+        self._address: listeners.Address | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._keys: Keys = {}
 
     async def start(self) -> None:
-        # SO_REUSEPORT: the app a config reload builds binds the same port while the old
-        # one still listens; the old closes once it has drained
-        self._server = await asyncio.start_server(
-            self._handle, self.host, self.port, reuse_port=hasattr(socket, "SO_REUSEPORT")
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        # the app a config reload builds listens on the old one's sockets while the old
+        # one drains (gateway.listeners: no other process may bind the port)
+        self._address, sockets = listeners.acquire(self.host, self.port)
+        try:
+            for sock in sockets:
+                # each server closes its own duplicate; the sockets stay until released
+                server = await asyncio.start_server(self._handle, sock=sock.dup())
+                self._servers.append(server)
+        except BaseException:
+            await self.aclose()
+            raise
+        self.port = self._address[1]
         log.info(
             "SQL endpoint listening on %s:%d (%s)",
             self.host,
@@ -633,10 +641,14 @@ class PgServer:
             await connection.aclose()
 
     async def aclose(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
+        servers, self._servers = self._servers, []
+        for server in servers:
+            server.close()
+        if self._address is not None:
+            listeners.release(self._address)
+            self._address = None
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        for server in servers:
+            await server.wait_closed()

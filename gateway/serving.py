@@ -4,9 +4,8 @@ service (one event loop, two loopback servers)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import errno
 import signal
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -14,6 +13,7 @@ from types import FrameType
 import uvicorn
 from starlette.types import ASGIApp
 
+from gateway import listeners
 from gateway.app import create_app
 from gateway.logs import configure_logging
 from gateway.metrics import GatewayMetrics
@@ -45,26 +45,19 @@ def _server(
 def _sql_port_free(loaded: LoadedSettings, hint: str) -> None:
     """Exit with one clear line when the SQL endpoint's port is taken, before
     uvicorn starts: the endpoint binds in the app's lifespan, where a failure
-    comes out as uvicorn's traceback. Binds as the endpoint does (address reuse,
-    and port reuse where there is one, so a custview being replaced still passes)."""
+    comes out as uvicorn's traceback. Binds as the endpoint does
+    (:func:`gateway.listeners.bind`: address reuse, no port reuse, so another
+    custview on that port is a clash, not a silent second listener)."""
     sql = loaded.settings.sql
     if not sql.enabled or sql.port == 0:
         return
     try:
-        addresses = socket.getaddrinfo(
-            sql.host, sql.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
-        for family, kind, proto, _, address in addresses:
-            with socket.socket(family, kind, proto) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:  # as asyncio's start_server binds it
-                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                if hasattr(socket, "SO_REUSEPORT"):
-                    with contextlib.suppress(OSError):
-                        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-                probe.bind(address)
+        for probe in listeners.bind(sql.host, sql.port):
+            probe.close()
     except OSError as exc:
         reason = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            reason = "address already in use (another custview or another program listens there)"
         host = f"[{sql.host}]" if ":" in sql.host else sql.host
         raise SystemExit(
             f"error: the SQL endpoint cannot listen on {host}:{sql.port}: {reason}; "
@@ -87,7 +80,7 @@ def serve(loaded: LoadedSettings, host: str, port: int) -> None:
 
     On SIGHUP it reloads the config file (:mod:`gateway.reload`).
     """
-    _sql_port_free(loaded, "choose another with `sql.port` in the config")
+    _sql_port_free(loaded, f"choose another with `sql.port` in {loaded.path}")
     configure_logging(loaded.settings.logging)
     metrics = GatewayMetrics()
     server = _server(

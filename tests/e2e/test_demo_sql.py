@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 from gateway.settings import DEMO_CONFIG
 from tests.connectors.rest_server import free_port
-from tests.support.processes import BOUND, ROOT
+from tests.support.processes import BOUND, ROOT, ServeProcess, until
 
 
 async def test_demo_with_sql_port_answers_psql_style_queries_with_the_demo_keys(
@@ -139,3 +140,55 @@ def test_the_port_check_binds_an_ipv6_address_as_the_endpoint_does() -> None:
         port = ipv6.getsockname()[1]
         with pytest.raises(SystemExit, match=rf"cannot listen on \[::1\]:{port}: "):
             _sql_port_free(loaded("::1", port), "choose another")
+
+
+async def _count(port: int) -> int:
+    dsn = f"host=127.0.0.1 port={port} user=bi dbname=custview password=demo-key"
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        cursor = await conn.execute("SELECT count(*) FROM customers")
+        ((count,),) = await cursor.fetchall()
+        return int(count)
+
+
+async def test_a_second_custview_on_the_same_sql_port_is_refused_and_a_restart_binds_at_once(
+    demo_env: None, tmp_path: Path
+) -> None:
+    """Two custview processes on one ``sql.port`` would split the connections between
+    them without a word (``SO_REUSEPORT``): the second stops with one line naming the
+    key. A reload keeps the port; a restart still binds at once, with the old one's connections in TIME_WAIT."""
+    sql = free_port()
+    config = tmp_path / "sql.yaml"
+    config.write_text(DEMO_CONFIG.read_text() + f"\nsql: {{enabled: true, port: {sql}}}\n")
+    first = await ServeProcess.start(config)
+    try:
+        expected = await _count(sql)
+        first.process.send_signal(signal.SIGHUP)  # a reload listens on the same port
+
+        async def reloaded() -> bool:
+            return any("configuration reloaded" in line for line in first.log)
+
+        await until(reloaded, "the first custview reloaded its config")
+        assert await _count(sql) == expected
+        dsn = f"host=127.0.0.1 port={sql} user=bi dbname=custview password=demo-key"
+        held = await psycopg.AsyncConnection.connect(dsn)  # closed by the server's stop
+        second = await asyncio.to_thread(
+            _custview, "serve", "--config", str(config), "--port", str(free_port()),
+            tmp_path=tmp_path, CUSTVIEW_DEMO_DIR=os.environ["CUSTVIEW_DEMO_DIR"],
+        )  # fmt: skip
+        assert second.returncode == 1, second.stderr
+        assert "Traceback" not in second.stderr
+        (line,) = second.stderr.strip().splitlines()
+        assert line == (
+            f"error: the SQL endpoint cannot listen on 127.0.0.1:{sql}: address already in use "
+            "(another custview or another program listens there); stop what uses that port "
+            f"or choose another with `sql.port` in {config}"
+        )
+        assert await _count(sql) == expected, "the first one still answers every connection"
+    finally:
+        await first.stop()
+    await held.close()
+    restarted = await ServeProcess.start(config)
+    try:
+        assert await _count(sql) == expected
+    finally:
+        await restarted.stop()

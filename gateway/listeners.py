@@ -1,0 +1,84 @@
+"""The SQL endpoint's listening sockets: one set per address and process, shared.
+
+A config reload (SIGHUP) starts the new app's SQL endpoint while the old one
+still serves its connections, on the same ``sql.port``. The new endpoint
+accepts on duplicates of the old one's sockets rather than binding the port
+again. ``SO_REUSEPORT``, which let it bind again before, let any other process
+of the same user bind the port too: a second custview with the same
+``sql.port`` started without a word and the kernel split the connections
+between the two. Without it the port of a running custview (or of anything
+else) is refused (``EADDRINUSE``) as the HTTP port is, and ``SO_REUSEADDR``
+still lets a restarted custview bind at once (connections left in TIME_WAIT
+do not hold the port).
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+Address = tuple[str, int]
+
+
+@dataclass
+class _Shared:
+    sockets: list[socket.socket]
+    users: int
+
+
+_listening: dict[Address, _Shared] = {}
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to ``host``:``port`` as :func:`asyncio.start_server` binds them
+    (every address the host resolves to; IPv6 only on an IPv6 address; address
+    reuse), without port reuse; ``OSError`` names the address that is taken."""
+    sockets: list[socket.socket] = []
+    try:
+        found = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                reason = (exc.strerror or str(exc)).lower()
+                raise OSError(
+                    exc.errno, f"error while attempting to bind on address {address!r}: {reason}"
+                ) from None
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def acquire(host: str, port: int) -> tuple[Address, list[socket.socket]]:
+    """The listening sockets of ``host``:``port`` in this process (bound now unless an
+    endpoint of this process holds them) and the address to :func:`release` them by;
+    port ``0`` always binds a free port of its own."""
+    shared = _listening.get((host, port)) if port else None
+    if shared is None:
+        sockets = bind(host, port)
+        shared = _Shared(sockets, 0)
+        port = sockets[0].getsockname()[1]
+        _listening[(host, port)] = shared
+    shared.users += 1
+    return (host, port), shared.sockets
+
+
+def release(address: Address) -> None:
+    """One endpoint no longer listens on ``address``; the last one closes its sockets."""
+    shared = _listening.get(address)
+    if shared is None:
+        return
+    shared.users -= 1
+    if shared.users <= 0:
+        del _listening[address]
+        for sock in shared.sockets:
+            sock.close()
