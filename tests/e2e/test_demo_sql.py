@@ -155,7 +155,8 @@ async def test_a_second_custview_on_the_same_sql_port_is_refused_and_a_restart_b
 ) -> None:
     """Two custview processes on one ``sql.port`` would split the connections between
     them without a word (``SO_REUSEPORT``): the second stops with one line naming the
-    key. A reload keeps the port; a restart still binds at once, with the old one's connections in TIME_WAIT."""
+    key. A reload keeps the port; a restart still binds at once, with the old one's
+    connections in TIME_WAIT."""
     sql = free_port()
     config = tmp_path / "sql.yaml"
     config.write_text(DEMO_CONFIG.read_text() + f"\nsql: {{enabled: true, port: {sql}}}\n")
