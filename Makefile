@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo-data
+# e.g. make demo DEMO_ARGS="--port 9000 --feedback-port 9001 --sql-port 5433"
+DEMO_ARGS ?=
 EXAMPLE := docs/examples/custview-csv-connector
 EXAMPLE_STAMP := $(VENV)/.plugin-example
 
@@ -24,7 +26,7 @@ $(EXAMPLE_STAMP): $(EXAMPLE)/pyproject.toml $(STAMP)
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/custview demo --data-dir $(DEMO_DIR)
+	$(BIN)/custview demo --data-dir $(DEMO_DIR) $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check gateway connectors resolvers tests docs/examples

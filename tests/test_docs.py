@@ -85,6 +85,22 @@ def test_readme_starts_with_the_two_commands() -> None:
     assert "make demo" in head and "make test" in head
 
 
+def test_make_demo_passes_demo_args_to_the_cli() -> None:
+    """``make demo DEMO_ARGS=...`` (the README's way to choose ports) reaches ``custview demo``."""
+    import subprocess
+
+    out = subprocess.run(
+        ["make", "-n", "demo", "DEMO_ARGS=--port 9010 --sql-port 5433"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    demo = [line for line in out.splitlines() if "custview demo" in line]
+    assert demo and demo[-1].endswith("--port 9010 --sql-port 5433"), out
+    assert 'DEMO_ARGS="--port' in README
+
+
 def test_every_graphql_root_field_is_in_the_readme() -> None:
     from resolvers.schema import build_schema
 
