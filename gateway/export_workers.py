@@ -51,10 +51,9 @@ from typing import TYPE_CHECKING, Any
 
 from connectors.redaction import describe_error
 from connectors.serial import SerialThread
+from gateway.worker_process import WorkerProcess
 
 if TYPE_CHECKING:
-    from multiprocessing.process import BaseProcess
-
     from gateway.settings import LoadedSettings
     from resolvers.export_chunks import BuiltChunk, ChunkSpec
     from resolvers.walk import Group, MemberScan, ScannedBucket
@@ -79,7 +78,7 @@ class ExportWorkers:
     def __init__(self, loaded: LoadedSettings, count: int) -> None:
         self.loaded = loaded
         self.count = count
-        self.processes: list[BaseProcess] = []
+        self.processes: list[WorkerProcess] = []
         self.pipes: list[Connection] = []
         self.finished = False
         self._thread: SerialThread | None = None
@@ -117,7 +116,7 @@ class ExportWorkers:
                     )
                     process.start()
                     theirs.close()
-                    self.processes.append(process)
+                    self.processes.append(WorkerProcess(process))
                     self.pipes.append(ours)
         except Exception as exc:
             self._failed = exc
@@ -332,7 +331,7 @@ class ExportWorkers:
         for pipe in self.pipes:
             pipe.close()
         for process in self.processes:
-            _release(process)
+            process.release()
 
 
 HASH_PROBE = ("custview", "hash probe")
@@ -402,7 +401,7 @@ def _recv_within(pipe: Connection, seconds: float) -> Any:
     return pipe.recv()
 
 
-def _terminate(processes: list[BaseProcess], grace: float = 0.0) -> None:
+def _terminate(processes: list[WorkerProcess], grace: float = 0.0) -> None:
     """Stops the workers still running (after ``grace`` seconds) and reaps them all
     (no zombies, no orphans)."""
     deadline = time.monotonic() + grace
@@ -423,17 +422,6 @@ def _unexpected(exc: BaseException, hidden: list[str]) -> tuple[str, str]:
     code lines, none of its values, which a message or a local may hold)."""
     frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
     return describe_error(exc, hidden), frames
-
-
-def _release(process: BaseProcess) -> None:
-    """Closes a reaped worker's two pipe ends to the fork server (its sentinel and the
-    copy of its data pipe's write end) now, not when its process object is collected,
-    which an error's traceback holding this exporter may put off indefinitely. Its
-    ``exitcode`` and ``is_alive()`` still answer (``Process.close()`` would make them
-    raise): the exit code was read when it was reaped."""
-    popen = getattr(process, "_popen", None)
-    if popen is not None and popen.returncode is not None:
-        popen.close()
 
 
 def factory(loaded: LoadedSettings) -> Callable[[], ExportWorkers] | None:

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from functools import partial
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -516,12 +517,25 @@ async def test_a_failed_exports_error_holds_no_pipe_to_its_workers(
     await warm.aclose()
     pipes = _pipes()
     monkeypatch.setattr(gateway.export_workers, "serve", partial(_breaking, "raise", "leads"))
+    started: list[BaseProcess] = []
+    start = BaseProcess.start
+
+    def recorded(process: BaseProcess) -> None:
+        started.append(process)
+        start(process)
+
+    monkeypatch.setattr(BaseProcess, "start", recorded)
     with pytest.raises(WorkerFailed) as failed:
         await _run(load_settings(DEMO_CONFIG), 2, None)
     # the error's traceback still holds the exporter and its workers' process objects
     # (no collection since): their pipes to the fork server are closed all the same
     assert failed.value.__traceback__ is not None
     assert _pipes() == pipes
+    # through the public API: each worker's process object is closed (Process.close())
+    assert len(started) == 2
+    for process in started:
+        with pytest.raises(ValueError, match="process object is closed"):
+            process.is_alive()
     # and closed workers still tell how they ended (stopped unfinished, by SIGTERM)
     (stopped,) = warm.processes
     assert not stopped.is_alive() and stopped.exitcode == -signal.SIGTERM
