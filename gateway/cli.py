@@ -117,13 +117,19 @@ def _generate(out_dir: Path, customers: int, seed: int, households: bool = True)
     err.print(f"wrote {out_dir} in {summary.seconds:.1f}s ({customers} customers, seed {seed})")
 
 
+DEMO_SEED = 42
+"""The seed of ``custview demo`` and ``custview demo-data``: the README's examples
+(e.g. the tour's ``support/users/18``) are records of the files it makes."""
+DEMO_SIZE = 5000
+
+
 @app.command("demo-data")
 def demo_data(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder to write the databases to.")
     ] = Path("demo-data"),
-    customers: Annotated[int, typer.Option(min=1, help="Real customers to generate.")] = 5000,
-    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+    customers: Annotated[int, typer.Option(min=1, help="Real customers to generate.")] = DEMO_SIZE,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = DEMO_SEED,
     households: Annotated[
         bool,
         typer.Option(
@@ -204,7 +210,7 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="Where the demo databases live.")] = Path(
         "demo-data"
     ),
-    customers: Annotated[int, typer.Option(min=1, help="Size when generating.")] = 5000,
+    customers: Annotated[int, typer.Option(min=1, help="Size when generating.")] = DEMO_SIZE,
     host: Annotated[str, typer.Option(help="Bind address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     feedback_port: Annotated[
@@ -231,7 +237,7 @@ def demo(
         )
         raise typer.Exit(2)
     if not _demo_complete(data_dir):
-        _generate(data_dir, customers, 42)
+        _generate(data_dir, customers, DEMO_SEED)
     os.environ["CUSTVIEW_DEMO_DIR"] = str(data_dir.resolve())
     os.environ.setdefault("CUSTVIEW_FEEDBACK_URL", f"http://127.0.0.1:{feedback_port}/api")
     loaded = _with_sql_port(_settings(str(DEMO_CONFIG)), sql_port)

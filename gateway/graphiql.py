@@ -34,7 +34,7 @@ WELCOME = """# custview: one live view of every customer, read from the source s
 #
 # Press Ctrl-Enter to run. Open the docs (top left) to see every field.
 # customer(...) takes an id, an email, a phone or a source record ref such as
-# "support/users/17"; every golden field explains itself in provenance.
+# "support/users/18"; every golden field explains itself in provenance.
 
 {
   customers(first: 5) {

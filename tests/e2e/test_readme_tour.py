@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
 import re
+from pathlib import Path
 
+from gateway.cli import DEMO_SEED, DEMO_SIZE
+from gateway.demodata.generate import generate
 from gateway.settings import DEMO_CONFIG, load_settings
 from tests.e2e.conftest import gql, serve_in_process
 from tests.test_docs import README
 
-PLACEHOLDERS = ("someone@example.com", "+1 415 555 0123", "support/users/17")
+PLACEHOLDERS = ("someone@example.com", "+1 415 555 0123", "support/users/18")
 
 
 def tour_queries() -> list[str]:
@@ -21,6 +25,20 @@ def test_the_tour_has_a_query_per_step() -> None:
     assert len(queries) >= 9
     for placeholder in PLACEHOLDERS:
         assert any(placeholder in q for q in queries), placeholder
+
+
+def test_the_tour_record_is_one_person_in_every_system(tmp_path: Path) -> None:
+    """Pasted as it stands into ``make demo``'s GraphiQL, the tour's record is a
+    person with a record in each of the four systems (not a lone record)."""
+    generate(tmp_path, DEMO_SIZE, DEMO_SEED)
+    with (tmp_path / "ground_truth.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    ref = PLACEHOLDERS[2]
+    entity = next(
+        r["entity_id"] for r in rows if "/".join((r["source"], r["table"], r["record_id"])) == ref
+    )
+    systems = {r["source"] for r in rows if r["entity_id"] == entity}
+    assert systems == {"crm", "support", "sales", "feedback"}, (ref, systems)
 
 
 async def test_every_tour_query_answers_on_the_demo(demo_env: None) -> None:
