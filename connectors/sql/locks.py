@@ -36,11 +36,13 @@ def lock_waits(busy_wait: float) -> Iterator[float]:
 
 def locked(exc: BaseException) -> bool:
     """Whether ``exc`` (``sqlite3``'s, or SQLAlchemy's wrapping it) is SQLite's
-    ``SQLITE_BUSY``: another connection holds a lock on the file."""
+    ``SQLITE_BUSY`` (another connection holds a lock on the file) or
+    ``SQLITE_LOCKED`` (a connection of this process sharing the cache holds a
+    lock on the table, ``cache=shared``): both go once the writer is done."""
     orig = getattr(exc, "orig", exc)
     code = getattr(orig, "sqlite_errorcode", None)
     return (
         isinstance(orig, sqlite3.OperationalError)
         and code is not None
-        and (code & 0xFF == sqlite3.SQLITE_BUSY)
+        and (code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED))
     )

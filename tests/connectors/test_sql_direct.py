@@ -733,6 +733,32 @@ async def test_the_thread_waits_for_a_lock_the_loop_gave_up_on(
         await connector.aclose()
 
 
+async def test_a_shared_cache_table_lock_is_waited_for_as_a_file_lock(tmp_path: Path) -> None:
+    """With ``cache=shared``, a writer of this process locks the table, not the file:
+    SQLite answers SQLITE_LOCKED, not SQLITE_BUSY. Released within the source's
+    timeout, it is waited for the same way (it failed the lookup at once)."""
+    path = nine_people(tmp_path / "shared.db")
+    # the writer opens the shared cache first: read-only connections joining it later
+    # keep it writable for the writer
+    writer = sqlite3.connect(
+        f"file:{path}?cache=shared", uri=True, isolation_level=None, check_same_thread=False
+    )
+    connector = SQLConnector(
+        "people_db",
+        SQLOptions(url=f"sqlite+aiosqlite:///file:{path}?cache=shared&uri=true", timeout=5),
+    )
+    try:
+        assert await connector.lookup_many("people", "id", [1], ["id"]) == [[{"id": 1}]]
+        writer.execute("BEGIN")
+        writer.execute("UPDATE people SET name = 'changed' WHERE id = 2")
+        asyncio.get_running_loop().call_later(0.2, writer.execute, "ROLLBACK")
+        found = await connector.lookup_many("people", "id", [2], ["id", "name"])
+        assert found == [[{"id": 2, "name": "n2"}]]
+    finally:
+        writer.close()
+        await connector.aclose()
+
+
 async def tries_past(ran_on: list[int], count: int) -> None:
     """Until more than ``count`` statements were tried (the caller's hang guard
     bounds the wait)."""
