@@ -84,17 +84,47 @@ def url_secrets(url: str) -> list[str]:
     return list(dict.fromkeys(s for s in found if s))
 
 
+DSN_PAIR = re.compile(
+    r"""(?:^|[\s;])([a-z_][\w.-]*)\s*=\s*('(?:[^'\\]|\\.)*'|"[^"]*"|\{[^}]*\}|[^\s;&'"]+)""",
+    re.I,
+)
+"""One ``name=value`` of a key=value connection string: libpq's
+``host=db password='p w'`` (blank separated, single quotes, backslash escapes)
+or ODBC's ``Server=db;Pwd={p;w}`` (semicolons, braces)."""
+
+
+def dsn_secrets(text: str) -> list[str]:
+    """The credentials of a key=value connection string (``password=``, ``pwd=``,
+    ``sslpassword=``, ``token=``...: names as :func:`credential_param` counts them),
+    each as written and unquoted. Nothing for a URL (:func:`url_secrets` reads
+    those) or text without such a pair."""
+    if "=" not in text or URL.search(text):
+        return []
+    found: list[str] = []
+    for name, written in DSN_PAIR.findall(text):
+        if not credential_param(name):
+            continue
+        value = written
+        if written[:1] == "'" and written[-1:] == "'" and len(written) > 1:
+            value = re.sub(r"\\(.)", r"\1", written[1:-1])
+        elif written[:1] in '"{' and len(written) > 1:
+            value = written[1:-1]
+        found += [written, value]
+    return list(dict.fromkeys(s for s in found if s))
+
+
 def secret_values(value: Any) -> list[str]:
     """Every :class:`~pydantic.SecretStr` and :class:`~pydantic.SecretBytes` value in
     ``value`` (a model, a mapping or a list, walked through), and the credentials of
-    every URL-valued string (:func:`url_secrets`: a DSN with a password)."""
+    every URL-valued string (:func:`url_secrets`: a DSN with a password) and of
+    every key=value connection string (:func:`dsn_secrets`)."""
     found: list[str] = []
     if isinstance(value, SecretStr):
         found.append(value.get_secret_value())
     elif isinstance(value, SecretBytes):
         found.append(value.get_secret_value().decode("utf-8", "replace"))
     elif isinstance(value, str):
-        found += url_secrets(value)
+        found += url_secrets(value) or dsn_secrets(value)
     elif isinstance(value, BaseModel):
         for name in type(value).model_fields:
             found += secret_values(getattr(value, name))

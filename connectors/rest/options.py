@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from connectors._base import ConnectorOptions, FilterOp
+from connectors.redaction import credential_param
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
@@ -289,23 +290,39 @@ class RESTOptions(ConnectorOptions):
     resources: dict[str, ResourceOptions]
     _env_headers: frozenset[str] = PrivateAttr(default=frozenset())
     """Headers whose configured value came from the environment (``${NAME}``)."""
+    _env_params: frozenset[tuple[str, str]] = PrivateAttr(default=frozenset())
+    """(resource, query parameter) whose configured value came from the environment."""
 
     def secrets(self) -> list[str]:
-        """``auth``'s secrets and the value of each header that carries a credential:
-        by its name (:func:`credential_header`) or because the config took it from
-        the environment. Not ``Accept: application/json`` or ``X-Api-Version: 2``,
-        whose values are no secret and would hide every ``2`` of a message."""
+        """``auth``'s secrets, the value of each header that carries a credential (by
+        its name, :func:`credential_header`) and of each resource's query parameter
+        that does (by its name, as :func:`~connectors.redaction.credential_param`
+        counts URL parameters: ``api_key``, ``token``...), and every header or query
+        parameter the config took from the environment. Not ``Accept:
+        application/json`` or ``X-Api-Version: 2``, whose values are no secret and
+        would hide every ``2`` of a message."""
         return [
             *super().secrets(),
             *(v for k, v in self.headers.items() if credential_header(k) or k in self._env_headers),
+            *(
+                value
+                for name, resource in self.resources.items()
+                for param, value in resource.params.items()
+                if credential_param(param) or (name, param) in self._env_params
+            ),
         ]
 
     @model_validator(mode="after")
-    def _headers_from_environment(self, info: ValidationInfo) -> RESTOptions:
+    def _secrets_from_environment(self, info: ValidationInfo) -> RESTOptions:
         # the config loader passes the options' key paths it interpolated
         interpolated = (info.context or {}).get("from_environment", ())
         self._env_headers = frozenset(
             path[1] for path in interpolated if len(path) == 2 and path[0] == "headers"
+        )
+        self._env_params = frozenset(
+            (str(path[1]), str(path[3]))
+            for path in interpolated
+            if len(path) == 4 and path[0] == "resources" and path[2] == "params"
         )
         return self
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.redaction import redact, url_secrets
+from connectors.redaction import dsn_secrets, redact, url_secrets
 from connectors.rest.options import credential_header
 
 
@@ -63,3 +63,21 @@ def test_plain_parameters_near_credential_words_are_not_secrets(url: str) -> Non
 )
 def test_credential_headers_are_named_so(name: str, credential: bool) -> None:
     assert credential_header(name) is credential
+
+
+@pytest.mark.parametrize(
+    ("dsn", "secrets"),
+    [
+        ("host=db password=Hunter2Secret dbname=crm", ["Hunter2Secret"]),
+        ("host=db password = 'Hunter 2\\'s' port=5432", ["'Hunter 2\\'s'", "Hunter 2's"]),
+        ("Server=db;Uid=u;PWD={Hunter;2};", ["{Hunter;2}", "Hunter;2"]),
+        ("host=db sslpassword=Hunter2Secret", ["Hunter2Secret"]),
+        ("host=db sslmode=require keyfile=/etc/k tokens_per_page=5", []),
+        ("postgresql://h/db?password=Hunter2Secret", []),  # a URL: url_secrets reads it
+        ("plain text", []),
+    ],
+)
+def test_a_key_value_connection_strings_credentials_and_nothing_else(
+    dsn: str, secrets: list[str]
+) -> None:
+    assert dsn_secrets(dsn) == secrets

@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, SecretBytes
 
+import connectors
+from connectors import ConnectorOptions
 from connectors.redaction import describe_error, secret_values
 from gateway.settings import DEMO_CONFIG, load_settings
+from tests.connectors.test_conformance_helpers import MemoryConnector
 
 
 def _config(tmp_path: Path, headers: str) -> Path:
@@ -69,3 +72,63 @@ def test_secret_bytes_are_secrets_too() -> None:
         plain: str = "nothing to hide"
 
     assert secret_values(Keys(salt=SecretBytes(b"salty-bytes"))) == ["salty-bytes"]
+
+
+def test_a_rest_resources_credential_and_environment_params_are_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FEEDBACK_TENANT", "tenant-7781")
+    config = _config(tmp_path, "{Accept: application/json}")
+    params = (
+        "          path: /respondents\n"
+        '          params: {tenant: "${FEEDBACK_TENANT}", api_key: literal-key-42, lang: en-GB}\n'
+    )
+    text = config.read_text().replace("          path: /respondents\n", params, 1)
+    config.write_text(text)
+    loaded = load_settings(config)
+    _, options = loaded.connectors["feedback"]
+    secrets = options.secrets()
+    assert "tenant-7781" in secrets and "literal-key-42" in secrets
+    assert "en-GB" not in secrets
+    message = "GET /respondents?tenant=tenant-7781&api_key=literal-key-42&lang=en-GB failed"
+    assert describe_error(RuntimeError(message), loaded.secrets()) == (
+        "RuntimeError: GET /respondents?tenant=***&api_key=***&lang=en-GB failed"
+    )
+
+
+class DsnOptions(ConnectorOptions):
+    """A plugin's options holding a libpq or ODBC connection string."""
+
+    dsn: str
+
+
+class DsnConnector(MemoryConnector):
+    kind = "dsn-test"
+    options_model = DsnOptions
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("host=db user=reader password=${DSN_PASSWORD} dbname=crm", "pw-from-env-1"),
+        ("host=db password='${DSN_PASSWORD} x' sslmode=require", "'pw-from-env-1 x'"),
+        ("Server=db;Uid=reader;Pwd={${DSN_PASSWORD};x};Database=crm", "{pw-from-env-1;x}"),
+    ],
+)
+def test_the_password_of_a_key_value_connection_string_is_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dsn: str, shown: str
+) -> None:
+    monkeypatch.setenv("DSN_PASSWORD", "pw-from-env-1")
+    connectors.register("dsn-test", DsnConnector)
+    try:
+        config = _config(tmp_path, "{Accept: application/json}")
+        source = f'sources:\n  warehouse:\n    connector: dsn-test\n    options: {{dsn: "{dsn}"}}\n'
+        config.write_text(config.read_text().replace("sources:\n", source, 1))
+        loaded = load_settings(config)
+    finally:
+        connectors.unregister("dsn-test")
+    written = dsn.replace("${DSN_PASSWORD}", "pw-from-env-1")
+    message = f"could not connect with {written}: password {shown} refused"
+    described = describe_error(RuntimeError(message), loaded.secrets())
+    assert "pw-from-env-1" not in described
+    assert "host=db" in described or "Server=db" in described, "the rest stays"
