@@ -132,6 +132,6 @@ class RedactingFilter(logging.Filter):
             cleaned = redact(message, _hidden)
         else:
             cleaned = scrub(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
+        # formatted once: the handler's formatter reads it as it is
+        record.msg, record.args = cleaned, None
         return True
