@@ -65,6 +65,7 @@ from resolvers.documents import LRU
 from resolvers.governance import ReadTrail, governor_of, grant_of
 from resolvers.model import UnifiedModel
 from resolvers.policy import mask
+from resolvers.tasks import gathered
 
 MAX_PLANS = 256
 
@@ -532,7 +533,7 @@ class _Run:
         if len(pending) == 1:
             results[pending[0]] = await results[pending[0]]
         else:
-            done = await gather_with_cancel(*(results[k] for k in pending))
+            done = await gathered([results[k] for k in pending])
             results.update(zip(pending, done, strict=True))
         return results
 
@@ -796,16 +797,16 @@ class _Run:
         if not pending:
             return completed
 
-        async def gathered() -> list[Any]:
+        async def pending_items() -> list[Any]:
             if len(pending) == 1:
                 completed[pending[0]] = await completed[pending[0]]
             else:
-                done = await gather_with_cancel(*(completed[i] for i in pending))
+                done = await gathered([completed[i] for i in pending])
                 for index, value in zip(pending, done, strict=True):
                     completed[index] = value
             return completed
 
-        return gathered()
+        return pending_items()
 
     @staticmethod
     async def _fill(later: list[tuple[dict[str, Any], str]], completed: list[Any]) -> list[Any]:
@@ -817,7 +818,7 @@ class _Run:
             results, key = later[0]
             results[key] = await results[key]
         else:
-            done = await gather_with_cancel(*(results[key] for results, key in later))
+            done = await gathered([results[key] for results, key in later])
             for (results, key), value in zip(later, done, strict=True):
                 results[key] = value
         return completed

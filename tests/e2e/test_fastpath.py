@@ -283,3 +283,44 @@ async def test_customer_lookups_and_their_errors_give_the_same_bytes_on_both_pat
     for key in ("demo-key", "support-key"):
         fast_path = await _compare(loaded, {"X-API-Key": key, **SAME_ID}, pool, audit, LOOKUPS)
         _compiled_share(fast_path, LOOKUPS)
+
+
+async def test_fields_answered_at_once_take_no_task_of_their_own(
+    demo_dir: Path, demo_env: None
+) -> None:
+    """A customer 360's relations are read inline (SQLite on the loop's thread), so
+    its three relation fields answer without waiting: they are completed in the
+    request's task, not a task each (as graphql-core's gather would start them).
+    A busy machine may send one read to its connection's thread: then the fields
+    after it get tasks, so of a few requests one without any is enough."""
+    import asyncio
+
+    loaded = load_settings(DEMO_CONFIG)
+    email = _three_system_email(demo_dir)
+    fields: list[int] = []
+    loop = asyncio.get_running_loop()
+    before = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        if "_Run." in getattr(coro, "__qualname__", ""):
+            fields[-1] += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    app = create_app(loaded, fast_path=True)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://custview", headers={"X-API-Key": "demo-key"}
+        ) as client:
+            body = {"query": HOT, "variables": {"e": email}}
+            await client.post("/graphql", json=body)  # compiled, connections opened
+            loop.set_task_factory(counting)
+            try:
+                for _ in range(5):
+                    fields.append(0)
+                    answer = await client.post("/graphql", json=body)
+                    found = answer.json()
+                    assert "errors" not in found and found["data"]["customer"]["id"], found
+            finally:
+                loop.set_task_factory(before)
+    assert min(fields) == 0, fields

@@ -1,13 +1,16 @@
-"""settled: gather(return_exceptions=True) without tasks for work that answers at once."""
+"""settled and gathered: gather(return_exceptions=True) and graphql-core's
+gather_with_cancel, without tasks for work that answers at once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
+from typing import Any
 
 import pytest
 
-from resolvers.tasks import settled
+from resolvers.tasks import gathered, settled
 
 
 class Work:
@@ -188,3 +191,172 @@ async def test_a_cancel_the_work_turned_into_an_error_still_cancels_the_caller()
     with pytest.raises(asyncio.CancelledError):
         await caller
     assert ended == ["other"]
+
+
+# -- gathered: graphql-core's gather_with_cancel without tasks for work answering at once
+
+
+async def test_gathered_runs_work_answering_at_once_in_the_callers_task_in_turn() -> None:
+    work = Work()
+    assert await gathered([work("a"), work("b"), work("c")]) == ["a", "b", "c"]
+    assert work.started == ["a", "b", "c"]
+    assert set(work.tasks.values()) == {asyncio.current_task()}, "no task of their own"
+    assert await gathered([]) == []
+
+
+async def test_gathered_starts_the_rest_in_tasks_after_the_first_that_waits() -> None:
+    work = Work()
+    caller = asyncio.current_task()
+    results = await gathered([work("a"), work("b", waits=True), work("c", waits=True), work("d")])
+    assert results == ["a", "b", "c", "d"]
+    assert work.started == ["a", "b", "c", "d"]
+    assert work.tasks["a"] is caller and work.tasks["b"] is caller
+    assert work.tasks["c"] is not caller and work.tasks["d"] is not caller
+    assert work.tasks["c"] is not work.tasks["d"]
+
+
+async def test_gathered_tasks_start_in_the_context_the_caller_had() -> None:
+    """As gather's tasks copy it: a variable the waiting work set for itself is
+    not the others' (a source call's observer, a deadline's scope)."""
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="caller")
+    seen: list[str] = []
+
+    async def sets_then_waits() -> None:
+        token = var.set("first")
+        try:
+            await asyncio.sleep(0.005)
+        finally:
+            var.reset(token)
+
+    async def reads() -> None:
+        seen.append(var.get())
+
+    await gathered([sets_then_waits(), reads(), reads()])
+    assert seen == ["caller", "caller"]
+    assert var.get() == "caller"
+
+
+async def test_gathered_a_task_failing_while_the_caller_waits_cancels_all() -> None:
+    """The failure is raised at once (not after the waiting work ended), the rest
+    cancelled and ended first; the caller's task is left as it was."""
+    ended: list[str] = []
+
+    async def holds(name: str) -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            ended.append(name)
+
+    async def fails() -> None:
+        await asyncio.sleep(0.005)
+        raise ValueError("b")
+
+    caller = asyncio.current_task()
+    assert caller is not None
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ValueError, match="b"):
+        await gathered([holds("a"), fails(), holds("c")])
+    assert asyncio.get_running_loop().time() - started < 1
+    assert sorted(ended) == ["a", "c"]
+    assert caller.cancelling() == 0, "the cancel sent for the failure was taken back"
+    await asyncio.sleep(0.001)  # still usable: not cancelled
+
+
+async def test_gathered_work_swallowing_the_cancel_for_a_failure_still_fails() -> None:
+    async def swallows() -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            return "swallowed"
+        return "slept"
+
+    async def fails() -> None:
+        raise ValueError("b")
+
+    async def fails_later() -> None:
+        await asyncio.sleep(0.001)
+        raise ValueError("b")
+
+    caller = asyncio.current_task()
+    assert caller is not None
+    with pytest.raises(ValueError, match="b"):
+        await gathered([swallows(), fails_later()])
+    with pytest.raises(ValueError, match="b"):
+        await gathered([swallows(), fails()])
+    assert caller.cancelling() == 0
+
+
+async def test_gathered_a_failure_before_waiting_lets_the_rest_take_their_first_step() -> None:
+    """As gather_with_cancel's tasks would: each takes a step, then those that wait
+    are cancelled and ended before the failure is raised."""
+    work = Work()
+    ended: list[str] = []
+
+    async def holds() -> None:
+        work.started.append("d")
+        try:
+            await asyncio.sleep(5)
+        finally:
+            ended.append("d")
+
+    with pytest.raises(ValueError, match="b"):
+        await gathered([work("a"), work("b", fails=True), work("c"), holds()])
+    assert work.started == ["a", "b", "c", "d"] and ended == ["d"]
+
+
+async def test_gathered_a_cancelled_caller_cancels_and_ends_everything() -> None:
+    ended: list[str] = []
+
+    async def holds(name: str) -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            await asyncio.sleep(0.01)
+            ended.append(name)
+
+    caller = asyncio.create_task(gathered([holds("a"), holds("b"), holds("c")]))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert sorted(ended) == ["a", "b", "c"], "every started one ended first"
+
+
+async def test_gathered_answers_as_gather_with_cancel_does() -> None:
+    """The same results, or the same first failure, for work that answers at once,
+    waits, or fails, in any order."""
+    from graphql.pyutils import gather_with_cancel
+
+    async def now(value: int) -> int:
+        return value
+
+    async def turns(count: int) -> None:
+        for _ in range(count):  # loop turns, not timers: the same order on a busy machine
+            await asyncio.sleep(0)
+
+    async def later(value: int) -> int:
+        await turns(value)
+        return value
+
+    async def fails_now(value: int) -> int:
+        raise KeyError(value)
+
+    async def fails_later(value: int) -> int:
+        await turns(value)
+        raise KeyError(value)
+
+    kinds = [now, later, fails_now, fails_later]
+    for a in kinds:
+        for b in kinds:
+            for c in kinds:
+
+                def work() -> list[Any]:
+                    return [a(6), b(2), c(4)]  # noqa: B023 (turns apart: the first to fail is clear)
+
+                outcomes = []
+                for gather in (gathered, lambda w: gather_with_cancel(*w)):
+                    try:
+                        outcomes.append(await gather(work()))
+                    except KeyError as exc:
+                        outcomes.append(("failed", exc.args))
+                assert outcomes[0] == outcomes[1], (a.__name__, b.__name__, c.__name__)
