@@ -128,9 +128,12 @@ class CompiledStatements:
                 self._remember(key, plan)
             else:
                 self._plans.move_to_end(key)
-        if plan.lists:
+        lists = plan.lists
+        if len(lists) == 1:  # a lookup's one IN list: its keys are the parameters
+            return plan.sql, tuple(values[lists[0]])
+        if lists:
             args: list[Any] = []
-            for name in plan.lists:
+            for name in lists:
                 args += values[name]
             return plan.sql, tuple(args)
         return plan.sql, tuple(
@@ -140,6 +143,17 @@ class CompiledStatements:
 
     def _padded_values(self, entry: _Compiled, values: dict[str, Any]) -> tuple[int, ...]:
         """Pads ``values``' expanded lists to their buckets; their padded lengths."""
+        if len(entry.expanding) == 1:  # a lookup's (one bucket: never past max_keys)
+            name = entry.expanding[0]
+            items = values[name]
+            count = len(items)
+            if count <= EXACT_UP_TO:
+                return (count,)
+            size = bucket(count, self.max_keys)
+            if size != count:
+                items = list(items)
+                values[name] = items + items[-1:] * (size - count)
+            return (size,)
         counts = tuple(len(values[n]) for n in entry.expanding)
         padded = self._padded(counts)
         if padded != counts:

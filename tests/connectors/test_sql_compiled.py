@@ -9,12 +9,12 @@ so, rather than every direct SQLite statement failing at run time.
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, column, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, column, select
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.expression import CacheKey
 
-from connectors.sql.compiled import CompiledStatements
+from connectors.sql.compiled import CompiledStatements, bucket
 
 _TABLE = Table("t", MetaData(), Column("id", Integer), Column("email", String))
 
@@ -68,3 +68,18 @@ def test_statements_sqlalchemy_cannot_cache_leave_the_cached_plans_alone() -> No
         cached[0],
         ("b@example.com", 3, 4),
     )
+
+
+def test_a_lone_in_list_is_padded_to_its_bucket_as_several_lists_are() -> None:
+    """A lookup's one ``IN`` list takes its own short way through the padding; it
+    pads exactly as the general rule does (never past ``max_keys``)."""
+    statements = CompiledStatements(sqlite.dialect(), max_keys=40)
+    lone = select(_TABLE.c.id).where(_TABLE.c.id.in_(bindparam("ids", expanding=True)))
+    for count in range(1, 60):
+        ids = list(range(count))
+        sql, args = statements.render(lone, {"ids": ids})
+        size = bucket(count, 40)
+        assert args == (*ids, *[ids[-1]] * (size - count)), count
+        assert sql.count("?") == len(args)
+        general = statements._padded((count,))
+        assert general == (len(args),), count
