@@ -18,7 +18,6 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from operator import itemgetter
 from typing import Any
 
 from resolvers.coerce import coerce, converter
@@ -128,21 +127,23 @@ class ChunkSurvivorship:
         ]
         # only the rules left to :meth:`_Choice.pick` read the records' update times by id
         self.needs_updated = None in self.shortcut
-        # per source priority, the fields it alone decides (a scan of the records in
-        # its order) and the ``most_recent`` fields (a scan in order of recency, that
-        # order breaking ties); the other fields, in field order, with their rule
-        self.by_priority = [_Scan() for _ in self.priorities]
-        self.recent_by_priority = [_Scan() for _ in self.priorities]
+        # per source priority, the fields it alone decides (the first value in the
+        # records' tie-break order) and the ``most_recent`` fields (the first in order
+        # of recency, that order breaking ties); the other fields, in field order,
+        # with their rule
+        self.by_priority: list[list[int]] = [[] for _ in self.priorities]
+        self.recent_by_priority: list[list[int]] = [[] for _ in self.priorities]
         self.others: list[tuple[int, str, str | None, int]] = []
-        self._orders: dict[tuple[tuple[str, ...], tuple[int, ...]], list[list[int]]] = {}
-        """(records' sources, their order by recency then order) -> :meth:`_tie_orders`."""
-        for at, (field, rule) in enumerate(zip(self.fields, self.shortcut, strict=True)):
+        self._shapes: dict[tuple[tuple[str, ...], tuple[int, ...]], _Shape] = {}
+        """(records' sources, their order by recency then order) -> :meth:`_shape`."""
+        for at, rule in enumerate(self.shortcut):
             if rule == "source_priority":
-                self.by_priority[self.order_of[at]].add(at, field)
+                self.by_priority[self.order_of[at]].append(at)
             elif rule == "most_recent":
-                self.recent_by_priority[self.order_of[at]].add(at, field)
+                self.recent_by_priority[self.order_of[at]].append(at)
             else:
-                self.others.append((at, field, rule, self.order_of[at]))
+                self.others.append((at, self.fields[at], rule, self.order_of[at]))
+        self.recent = [(which, ats) for which, ats in enumerate(self.recent_by_priority) if ats]
 
     def _plan(self, member: MemberSpec) -> _MemberPlan:
         # by identity: ``member.id`` formats a string on every call
@@ -201,15 +202,28 @@ class ChunkSurvivorship:
             at += size
         return out
 
-    def _tie_orders(self, sources: tuple[str, ...], by_tail: tuple[int, ...]) -> list[list[int]]:
-        """Each source priority's tie-break order of records from ``sources`` that
-        ``by_tail`` orders by recency, then order: sorted (stably) by source rank."""
+    def _shape(self, sources: tuple[str, ...], by_tail: tuple[int, ...]) -> _Shape:
+        """How the records of a group from ``sources``, that ``by_tail`` orders by
+        recency then order, are scanned: each source priority's tie-break order
+        (sorted stably by source rank), the distinct orders that some field is taken
+        in (``by_tail`` among them: the order of recency when no two records are
+        equally recent), and the one each field is taken in."""
         orders = []
         for rank in self.ranks:
             n = len(rank)
             ranked = [rank.get(s, n) for s in sources]
-            orders.append(sorted(by_tail, key=ranked.__getitem__))
-        return orders
+            orders.append(tuple(sorted(by_tail, key=ranked.__getitem__)))
+        scans: dict[tuple[int, ...], int] = {}
+        slot = [0] * len(self.fields)
+        for which, ats in enumerate(self.by_priority):
+            for at in ats:
+                slot[at] = scans.setdefault(orders[which], len(scans))
+        for ats in self.recent_by_priority:
+            for at in ats:
+                slot[at] = scans.setdefault(by_tail, len(scans))
+        if not scans:  # no field is: the others' slot must still name one
+            scans[by_tail] = 0
+        return _Shape(orders, list(scans), list(enumerate(slot)))
 
     def _present(self, records: list[Record]) -> tuple[list[tuple[Any, ...]], list[_MemberPlan]]:
         """Every record's candidate value of every field, in field order, and the plan
@@ -244,18 +258,25 @@ class ChunkSurvivorship:
         (:func:`resolvers.records.canonical`: the oldest, then the first in order)."""
         # :meth:`Survivorship._updated`, from the record's golden fields when one of them
         # reads the same column
+        # one pass over the records for what ordering them needs: each one's update time
+        # (:meth:`Survivorship._updated`), place (:meth:`Record.order`), seniority
+        # (:meth:`Record.seniority`) and source, read from its golden fields when one of
+        # them reads the same column
         times = []
+        stamps = []
+        tails = []
+        seniority = []
+        sources = []
         for record, plan, found in zip(group, plans, present, strict=True):
             at = plan.updated
-            times.append(self.survivorship._updated(record) if at is None else found[at] or _EPOCH)
-        if self.needs_updated:
-            for record, time in zip(group, times, strict=True):
-                updated[id(record)] = time
-        order = [r.order() for r in group]
-        # :meth:`Record.seniority`, from the record's golden fields when one of them
-        # reads its creation time's column
-        seniority = []
-        for record, plan, found, place in zip(group, plans, present, order, strict=True):
+            time = self.survivorship._updated(record) if at is None else found[at] or _EPOCH
+            times.append(time)
+            member = record.member
+            key = record.row[member.key]
+            place = (record.rank, 0, key) if key.__class__ is int else record.order()
+            stamp = -time.timestamp()
+            stamps.append(stamp)
+            tails.append((stamp, place))
             created = plan.created
             if created is None:
                 seniority.append(record.seniority())
@@ -263,90 +284,94 @@ class ChunkSurvivorship:
                 seniority.append((1, 0.0, place))
             else:
                 seniority.append((0, when.timestamp() or 0.0, place))
+            sources.append(member.source)
+        if self.needs_updated:
+            for record, time in zip(group, times, strict=True):
+                updated[id(record)] = time
         canonical = group[seniority.index(min(seniority))]
         # each source priority's tie-break order of the records (what ``_Choice.tie_order``
         # ranks: source, then most recent, then order): a candidate that comes first in
         # it is the one ``min`` picks. Sorted once by the tail, then (stable) by source.
-        tails = [(-t.timestamp(), place) for t, place in zip(times, order, strict=True)]
         by_tail = tuple(sorted(range(len(group)), key=tails.__getitem__))
         # which depend on the records' sources and that order alone: the shapes of small
         # groups recur through a whole export (s**n * n! for n records of s sources),
-        # larger groups are sorted each time
-        shape = (tuple([r.member.source for r in group]), by_tail)
-        known = self._orders.get(shape) if len(group) <= _SHAPED else None
-        orders = known if known is not None else self._tie_orders(*shape)
-        if known is None and len(group) <= _SHAPED:
-            self._orders[shape] = orders
-        values = dict.fromkeys(self.fields)
-        for which, scan in enumerate(self.by_priority):
-            if scan.fields:
-                # the tie-break order ranks sources first: the first value in it wins
-                scan.first(values, present, orders[which])
-        for which, scan in enumerate(self.recent_by_priority):
-            if scan.fields:
-                # the most recent holder of a value, the first in the tie-break order
-                # among equally recent ones (a stable sort keeps that order)
-                scan.first(
-                    values, present, sorted(orders[which], key=times.__getitem__, reverse=True)
-                )
-        for at, field, rule, which in self.others:
+        # larger groups are worked out each time
+        shape_key = (tuple(sources), by_tail)
+        shape = self._shapes.get(shape_key) if len(group) <= _SHAPED else None
+        if shape is None:
+            shape = self._shape(*shape_key)
+            if len(group) <= _SHAPED:
+                self._shapes[shape_key] = shape
+        orders = shape.orders
+        # a field decided by the first value in an order takes it from the records
+        # merged in that order (each field's first value), merged once per order
+        merged = [_merged(present, scan) for scan in shape.scans]
+        row = [merged[slot][at] for at, slot in shape.slots]
+        if self.recent and len(set(stamps)) < len(stamps):
+            # equally recent records: the most recent in each priority's tie-break
+            # order (a stable sort keeps that order among them)
+            for which, ats in self.recent:
+                first = _merged(present, sorted(orders[which], key=times.__getitem__, reverse=True))
+                for at in ats:
+                    row[at] = first[at]
+        for at, _field, rule, which in self.others:
             if rule is None:
                 # in the records' order, as :meth:`Survivorship.values` offers them
                 candidates = [
                     (v, group[i]) for i, found in enumerate(present) if (v := found[at]) is not None
                 ]
-                if candidates:
-                    values[field] = self.choices[at].pick(candidates, updated)[0]
+                row[at] = self.choices[at].pick(candidates, updated)[0] if candidates else None
                 continue
             # :func:`resolvers.golden._extreme` over the values in the records' order,
             # then the first holder of the extreme in the tie-break order
             column = [found[at] for found in present]
             held = [v for v in column if v is not None]
             if not held:
+                row[at] = None
                 continue
             try:
                 best = (min if rule == "min" else max)(held)
             except (TypeError, ArithmeticError):  # mixed types, a decimal NaN: nothing decided
-                first = next(i for i in orders[which] if column[i] is not None)
+                row[at] = column[next(i for i in orders[which] if column[i] is not None)]
+                continue
+            for i in orders[which]:
+                if (value := column[i]) is not None and (value is best or value == best):
+                    row[at] = value
+                    break
+        return dict(zip(self.fields, row, strict=True)), canonical
+
+
+@dataclass(slots=True)
+class _Shape:
+    """:meth:`ChunkSurvivorship._shape`: the orders a group's records are taken in."""
+
+    orders: list[tuple[int, ...]]
+    """Each source priority's tie-break order."""
+    scans: list[tuple[int, ...]]
+    """The distinct orders that fields decided by a first value are taken in."""
+    slots: list[tuple[int, int]]
+    """(field, the scan it is taken in) of every field (any scan for the others)."""
+
+
+def _merged(rows: list[tuple[Any, ...]], order: Sequence[int]) -> Sequence[Any]:
+    """Each field's first value (not None) in ``rows`` taken in ``order``: most often
+    the first row holds them all."""
+    first = rows[order[0]]
+    if None not in first:
+        return first
+    if len(order) == 2:
+        return [a if a is not None else b for a, b in zip(first, rows[order[1]], strict=True)]
+    merged = list(first)
+    missing = [at for at, value in enumerate(first) if value is None]
+    for i in order[1:]:
+        row = rows[i]
+        still = []
+        for at in missing:
+            if (value := row[at]) is None:
+                still.append(at)
             else:
-                first = next(
-                    i
-                    for i in orders[which]
-                    if (v := column[i]) is not None and (v is best or v == best)
-                )
-            values[field] = column[first]
-        return values, canonical
-
-
-class _Scan:
-    """Fields decided by the first record holding a value in some order of the
-    records (a source priority's, or recency's): most often the first record holds
-    them all, read in one step."""
-
-    __slots__ = ("ats", "fields", "get")
-
-    def __init__(self) -> None:
-        self.ats: list[int] = []
-        self.fields: list[str] = []
-        self.get: Callable[[tuple[Any, ...]], tuple[Any, ...]] = lambda row: ()
-
-    def add(self, at: int, field: str) -> None:
-        self.ats.append(at)
-        self.fields.append(field)
-        ats = tuple(self.ats)
-        # ``itemgetter`` of one index gives the value, not a tuple of it
-        self.get = itemgetter(*ats) if len(ats) > 1 else lambda row: (row[ats[0]],)
-
-    def first(self, values: dict[str, Any], rows: list[tuple[Any, ...]], order: list[int]) -> None:
-        """Each field's first value (not None) in ``rows`` taken in ``order``, into
-        ``values``."""
-        found = self.get(rows[order[0]])
-        values.update(zip(self.fields, found, strict=True))
-        if None not in found:
-            return
-        for at, field, value in zip(self.ats, self.fields, found, strict=True):
-            if value is None:
-                for i in order:
-                    if (value := rows[i][at]) is not None:
-                        values[field] = value
-                        break
+                merged[at] = value
+        if not still:
+            break
+        missing = still
+    return merged
