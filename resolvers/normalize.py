@@ -184,6 +184,104 @@ def _possible_length(country_code: int, length: int) -> bool:
     return bool(phonenumbers.is_possible_number(number))
 
 
+_NATIONAL = re.compile(r"(?:\([0-9]+\) ?[0-9]+|[0-9]+)(?:[ .-][0-9]+)*")
+"""A number written without its country code, in groups of ASCII digits apart by one
+space, dot or hyphen, the first maybe in brackets: ``07794 157389``, ``(03) 2133 8253``,
+``06.81.12.23.52``, ``015726255885``."""
+_PUNCTUATION = str.maketrans("", "", " .-()")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What :func:`_national` reads of a region's metadata (:func:`_national_plan`)."""
+
+    country_code: int
+    idd: re.Pattern[str] | None
+    """The international prefix dialled from the region (``00``, ``011``)."""
+    prefix: re.Pattern[str] | None
+    """The national prefix that parsing strips (``0``), if any."""
+    pattern: re.Pattern[str]
+    """The region's national numbers (its general description)."""
+    lengths: tuple[int, ...]
+    local_lengths: tuple[int, ...]
+
+
+@cache
+def _national_plan(region: str) -> _Plan | None:
+    """The shortcut's reading of ``region``'s metadata; None where it asks phonenumbers
+    always (a national prefix rewritten by a transform rule, no general description)."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
+    if metadata is None or metadata.national_prefix_transform_rule:
+        return None
+    general = metadata.general_desc
+    if general is None or not general.national_number_pattern or not general.possible_length:
+        return None
+    idd, prefix = metadata.international_prefix, metadata.national_prefix_for_parsing
+    return _Plan(
+        metadata.country_code,
+        re.compile(idd) if idd else None,
+        re.compile(prefix) if prefix else None,
+        re.compile(general.national_number_pattern),
+        tuple(general.possible_length),
+        tuple(general.possible_length_local_only or ()),
+    )
+
+
+def _national(text: str, region: str | None) -> str | None:
+    """:func:`_parse_phone`'s answer for a national number of ``region`` in groups of
+    ASCII digits (:data:`_NATIONAL`), without ``phonenumbers.parse``; None when it must
+    be asked.
+
+    Why it is the same answer: parse reads such a text as its digits (from the first
+    digit on; no extension, letter, plus or RFC 3966 part can be in it). When the
+    region's international prefix does not match their start (asked when it does) and
+    they do not start with the region's country code (asked), no country code is read
+    off them, so the number is the region's country code and the digits with the
+    national prefix stripped: stripped where the prefix pattern matches their start,
+    unless the digits are a national number of the region (its general pattern) and
+    the rest is not; then kept only if the rest has a possible length of the region
+    (not too short, local-only or of no such length; else the digits stay as they
+    are). What is left must start with no 0 (Italian leading zeros: asked), be
+    ``_SHORT`` to ``_LONGEST_NSN`` digits (shorter ones need the valid-number check:
+    asked) and have a possible length for its country code (asked once per pair, as
+    for :func:`_international`); its E.164 text is ``+``, the country code and
+    the digits. A hypothesis test and every spelling the demo data prints hold it
+    to phonenumbers (tests/resolvers/test_key_normalizers.py)."""
+    if region is None or len(text) > _LONGEST_TEXT or _NATIONAL.fullmatch(text) is None:
+        return None
+    plan = _national_plan(region)
+    if plan is None:
+        return None
+    digits = text.translate(_PUNCTUATION)
+    if plan.idd is not None and plan.idd.match(digits):
+        return None
+    country_code = plan.country_code
+    if digits.startswith(str(country_code)):
+        return None
+    national = digits
+    if plan.prefix is not None and (found := plan.prefix.match(digits)) is not None:
+        rest = digits[found.end() :]
+        if plan.pattern.fullmatch(rest) or not plan.pattern.fullmatch(digits):
+            national = rest
+    if national is not digits and not _possible_in(plan, len(national)):
+        national = digits
+    if not _SHORT <= len(national) <= _LONGEST_NSN or national[0] == "0":
+        return None
+    if not _possible_length(country_code, len(national)):
+        return None
+    return f"+{country_code}{national}"
+
+
+def _possible_in(plan: _Plan, length: int) -> bool:
+    """Whether phonenumbers' length test of the region's numbers keeps a national number
+    of ``length`` digits with its prefix stripped: not too short, not local-only, and
+    of a possible length (or too long: parse keeps those too)."""
+    if length in plan.local_lengths:
+        return False
+    lengths = plan.lengths
+    return length >= lengths[0] and (length > lengths[-1] or length in lengths)
+
+
 def normalize_phone(value: object, region: object = None, default: str | None = None) -> str | None:
     """E.164, reading national numbers in ``region`` (an ISO country or a locale),
     else in ``default``; None when it is no phone."""
@@ -193,7 +291,9 @@ def normalize_phone(value: object, region: object = None, default: str | None = 
     if text.startswith("00"):
         text = "+" + text[2:]
     iso = iso_region(region) or iso_region(default)
-    return _nanp(text, iso) or _international(text) or _parse_phone(text, iso)
+    return (
+        _nanp(text, iso) or _international(text) or _national(text, iso) or _parse_phone(text, iso)
+    )
 
 
 def iso_region(region: object) -> str | None:

@@ -3,8 +3,12 @@ pushes down to a source (the lookup transform and values) re-checks to itself.""
 
 from __future__ import annotations
 
+import sqlite3
 import unicodedata
+from itertools import pairwise
+from pathlib import Path
 
+import phonenumbers
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -14,6 +18,7 @@ from resolvers.normalize import (
     NORMALIZERS,
     _international,
     _nanp,
+    _national,
     _parse_phone,
     external_id_lookup_values,
     gmail_lookup_values,
@@ -218,6 +223,115 @@ def test_international_phones_read_without_parse_as_phonenumbers_reads_them(
     assert normalize_phone(value, region, "US") == expected
     text = value.strip()
     event("shortcut" if _international("+" + text[2:] if text[:2] == "00" else text) else "asked")
+
+
+NATIONAL_REGIONS = st.one_of(
+    st.sampled_from(["GB", "FR", "DE", "AU", "US", "CA", "IT", "AR", "MX", "BR", "JP", "RU"]),
+    st.sampled_from(["JE", "GG", "IM", "CC", "CX", "SM", "VA", "CN", "IN", "NL", "ES", "NZ"]),
+    st.sampled_from(sorted(phonenumbers.SUPPORTED_REGIONS)),
+)
+
+
+@st.composite
+def national_numbers(draw: st.DrawFn, region: str) -> str:
+    """A national significant number of ``region``: one like its example numbers
+    (the last digits drawn), or any digits."""
+    kinds = [phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE]
+    example = phonenumbers.example_number_for_type(region, draw(st.sampled_from(kinds)))
+    if example is None or draw(st.integers(0, 2)) == 0:
+        return draw(
+            st.one_of(
+                st.from_regex(r"[1-9][0-9]{5,10}", fullmatch=True),
+                st.text(alphabet="0123456789", min_size=5, max_size=13),
+                st.text(alphabet="0123456789", max_size=20),
+            )
+        )
+    nsn = phonenumbers.national_significant_number(example)
+    keep = draw(st.integers(0, len(nsn)))
+    size = max(0, len(nsn) - keep + draw(st.sampled_from([0, 0, 0, -1, 1])))
+    return nsn[:keep] + draw(st.text(alphabet="0123456789", min_size=size, max_size=size))
+
+
+@settings(max_examples=1500)
+@given(
+    data=st.data(),
+    region=NATIONAL_REGIONS,
+    trunk=st.sampled_from(["", "", "0", "0", "0", "1", "8", "00", "01", "011", "0011", "44"]),
+    cuts=st.lists(st.integers(1, 12), max_size=4),
+    separator=st.sampled_from([" ", " ", ".", "-", "", "  ", "/"]),
+    bracket=st.booleans(),
+)
+def test_national_phones_read_without_parse_as_phonenumbers_reads_them(
+    data: st.DataObject, region: str, trunk: str, cuts: list[int], separator: str, bracket: bool
+) -> None:
+    # a region's number without its country code, with a national prefix or another
+    # one or none (or an international prefix, or the country code itself), of any
+    # length, in groups (the first maybe bracketed), near misses of the shortcut's
+    # spellings included
+    digits = trunk + data.draw(national_numbers(region))
+    bounds = [0, *sorted(cuts), None]
+    groups = [g for a, b in pairwise(bounds) if (g := digits[a:b])]
+    if bracket and groups:
+        groups[0] = f"({groups[0]})"
+    value = separator.join(groups)
+    expected = _phonenumbers_only(value, region, "US") if value.strip() else None
+    assert normalize_phone(value, region, "US") == expected
+    event("shortcut" if value and _national(value.strip(), region) else "asked")
+
+
+@pytest.fixture(scope="module")
+def demo_phones(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str | None]]:
+    """Every phone the demo generator prints (noise and planted flaws included), with
+    the region its record reads it in."""
+    from gateway.demodata.generate import generate
+
+    out = tmp_path_factory.mktemp("demo")
+    generate(out, 1500, 3)
+    found: list[tuple[str, str | None]] = []
+    for db, table, columns, region in [
+        ("crm", "contacts", ["phone", "mobile"], "country"),
+        ("crm", "leads", ["phone"], "NULL"),
+        ("sales", "customers", ["phone"], "country"),
+        ("support", "users", ["phone"], "locale"),
+    ]:
+        con = sqlite3.connect(Path(out, f"{db}.db"))
+        try:
+            for column in columns:
+                rows = con.execute(f"SELECT {column}, {region} FROM {table}")
+                found += [(v, r) for v, r in rows if isinstance(v, str)]
+        finally:
+            con.close()
+    return found
+
+
+def test_every_demo_phone_reads_as_phonenumbers_reads_it(
+    demo_phones: list[tuple[str, str | None]],
+) -> None:
+    shortcut = 0
+    for value, region in demo_phones:
+        expected = _phonenumbers_only(value, region, "US") if value.strip() else None
+        assert normalize_phone(value, region, "US") == expected, (value, region)
+        shortcut += _national(value.strip(), iso_region(region) or "US") is not None
+    # the national spellings (GB, FR, DE, AU) are read without parse
+    assert shortcut > len(demo_phones) // 50
+
+
+def test_the_usual_national_spellings_take_the_shortcut() -> None:
+    for value, region, e164 in [
+        ("07794 157389", "GB", "+447794157389"),
+        ("020 8132 1993", "GB", "+442081321993"),
+        ("06 81 12 23 52", "FR", "+33681122352"),
+        ("06.81.12.23.52", "FR", "+33681122352"),
+        ("(03) 2133 8253", "AU", "+61321338253"),
+        ("0475 459 171", "AU", "+61475459171"),
+        ("01572 6255836", "DE", "+4915726255836"),
+        ("015726255885", "DE", "+4915726255885"),
+    ]:
+        assert _national(value, region) == e164
+    assert _national("0044 20 8132 1993", "GB") is None  # an international prefix: asked
+    assert _national("44 20 8132 1993", "GB") is None  # the country code: asked
+    assert _national("12-34", "DE") is None  # a stub: asked (valid numbers only)
+    assert _national("07794 157389", None) is None  # no region to read it in
 
 
 def test_the_usual_international_spellings_take_the_shortcut() -> None:
