@@ -106,6 +106,8 @@ def _normalized_column(
             return out
 
         return phones
+    if normalize == "email" and type_ == "string":
+        return partial(_emails, column)
     one: Callable[[Any], str | None] = (
         partial(normalize_email, provider_rules=normalize == "email_provider")
         if normalize != "external_id"
@@ -115,6 +117,23 @@ def _normalized_column(
         None if (v := None if raw is None else convert(raw)) is None else one(v) or v
         for raw in [row.get(column) for row in rows]
     ]
+
+
+def _emails(column: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """A text column of emails as :func:`_normalized_column` reads it, with
+    :func:`resolvers.normalize.normalize_email` (without provider rules) inlined:
+    trimmed and lower-case when that holds an ``@``, else as it is."""
+    out = []
+    for row in rows:
+        value = row.get(column)
+        if value is not None:
+            if value.__class__ is not str:
+                value = value if isinstance(value, str) else str(value)
+            email = value.strip().lower()
+            if "@" in email:
+                value = email
+        out.append(value)
+    return out
 
 
 @dataclass(slots=True)
