@@ -6,7 +6,9 @@ hundreds of customers at a time. Here each field is read a column at a time
 (every record of one member in one loop), each record's last update is read
 once, and each customer's records are ordered once per source priority, so
 that a rule chain of one rule picks its value by a scan of that order rather
-than by comparing candidates through the rule's generic code. Chains of
+than by comparing candidates through the rule's generic code: the records are
+merged once per distinct order (each field's first value in it), and every
+field decided by such a scan takes its value from its order's merge. Chains of
 several rules, and the rules that compare values (``most_complete``,
 ``most_frequent``), are left to :meth:`_Choice.pick`. The values are the ones
 :meth:`Survivorship.build` gives (a hypothesis test holds them to it).

@@ -209,12 +209,15 @@ class _Plan:
 @cache
 def _national_plan(region: str) -> _Plan | None:
     """The shortcut's reading of ``region``'s metadata; None where it asks phonenumbers
-    always (a national prefix rewritten by a transform rule, no general description)."""
+    always (a national prefix rewritten by a transform rule, no general description or
+    country code)."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
     if metadata is None or metadata.national_prefix_transform_rule:
         return None
     general = metadata.general_desc
     if general is None or not general.national_number_pattern or not general.possible_length:
+        return None
+    if metadata.country_code is None:
         return None
     idd, prefix = metadata.international_prefix, metadata.national_prefix_for_parsing
     return _Plan(
