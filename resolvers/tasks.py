@@ -170,7 +170,7 @@ async def _waited(
         if ours and task.cancelling() > cancelling:
             task.uncancel()
         await _cancelled(others)
-        if ours:
+        if ours and task.cancelling() <= cancelling:  # else the caller was cancelled too
             raise failed[0] from None
         raise
     watching = False

@@ -360,3 +360,32 @@ async def test_gathered_answers_as_gather_with_cancel_does() -> None:
                     except KeyError as exc:
                         outcomes.append(("failed", exc.args))
                 assert outcomes[0] == outcomes[1], (a.__name__, b.__name__, c.__name__)
+
+
+async def test_gathered_a_caller_cancelled_as_a_task_fails_stays_cancelled() -> None:
+    """The cancel sent for the failure is taken back, not the caller's own (a
+    deadline's cut): the caller ends cancelled, as gather_with_cancel leaves it."""
+    ended: list[str] = []
+
+    async def holds() -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            ended.append("held")
+
+    async def fails(caller: asyncio.Task[object]) -> None:
+        await asyncio.sleep(0.005)
+        # in the loop's next turn, with the failure's own cancel: both reach the
+        # caller's task in one CancelledError
+        asyncio.get_running_loop().call_soon(caller.cancel)
+        raise ValueError("b")
+
+    async def run() -> object:
+        caller = asyncio.current_task()
+        assert caller is not None
+        return await gathered([holds(), fails(caller)])
+
+    task = asyncio.create_task(run())
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ended == ["held"]
