@@ -19,6 +19,11 @@ words or a server log line's traceback otherwise is Python's own text, so:
   record's traceback that form, and removes those secrets from every message:
   a record logged with an error (strawberry's ``str(error)``, uvicorn's
   ``Exception in ASGI application``) loses its URLs too.
+
+None of them raises: an error whose ``str()`` fails is described by its type
+(``<Bad (unprintable)>``), a log call whose arguments do not fit its message is
+logged as its message and arguments, redacted, and a record the filter cannot
+redact at all is logged as a line saying so, without its text.
 """
 
 from __future__ import annotations
@@ -85,6 +90,15 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return chain[::-1]
 
 
+def _describe(exc: BaseException) -> str:
+    """:func:`describe_error` without the hidden secrets, or the error's type when
+    its text cannot be had (its ``__str__`` raises)."""
+    try:
+        return describe_error(exc, _hidden)
+    except Exception:
+        return f"<{type(exc).__name__} (unprintable)>"
+
+
 def redacted_traceback(exc: BaseException) -> str:
     """``exc``'s traceback as Python prints it, but each error's text its type and
     first line without any hidden secret or URL; an exception group's errors
@@ -95,7 +109,7 @@ def redacted_traceback(exc: BaseException) -> str:
         frames = traceback.format_list(traceback.extract_tb(error.__traceback__))
         if frames:
             parts.append("Traceback (most recent call last):\n" + "".join(frames))
-        parts.append(describe_error(error, _hidden) + "\n")
+        parts.append(_describe(error) + "\n")
         if isinstance(error, BaseExceptionGroup):
             for inner, sub in enumerate(error.exceptions, 1):
                 text = redacted_traceback(sub).rstrip("\n").replace("\n", "\n  | ")
@@ -111,7 +125,11 @@ def redacted_traceback(exc: BaseException) -> str:
 
 def report(exc: BaseException) -> str:
     """What the command prints when ``exc`` ends it: one line, then the traceback."""
-    return f"error: unexpected {describe_error(exc, _hidden)}\n{REPORT}\n{redacted_traceback(exc)}"
+    try:
+        trace = redacted_traceback(exc)
+    except Exception:
+        trace = "(its traceback could not be formatted)"
+    return f"error: unexpected {_describe(exc)}\n{REPORT}\n{trace}"
 
 
 class RedactingFilter(logging.Filter):
@@ -119,13 +137,24 @@ class RedactingFilter(logging.Filter):
     secrets from its message (and URLs too, when it was logged with an error)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            self._redact(record)
+        except Exception:
+            # a log call must not fail (uvicorn's would leave its client without an
+            # answer), nor may its record pass unredacted
+            record.msg = f"<a log record of {record.name} that could not be redacted>"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+    def _redact(self, record: logging.LogRecord) -> None:
         error = record.exc_info[1] if record.exc_info else None
         if error is None and _pattern is None:
-            return True
+            return
         try:
             message = record.getMessage()
-        except Exception:  # the formatter will report the bad arguments as it does
-            return True
+        except Exception:
+            # arguments that do not fit the message: logging would print them raw
+            message = f"{record.msg} (arguments that do not fit the message: {record.args!r})"
         if error is not None:
             record.exc_text = redacted_traceback(error)
             record.exc_info = None
@@ -134,4 +163,3 @@ class RedactingFilter(logging.Filter):
             cleaned = scrub(message)
         # formatted once: the handler's formatter reads it as it is
         record.msg, record.args = cleaned, None
-        return True

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from gateway.logs import LoggingSettings, log_handler
-from gateway.unexpected import hide, redacted_traceback
+from gateway.unexpected import hide, redacted_traceback, report
 
 SECRET = "chain-5ecret-value"
 
@@ -52,3 +52,44 @@ def test_the_log_handler_redacts_messages_and_tracebacks(kind: str) -> None:
     assert SECRET not in text
     assert "running on http://127.0.0.1:8000 with ***" in text  # no error: URLs stay
     assert "failed: second <url>" in text and "RuntimeError: second <url>" in text
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+def _logged(*args: object, **kwargs: object) -> str:
+    stream = io.StringIO()
+    logger = logging.getLogger("custview.test-unexpected")
+    logger.addHandler(log_handler(LoggingSettings(format="text"), stream))
+    logger.propagate = False
+    try:
+        logger.error(*args, **kwargs)  # type: ignore[arg-type]
+    finally:
+        logger.handlers.clear()
+        logger.propagate = True
+    return stream.getvalue()
+
+
+def test_an_error_whose_text_cannot_be_had_is_logged_and_reported_by_its_type() -> None:
+    hide([SECRET])
+    try:
+        raise _Unprintable()
+    except _Unprintable as exc:
+        error = exc
+    # the log call itself raised: uvicorn's "Exception in ASGI application" left
+    # its client without an answer
+    text = _logged("Exception in ASGI application", exc_info=error)
+    assert "Exception in ASGI application" in text
+    assert "<_Unprintable (unprintable)>" in text and "raise _Unprintable()" in text
+    assert report(error).startswith("error: unexpected <_Unprintable (unprintable)>\n")
+
+
+def test_arguments_that_do_not_fit_the_message_are_redacted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    hide([SECRET])
+    text = _logged("two %s %s", SECRET)
+    assert SECRET not in text + capsys.readouterr().err  # logging's handleError printed them
+    assert "two %s %s (arguments that do not fit the message: ('***',))" in text
