@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 from connectors import CustviewError
 from gateway.logs import configure_logging
 from gateway.settings import LoadedSettings, load_settings
+from gateway.unexpected import describe
 
 log = logging.getLogger("custview.reload")
 AppFactory = Callable[[LoadedSettings], Starlette]
@@ -119,7 +120,7 @@ class ReloadingApp:
                 log.error(
                     "configuration not reloaded, the previous one keeps serving: %s: %s",
                     path,
-                    f"{type(exc).__name__}: {exc}",
+                    describe(exc),
                 )
                 return False
             if loaded.settings.logging != old.loaded.settings.logging:

@@ -20,7 +20,7 @@ from connectors.cache import CacheOptions, CachingConnector
 from connectors.cache_store import create_cache
 from connectors.ledger import Ledger
 from connectors.observe import ObservedConnector
-from connectors.redaction import secret_values
+from connectors.redaction import credential_param, secret_values
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from gateway.audit import AuditSettings
 from gateway.auth import AuthSettings
@@ -226,13 +226,18 @@ def _interpolate(
     file: str,
     lines: dict[tuple[str | int, ...], int] | None = None,
     from_env: set[tuple[str | int, ...]] | None = None,
+    taken: list[str] | None = None,
 ) -> Any:
     """``value`` with each ``${NAME}`` taken from the environment; the key path of
-    every string that took one is added to ``from_env``."""
+    every string that took one is added to ``from_env``, each value taken to ``taken``."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, (*path, k), file, lines, from_env) for k, v in value.items()}
+        return {
+            k: _interpolate(v, (*path, k), file, lines, from_env, taken) for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_interpolate(v, (*path, i), file, lines, from_env) for i, v in enumerate(value)]
+        return [
+            _interpolate(v, (*path, i), file, lines, from_env, taken) for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
     if from_env is not None and _INTERPOLATION.search(value):
@@ -242,6 +247,8 @@ def _interpolate(
         name, default = match.group(1), match.group(2)
         found = os.environ.get(name)
         if found is not None:
+            if taken is not None:
+                taken.append(found)
             return found
         if default is not None:
             return default
@@ -311,13 +318,59 @@ def _raise_validation(
     raise ConfigError(message, file=file, path=_dotted(loc), line=line) from None
 
 
+def _maybe_secret(data: Any, from_env: set[tuple[str | int, ...]], taken: list[str]) -> list[str]:
+    """Every value of a settings file that may be a secret, before any model said
+    which are: each value taken from the environment and each string holding one,
+    every URL's or connection string's password, each value of a key named like a
+    credential (``token``, ``password``, ``api_key``...)."""
+    found = [*taken, *secret_values(data)]
+
+    def walk(value: Any, path: tuple[str | int, ...]) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(item, str) and credential_param(str(key)):
+                    found.append(item)
+                walk(item, (*path, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, (*path, i))
+        elif isinstance(value, str) and path in from_env:
+            found.append(value)
+
+    walk(data, ())
+    return found
+
+
 def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSettings:
-    """Read, interpolate and validate a settings file; raise :class:`ConfigError`."""
+    """Read, interpolate and validate a settings file; raise :class:`ConfigError`.
+
+    An error other than a :class:`ConfigError` (a connector plugin's options model
+    failing, a bug) may quote the values it was validating: before it leaves,
+    every value that may be a secret is hidden (:func:`gateway.unexpected.hide`),
+    so its report and log line do not show them. Only then: a value merely taken
+    from the environment (a folder, a port) stays readable in every other line."""
     path = config_path(explicit)
     file = str(path)
     raw, lines = _read(path)
     from_env: set[tuple[str | int, ...]] = set()
-    data = _interpolate(raw, (), file, lines, from_env)
+    taken: list[str] = []
+    data = _interpolate(raw, (), file, lines, from_env, taken)
+    try:
+        return _validate(path, data, lines, from_env)
+    except ConfigError:
+        raise
+    except Exception:
+        hide(_maybe_secret(data, from_env, taken))
+        raise
+
+
+def _validate(
+    path: Path,
+    data: Any,
+    lines: dict[tuple[str | int, ...], int],
+    from_env: set[tuple[str | int, ...]],
+) -> LoadedSettings:
+    file = str(path)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:

@@ -90,7 +90,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return chain[::-1]
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     """:func:`describe_error` without the hidden secrets, or the error's type when
     its text cannot be had (its ``__str__`` raises)."""
     try:
@@ -109,7 +109,7 @@ def redacted_traceback(exc: BaseException) -> str:
         frames = traceback.format_list(traceback.extract_tb(error.__traceback__))
         if frames:
             parts.append("Traceback (most recent call last):\n" + "".join(frames))
-        parts.append(_describe(error) + "\n")
+        parts.append(describe(error) + "\n")
         if isinstance(error, BaseExceptionGroup):
             for inner, sub in enumerate(error.exceptions, 1):
                 text = redacted_traceback(sub).rstrip("\n").replace("\n", "\n  | ")
@@ -129,7 +129,7 @@ def report(exc: BaseException) -> str:
         trace = redacted_traceback(exc)
     except Exception:
         trace = "(its traceback could not be formatted)"
-    return f"error: unexpected {_describe(exc)}\n{REPORT}\n{trace}"
+    return f"error: unexpected {describe(exc)}\n{REPORT}\n{trace}"
 
 
 class RedactingFilter(logging.Filter):

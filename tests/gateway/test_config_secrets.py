@@ -132,3 +132,31 @@ def test_the_password_of_a_key_value_connection_string_is_a_secret(
     described = describe_error(RuntimeError(message), loaded.secrets())
     assert "pw-from-env-1" not in described
     assert "host=db" in described or "Server=db" in described, "the rest stays"
+
+
+def test_an_unexpected_error_while_loading_hides_the_values_it_may_quote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.rest.options import RESTOptions
+    from gateway.unexpected import report, scrub
+
+    def quoting(cls: type, obj: object, *args: object, **kwargs: object) -> None:
+        raise TypeError(f"cannot take options {obj!r}")  # a plugin's bug
+
+    monkeypatch.setattr(RESTOptions, "model_validate", classmethod(quoting))
+    monkeypatch.setenv("FEEDBACK_TENANT", "tenant-key-5ecret")
+    config = _config(tmp_path, '{X-Tenant: "${FEEDBACK_TENANT}"}')
+    text = config.read_text()
+    text = text.replace(
+        "      timeout: 5\n      max_concurrency",
+        "      password: lit-pw-4471\n      timeout: 5\n      max_concurrency",
+        1,
+    )
+    config.write_text(text)
+    with pytest.raises(TypeError) as caught:
+        load_settings(config)
+    assert "tenant-key-5ecret" in str(caught.value), "the error quotes them"
+    shown = report(caught.value) + scrub(f"not reloaded: {caught.value}")
+    for secret in ("tenant-key-5ecret", "demo-feedback-token", "lit-pw-4471"):
+        assert secret not in shown
+    assert "'X-Tenant': '***'" in shown
