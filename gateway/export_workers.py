@@ -439,12 +439,18 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
     """A worker's main: build each chunk sent until the pipe says stop or closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from connectors import CustviewError
+    from gateway.logs import configure_logging
     from gateway.settings import LoadedSettings
+    from gateway.unexpected import hide
     from resolvers.export_chunks import ChunkMaker
     from resolvers.view import Federation
 
     loaded = LoadedSettings(path, settings, connectors)
     hidden = loaded.secrets()
+    # the exporting process's log policy: a worker's lines (a connector's, the
+    # cache's warnings) in its format, without its secrets
+    hide(hidden)
+    configure_logging(settings.logging)
     federation = Federation(settings.model, loaded.create_connectors())
     maker = ChunkMaker(federation)
     loop = asyncio.new_event_loop()
