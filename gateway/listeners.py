@@ -10,12 +10,18 @@ between the two. Without it the port of a running custview (or of anything
 else) is refused (``EADDRINUSE``) as the HTTP port is, and ``SO_REUSEADDR``
 still lets a restarted custview bind at once (connections left in TIME_WAIT
 do not hold the port).
+
+Once the new endpoint accepts, the old one stops accepting (its ``superseded``
+callback): it finishes the connections it holds, but a client connecting now
+meets the new configuration (its keys), not the old one, however long the old
+app drains.
 """
 
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 Address = tuple[str, int]
 
@@ -24,6 +30,8 @@ Address = tuple[str, int]
 class _Shared:
     sockets: list[socket.socket]
     users: int
+    superseded: list[Callable[[], None]] = field(default_factory=list)
+    """How each endpoint accepting on the sockets now stops accepting."""
 
 
 _listening: dict[Address, _Shared] = {}
@@ -61,7 +69,8 @@ def bind(host: str, port: int) -> list[socket.socket]:
 def acquire(host: str, port: int) -> tuple[Address, list[socket.socket]]:
     """The listening sockets of ``host``:``port`` in this process (bound now unless an
     endpoint of this process holds them) and the address to :func:`release` them by;
-    port ``0`` always binds a free port of its own."""
+    port ``0`` always binds a free port of its own. The endpoint calls :func:`accepting`
+    once it accepts on them."""
     shared = _listening.get((host, port)) if port else None
     if shared is None:
         sockets = bind(host, port)
@@ -70,6 +79,18 @@ def acquire(host: str, port: int) -> tuple[Address, list[socket.socket]]:
         _listening[(host, port)] = shared
     shared.users += 1
     return (host, port), shared.sockets
+
+
+def accepting(address: Address, superseded: Callable[[], None]) -> None:
+    """The endpoint that acquired ``address`` last accepts on its sockets now: every
+    other endpoint stops accepting (it keeps its connections); ``superseded`` stops
+    this one when a later one accepts."""
+    shared = _listening.get(address)
+    if shared is None:
+        return
+    earlier, shared.superseded = shared.superseded, [superseded]
+    for stop in earlier:
+        stop()
 
 
 def release(address: Address) -> None:

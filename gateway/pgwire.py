@@ -612,6 +612,8 @@ class PgServer:
         except BaseException:
             await self.aclose()
             raise
+        # the old endpoint of a reload accepts no more: a new client meets the new keys
+        listeners.accepting(self._address, self._stop_accepting)
         self.port = self._address[1]
         log.info(
             "SQL endpoint listening on %s:%d (%s)",
@@ -639,6 +641,12 @@ class PgServer:
             if task is not None:
                 self._tasks.discard(task)
             await connection.aclose()
+
+    def _stop_accepting(self) -> None:
+        """Closes the listening servers only: the connections go on until they end
+        or :meth:`aclose` ends them."""
+        for server in self._servers:
+            server.close()
 
     async def aclose(self) -> None:
         servers, self._servers = self._servers, []

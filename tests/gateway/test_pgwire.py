@@ -58,6 +58,32 @@ async def test_a_second_server_binds_the_port_of_a_running_one() -> None:
         await second.aclose()
 
 
+class _Named(_Refusing):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def start(self, user: str, password: str | None, options: Any, client: Any) -> Any:
+        raise PgError("28P01", f"refused by the {self.name} configuration")
+
+
+async def test_once_a_reloads_endpoint_accepts_the_old_one_accepts_no_more() -> None:
+    old = PgServer(_Named("old"), "127.0.0.1", 0)
+    await old.start()
+    new = PgServer(_Named("new"), "127.0.0.1", old.port)
+    try:
+        await new.start()  # the old app still drains its requests: it is not closed yet
+        # which of two endpoints accepting on one socket gets a client is the event
+        # loop's order: the old one must not be accepting at all
+        assert not any(server.is_serving() for server in old._servers)
+        dsn = f"host=127.0.0.1 port={old.port} user=bi password=x dbname=custview"
+        for _ in range(5):  # revoked keys: the old configuration may not answer them
+            with pytest.raises(psycopg.OperationalError, match="refused by the new"):
+                await asyncio.wait_for(psycopg.AsyncConnection.connect(dsn), 10)
+    finally:
+        await old.aclose()
+        await new.aclose()
+
+
 def test_custview_urls_default_to_the_sql_endpoint() -> None:
     import sqlalchemy as sa
 
