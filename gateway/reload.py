@@ -11,6 +11,10 @@ configuration keeps serving.
 
 What a reload cannot change is logged as needing a restart: the listening
 ``server.host``/``server.port`` and ``server.shutdown_timeout`` (uvicorn's).
+A new SQL endpoint address (``sql.host``, ``sql.port``) binds anew while the old
+endpoint still holds its own: a new port free of it is taken at once, the same
+port on another host (``127.0.0.1`` -> ``0.0.0.0``) is refused with the whole
+reload, whose log line says that this change needs a restart.
 A reload starts afresh what belongs to an app: in-memory cache entries,
 circuit-breaker states. The ``/metrics`` counters carry on.
 """
@@ -110,6 +114,7 @@ class ReloadingApp:
             old = self._current
             assert old is not None
             path = old.loaded.path
+            loaded: LoadedSettings | None = None
             try:
                 loaded = await asyncio.to_thread(load_settings, path)
                 new = await self._start(loaded)
@@ -118,9 +123,10 @@ class ReloadingApp:
                 return False
             except Exception as exc:
                 log.error(
-                    "configuration not reloaded, the previous one keeps serving: %s: %s",
+                    "configuration not reloaded, the previous one keeps serving: %s: %s%s",
                     path,
                     describe(exc),
+                    _sql_moved(old.loaded, loaded) if isinstance(exc, OSError) else "",
                 )
                 return False
             if loaded.settings.logging != old.loaded.settings.logging:
@@ -131,6 +137,20 @@ class ReloadingApp:
         await old.idle.wait()
         await old.stack.aclose()
         return True
+
+
+def _sql_moved(old: LoadedSettings, new: LoadedSettings | None) -> str:
+    """Why a reload that moves the SQL endpoint may fail to bind, or nothing."""
+    if new is None or not (old.settings.sql.enabled and new.settings.sql.enabled):
+        return ""
+    before, after = old.settings.sql, new.settings.sql
+    if (before.host, before.port) == (after.host, after.port):
+        return ""
+    return (
+        f"; sql.host/sql.port changed ({before.host}:{before.port} -> {after.host}:"
+        f"{after.port}) while the running SQL endpoint holds its address: "
+        "this change takes effect after a restart"
+    )
 
 
 def _warn_restart_only(old: LoadedSettings, new: LoadedSettings, path: Path) -> None:

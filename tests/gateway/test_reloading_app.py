@@ -77,3 +77,33 @@ async def test_a_request_in_flight_finishes_on_the_old_gateway(tmp_path: Path) -
     assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
     await lifespan
     assert made.open == set()
+
+
+async def test_a_reload_moving_the_sql_endpoint_to_another_host_says_it_needs_a_restart(
+    tmp_path: Path, caplog: Any
+) -> None:
+    from gateway.app import create_app
+    from tests.connectors.rest_server import free_port
+
+    config = tmp_path / "custview.yaml"
+    base = people_config({"crm": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"})
+    port = free_port()
+    config.write_text(base + f"\nsql: {{enabled: true, host: 127.0.0.1, port: {port}}}\n")
+    app = ReloadingApp(load_settings(config), create_app)
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    lifespan = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
+    await inbox.put({"type": "lifespan.startup"})
+    assert (await outbox.get())["type"] == "lifespan.startup.complete"
+    try:
+        config.write_text(base + f"\nsql: {{enabled: true, host: 0.0.0.0, port: {port}}}\n")
+        assert await app.reload() is False  # the running endpoint holds 127.0.0.1:port
+        (line,) = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
+        assert (
+            f"sql.host/sql.port changed (127.0.0.1:{port} -> 0.0.0.0:{port})" in line
+            and "takes effect after a restart" in line
+        ), line
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await lifespan
