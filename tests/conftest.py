@@ -16,8 +16,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from tests.support.engines import can_connect, fresh_database
+
+# Property tests are judged by their examples, not by how long one takes: on a loaded
+# 2-core machine an example can pass hypothesis's 200 ms deadline and fail a test that
+# holds (a test's own @settings still chooses its number of examples).
+settings.register_profile("custview", deadline=None)
+settings.load_profile("custview")
 
 DEFAULT_POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/custview_test"
 DEFAULT_MARIADB_URL = "mysql+aiomysql://root@127.0.0.1:3306/custview_test"

@@ -185,8 +185,12 @@ async def test_a_joiner_cancelled_with_the_call_it_joined_does_not_call_anew(
         return await connector.lookup_many("slow", "x", [key], ["x"])
 
     async def joined(owner: asyncio.Task[Any]) -> asyncio.Task[Any]:
-        for _ in range(1000):  # the owner's flight is claimed after the cache's look
-            if connector._flights:
+        sent = connector.statements
+        # the owner's flight is claimed after the cache's look, and its statement sent
+        # after that (on a loaded machine, well after): the joiner joins a flight
+        # whose statement is under way, so that the counts below are the joiner's
+        for _ in range(5000):
+            if connector._flights and connector.statements > sent:
                 break
             await asyncio.sleep(0.001)
         joiner = asyncio.create_task(slow(0))
