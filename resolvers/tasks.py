@@ -45,6 +45,7 @@ async def settled(work: Sequence[Awaitable[Any]]) -> list[Any]:
     if task is None:
         raise RuntimeError("settled() runs in a task")
     cancelled = task.cancelling()  # more, later: the caller is being cancelled
+    context = contextvars.copy_context()  # the tasks' start, as gather's tasks copy it
     results: list[Any] = []
     for at, awaitable in enumerate(work):
         steps = awaitable.__await__()
@@ -63,7 +64,7 @@ async def settled(work: Sequence[Awaitable[Any]]) -> list[Any]:
             _close(work[at + 1 :])
             raise
         rest = work[at + 1 :]
-        others = asyncio.gather(*rest, return_exceptions=True) if rest else None
+        others = asyncio.gather(*_started(rest, context), return_exceptions=True) if rest else None
         try:
             try:
                 results.append(await _rest_of(steps, waiting))
