@@ -9,7 +9,6 @@ authenticator accepts and the policy grants something to.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from connectors import CustviewError
 from connectors.cache import cache_scope
 from gateway.auth import Authenticator, AuthError, Principal
-from gateway.hardening import Limits
+from gateway.hardening import Limits, error_body
 from resolvers.policy import AccessDenied, Grant, Policy
 
 
@@ -35,11 +34,7 @@ def refusal(exc: CustviewError, status: int, path: str = "/graphql") -> Response
     ``/graphql`` a GraphQL error (``errors[].extensions.code``), the export and
     admin routes their own ``{"error": ..., "code": ...}``; a 401 says how to
     authenticate (``WWW-Authenticate``) either way."""
-    body: dict[str, Any]
-    if path == "/graphql":
-        body = {"errors": [{"message": exc.message, "extensions": {"code": exc.code}}]}
-    else:
-        body = {"error": exc.message, "code": exc.code}
+    body = error_body(path, exc.message, exc.code)
     headers = {"www-authenticate": 'Bearer realm="custview"'} if status == 401 else None
     return JSONResponse(body, status_code=status, headers=headers)
 

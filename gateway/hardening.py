@@ -100,10 +100,17 @@ JSON_TYPES = ("application/json", "application/graphql-response+json")
 """The bodies ``POST /graphql`` takes."""
 
 
-def _refuse(status: int, message: str, code: str) -> JSONResponse:
-    return JSONResponse(
-        {"errors": [{"message": message, "extensions": {"code": code}}]}, status_code=status
-    )
+def error_body(path: str, message: str, code: str) -> dict[str, Any]:
+    """A refusal's body in the shape of the route asked for: ``/graphql`` a GraphQL
+    error (``errors[].extensions.code``), every other route (exports, admin) the
+    ``{"error": ..., "code": ...}`` its clients read."""
+    if path == "/graphql":
+        return {"errors": [{"message": message, "extensions": {"code": code}}]}
+    return {"error": message, "code": code}
+
+
+def _refuse(status: int, message: str, code: str, path: str = "/graphql") -> JSONResponse:
+    return JSONResponse(error_body(path, message, code), status_code=status)
 
 
 class RequestGuard:
@@ -121,9 +128,8 @@ class RequestGuard:
         limit = self.limits.max_body_bytes
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _refuse(413, f"request body over {limit} bytes", "PAYLOAD_TOO_LARGE")(
-                scope, receive, send
-            )
+            too_large = f"request body over {limit} bytes"
+            await _refuse(413, too_large, "PAYLOAD_TOO_LARGE", scope["path"])(scope, receive, send)
             return
         if scope["path"] == "/graphql":
             refused = _csrf(scope, headers)
@@ -142,9 +148,8 @@ class RequestGuard:
         except BodyTooLarge:
             if started:
                 raise
-            await _refuse(413, f"request body over {limit} bytes", "PAYLOAD_TOO_LARGE")(
-                scope, receive, send
-            )
+            too_large = f"request body over {limit} bytes"
+            await _refuse(413, too_large, "PAYLOAD_TOO_LARGE", scope["path"])(scope, receive, send)
 
 
 def _csrf(scope: Scope, headers: dict[str, str]) -> JSONResponse | None:

@@ -135,6 +135,14 @@ async def test_body_page_size_and_cost_limits(production: httpx.AsyncClient) -> 
     padding = " " * (70 * 1024)
     big = await production.post("/graphql", json={"query": "{ sources { name } }" + padding})
     assert big.status_code == 413
+    assert big.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
+    # the export routes answer in their own shape, as their other refusals do
+    export = await production.post("/export/customers.csv", content=padding.encode())
+    assert export.status_code == 413
+    assert export.json() == {
+        "error": f"request body over {64 * 1024} bytes",
+        "code": "PAYLOAD_TOO_LARGE",
+    }
     page = await _post(production, "{ customers(first: 200) { nodes { id } } }")
     assert "'first' may be at most 100" in _messages(page)
     costly = await _post(
