@@ -86,7 +86,7 @@ def _bool(value: Any) -> bool | None:
 def _int(value: Any) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinity
         return None
 
 

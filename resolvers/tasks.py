@@ -100,6 +100,9 @@ async def gathered(work: Sequence[Awaitable[Any]]) -> list[Any]:
     in tasks of their own (in the context the caller had before any of them ran, as
     gather's tasks copy it). The fast path's fields are mostly answered at once
     (their SQLite reads run inline), and a task each cost more than their work.
+    Work run in the caller's task runs in the caller's context: unlike gather's
+    tasks, a variable it sets and does not reset is seen by the work after it and
+    by the caller (custview's context variables are set and reset in one scope).
 
     As with ``gather_with_cancel``: a failure of one of those tasks while the work in
     the caller's task still waits cancels that work (the caller's task is cancelled
@@ -118,8 +121,10 @@ async def gathered(work: Sequence[Awaitable[Any]]) -> list[Any]:
         except Exception:
             others = _started(work[at + 1 :], context)
             if others:
-                await asyncio.sleep(0)  # their first step, as gather's tasks take it
-                await _cancelled(others)
+                try:
+                    await asyncio.sleep(0)  # their first step, as gather's tasks take it
+                finally:  # the caller cancelled in that turn too: they still end here
+                    await _cancelled(others)
             raise
         except BaseException:
             _close(work[at + 1 :])

@@ -93,3 +93,13 @@ def test_blank_or_unreadable_times_are_none() -> None:
 )
 def test_a_columns_converter_coerces_as_coerce_does(value: object, type_: FieldType) -> None:
     assert repr(converter(type_)(value)) == repr(coerce(value, type_))
+
+
+def test_an_infinite_or_undefined_number_is_no_integer() -> None:
+    """A source's ``inf`` (float or decimal) reads as no value, as other unreadable
+    values do; it raised OverflowError and ended the golden record or export."""
+    from decimal import Decimal
+
+    for value in (float("inf"), float("-inf"), Decimal("Infinity"), float("nan")):
+        assert coerce(value, "int") is None, value
+        assert converter("int")(value) is None, value

@@ -410,3 +410,25 @@ async def test_gathered_a_caller_cancelled_as_a_task_fails_stays_cancelled() -> 
     with pytest.raises(asyncio.CancelledError):
         await task
     assert ended == ["held"]
+
+
+async def test_gathered_a_caller_cancelled_in_the_turn_after_a_failure_ends_the_rest() -> None:
+    """A field failed on its first step and the ones after it started as tasks: a
+    cancel of the caller (a deadline, a client gone) in the turn they take their
+    first step still cancels them, as gather_with_cancel's gather would."""
+    finished: list[str] = []
+
+    async def fails_now() -> None:
+        raise ValueError("non-null field failed")
+
+    async def reads() -> None:
+        await asyncio.sleep(0.05)
+        finished.append("read for nobody")
+
+    caller = asyncio.create_task(gathered([fails_now(), reads()]))
+    await asyncio.sleep(0)  # the caller failed inline, started reads(), and yields
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    await asyncio.sleep(0.1)
+    assert finished == []
