@@ -178,3 +178,20 @@ async def endpoint(
     audit = tmp_path_factory.mktemp("sql") / "audit.jsonl"
     async with serve_sql(demo_dir, feedback_url, audit, SqlSettings(enabled=True, port=0)) as e:
         yield e
+
+
+def leaky_demo_config(tmp_path: Path, tail: str = "") -> Path:
+    """The demo config plus a PostgreSQL source whose password (never read) and a
+    feedback header come from ``${WAREHOUSE_PASSWORD}`` and ``${FEEDBACK_TENANT_KEY}``,
+    then ``tail``: for tests that secrets stay out of errors and logs."""
+    text = DEMO_CONFIG.read_text()
+    warehouse = (
+        "sources:\n  warehouse:\n    connector: sql\n    options:\n"
+        '      url: "postgresql+asyncpg://reader:${WAREHOUSE_PASSWORD}@127.0.0.1:1/dw"\n'
+    )
+    text = text.replace("sources:\n", warehouse, 1)
+    header = '      headers: {X-Tenant-Key: "${FEEDBACK_TENANT_KEY}"}\n      health_path: /health\n'
+    text = text.replace("      health_path: /health\n", header, 1)
+    config = tmp_path / "leaky.yaml"
+    config.write_text(text + tail)
+    return config

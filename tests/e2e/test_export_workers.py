@@ -37,7 +37,7 @@ from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers import walk
 from resolvers.export import Failures, columns, rows
 from resolvers.view import Federation
-from tests.e2e.conftest import serve_in_process
+from tests.e2e.conftest import leaky_demo_config, serve_in_process
 from tests.support.loop import loop_gaps
 from tests.support.servers import serve_in_thread
 
@@ -449,17 +449,7 @@ def leaky_config(demo_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     url = f"postgresql+asyncpg://reader:{PASSWORD}@127.0.0.1:1/dw"
     message = f"{url} refused {PASSWORD!r}; token {DEMO_TOKEN}, X-Tenant-Key: {TENANT_KEY}"
     monkeypatch.setattr(gateway.export_workers, "serve", partial(_leaking, message))
-    text = DEMO_CONFIG.read_text()
-    warehouse = (
-        "sources:\n  warehouse:\n    connector: sql\n    options:\n"
-        '      url: "postgresql+asyncpg://reader:${WAREHOUSE_PASSWORD}@127.0.0.1:1/dw"\n'
-    )
-    text = text.replace("sources:\n", warehouse, 1)
-    header = '      headers: {X-Tenant-Key: "${FEEDBACK_TENANT_KEY}"}\n      health_path: /health\n'
-    text = text.replace("      health_path: /health\n", header, 1)
-    config = tmp_path / "leaky.yaml"
-    config.write_text(text + "\nexports: {workers: 2}\n")
-    return config
+    return leaky_demo_config(tmp_path, "\nexports: {workers: 2}\n")
 
 
 def _clear_and_secret_free(text: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.demodata.feedback_service import DEMO_TOKEN
 from gateway.serving import DEMO_HEADERS
-from gateway.settings import DEMO_CONFIG
+from tests.e2e.conftest import leaky_demo_config
 from tests.support.processes import ROOT, ServeProcess
 
 PASSWORD = "pg-pass-5ecret"
@@ -32,17 +32,7 @@ ENV = {"WAREHOUSE_PASSWORD": PASSWORD, "FEEDBACK_TENANT_KEY": TENANT_KEY, "LEAK_
 def leaky_config(demo_env: None, tmp_path: Path) -> Path:
     """The demo plus a PostgreSQL source with a password (never read) and a header on
     the feedback source, both from the environment."""
-    text = DEMO_CONFIG.read_text()
-    warehouse = (
-        "sources:\n  warehouse:\n    connector: sql\n    options:\n"
-        '      url: "postgresql+asyncpg://reader:${WAREHOUSE_PASSWORD}@127.0.0.1:1/dw"\n'
-    )
-    text = text.replace("sources:\n", warehouse, 1)
-    header = '      headers: {X-Tenant-Key: "${FEEDBACK_TENANT_KEY}"}\n      health_path: /health\n'
-    text = text.replace("      health_path: /health\n", header, 1)
-    config = tmp_path / "leaky.yaml"
-    config.write_text(text)
-    return config
+    return leaky_demo_config(tmp_path)
 
 
 def _logging(config: Path, log_format: str) -> Path:

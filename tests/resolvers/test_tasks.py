@@ -215,9 +215,10 @@ async def test_gathered_starts_the_rest_in_tasks_after_the_first_that_waits() ->
     assert work.tasks["c"] is not work.tasks["d"]
 
 
-async def test_settled_tasks_start_in_the_context_the_caller_had() -> None:
-    """As gather's tasks copy it: a variable the waiting lookup set for itself (the
-    explain observer's current source call) is not the other lookups'."""
+@pytest.mark.parametrize("run", [settled, gathered])
+async def test_tasks_start_in_the_context_the_caller_had(run: Any) -> None:
+    """As gather's tasks copy it: a variable the waiting work set for itself (a
+    source call's observer, a deadline's scope) is not the others'."""
     var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="caller")
     seen: list[str] = []
 
@@ -231,28 +232,7 @@ async def test_settled_tasks_start_in_the_context_the_caller_had() -> None:
     async def reads() -> None:
         seen.append(var.get())
 
-    await settled([sets_then_waits(), reads(), reads()])
-    assert seen == ["caller", "caller"]
-    assert var.get() == "caller"
-
-
-async def test_gathered_tasks_start_in_the_context_the_caller_had() -> None:
-    """As gather's tasks copy it: a variable the waiting work set for itself is
-    not the others' (a source call's observer, a deadline's scope)."""
-    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="caller")
-    seen: list[str] = []
-
-    async def sets_then_waits() -> None:
-        token = var.set("first")
-        try:
-            await asyncio.sleep(0.005)
-        finally:
-            var.reset(token)
-
-    async def reads() -> None:
-        seen.append(var.get())
-
-    await gathered([sets_then_waits(), reads(), reads()])
+    await run([sets_then_waits(), reads(), reads()])
     assert seen == ["caller", "caller"]
     assert var.get() == "caller"
 
