@@ -267,6 +267,43 @@ async def test_the_workers_read_pass_1s_tables_and_the_exporter_joins_them(
     assert error is None and farmed == alone and len(alone) > 5
 
 
+def _small_spool(every: int, marks: str, *args: Any) -> None:
+    """A worker whose keys are spooled every ``every`` keys of a bucket (many segments
+    a bucket and table), each segment noted in the file ``marks``."""
+    from gateway.export_workers import serve
+
+    write = walk._Edges._write
+
+    def noted(edges: Any, bucket: int, data: bytes) -> None:
+        if data:
+            with open(marks, "a") as fh:
+                fh.write(f"{bucket}\n")
+        write(edges, bucket, data)
+
+    walk.SPOOL_EVERY = every
+    walk._Edges._write = noted  # type: ignore[method-assign]
+    serve(*args)
+
+
+async def test_workers_spooling_each_bucket_in_many_segments_export_as_in_process(
+    demo_env: None, small_chunks: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Pass 1's keys cross from the workers to the exporter as segments of their
+    spool: with a few keys a segment (the 1M export's case, in small), every
+    bucket of every table is many segments, joined as the in-process walk joins them."""
+    import gateway.export_workers
+
+    loaded = load_settings(DEMO_CONFIG)
+    alone, _ = await _run(loaded, 0, None)
+    marks = tmp_path / "segments"
+    monkeypatch.setattr(gateway.export_workers, "serve", partial(_small_spool, 3, str(marks)))
+    farmed, error = await _run(loaded, 2, None)
+    assert error is None and farmed == alone and len(alone) > 5
+    segments = marks.read_text().split()
+    assert len(segments) > 10 * walk.BUCKETS, "the workers spooled many segments"
+    assert len(set(segments)) == walk.BUCKETS
+
+
 def _listing_fails(app: Any) -> Any:
     """The feedback service, answering HTTP 400 to the listing of respondents (pass 1's
     read of the table) and as usual to lookups by id (pass 2's)."""
