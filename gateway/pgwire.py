@@ -607,7 +607,12 @@ class PgServer:
         try:
             for sock in sockets:
                 # each server closes its own duplicate; the sockets stay until released
-                server = await asyncio.start_server(self._handle, sock=sock.dup())
+                duplicate = sock.dup()
+                try:
+                    server = await asyncio.start_server(self._handle, sock=duplicate)
+                except BaseException:
+                    duplicate.close()  # no server took it
+                    raise
                 self._servers.append(server)
         except BaseException:
             await self.aclose()

@@ -58,6 +58,32 @@ async def test_a_second_server_binds_the_port_of_a_running_one() -> None:
         await second.aclose()
 
 
+async def test_an_endpoint_that_cannot_start_closes_its_sockets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """asyncio refusing the listening socket (out of memory, a loop closing): every
+    socket the endpoint opened, its duplicates included, is closed by the endpoint,
+    not left for the garbage collector (which warns of an unclosed socket)."""
+    import gc
+    import os
+    import warnings
+
+    async def refused(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("no server for you")
+
+    before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(asyncio, "start_server", refused)
+    server = PgServer(_Refusing(), "127.0.0.1", 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        with pytest.raises(OSError, match="no server for you"):
+            await server.start()
+        gc.collect()
+    unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert unclosed == [], [str(w.message) for w in unclosed]
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 class _Named(_Refusing):
     def __init__(self, name: str) -> None:
         self.name = name
