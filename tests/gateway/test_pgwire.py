@@ -65,13 +65,12 @@ async def test_an_endpoint_that_cannot_start_closes_its_sockets(
     socket the endpoint opened, its duplicates included, is closed by the endpoint,
     not left for the garbage collector (which warns of an unclosed socket)."""
     import gc
-    import os
     import warnings
 
     async def refused(*args: Any, **kwargs: Any) -> Any:
         raise OSError("no server for you")
 
-    before = len(os.listdir("/proc/self/fd"))
+    gc.collect()  # what earlier tests left unclosed warns now, not below
     monkeypatch.setattr(asyncio, "start_server", refused)
     server = PgServer(_Refusing(), "127.0.0.1", 0)
     with warnings.catch_warnings(record=True) as caught:
@@ -81,7 +80,6 @@ async def test_an_endpoint_that_cannot_start_closes_its_sockets(
         gc.collect()
     unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
     assert unclosed == [], [str(w.message) for w in unclosed]
-    assert len(os.listdir("/proc/self/fd")) == before
 
 
 class _Named(_Refusing):
