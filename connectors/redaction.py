@@ -23,19 +23,36 @@ URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 """Any URL: it may carry credentials nobody listed (``scheme://user:password@host``)."""
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with each of ``secrets`` (of at least :data:`MIN_LENGTH` characters)
-    as ``***`` and every URL as ``<url>``.
+def secret_forms(secret: str) -> set[str]:
+    """The forms ``secret`` may take in a text: as written and without surrounding
+    blanks, each as ``repr`` quotes it (a driver quoting a value with a control
+    character), as bytes' ``repr`` does (httpx's ``b'T\\xc3\\xb6k'``) and
+    percent-encoded as a URL path or query, or a form body, carries it
+    (``p%40ss%2Fw``, ``p+w``)."""
+    found = set()
+    for form in (secret, secret.strip()):
+        found |= {form, repr(form)[1:-1], repr(form.encode())[2:-1]}
+        found |= {quote(form, safe=""), quote_plus(form)}
+    return found
 
-    A secret is also found as a ``repr`` shows it (a driver quoting a value with a
-    control character, ``b'tok\\n'``) and without surrounding blanks."""
-    forms = set()
-    for secret in secrets:
-        for form in (secret, secret.strip()):
-            # as text, as repr quotes it, and as bytes' repr does (b'T\xc3\xb6k')
-            forms |= {form, repr(form)[1:-1], repr(form.encode())[2:-1]}
-    for secret in sorted((s for s in forms if len(s) >= MIN_LENGTH), key=len, reverse=True):
-        text = text.replace(secret, "***")
+
+def secrets_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
+    """One search for every :func:`secret_forms` of ``secrets`` of at least
+    :data:`MIN_LENGTH` characters, longest first (so a secret is hidden whole, not
+    around a shorter one inside it); ``None`` when there is nothing to hide."""
+    forms = {f for s in secrets for f in secret_forms(s) if len(f) >= MIN_LENGTH}
+    if not forms:
+        return None
+    ordered = sorted(forms, key=lambda f: (-len(f), f))
+    return re.compile("|".join(re.escape(f) for f in ordered))
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each of ``secrets`` (of at least :data:`MIN_LENGTH` characters),
+    in any of its :func:`secret_forms`, as ``***`` and every URL as ``<url>``."""
+    pattern = secrets_pattern(secrets)
+    if pattern is not None:
+        text = pattern.sub("***", text)
     return URL.sub("<url>", text)
 
 
@@ -62,8 +79,8 @@ def credential_param(name: str) -> bool:
 def url_secrets(url: str) -> list[str]:
     """What an error must not show of ``url`` when it holds credentials: the URL as
     written and each password in it (after ``user:``, or a query parameter such as
-    ``?password=``), decoded and percent-encoded, as a driver or the URL may quote it.
-    Nothing for a URL without any (or not a URL)."""
+    ``?password=``), decoded and as the URL writes it (:func:`redact` adds the other
+    forms a driver may quote it in). Nothing for a URL without any (or not a URL)."""
     try:
         parts = urlsplit(url.strip())
         written = [parts.password] if parts.password else []
@@ -79,7 +96,7 @@ def url_secrets(url: str) -> list[str]:
         return []
     found = [url, *written]
     for password in passwords:
-        found += [password, quote(password, safe=""), quote_plus(password)]
+        found.append(password)
         found += [r for r in raw if unquote(r.replace("+", " ")) == password]
     return list(dict.fromkeys(s for s in found if s))
 

@@ -33,7 +33,7 @@ import re
 import traceback
 from collections.abc import Iterable
 
-from connectors.redaction import MIN_LENGTH, describe_error, redact
+from connectors.redaction import describe_error, redact, secrets_pattern
 
 REPORT = (
     "This is not a source failure but a bug in custview or a connector plugin: "
@@ -45,23 +45,15 @@ _pattern: re.Pattern[str] | None = None
 
 
 def hide(secrets: Iterable[str]) -> None:
-    """Remove ``secrets`` from every unexpected error's text and log line from now on."""
+    """Remove ``secrets``, in every form a text may hold them
+    (:func:`connectors.redaction.secret_forms`), from every unexpected error's text
+    and log line from now on."""
     global _pattern
-    added = {s for s in secrets if len(s) >= MIN_LENGTH} - _hidden
+    added = {s for s in secrets if s} - _hidden
     if not added:
         return
     _hidden.update(added)
-    # every form redact() replaces, longest first, so one search finds any of them
-    forms = {f for s in _hidden for f in _forms(s) if len(f) >= MIN_LENGTH}
-    ordered = sorted(forms, key=len, reverse=True)
-    _pattern = re.compile("|".join(re.escape(f) for f in ordered))
-
-
-def _forms(secret: str) -> set[str]:
-    found = set()
-    for form in (secret, secret.strip()):
-        found |= {form, repr(form)[1:-1], repr(form.encode())[2:-1]}
-    return found
+    _pattern = secrets_pattern(_hidden)
 
 
 def hidden() -> list[str]:

@@ -18,6 +18,22 @@ def test_a_secret_is_hidden_as_a_bytes_repr_quotes_it() -> None:
 
 
 @pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        # a base64 key as httpx sends it in a query string, quoted without its URL
+        ("Tök/en+Key==", "GET /v1/people?api_key=T%C3%B6k%2Fen%2BKey%3D%3D failed"),
+        # a form body (an OAuth client secret) as an error may echo it
+        ("s3cret with blanks", "invalid client: client_secret=s3cret+with+blanks"),
+        ("s3cret with blanks", "bad path /keys/s3cret%20with%20blanks"),
+    ],
+)
+def test_a_secret_is_hidden_percent_encoded_outside_any_url(secret: str, message: str) -> None:
+    """Not only a URL's own password: any secret, as a URL or a form carries it."""
+    assert redact(message, [secret]).count("***") == 1
+    assert "Key%3D" not in redact(message, [secret]) and "s3cret" not in redact(message, [secret])
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "postgresql://h/db?password=Hunter2Secret",

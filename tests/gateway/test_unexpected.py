@@ -54,6 +54,16 @@ def test_the_log_handler_redacts_messages_and_tracebacks(kind: str) -> None:
     assert "failed: second <url>" in text and "RuntimeError: second <url>" in text
 
 
+def test_a_log_line_without_an_error_loses_a_secrets_percent_encoded_form() -> None:
+    """Its URLs stay (no error: a listening address is worth reading), so a secret a
+    URL carries percent-encoded must go by that form."""
+    token = "key/With+Slash=="
+    hide([token])
+    text = _logged("fetched https://api.local/v1/people?api_key=%s", "key%2FWith%2BSlash%3D%3D")
+    assert "Slash" not in text
+    assert "fetched https://api.local/v1/people?api_key=***" in text
+
+
 class _Unprintable(Exception):
     def __str__(self) -> str:
         raise RuntimeError("no text")
