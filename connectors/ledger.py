@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, S
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors.errors import ConfigError, SourceUnavailable
+from connectors.sqlite_connect import aiosqlite_creator
 
 __all__ = ["AppendOnlyStore", "EventRow", "Ledger", "LinkRow", "RunRow"]
 
@@ -150,7 +151,10 @@ class AppendOnlyStore:
     def __init__(self, url: str, *, what: str) -> None:
         self.what = what
         try:
-            self.engine: AsyncEngine = create_async_engine(_async_url(url))
+            parsed = make_url(_async_url(url))
+            sqlite = parsed.get_backend_name() == "sqlite"
+            creator = {"async_creator": aiosqlite_creator(parsed)} if sqlite else {}
+            self.engine: AsyncEngine = create_async_engine(parsed, **creator)
         except (SQLAlchemyError, ValueError, ImportError) as exc:
             raise ConfigError(f"{what}.url: cannot use this database URL ({exc})") from None
 
@@ -160,10 +164,9 @@ class AppendOnlyStore:
             f"the {self.what} database is unavailable ({kind})", source=self.what
         )
 
-    def _missing_folder(self) -> SourceUnavailable | None:
-        """A SQLite file whose folder does not exist, named before any connection is
-        tried (a failed aiosqlite connection leaves a thread that outlives the
-        command's event loop and prints a traceback)."""
+    def _unopenable(self) -> SourceUnavailable | None:
+        """A SQLite file whose folder does not exist, or a folder where the file
+        should be, named before any connection is tried."""
         url = self.engine.url
         database = url.database
         if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
@@ -171,20 +174,23 @@ class AppendOnlyStore:
         if database.startswith("file:") or url.query.get("uri"):
             return None
         file = Path(database).resolve()
-        if file.parent.is_dir():
+        setting = f"`{self.what}.url`"
+        if file.is_dir():
+            why = f"it is a folder, not a database file; set {setting} to a file"
+        elif not file.parent.is_dir():
+            why = f"its folder {file.parent} does not exist; create the folder or set {setting}"
+        else:
             return None
         return SourceUnavailable(
-            f"the {self.what} database {file} cannot be opened: its folder {file.parent} "
-            f"does not exist; create the folder or set `{self.what}.url`",
-            source=self.what,
+            f"the {self.what} database {file} cannot be opened: {why}", source=self.what
         )
 
     async def open(self) -> None:
         """Creates the tables that do not exist yet. Replicas starting together may
         race to create them: the loser's attempt fails and finds them on a retry."""
-        missing = self._missing_folder()
-        if missing is not None:
-            raise missing
+        unopenable = self._unopenable()
+        if unopenable is not None:
+            raise unopenable
         for attempt in range(3):
             try:
                 async with self.engine.begin() as conn:

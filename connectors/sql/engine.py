@@ -32,6 +32,7 @@ from connectors.observe import sent
 from connectors.request_id import tagged_statement
 from connectors.sql.options import SQLOptions
 from connectors.sql.readonly import check_statement
+from connectors.sqlite_connect import aiosqlite_creator
 
 StatementHook = Callable[[], None]
 
@@ -74,10 +75,11 @@ def create_read_only_engine(
 
     No I/O happens here; the pool connects on first use.
     """
-    url = make_url(options.url)
+    url = read_only_url(make_url(options.url))
     kind = backend(url)
+    creator = {"async_creator": aiosqlite_creator(url)} if kind == "sqlite" else {}
     engine = create_async_engine(
-        read_only_url(url),
+        url,
         pool_size=options.pool_size,
         max_overflow=options.max_overflow,
         echo=options.echo,
@@ -85,6 +87,7 @@ def create_read_only_engine(
         isolation_level="AUTOCOMMIT",
         skip_autocommit_rollback=True,
         connect_args=_connect_args(kind, options),
+        **creator,
     )
     sync_engine = engine.sync_engine
 

@@ -60,26 +60,37 @@ def describe(exc: BaseException, url: URL) -> str:
     """``Type: first line of the driver's message`` with anything secret removed."""
     orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     lines = str(orig).strip().splitlines()
-    hint = ""
-    if lines and lines[0] == "unable to open database file" and _missing_sqlite_file(url):
-        hint = " (the configured SQLite file does not exist; custview never creates it)"
+    hint = _sqlite_hint(url) if lines and lines[0] in _SQLITE_OPEN_FAILURES else ""
     return (describe_error(orig, url_secrets(url)) + hint)[:300]
 
 
-def _missing_sqlite_file(url: URL) -> bool:
-    """Whether ``url`` names a SQLite file that is not there (the path is not shown:
-    it may say more about the host than an error should)."""
+_SQLITE_OPEN_FAILURES = frozenset({"unable to open database file", "disk I/O error"})
+"""What SQLite says when it cannot open the file (``disk I/O error``: a folder)."""
+
+
+def _sqlite_hint(url: URL) -> str:
+    """What is wrong with the SQLite file ``url`` names, when its path says so: not
+    there, or a folder. The path is not shown: it may say more about the host than
+    an error should."""
     if url.get_backend_name() != "sqlite":
-        return False
+        return ""
     database = url.database or ""
     if database.startswith("file:"):
         database = unquote(database[len("file:") :].split("?", 1)[0])
     if database in ("", ":memory:"):
-        return False
+        return ""
     try:
-        return not Path(database).exists()
-    except OSError:  # a directory it may not search: not known to be missing
-        return False
+        path = Path(database)
+        if not path.exists():
+            return " (the configured SQLite file does not exist; custview never creates it)"
+        if path.is_dir():
+            return (
+                " (the configured SQLite path is a folder, not a database file; "
+                "point the source's url at the file)"
+            )
+    except OSError:  # a directory it may not search: nothing known
+        pass
+    return ""
 
 
 def url_secrets(url: URL) -> list[str]:

@@ -568,9 +568,6 @@ async def test_unreachable_source_errors_carry_no_secrets(url: str) -> None:
         assert health.detail and "s3cret" not in health.detail
     finally:
         await connector.aclose()
-    # aiosqlite stops the worker thread of a failed connect without awaiting it;
-    # let it finish before this test's event loop closes.
-    await asyncio.sleep(0.1)
 
 
 @pytest.mark.parametrize(
@@ -616,7 +613,6 @@ async def test_a_missing_sqlite_file_is_named_as_such_without_its_path(tmp_path:
     finally:
         await connector.aclose()
     assert not path.parent.exists(), "read-only: nothing is created"
-    await asyncio.sleep(0.1)  # aiosqlite's worker thread of the failed connect
 
 
 async def test_a_sqlite_path_that_cannot_be_looked_at_fails_cleanly(tmp_path: Path) -> None:
@@ -631,7 +627,6 @@ async def test_a_sqlite_path_that_cannot_be_looked_at_fails_cleanly(tmp_path: Pa
             await connector.lookup_many("contacts", "id", [1], ["id"])
     finally:
         await connector.aclose()
-    await asyncio.sleep(0.1)  # aiosqlite's worker thread of the failed connect
 
 
 async def test_health(connector: SQLConnector) -> None:
