@@ -80,36 +80,18 @@ def test_a_folder_as_a_sqlite_source_is_named_and_leaves_no_thread(
     assert message.startswith("source 'crm': OperationalError: ") and message.endswith(FOLDER)
 
 
+@pytest.mark.parametrize("uri", [False, True], ids=["path", "file-uri"])
 def test_a_folder_as_the_registry_is_named_and_leaves_no_thread(
-    tmp_path: Path, thread_failures: list[str]
+    tmp_path: Path, thread_failures: list[str], uri: bool
 ) -> None:
+    """A path is looked at before any connect; a ``file:`` URI is not: its connect
+    fails, and leaves no thread either."""
     folder = tmp_path / "registry.db"
     folder.mkdir()
+    url = f"sqlite:///file:{folder}?uri=true" if uri else f"sqlite:///{folder}"
 
     async def open_registry() -> str:
-        ledger = Ledger(f"sqlite:///{folder}")
-        try:
-            with pytest.raises(SourceUnavailable) as caught:
-                await ledger.open()
-        finally:
-            await ledger.aclose()
-        return str(caught.value)
-
-    assert _in_closing_loops(open_registry, thread_failures) == (
-        f"source 'registry': the registry database {folder} cannot be opened: it is a folder, "
-        "not a database file; set `registry.url` to a file"
-    )
-
-
-def test_a_file_uri_folder_as_the_registry_leaves_no_thread(
-    tmp_path: Path, thread_failures: list[str]
-) -> None:
-    """A ``file:`` URI is not looked at before the connect: the connect fails."""
-    folder = tmp_path / "registry.db"
-    folder.mkdir()
-
-    async def open_registry() -> str:
-        ledger = Ledger(f"sqlite:///file:{folder}?uri=true")
+        ledger = Ledger(url)
         try:
             with pytest.raises(SourceUnavailable) as caught:
                 await ledger.open()
@@ -119,4 +101,7 @@ def test_a_file_uri_folder_as_the_registry_leaves_no_thread(
 
     assert _in_closing_loops(open_registry, thread_failures) == (
         "source 'registry': the registry database is unavailable (OperationalError)"
+        if uri
+        else f"source 'registry': the registry database {folder} cannot be opened: it is a "
+        "folder, not a database file; set `registry.url` to a file"
     )
