@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import types
-from collections.abc import Awaitable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any
 
 
@@ -47,48 +47,44 @@ async def settled(work: Sequence[Awaitable[Any]]) -> list[Any]:
     cancelled = task.cancelling()  # more, later: the caller is being cancelled
     context = contextvars.copy_context()  # the tasks' start, as gather's tasks copy it
     results: list[Any] = []
-    for at, awaitable in enumerate(work):
-        steps = awaitable.__await__()
+
+    def settles(exc: BaseException) -> bool:
+        # a CancelledError of the work's own, the caller not cancelled, is a result
+        own = isinstance(exc, asyncio.CancelledError) and task.cancelling() <= cancelled
+        return own or isinstance(exc, Exception)
+
+    try:
+        first = _until_waiting(work, results, settles)
+    except BaseException:
+        _close(work[len(results) + 1 :])
+        raise
+    if first is None:
+        return results
+    rest = work[len(results) + 1 :]
+    others = asyncio.gather(*_started(rest, context), return_exceptions=True) if rest else None
+    try:
         try:
-            waiting = steps.send(None)
-        except StopIteration as done:
-            results.append(done.value)
-            continue
+            results.append(await _rest_of(*first))
         except Exception as exc:
             results.append(exc)
-            continue
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError) and task.cancelling() <= cancelled:
-                results.append(exc)
-                continue
-            _close(work[at + 1 :])
-            raise
-        rest = work[at + 1 :]
-        others = asyncio.gather(*_started(rest, context), return_exceptions=True) if rest else None
-        try:
-            try:
-                results.append(await _rest_of(steps, waiting))
-            except Exception as exc:
-                results.append(exc)
-            except asyncio.CancelledError as exc:
-                if task.cancelling() > cancelled:
-                    raise
-                results.append(exc)
-            if task.cancelling() > cancelled:  # the work swallowed the caller's cancel
-                raise asyncio.CancelledError
-        except GeneratorExit:  # closed, never to run again: nothing to wait in
-            if others is not None:
-                others.cancel()
-                others.add_done_callback(_retrieved)
-            raise
-        except BaseException:
-            if others is not None:
-                others.cancel()
-                await _ended(others)
-            raise
+        except asyncio.CancelledError as exc:
+            if task.cancelling() > cancelled:
+                raise
+            results.append(exc)
+        if task.cancelling() > cancelled:  # the work swallowed the caller's cancel
+            raise asyncio.CancelledError
+    except GeneratorExit:  # closed, never to run again: nothing to wait in
         if others is not None:
-            results += await others
-        break
+            others.cancel()
+            others.add_done_callback(_retrieved)
+        raise
+    except BaseException:
+        if others is not None:
+            others.cancel()
+            await _ended(others)
+        raise
+    if others is not None:
+        results += await others
     return results
 
 
@@ -111,26 +107,47 @@ async def gathered(work: Sequence[Awaitable[Any]]) -> list[Any]:
     step (as gather's tasks would have), then cancels those that wait."""
     context = contextvars.copy_context()
     results: list[Any] = []
-    for at, awaitable in enumerate(work):
+    try:
+        first = _until_waiting(work, results, None)
+    except Exception:
+        others = _started(work[len(results) + 1 :], context)
+        if others:
+            try:
+                await asyncio.sleep(0)  # their first step, as gather's tasks take it
+            finally:  # the caller cancelled in that turn too: they still end here
+                await _cancelled(others)
+        raise
+    except BaseException:
+        _close(work[len(results) + 1 :])
+        raise
+    if first is None:
+        return results
+    return await _waited(results, *first, _started(work[len(results) + 1 :], context))
+
+
+def _until_waiting(
+    work: Sequence[Awaitable[Any]],
+    results: list[Any],
+    settles: Callable[[BaseException], bool] | None,
+) -> tuple[Generator[Any, Any, Any], Any] | None:
+    """Each awaitable's first step in the caller's task, in turn, its result added to
+    ``results`` (and its exception, where ``settles`` says so), until one has to
+    wait: its steps and what it waits for, or None when every one answered. An
+    exception not settled is raised; ``work[len(results)]`` raised it."""
+    for awaitable in work:
         steps = awaitable.__await__()
         try:
             waiting = steps.send(None)
         except StopIteration as done:
             results.append(done.value)
             continue
-        except Exception:
-            others = _started(work[at + 1 :], context)
-            if others:
-                try:
-                    await asyncio.sleep(0)  # their first step, as gather's tasks take it
-                finally:  # the caller cancelled in that turn too: they still end here
-                    await _cancelled(others)
-            raise
-        except BaseException:
-            _close(work[at + 1 :])
-            raise
-        return await _waited(results, steps, waiting, _started(work[at + 1 :], context))
-    return results
+        except BaseException as exc:
+            if settles is None or not settles(exc):
+                raise
+            results.append(exc)
+            continue
+        return steps, waiting
+    return None
 
 
 def _started(work: Sequence[Awaitable[Any]], context: contextvars.Context) -> list[Any]:
