@@ -122,8 +122,12 @@ def demo_settings(
     return load_settings(request.getfixturevalue("mixed_config"))
 
 
-async def serve_in_process(loaded: LoadedSettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(loaded)
+async def serve_in_process(
+    loaded: LoadedSettings, *, fast_path: bool = True
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the gateway for ``loaded``, in this process, with the demo's key;
+    ``client.app`` is the app."""
+    app = create_app(loaded, fast_path=fast_path)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

@@ -15,12 +15,15 @@ from gateway.settings import DEMO_CONFIG
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """``custview ARGS`` in a child process (the environment: this one's by default)."""
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args],
         capture_output=True,
         text=True,
-        cwd=ROOT,
+        cwd=cwd,
         env=env if env is not None else dict(os.environ),
         timeout=120,
     )
@@ -235,14 +238,7 @@ def test_query_without_demo_data_names_the_missing_registry_folder(tmp_path: Pat
     env["CUSTVIEW_AUDIT_LOG"] = str(tmp_path / "audit.jsonl")
     registry = tmp_path / "demo-data" / "registry.db"
     for text in ("{ __typename }", "{ customers(first: 1) { nodes { id } } }"):
-        result = subprocess.run(
-            [sys.executable, "-m", "gateway", "query", text],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-            timeout=120,
-        )
+        result = run("query", text, env=env, cwd=tmp_path)
         assert_clean_failure(
             result,
             1,

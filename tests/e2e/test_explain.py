@@ -3,18 +3,14 @@ and what was done in memory — as a response extension and as a command."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import gql
+from tests.e2e.test_cli import run
 
-ROOT = Path(__file__).resolve().parents[2]
 FILTERED = """{ customers(first: 5,
     filter: {country: {eq: "DE"}, tickets: {priority: {eq: "urgent"}}},
     orderBy: [{field: lifetimeValue, direction: DESC}]) { nodes { id lifetimeValue } } }"""
@@ -78,25 +74,10 @@ async def test_the_request_extension_asks_too_and_nothing_is_added_otherwise(
 
 @pytest.mark.parametrize("engine_layout", ["sqlite"], indirect=True)
 def test_custview_explain_prints_the_plan(demo_settings: Any) -> None:
-    env = {**os.environ}
-    result = subprocess.run(
-        [sys.executable, "-m", "gateway", "explain", FILTERED],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-    )
+    result = run("explain", FILTERED)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "support:" in out and "SELECT" in out and "in memory:" in out and "total:" in out
-    json_result = subprocess.run(
-        [sys.executable, "-m", "gateway", "explain", "--json", FILTERED],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=120,
-    )
+    json_result = run("explain", "--json", FILTERED)
     assert json_result.returncode == 0, json_result.stderr
     assert '"sources"' in json_result.stdout and '"memory"' in json_result.stdout

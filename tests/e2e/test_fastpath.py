@@ -27,6 +27,7 @@ from gateway.app import create_app
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers.fastpath import FastPath
 from resolvers.lifecycle import parts_of
+from tests.e2e.conftest import serve_in_process
 from tests.e2e.test_partial_results import DEAD, _three_system_email
 
 E2E = Path(__file__).parent
@@ -131,30 +132,22 @@ async def _compare(
     return fast_path
 
 
-def _pool(email: str, customer: dict[str, Any]) -> dict[str, Any]:
-    ref = customer["sourceRecords"][0]["ref"]
+async def _pool(loaded: LoadedSettings, demo_dir: Path) -> dict[str, Any]:
+    """Values for the corpus's variables: a customer of all three systems, found on
+    the general path."""
+    email = _three_system_email(demo_dir)
+    query = "query($e: String) { customer(email: $e) { id sourceRecords { ref } } }"
+    async for client in serve_in_process(loaded, fast_path=False):
+        found = await client.post("/graphql", json={"query": query, "variables": {"e": email}})
+    customer = found.json()["data"]["customer"]
     return {
         "e": email, "email": email, "v": email, "phone": "+1 415 555 0100",
-        "id": customer["id"], "ref": ref, "first": 5, "after": None, "min": 0.5,
-        "sample": 3, "kinds": ["ticket"], "f": {"country": {"in": ["DE", "GB"]}},
-        "filter": {"country": {"in": ["DE"]}}, "o": [{"field": "name", "direction": "ASC"}],
+        "id": customer["id"], "ref": customer["sourceRecords"][0]["ref"], "first": 5,
+        "after": None, "min": 0.5, "sample": 3, "kinds": ["ticket"],
+        "f": {"country": {"in": ["DE", "GB"]}}, "filter": {"country": {"in": ["DE"]}},
+        "o": [{"field": "name", "direction": "ASC"}],
         "order": [{"field": "name", "direction": "DESC"}],
     }  # fmt: skip
-
-
-async def _customer(loaded: LoadedSettings, email: str) -> dict[str, Any]:
-    app = create_app(loaded, fast_path=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://custview", headers={"X-API-Key": "demo-key"}
-        ) as client:
-            body = {
-                "query": "query($e: String) { customer(email: $e) { id sourceRecords { ref } } }"
-            }
-            body["variables"] = {"e": email}  # type: ignore[assignment]
-            found: dict[str, Any] = (await client.post("/graphql", json=body)).json()
-            return found["data"]["customer"]  # type: ignore[no-any-return]
 
 
 def _compiled_share(fast_path: FastPath, expected: Sequence[str]) -> None:
@@ -169,8 +162,7 @@ async def test_fast_and_general_paths_give_the_same_bytes(
 
     audit = Path(os.environ["CUSTVIEW_AUDIT_LOG"])
     loaded = load_settings(DEMO_CONFIG)
-    email = _three_system_email(demo_dir)
-    pool = _pool(email, await _customer(loaded, email))
+    pool = await _pool(loaded, demo_dir)
     assert len(corpus()) > 40
 
     fast_path = await _compare(loaded, {"X-API-Key": "demo-key", **SAME_ID}, pool, audit, corpus())
@@ -232,9 +224,8 @@ async def test_planned_pages_give_the_same_bytes_on_both_paths(
 
     audit = Path(os.environ["CUSTVIEW_AUDIT_LOG"])
     loaded = load_settings(DEMO_CONFIG)
-    email = _three_system_email(demo_dir)
     pool = {
-        **_pool(email, await _customer(loaded, email)),
+        **await _pool(loaded, demo_dir),
         "f": {"tickets": {"status": {"eq": "open"}}, "lifetimeValue": {"ge": 100}},
         "o": [{"field": "lifetimeValue", "direction": "DESC"}],
     }
@@ -242,12 +233,9 @@ async def test_planned_pages_give_the_same_bytes_on_both_paths(
         fast_path = await _compare(loaded, {"X-API-Key": key, **SAME_ID}, pool, audit, PLANNED)
         _compiled_share(fast_path, PLANNED)
     # a sample both ways: customers found, their metrics read
-    app = create_app(loaded, fast_path=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://custview") as client:
-            body = {"query": PLANNED[0], "variables": {"f": pool["f"]}}
-            answer = await client.post("/graphql", json=body, headers={"X-API-Key": "demo-key"})
+    async for client in serve_in_process(loaded, fast_path=False):
+        body = {"query": PLANNED[0], "variables": {"f": pool["f"]}}
+        answer = await client.post("/graphql", json=body)
     nodes = answer.json()["data"]["customers"]["nodes"]
     assert nodes and all(float(n["lifetimeValue"]) >= 100 for n in nodes), nodes
 
@@ -278,8 +266,7 @@ async def test_customer_lookups_and_their_errors_give_the_same_bytes_on_both_pat
 
     audit = Path(os.environ["CUSTVIEW_AUDIT_LOG"])
     loaded = load_settings(DEMO_CONFIG)
-    email = _three_system_email(demo_dir)
-    pool = _pool(email, await _customer(loaded, email))
+    pool = await _pool(loaded, demo_dir)
     for key in ("demo-key", "support-key"):
         fast_path = await _compare(loaded, {"X-API-Key": key, **SAME_ID}, pool, audit, LOOKUPS)
         _compiled_share(fast_path, LOOKUPS)
@@ -306,21 +293,16 @@ async def test_fields_answered_at_once_take_no_task_of_their_own(
             fields[-1] += 1
         return asyncio.Task(coro, loop=loop, **kwargs)
 
-    app = create_app(loaded, fast_path=True)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://custview", headers={"X-API-Key": "demo-key"}
-        ) as client:
-            body = {"query": HOT, "variables": {"e": email}}
-            await client.post("/graphql", json=body)  # compiled, connections opened
-            loop.set_task_factory(counting)
-            try:
-                for _ in range(5):
-                    fields.append(0)
-                    answer = await client.post("/graphql", json=body)
-                    found = answer.json()
-                    assert "errors" not in found and found["data"]["customer"]["id"], found
-            finally:
-                loop.set_task_factory(before)
+    async for client in serve_in_process(loaded):
+        body = {"query": HOT, "variables": {"e": email}}
+        await client.post("/graphql", json=body)  # compiled, connections opened
+        loop.set_task_factory(counting)
+        try:
+            for _ in range(5):
+                fields.append(0)
+                answer = await client.post("/graphql", json=body)
+                found = answer.json()
+                assert "errors" not in found and found["data"]["customer"]["id"], found
+        finally:
+            loop.set_task_factory(before)
     assert min(fields) == 0, fields

@@ -27,8 +27,7 @@ from gateway.app import create_app
 from gateway.auth import Authenticator
 from gateway.graphql_http import GraphQLLane
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
-from tests.e2e.test_fastpath import HOT, SAME_ID, _customer, _pool, _variables, corpus
-from tests.e2e.test_partial_results import _three_system_email
+from tests.e2e.test_fastpath import HOT, SAME_ID, _pool, _variables, corpus
 from tests.support.servers import serve_in_thread
 
 Request = tuple[str, dict[str, Any]]
@@ -189,8 +188,7 @@ async def test_the_lane_answers_as_the_general_stack_does(
 ) -> None:
     audit = Path(os.environ["CUSTVIEW_AUDIT_LOG"])
     loaded = load_settings(DEMO_CONFIG)
-    email = _three_system_email(demo_dir)
-    pool = _pool(email, await _customer(loaded, email))
+    pool = await _pool(loaded, demo_dir)
     requests: list[Request] = []
     for key in ("demo-key", "support-key", "emea-key"):
         requests += _posts(corpus(), pool, {"X-API-Key": key, **SAME_ID})

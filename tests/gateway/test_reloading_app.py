@@ -50,19 +50,29 @@ class Generations:
         return Starlette(routes=[Route("/", answer)], lifespan=lifespan)
 
 
-async def test_a_request_in_flight_finishes_on_the_old_gateway(tmp_path: Path) -> None:
-    config = tmp_path / "custview.yaml"
-    config.write_text(people_config({"crm": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"}))
-    made = Generations()
-    app = ReloadingApp(load_settings(config), made)
+@asynccontextmanager
+async def running(app: ReloadingApp) -> AsyncIterator[None]:
+    """``app`` between its lifespan's startup and shutdown, as a server runs it."""
     inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     lifespan = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
     await inbox.put({"type": "lifespan.startup"})
     assert (await outbox.get())["type"] == "lifespan.startup.complete"
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://custview"
-    ) as client:
+    try:
+        yield
+    finally:
+        await inbox.put({"type": "lifespan.shutdown"})
+        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
+        await lifespan
+
+
+async def test_a_request_in_flight_finishes_on_the_old_gateway(tmp_path: Path) -> None:
+    config = tmp_path / "custview.yaml"
+    config.write_text(people_config({"crm": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"}))
+    made = Generations()
+    app = ReloadingApp(load_settings(config), made)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://custview")
+    async with running(app), client:
         slow = asyncio.create_task(client.get("/", params={"slow": "1"}))
         await made.entered.wait()
         reload = asyncio.create_task(app.reload())
@@ -73,9 +83,6 @@ async def test_a_request_in_flight_finishes_on_the_old_gateway(tmp_path: Path) -
         assert (await slow).text == "1"
         assert await reload is True
         assert made.open == {2}
-    await inbox.put({"type": "lifespan.shutdown"})
-    assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
-    await lifespan
     assert made.open == set()
 
 
@@ -90,12 +97,7 @@ async def test_a_reload_moving_the_sql_endpoint_to_another_host_says_it_needs_a_
     port = free_port()
     config.write_text(base + f"\nsql: {{enabled: true, host: 127.0.0.1, port: {port}}}\n")
     app = ReloadingApp(load_settings(config), create_app)
-    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    lifespan = asyncio.create_task(app({"type": "lifespan"}, inbox.get, outbox.put))
-    await inbox.put({"type": "lifespan.startup"})
-    assert (await outbox.get())["type"] == "lifespan.startup.complete"
-    try:
+    async with running(app):
         config.write_text(base + f"\nsql: {{enabled: true, host: 0.0.0.0, port: {port}}}\n")
         assert await app.reload() is False  # the running endpoint holds 127.0.0.1:port
         (line,) = [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
@@ -103,7 +105,3 @@ async def test_a_reload_moving_the_sql_endpoint_to_another_host_says_it_needs_a_
             f"sql.host/sql.port changed (127.0.0.1:{port} -> 0.0.0.0:{port})" in line
             and "takes effect after a restart" in line
         ), line
-    finally:
-        await inbox.put({"type": "lifespan.shutdown"})
-        assert (await outbox.get())["type"] == "lifespan.shutdown.complete"
-        await lifespan
