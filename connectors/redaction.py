@@ -7,6 +7,7 @@ errors with it, and the export workers describe an unexpected failure with it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -36,15 +37,58 @@ def secret_forms(secret: str) -> set[str]:
     return found
 
 
-def secrets_pattern(secrets: Iterable[str]) -> re.Pattern[str] | None:
-    """One search for every :func:`secret_forms` of ``secrets`` of at least
-    :data:`MIN_LENGTH` characters, longest first (so a secret is hidden whole, not
-    around a shorter one inside it); ``None`` when there is nothing to hide."""
-    forms = {f for s in secrets for f in secret_forms(s) if len(f) >= MIN_LENGTH}
-    if not forms:
-        return None
-    ordered = sorted(forms, key=lambda f: (-len(f), f))
-    return re.compile("|".join(re.escape(f) for f in ordered))
+class SecretsPattern:
+    """Every :func:`secret_forms` of some secrets, found in a text in one search.
+
+    Where secrets overlap in a text (one's end is another's start), the whole of
+    every one is hidden: the text they cover together becomes one ``***``, not the
+    first found with the rest of the other left showing."""
+
+    __slots__ = ("_search",)
+
+    def __init__(self, forms: Iterable[str]) -> None:
+        ordered = sorted(forms, key=lambda f: (-len(f), f))
+        # a look-ahead finds the longest form starting at each place, overlaps included
+        self._search = re.compile("(?=(" + "|".join(re.escape(f) for f in ordered) + "))")
+
+    def sub(self, text: str) -> str:
+        """``text`` with every place a form covers as ``***``."""
+        parts: list[str] = []
+        shown = 0  # where the text not yet written starts
+        start = end = -1  # the hidden stretch being widened
+        for match in self._search.finditer(text):
+            at = match.start()
+            if at >= end:  # not within the stretch: write it, start another
+                if end > 0:
+                    parts += (text[shown:start], "***")
+                    shown = end
+                start = at
+            end = max(end, at + len(match.group(1)))
+        if end < 0:
+            return text
+        parts += (text[shown:start], "***", text[end:])
+        return "".join(parts)
+
+
+def secrets_pattern(secrets: Iterable[str]) -> SecretsPattern | None:
+    """One search for every :func:`secret_forms` (of at least :data:`MIN_LENGTH`
+    characters) of each of ``secrets`` of at least :data:`MIN_LENGTH` characters; a
+    shorter secret is not looked for in any form (``é`` would hide the ``%C3%A9``
+    of every URL). ``None`` when there is nothing to hide. The same secrets give
+    the same pattern, built once (every failed source call is described with it)."""
+    return _pattern_of(tuple(secrets))
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern_of(secrets: tuple[str, ...]) -> SecretsPattern | None:
+    forms = {
+        form
+        for secret in secrets
+        if len(secret) >= MIN_LENGTH
+        for form in secret_forms(secret)
+        if len(form) >= MIN_LENGTH
+    }
+    return SecretsPattern(forms) if forms else None
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -52,7 +96,7 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     in any of its :func:`secret_forms`, as ``***`` and every URL as ``<url>``."""
     pattern = secrets_pattern(secrets)
     if pattern is not None:
-        text = pattern.sub("***", text)
+        text = pattern.sub(text)
     return URL.sub("<url>", text)
 
 

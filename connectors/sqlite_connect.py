@@ -11,6 +11,8 @@ their connections through :func:`aiosqlite_creator` (SQLAlchemy's
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from threading import Thread
 
@@ -37,10 +39,19 @@ def aiosqlite_creator(url: URL) -> Callable[[], Awaitable[aiosqlite.Connection]]
         try:
             return await connection
         except Exception:
-            # The thread has answered the connect and has only its stop job left,
-            # whose answer it hands to the loop without the loop having to run:
-            # joining it here takes as long as that job (microseconds).
-            worker.join(STOP_WAIT)
+            # The thread has answered the connect and has only its stop job left
+            # (microseconds), whose answer it hands to the loop. Waited for here
+            # without blocking the loop: where other threads hold the GIL, a
+            # join on the loop's thread stalled every request for its whole wait.
+            await _ended(worker)
             raise
 
     return connect
+
+
+async def _ended(worker: Thread) -> None:
+    """Once ``worker`` has ended, or :data:`STOP_WAIT` seconds have passed; the loop
+    runs meanwhile."""
+    deadline = time.monotonic() + STOP_WAIT
+    while worker.is_alive() and time.monotonic() < deadline:  # noqa: ASYNC110 (no event tells a thread ended)
+        await asyncio.sleep(0.001)

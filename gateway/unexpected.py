@@ -29,11 +29,10 @@ redact at all is logged as a line saying so, without its text.
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from collections.abc import Iterable
 
-from connectors.redaction import describe_error, redact, secrets_pattern
+from connectors.redaction import SecretsPattern, describe_error, redact, secrets_pattern
 
 REPORT = (
     "This is not a source failure but a bug in custview or a connector plugin: "
@@ -41,7 +40,7 @@ REPORT = (
 )
 
 _hidden: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+_pattern: SecretsPattern | None = None
 
 
 def hide(secrets: Iterable[str]) -> None:
@@ -65,7 +64,7 @@ def scrub(text: str) -> str:
     """``text`` with each hidden secret as ``***`` (its URLs left as they are)."""
     if _pattern is None:
         return text
-    return _pattern.sub("***", text)
+    return _pattern.sub(text)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -9,6 +9,15 @@ from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any
 
 
+class NotAwaitable(TypeError):
+    """An item of the work that is not awaitable (as :func:`asyncio.gather` refuses it)."""
+
+    def __init__(self, item: object) -> None:
+        super().__init__(
+            f"An asyncio.Future, a coroutine or an awaitable is required, not {type(item).__name__}"
+        )
+
+
 async def gather_or_cancel(*work: Awaitable[Any]) -> list[Any]:
     """``asyncio.gather(*work)``, except that when one fails (or the caller is
     cancelled) the others are cancelled instead of running on after the answer
@@ -109,6 +118,9 @@ async def gathered(work: Sequence[Awaitable[Any]]) -> list[Any]:
     results: list[Any] = []
     try:
         first = _until_waiting(work, results, None)
+    except NotAwaitable:  # as gather: raised before any work after it started
+        _close(work[len(results) + 1 :])
+        raise
     except Exception:
         others = _started(work[len(results) + 1 :], context)
         if others:
@@ -135,7 +147,10 @@ def _until_waiting(
     wait: its steps and what it waits for, or None when every one answered. An
     exception not settled is raised; ``work[len(results)]`` raised it."""
     for awaitable in work:
-        steps = awaitable.__await__()
+        try:
+            steps = awaitable.__await__()
+        except AttributeError:
+            raise NotAwaitable(awaitable) from None
         try:
             waiting = steps.send(None)
         except StopIteration as done:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.redaction import dsn_secrets, redact, url_secrets
+from connectors.redaction import dsn_secrets, redact, secrets_pattern, url_secrets
 from connectors.rest.options import credential_header
 
 
@@ -31,6 +31,46 @@ def test_a_secret_is_hidden_percent_encoded_outside_any_url(secret: str, message
     """Not only a URL's own password: any secret, as a URL or a form carries it."""
     assert redact(message, [secret]).count("***") == 1
     assert "Key%3D" not in redact(message, [secret]) and "s3cret" not in redact(message, [secret])
+
+
+@pytest.mark.parametrize(
+    ("secrets", "message", "hidden"),
+    [
+        # the shorter starts first: found alone it would leave the longer one's tail
+        (["AKIA1234", "1234wxyzSECRETVALUE"], "sig=AKIA1234wxyzSECRETVALUE", "sig=***"),
+        (["abcd", "cdefghijkl"], "token=abcdefghijkl end", "token=*** end"),
+        # the longer starts first: the shorter's tail after it goes too
+        (["wxyz5678", "AKIA1234wxyz"], "AKIA1234wxyz5678!", "***!"),
+        (["hunter22"], "a hunter22 b hunter22", "a *** b ***"),
+    ],
+)
+def test_overlapping_secrets_are_hidden_whole(
+    secrets: list[str], message: str, hidden: str
+) -> None:
+    assert redact(message, secrets) == hidden
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("é", "city=Montr%C3%A9al"),  # its percent-encoded form is 6 characters
+        ("//", "next=https%3A%2F%2Fshop.example%2Fcart"),
+        ("a b", "q=a%20b&r=a+b"),
+        ("\n", "path C:\\new"),
+    ],
+)
+def test_a_secret_shorter_than_four_characters_is_not_looked_for_in_any_form(
+    secret: str, message: str
+) -> None:
+    """As documented: a one- to three-character value would blank ordinary text."""
+    assert redact(message, [secret]) == message
+
+
+def test_the_same_secrets_are_made_into_one_search_once() -> None:
+    """Every failed source call is described with its secrets: not rebuilt each time."""
+    secrets = ["Hunter2Secret", "postgresql://u:Hunter2Secret@h/db"]
+    assert secrets_pattern(secrets) is secrets_pattern(list(secrets))
+    assert secrets_pattern(["abc"]) is None
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,16 @@ event loop that asked for it had closed, and died on "Event loop is closed"."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from connectors import SourceUnavailable
+from connectors import SourceUnavailable, sqlite_connect
 from connectors.ledger import Ledger
 from connectors.sql import SQLConnector, SQLOptions
 
@@ -105,3 +108,48 @@ def test_a_folder_as_the_registry_is_named_and_leaves_no_thread(
         else f"source 'registry': the registry database {folder} cannot be opened: it is a "
         "folder, not a database file; set `registry.url` to a file"
     )
+
+
+async def test_a_failed_connect_waits_for_its_thread_with_the_loop_running(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait for the connect's thread lets the loop run: joined on the loop's
+    thread, it held every request for as long as the thread took to stop (up to
+    0.5 s while other threads held the GIL). Here the thread ends only once the
+    loop has run other work."""
+    loop_ran = threading.Event()
+
+    class StoppingSlowly:
+        """aiosqlite's connection as a failed open leaves it: its thread still ending."""
+
+        def __init__(self) -> None:
+            self._thread = threading.Thread(target=loop_ran.wait, args=(10,))
+
+        def __await__(self) -> Generator[Any, None, None]:
+            self._thread.start()
+            raise sqlite3.OperationalError("unable to open database file")
+            yield  # a generator, as an awaitable's __await__ is
+
+    made: list[StoppingSlowly] = []
+
+    def connect(*args: object, **kwargs: object) -> StoppingSlowly:
+        made.append(StoppingSlowly())
+        return made[-1]
+
+    monkeypatch.setattr(sqlite_connect.aiosqlite, "connect", connect)
+    monkeypatch.setattr(sqlite_connect, "STOP_WAIT", 3.0)
+
+    async def other_work() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0)
+        loop_ran.set()
+
+    other = asyncio.create_task(other_work())
+    try:
+        with pytest.raises(sqlite3.OperationalError):
+            await sqlite_connect.aiosqlite_creator(make_url("sqlite+aiosqlite:///x.db"))()
+        assert loop_ran.is_set(), "the loop ran other work while the connect waited"
+        assert not made[0]._thread.is_alive(), "the thread ended before the error was raised"
+    finally:
+        loop_ran.set()
+        await other

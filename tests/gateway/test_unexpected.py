@@ -64,6 +64,14 @@ def test_a_log_line_without_an_error_loses_a_secrets_percent_encoded_form() -> N
     assert "fetched https://api.local/v1/people?api_key=***" in text
 
 
+def test_short_hidden_values_leave_encoded_text_alone() -> None:
+    """A settings load that fails hides every value taken from the environment, short
+    ones too (a port, a separator): none of them blanks the ``%2F`` of a logged URL."""
+    hide(["//", "a b", "1,2"])
+    line = "GET /login?next=https%3A%2F%2Fshop.example%2Fcart&q=a%20b&ids=1%2C2%2C3"
+    assert _logged("%s", line).rstrip("\n").endswith(line)
+
+
 class _Unprintable(Exception):
     def __str__(self) -> str:
         raise RuntimeError("no text")

@@ -412,3 +412,15 @@ async def test_gathered_a_caller_cancelled_in_the_turn_after_a_failure_ends_the_
         await caller
     await asyncio.sleep(0.1)
     assert finished == []
+
+
+@pytest.mark.parametrize("run", [settled, gathered], ids=["settled", "gathered"])
+async def test_an_item_that_is_not_awaitable_is_refused_before_the_rest_start(run: Any) -> None:
+    """As gather refuses it: a TypeError naming it, the work before it done, the work
+    after it never started (closed, so no 'never awaited' warning)."""
+    work = Work()
+    later = work("c")
+    with pytest.raises(TypeError, match="awaitable is required, not int"):
+        await run([work("a"), 42, later])
+    assert work.started == ["a"]
+    assert later.cr_frame is None, "closed, never to run"
