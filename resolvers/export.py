@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from connectors import ConnectorError, QueryError
@@ -34,7 +35,7 @@ from resolvers import metrics as metric_values
 from resolvers import walk
 from resolvers.expr import Expr, Order
 from resolvers.heap import long_lived_frozen
-from resolvers.model import FieldType, UnifiedModel
+from resolvers.model import FieldType, MemberSpec, UnifiedModel
 from resolvers.planner import Planner
 from resolvers.policy import ForbiddenField, Grant, mask
 from resolvers.view import CustomerView, Federation, RequestView, _scan_after
@@ -379,9 +380,27 @@ class _CustomerRows:
         self.parent_ranks = list(
             dict.fromkeys(self.ranks[model.relations[r].parent.member] for r in self.by_relation)
         )
+        # what each column holds, the first that applies: the record references, the
+        # customer id, a metric, else the golden value of that name (None if none)
+        metrics = {name for _, name in self.metric_at}
+        self.plan = [
+            (
+                "refs"
+                if at in self.refs_at
+                else "id"
+                if at in self.id_at
+                else "metric"
+                if name in metrics
+                else "golden",
+                name,
+            )
+            for at, name in enumerate(names)
+        ]
+        self._prefixes: dict[int, tuple[MemberSpec, str]] = {}
+        """id(member) -> (member, its records' reference up to the key)."""
 
     async def build(self, view: RequestView, customers: list[CustomerView]) -> list[Row]:
-        owned = self._owned(customers)
+        owned, refs = self._owned(customers)
         found = await asyncio.gather(
             *(
                 self._metrics(view, customers, owned, rel, names)
@@ -391,33 +410,57 @@ class _CustomerRows:
         computed: dict[str, list[Any]] = {}
         for per_metric in found:
             computed.update(per_metric)
-        metric_columns = [(at, computed[name]) for at, name in self.metric_at]
-        names, ids, refs = self.names, self.id_at, self.refs_at
-        rows: list[Row] = []
-        for i, customer in enumerate(customers):
-            row = list(map(customer.golden.values.get, names))
-            for at, values in metric_columns:
-                row[at] = values[i]
-            for at in ids:
-                row[at] = customer.id
-            for at in refs:
-                row[at] = ";".join([r.ref_text() for r in customer.records])
-            rows.append(tuple(row))
-        return rows
+        if not self.plan:
+            return [()] * len(customers)
+        # a column at a time, then zipped into rows
+        values = [c.golden.values for c in customers]
+        ids: list[Any] | None = None
+        out: list[list[Any] | map[Any]] = []
+        for kind, name in self.plan:
+            if kind == "golden":
+                out.append(map(dict.get, values, repeat(name)))
+            elif kind == "metric":
+                out.append(computed[name])
+            elif kind == "id":
+                ids = ids or [c.id for c in customers]
+                out.append(ids)
+            else:
+                out.append(refs)
+        return list(zip(*out, strict=True))
 
-    def _owned(self, customers: list[CustomerView]) -> dict[int, list[list[Any]]]:
+    def _owned(self, customers: list[CustomerView]) -> tuple[dict[int, list[list[Any]]], list[str]]:
         """Member rank -> each customer's keys of that member, for the members that
-        the metrics' relations hang off (one pass over the records for all of them)."""
+        the metrics' relations hang off, and each customer's records' references
+        joined by ``;`` when the rows show them (one pass over the records for all)."""
         owned: dict[int, list[list[Any]]] = {rank: [] for rank in self.parent_ranks}
         lists = list(owned.values())
+        refs: list[str] = []
+        with_refs = bool(self.refs_at)
+        prefixes = self._prefixes
+        # a customer without records of a member shares this one (never appended to)
+        none: list[Any] = []
         for customer in customers:
             for each in lists:
-                each.append([])
+                each.append(none)
+            texts = []
             for record in customer.records:
+                member = record.member
+                key = record.row[member.key]
                 found = owned.get(record.rank)
                 if found is not None:
-                    found[-1].append(record.key)
-        return owned
+                    if found[-1] is none:
+                        found[-1] = [key]
+                    else:
+                        found[-1].append(key)
+                if with_refs:
+                    # :meth:`Record.ref_text`, the member's part formatted once
+                    known = prefixes.get(id(member))
+                    if known is None or known[0] is not member:
+                        known = prefixes[id(member)] = (member, f"{member.source}/{member.table}/")
+                    texts.append(known[1] + str(key))
+            if with_refs:
+                refs.append(";".join(texts))
+        return owned, refs
 
     async def _metrics(
         self,

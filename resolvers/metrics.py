@@ -198,12 +198,18 @@ def _combine_one(metric: MetricSpec) -> Callable[[Any], Any]:
         zero = combine(metric, [])
 
         exact = type_ == "int"
+        # ``coerce`` of a number's ``0 + value`` gives it back (a decimal is quantized
+        # already; ``0 +`` turns ``-0.00`` into ``0.00`` as ``sum`` does), so numbers
+        # are converted once
+        once = type_ in ("int", "float", "decimal")
 
         def total(value: Any) -> Any:
             if value is None:
                 return zero
             if exact and value.__class__ is int:  # a count: already the value
                 return value
+            if once:  # None (unreadable) raises TypeError, as ``sum`` would
+                return 0 + coerce(value, type_)
             return coerce(sum([coerce(value, type_)], start=0), type_)
 
         return total
