@@ -297,58 +297,48 @@ class ChunkSurvivorship:
     ) -> tuple[dict[str, Any], Record]:
         """The golden values of a group of several records, and its canonical record
         (:func:`resolvers.records.canonical`: the oldest, then the first in order)."""
-        # :meth:`Survivorship._updated`, from the record's golden fields when one of them
-        # reads the same column
         # one pass over the records for what ordering them needs: each one's update time
-        # (:meth:`Survivorship._updated`), place (:meth:`Record.order`), seniority
-        # (:meth:`Record.seniority`) and source, read from its golden fields when one of
-        # them reads the same column
+        # (:meth:`Survivorship._updated`, from its golden fields when one of them reads
+        # the same column) and source
         times = []
         stamps = []
-        tails = []
-        seniority = []
         sources = []
         for record, plan, found in zip(group, plans, present, strict=True):
             at = plan.updated
             time = self.survivorship._updated(record) if at is None else found[at] or _EPOCH
             times.append(time)
-            member = record.member
-            key = record.row[member.key]
-            place = (record.rank, 0, key) if key.__class__ is int else record.order()
-            stamp = -time.timestamp()
-            stamps.append(stamp)
-            tails.append((stamp, place))
-            created = plan.created
-            if created is None:
-                seniority.append(record.seniority())
-            elif (when := found[created]) is None:
-                seniority.append((1, 0.0, place))
-            else:
-                seniority.append((0, when.timestamp() or 0.0, place))
-            sources.append(member.source)
+            stamps.append(-time.timestamp())
+            sources.append(record.member.source)
         if self.needs_updated:
             for record, time in zip(group, times, strict=True):
                 updated[id(record)] = time
-        canonical = group[seniority.index(min(seniority))]
+        size = len(group)
+        distinct = len(set(stamps)) == size
+        canonical = group[_senior(group, plans, present)]
         # each source priority's tie-break order of the records (what ``_Choice.tie_order``
         # ranks: source, then most recent, then order): a candidate that comes first in
-        # it is the one ``min`` picks. Sorted once by the tail, then (stable) by source.
-        by_tail = tuple(sorted(range(len(group)), key=tails.__getitem__))
+        # it is the one ``min`` picks. Sorted once by the tail, then (stable) by source;
+        # the records' places decide only between equally recent ones.
+        if distinct:
+            by_tail = tuple(sorted(range(size), key=stamps.__getitem__))
+        else:
+            tails = [(stamp, _place(r)) for stamp, r in zip(stamps, group, strict=True)]
+            by_tail = tuple(sorted(range(size), key=tails.__getitem__))
         # which depend on the records' sources and that order alone: the shapes of small
         # groups recur through a whole export (s**n * n! for n records of s sources),
         # larger groups are worked out each time
         shape_key = (tuple(sources), by_tail)
-        shape = self._shapes.get(shape_key) if len(group) <= _SHAPED else None
+        shape = self._shapes.get(shape_key) if size <= _SHAPED else None
         if shape is None:
             shape = self._shape(*shape_key)
-            if len(group) <= _SHAPED:
+            if size <= _SHAPED:
                 self._shapes[shape_key] = shape
         orders = shape.orders
         # a field decided by the first value in an order takes it from the records
         # merged in that order (each field's first value), merged once per order
         merged = [_merged(present, scan) for scan in shape.scans]
         row = [merged[slot][at] for at, slot in shape.slots]
-        if self.recent and len(set(stamps)) < len(stamps):
+        if self.recent and not distinct:
             # equally recent records: the most recent in each priority's tie-break
             # order (a stable sort keeps that order among them)
             for which, ats in self.recent:
@@ -380,6 +370,35 @@ class ChunkSurvivorship:
                     row[at] = value
                     break
         return dict(zip(self.fields, row, strict=True)), canonical
+
+
+def _place(record: Record) -> tuple[int, int, Any]:
+    """:meth:`Record.order`."""
+    key = record.row[record.member.key]
+    return (record.rank, 0, key) if key.__class__ is int else record.order()
+
+
+def _senior(
+    group: Sequence[Record], plans: list[_MemberPlan], present: list[tuple[Any, ...]]
+) -> int:
+    """Where the canonical record of a group is (:func:`resolvers.records.canonical`:
+    the least :meth:`Record.seniority`), its creation time read from its golden fields
+    when one of them reads the same column; places are compared only between the
+    records created first at the same time."""
+    whens: list[tuple[int, float]] = []
+    for record, plan, found in zip(group, plans, present, strict=True):
+        created = plan.created
+        if created is None:
+            flag, when, _ = record.seniority()
+            whens.append((flag, when))
+        elif (value := found[created]) is None:
+            whens.append((1, 0.0))
+        else:
+            whens.append((0, value.timestamp() or 0.0))
+    first = min(whens)
+    if whens.count(first) == 1:
+        return whens.index(first)
+    return min((i for i, when in enumerate(whens) if when == first), key=lambda i: _place(group[i]))
 
 
 @dataclass(slots=True)

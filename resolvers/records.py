@@ -72,9 +72,14 @@ class RecordRef:
         return cls.parse(text)
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def customer_id_of(ref: str) -> str:
     """The customer id named by the record whose reference's text is ``ref``."""
-    return _ID_PREFIX + base64.urlsafe_b64encode(ref.encode()).decode().rstrip("=")
+    # base64.urlsafe_b64encode without its two Python calls (an export names every customer)
+    encoded = binascii.b2a_base64(ref.encode(), newline=False).translate(_URLSAFE)
+    return _ID_PREFIX + encoded.decode().rstrip("=")
 
 
 @dataclass(slots=True)

@@ -584,14 +584,7 @@ async def build(
 ) -> list[CustomerView]:
     """The customers of one chunk: their records read by key (a record gone since
     pass 1 is left out, a customer left with none too) and their golden values."""
-    records = await _read(federation, groups, view, failures)
-    kept = []
-    at = 0
-    for group in groups:
-        members = [r for r in records[at : at + len(group)] if r is not None]
-        at += len(group)
-        if members:
-            kept.append(members)
+    kept = [members for members in await _read(federation, groups, view, failures) if members]
     if not kept:
         return []
     built = survivorship.customers(kept)
@@ -609,20 +602,25 @@ def _ref(members: Sequence[_Member], offsets: list[int], number: int) -> str:
 
 async def _read(
     federation: Federation, groups: list[Group], view: RequestView, failures: Failures | None
-) -> list[Record | None]:
-    """The records ``groups`` name, in order (None: gone), read by key: one batched
-    lookup per table."""
+) -> list[list[Record]]:
+    """The records of each group, in order (a record gone is left out), read by key:
+    one batched lookup per table."""
     wanted: dict[int, list[Any]] = {}
     for group in groups:
         for rank, key in group:
-            wanted.setdefault(rank, []).append(key)
+            keys = wanted.get(rank)
+            if keys is None:
+                wanted[rank] = [key]
+            else:
+                keys.append(key)
     ranks = list(wanted)
     specs = federation.model.customer.members
     results = await asyncio.gather(
         *(_fetch(federation, specs[rank], wanted[rank]) for rank in ranks),
         return_exceptions=True,
     )
-    by_key: dict[int, dict[Any, Record]] = {}
+    nothing: dict[Any, Record] = {}
+    by_key = [nothing] * len(specs)
     for rank, result in zip(ranks, results, strict=True):
         if isinstance(result, ConnectorError):
             if failures is None:
@@ -638,7 +636,11 @@ async def _read(
             for key, rows in zip(wanted[rank], result, strict=True)
             if rows  # gone since pass 1: left out
         }
-    return [by_key.get(rank, {}).get(key) for group in groups for rank, key in group]
+    found = [records.get for records in by_key]
+    return [
+        [record for rank, key in group if (record := found[rank](key)) is not None]
+        for group in groups
+    ]
 
 
 async def _fetch(federation: Federation, spec: MemberSpec, keys: list[Any]) -> list[list[Row]]:
