@@ -50,8 +50,12 @@ from graphql import (
     GraphQLResolveInfo,
     GraphQLSchema,
     GraphQLString,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     OperationType,
+    ValueNode,
+    VariableNode,
     get_operation_ast,
     located_error,
 )
@@ -121,6 +125,10 @@ class Plan:
     operation: OperationDefinitionNode
     fields: list[Selected]
     argument_fields: list[Selected]
+    """The fields whose arguments are coerced per request (they read variables)."""
+    fixed_args: dict[int, dict[str, Any]]
+    """id(Selected) -> the arguments of a field whose arguments read no variable
+    and coerce to scalars: the same every request, coerced once."""
 
 
 class _Unsupported(Exception):
@@ -336,7 +344,9 @@ class FastPath:
             lean = self._roots.get(selected.name)
             selected.lean = lean is not None
             selected.resolve = lean or selected.field.resolve  # type: ignore[assignment]
-        return Plan(operation, fields, argument_fields)
+        fixed = {id(s): args for s in argument_fields if (args := _fixed_args(s)) is not None}
+        varying = [s for s in argument_fields if id(s) not in fixed]
+        return Plan(operation, fields, varying, fixed)
 
     def _select(
         self,
@@ -427,6 +437,32 @@ class FastPath:
         return tuple(items)
 
 
+def _fixed_args(selected: Selected) -> dict[str, Any] | None:
+    """``selected``'s coerced arguments when they are the same every request: none
+    reads a variable, and each is a scalar (shared by every run, so nothing a
+    resolver could change); else None (coerced per request, errors included)."""
+    node = selected.nodes[0]
+    if any(_reads_variables(a.value) for a in node.arguments or ()):
+        return None
+    try:
+        args = get_argument_values(selected.field, node)
+    except GraphQLError:
+        return None  # reported per request, as the general path does
+    if not all(v is None or isinstance(v, str | int | float | bool) for v in args.values()):
+        return None
+    return args
+
+
+def _reads_variables(value: ValueNode) -> bool:
+    if isinstance(value, VariableNode):
+        return True
+    if isinstance(value, ListValueNode):
+        return any(_reads_variables(v) for v in value.values)
+    if isinstance(value, ObjectValueNode):
+        return any(_reads_variables(f.value) for f in value.fields)
+    return False
+
+
 def _no_resolver(root: Any, info: Any) -> Any:  # replaced for root fields
     raise _Unsupported
 
@@ -455,10 +491,10 @@ async def _run(fast: FastPath, plan: Plan, context: ExecutionContext) -> Any:
     )
     if isinstance(variables, list):
         return None  # the general path reports variable errors
+    args = plan.fixed_args.copy()
     try:
-        args = {
-            id(s): get_argument_values(s.field, s.nodes[0], variables) for s in plan.argument_fields
-        }
+        for s in plan.argument_fields:
+            args[id(s)] = get_argument_values(s.field, s.nodes[0], variables)
     except GraphQLError:
         return None
     run = _Run(fast.schema, operation, variables, context.context, context.root_value, args)

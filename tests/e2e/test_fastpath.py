@@ -306,3 +306,65 @@ async def test_fields_answered_at_once_take_no_task_of_their_own(
         finally:
             loop.set_task_factory(before)
     assert min(fields) == 0, fields
+
+
+ARGUMENTS = """query($e: String, $n: Int) { customer(email: $e) { id
+  tickets(first: 2) { id status } orders(first: $n) { id total } opportunities { id } } }"""
+
+
+async def test_literal_arguments_are_coerced_once_and_variables_every_request(
+    demo_dir: Path, demo_env: None, monkeypatch: Any
+) -> None:
+    """A field whose arguments read no variable has the same arguments every request:
+    the fast path coerces them once with the plan; the ones that read variables
+    (``customer(email: $e)``, ``orders(first: $n)``) every request, and a changed
+    variable changes the answer as on the general path."""
+    from resolvers import fastpath
+
+    loaded = load_settings(DEMO_CONFIG)
+    email = _busy_email(demo_dir)
+    coerced: list[str] = []
+    real = fastpath.get_argument_values
+
+    def counted(field: Any, node: Any, *args: Any, **kwargs: Any) -> Any:
+        coerced.append(node.name.value)
+        return real(field, node, *args, **kwargs)
+
+    monkeypatch.setattr(fastpath, "get_argument_values", counted)
+    async with _apps(loaded, {"X-API-Key": "demo-key", **SAME_ID}) as (general, fast, fast_path):
+        answers = []
+        for n in (1, 3, None):
+            body = {"query": ARGUMENTS, "variables": {"e": email, "n": n}}
+            expected = await general.post("/graphql", json=body)
+            coerced.clear()
+            answer = await fast.post("/graphql", json=body)
+            assert answer.content == expected.content
+            answers.append(answer.json()["data"]["customer"])
+            if n != 1:  # compiled on the first request: its literal arguments then
+                assert sorted(coerced) == ["customer", "orders"], coerced
+        _compiled_share(fast_path, [ARGUMENTS])
+    assert [len(a["tickets"]) for a in answers] == [2, 2, 2]
+    assert [len(a["orders"]) for a in answers][:2] == [1, 3]
+    assert len(answers[2]["orders"]) >= 3
+
+
+def _busy_email(demo_dir: Path) -> str:
+    """The email (as sales stores it) of someone with 3 or more tickets and orders."""
+    import sqlite3
+
+    con = sqlite3.connect(demo_dir / "support.db")
+    busy = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT lower(trim(u.email)) FROM users u JOIN tickets t ON t.requester_id = u.id "
+            "WHERE u.email IS NOT NULL GROUP BY u.id HAVING count(*) >= 3"
+        )
+    }
+    con.close()
+    con = sqlite3.connect(demo_dir / "sales.db")
+    rows = con.execute(
+        "SELECT c.email FROM customers c JOIN orders o ON o.customer_id = c.id "
+        "WHERE c.email IS NOT NULL GROUP BY c.id HAVING count(*) >= 3 ORDER BY c.id"
+    ).fetchall()
+    con.close()
+    return next(str(r[0]) for r in rows if str(r[0]).strip().lower() in busy)
