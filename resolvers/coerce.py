@@ -113,9 +113,16 @@ def converter(type_: FieldType) -> Callable[[Any], Any]:
     """:func:`coerce` to ``type_`` of a value that is not None, without the checks
     for blank text where the type's conversion reads it as None already (dates and
     times) or keeps it (text): a column of values calls it once per value."""
+    convert = _COERCE[type_]
     if type_ in ("date", "datetime", "string"):
-        return _COERCE[type_]
-    return lambda value: coerce(value, type_)
+        return convert
+
+    def converted(value: Any) -> Any:  # coerce(value, type_), in one step
+        if isinstance(value, str) and not value.strip():
+            return None
+        return convert(value)
+
+    return converted
 
 
 def coerce(value: Any, type_: FieldType) -> Any:

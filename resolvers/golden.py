@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from resolvers.coerce import coerce
+from resolvers.coerce import coerce, converter
 from resolvers.matching.normalize import fold
 from resolvers.model import FieldRule, FieldSpec, FieldType, MemberSpec, RuleName, UnifiedModel
 from resolvers.normalize import normalize_email, normalize_external_id, normalize_phone
@@ -157,8 +157,16 @@ def _typed(mapping: str, raw: Reader, type_: FieldType) -> Reader:
     """``coerce(raw(row), type_)``; for a text field read from one column, a text
     value (what it mostly is) kept in one step (every record's every golden field
     is read through one of these)."""
-    if type_ != "string" or "{" in mapping:
+    if "{" in mapping:
         return lambda row: coerce(raw(row), type_)
+    if type_ != "string":
+        convert = converter(type_)
+
+        def read_typed(row: dict[str, Any]) -> Any:  # coerce(row.get(mapping), type_)
+            value = row.get(mapping)
+            return None if value is None else convert(value)
+
+        return read_typed
 
     def read(row: dict[str, Any]) -> Any:
         value = row.get(mapping)

@@ -19,6 +19,8 @@ from typing import Any
 from resolvers.coerce import converter
 from resolvers.model import RelationSpec
 
+_text = converter("string")
+
 
 @dataclass(frozen=True, slots=True)
 class RelationShape:
@@ -52,7 +54,11 @@ class RelationShape:
             item: dict[str, Any] = {"__source": source}
             for field, column, convert in fields:
                 value = get(column)
-                item[field] = None if value is None else convert(value)
+                # text of a text field is kept as it is, without a call
+                if value is None or (value.__class__ is str and convert is _text):
+                    item[field] = value
+                else:
+                    item[field] = convert(value)
             for key, column in order:
                 item[key] = get(column)
             items.append(item)

@@ -103,3 +103,27 @@ def test_an_infinite_or_undefined_number_is_no_integer() -> None:
     for value in (float("inf"), float("-inf"), Decimal("Infinity"), float("nan")):
         assert coerce(value, "int") is None, value
         assert converter("int")(value) is None, value
+
+
+@given(
+    value=st.one_of(
+        st.none(),
+        st.text(max_size=12),
+        st.sampled_from(["", " ", "12", " 3.5 ", "2024-01-01", "2025-12-31T23:00:00Z"]),
+        st.integers(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.booleans(),
+        st.dates(),
+    ),
+    type_=st.sampled_from(["string", "id", "int", "float", "decimal", "bool", "date", "datetime"]),
+)
+def test_a_golden_fields_reader_coerces_its_column_as_coerce_does(
+    value: object, type_: FieldType
+) -> None:
+    from resolvers.golden import reader
+    from resolvers.model import FieldSpec, MemberSpec
+
+    member = MemberSpec(source="s", table="t", fields={"f": "col"})
+    read = reader(member, "f", FieldSpec(type=type_), None)
+    assert repr(read({"col": value})) == repr(coerce(value, type_))
+    assert read({}) is None
