@@ -204,35 +204,45 @@ class ResilientConnector(ConnectorWrapper):
         seconds = time.perf_counter() - started
         if self.observer is not None:
             self.observer(self.name, operation, outcome, seconds)
-        _log_call(self.name, operation, outcome, seconds, detail)
+        if log.isEnabledFor(logging.DEBUG if outcome in _QUIET else logging.WARNING):
+            _log_call(self.name, operation, outcome, seconds, detail)
         if span is not None:
             _end_span(span, outcome, detail)
 
     async def around(self, call: Call[T]) -> T:
-        with _Reported(self, call.operation):
+        # ``with _Reported(self, call.operation)``, written out: it wraps every lookup
+        operation = call.operation
+        started = time.perf_counter()
+        span = None if self.tracer is None else self._span(operation)
+        try:
             deadline = current_deadline()
             if deadline is None:
-                return await self._attempts(call, None)
-            left = deadline.left()
-            if left <= 0:
-                raise deadline.passed(self.name)
-            failures: list[SourceUnavailable] = []
-            # ``async with deadline.cut(BACKSTOP)``, written out without its coroutines
-            scope = deadline.cut(BACKSTOP).enter()
-            try:
+                result = await self._attempts(call, None)
+            else:
+                left = deadline.left()
+                if left <= 0:
+                    raise deadline.passed(self.name)
+                failures: list[SourceUnavailable] = []
+                # ``async with deadline.cut(BACKSTOP)``, written out without its coroutines
+                scope = deadline.cut(BACKSTOP).enter()
                 try:
-                    result = await self._attempts(call, left, failures)
-                except BaseException as exc:
-                    scope.exit(type(exc), exc)
-                    raise
-                scope.exit(None, None)
-                return result
-            except TimeoutError:
-                if not scope.expired():
-                    raise
-                if failures:  # cut while waiting to retry: the source was unavailable
-                    raise failures[-1] from None
-                raise deadline.exceeded(self.name) from None
+                    try:
+                        result = await self._attempts(call, left, failures)
+                    except BaseException as exc:
+                        scope.exit(type(exc), exc)
+                        raise
+                    scope.exit(None, None)
+                except TimeoutError:
+                    if not scope.expired():
+                        raise
+                    if failures:  # cut while waiting to retry: the source was unavailable
+                        raise failures[-1] from None
+                    raise deadline.exceeded(self.name) from None
+        except BaseException as exc:
+            self._report(operation, *_outcome(exc), started, span)
+            raise
+        self._report(operation, "ok", "", started, span)
+        return result
 
     async def _attempts(
         self,
@@ -282,7 +292,7 @@ class ResilientConnector(ConnectorWrapper):
         except OpenedState as opened:
             raise self._skipped(opened) from None
         finally:
-            bulkhead.release()
+            bulkhead.leave()
             self._state = context.state
 
     async def _tries(self, call: Call[T], failures: list[SourceUnavailable] | None) -> T:
@@ -351,6 +361,13 @@ class _Bulkhead(asyncio.Semaphore):
             return True
         return False
 
+    def leave(self) -> None:
+        """``release()``, without the call that wakes a waiter when nobody waits."""
+        if self._waiters:
+            self.release()
+        else:
+            self._value += 1
+
 
 async def _saved(breaker: AsyncCircuitBreaker) -> None:
     """The rest of ``AsyncCircuitBreaker.__aexit__``: its state changes handed to
@@ -379,13 +396,16 @@ class _Reported:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if exc is None:
-            outcome, detail = "ok", ""
-        elif isinstance(exc, CustviewError):
-            outcome, detail = exc.code, exc.message
-        else:
-            outcome, detail = "cancelled", ""
+        outcome, detail = ("ok", "") if exc is None else _outcome(exc)
         self._wrapper._report(self._operation, outcome, detail, self._started, self._span)
+
+
+def _outcome(exc: BaseException) -> tuple[str, str]:
+    """A failed call's outcome and detail: the error's code and message, or
+    ``cancelled`` for anything that is no custview error."""
+    if isinstance(exc, CustviewError):
+        return exc.code, exc.message
+    return "cancelled", ""
 
 
 def _end_span(span: Span, outcome: str, detail: str) -> None:
@@ -397,9 +417,13 @@ def _end_span(span: Span, outcome: str, detail: str) -> None:
     span.end()
 
 
+_QUIET = ("ok", "cancelled")
+"""Outcomes logged at debug level; the others are warnings."""
+
+
 def _log_call(source: str, operation: str, outcome: str, seconds: float, detail: str) -> None:
     """One line per source call: debug when it succeeded, a warning when it failed."""
-    level = logging.DEBUG if outcome in ("ok", "cancelled") else logging.WARNING
+    level = logging.DEBUG if outcome in _QUIET else logging.WARNING
     if not log.isEnabledFor(level):
         return
     ms = round(seconds * 1000, 2)

@@ -91,14 +91,17 @@ def create_read_only_engine(
     )
     sync_engine = engine.sync_engine
 
-    @event.listens_for(sync_engine, "before_cursor_execute")
+    # retval: called as it is, not through the wrapper SQLAlchemy puts around a
+    # listener that returns nothing (one call fewer for every statement)
+    @event.listens_for(sync_engine, "before_cursor_execute", retval=True)
     def _guard(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
+    ) -> tuple[str, Any]:
         check_statement(statement, source)
         if not _retrying.get():
             on_statement()
             sent(statement)
+        return statement, parameters
 
     tag = options.request_id_comment
     if tag is None:
