@@ -204,8 +204,9 @@ class ResilientConnector(ConnectorWrapper):
         seconds = time.perf_counter() - started
         if self.observer is not None:
             self.observer(self.name, operation, outcome, seconds)
-        if log.isEnabledFor(logging.DEBUG if outcome in _QUIET else logging.WARNING):
-            _log_call(self.name, operation, outcome, seconds, detail)
+        level = logging.DEBUG if outcome in _QUIET else logging.WARNING
+        if log.isEnabledFor(level):
+            _log_call(level, self.name, operation, outcome, seconds, detail)
         if span is not None:
             _end_span(span, outcome, detail)
 
@@ -410,7 +411,7 @@ def _outcome(exc: BaseException) -> tuple[str, str]:
 
 def _end_span(span: Span, outcome: str, detail: str) -> None:
     span.set_attribute("custview.outcome", outcome)
-    if outcome not in ("ok", "cancelled"):
+    if outcome not in _QUIET:
         from opentelemetry.trace import Status, StatusCode
 
         span.set_status(Status(StatusCode.ERROR, f"{outcome}: {detail}" if detail else outcome))
@@ -421,11 +422,11 @@ _QUIET = ("ok", "cancelled")
 """Outcomes logged at debug level; the others are warnings."""
 
 
-def _log_call(source: str, operation: str, outcome: str, seconds: float, detail: str) -> None:
-    """One line per source call: debug when it succeeded, a warning when it failed."""
-    level = logging.DEBUG if outcome in _QUIET else logging.WARNING
-    if not log.isEnabledFor(level):
-        return
+def _log_call(
+    level: int, source: str, operation: str, outcome: str, seconds: float, detail: str
+) -> None:
+    """One line per source call, at ``level``: debug when it succeeded, a warning when
+    it failed (:meth:`ResilientConnector._report` checks that it is logged)."""
     ms = round(seconds * 1000, 2)
     message = f"{source} {operation} {outcome} in {ms} ms"
     extra = {"source": source, "operation": operation, "outcome": outcome, "duration_ms": ms}

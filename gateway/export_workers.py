@@ -416,12 +416,15 @@ def _terminate(processes: list[WorkerProcess], grace: float = 0.0) -> None:
             process.join()
 
 
-def _unexpected(exc: BaseException, hidden: list[str]) -> tuple[str, str]:
+def _unexpected(exc: BaseException) -> tuple[str, str]:
     """An error other than custview's own as a worker reports it: its type and first
-    line with ``hidden`` removed, and where it was raised (the stack's frames: its
-    code lines, none of its values, which a message or a local may hold)."""
+    line without the hidden secrets (:func:`gateway.unexpected.describe`), and where
+    it was raised (the stack's frames: its code lines, none of its values, which a
+    message or a local may hold)."""
+    from gateway.unexpected import describe
+
     frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
-    return describe_error(exc, hidden), frames
+    return describe(exc), frames
 
 
 def factory(loaded: LoadedSettings) -> Callable[[], ExportWorkers] | None:
@@ -446,10 +449,9 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
     from resolvers.view import Federation
 
     loaded = LoadedSettings(path, settings, connectors)
-    hidden = loaded.secrets()
     # the exporting process's log policy: a worker's lines (a connector's, the
-    # cache's warnings) in its format, without its secrets
-    hide(hidden)
+    # cache's warnings) in its format, and its errors, without its secrets
+    hide(loaded.secrets())
     configure_logging(settings.logging)
     federation = Federation(settings.model, loaded.create_connectors())
     maker = ChunkMaker(federation)
@@ -486,7 +488,7 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
                 pipe.send(("raise", exc))
                 return
             except Exception as exc:
-                pipe.send(("error", _unexpected(exc, hidden)))
+                pipe.send(("error", _unexpected(exc)))
                 return
             pipe.send(answer)
             del answer, payload

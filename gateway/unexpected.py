@@ -55,11 +55,6 @@ def hide(secrets: Iterable[str]) -> None:
     _pattern = secrets_pattern(_hidden)
 
 
-def hidden() -> list[str]:
-    """The secrets :func:`hide` was given in this process."""
-    return sorted(_hidden)
-
-
 def scrub(text: str) -> str:
     """``text`` with each hidden secret as ``***`` (its URLs left as they are)."""
     if _pattern is None:
