@@ -26,16 +26,24 @@ server's CPU per request). Ratios are against the floor of the same run.
 (``sqlite3``, no aiosqlite hop), as custview's SQLite direct path runs its
 short ones: the floor with the same driver strategy.
 
+``--calls`` counts instead of timing: each contender answers the run's
+customer 360s and pages in process under cProfile (after a warm-up), and the
+function calls per request are printed by file or package. Counts do not
+move with the machine's load, so they tell a cut apart where timings on a
+busy machine cannot.
+
     python -m tests.bench.hot [--quick] [--million] [--customers N ...] [--no-http]
-                              [--floor-inline]
+                              [--floor-inline] [--calls]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
+import pstats
 import sqlite3
 import statistics
 import sys
@@ -59,6 +67,7 @@ from resolvers.view import Federation
 from tests.bench import hot_http
 from tests.bench.floor import INLINE_ENV as FLOOR_INLINE_ENV
 from tests.bench.floor import Floor
+from tests.bench.hotspots import calls_by_area
 from tests.bench.run import (
     CUSTOMER_QUERY,
     DEFAULT_DATA_ROOT,
@@ -73,6 +82,8 @@ from tests.bench.run import (
 )
 
 CONTENDERS = ("floor", "general", "fast")
+CALL_AREAS = 25
+"""Areas shown per operation by ``--calls`` (those with the most calls)."""
 OPERATIONS = {"customer_360": "customer 360 (~10 tickets, ~5 orders)", "page_50": "page of 50"}
 
 
@@ -250,8 +261,69 @@ async def in_process(
     return results
 
 
+async def counted(
+    runners: dict[str, dict[str, Runner]], emails: Sequence[str], plan: Plan
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Operation -> contender -> function calls per request by area (cProfile)."""
+    found: dict[str, dict[str, dict[str, float]]] = {}
+    for operation in OPERATIONS:
+        found[operation] = {}
+        for name in CONTENDERS:
+            run = runners[name][operation]
+            requests: list[dict[str, Any]]
+            if operation == "customer_360":
+                requests = [{"e": e} for e in emails]
+            else:  # consecutive pages: every one a different page, as timed
+                requests = [{"cursor": None}]
+            for variables in requests[: plan.warmup]:
+                await run(variables)
+            profiler = cProfile.Profile()
+            if operation == "customer_360":
+                profiler.enable()
+                for variables in requests:
+                    await run(variables)
+                profiler.disable()
+                n = len(requests)
+            else:
+                cursor: str | None = None
+                for _ in range(plan.pages):
+                    profiler.enable()
+                    text = await run({"cursor": cursor})
+                    profiler.disable()
+                    cursor = json.loads(text)["data"]["customers"]["pageInfo"]["endCursor"]
+                n = plan.pages
+            found[operation][name] = calls_by_area(pstats.Stats(profiler), n)
+    return found
+
+
+def calls_table(customers: int, found: dict[str, dict[str, dict[str, float]]]) -> Table:
+    table = Table(
+        title=f"function calls per request, {customers:,} customers (cProfile; builtins are C)",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("operation")
+    table.add_column("area")
+    for name in CONTENDERS:
+        table.add_column(name, justify="right")
+    for operation, by_contender in found.items():
+        totals = {n: sum(by_contender[n].values()) for n in CONTENDERS}
+        table.add_row(OPERATIONS[operation], "all", *(f"{totals[n]:,.0f}" for n in CONTENDERS))
+        areas = sorted(
+            {a for n in CONTENDERS for a in by_contender[n]},
+            key=lambda a: -max(by_contender[n].get(a, 0.0) for n in CONTENDERS),
+        )
+        for area in areas[:CALL_AREAS]:
+            table.add_row("", area, *(f"{by_contender[n].get(area, 0.0):,.1f}" for n in CONTENDERS))
+    return table
+
+
 async def bench_size(
-    customers: int, data_root: Path, plan: Plan, console: Console, http: bool
+    customers: int,
+    data_root: Path,
+    plan: Plan,
+    console: Console,
+    http: bool,
+    calls: bool = False,
 ) -> dict[str, Any]:
     data_dir = ensure_data(data_root, customers, console)
     config = sql_only_config(data_dir)
@@ -278,6 +350,10 @@ async def bench_size(
     }
     try:
         with heap.serving():  # as the gateway's lifespan does once its sources are open
+            if calls:
+                found = await counted(runners, emails, plan)
+                console.print(calls_table(customers, found))
+                return {"customers": customers, "calls_per_request": found}
             measured = await in_process(runners, emails, plan)
     finally:
         await gateway.federation.aclose()
@@ -339,6 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="the floor runs its statements on the event loop's thread (no aiosqlite hop)",
     )
+    parser.add_argument(
+        "--calls",
+        action="store_true",
+        help="count function calls per request by area (cProfile) instead of timing",
+    )
     args = parser.parse_args(argv)
     if args.floor_inline:  # the HTTP floor's server process reads it too
         os.environ[FLOOR_INLINE_ENV] = "1"
@@ -348,13 +429,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
 
     async def run() -> list[dict[str, Any]]:
-        return [await bench_size(n, args.data_dir, plan, console, not args.no_http) for n in sizes]
+        return [
+            await bench_size(n, args.data_dir, plan, console, not args.no_http, args.calls)
+            for n in sizes
+        ]
 
     try:
         results = asyncio.run(run())
     except BenchError as exc:
         console.print(f"[bold red]benchmark aborted:[/] {exc}")
         return 1
+    if args.calls:  # counts, not timings: a file of their own
+        out = args.data_dir / "hot-calls.json"
+        out.write_text(json.dumps({"sizes": results}, indent=2) + "\n")
+        console.print(f"call counts written to {out}")
+        return 0
     console.print(results_table(results))
     seconds = round(time.perf_counter() - started, 1)
     out = args.data_dir / "hot-results.json"

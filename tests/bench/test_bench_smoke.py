@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tests.bench import hot
 from tests.bench.run import CUSTOMER_360, PAGE_50, main
 
 
@@ -65,3 +66,23 @@ def test_quick_planner_bench_agrees_with_its_floor(tmp_path: Path) -> None:
         for side in ("custview", "floor"):
             assert op[side]["statements"] > 0 and op[side]["rows"] > 0
     assert size["operations"]["timeline_page"]["compiled"] > 0, "on the gateway's fast path"
+
+
+def test_hot_bench_counts_calls_per_request(tmp_path: Path) -> None:
+    code = hot.main(
+        ["--customers", "1000", "--quick", "--calls", "--floor-inline", "--data-dir", str(tmp_path)]
+    )
+
+    assert code == 0
+    (size,) = json.loads((tmp_path / "hot-calls.json").read_text())["sizes"]
+    assert size["customers"] == 1000
+    for operation in (CUSTOMER_360, PAGE_50):
+        counted = size["calls_per_request"][operation]
+        assert set(counted) == set(hot.CONTENDERS)
+        totals = {name: sum(areas.values()) for name, areas in counted.items()}
+        assert all(total > 0 for total in totals.values())
+        # the compiled path skips graphql-core's per-field execution
+        assert totals["fast"] < totals["general"]
+        assert counted["general"]["graphql"] > 10 * counted["fast"].get("graphql", 0)
+        assert "tests/bench/floor.py" in counted["floor"]
+        assert "resolvers/fastpath.py" in counted["fast"]
