@@ -308,6 +308,47 @@ async def test_fields_answered_at_once_take_no_task_of_their_own(
     assert min(fields) == 0, fields
 
 
+LISTED = """query { customers(first: 20) { nodes { id name tickets { id status }
+  orders { id total } } } }"""
+
+
+async def test_a_page_reads_its_customers_relations_before_their_fields_start(
+    demo_dir: Path, demo_env: None
+) -> None:
+    """A page's relations are read for all its customers at once (the statement each
+    relation's batch would be) before the customers' fields start, so no customer's
+    relation field waits for a batch in a task of its own (a page of 20 with two
+    relations: 39 tasks before). As above, one request of a few without any task
+    is enough (a busy machine may send a read to its connection's thread)."""
+    import asyncio
+
+    loaded = load_settings(DEMO_CONFIG)
+    fields: list[int] = []
+    loop = asyncio.get_running_loop()
+    before = loop.get_task_factory()
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        if "_Run." in getattr(coro, "__qualname__", ""):
+            fields[-1] += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async for client in serve_in_process(loaded):
+        body = {"query": LISTED}
+        await client.post("/graphql", json=body)  # compiled, connections opened
+        loop.set_task_factory(counting)
+        try:
+            for _ in range(5):
+                fields.append(0)
+                answer = await client.post("/graphql", json=body)
+                found = answer.json()
+                assert "errors" not in found, found
+                nodes = found["data"]["customers"]["nodes"]
+                assert len(nodes) == 20 and any(n["tickets"] for n in nodes), nodes
+        finally:
+            loop.set_task_factory(before)
+    assert min(fields) == 0, fields
+
+
 ARGUMENTS = """query($e: String, $n: Int) { customer(email: $e) { id
   tickets(first: 2) { id status } orders(first: $n) { id total } opportunities { id } } }"""
 
