@@ -54,8 +54,9 @@ class MemberSpec(_Strict):
     region: str | None = None
     """Column with the record's ISO country, used to read national phone numbers."""
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
+        """``source.table``, made once (a customer 360 asks ~24 times)."""
         return f"{self.source}.{self.table}"
 
     @property
@@ -323,8 +324,9 @@ class BusinessAccountSpec(_Strict):
     the records of an account changed since its last run (without it, only a full run
     notices a renamed account)."""
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
+        """``source.table``, made once (a customer 360 asks ~24 times)."""
         return f"{self.source}.{self.table}"
 
     def columns(self) -> list[str]:
