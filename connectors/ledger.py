@@ -46,8 +46,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from connectors import sqlite_connect
 from connectors.errors import ConfigError, SourceUnavailable
-from connectors.sqlite_connect import aiosqlite_creator
 
 __all__ = ["AppendOnlyStore", "EventRow", "Ledger", "LinkRow", "RunRow"]
 
@@ -152,9 +152,9 @@ class AppendOnlyStore:
         self.what = what
         try:
             parsed = make_url(_async_url(url))
-            sqlite = parsed.get_backend_name() == "sqlite"
-            creator = {"async_creator": aiosqlite_creator(parsed)} if sqlite else {}
-            self.engine: AsyncEngine = create_async_engine(parsed, **creator)
+            self.engine: AsyncEngine = create_async_engine(parsed)
+            if parsed.get_backend_name() == "sqlite":
+                sqlite_connect.open_with(self.engine)
         except (SQLAlchemyError, ValueError, ImportError) as exc:
             raise ConfigError(f"{what}.url: cannot use this database URL ({exc})") from None
 

@@ -5,48 +5,59 @@ goes to the event loop, and does not wait for it. When the loop closed first (a
 command whose SQLite source or registry could not be opened, a test), the thread
 died on "Event loop is closed" and printed its traceback, after the command's own
 error. The engines of SQLite sources and of custview's own SQLite database make
-their connections through :func:`aiosqlite_creator` (SQLAlchemy's
-``async_creator``), which waits for that thread before the failure is raised.
+their connections through :func:`connect` (:func:`open_with`), which waits for
+that thread before the failure is raised.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from threading import Thread
+from typing import Any
 
 import aiosqlite
-from sqlalchemy.engine import URL
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 STOP_WAIT = 0.5
 """Seconds at most that a failed connect waits for its thread to end (the stop job
 is next in the thread's queue: it ends at once)."""
 
 
-def aiosqlite_creator(url: URL) -> Callable[[], Awaitable[aiosqlite.Connection]]:
-    """aiosqlite's connect as SQLAlchemy's dialect makes it for ``url`` (the same
-    file, URI and options, a daemon thread), except that one that fails returns
-    only once its thread has ended. A cancelled connect does not wait: the thread
-    may still be opening the file, and a timeout or a deadline ends at once."""
-    args, kwargs = url.get_dialect()().create_connect_args(url)
+def open_with(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` (an aiosqlite one), its connections made by :func:`connect` with
+    the file, URI and options its dialect made from its URL when it was created.
+    (SQLAlchemy's ``async_creator`` leaves those out: making them again for it
+    warned twice about a URL option the driver ignores.)"""
+    event.listen(engine.sync_engine, "do_connect", _connect_args)
+    return engine
 
-    async def connect() -> aiosqlite.Connection:
-        connection = aiosqlite.connect(*args, **kwargs)
-        # before 0.22 the connection was its own thread
-        worker = connection if isinstance(connection, Thread) else connection._thread
-        worker.daemon = True  # a connection nobody closed does not hold the exit
-        try:
-            return await connection
-        except Exception:
-            # The thread has answered the connect and has only its stop job left
-            # (microseconds), whose answer it hands to the loop. Waited for here
-            # without blocking the loop: where other threads hold the GIL, a
-            # join on the loop's thread stalled every request for its whole wait.
-            await _ended(worker)
-            raise
 
-    return connect
+def _connect_args(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+    # how create_async_engine(async_creator=...) hands aiosqlite's adapter a creator,
+    # here given the arguments instead of made without them
+    cparams["async_creator_fn"] = connect
+
+
+async def connect(*args: Any, **kwargs: Any) -> aiosqlite.Connection:
+    """aiosqlite's connect as SQLAlchemy's dialect makes it (a daemon thread),
+    except that one that fails returns only once its thread has ended. A cancelled
+    connect does not wait: the thread may still be opening the file, and a timeout
+    or a deadline ends at once."""
+    connection = aiosqlite.connect(*args, **kwargs)
+    # before 0.22 the connection was its own thread
+    worker = connection if isinstance(connection, Thread) else connection._thread
+    worker.daemon = True  # a connection nobody closed does not hold the exit
+    try:
+        return await connection
+    except Exception:
+        # The thread has answered the connect and has only its stop job left
+        # (microseconds), whose answer it hands to the loop. Waited for here
+        # without blocking the loop: where other threads hold the GIL, a
+        # join on the loop's thread stalled every request for its whole wait.
+        await _ended(worker)
+        raise
 
 
 async def _ended(worker: Thread) -> None:

@@ -28,11 +28,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from connectors import sqlite_connect
 from connectors.observe import sent
 from connectors.request_id import tagged_statement
 from connectors.sql.options import SQLOptions
 from connectors.sql.readonly import check_statement
-from connectors.sqlite_connect import aiosqlite_creator
 
 StatementHook = Callable[[], None]
 
@@ -77,7 +77,6 @@ def create_read_only_engine(
     """
     url = read_only_url(make_url(options.url))
     kind = backend(url)
-    creator = {"async_creator": aiosqlite_creator(url)} if kind == "sqlite" else {}
     engine = create_async_engine(
         url,
         pool_size=options.pool_size,
@@ -87,8 +86,9 @@ def create_read_only_engine(
         isolation_level="AUTOCOMMIT",
         skip_autocommit_rollback=True,
         connect_args=_connect_args(kind, options),
-        **creator,
     )
+    if kind == "sqlite":
+        sqlite_connect.open_with(engine)
     sync_engine = engine.sync_engine
 
     # retval: called as it is, not through the wrapper SQLAlchemy puts around a

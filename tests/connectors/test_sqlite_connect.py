@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SAWarning
 
 from connectors import SourceUnavailable, sqlite_connect
 from connectors.ledger import Ledger
@@ -147,9 +147,26 @@ async def test_a_failed_connect_waits_for_its_thread_with_the_loop_running(
     other = asyncio.create_task(other_work())
     try:
         with pytest.raises(sqlite3.OperationalError):
-            await sqlite_connect.aiosqlite_creator(make_url("sqlite+aiosqlite:///x.db"))()
+            await sqlite_connect.connect("x.db")
         assert loop_ran.is_set(), "the loop ran other work while the connect waited"
         assert not made[0]._thread.is_alive(), "the thread ended before the error was raised"
     finally:
         loop_ran.set()
         await other
+
+
+async def test_a_registry_url_option_the_driver_ignores_is_warned_about_once(
+    tmp_path: Path,
+) -> None:
+    """The connections are made with the arguments the engine's dialect made from
+    the URL; making them again for the connect warned a second time."""
+    with pytest.warns(SAWarning) as caught:
+        ledger = Ledger(f"sqlite:///{tmp_path / 'registry.db'}?journal=wal")
+    try:
+        await ledger.open()
+    finally:
+        await ledger.aclose()
+    assert [str(w.message)[:50] for w in caught] == [
+        "Query string argument(s) 'journal' are not accepte"
+    ]
+    assert (tmp_path / "registry.db").is_file(), "the file the URL names was opened"
