@@ -23,7 +23,6 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -42,7 +41,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -130,7 +129,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _async_url(url: str) -> str:
+def _async_url(url: str) -> URL:
     parsed = make_url(url)
     driver = {
         "sqlite": "sqlite+aiosqlite",
@@ -138,7 +137,7 @@ def _async_url(url: str) -> str:
         "mysql": "mysql+aiomysql",
         "mariadb": "mysql+aiomysql",
     }.get(parsed.drivername)
-    return parsed.set(drivername=driver).render_as_string(False) if driver else url
+    return parsed.set(drivername=driver) if driver else parsed
 
 
 class AppendOnlyStore:
@@ -151,7 +150,7 @@ class AppendOnlyStore:
     def __init__(self, url: str, *, what: str) -> None:
         self.what = what
         try:
-            parsed = make_url(_async_url(url))
+            parsed = _async_url(url)
             self.engine: AsyncEngine = create_async_engine(parsed)
             if parsed.get_backend_name() == "sqlite":
                 sqlite_connect.open_with(self.engine)
@@ -165,24 +164,16 @@ class AppendOnlyStore:
         )
 
     def _unopenable(self) -> SourceUnavailable | None:
-        """A SQLite file whose folder does not exist, or a folder where the file
-        should be, named before any connection is tried."""
-        url = self.engine.url
-        database = url.database
-        if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        """A SQLite file that cannot be opened, named before any connection is tried."""
+        file = sqlite_connect.named_file(self.engine.url)
+        if file is None:
             return None
-        if database.startswith("file:") or url.query.get("uri"):
-            return None
-        file = Path(database).resolve()
-        setting = f"`{self.what}.url`"
-        if file.is_dir():
-            why = f"it is a folder, not a database file; set {setting} to a file"
-        elif not file.parent.is_dir():
-            why = f"its folder {file.parent} does not exist; create the folder or set {setting}"
-        else:
+        why = sqlite_connect.unopenable(file, f"`{self.what}.url`", created=True)
+        if not why:
             return None
         return SourceUnavailable(
-            f"the {self.what} database {file} cannot be opened: {why}", source=self.what
+            f"the {self.what} database {file.resolve()} cannot be opened: {why}",
+            source=self.what,
         )
 
     async def open(self) -> None:

@@ -7,22 +7,60 @@ died on "Event loop is closed" and printed its traceback, after the command's ow
 error. The engines of SQLite sources and of custview's own SQLite database make
 their connections through :func:`connect` (:func:`open_with`), which waits for
 that thread before the failure is raised.
+
+Both also say what is wrong with a file that cannot be opened when its path says
+so (:func:`unopenable`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from threading import Thread
 from typing import Any
+from urllib.parse import unquote
 
 import aiosqlite
 from sqlalchemy import event
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 STOP_WAIT = 0.5
 """Seconds at most that a failed connect waits for its thread to end (the stop job
 is next in the thread's queue: it ends at once)."""
+
+
+def unopenable(file: Path, setting: str, *, created: bool) -> str:
+    """Why the SQLite ``file`` (:func:`named_file`) cannot be opened, when its path
+    alone says so, else ``""``: a folder where the file should be; a file custview
+    never creates (``created`` false) that does not exist; for one it creates, a
+    folder that does not exist (named: the operator's own path). ``setting`` names
+    the URL for the advice."""
+    try:
+        if file.is_dir():
+            return f"it is a folder, not a database file; set {setting} to the file"
+        if not created and not file.exists():
+            return "it does not exist; custview never creates it"
+        folder = file.resolve().parent
+        if created and not folder.is_dir():
+            return f"its folder {folder} does not exist; create the folder or set {setting}"
+    except OSError:  # a directory it may not search: nothing known
+        pass
+    return ""
+
+
+def named_file(url: URL) -> Path | None:
+    """The file a SQLite URL names (a ``file:`` URI's path decoded); ``None`` for
+    another database or one in memory."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database.startswith("file:"):
+        database = unquote(database[len("file:") :].split("?", 1)[0])
+    if database in ("", ":memory:"):
+        return None
+    return Path(database)
 
 
 def open_with(engine: AsyncEngine) -> AsyncEngine:

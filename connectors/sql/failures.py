@@ -6,9 +6,6 @@ statement parameters: they end up in GraphQL errors and log lines.
 
 from __future__ import annotations
 
-from pathlib import Path
-from urllib.parse import unquote
-
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -16,6 +13,7 @@ from connectors.errors import ConnectorError, SourceTimeout, SourceUnavailable
 from connectors.redaction import describe_error
 from connectors.redaction import url_secrets as secrets_of_url
 from connectors.sql.locks import locked
+from connectors.sqlite_connect import named_file, unopenable
 
 DRIVER_MODULES = frozenset({"asyncpg", "aiomysql", "pymysql", "sqlite3", "aiosqlite"})
 
@@ -72,25 +70,9 @@ def _sqlite_hint(url: URL) -> str:
     """What is wrong with the SQLite file ``url`` names, when its path says so: not
     there, or a folder. The path is not shown: it may say more about the host than
     an error should."""
-    if url.get_backend_name() != "sqlite":
-        return ""
-    database = url.database or ""
-    if database.startswith("file:"):
-        database = unquote(database[len("file:") :].split("?", 1)[0])
-    if database in ("", ":memory:"):
-        return ""
-    try:
-        path = Path(database)
-        if not path.exists():
-            return " (the configured SQLite file does not exist; custview never creates it)"
-        if path.is_dir():
-            return (
-                " (the configured SQLite path is a folder, not a database file; "
-                "point the source's url at the file)"
-            )
-    except OSError:  # a directory it may not search: nothing known
-        pass
-    return ""
+    file = named_file(url)
+    why = unopenable(file, "the source's url", created=False) if file else ""
+    return f" (the configured SQLite file: {why})" if why else ""
 
 
 def url_secrets(url: URL) -> list[str]:

@@ -606,9 +606,9 @@ async def test_a_missing_sqlite_file_is_named_as_such_without_its_path(tmp_path:
     try:
         health = await connector.health(["contacts"])
         assert not health.ok
-        assert "the configured SQLite file does not exist" in health.detail
+        assert "the configured SQLite file: it does not exist" in health.detail
         assert "s3cret" not in health.detail
-        with pytest.raises(SourceUnavailable, match="SQLite file does not exist"):
+        with pytest.raises(SourceUnavailable, match="SQLite file: it does not exist"):
             await connector.lookup_many("contacts", "id", [1], ["id"])
     finally:
         await connector.aclose()

@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Generator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,8 @@ from connectors.ledger import Ledger
 from connectors.sql import SQLConnector, SQLOptions
 
 FOLDER = (
-    "(the configured SQLite path is a folder, not a database file; "
-    "point the source's url at the file)"
+    "(the configured SQLite file: it is a folder, not a database file; "
+    "set the source's url to the file)"
 )
 
 
@@ -87,27 +88,35 @@ def test_a_folder_as_a_sqlite_source_is_named_and_leaves_no_thread(
 def test_a_folder_as_the_registry_is_named_and_leaves_no_thread(
     tmp_path: Path, thread_failures: list[str], uri: bool
 ) -> None:
-    """A path is looked at before any connect; a ``file:`` URI is not: its connect
-    fails, and leaves no thread either."""
+    """A path is looked at before any connect, a ``file:`` URI's too."""
     folder = tmp_path / "registry.db"
     folder.mkdir()
     url = f"sqlite:///file:{folder}?uri=true" if uri else f"sqlite:///{folder}"
-
-    async def open_registry() -> str:
-        ledger = Ledger(url)
-        try:
-            with pytest.raises(SourceUnavailable) as caught:
-                await ledger.open()
-        finally:
-            await ledger.aclose()
-        return str(caught.value)
-
-    assert _in_closing_loops(open_registry, thread_failures) == (
-        "source 'registry': the registry database is unavailable (OperationalError)"
-        if uri
-        else f"source 'registry': the registry database {folder} cannot be opened: it is a "
-        "folder, not a database file; set `registry.url` to a file"
+    assert _in_closing_loops(partial(_open_registry, url), thread_failures) == (
+        f"source 'registry': the registry database {folder} cannot be opened: it is a "
+        "folder, not a database file; set `registry.url` to the file"
     )
+
+
+def test_a_registry_that_fails_to_connect_leaves_no_thread(
+    tmp_path: Path, thread_failures: list[str]
+) -> None:
+    """A read-only URI naming no file: nothing in its path says it cannot be
+    opened, and its connect fails."""
+    url = f"sqlite:///file:{tmp_path / 'registry.db'}?mode=ro&uri=true"
+    assert _in_closing_loops(partial(_open_registry, url), thread_failures) == (
+        "source 'registry': the registry database is unavailable (OperationalError)"
+    )
+
+
+async def _open_registry(url: str) -> str:
+    ledger = Ledger(url)
+    try:
+        with pytest.raises(SourceUnavailable) as caught:
+            await ledger.open()
+    finally:
+        await ledger.aclose()
+    return str(caught.value)
 
 
 async def test_a_failed_connect_waits_for_its_thread_with_the_loop_running(
