@@ -35,7 +35,7 @@ from resolvers import metrics as metric_values
 from resolvers import walk
 from resolvers.expr import Expr, Order
 from resolvers.heap import long_lived_frozen
-from resolvers.model import FieldType, MemberSpec, UnifiedModel
+from resolvers.model import FieldType, UnifiedModel
 from resolvers.planner import Planner
 from resolvers.policy import ForbiddenField, Grant, mask
 from resolvers.view import CustomerView, Federation, RequestView, _scan_after
@@ -396,8 +396,6 @@ class _CustomerRows:
             )
             for at, name in enumerate(names)
         ]
-        self._prefixes: dict[int, tuple[MemberSpec, str]] = {}
-        """id(member) -> (member, its records' reference up to the key)."""
 
     async def build(self, view: RequestView, customers: list[CustomerView]) -> list[Row]:
         owned, refs = self._owned(customers)
@@ -436,7 +434,6 @@ class _CustomerRows:
         lists = list(owned.values())
         refs: list[str] = []
         with_refs = bool(self.refs_at)
-        prefixes = self._prefixes
         # a customer without records of a member shares this one (never appended to)
         none: list[Any] = []
         for customer in customers:
@@ -453,11 +450,8 @@ class _CustomerRows:
                     else:
                         found[-1].append(key)
                 if with_refs:
-                    # :meth:`Record.ref_text`, the member's part formatted once
-                    known = prefixes.get(id(member))
-                    if known is None or known[0] is not member:
-                        known = prefixes[id(member)] = (member, f"{member.source}/{member.table}/")
-                    texts.append(known[1] + str(key))
+                    # :meth:`Record.ref_text`, the key already at hand
+                    texts.append(member.ref_prefix + str(key))
             if with_refs:
                 refs.append(";".join(texts))
         return owned, refs

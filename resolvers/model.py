@@ -59,6 +59,12 @@ class MemberSpec(_Strict):
         """``source.table``, made once (a customer 360 asks ~24 times)."""
         return f"{self.source}.{self.table}"
 
+    @functools.cached_property
+    def ref_prefix(self) -> str:
+        """Its records' reference (``source/table/key``) up to the key, made once:
+        exports write one per record."""
+        return f"{self.source}/{self.table}/"
+
     @property
     def created_column(self) -> str | None:
         if self.created_at:

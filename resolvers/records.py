@@ -106,8 +106,7 @@ class Record:
         """``str(self.ref)``, without making the reference."""
         if self._ref is not None:
             return str(self._ref)
-        member = self.member
-        return f"{member.source}/{member.table}/" + str(self.key)
+        return self.member.ref_prefix + str(self.key)
 
     def order(self) -> tuple[int, int, int | str]:
         """Member rank, then key (numbers before text): the order of listing."""
