@@ -115,15 +115,41 @@ def _raw_reader(mapping: str) -> Reader:
     """:func:`raw_value` for one mapping, with the template parsed once."""
     if "{" not in mapping:
         return lambda row: row.get(mapping)
+    fill = filled_templates(mapping)
+    return lambda row: fill((row,))[0]
+
+
+def filled_templates(mapping: str) -> Callable[[Sequence[dict[str, Any]]], list[Any]]:
+    """Rows -> each one's template ``mapping`` filled in: the values of its columns
+    (none: empty) in place of the placeholders, runs of spaces made one, ``None``
+    when that leaves nothing. Exports fill a whole column of rows in one call; a
+    template of two columns (``{first_name} {last_name}``) is filled without a
+    loop over its columns."""
     parts = _PLACEHOLDER.split(mapping)
     head, columns, tails = parts[0], parts[1::2], parts[2::2]
+    if len(columns) == 2:
+        (first, second), (middle, end) = columns, tails
+
+        def filled_two(rows: Sequence[dict[str, Any]]) -> list[Any]:
+            out = []
+            for row in rows:
+                text = head + str(row.get(first) or "") + middle + str(row.get(second) or "") + end
+                out.append(" ".join(text.split()) or None)
+            return out
+
+        return filled_two
     pairs = list(zip(columns, tails, strict=True))
 
-    def fill(row: dict[str, Any]) -> Any:
-        text = head + "".join(str(row.get(c) or "") + tail for c, tail in pairs)
-        return " ".join(text.split()) or None
+    def filled(rows: Sequence[dict[str, Any]]) -> list[Any]:
+        out = []
+        for row in rows:
+            text = head
+            for column, tail in pairs:
+                text += str(row.get(column) or "") + tail
+            out.append(" ".join(text.split()) or None)
+        return out
 
-    return fill
+    return filled
 
 
 def reader(member: MemberSpec, field: str, spec: FieldSpec, default_region: str | None) -> Reader:

@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any
 
 from resolvers.coerce import coerce, converter
-from resolvers.golden import _EPOCH, _PLACEHOLDER, Survivorship, _raw_reader, reader
+from resolvers.golden import _EPOCH, Survivorship, filled_templates, reader
 from resolvers.model import FieldSpec, FieldType, MemberSpec
 from resolvers.normalize import normalize_email, normalize_external_id, normalize_phone
 from resolvers.records import Record, customer_id_of
@@ -48,10 +48,10 @@ def column_reader(
         read = reader(member, field, spec, default_region)
         return lambda rows: [read(row) for row in rows]
     if "{" in mapping:
+        filled = filled_templates(mapping)
         if type_ == "string":  # a filled-in template is text already, or None
-            return _filled_column(mapping)
-        fill = _raw_reader(mapping)
-        return lambda rows: [coerce(fill(row), type_) for row in rows]
+            return filled
+        return lambda rows: [coerce(v, type_) for v in filled(rows)]
     if type_ == "string":  # a text column needs nothing but text
         return lambda rows: [
             v if v is None or v.__class__ is str else coerce(v, type_)
@@ -61,26 +61,6 @@ def column_reader(
     return lambda rows: [
         None if v is None else convert(v) for v in [row.get(mapping) for row in rows]
     ]
-
-
-def _filled_column(mapping: str) -> Column:
-    """:func:`resolvers.golden._raw_reader`'s filled-in template over many rows at once;
-    a template of two columns (``{first_name} {last_name}``) without a generator a row."""
-    parts = _PLACEHOLDER.split(mapping)
-    head, columns, tails = parts[0], parts[1::2], parts[2::2]
-    if len(columns) != 2:
-        fill = _raw_reader(mapping)
-        return lambda rows: [fill(row) for row in rows]
-    (first, second), (middle, end) = columns, tails
-
-    def filled(rows: list[dict[str, Any]]) -> list[Any]:
-        out = []
-        for row in rows:
-            text = head + str(row.get(first) or "") + middle + str(row.get(second) or "") + end
-            out.append(" ".join(text.split()) or None)
-        return out
-
-    return filled
 
 
 _SHAPED = 4
