@@ -540,7 +540,7 @@ class _Run:
     async def execute(self, fields: list[Selected]) -> ExecutionResult:
         try:
             data = self.fields(fields, self.root_value, None)
-            if _awaitable(data):
+            if type(data) not in _PLAIN and _awaitable(data):
                 data = await data
         except GraphQLError as error:
             self._add(error, None)
@@ -846,7 +846,7 @@ class _Run:
                     continue
                 try:
                     value = self.complete(selected, item_type, item_path, item)
-                    if _awaitable(value):
+                    if type(value) not in _PLAIN and _awaitable(value):
                         value = self._completing(selected, item_type, item_path, value)
                         pending.append(index)
                 except Exception as raw:
@@ -914,12 +914,11 @@ def _unwrapped(type_: Any) -> Any:
 
 
 def _awaitable(value: Any) -> bool:
-    """:func:`inspect.isawaitable`, answered at once for the plain values most
-    fields produce and for coroutines (it asks ``collections.abc.Awaitable`` of
-    everything else). The hottest callers test ``type(value) not in _PLAIN``
-    themselves first: most values are plain, and then it is not called at all."""
-    kind = type(value)
-    return kind is CoroutineType or (kind not in _PLAIN and isawaitable(value))
+    """:func:`inspect.isawaitable` of a value that is not plain, answered at once for
+    coroutines (it asks ``collections.abc.Awaitable`` of everything else). Callers
+    test ``type(value) not in _PLAIN`` themselves first: most values are plain, and
+    then it is not called at all."""
+    return type(value) is CoroutineType or isawaitable(value)
 
 
 def _close(awaitables: Iterable[Any]) -> None:
