@@ -69,8 +69,7 @@ async def settled(work: Sequence[Awaitable[Any]]) -> list[Any]:
         raise
     if first is None:
         return results
-    rest = work[len(results) + 1 :]
-    others = asyncio.gather(*_started(rest, context), return_exceptions=True) if rest else None
+    others = _started(work[len(results) + 1 :], context)
     try:
         try:
             results.append(await _rest_of(*first))
@@ -83,17 +82,13 @@ async def settled(work: Sequence[Awaitable[Any]]) -> list[Any]:
         if task.cancelling() > cancelled:  # the work swallowed the caller's cancel
             raise asyncio.CancelledError
     except GeneratorExit:  # closed, never to run again: nothing to wait in
-        if others is not None:
-            others.cancel()
-            others.add_done_callback(_retrieved)
+        _abandoned(others)
         raise
     except BaseException:
-        if others is not None:
-            others.cancel()
-            await _ended(others)
+        await _cancelled(others)
         raise
-    if others is not None:
-        results += await others
+    if others:
+        results += await asyncio.gather(*others, return_exceptions=True)
     return results
 
 
@@ -198,9 +193,7 @@ async def _waited(
     try:
         first = await _rest_of(steps, waiting)
     except GeneratorExit:  # closed, never to run again: nothing to wait in
-        for other in others:
-            other.cancel()
-            other.add_done_callback(_retrieved)
+        _abandoned(others)
         raise
     except BaseException as exc:
         watching = False
@@ -228,20 +221,20 @@ async def _waited(
 
 
 async def _cancelled(others: list[Any]) -> None:
-    """``others`` that have not ended cancelled, and waited for whatever they end with."""
+    """``others`` that have not ended cancelled, and waited for whatever they end with
+    (their connections given back before the caller goes on, as gather waits)."""
     for other in others:
         if not other.done():
             other.cancel()
     await asyncio.gather(*others, return_exceptions=True)
 
 
-async def _ended(others: asyncio.Future[Any]) -> None:
-    """Wait for cancelled ``others`` to end (their connections given back before
-    the caller goes on, as gather waits), whatever they end with."""
-    try:
-        await others
-    except BaseException:  # their outcome is nobody's now
-        _retrieved(others)
+def _abandoned(others: list[Any]) -> None:
+    """``others`` cancelled, and whatever they end with dropped, with nobody to wait
+    for them."""
+    for other in others:
+        other.cancel()
+        other.add_done_callback(_retrieved)
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:
