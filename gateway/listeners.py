@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 Address = tuple[str, int]
 
@@ -30,8 +30,8 @@ Address = tuple[str, int]
 class _Shared:
     sockets: list[socket.socket]
     users: int
-    superseded: list[Callable[[], None]] = field(default_factory=list)
-    """How each endpoint accepting on the sockets now stops accepting."""
+    superseded: Callable[[], None] | None = None
+    """How the endpoint accepting on the sockets now stops accepting (one at a time)."""
 
 
 _listening: dict[Address, _Shared] = {}
@@ -88,9 +88,9 @@ def accepting(address: Address, superseded: Callable[[], None]) -> None:
     shared = _listening.get(address)
     if shared is None:
         return
-    earlier, shared.superseded = shared.superseded, [superseded]
-    for stop in earlier:
-        stop()
+    earlier, shared.superseded = shared.superseded, superseded
+    if earlier is not None:
+        earlier()
 
 
 def release(address: Address) -> None:
