@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from connectors.sql import SQLConnector
 from gateway.demodata.feedback_service import DEMO_TOKEN, create_feedback_app
 from gateway.logs import OWN_LOGGERS, LoggingSettings, LogLevel, configure_logging
 from gateway.settings import DEMO_CONFIG, load_settings
@@ -67,20 +68,34 @@ def log_lines() -> Iterator[io.StringIO]:
         yield stream
 
 
-@pytest.fixture()
-def statements() -> Iterator[list[str]]:
+@contextmanager
+def sent_by_sources(app: Starlette) -> Iterator[list[str]]:
+    """The statements ``app``'s SQL sources send, heard on their own engines: a
+    listener on the ``Engine`` class heard every engine of the process, those of
+    an app another test left running too."""
+    engines = []
+    for connector in app.state.federation.connectors.values():
+        while hasattr(connector, "inner"):  # the resilience and cache wrappers
+            connector = connector.inner
+        if isinstance(connector, SQLConnector):
+            engines.append(connector.engine.sync_engine)
+    assert len(engines) == 3, "crm, support and sales"
     seen: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement)
 
-    event.listen(Engine, "after_cursor_execute", record)
-    yield seen
-    event.remove(Engine, "after_cursor_execute", record)
+    for engine in engines:
+        event.listen(engine, "after_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        for engine in engines:
+            event.remove(engine, "after_cursor_execute", record)
 
 
 async def test_one_request_one_id_in_logs_response_and_sources(
-    feedback: _Headers, log_lines: io.StringIO, statements: list[str]
+    feedback: _Headers, log_lines: io.StringIO
 ) -> None:
     tagged = load_settings(DEMO_CONFIG)
     for source in ("crm", "support", "sales"):  # off by default on SQLite: no server log
@@ -91,11 +106,11 @@ async def test_one_request_one_id_in_logs_response_and_sources(
     async for client in serve_in_process(tagged):
         log_lines.truncate(0)
         log_lines.seek(0)
-        statements.clear()
         feedback.seen.clear()
-        response = await client.post(
-            "/graphql", json={"query": QUERY}, headers={"X-Request-ID": "order-7.check_1"}
-        )
+        with sent_by_sources(client.app) as statements:  # type: ignore[attr-defined]
+            response = await client.post(
+                "/graphql", json={"query": QUERY}, headers={"X-Request-ID": "order-7.check_1"}
+            )
         assert response.status_code == 200
         body = response.json()
         assert "errors" not in body
