@@ -809,7 +809,7 @@ class _Run:
         view = self.context["view"]
         await gathered([view.prefetch_related(items, n) for n in names])
         listed = self._list_now(selected, item_type, path, items)
-        if type(listed) is not list and _awaitable(listed):
+        if type(listed) not in _PLAIN and _awaitable(listed):
             listed = await listed
         return listed
 
