@@ -29,7 +29,7 @@ from gateway.logs import LoggingSettings
 from gateway.persisted import PersistedQueries
 from gateway.sql_settings import SqlSettings, TlsFileError, tls_context
 from gateway.tracing import TracingSettings, otel_missing
-from gateway.unexpected import hide
+from gateway.unexpected import hide, hide_in
 from resolvers.model import UnifiedModel
 from resolvers.policy import Policy, PolicySpec, check_policy
 from resolvers.registry import IdentityRegistry
@@ -346,9 +346,11 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
 
     An error other than a :class:`ConfigError` (a connector plugin's options model
     failing, a bug) may quote the values it was validating: before it leaves,
-    every value that may be a secret is hidden (:func:`gateway.unexpected.hide`),
-    so its report and log line do not show them. Only then: a value merely taken
-    from the environment (a folder, a port) stays readable in every other line."""
+    every value that may be a secret is hidden wherever that error is shown
+    (:func:`gateway.unexpected.hide_in`: its report, traceback and log lines).
+    Only there: a value merely taken from the environment (a folder, a port)
+    stays readable in every other line, and the process-wide hiding
+    (:func:`gateway.unexpected.hide`) holds the secrets of settings that loaded."""
     path = config_path(explicit)
     file = str(path)
     raw, lines = _read(path)
@@ -359,8 +361,8 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> LoadedSetti
         return _validate(path, data, lines, from_env)
     except ConfigError:
         raise
-    except Exception:
-        hide(_maybe_secret(data, from_env, taken))
+    except Exception as exc:
+        hide_in(exc, _maybe_secret(data, from_env, taken))
         raise
 
 

@@ -138,7 +138,7 @@ def test_an_unexpected_error_while_loading_hides_the_values_it_may_quote(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from connectors.rest.options import RESTOptions
-    from gateway.unexpected import report, scrub
+    from gateway.unexpected import report
 
     def quoting(cls: type, obj: object, *args: object, **kwargs: object) -> None:
         raise TypeError(f"cannot take options {obj!r}")  # a plugin's bug
@@ -156,7 +156,60 @@ def test_an_unexpected_error_while_loading_hides_the_values_it_may_quote(
     with pytest.raises(TypeError) as caught:
         load_settings(config)
     assert "tenant-key-5ecret" in str(caught.value), "the error quotes them"
-    shown = report(caught.value) + scrub(f"not reloaded: {caught.value}")
+    shown = report(caught.value) + _logged("not reloaded: %s", caught.value)
     for secret in ("tenant-key-5ecret", "demo-feedback-token", "lit-pw-4471"):
         assert secret not in shown
     assert "'X-Tenant': '***'" in shown
+
+
+def _logged(*args: object, **kwargs: object) -> str:
+    """What the server's log handler writes for one ``error`` call."""
+    import io
+    import logging
+
+    from gateway.logs import LoggingSettings, log_handler
+
+    stream = io.StringIO()
+    logger = logging.getLogger("custview.test-config-secrets")
+    logger.addHandler(log_handler(LoggingSettings(format="text"), stream))
+    logger.propagate = False
+    try:
+        logger.error(*args, **kwargs)  # type: ignore[arg-type]
+    finally:
+        logger.handlers.clear()
+        logger.propagate = True
+    return stream.getvalue()
+
+
+def test_a_failed_load_hides_its_values_where_its_error_shows_not_in_every_later_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load that fails unexpectedly hides every value it took from the environment
+    wherever its error is shown; a plain value (a team name) stays readable in the
+    process's other log lines, and so does the file's plain text."""
+    from connectors.rest.options import RESTOptions
+    from gateway.unexpected import report
+
+    def quoting(cls: type, obj: object, *args: object, **kwargs: object) -> None:
+        raise TypeError(f"cannot take options {obj!r}")  # a plugin's bug
+
+    monkeypatch.setattr(RESTOptions, "model_validate", classmethod(quoting))
+    monkeypatch.setenv("FEEDBACK_TENANT", "tenant-key-8ecret")
+    monkeypatch.setenv("FEEDBACK_TEAM", "team-plain-9031")
+    config = _config(tmp_path, '{X-Tenant: "${FEEDBACK_TENANT}", X-Team: "${FEEDBACK_TEAM}"}')
+    with pytest.raises(TypeError) as caught:
+        load_settings(config)
+    error = caught.value
+    assert "tenant-key-8ecret" in str(error) and "team-plain-9031" in str(error)
+    shown = [
+        report(error),
+        _logged("configuration not reloaded: %s", error),
+        _logged("configuration not reloaded", exc_info=error),
+    ]
+    try:
+        raise RuntimeError("while reporting it") from error
+    except RuntimeError as later:
+        shown.append(_logged("failed", exc_info=later))  # its cause is shown: hidden there too
+    for text in shown:
+        assert "tenant-key-8ecret" not in text and "team-plain-9031" not in text, text
+    assert "on call: team-plain-9031" in _logged("on call: %s", "team-plain-9031")
