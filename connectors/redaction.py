@@ -120,6 +120,55 @@ def credential_param(name: str) -> bool:
     return CREDENTIAL_PARAM.search(name) is not None or name.lower().endswith("password")
 
 
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+"""Headers whose value is a credential, whatever it looks like."""
+CREDENTIAL_WORDS = (
+    "key",
+    "token",
+    "secret",
+    "auth",
+    "session",
+    "pass",
+    "pwd",
+    "credential",
+    "signature",
+)
+"""A header whose name holds one of these (``X-API-Key``, ``X-Auth-Token``) carries one."""
+PLAIN_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-charset",
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "content-type",
+        "pragma",
+        "user-agent",
+    }
+)
+"""Request headers whose value is never a secret: content negotiation, caching, the
+client's name."""
+
+
+def credential_header(name: str) -> bool:
+    """Whether header ``name`` is named as a credential carrier (``Authorization``,
+    ``Cookie``, a name holding one of :data:`CREDENTIAL_WORDS`)."""
+    lowered = name.lower()
+    return lowered in CREDENTIAL_HEADERS or any(w in lowered for w in CREDENTIAL_WORDS)
+
+
+def secret_header(name: str) -> bool:
+    """Whether the configured value of request header ``name`` is a secret: every
+    header but :data:`PLAIN_HEADERS` and API version headers (a name ending in
+    ``version``: ``X-Api-Version``, ``Stripe-Version``) that are not named as a
+    credential. A custom header (``X-Tenant``, ``X-Partner``) may carry a key
+    whatever its name says."""
+    lowered = name.strip().lower()
+    if credential_header(lowered):
+        return True
+    return lowered not in PLAIN_HEADERS and not lowered.endswith("version")
+
+
 def url_secrets(url: str) -> list[str]:
     """What an error must not show of ``url`` when it holds credentials: the URL as
     written and each password in it (after ``user:``, or a query parameter such as

@@ -20,7 +20,7 @@ from connectors.cache import CacheOptions, CachingConnector
 from connectors.cache_store import create_cache
 from connectors.ledger import Ledger
 from connectors.observe import ObservedConnector
-from connectors.redaction import credential_param, secret_values
+from connectors.redaction import credential_param, secret_header, secret_values
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from gateway.audit import AuditSettings
 from gateway.auth import AuthSettings
@@ -141,7 +141,7 @@ class LoadedSettings:
 
     def secrets(self) -> list[str]:
         """What no error text or log line may show: every source's secrets (its URL
-        and password, tokens, credential headers) and any other secret setting (a
+        and password, tokens, secret headers) and any other secret setting (a
         secret string or bytes, a URL-valued setting's password: ``registry.url``,
         ``audit.url``, ``cache.url``)."""
         found = secret_values(self.settings)
@@ -322,13 +322,16 @@ def _maybe_secret(data: Any, from_env: set[tuple[str | int, ...]], taken: list[s
     """Every value of a settings file that may be a secret, before any model said
     which are: each value taken from the environment and each string holding one,
     every URL's or connection string's password, each value of a key named like a
-    credential (``token``, ``password``, ``api_key``...)."""
+    credential (``token``, ``password``, ``api_key``...) and of every header under
+    a ``headers`` mapping but the plain ones (:func:`secret_header`)."""
     found = [*taken, *secret_values(data)]
 
     def walk(value: Any, path: tuple[str | int, ...]) -> None:
         if isinstance(value, dict):
+            headers = path[-1:] == ("headers",)
             for key, item in value.items():
-                if isinstance(item, str) and credential_param(str(key)):
+                named = secret_header(str(key)) if headers else credential_param(str(key))
+                if isinstance(item, str) and named:
                     found.append(item)
                 walk(item, (*path, key))
         elif isinstance(value, list):

@@ -9,7 +9,7 @@ error is described so before it crosses its pipe. What reaches the CLI's last
 words or a server log line's traceback otherwise is Python's own text, so:
 
 - every settings file loaded in this process adds its secrets (:func:`hide`:
-  each source's URL password, token and credential headers, and every secret
+  each source's URL password, token and secret headers, and every secret
   setting, as :meth:`gateway.settings.LoadedSettings.secrets` lists them);
 - a settings file that failed to load unexpectedly hides every value that may
   be a secret (each value taken from the environment, each URL's password, each

@@ -59,7 +59,7 @@ class SourceClient:
         if self._token_url is not None:
             self._origins.add(_origin(self._token_url))
         self._auth = build_auth(options.auth, self._post_token, source)
-        self._secrets = options.secrets()  # auth's and the credential headers' values
+        self._secrets = options.secrets()  # auth's and the secret headers' values
         self._slots = asyncio.Semaphore(options.max_concurrency)
         self.in_flight = 0
         """GETs holding one of the ``max_concurrency`` slots right now."""

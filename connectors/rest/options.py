@@ -25,30 +25,9 @@ from pydantic import (
 )
 
 from connectors._base import ConnectorOptions, FilterOp
-from connectors.redaction import credential_param
+from connectors.redaction import credential_param, secret_header
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
-"""Headers whose value is a credential, whatever it looks like."""
-CREDENTIAL_WORDS = (
-    "key",
-    "token",
-    "secret",
-    "auth",
-    "session",
-    "pass",
-    "pwd",
-    "credential",
-    "signature",
-)
-"""A header whose name holds one of these (``X-API-Key``, ``X-Auth-Token``) carries one."""
-
-
-def credential_header(name: str) -> bool:
-    """Whether header ``name`` carries a credential (its value an error must not show)."""
-    lowered = name.lower()
-    return lowered in CREDENTIAL_HEADERS or any(w in lowered for w in CREDENTIAL_WORDS)
 
 
 class _Model(BaseModel):
@@ -284,7 +263,9 @@ class RESTOptions(ConnectorOptions):
     retry_max_wait: float = Field(default=2.0, ge=0)
     auth: AuthOptions | None = None
     headers: dict[str, str] = {}
-    """Extra request headers (``Accept``, ``User-Agent``, API version headers, a key)."""
+    """Extra request headers (``Accept``, ``User-Agent``, API version headers, a key);
+    each value is a secret unless the header is a plain one
+    (:func:`~connectors.redaction.secret_header`)."""
     health_path: str = ""
     """Path (relative to ``base_url``) that ``health`` pings; ``""`` is ``base_url``."""
     resources: dict[str, ResourceOptions]
@@ -294,16 +275,17 @@ class RESTOptions(ConnectorOptions):
     """(resource, query parameter) whose configured value came from the environment."""
 
     def secrets(self) -> list[str]:
-        """``auth``'s secrets, the value of each header that carries a credential (by
-        its name, :func:`credential_header`) and of each resource's query parameter
-        that does (by its name, as :func:`~connectors.redaction.credential_param`
-        counts URL parameters: ``api_key``, ``token``...), and every header or query
-        parameter the config took from the environment. Not ``Accept:
-        application/json`` or ``X-Api-Version: 2``, whose values are no secret and
-        would hide every ``2`` of a message."""
+        """``auth``'s secrets, the value of every header but the plain ones
+        (:func:`~connectors.redaction.secret_header`: not ``Accept:
+        application/json``, ``User-Agent`` or ``X-Api-Version: 2``, whose values are
+        no secret and would hide every ``2`` of a message) and of each resource's
+        query parameter that carries a credential (by its name, as
+        :func:`~connectors.redaction.credential_param` counts URL parameters:
+        ``api_key``, ``token``...), and every header or query parameter the config
+        took from the environment."""
         return [
             *super().secrets(),
-            *(v for k, v in self.headers.items() if credential_header(k) or k in self._env_headers),
+            *(v for k, v in self.headers.items() if secret_header(k) or k in self._env_headers),
             *(
                 value
                 for name, resource in self.resources.items()

@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.redaction import dsn_secrets, redact, secrets_pattern, url_secrets
-from connectors.rest.options import credential_header
+from connectors.redaction import (
+    credential_header,
+    dsn_secrets,
+    redact,
+    secret_header,
+    secrets_pattern,
+    url_secrets,
+)
 
 
 def test_a_secret_is_hidden_as_a_bytes_repr_quotes_it() -> None:
@@ -119,6 +125,26 @@ def test_plain_parameters_near_credential_words_are_not_secrets(url: str) -> Non
 )
 def test_credential_headers_are_named_so(name: str, credential: bool) -> None:
     assert credential_header(name) is credential
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("Authorization", True),
+        ("X-Token", True),
+        ("X-Tenant", True),
+        ("X-Partner-Id", True),
+        ("X-Token-Version", True),
+        ("Accept", False),
+        ("accept-language", False),
+        ("User-Agent", False),
+        ("Content-Type", False),
+        ("X-Api-Version", False),
+        ("Stripe-Version", False),
+    ],
+)
+def test_every_header_but_the_plain_ones_is_secret(name: str, secret: bool) -> None:
+    assert secret_header(name) is secret
 
 
 @pytest.mark.parametrize(

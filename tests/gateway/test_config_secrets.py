@@ -31,7 +31,7 @@ def test_a_header_from_the_environment_is_a_secret_whatever_its_name(
     monkeypatch.setenv("FEEDBACK_TENANT", "tenant-7781")
     config = _config(
         tmp_path,
-        '{X-Tenant: "${FEEDBACK_TENANT}", X-Region: "eu-west-1", Accept: application/json}',
+        '{X-Tenant: "${FEEDBACK_TENANT}", User-Agent: "eu-west-1", Accept: application/json}',
     )
     _, options = load_settings(config).connectors["feedback"]
     secrets = options.secrets()
@@ -213,3 +213,47 @@ def test_a_failed_load_hides_its_values_where_its_error_shows_not_in_every_later
     for text in shown:
         assert "tenant-key-8ecret" not in text and "team-plain-9031" not in text, text
     assert "on call: team-plain-9031" in _logged("on call: %s", "team-plain-9031")
+
+
+def test_a_literal_value_under_a_custom_header_is_a_secret_whatever_its_name(
+    tmp_path: Path,
+) -> None:
+    """Any header but the plain ones (content negotiation, the client's name, an API
+    version) may carry a key custview cannot tell by its name (``X-Tenant``,
+    ``X-Partner``), so its value is kept out of errors and log lines."""
+    config = _config(
+        tmp_path,
+        "{X-Tenant: tnt-literal-5521, X-Token: tok-literal-5522, X-Partner: prt-literal-5523,"
+        " Accept: application/json, User-Agent: custview-probe/1.0,"
+        " Stripe-Version: '2024-06-20'}",
+    )
+    loaded = load_settings(config)
+    secrets = loaded.connectors["feedback"][1].secrets()
+    for literal in ("tnt-literal-5521", "tok-literal-5522", "prt-literal-5523"):
+        assert literal in secrets and literal in loaded.secrets()
+    for plain in ("application/json", "custview-probe/1.0", "2024-06-20"):
+        assert plain not in secrets
+    message = "GET /surveys with X-Partner prt-literal-5523 failed (application/json)"
+    assert describe_error(RuntimeError(message), loaded.secrets()) == (
+        "RuntimeError: GET /surveys with X-Partner *** failed (application/json)"
+    )
+
+
+def test_a_failed_load_hides_literal_header_values_where_its_error_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.rest.options import RESTOptions
+    from gateway.unexpected import report
+
+    def quoting(cls: type, obj: object, *args: object, **kwargs: object) -> None:
+        raise TypeError(f"cannot take options {obj!r}")  # a plugin's bug
+
+    monkeypatch.setattr(RESTOptions, "model_validate", classmethod(quoting))
+    config = _config(
+        tmp_path, "{X-Api-Key: api-literal-6631, X-Tenant: tnt-literal-6632, Accept: text/csv}"
+    )
+    with pytest.raises(TypeError) as caught:
+        load_settings(config)
+    shown = report(caught.value) + _logged("not reloaded: %s", caught.value)
+    assert "api-literal-6631" not in shown and "tnt-literal-6632" not in shown, shown
+    assert "'Accept': 'text/csv'" in shown
