@@ -40,7 +40,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
@@ -255,13 +254,12 @@ class ExportWorkers:
             raise await self._stopped(worker, doing) from None
         if kind == "raise":  # custview's own error, as the in-process path raises it
             raise payload
-        if kind == "error":  # an unexpected error: its redacted text and where it was raised
-            described, frames = payload
+        if kind == "error":  # an unexpected error: its redacted text and traceback
+            described, trace = payload
             raise WorkerFailed(
                 f"export worker {worker} failed while {doing}: {described}\n"
                 "This is not a source failure but a bug in custview or a connector plugin: "
-                "please report it with this message. The worker's stack, most recent call "
-                f"last:\n{frames}"
+                f"please report it with this message. The worker's traceback:\n{trace}"
             )
         if kind != expected:  # a real check: an assert would vanish under python -O
             raise WorkerFailed(
@@ -418,13 +416,13 @@ def _terminate(processes: list[WorkerProcess], grace: float = 0.0) -> None:
 
 def _unexpected(exc: BaseException) -> tuple[str, str]:
     """An error other than custview's own as a worker reports it: its type and first
-    line without the hidden secrets (:func:`gateway.unexpected.describe`), and where
-    it was raised (the stack's frames: its code lines, none of its values, which a
-    message or a local may hold)."""
-    from gateway.unexpected import describe
+    line without the hidden secrets (:func:`gateway.unexpected.describe`), and its
+    traceback with every error it was raised from or while handling, each its type
+    and first line, redacted, and where it was raised (code lines, none of the
+    values a message or a local may hold: :func:`gateway.unexpected.redacted_traceback`)."""
+    from gateway.unexpected import describe, redacted_traceback
 
-    frames = "".join(traceback.format_list(traceback.extract_tb(exc.__traceback__)))
-    return describe(exc), frames
+    return describe(exc), redacted_traceback(exc)
 
 
 def factory(loaded: LoadedSettings) -> Callable[[], ExportWorkers] | None:

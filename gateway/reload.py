@@ -83,8 +83,13 @@ class ReloadingApp:
         await receive()  # lifespan.startup
         try:
             self._current = await self._start(self._first)
+        except Exception as exc:
+            _log_failure("the gateway could not start", exc)
+            # said above, with its cause: uvicorn would log only the message's text
+            await send({"type": "lifespan.startup.failed", "message": ""})
+            raise
         except BaseException as exc:
-            await send({"type": "lifespan.startup.failed", "message": str(exc)})
+            await send({"type": "lifespan.startup.failed", "message": describe(exc)})
             raise
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -118,15 +123,13 @@ class ReloadingApp:
             try:
                 loaded = await asyncio.to_thread(load_settings, path)
                 new = await self._start(loaded)
-            except CustviewError as exc:
-                log.error("configuration not reloaded, the previous one keeps serving: %s", exc)
-                return False
             except Exception as exc:
-                log.error(
-                    "configuration not reloaded, the previous one keeps serving: %s: %s%s",
-                    path,
-                    describe(exc),
-                    _sql_moved(old.loaded, loaded) if isinstance(exc, OSError) else "",
+                moved = _sql_moved(old.loaded, loaded) if isinstance(exc, OSError) else ""
+                _log_failure(
+                    "configuration not reloaded, the previous one keeps serving",
+                    exc,
+                    f"{path}: " if not isinstance(exc, CustviewError) else "",
+                    moved,
                 )
                 return False
             if loaded.settings.logging != old.loaded.settings.logging:
@@ -137,6 +140,18 @@ class ReloadingApp:
         await old.idle.wait()
         await old.stack.aclose()
         return True
+
+
+def _log_failure(what: str, exc: Exception, where: str = "", why: str = "") -> None:
+    """One error line saying ``what`` failed and why. custview's own error is its
+    message (located, no traceback) unless it was raised from another; any other
+    error, or one with a cause, is its redacted first line and traceback, every
+    error of its chain included (:func:`gateway.unexpected.redacted_traceback`
+    through the log handler): the cause is what says why."""
+    if isinstance(exc, CustviewError) and exc.__cause__ is None:
+        log.error("%s: %s%s%s", what, where, exc, why)
+    else:
+        log.error("%s: %s%s%s", what, where, describe(exc), why, exc_info=exc)
 
 
 def _sql_moved(old: LoadedSettings, new: LoadedSettings | None) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -105,3 +106,96 @@ async def test_a_reload_moving_the_sql_endpoint_to_another_host_says_it_needs_a_
             f"sql.host/sql.port changed (127.0.0.1:{port} -> 0.0.0.0:{port})" in line
             and "takes effect after a restart" in line
         ), line
+
+
+SECRET = "reload-cause-5ecret"
+
+
+def _failing(on: int) -> Any:
+    """A gateway factory whose ``on``-th app fails to start with an error raised from
+    another, both quoting a secret."""
+    made = 0
+
+    def factory(loaded: LoadedSettings) -> Starlette:
+        nonlocal made
+        made += 1
+        fails = made == on
+
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            if fails:
+                try:
+                    raise KeyError(f"pool for {SECRET} is gone")
+                except KeyError as exc:
+                    raise RuntimeError(f"the gateway could not open {SECRET}") from exc
+            yield
+
+        return Starlette(routes=[], lifespan=lifespan)
+
+    return factory
+
+
+def _log_of(logger_name: str) -> tuple[Any, Any]:
+    import io
+    import logging
+
+    from gateway.logs import LoggingSettings, log_handler
+
+    stream = io.StringIO()
+    handler = log_handler(LoggingSettings(format="text"), stream)
+    logging.getLogger(logger_name).addHandler(handler)
+    return stream, handler
+
+
+async def test_a_reload_that_fails_logs_the_errors_cause_redacted(tmp_path: Path) -> None:
+    import logging
+
+    from gateway.unexpected import hide
+
+    hide([SECRET])
+    config = tmp_path / "custview.yaml"
+    config.write_text(people_config({"crm": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"}))
+    app = ReloadingApp(load_settings(config), _failing(on=2))
+    stream, handler = _log_of("custview.reload")
+    try:
+        async with running(app):
+            assert await app.reload() is False
+    finally:
+        logging.getLogger("custview.reload").removeHandler(handler)
+    text = stream.getvalue()
+    assert "configuration not reloaded" in text
+    assert "RuntimeError: the gateway could not open ***" in text
+    assert "KeyError: 'pool for *** is gone'" in text, text
+    assert "The above exception was the direct cause of the following exception" in text
+    assert SECRET not in text
+
+
+async def test_a_gateway_that_cannot_start_logs_the_errors_cause_redacted(tmp_path: Path) -> None:
+    import logging
+
+    from gateway.unexpected import hide
+
+    hide([SECRET])
+    config = tmp_path / "custview.yaml"
+    config.write_text(people_config({"crm": f"sqlite+aiosqlite:///{tmp_path / 'p.db'}"}))
+    app = ReloadingApp(load_settings(config), _failing(on=1))
+    stream, handler = _log_of("custview.reload")
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await inbox.put({"type": "lifespan.startup"})
+    try:
+        with pytest.raises(RuntimeError, match="could not open"):
+            await app({"type": "lifespan"}, inbox.get, send)
+    finally:
+        logging.getLogger("custview.reload").removeHandler(handler)
+    (failed,) = sent
+    assert failed["type"] == "lifespan.startup.failed"
+    assert SECRET not in failed["message"]  # uvicorn logs it as it is
+    text = stream.getvalue()
+    assert "KeyError: 'pool for *** is gone'" in text, text
+    assert "RuntimeError: the gateway could not open ***" in text
+    assert SECRET not in text

@@ -111,3 +111,16 @@ def test_arguments_that_do_not_fit_the_message_are_redacted(
     text = _logged("two %s %s", SECRET)
     assert SECRET not in text + capsys.readouterr().err  # logging's handleError printed them
     assert "two %s %s (arguments that do not fit the message: ('***',))" in text
+
+
+def test_an_export_workers_unexpected_error_keeps_its_cause_redacted() -> None:
+    """What a worker sends across its pipe for an error raised from another: the
+    cause too (it says why), as the server's log shows a chain."""
+    from gateway.export_workers import _unexpected
+
+    hide([SECRET])
+    described, trace = _unexpected(_chained())
+    assert described == "RuntimeError: second <url>"
+    assert "KeyError: 'first ***'" in trace and "in _chained" in trace
+    assert "The above exception was the direct cause of the following exception" in trace
+    assert SECRET not in described + trace
