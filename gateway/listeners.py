@@ -15,6 +15,13 @@ Once the new endpoint accepts, the old one stops accepting (its ``superseded``
 callback): it finishes the connections it holds, but a client connecting now
 meets the new configuration (its keys), not the old one, however long the old
 app drains.
+
+A socket listens as soon as it is bound: two custview processes started at the
+same instant could otherwise both bind the port (``SO_REUSEADDR`` lets sockets
+that do not listen yet share it) and find out only when the later one's endpoint
+listened, in its app's start-up. ``custview serve`` holds the port from its
+check on (:func:`reserve`) until the first endpoint takes it over: the second
+process is refused at its check, with one line, before anything starts.
 """
 
 from __future__ import annotations
@@ -32,15 +39,22 @@ class _Shared:
     users: int
     superseded: Callable[[], None] | None = None
     """How the endpoint accepting on the sockets now stops accepting (one at a time)."""
+    reserved: bool = False
+    """Held by :func:`reserve` (one of ``users``) until an endpoint accepts on them."""
 
 
 _listening: dict[Address, _Shared] = {}
 
 
+BACKLOG = 100
+"""As :func:`asyncio.start_server`'s, which listens on them again."""
+
+
 def bind(host: str, port: int) -> list[socket.socket]:
     """Sockets bound to ``host``:``port`` as :func:`asyncio.start_server` binds them
     (every address the host resolves to; IPv6 only on an IPv6 address; address
-    reuse), without port reuse; ``OSError`` names the address that is taken."""
+    reuse), without port reuse, and listening at once, so no other socket binds the
+    port meanwhile; ``OSError`` names the address that is taken."""
     sockets: list[socket.socket] = []
     try:
         found = socket.getaddrinfo(
@@ -54,6 +68,7 @@ def bind(host: str, port: int) -> list[socket.socket]:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             try:
                 sock.bind(address)
+                sock.listen(BACKLOG)
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
                 raise OSError(
@@ -81,13 +96,35 @@ def acquire(host: str, port: int) -> tuple[Address, list[socket.socket]]:
     return (host, port), shared.sockets
 
 
+def reserve(host: str, port: int) -> Address:
+    """Holds ``host``:``port`` (a port other than ``0``) from now on, bound and
+    listening, for an endpoint of this process to start on later: no other process
+    can take it meanwhile. The first endpoint accepting on it takes it over
+    (:func:`accepting`); :func:`unreserve` lets go of it if none did."""
+    address, _ = acquire(host, port)
+    _listening[address].reserved = True
+    return address
+
+
+def unreserve(address: Address) -> None:
+    """Lets go of what :func:`reserve` holds, unless an endpoint took it over."""
+    shared = _listening.get(address)
+    if shared is not None and shared.reserved:
+        shared.reserved = False
+        release(address)
+
+
 def accepting(address: Address, superseded: Callable[[], None]) -> None:
     """The endpoint that acquired ``address`` last accepts on its sockets now: every
     other endpoint stops accepting (it keeps its connections); ``superseded`` stops
-    this one when a later one accepts."""
+    this one when a later one accepts. A :func:`reserve` of the address ends: the
+    sockets close once no endpoint uses them (a reload moving the port)."""
     shared = _listening.get(address)
     if shared is None:
         return
+    if shared.reserved:
+        shared.reserved = False
+        shared.users -= 1  # this endpoint holds them now
     earlier, shared.superseded = shared.superseded, superseded
     if earlier is not None:
         earlier()

@@ -4,9 +4,10 @@ service (one event loop, two loopback servers)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -42,18 +43,19 @@ def _server(
     return uvicorn.Server(config)
 
 
-def _sql_port_free(loaded: LoadedSettings, hint: str) -> None:
-    """Exit with one clear line when the SQL endpoint's port is taken, before
-    uvicorn starts: the endpoint binds in the app's lifespan, where a failure
-    comes out as uvicorn's traceback. Binds as the endpoint does
-    (:func:`gateway.listeners.bind`: address reuse, no port reuse, so another
-    custview on that port is a clash, not a silent second listener)."""
+def _hold_sql_port(loaded: LoadedSettings, hint: str) -> listeners.Address | None:
+    """Binds the SQL endpoint's port and holds it (:func:`gateway.listeners.reserve`)
+    before uvicorn starts, or exits with one clear line when it is taken: the
+    endpoint starts on the held sockets in the app's lifespan, where a failure
+    would come out as uvicorn's traceback after the sources opened. Held, not
+    probed: a second custview started at the same instant finds it taken here.
+    Binds as the endpoint does (address reuse, no port reuse, so another custview
+    on that port is a clash, not a silent second listener)."""
     sql = loaded.settings.sql
     if not sql.enabled or sql.port == 0:
-        return
+        return None
     try:
-        for probe in listeners.bind(sql.host, sql.port):
-            probe.close()
+        return listeners.reserve(sql.host, sql.port)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if exc.errno == errno.EADDRINUSE:
@@ -63,6 +65,18 @@ def _sql_port_free(loaded: LoadedSettings, hint: str) -> None:
             f"error: the SQL endpoint cannot listen on {host}:{sql.port}: {reason}; "
             f"stop what uses that port or {hint}"
         ) from None
+
+
+@contextlib.contextmanager
+def _sql_port_held(loaded: LoadedSettings, hint: str) -> Iterator[None]:
+    """:func:`_hold_sql_port` while the server runs; let go of after it stopped, if
+    no endpoint took the port over (one that did closes it as it stops)."""
+    held = _hold_sql_port(loaded, hint)
+    try:
+        yield
+    finally:
+        if held is not None:
+            listeners.unreserve(held)
 
 
 def _stopped(signum: int, frame: FrameType | None) -> None:
@@ -80,20 +94,20 @@ def serve(loaded: LoadedSettings, host: str, port: int) -> None:
 
     On SIGHUP it reloads the config file (:mod:`gateway.reload`).
     """
-    _sql_port_free(loaded, f"choose another with `sql.port` in {loaded.path}")
-    configure_logging(loaded.settings.logging)
-    metrics = GatewayMetrics()
-    server = _server(
-        ReloadingApp(loaded, lambda settings: create_app(settings, metrics=metrics)),
-        host,
-        port,
-        shutdown_timeout=loaded.settings.server.shutdown_timeout,
-    )
-    previous = signal.signal(signal.SIGTERM, _stopped)
-    try:
-        server.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with _sql_port_held(loaded, f"choose another with `sql.port` in {loaded.path}"):
+        configure_logging(loaded.settings.logging)
+        metrics = GatewayMetrics()
+        server = _server(
+            ReloadingApp(loaded, lambda settings: create_app(settings, metrics=metrics)),
+            host,
+            port,
+            shutdown_timeout=loaded.settings.server.shutdown_timeout,
+        )
+        previous = signal.signal(signal.SIGTERM, _stopped)
+        try:
+            server.run()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def serve_demo(
@@ -108,28 +122,28 @@ def serve_demo(
     ``ready`` runs (in a thread) once the feedback service answers."""
     from gateway.demodata.feedback_service import create_feedback_app
 
-    _sql_port_free(loaded, "choose another with --sql-port")
-    configure_logging(loaded.settings.logging)
-    feedback = _server(create_feedback_app(data_dir), "127.0.0.1", feedback_port)
-    gateway = _server(
-        create_app(loaded, DEMO_HEADERS),
-        host,
-        port,
-        shutdown_timeout=loaded.settings.server.shutdown_timeout,
-    )
+    with _sql_port_held(loaded, "choose another with --sql-port"):
+        configure_logging(loaded.settings.logging)
+        feedback = _server(create_feedback_app(data_dir), "127.0.0.1", feedback_port)
+        gateway = _server(
+            create_app(loaded, DEMO_HEADERS),
+            host,
+            port,
+            shutdown_timeout=loaded.settings.server.shutdown_timeout,
+        )
 
-    async def both() -> None:
-        task = asyncio.create_task(feedback.serve())
-        while not feedback.started:
-            if task.done():
-                task.result()
-                raise SystemExit(f"the feedback service could not start on {feedback_port}")
-            await asyncio.sleep(0.05)
-        await asyncio.to_thread(ready)
-        try:
-            await gateway.serve()
-        finally:
-            feedback.should_exit = True
-            await task
+        async def both() -> None:
+            task = asyncio.create_task(feedback.serve())
+            while not feedback.started:
+                if task.done():
+                    task.result()
+                    raise SystemExit(f"the feedback service could not start on {feedback_port}")
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(ready)
+            try:
+                await gateway.serve()
+            finally:
+                feedback.should_exit = True
+                await task
 
-    asyncio.run(both())
+        asyncio.run(both())

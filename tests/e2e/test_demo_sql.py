@@ -124,7 +124,8 @@ def test_the_port_check_binds_an_ipv6_address_as_the_endpoint_does() -> None:
     port is no clash; an IPv6 clash names the address in brackets."""
     from types import SimpleNamespace
 
-    from gateway.serving import _sql_port_free
+    from gateway.listeners import unreserve
+    from gateway.serving import _hold_sql_port
 
     def loaded(host: str, port: int) -> Any:
         sql = SimpleNamespace(enabled=True, host=host, port=port)
@@ -133,13 +134,15 @@ def test_the_port_check_binds_an_ipv6_address_as_the_endpoint_does() -> None:
     with socket.socket() as ipv4:
         ipv4.bind(("127.0.0.1", 0))
         ipv4.listen()
-        _sql_port_free(loaded("::", ipv4.getsockname()[1]), "choose another")
+        held = _hold_sql_port(loaded("::", ipv4.getsockname()[1]), "choose another")
+        assert held is not None
+        unreserve(held)
     with socket.socket(socket.AF_INET6) as ipv6:
         ipv6.bind(("::1", 0))
         ipv6.listen()
         port = ipv6.getsockname()[1]
         with pytest.raises(SystemExit, match=rf"cannot listen on \[::1\]:{port}: "):
-            _sql_port_free(loaded("::1", port), "choose another")
+            _hold_sql_port(loaded("::1", port), "choose another")
 
 
 async def _count(port: int) -> int:
