@@ -123,6 +123,10 @@ class ConnectorWrapper(Connector):
         """The wrapped connector's :meth:`around` when it is a wrapper that takes
         the contract's calls as they are (it overrides none of the methods that
         build them): :meth:`run` hands a call straight to it."""
+        if type(self).capabilities_for is ConnectorWrapper.capabilities_for:
+            # the innermost connector's own method, without a frame per wrapper: the
+            # planner asks for it before every statement it sends
+            self.capabilities_for = inner.capabilities_for  # type: ignore[method-assign]
 
     def run(self, call: Call[T]) -> Awaitable[T]:
         """``call`` on the wrapped connector (``call.run(self.inner)``, without

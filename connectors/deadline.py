@@ -176,9 +176,9 @@ class Deadline:
 _current: ContextVar[Deadline | None] = ContextVar("custview_deadline", default=None)
 
 
-def current_deadline() -> Deadline | None:
-    """The deadline of the work in progress, if there is one."""
-    return _current.get()
+current_deadline: Callable[[], Deadline | None] = _current.get
+"""The deadline of the work in progress, if there is one (the context variable's
+own ``get``: no Python frame, on the path of every source call)."""
 
 
 @contextlib.contextmanager

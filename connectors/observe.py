@@ -164,7 +164,8 @@ class ObservedConnector(ConnectorWrapper):
 
     def around(self, call: Call[T]) -> Awaitable[T]:
         if _observer.get() is None:  # nobody observes: the call itself, no frame of ours
-            return self.run(call)
+            around = self._inner_around  # :meth:`run`, written out
+            return call.run(self.inner) if around is None else around(call)
         return self._observed(call)
 
     async def _observed(self, call: Call[T]) -> T:

@@ -242,7 +242,14 @@ class ResilientConnector(ConnectorWrapper):
         except BaseException as exc:
             self._report(operation, *_outcome(exc), started, span)
             raise
-        self._report(operation, "ok", "", started, span)
+        # ``self._report(operation, "ok", "", started, span)``, written out
+        seconds = time.perf_counter() - started
+        if self.observer is not None:
+            self.observer(self.name, operation, "ok", seconds)
+        if log.isEnabledFor(logging.DEBUG):
+            _log_call(logging.DEBUG, self.name, operation, "ok", seconds, "")
+        if span is not None:
+            _end_span(span, "ok", "")
         return result
 
     async def _attempts(
@@ -254,22 +261,32 @@ class ResilientConnector(ConnectorWrapper):
         """The call behind the guard (:meth:`_guard`, written out: this runs for
         every lookup), retried while the source is unavailable."""
         started = time.monotonic()
-        breaker = self._known_circuit() or await self._circuit()
+        breaker, registry = self._breaker, self._in_memory
+        # :meth:`_known_circuit`, written out
+        if breaker is None or registry is None or registry.get(self.name) is not breaker.context:
+            breaker = await self._circuit()
         context = breaker.context
         bulkhead = self._bulkhead
+        state: BreakerState | None = None
+        """The circuit's state after the call, when known without asking again."""
         # ``async with bulkhead, breaker``, written out without their coroutines:
         # the semaphore's and the breaker's enter and exit are synchronous unless
         # the semaphore is full or the breaker has state changes to save
         if not bulkhead.enter_now():
             await bulkhead.acquire()
         try:
-            context.__enter__()  # AsyncCircuitBreaker.__aenter__
+            # AsyncCircuitBreaker.__aenter__, which a closed circuit ignores: asked only
+            # of an open or half-open one (tests/connectors/test_resilience.py pins
+            # purgatory's closed state doing nothing on a new request)
+            if context.state != "closed":
+                context.__enter__()
             try:
                 failure: SourceUnavailable | None = None
                 if failures is not None:
                     failures.clear()
+                around = self._inner_around  # :meth:`run`, written out
                 try:  # the first attempt (:meth:`_tries`, written out)
-                    result = await self.run(call)
+                    result = await (call.run(self.inner) if around is None else around(call))
                 except SourceUnavailable as exc:
                     if failures is not None:
                         failures.append(exc)
@@ -286,15 +303,21 @@ class ResilientConnector(ConnectorWrapper):
                 if context.messages:
                     await _saved(breaker)
                 raise
-            context.__exit__(None, None, None)
+            # a success changes nothing in a closed circuit that counts no failure
+            # (purgatory resets the count to 0): the end of the request is told otherwise
+            state = context.state
+            if state != "closed" or context.failure_count:
+                context.__exit__(None, None, None)
+                state = None
             if context.messages:
+                state = None
                 await _saved(breaker)
             return result
         except OpenedState as opened:
             raise self._skipped(opened) from None
         finally:
             bulkhead.leave()
-            self._state = context.state
+            self._state = context.state if state is None else state
 
     async def _tries(self, call: Call[T], failures: list[SourceUnavailable] | None) -> T:
         """One attempt after the first."""

@@ -4,11 +4,13 @@ that refuses, slows down or cuts connections on command."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import pytest
 from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import Context, OpenedState
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -414,4 +416,85 @@ async def test_the_bulkhead_lets_waiting_calls_in_first_come_first_served() -> N
         await third
     assert await connector.lookup_many("t", "id", [5], ["id"]) == [[{"id": 5}]]
     assert connector._bulkhead._value == 1, "every place came back"
+    await connector.aclose()
+
+
+# --- the circuit breaker's fast lane -----------------------------------------------------
+
+
+def test_purgatory_ignores_a_request_and_a_success_in_a_closed_circuit_without_failures() -> None:
+    """The library behaviour :meth:`ResilientConnector._attempts` relies on to skip the
+    breaker's enter (closed circuit) and exit (closed, no failure counted) on a success:
+    both change nothing there. A success after a failure, or outside a closed circuit,
+    does change something, so it is told."""
+    context = Context("source", threshold=2, ttl=30.0)
+    assert (context.state, context.failure_count) == ("closed", 0)
+    context.__enter__()
+    context.__exit__(None, None, None)
+    assert (context.state, context.failure_count, context.messages) == ("closed", 0, [])
+    context.__enter__()
+    context.__exit__(SourceUnavailable, SourceUnavailable("down", source="s"), None)
+    assert (context.state, context.failure_count) == ("closed", 1)
+    context.messages.clear()
+    context.__exit__(None, None, None)
+    assert (context.state, context.failure_count) == ("closed", 0)
+    assert context.messages, "the reset count is reported"
+    half_open = Context("source", threshold=2, ttl=30.0, state="half-opened")
+    half_open.__enter__()
+    half_open.__exit__(None, None, None)
+    assert half_open.state == "closed", "a success outside a closed circuit is told"
+    opened = Context("source", threshold=2, ttl=30.0, state="opened", opened_at=time.time())
+    with pytest.raises(OpenedState):
+        opened.__enter__()
+
+
+class Flaky(Gated):
+    """Fails while ``down`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def lookup_many(
+        self,
+        table: str,
+        column: str,
+        keys: Sequence[Any],
+        columns: Sequence[str],
+        transform: LookupTransform = "exact",
+    ) -> list[list[Row]]:
+        if self.down:
+            raise SourceUnavailable("down", source=self.name, retryable=False)
+        return [[{"id": keys[0]}]]
+
+
+async def test_the_circuit_opens_after_consecutive_failures_only() -> None:
+    """A success between failures resets the count (the breaker is told of it), a
+    success in a closed circuit counts nothing, and the threshold's consecutive
+    failures open the circuit."""
+    flaky = Flaky()
+    connector = ResilientConnector(flaky, ResilienceOptions(breaker_threshold=2, retries=0))
+
+    async def outcome() -> str:
+        try:
+            await connector.lookup_many("t", "id", [1], ["id"])
+        except CircuitOpen:
+            return "skipped"
+        except SourceUnavailable:
+            return "failed"
+        return "ok"
+
+    assert [await outcome() for _ in range(3)] == ["ok"] * 3
+    assert connector.breaker_state == "closed"
+    flaky.down = True
+    assert await outcome() == "failed"
+    flaky.down = False
+    assert await outcome() == "ok"
+    flaky.down = True
+    assert await outcome() == "failed"
+    assert connector.breaker_state == "closed", "one failure since the success"
+    assert await outcome() == "failed"
+    assert connector.breaker_state == "opened"
+    flaky.down = False
+    assert await outcome() == "skipped"
     await connector.aclose()
