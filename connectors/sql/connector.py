@@ -130,6 +130,9 @@ class SQLConnector(Connector):
     def capabilities(self) -> Capabilities:
         return self._capabilities
 
+    def capabilities_for(self, table: str) -> Capabilities:
+        return self._capabilities  # every table's (the planner asks before each statement)
+
     def pool_usage(self) -> tuple[int, int] | None:
         if self._direct is not None:
             return self._direct.usage()
@@ -162,29 +165,36 @@ class SQLConnector(Connector):
     ) -> list[list[Row]]:
         if transform not in self._capabilities.lookup_transforms:
             raise QueryError(f"unknown lookup transform '{transform}'")
-        wanted = _distinct(keys)
+        distinct = dict.fromkeys(keys)  # :func:`_distinct`, written out
+        distinct.pop(None, None)
+        wanted = list(distinct)
         if not wanted:
             return [[] for _ in keys]
         names = statements.unique(columns)
         stmt = statements.lookup(table, self.options.schema_name, column, tuple(names), transform)
         size = self._capabilities.max_batch_size
+        used = [column, *names]
+        if len(wanted) <= size:  # one statement (most lookups)
+            batches = [await self._rows(table, used, stmt, {statements.KEYS_PARAM: wanted})]
+        else:
+            batches = []
+            async with self._connection(table, used) as session:
+                for start in range(0, len(wanted), size):
+                    chunk = wanted[start : start + size]
+                    # the timeout bounds each statement: a lookup of many chunks is many
+                    # statements (the request's deadline still bounds them all)
+                    batches.append(await self._all(session, stmt, {statements.KEYS_PARAM: chunk}))
         found: dict[Any, list[Row]] = {}
         folded = self._backend == "mysql"
-        async with self._connection(table, [column, *names]) as session:
-            for start in range(0, len(wanted), size):
-                chunk = wanted[start : start + size]
-                params = {statements.KEYS_PARAM: chunk}
-                # the timeout bounds each statement: a lookup of many chunks is many
-                # statements (the request's deadline still bounds them all)
-                rows = await self._all(session, stmt, params)
-                for row in rows:
-                    record = dict(zip(names, row, strict=False))
-                    key = self._match_key(row[-1]) if folded else row[-1]
-                    group = found.get(key)
-                    if group is None:
-                        found[key] = [record]
-                    else:
-                        group.append(record)
+        for rows in batches:
+            for row in rows:
+                record = dict(zip(names, row, strict=False))
+                key = self._match_key(row[-1]) if folded else row[-1]
+                group = found.get(key)
+                if group is None:
+                    found[key] = [record]
+                else:
+                    group.append(record)
         return self._per_key(found, keys)
 
     async def lookup_many_columns(
@@ -203,10 +213,15 @@ class SQLConnector(Connector):
         found: list[dict[Any, list[Row]]] = [{} for _ in lookups]
         if any(wanted):
             used = [*(lk.column for lk in lookups), *names]
-            async with self._connection(table, used) as session:
-                for parts in _chunks(wanted, self._capabilities.max_batch_size):
-                    rows = await self._lookup_chunk(session, table, lookups, parts, names)
-                    self._group(rows, parts, names, found)
+            chunks = list(_chunks(wanted, self._capabilities.max_batch_size))
+            if len(chunks) == 1:  # one statement (most lookups)
+                stmt, params = self._lookup_chunk(table, lookups, chunks[0], names)
+                self._group(await self._rows(table, used, stmt, params), chunks[0], names, found)
+            else:
+                async with self._connection(table, used) as session:
+                    for parts in chunks:
+                        stmt, params = self._lookup_chunk(table, lookups, parts, names)
+                        self._group(await self._all(session, stmt, params), parts, names, found)
         return [self._per_key(found[i], lk.keys) for i, lk in enumerate(lookups)]
 
     def _per_key(self, found: dict[Any, list[Row]], keys: Sequence[Any]) -> list[list[Row]]:
@@ -220,18 +235,18 @@ class SQLConnector(Connector):
             out.append([] if rows is None else rows.copy())
         return out
 
-    async def _lookup_chunk(
+    def _lookup_chunk(
         self,
-        session: Session,
         table: str,
         lookups: Sequence[KeyLookup],
         parts: dict[int, list[Any]],
         names: list[str],
-    ) -> Sequence[Any]:
+    ) -> tuple[ClauseElement, dict[str, list[Any]]]:
+        """The statement and parameters of one chunk of :meth:`lookup_many_columns`."""
         shape = tuple((lookups[i].column, lookups[i].transform) for i in parts)
         stmt = statements.lookup_columns(table, self.options.schema_name, shape, tuple(names))
         params = {f"{statements.KEYS_PARAM}{j}": keys for j, keys in enumerate(parts.values())}
-        return await self._all(session, stmt, params)
+        return stmt, params
 
     def _group(
         self,
@@ -356,8 +371,7 @@ class SQLConnector(Connector):
             stmt, names, params = bound
         used = [*group_by, *(a.column for a in aggregates if a.column)]
         used += [f.column for f in filters]
-        async with self._connection(table, used) as session:
-            rows = await self._all(session, stmt, params)
+        rows = await self._rows(table, used, stmt, params)
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def health(self, tables: Sequence[str] = ()) -> Health:
@@ -467,6 +481,35 @@ class SQLConnector(Connector):
         """``options.timeout``, cut to the time left before the request's deadline;
         :class:`DeadlineExceeded` when the deadline is what ran out."""
         return _Bounded(self.name, self.options.timeout)
+
+    async def _rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        stmt: ClauseElement,
+        params: Mapping[str, Any] | None,
+    ) -> Sequence[Any]:
+        """Every row of one statement on a pooled connection: :meth:`_all` inside
+        :meth:`_connection`, written out (one frame, not five) on the direct path
+        when a connection is idle, as most statements find one: the same release
+        (not reused after a driver error) and the same connector errors."""
+        direct = self._direct
+        session = None if direct is None else direct.idle()
+        if session is None:
+            async with self._connection(table, columns) as lent:
+                return await self._all(lent, stmt, params)
+        assert direct is not None
+        try:
+            rows = await session.all(stmt, params, self.options.timeout)
+        except BaseException as exc:
+            direct.release(session, not isinstance(exc, sqlite3.Error))
+            if isinstance(exc, Exception):
+                failure = await self._failed(exc, table, columns)
+                if failure is not None:
+                    raise failure from exc
+            raise
+        direct.release(session)
+        return rows
 
     async def _all(
         self, session: Session, stmt: ClauseElement, params: Mapping[str, Any] | None

@@ -67,7 +67,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
-from connectors.deadline import Alarms, Deadline, time_left
+from connectors.deadline import Alarms, Deadline, current_deadline, time_left
 from connectors.serial import SerialThread
 from connectors.sql import inline
 from connectors.sql.compiled import CompiledStatements
@@ -204,11 +204,16 @@ class DirectSession:
         that long or until the request's deadline (:meth:`_bounded_call`; not sent
         when the deadline has passed)."""
         seconds = math.inf
+        deadline: Deadline | None = None
         if limit is not None:
-            seconds, deadline = time_left(limit)
-            if deadline is not None and seconds <= 0:
-                raise deadline.passed(self._runner.source)
-        sql, args, shape = self._runner.announce(statement, params)
+            if current_deadline() is None:  # :func:`time_left`'s answer without one
+                seconds = limit
+            else:
+                seconds, deadline = time_left(limit)
+                if deadline is not None and seconds <= 0:
+                    raise deadline.passed(self._runner.source)
+        runner = self._runner
+        sql, args, shape = runner.announce(statement, params)
         connection = self.worker.connection
         assert connection is not None
         rows, seconds = self._inline(connection, sql, args, shape, seconds)
@@ -218,7 +223,8 @@ class DirectSession:
                 rows = await self._call(work)
             else:
                 rows = await self._bounded_call(work, seconds, deadline)
-        self._runner.executed(sql, args)
+        # :meth:`DirectSQLite.executed`, written out
+        runner._engine.dispatch.after_cursor_execute(None, None, sql, args, None, False)
         return rows
 
     def _inline(
@@ -338,7 +344,10 @@ class DirectSQLite:
         """A connection at once if one is idle (no waiting, so no timeout to set)."""
         if not self._idle:
             return None
-        return self._lend(self._idle.pop())
+        self._lent += 1  # :meth:`_lend`, written out
+        if self._lent > self._keep:
+            self._crowded = time.monotonic()
+        return DirectSession(self, self._idle.pop())
 
     def _lend(self, worker: _Worker) -> DirectSession:
         self._lent += 1
@@ -412,7 +421,8 @@ class DirectSQLite:
         else:
             self._open -= 1
             worker.stop()
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def _linger(self) -> bool:
         """Whether an overflow connection may stay idle: a trim is (now) scheduled
