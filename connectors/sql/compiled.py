@@ -112,7 +112,13 @@ class CompiledStatements:
             if params:
                 for name, value in params.items():
                     values[entry.keys.get(name, name)] = value
-        padded = self._padded_values(entry, values) if entry.expanding else ()
+        expanding = entry.expanding
+        if not expanding:
+            padded: tuple[int, ...] = ()
+        elif len(expanding) == 1 and len(values[expanding[0]]) <= EXACT_UP_TO:
+            padded = (len(values[expanding[0]]),)  # a short lookup's, as it is
+        else:
+            padded = self._padded_values(entry, values)
         plan: _Plan | None
         if entry.token is None:  # compiled for this call alone: nor is its plan kept
             plan = self._plan(entry, values)

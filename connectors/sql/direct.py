@@ -213,7 +213,11 @@ class DirectSession:
                 if deadline is not None and seconds <= 0:
                     raise deadline.passed(self._runner.source)
         runner = self._runner
-        sql, args, shape = runner.announce(statement, params)
+        # :meth:`DirectSQLite.announce`, written out
+        shape, args = runner.statements.render(statement, params)
+        sql = shape
+        for listener in runner._engine.dispatch.before_cursor_execute:
+            sql, args = listener(None, None, sql, args, None, False)
         connection = self.worker.connection
         assert connection is not None
         rows, seconds = self._inline(connection, sql, args, shape, seconds)
