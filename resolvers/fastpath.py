@@ -120,7 +120,8 @@ class Selected:
     """For a list of customers: the relations among :attr:`children`, whose rows
     :meth:`_Run._list` reads for every customer of the list at once before their
     fields start (the statement the relation's batch would send), so that no
-    customer's relation field has to wait a loop turn, in a task of its own, for it."""
+    customer's relation field has to wait a loop turn, in a task of its own, for it.
+    Empty when another of the children reads a source (see :meth:`FastPath._prefetch`)."""
 
 
 Item = tuple[str, str, GraphQLLeafType, bool, str]
@@ -195,6 +196,10 @@ class FastPath:
         """(plain object type, field) -> the attribute its value is read from."""
         """(relation entity, field) -> the key of its value in a relation row's dict."""
         self.governed = governor_of(schema) is not None
+        self._reading_nothing = frozenset(
+            {*model.customer.fields, "id", "sourceRecords", "provenance", "__typename"}
+        )
+        """Customer fields answered from what stitching read (no source read of their own)."""
         self._resolvers = self._customer_resolvers(schema)
         self._roots = self._root_resolvers(schema)
 
@@ -421,9 +426,7 @@ class FastPath:
                 selected.leaf, selected.non_null = field.type.of_type, True
             selected.flat = children is not None and items is None
             if named.name == "Customer" and isinstance(_unwrapped(field.type), GraphQLList):
-                selected.prefetch = tuple(
-                    c.name for c in children or () if c.name in self.model.relations
-                )
+                selected.prefetch = self._prefetch(children or [])
             selected.strict = frozenset(
                 c.key for c in children or () if isinstance(c.type, GraphQLNonNull)
             )
@@ -431,6 +434,16 @@ class FastPath:
                 arguments.append(selected)
             out.append(selected)
         return out
+
+    def _prefetch(self, children: list[Selected]) -> tuple[str, ...]:
+        """The relations a list of customers reads before their fields start
+        (:attr:`Selected.prefetch`): none when another of its fields reads a source
+        (a metric, the timeline, ...), which would then wait for those reads instead
+        of reading beside them."""
+        relations = tuple(c.name for c in children if c.name in self.model.relations)
+        if any(c.name not in relations and c.name not in self._reading_nothing for c in children):
+            return ()
+        return relations
 
     def _items(
         self,

@@ -349,6 +349,28 @@ async def test_a_page_reads_its_customers_relations_before_their_fields_start(
     assert min(fields) == 0, fields
 
 
+async def test_a_page_reads_its_relations_first_only_when_nothing_else_reads_a_source(
+    demo_dir: Path, demo_env: None
+) -> None:
+    """A metric (``openTickets``) read beside the relations would wait for them if
+    they were read first: then the page's fields start at once, as before, and
+    every source is read at the same time."""
+    loaded = load_settings(DEMO_CONFIG)
+    with_metric = LISTED.replace("orders { id total }", "orders { id total } openTickets")
+    async with _apps(loaded, {"X-API-Key": "demo-key"}) as (_, fast, fast_path):
+        for query in (LISTED, with_metric):
+            answer = await fast.post("/graphql", json={"query": query})
+            assert "errors" not in answer.json(), answer.json()
+
+    def prefetched(query: str) -> tuple[str, ...]:
+        (customers,) = fast_path.plans.get((query, None)).fields
+        (nodes,) = customers.children
+        return nodes.prefetch
+
+    assert prefetched(LISTED) == ("tickets", "orders")
+    assert prefetched(with_metric) == ()
+
+
 ARGUMENTS = """query($e: String, $n: Int) { customer(email: $e) { id
   tickets(first: 2) { id status } orders(first: $n) { id total } opportunities { id } } }"""
 
