@@ -57,7 +57,15 @@ def named_file(url: URL) -> Path | None:
         return None
     database = url.database or ""
     if database.startswith("file:"):
-        database = unquote(database[len("file:") :].split("?", 1)[0])
+        path, _, query = database[len("file:") :].partition("?")
+        if "mode=memory" in query.split("&") or url.query.get("mode") == "memory":
+            return None
+        if path.startswith("//"):  # an authority: SQLite takes none but localhost
+            authority, slash, rest = path[2:].partition("/")
+            if authority not in ("", "localhost"):
+                return None  # SQLite refuses it in words of its own
+            path = slash + rest
+        database = unquote(path)
     if database in ("", ":memory:"):
         return None
     return Path(database)

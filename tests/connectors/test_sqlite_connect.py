@@ -179,3 +179,36 @@ async def test_a_registry_url_option_the_driver_ignores_is_warned_about_once(
         "Query string argument(s) 'journal' are not accepte"
     ]
     assert (tmp_path / "registry.db").is_file(), "the file the URL names was opened"
+
+
+@pytest.mark.parametrize("authority", ["", "localhost"])
+async def test_a_registry_file_uri_with_an_authority_sqlite_takes_opens(
+    tmp_path: Path, authority: str
+) -> None:
+    """``file://localhost/path`` and ``file:///path`` name ``/path``, as SQLite reads
+    them (not a folder ``/localhost``): the registry opens there and stays there."""
+    target = tmp_path / "registry.db"
+    ledger = Ledger(f"sqlite:///file://{authority}{target}?uri=true")
+    try:
+        await ledger.open()
+    finally:
+        await ledger.aclose()
+    assert target.is_file()
+
+
+@pytest.mark.parametrize(
+    ("database", "named"),
+    [
+        ("file://localhost/var/x.db?mode=ro", "/var/x.db"),
+        ("file:///var/x.db", "/var/x.db"),
+        ("file:/var/x%20y.db", "/var/x y.db"),
+        ("file://elsewhere/var/x.db", None),
+        ("file:memdb?mode=memory&cache=shared", None),
+        (":memory:", None),
+    ],
+)
+def test_the_file_a_sqlite_url_names(database: str, named: str | None) -> None:
+    from sqlalchemy.engine import make_url
+
+    found = sqlite_connect.named_file(make_url(f"sqlite:///{database}"))
+    assert found == (Path(named) if named else None)
