@@ -275,10 +275,12 @@ class ResilientConnector(ConnectorWrapper):
         if not bulkhead.enter_now():
             await bulkhead.acquire()
         try:
-            # AsyncCircuitBreaker.__aenter__, which a closed circuit ignores: asked only
-            # of an open or half-open one (tests/connectors/test_resilience.py pins
-            # purgatory's closed state doing nothing on a new request)
-            if context.state != "closed":
+            # AsyncCircuitBreaker.__aenter__, which only an opened circuit heeds (it
+            # skips the call, or lets it through half-opened): asked only of a circuit
+            # that knows when it opened (tests/connectors/test_resilience.py pins
+            # purgatory's closed and half-opened states doing nothing on a new
+            # request, and an opened one always knowing when it opened)
+            if context.opened_at is not None:
                 context.__enter__()
             try:
                 failure: SourceUnavailable | None = None

@@ -251,7 +251,8 @@ class DirectSession:
         machine, not long: it goes to the thread this once."""
         runner = self._runner
         budget = min(runner.inline_budget, seconds)
-        if budget <= 0 or not self.worker.idle() or not runner.slow.may_inline(shape):
+        slow = runner.slow
+        if budget <= 0 or not self.worker.idle() or (shape in slow and not slow.may_inline(shape)):
             return None, seconds
         self.worker.watched = False  # the inline budget's progress handler replaces it
         started, cpu = time.perf_counter(), time.thread_time()

@@ -72,28 +72,23 @@ def fetch_within(
         connection.set_progress_handler(None, 0)
 
 
-class SlowStatements:
+class SlowStatements(dict[str, int]):
     """The statement shapes that went past the inline budget, and how many more
-    runs each spends on its connection's thread."""
-
-    def __init__(self) -> None:
-        self._left: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._left)
+    runs each spends on its connection's thread (a dict: ``shape in slow`` is
+    asked without a Python frame for every statement, most of them not slow)."""
 
     def may_inline(self, shape: str) -> bool:
         """Whether ``shape`` is tried on the loop's thread (counts a slow one's run)."""
-        left = self._left.get(shape)
+        left = self.get(shape)
         if left is None:
             return True
         if left > 1:
-            self._left[shape] = left - 1
+            self[shape] = left - 1
         else:
-            del self._left[shape]  # its next run is tried inline again
+            del self[shape]  # its next run is tried inline again
         return False
 
     def add(self, shape: str) -> None:
-        if len(self._left) >= SLOW_TEXTS:
-            self._left.clear()
-        self._left[shape] = SLOW_RUNS
+        if len(self) >= SLOW_TEXTS:
+            self.clear()
+        self[shape] = SLOW_RUNS

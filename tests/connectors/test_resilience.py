@@ -439,8 +439,12 @@ def test_purgatory_ignores_a_request_and_a_success_in_a_closed_circuit_without_f
     context.__exit__(None, None, None)
     assert (context.state, context.failure_count) == ("closed", 0)
     assert context.messages, "the reset count is reported"
+    assert context.opened_at is None
+    assert Context("source", threshold=2, ttl=30.0, state="opened").opened_at is not None
     half_open = Context("source", threshold=2, ttl=30.0, state="half-opened")
+    assert half_open.opened_at is None
     half_open.__enter__()
+    assert (half_open.state, half_open.messages) == ("half-opened", []), "a request changes nothing"
     half_open.__exit__(None, None, None)
     assert half_open.state == "closed", "a success outside a closed circuit is told"
     opened = Context("source", threshold=2, ttl=30.0, state="opened", opened_at=time.time())
