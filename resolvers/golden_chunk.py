@@ -20,12 +20,13 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import repeat
 from typing import Any
 
 from resolvers.coerce import coerce, converter
 from resolvers.golden import _EPOCH, Survivorship, filled_templates, reader
 from resolvers.model import FieldSpec, FieldType, MemberSpec
-from resolvers.normalize import normalize_email, normalize_external_id, normalize_phone
+from resolvers.normalize import normalize_email, normalize_external_id, normalize_phones
 from resolvers.records import Record, customer_id_of
 
 Column = Callable[[list[dict[str, Any]]], list[Any]]
@@ -78,14 +79,12 @@ def _normalized_column(
         region_column = member.region
 
         def phones(rows: list[dict[str, Any]]) -> list[Any]:
-            out = []
-            for row in rows:
-                value = row.get(column)
-                if value is not None and (value := convert(value)) is not None:
-                    region = row.get(region_column) if region_column else None
-                    value = normalize_phone(value, region, default_region) or value
-                out.append(value)
-            return out
+            values = [
+                None if v is None else convert(v) for v in map(dict.get, rows, repeat(column))
+            ]
+            regions = map(dict.get, rows, repeat(region_column)) if region_column else repeat(None)
+            phones = normalize_phones(values, regions, default_region)
+            return [phone or value for phone, value in zip(phones, values, strict=True)]
 
         return phones
     if normalize == "email" and type_ == "string":
@@ -226,25 +225,24 @@ class ChunkSurvivorship:
     def _shape(self, sources: tuple[str, ...], by_tail: tuple[int, ...]) -> _Shape:
         """How the records of a group from ``sources``, that ``by_tail`` orders by
         recency then order, are scanned: each source priority's tie-break order
-        (sorted stably by source rank), the distinct orders that some field is taken
-        in (``by_tail`` among them: the order of recency when no two records are
-        equally recent), and the one each field is taken in."""
+        (sorted stably by source rank), and the distinct orders that some field is
+        taken in (``by_tail`` among them: the order of recency when no two records
+        are equally recent), each with the fields taken in it."""
         orders = []
         for rank in self.ranks:
             n = len(rank)
             ranked = [rank.get(s, n) for s in sources]
             orders.append(tuple(sorted(by_tail, key=ranked.__getitem__)))
-        scans: dict[tuple[int, ...], int] = {}
-        slot = [0] * len(self.fields)
+        # each distinct order that some field is taken in, with those fields
+        scans: dict[tuple[int, ...], list[int]] = {}
         for which, ats in enumerate(self.by_priority):
-            for at in ats:
-                slot[at] = scans.setdefault(orders[which], len(scans))
+            if ats:
+                scans.setdefault(orders[which], []).extend(ats)
         for ats in self.recent_by_priority:
-            for at in ats:
-                slot[at] = scans.setdefault(by_tail, len(scans))
-        if not scans:  # no field is: the others' slot must still name one
-            scans[by_tail] = 0
-        return _Shape(orders, list(scans), list(enumerate(slot)))
+            if ats:
+                scans.setdefault(by_tail, []).extend(ats)
+        firsts = list(scans.items())
+        return _Shape(orders, firsts)
 
     def _present(self, records: list[Record]) -> tuple[list[tuple[Any, ...]], list[_MemberPlan]]:
         """Every record's candidate value of every field, in field order, and the plan
@@ -314,10 +312,9 @@ class ChunkSurvivorship:
             if size <= _SHAPED:
                 self._shapes[shape_key] = shape
         orders = shape.orders
-        # a field decided by the first value in an order takes it from the records
-        # merged in that order (each field's first value), merged once per order
-        merged = [_merged(present, scan) for scan in shape.scans]
-        row = [merged[slot][at] for at, slot in shape.slots]
+        # a field decided by the first value in an order takes the first of its values
+        # (not None) in that order; the others' are set below
+        row = _firsts(present, shape.firsts, len(self.fields))
         if self.recent and not distinct:
             # equally recent records: the most recent in each priority's tie-break
             # order (a stable sort keeps that order among them)
@@ -387,10 +384,34 @@ class _Shape:
 
     orders: list[tuple[int, ...]]
     """Each source priority's tie-break order."""
-    scans: list[tuple[int, ...]]
-    """The distinct orders that fields decided by a first value are taken in."""
-    slots: list[tuple[int, int]]
-    """(field, the scan it is taken in) of every field (any scan for the others)."""
+    firsts: list[tuple[tuple[int, ...], list[int]]]
+    """The distinct orders that fields decided by a first value are taken in (scans),
+    each with those fields."""
+
+
+def _firsts(
+    rows: list[tuple[Any, ...]], firsts: list[tuple[tuple[int, ...], list[int]]], width: int
+) -> list[Any]:
+    """Each field's first value (not None) in ``rows`` taken in its scan's order, for the
+    fields of ``firsts`` (:meth:`_merged` of each scan, read for its own fields only);
+    None for the other fields and where no row holds a value."""
+    row: list[Any] = [None] * width
+    for order, ats in firsts:
+        first = rows[order[0]]
+        if len(order) == 2:
+            second = rows[order[1]]
+            for at in ats:
+                value = first[at]
+                row[at] = second[at] if value is None else value
+            continue
+        for at in ats:
+            value = first[at]
+            if value is None:
+                for i in order[1:]:
+                    if (value := rows[i][at]) is not None:
+                        break
+            row[at] = value
+    return row
 
 
 def _merged(rows: list[tuple[Any, ...]], order: Sequence[int]) -> Sequence[Any]:

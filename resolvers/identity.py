@@ -28,12 +28,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, TypeVar
 
 from connectors import Connector, ConnectorError, KeyLookup, LookupTransform, Row
 from connectors.observe import note
 from resolvers.model import MemberSpec, UnifiedModel
-from resolvers.normalize import NORMALIZERS
+from resolvers.normalize import NORMALIZERS, normalize_email, normalize_phone, normalize_phones
 from resolvers.records import Record, RecordRef
 from resolvers.registry import IdentityRegistry
 from resolvers.tasks import settled
@@ -214,6 +215,9 @@ class _Lookup:
     transform: LookupTransform
 
 
+_EMAIL = NORMALIZERS["email"].normalize
+"""The email key's normaliser: :func:`resolvers.normalize.normalize_email` of the value."""
+
 _KeyColumns = tuple[tuple[str, LookupTransform, Callable[[str], tuple[str, ...]] | None], ...]
 
 
@@ -288,6 +292,35 @@ class Stitcher:
                 value = normalize(row.get(column), region, default)
                 if value:
                     found.append((key_name, value))
+            return found
+
+        return read
+
+    def key_columns(self, member: MemberSpec) -> Callable[[list[Row]], list[tuple[str, list[Any]]]]:
+        """:meth:`key_reader` a column at a time, for many rows of one member: each
+        identity column's key name and normalised value of every row (falsy where the
+        row holds no key there), in :meth:`key_reader`'s order. The values are read out
+        of the rows and normalised by C-level maps (no Python frame per row)."""
+        plan = [
+            (key_name, NORMALIZERS[spec.normalize].normalize, column, spec.default_region)
+            for key_name, columns in member.identity.items()
+            for spec in [self.model.identity.keys[key_name]]
+            for column in columns
+        ]
+        region_column = member.region
+
+        def read(rows: list[Row]) -> list[tuple[str, list[Any]]]:
+            regions = list(map(dict.get, rows, repeat(region_column))) if region_column else None
+            found = []
+            for key_name, normalize, column, default in plan:
+                values = map(dict.get, rows, repeat(column))
+                if normalize is normalize_phone:  # each distinct region read once
+                    keys = normalize_phones(values, regions or repeat(None), default)
+                elif normalize is _EMAIL:
+                    keys = list(map(normalize_email, values))
+                else:
+                    keys = list(map(normalize, values, regions or repeat(None), repeat(default)))
+                found.append((key_name, keys))
             return found
 
         return read

@@ -9,7 +9,7 @@ source stores what users typed, not the normal form.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 
@@ -297,6 +297,38 @@ def normalize_phone(value: object, region: object = None, default: str | None = 
     return (
         _nanp(text, iso) or _international(text) or _national(text, iso) or _parse_phone(text, iso)
     )
+
+
+def normalize_phones(
+    values: Iterable[object], regions: Iterable[object], default: str | None = None
+) -> list[str | None]:
+    """:func:`normalize_phone` of each value with its region, each distinct region
+    read once (a column of phones has a few regions, and most values no phone)."""
+    isos: dict[object, str | None] = {}
+    out: list[str | None] = []
+    for value, region in zip(values, regions):  # noqa: B905 (regions may repeat forever)
+        if value is None:
+            out.append(None)
+            continue
+        if not isinstance(value, str) or not value.strip():
+            out.append(None)
+            continue
+        try:
+            iso = isos[region]
+        except KeyError:
+            iso = isos[region] = iso_region(region) or iso_region(default)
+        except TypeError:  # an unhashable region: read it each time
+            iso = iso_region(region) or iso_region(default)
+        text = value.strip()
+        if text.startswith("00"):
+            text = "+" + text[2:]
+        out.append(
+            _nanp(text, iso)
+            or _international(text)
+            or _national(text, iso)
+            or _parse_phone(text, iso)
+        )
+    return out
 
 
 def iso_region(region: object) -> str | None:

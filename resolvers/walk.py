@@ -41,7 +41,8 @@ from array import array
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import islice, pairwise
+from operator import itemgetter, le
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from connectors import ConnectorError, Row, ScanRequest, Sort
@@ -64,6 +65,8 @@ NUMBER = "i"
 """Record numbers are 32-bit: an export walks at most 2**31 - 1 member records."""
 KEY_HASH: Callable[[KeyNode], int] = hash
 """How pass 1 hashes an identity key (a test injects a weak one to force collisions)."""
+SCAN_BATCH = 1_024
+"""Rows of one member whose keys pass 1 reads together (a column at a time)."""
 SPOOL_EVERY = 1_024
 """Keys kept in memory per bucket before they are appended to the spool file (a
 key waiting is ~150 bytes: 4,096 a bucket held ~20 MB of pass 1's peak)."""
@@ -306,45 +309,108 @@ async def _scanned(
 
 
 async def _scan_keys(federation: Federation, member: _Member, edges: _Edges) -> int:
-    """Reads one member table's identity columns; returns its number of records."""
+    """Reads one member table's identity columns; returns its number of records.
+    Rows are taken ``SCAN_BATCH`` at a time and their keys read a column at a time."""
     spec = member.spec
     connector = federation.connectors[spec.source]
-    keys_of = federation.stitcher.key_reader(spec)
-    hash_key = KEY_HASH
+    read = _KeyBatch(federation.stitcher.key_columns(spec), member, edges)
     identity = [c for columns in spec.identity.values() for c in columns]
     columns = list(dict.fromkeys([spec.key, *identity, *([spec.region] if spec.region else [])]))
     caps = connector.capabilities_for(spec.table)
     order = [Sort(spec.key)] if caps.can_sort(spec.key) else []
-    keys = member.keys
-    number = member.offset
-    in_order, last = True, None
-    key_column = spec.key
-    # :meth:`_Edges.add`, inlined: it runs for every key of every record
-    hashes, numbers, pending, spool = edges.hashes, edges.numbers, edges.pending, edges.spool
+    rows: list[Row] = []
     async for row in connector.scan(ScanRequest(spec.table, columns, order_by=order)):
-        key = row[key_column]
-        try:
-            keys.append(key)
-        except (TypeError, OverflowError):  # not a machine integer: keep Python values
-            keys = member.keys = [*keys, key]
-        position = (0, key) if key.__class__ is int else _order(key)
-        if last is not None and position < last:
-            in_order = False
-        last = position
-        found = keys_of(row)
-        for identity_key in found if len(found) < 2 else set(found):
-            key_hash = hash_key(identity_key)
-            bucket = key_hash % BUCKETS
-            hashes[bucket].append(key_hash)
-            numbers[bucket].append(number)
-            waiting = pending[bucket]
-            waiting.append(identity_key)
-            if len(waiting) >= SPOOL_EVERY:
-                spool(bucket)
-        number += 1
-    if not in_order:
+        rows.append(row)
+        if len(rows) >= SCAN_BATCH:
+            read.add(rows)
+            rows = []
+    if rows:
+        read.add(rows)
+    if not read.in_order:
         _sort_member(member, edges)
-    return len(keys)
+    return len(member.keys)
+
+
+class _KeyBatch:
+    """Pass 1's reading of one member's rows, a batch at a time: their record keys
+    (machine integers while they all are), whether those come in listing order, and
+    their identity keys' (hash, record number) pairs and keys, per bucket."""
+
+    def __init__(
+        self,
+        key_columns: Callable[[list[Row]], list[tuple[str, list[Any]]]],
+        member: _Member,
+        edges: _Edges,
+    ) -> None:
+        self.key_columns = key_columns
+        self.member = member
+        self.edges = edges
+        self.number = member.offset
+        self.in_order = True
+        self.last: Any = None
+        """The last record key's :func:`_order` position (None before the first)."""
+
+    def add(self, rows: list[Row]) -> None:
+        member = self.member
+        found = list(map(itemgetter(member.spec.key), rows))
+        self._keys(found)
+        self._identities(self.key_columns(rows))
+        self.number += len(rows)
+
+    def _keys(self, found: list[Any]) -> None:
+        """Appends the batch's record keys and checks their order (C-level comparisons
+        while they are machine integers)."""
+        member = self.member
+        keys = member.keys
+        if isinstance(keys, array):
+            try:
+                numbers = array("q", found)
+            except (TypeError, OverflowError):  # not a machine integer: keep Python values
+                member.keys = [*keys, *found]
+            else:
+                keys.extend(numbers)
+                if self.in_order:
+                    last = self.last
+                    self.in_order = (last is None or last <= (0, found[0])) and all(
+                        map(le, found, islice(found, 1, None))
+                    )
+                self.last = (0, found[-1])
+                return
+        else:
+            keys.extend(found)
+        last, in_order = self.last, self.in_order
+        for key in found:
+            position = (0, key) if key.__class__ is int else _order(key)
+            if last is not None and position < last:
+                in_order = False
+            last = position
+        self.last, self.in_order = last, in_order
+
+    def _identities(self, columns: list[tuple[str, list[Any]]]) -> None:
+        """Each identity key of each row (a key a record holds twice once) as a
+        (hash, record number) pair and its key, in the key's bucket."""
+        edges = self.edges
+        hashes, numbers, pending, spool = edges.hashes, edges.numbers, edges.pending, edges.spool
+        hash_key = KEY_HASH
+        start = self.number
+        for at, (key_name, values) in enumerate(columns):
+            # the same key name read from an earlier column: a row holding the same
+            # key there too holds it once
+            earlier = [v for name, v in columns[:at] if name == key_name]
+            for number, value in enumerate(values, start):
+                if not value:
+                    continue
+                if earlier and any(e[number - start] == value for e in earlier):
+                    continue
+                identity_key = (key_name, value)
+                key_hash = hash_key(identity_key)
+                bucket = key_hash % BUCKETS
+                hashes[bucket].append(key_hash)
+                numbers[bucket].append(number)
+                waiting = pending[bucket]
+                waiting.append(identity_key)
+                if len(waiting) >= SPOOL_EVERY:
+                    spool(bucket)
 
 
 def _sort_member(member: _Member, edges: _Edges) -> None:

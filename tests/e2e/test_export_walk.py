@@ -54,6 +54,21 @@ async def test_the_two_pass_walk_gives_the_page_walks_customers(
     assert sum(len({r.member.source for r in c.records}) > 1 for c in whole) > 500
 
 
+async def test_pass_one_read_a_few_rows_at_a_time_joins_the_same_customers(
+    demo_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # batch edges fall between a record's rows and between tables' orders: the
+    # customers (records, golden values) are those of the page walk all the same
+    monkeypatch.setattr(walk, "SCAN_BATCH", 7)
+    loaded = load_settings(DEMO_CONFIG)
+    federation = Federation(loaded.settings.model, loaded.create_connectors())
+    try:
+        whole = await both_walks(federation)
+    finally:
+        await federation.aclose()
+    assert sum(len(c.records) > 1 for c in whole) > 500
+
+
 def _model(fanout: int) -> UnifiedModel:
     mapping = {"fields": {"email": "email"}, "identity": {"mail": ["email"]}}
     members = [

@@ -26,6 +26,7 @@ from resolvers.normalize import (
     normalize_email,
     normalize_external_id,
     normalize_phone,
+    normalize_phones,
 )
 
 LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=2, max_size=12)
@@ -182,6 +183,25 @@ def test_north_american_phones_read_without_phonenumbers_as_phonenumbers_reads_t
 def test_any_phone_spelling_reads_as_phonenumbers_reads_it(value: str, region: str | None) -> None:
     expected = _phonenumbers_only(value, region, "US") if value.strip() else None
     assert normalize_phone(value, region, "US") == expected
+
+
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(), st.text(alphabet="0123456789+()-. ", max_size=16)),
+            st.one_of(REGIONS, st.integers(), st.lists(st.text(max_size=2), max_size=1)),
+        ),
+        max_size=8,
+    ),
+    default=st.sampled_from([None, "US", "GB"]),
+)
+def test_a_column_of_phones_reads_as_each_phone_does(
+    rows: list[tuple[object, object]], default: str | None
+) -> None:
+    # a region seen before is not read again, an unhashable one is read each time
+    values, regions = [v for v, _ in rows], [r for _, r in rows]
+    expected = [normalize_phone(v, r, default) for v, r in rows]
+    assert normalize_phones(values, regions, default) == expected
 
 
 COUNTRY_CODES = st.one_of(
