@@ -15,7 +15,7 @@ import ast
 import functools
 import json
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -280,10 +280,22 @@ async def test_fields_answered_at_once_take_no_task_of_their_own(
     request's task, not a task each (as graphql-core's gather would start them).
     A busy machine may send one read to its connection's thread: then the fields
     after it get tasks, so of a few requests one without any is enough."""
+    body = {"query": HOT, "variables": {"e": _three_system_email(demo_dir)}}
+
+    def answered(found: dict[str, Any]) -> None:
+        assert "errors" not in found and found["data"]["customer"]["id"], found
+
+    fields = await _field_tasks(body, answered)
+    assert min(fields) == 0, fields
+
+
+async def _field_tasks(body: dict[str, Any], check: Callable[[dict[str, Any]], None]) -> list[int]:
+    """Tasks of the fast path's fields (``_Run.`` coroutines) in each of five
+    requests of ``body`` after a first one (compiled, connections opened), each
+    answer held to ``check``."""
     import asyncio
 
     loaded = load_settings(DEMO_CONFIG)
-    email = _three_system_email(demo_dir)
     fields: list[int] = []
     loop = asyncio.get_running_loop()
     before = loop.get_task_factory()
@@ -294,18 +306,15 @@ async def test_fields_answered_at_once_take_no_task_of_their_own(
         return asyncio.Task(coro, loop=loop, **kwargs)
 
     async for client in serve_in_process(loaded):
-        body = {"query": HOT, "variables": {"e": email}}
-        await client.post("/graphql", json=body)  # compiled, connections opened
+        await client.post("/graphql", json=body)
         loop.set_task_factory(counting)
         try:
             for _ in range(5):
                 fields.append(0)
-                answer = await client.post("/graphql", json=body)
-                found = answer.json()
-                assert "errors" not in found and found["data"]["customer"]["id"], found
+                check((await client.post("/graphql", json=body)).json())
         finally:
             loop.set_task_factory(before)
-    assert min(fields) == 0, fields
+    return fields
 
 
 LISTED = """query { customers(first: 20) { nodes { id name tickets { id status }
@@ -320,32 +329,13 @@ async def test_a_page_reads_its_customers_relations_before_their_fields_start(
     relation field waits for a batch in a task of its own (a page of 20 with two
     relations: 39 tasks before). As above, one request of a few without any task
     is enough (a busy machine may send a read to its connection's thread)."""
-    import asyncio
 
-    loaded = load_settings(DEMO_CONFIG)
-    fields: list[int] = []
-    loop = asyncio.get_running_loop()
-    before = loop.get_task_factory()
+    def answered(found: dict[str, Any]) -> None:
+        assert "errors" not in found, found
+        nodes = found["data"]["customers"]["nodes"]
+        assert len(nodes) == 20 and any(n["tickets"] for n in nodes), nodes
 
-    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
-        if "_Run." in getattr(coro, "__qualname__", ""):
-            fields[-1] += 1
-        return asyncio.Task(coro, loop=loop, **kwargs)
-
-    async for client in serve_in_process(loaded):
-        body = {"query": LISTED}
-        await client.post("/graphql", json=body)  # compiled, connections opened
-        loop.set_task_factory(counting)
-        try:
-            for _ in range(5):
-                fields.append(0)
-                answer = await client.post("/graphql", json=body)
-                found = answer.json()
-                assert "errors" not in found, found
-                nodes = found["data"]["customers"]["nodes"]
-                assert len(nodes) == 20 and any(n["tickets"] for n in nodes), nodes
-        finally:
-            loop.set_task_factory(before)
+    fields = await _field_tasks({"query": LISTED}, answered)
     assert min(fields) == 0, fields
 
 

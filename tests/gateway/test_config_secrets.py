@@ -13,6 +13,7 @@ from connectors import ConnectorOptions
 from connectors.redaction import describe_error, secret_values
 from gateway.settings import DEMO_CONFIG, load_settings
 from tests.connectors.test_conformance_helpers import MemoryConnector
+from tests.support.logs import logged as _logged
 
 
 def _config(tmp_path: Path, headers: str) -> Path:
@@ -160,25 +161,6 @@ def test_an_unexpected_error_while_loading_hides_the_values_it_may_quote(
     for secret in ("tenant-key-5ecret", "demo-feedback-token", "lit-pw-4471"):
         assert secret not in shown
     assert "'X-Tenant': '***'" in shown
-
-
-def _logged(*args: object, **kwargs: object) -> str:
-    """What the server's log handler writes for one ``error`` call."""
-    import io
-    import logging
-
-    from gateway.logs import LoggingSettings, log_handler
-
-    stream = io.StringIO()
-    logger = logging.getLogger("custview.test-config-secrets")
-    logger.addHandler(log_handler(LoggingSettings(format="text"), stream))
-    logger.propagate = False
-    try:
-        logger.error(*args, **kwargs)  # type: ignore[arg-type]
-    finally:
-        logger.handlers.clear()
-        logger.propagate = True
-    return stream.getvalue()
 
 
 def test_a_failed_load_hides_its_values_where_its_error_shows_not_in_every_later_line(

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.logs import LoggingSettings, log_handler
 from gateway.unexpected import hide, redacted_traceback, report
+from tests.support.logs import logged as _logged
 
 SECRET = "chain-5ecret-value"
 
@@ -75,19 +76,6 @@ def test_short_hidden_values_leave_encoded_text_alone() -> None:
 class _Unprintable(Exception):
     def __str__(self) -> str:
         raise RuntimeError("no text")
-
-
-def _logged(*args: object, **kwargs: object) -> str:
-    stream = io.StringIO()
-    logger = logging.getLogger("custview.test-unexpected")
-    logger.addHandler(log_handler(LoggingSettings(format="text"), stream))
-    logger.propagate = False
-    try:
-        logger.error(*args, **kwargs)  # type: ignore[arg-type]
-    finally:
-        logger.handlers.clear()
-        logger.propagate = True
-    return stream.getvalue()
 
 
 def test_an_error_whose_text_cannot_be_had_is_logged_and_reported_by_its_type() -> None:
