@@ -130,9 +130,6 @@ class SQLConnector(Connector):
     def capabilities(self) -> Capabilities:
         return self._capabilities
 
-    def capabilities_for(self, table: str) -> Capabilities:
-        return self._capabilities  # every table's (the planner asks before each statement)
-
     def pool_usage(self) -> tuple[int, int] | None:
         if self._direct is not None:
             return self._direct.usage()

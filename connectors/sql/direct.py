@@ -383,7 +383,7 @@ class DirectSQLite:
             except BaseException:
                 if waiter.done() and not waiter.cancelled():
                     self._wake()  # pass on the turn this waiter got and cannot use
-                else:
+                elif waiter in self._waiters:  # _wake passes over (drops) a cancelled one
                     self._waiters.remove(waiter)
                 raise
 

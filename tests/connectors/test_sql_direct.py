@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -352,6 +353,34 @@ async def test_callers_wait_for_a_connection_and_streams_give_theirs_back(
         assert [a[0][0]["id"] for a in answers] == [1, 2, 3, 4, 5]
         await stream.aclose()
         assert connector.pool_usage() == (0, 2)
+    finally:
+        await connector.aclose()
+
+
+async def test_a_caller_cancelled_while_waiting_for_a_connection_is_cancelled(
+    sqlite_url: str,
+) -> None:
+    """Cancelled while it waits for the pool's one connection, which comes back
+    before the caller runs again: the caller ends cancelled (not a ValueError that
+    the circuit breaker would count against the source) and leaves no waiter."""
+    connector = SQLConnector(
+        "people_db", SQLOptions(url=sqlite_url, timeout=5, pool_size=1, max_overflow=0)
+    )
+    try:
+        await connector.lookup_many("people", "id", [1], ["id"])  # the one connection
+        async with connector._connection("people", ["id"]):  # held
+            waiting = asyncio.create_task(connector.lookup_many("people", "id", [2], ["id"]))
+            for _ in range(3):
+                await asyncio.sleep(0)
+            waiting.cancel()
+        # released before the cancelled caller ran again: its waiter was passed over
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        direct = connector._direct
+        assert direct is not None
+        assert (direct._lent, len(direct._waiters)) == (0, 0)
+        found = await connector.lookup_many("people", "id", [2], ["id"])
+        assert found[0][0]["id"] == 2
     finally:
         await connector.aclose()
 
@@ -895,5 +924,20 @@ async def test_a_slow_statement_is_remembered_by_its_shape_not_its_request_tag(
             "the second request's run was not inline"
         )
         assert len(connector._direct.slow) == 1
+    finally:
+        await connector.aclose()
+
+
+async def test_a_subclass_that_changes_the_capabilities_is_asked_for_every_table(
+    sqlite_url: str,
+) -> None:
+    class Narrow(SQLConnector):
+        @property
+        def capabilities(self) -> Any:
+            return replace(super().capabilities, max_batch_size=3)
+
+    connector = Narrow("people_db", SQLOptions(url=sqlite_url))
+    try:
+        assert connector.capabilities_for("people").max_batch_size == 3
     finally:
         await connector.aclose()
