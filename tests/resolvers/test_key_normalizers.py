@@ -188,7 +188,13 @@ def test_any_phone_spelling_reads_as_phonenumbers_reads_it(value: str, region: s
 @given(
     rows=st.lists(
         st.tuples(
-            st.one_of(st.none(), st.integers(), st.text(alphabet="0123456789+()-. ", max_size=16)),
+            st.one_of(
+                st.none(),
+                st.integers(),
+                st.text(alphabet="0123456789+()-. ", max_size=16),
+                # national spellings that read differently in each region
+                st.sampled_from(["020 8132 1967", "07794 157389", "(415) 555-0100", "030 1234567"]),
+            ),
             st.one_of(REGIONS, st.integers(), st.lists(st.text(max_size=2), max_size=1)),
         ),
         max_size=8,
@@ -397,3 +403,12 @@ def test_letters_folded_by_the_table_fold_in_every_unicode_form(value: str) -> N
     # NFC "Ǣ" is Æ with a macron: it must fold like its decomposed form
     nfc, nfd = unicodedata.normalize("NFC", value), unicodedata.normalize("NFD", value)
     assert m.city(nfc) == m.city(nfd) == m.fold(nfd) and m.city(nfc) is not None
+
+
+def test_a_column_of_phones_reads_each_row_in_its_own_region() -> None:
+    # one spelling, three regions: each row's region is the one it is read in
+    values = ["020 8132 1967"] * 3 + ["(415) 555-0100"]
+    regions = ["GB", "DE", "gb", None]
+    expected = [normalize_phone(v, r, "US") for v, r in zip(values, regions, strict=True)]
+    assert len(set(expected[:2])) == 2, expected  # the spelling reads differently
+    assert normalize_phones(values, regions, "US") == expected
