@@ -274,15 +274,22 @@ class Stitcher:
                 if value:
                     yield (key_name, value)
 
-    def key_reader(self, member: MemberSpec) -> Callable[[Row], list[KeyNode]]:
-        """:meth:`keys_of_row` for many rows of one member (each key's spec and
-        normaliser looked up once, not once per row)."""
-        plan = [
+    def _key_plan(
+        self, member: MemberSpec
+    ) -> list[tuple[str, Callable[[object, object, str | None], str | None], str, str | None]]:
+        """Each identity column of ``member``: its key name, normaliser, column and
+        default region, in the order its keys are read."""
+        return [
             (key_name, NORMALIZERS[spec.normalize].normalize, column, spec.default_region)
             for key_name, columns in member.identity.items()
             for spec in [self.model.identity.keys[key_name]]
             for column in columns
         ]
+
+    def key_reader(self, member: MemberSpec) -> Callable[[Row], list[KeyNode]]:
+        """:meth:`keys_of_row` for many rows of one member (each key's spec and
+        normaliser looked up once, not once per row)."""
+        plan = self._key_plan(member)
         region_column = member.region
 
         def read(row: Row) -> list[KeyNode]:
@@ -301,12 +308,7 @@ class Stitcher:
         identity column's key name and normalised value of every row (falsy where the
         row holds no key there), in :meth:`key_reader`'s order. The values are read out
         of the rows and normalised by C-level maps (no Python frame per row)."""
-        plan = [
-            (key_name, NORMALIZERS[spec.normalize].normalize, column, spec.default_region)
-            for key_name, columns in member.identity.items()
-            for spec in [self.model.identity.keys[key_name]]
-            for column in columns
-        ]
+        plan = self._key_plan(member)
         region_column = member.region
 
         def read(rows: list[Row]) -> list[tuple[str, list[Any]]]:
