@@ -30,7 +30,11 @@ short ones: the floor with the same driver strategy.
 customer 360s and pages in process under cProfile (after a warm-up), and the
 function calls per request are printed by file or package. Counts do not
 move with the machine's load, so they tell a cut apart where timings on a
-busy machine cannot.
+busy machine cannot. Unless ``--no-http``, it also counts the HTTP apps
+themselves (:func:`tests.bench.hot_http.app_calls`: the floor's Starlette
+route and the gateway's app with the fast path, the demo key and the audit
+log, driven through ASGI in process): the app's count less the in-process
+one is what the HTTP layer costs each side.
 
     python -m tests.bench.hot [--quick] [--million] [--customers N ...] [--no-http]
                               [--floor-inline] [--calls]
@@ -82,6 +86,8 @@ from tests.bench.run import (
 )
 
 CONTENDERS = ("floor", "general", "fast")
+APPS = ("floor", "fast")
+"""The contenders whose HTTP app ``--calls`` counts too."""
 CALL_AREAS = 25
 """Areas shown per operation by ``--calls`` (those with the most calls)."""
 OPERATIONS = {"customer_360": "customer 360 (~10 tickets, ~5 orders)", "page_50": "page of 50"}
@@ -177,15 +183,17 @@ class Gateway:
             "fast": gateway_schema(self.loaded, fast_path=True),
         }
 
-    def context(self) -> dict[str, Any]:
-        return demo_context(self.loaded, self.federation, self.grant, self.audit)
+    def context(self, federation: Federation | None = None) -> dict[str, Any]:
+        federation = federation or self.federation
+        return demo_context(self.loaded, federation, self.grant, self.audit)
 
-    def runner(self, path: str, query: str) -> Runner:
+    def runner(self, path: str, query: str, federation: Federation | None = None) -> Runner:
+        """``path``'s runner of ``query``, over ``federation`` (else the benchmark's)."""
         schema = self.schemas[path]
 
         async def run(variables: dict[str, Any]) -> str:
             result = await schema.execute(
-                query, variable_values=variables, context_value=self.context()
+                query, variable_values=variables, context_value=self.context(federation)
             )
             if result.errors:
                 raise BenchError(f"custview ({path}) answered with errors: {result.errors}")
@@ -317,6 +325,96 @@ def calls_table(customers: int, found: dict[str, dict[str, dict[str, float]]]) -
     return table
 
 
+def app_calls_table(
+    customers: int, apps: dict[str, dict[str, dict[str, dict[str, float]]]]
+) -> Table:
+    """The apps' calls per request by area, and the HTTP layer's: the app's
+    less the same contender's in process (counted right after, as warm)."""
+    table = Table(
+        title=f"function calls per HTTP request of the app, {customers:,} customers "
+        "(ASGI in process, cProfile)",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("operation")
+    table.add_column("area")
+    for name in APPS:
+        table.add_column(f"{name} app", justify="right")
+    layers = http_layer(apps)
+    for operation, by_app in apps.items():
+        table.add_row(
+            OPERATIONS[operation],
+            "all",
+            *(f"{sum(by_app[n]['app'].values()):,.0f}" for n in APPS),
+        )
+        table.add_row(
+            "",
+            "in process (same requests)",
+            *(f"{sum(by_app[n]['direct'].values()):,.0f}" for n in APPS),
+        )
+        table.add_row(
+            "", "HTTP layer (app - in process)", *(f"{layers[operation][n]:,.0f}" for n in APPS)
+        )
+        areas = sorted(
+            {a for n in APPS for a in by_app[n]["app"]},
+            key=lambda a: -max(by_app[n]["app"].get(a, 0.0) for n in APPS),
+        )
+        for area in areas[:CALL_AREAS]:
+            table.add_row("", area, *(f"{by_app[n]['app'].get(area, 0.0):,.1f}" for n in APPS))
+    return table
+
+
+def http_layer(
+    apps: dict[str, dict[str, dict[str, dict[str, float]]]],
+) -> dict[str, dict[str, float]]:
+    """Operation -> contender -> calls per request of its app beyond its in-process run."""
+    return {
+        operation: {
+            n: sum(sides["app"].values()) - sum(sides["direct"].values())
+            for n, sides in by_app.items()
+        }
+        for operation, by_app in apps.items()
+    }
+
+
+async def count_apps(
+    config: Path,
+    data_dir: Path,
+    emails: Sequence[str],
+    plan: Plan,
+    gateway: Gateway,
+) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Operation -> contender -> ``app``/``direct`` -> area -> calls per request;
+    ``direct``: the contender in process over the app's own sources (the
+    gateway's with its identity registry), as the app's executor runs."""
+
+    def direct(name: str) -> Callable[[Any], dict[str, Runner]]:
+        def runners(app: Any) -> dict[str, Runner]:
+            if name == "floor":
+                floor: Floor = app.state.floor
+
+                async def customer(variables: dict[str, Any]) -> str:
+                    return await floor.customer_by_email(variables["e"])
+
+                async def page(variables: dict[str, Any]) -> str:
+                    return await floor.page(PAGE_SIZE, variables.get("cursor"))
+
+                return {"customer_360": customer, "page_50": page}
+            federation = app.state.federation
+            return {
+                "customer_360": gateway.runner(name, CUSTOMER_QUERY, federation),
+                "page_50": gateway.runner(name, PAGE_QUERY, federation),
+            }
+
+        return runners
+
+    apps: dict[str, dict[str, dict[str, dict[str, float]]]] = {op: {} for op in OPERATIONS}
+    for name in APPS:
+        found = await hot_http.app_calls(name, config, data_dir, emails, plan.pages, direct(name))
+        for operation, sides in found.items():
+            apps[operation][name] = sides
+    return apps
+
+
 async def bench_size(
     customers: int,
     data_root: Path,
@@ -353,7 +451,13 @@ async def bench_size(
             if calls:
                 found = await counted(runners, emails, plan)
                 console.print(calls_table(customers, found))
-                return {"customers": customers, "calls_per_request": found}
+                counts: dict[str, Any] = {"customers": customers, "calls_per_request": found}
+                if http:
+                    apps = await count_apps(config, data_dir, emails, plan, gateway)
+                    console.print(app_calls_table(customers, apps))
+                    counts["app_calls_per_request"] = apps
+                    counts["http_layer_calls_per_request"] = http_layer(apps)
+                return counts
             measured = await in_process(runners, emails, plan)
     finally:
         await gateway.federation.aclose()

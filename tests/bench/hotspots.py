@@ -50,13 +50,19 @@ IDLE = "idle: event loop waiting for the driver threads"
 OTHER = "other (stdlib: asyncio, json, ...)"
 
 
-def calls_by_area(stats: pstats.Stats, requests: int) -> dict[str, float]:
+def calls_by_area(
+    stats: pstats.Stats, requests: int, skip: frozenset[tuple[str, int, str]] = frozenset()
+) -> dict[str, float]:
     """Function calls per request by file (custview's own and the standard
     library's by path, a package by its name, C functions as ``builtins``),
-    most first: a count, so it does not move with the machine's load."""
+    most first: a count, so it does not move with the machine's load. The
+    functions in ``skip`` (file, first line, name) are not counted."""
     entries: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
     found: Counter[str] = Counter()
-    for (filename, _, _), (_, calls, _, _, _) in entries.items():
+    for key, (_, calls, _, _, _) in entries.items():
+        filename = key[0]
+        if key in skip:
+            continue
         if filename == "~":
             area = "builtins"
         elif "site-packages/" in filename:

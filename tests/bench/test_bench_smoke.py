@@ -86,3 +86,12 @@ def test_hot_bench_counts_calls_per_request(tmp_path: Path) -> None:
         assert counted["general"]["graphql"] > 10 * counted["fast"].get("graphql", 0)
         assert "tests/bench/floor.py" in counted["floor"]
         assert "resolvers/fastpath.py" in counted["fast"]
+        # the HTTP apps, driven through ASGI in process: the driver itself is not counted
+        apps = size["app_calls_per_request"][operation]
+        assert set(apps) == set(hot.APPS)
+        assert "starlette" in apps["floor"]["app"]
+        assert "gateway/graphql_http.py" in apps["fast"]["app"]
+        assert "gateway/graphql_http.py" not in apps["fast"]["direct"]
+        assert "tests/bench/hot_http.py" not in apps["fast"]["app"]
+        layer = size["http_layer_calls_per_request"][operation]
+        assert 0 < layer["floor"] < layer["fast"]
