@@ -49,6 +49,11 @@ open when callers need them and close once none of them has been needed for
 :data:`OVERFLOW_LINGER` seconds (closing each on its return, as SQLAlchemy's
 pool does, started a thread and a connection per statement under steady
 concurrency: ~1 ms of CPU per customer 360 at 10 concurrent requests).
+
+Callers that find every connection lent wait in line: a connection given back
+(or the place of one that closed) is handed to the longest-waiting caller on
+the spot, so none arriving meanwhile finds it idle (handing over a wake-up let
+newcomers overtake a waiter, under steady load until its deadline passed).
 """
 
 from __future__ import annotations
@@ -338,7 +343,10 @@ class DirectSQLite:
         self._open = 0
         self._lent = 0
         self._generation = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[asyncio.Future[_Worker | None]] = deque()
+        """Callers waiting for a connection, longest first: each gets a released
+        connection, or None (a connection may be opened: ``_open`` and ``_lent``
+        count it already). While one is waiting none is idle and none may open."""
         event.listen(sync_engine, "engine_disposed", self._disposed)
 
     def usage(self) -> tuple[int, int]:
@@ -346,7 +354,8 @@ class DirectSQLite:
         return self._lent, self._limit
 
     def idle(self) -> DirectSession | None:
-        """A connection at once if one is idle (no waiting, so no timeout to set)."""
+        """A connection at once if one is idle (no waiting, so no timeout to set);
+        none is while callers wait in :meth:`acquire` (each was handed one)."""
         if not self._idle:
             return None
         self._lent += 1  # :meth:`_lend`, written out
@@ -354,38 +363,55 @@ class DirectSQLite:
             self._crowded = time.monotonic()
         return DirectSession(self, self._idle.pop())
 
-    def _lend(self, worker: _Worker) -> DirectSession:
+    def _lend(self) -> None:
+        """Count one more connection lent (and when the pool was last crowded)."""
         self._lent += 1
         if self._lent > self._keep:
             self._crowded = time.monotonic()
-        return DirectSession(self, worker)
 
     async def acquire(self) -> DirectSession:
-        while True:
-            if self._idle:
-                return self._lend(self._idle.pop())
-            if self._open < self._limit:
-                self._open += 1
-                self._lent += 1
-                if self._lent > self._keep:
-                    self._crowded = time.monotonic()
-                try:
-                    return DirectSession(self, await self._start())
-                except BaseException:
-                    self._open -= 1
-                    self._lent -= 1
-                    self._wake()
-                    raise
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            except BaseException:
-                if waiter.done() and not waiter.cancelled():
-                    self._wake()  # pass on the turn this waiter got and cannot use
-                elif waiter in self._waiters:  # _wake passes over (drops) a cancelled one
-                    self._waiters.remove(waiter)
-                raise
+        """An idle connection, a new one while the pool may open more, or else the
+        first given back after the callers already waiting had theirs."""
+        if self._idle:  # then none waits (:meth:`release` hands a connection to the first)
+            self._lend()
+            return DirectSession(self, self._idle.pop())
+        if self._open < self._limit:
+            self._open += 1
+            self._lend()
+            return await self._opened()
+        waiter: asyncio.Future[_Worker | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            worker = await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self._pass_on(waiter.result())  # the turn this waiter got and cannot use
+            elif waiter in self._waiters:  # _hand_over passes over (drops) a cancelled one
+                self._waiters.remove(waiter)
+            raise
+        if worker is None:
+            return await self._opened()
+        return DirectSession(self, worker)
+
+    async def _opened(self) -> DirectSession:
+        """A new connection, lent in a place already counted (``_open``, ``_lent``);
+        if it cannot open, the place goes to the next waiter."""
+        try:
+            return DirectSession(self, await self._start())
+        except BaseException:
+            self._pass_on(None)
+            raise
+
+    def _pass_on(self, worker: _Worker | None) -> None:
+        """Give back what a caller was handed and will not use: the connection
+        (as :meth:`release` would), or the place to open one (to the next waiter)."""
+        if worker is not None:
+            self.release(DirectSession(self, worker))
+            return
+        self._open -= 1
+        self._lent -= 1
+        if self._waiters:
+            self._hand_over(None)
 
     async def _start(self) -> _Worker:
         worker = _Worker(self._generation)
@@ -418,16 +444,16 @@ class DirectSQLite:
         if session.cursor is not None:
             worker.post(session.cursor.close)  # queued: the next job runs after it
             session.cursor = None
-        keep = reusable and worker.generation == self._generation
-        if keep and len(self._idle) < self._keep:
-            self._idle.append(worker)
-        elif keep and self._linger():
-            self._idle.append(worker)  # an overflow connection, until the crowd is gone
-        else:
-            self._open -= 1
-            worker.stop()
+        if reusable and worker.generation == self._generation:
+            if self._waiters and self._hand_over(worker):
+                return
+            if len(self._idle) < self._keep or self._linger():
+                self._idle.append(worker)  # past pool_size: until the crowd is gone
+                return
+        self._open -= 1
+        worker.stop()
         if self._waiters:
-            self._wake()
+            self._hand_over(None)  # its place: the first waiter opens a connection
 
     def _linger(self) -> bool:
         """Whether an overflow connection may stay idle: a trim is (now) scheduled
@@ -460,12 +486,19 @@ class DirectSQLite:
         for worker in extra:
             worker.stop()
 
-    def _wake(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
+    def _hand_over(self, worker: _Worker | None) -> bool:
+        """Lend ``worker`` (None: a place to open a connection in) to the
+        longest-waiting caller still waiting, if any."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
-                return
+                if worker is None:
+                    self._open += 1
+                self._lend()
+                waiter.set_result(worker)
+                return True
+        return False
 
     def _disposed(self, engine: Any) -> None:
         """``engine.dispose()``: the idle connections close, the lent ones on release."""
