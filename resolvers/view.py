@@ -639,13 +639,23 @@ class RequestView:
         groups: Sequence[list[Row]]
         if alone and _idle(loader, keys):
             groups = await _load_now(loader, keys)
-        elif len(keys) == 1:
-            # the usual customer (one record in the table's member): its key's future
-            # awaited as it is, not through a gather of one (~3.5 µs and a loop turn)
-            return list(await loader.load(keys[0]))
-        else:
-            groups = _read(loader, keys) or await loader.load_many(keys)
-        return [row for group in groups for row in group]
+            return [row for group in groups for row in group]
+        while True:
+            try:
+                if len(keys) == 1:
+                    # the usual customer (one record in the table's member): its key's
+                    # future awaited as it is, not through a gather of one (~3.5 µs and
+                    # a loop turn)
+                    return list(await loader.load(keys[0]))
+                groups = _read(loader, keys) or await loader.load_many(keys)
+                return [row for group in groups for row in group]
+            except asyncio.CancelledError:
+                if _cancelling():
+                    raise
+                # not this caller: a read it shared was cancelled (a prefetch, or the
+                # task of another field waiting for the same batch); the loader takes
+                # a cancelled future for none, so the keys are read again
+                continue
 
     async def related(
         self,
@@ -679,6 +689,13 @@ def _idle(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> bool:
     )
 
 
+def _cancelling() -> bool:
+    """Whether the running task is being cancelled (else a ``CancelledError`` it sees
+    comes from a future it shared with a cancelled task)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
+
+
 def _read(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> list[list[Row]]:
     """The keys' rows when every one is read already (:meth:`RequestView.prefetch_related`),
     without a gather of their futures and the loop turn it waits; else empty."""
@@ -704,11 +721,16 @@ async def _load_now(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> list
         if len(values) != len(unique):
             raise ValueError(f"the loader answered {len(values)} groups for {len(unique)} keys")
     except BaseException as error:
-        for future in futures:
+        for key, future in zip(unique, futures, strict=True):
             if isinstance(error, Exception):
                 future.set_exception(error)
                 future.exception()  # retrieved: whoever awaits it sees it
             else:
+                # cancelled: nothing read, nothing left for a later read to find (a
+                # later prefetch or read at once of these keys reads them); whoever
+                # waits for them reads them again (:meth:`RequestView.related_rows`)
+                if loader.cache_map.get(key) is future:
+                    loader.cache_map.delete(key)
                 future.cancel()
         raise
     failed: BaseException | None = None
