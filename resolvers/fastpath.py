@@ -67,7 +67,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
 
 from resolvers.documents import LRU
-from resolvers.governance import ReadTrail, governor_of, grant_of
+from resolvers.governance import Governor, ReadTrail, governor_of, grant_of
 from resolvers.model import UnifiedModel
 from resolvers.policy import mask
 from resolvers.tasks import gathered
@@ -195,7 +195,7 @@ class FastPath:
         self._attribute_names: dict[tuple[str, str], str] = {}
         """(plain object type, field) -> the attribute its value is read from."""
         """(relation entity, field) -> the key of its value in a relation row's dict."""
-        self.governed = governor_of(schema) is not None
+        self.governor = governor_of(schema)
         self._reading_nothing = frozenset(
             {*model.customer.fields, "id", "sourceRecords", "provenance", "__typename"}
         )
@@ -440,7 +440,7 @@ class FastPath:
         (:attr:`Selected.prefetch`): none when another of its fields reads a source
         (a metric, the timeline, ...), which would then wait for those reads instead
         of reading beside them."""
-        relations = tuple(c.name for c in children if c.name in self.model.relations)
+        relations = tuple(dict.fromkeys(c.name for c in children if c.name in self.model.relations))
         if any(c.name not in relations and c.name not in self._reading_nothing for c in children):
             return ()
         return relations
@@ -521,7 +521,7 @@ async def _run(fast: FastPath, plan: Plan, context: ExecutionContext) -> Any:
     except GraphQLError:
         return None
     run = _Run(fast.schema, operation, variables, context.context, context.root_value, args)
-    run.governed = fast.governed
+    run.governor = fast.governor
     return await run.execute(plan.fields)
 
 
@@ -546,7 +546,8 @@ class _Run:
         self.info = _Info(context)
         self.errors: list[GraphQLError] = []
         self.nulled: set[PathKeys] = set()
-        self.governed = True
+        self.governor: Governor | None = None
+        """The schema's policy wrappers' checks; None when it is not governed."""
         self._shown: dict[int, Shown] = {}
         """id(Selected) -> how its rows are built in one go (see :meth:`_showing`)."""
 
@@ -776,7 +777,7 @@ class _Run:
         """How this request's grant shows the relation's selected fields: in clear
         (no governance, or a full grant), each with its action (none denied; the
         trail notes them as the wrappers do), or None when one is denied."""
-        if not self.governed:
+        if self.governor is None:
             return _CLEAR
         try:
             grant = grant_of(self.info)
@@ -805,15 +806,25 @@ class _Run:
         return self._list_now(selected, item_type, path, items)
 
     def _prefetched(self, selected: Selected) -> list[str]:
-        """The relations of :attr:`Selected.prefetch` this request's grant lets it
-        read (a denied one fails its fields as it would: nothing is read for it)."""
-        if not self.governed:
+        """The relations of :attr:`Selected.prefetch` that one of their fields reads:
+        when every field of a relation fails before reading (no grant, denied, a
+        page size over the limit: the field's own checks,
+        :meth:`~resolvers.governance.Governor.refuses`), nothing is read for it."""
+        governor = self.governor
+        if governor is None:
             return list(selected.prefetch)
-        try:
-            grant = grant_of(self.info)
-        except Exception:
-            return []  # the fields fail as they would
-        return [n for n in selected.prefetch if grant.action(n) != "deny"]
+        children = selected.children or ()
+        return [
+            name
+            for name in selected.prefetch
+            if any(
+                c.name == name
+                and not governor.refuses(
+                    name, self.info, self.args.get(id(c), {}) if c.has_args else {}
+                )
+                for c in children
+            )
+        ]
 
     async def _list_after(
         self, selected: Selected, item_type: Any, path: PathKeys, items: list[Any], names: list[str]

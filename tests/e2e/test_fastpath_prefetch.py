@@ -1,17 +1,26 @@
 """The fast path's prefetch (a page's relations read for all its customers before
-their fields start): a cancelled one leaves nothing behind in the request's
-loaders."""
+their fields start) reads nothing the general path would not, and a cancelled
+one leaves nothing behind in the request's loaders."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
+
 from connectors import Connector, Row
+from gateway.app import create_app
 from gateway.settings import DEMO_CONFIG, load_settings
 from resolvers.view import CustomerView, Federation, RequestView
+from tests.e2e.test_batching import statements_by_table
+from tests.e2e.test_fastpath import SAME_ID, _compiled_share
 
 # -- a prefetch cancelled while its statement is in flight ---------------------------
 
@@ -145,3 +154,95 @@ async def test_a_cancelled_prefetch_leaves_nothing_for_a_later_one(demo_env: Non
         assert held.lookups[1] == held.lookups[0]
         assert [await view.related_rows(c, "tickets") for c in customers] == expected
         assert len(held.lookups) == 2, held.lookups
+
+
+# -- relations whose fields fail before reading ----------------------------------------
+
+REFUSED = """query($n: Int) { customers(first: 10) { nodes { id name
+  tickets(first: $n) { id status } orders { id total } } } }"""
+"""``tickets(first: $n)`` over the page-size limit fails before reading."""
+ALIASED = """query($n: Int) { customers(first: 10) { nodes { id
+  few: tickets(first: 2) { id } many: tickets(first: $n) { id } orders { id } } } }"""
+"""One of the two fields reads the tickets: they are read (once)."""
+DENIED = """query { customers(first: 10) { nodes { id name
+  opportunities { id stage } tickets { id } } } }"""
+"""The support role may not read ``opportunities``."""
+
+
+@asynccontextmanager
+async def _counted(
+    headers: dict[str, str],
+) -> AsyncIterator[tuple[list[httpx.AsyncClient], list[Counter[str]], Any]]:
+    """(general client, fast client), the statements each one's sources receive per
+    table, and the fast path."""
+    from resolvers.fastpath import FastPath
+    from resolvers.lifecycle import parts_of
+
+    loaded = load_settings(DEMO_CONFIG)
+    async with AsyncExitStack() as stack:
+        clients, counts = [], []
+        with ExitStack() as hooks:
+            for fast in (False, True):
+                app = create_app(loaded, fast_path=fast)
+                await stack.enter_async_context(app.router.lifespan_context(app))
+                counts.append(hooks.enter_context(statements_by_table(app.state.federation)))
+                client = httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app),
+                    base_url="http://custview",
+                    headers=headers,
+                )
+                clients.append(await stack.enter_async_context(client))
+            fast_path = next(
+                e.__self__
+                for e in parts_of(app.state.schema.extensions)
+                if isinstance(getattr(e, "__self__", None), FastPath)
+            )
+            yield clients, counts, fast_path
+
+
+def _audit(seen: int) -> list[dict[str, Any]]:
+    path = Path(os.environ["CUSTVIEW_AUDIT_LOG"])
+    lines = path.read_text().splitlines()[seen:] if path.exists() else []
+    return [{k: v for k, v in json.loads(line).items() if k != "at"} for line in lines]
+
+
+async def _both(
+    key: str, query: str, variables: dict[str, Any]
+) -> tuple[dict[str, Any], list[Counter[str]]]:
+    """The answer (the same bytes and audit entry on both paths) and the statements
+    each path sent for it, per table."""
+    async with _counted({"X-API-Key": key, **SAME_ID}) as (clients, counts, fast_path):
+        body = {"query": query, "variables": variables}
+        for client, count in zip(clients, counts, strict=True):
+            await client.post("/graphql", json=body)  # compiled; connections opened
+            count.clear()
+        seen = len(_audit(0))
+        general, fast = [await c.post("/graphql", json=body) for c in clients]
+        assert fast.content == general.content
+        entries = _audit(seen)
+        assert len(entries) == 2 and entries[0] == entries[1], entries
+        _compiled_share(fast_path, [query])
+        return fast.json(), counts
+
+
+async def test_a_relation_whose_fields_fail_is_not_prefetched(demo_env: None) -> None:
+    """A relation field over the page-size limit (given by a variable) or denied to
+    the caller fails before it reads: the fast path's prefetch does not read it
+    either (no statement), and the answer and its errors are the general path's."""
+    found, (general, fast) = await _both("demo-key", REFUSED, {"n": 501})
+    nodes = found["data"]["customers"]["nodes"]
+    assert len(nodes) == 10 and all(n["tickets"] is None for n in nodes), nodes
+    messages = {e["message"] for e in found["errors"]}
+    assert messages == {"'first' may be at most 500"}, found["errors"]
+    assert len(found["errors"]) == 10
+    assert fast["support.tickets"] == general["support.tickets"] == 0, (general, fast)
+    assert fast["sales.orders"] == general["sales.orders"] == 1, (general, fast)
+
+    found, (general, fast) = await _both("demo-key", ALIASED, {"n": 501})
+    assert len(found["errors"]) == 10
+    assert fast["support.tickets"] == general["support.tickets"] == 1, (general, fast)
+
+    found, (general, fast) = await _both("support-key", DENIED, {})
+    assert {e["extensions"]["code"] for e in found["errors"]} == {"FORBIDDEN_FIELD"}
+    assert fast["crm.opportunities"] == general["crm.opportunities"] == 0, (general, fast)
+    assert fast["support.tickets"] == general["support.tickets"] == 1, (general, fast)

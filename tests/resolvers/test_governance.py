@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 
 from gateway.settings import DEMO_CONFIG, load_settings
-from resolvers.governance import ReadTrail, _Governor
+from resolvers.governance import Governor, ReadTrail
 from resolvers.policy import AccessDenied, ForbiddenField, Grant
 
 
 def _field(name: str) -> Any:
     model = load_settings(DEMO_CONFIG).settings.model
-    return _Governor(model).customer_field(name, lambda root, info: f"{name} of {root.id}")
+    return Governor(model).customer_field(name, lambda root, info: f"{name} of {root.id}")
 
 
 def test_a_customer_field_is_read_by_the_grant_and_noted_in_the_trail() -> None:
@@ -46,3 +46,36 @@ def test_a_customer_field_without_a_grant_or_allowed_action_is_refused() -> None
             root, SimpleNamespace(context={"grant": Grant(("r",), {}, {}), "trail": trail})
         )
     assert (trail.fields, trail.customers, trail.denied) == (set(), set(), {"Customer.phone"})
+
+
+def test_refuses_tells_what_the_field_fails_with_before_reading() -> None:
+    """:meth:`Governor.refuses` (the fast path's prefetch asks it) answers as the
+    field's resolver fails, without noting a read: no grant, denied, a page size
+    over the limit."""
+    model = load_settings(DEMO_CONFIG).settings.model
+    governor = Governor(model)
+    root = SimpleNamespace(id="cus_1")
+    grant = Grant(("r",), {"tickets": "allow", "orders": "deny"}, {})
+    cases = [
+        ({}, "tickets", {}),
+        ({"grant": grant}, "tickets", {}),
+        ({"grant": grant}, "orders", {}),
+        ({"grant": grant, "max_page_size": 5}, "tickets", {"first": 5}),
+        ({"grant": grant, "max_page_size": 5}, "tickets", {"first": 6}),
+        ({"grant": grant}, "tickets", {"first": 600}),
+    ]
+    for context, name, kwargs in cases:
+        trail = ReadTrail()
+        info = SimpleNamespace(context={**context, "trail": trail})
+        refused = governor.refuses(name, info, kwargs)
+        assert (trail.fields, trail.denied) == (set(), set())
+        field = governor.customer_field(name, lambda root, info, **kwargs: "read")
+        try:
+            field(root, info, **kwargs)
+        except Exception:
+            assert refused, (context, name, kwargs)
+        else:
+            assert not refused, (context, name, kwargs)
+    assert [governor.refuses(n, SimpleNamespace(context=c), k) for c, n, k in cases] == [
+        True, False, True, False, True, False,
+    ]  # fmt: skip
