@@ -35,6 +35,7 @@ from resolvers import metrics as metric_values
 from resolvers import walk
 from resolvers.expr import Expr, Order
 from resolvers.heap import long_lived_frozen
+from resolvers.metrics import NO_KEY, Owners
 from resolvers.model import FieldType, UnifiedModel
 from resolvers.planner import Planner
 from resolvers.policy import ForbiddenField, Grant, mask
@@ -426,41 +427,40 @@ class _CustomerRows:
                 out.append(refs)
         return list(zip(*out, strict=True))
 
-    def _owned(self, customers: list[CustomerView]) -> tuple[dict[int, list[list[Any]]], list[str]]:
-        """Member rank -> each customer's keys of that member, for the members that
-        the metrics' relations hang off, and each customer's records' references
-        joined by ``;`` when the rows show them (one pass over the records for all)."""
-        owned: dict[int, list[list[Any]]] = {rank: [] for rank in self.parent_ranks}
-        lists = list(owned.values())
+    def _owned(self, customers: list[CustomerView]) -> tuple[dict[int, Owners], list[str]]:
+        """Member rank -> the customers' keys of that member, for the members that the
+        metrics' relations hang off, and each customer's records' references joined by
+        ``;`` when the rows show them (one pass over the records for all)."""
+        owned = {rank: Owners([NO_KEY] * len(customers)) for rank in self.parent_ranks}
+        sole = {rank: owners.sole for rank, owners in owned.items()}
         refs: list[str] = []
         with_refs = bool(self.refs_at)
-        # a customer without records of a member shares this one (never appended to)
-        none: list[Any] = []
-        for customer in customers:
-            for each in lists:
-                each.append(none)
+        for at, customer in enumerate(customers):
             texts = []
             for record in customer.records:
                 member = record.member
                 key = record.row[member.key]
-                found = owned.get(record.rank)
-                if found is not None:
-                    if found[-1] is none:
-                        found[-1] = [key]
-                    else:
-                        found[-1].append(key)
+                keys = sole.get(record.rank)
+                if keys is not None:
+                    if keys[at] is NO_KEY:
+                        keys[at] = key
+                    else:  # its second key or more: all of them in ``more``
+                        _another(owned[record.rank].more, keys[at], at, key)
                 if with_refs:
                     # :meth:`Record.ref_text`, the key already at hand
                     texts.append(member.ref_prefix + str(key))
             if with_refs:
                 refs.append(";".join(texts))
+        for owners in owned.values():
+            for at in owners.more:  # not a sole key
+                owners.sole[at] = NO_KEY
         return owned, refs
 
     async def _metrics(
         self,
         view: RequestView,
         customers: list[CustomerView],
-        owned_by_rank: dict[int, list[list[Any]]],
+        owned_by_rank: dict[int, Owners],
         relation: str,
         names: list[str],
     ) -> dict[str, list[Any]]:
@@ -469,31 +469,42 @@ class _CustomerRows:
         rel = self.model.relations[relation]
         failure = view.failure(rel.source)
         owned = owned_by_rank[self.ranks[rel.parent.member]]
-        keys = list(dict.fromkeys(k for ks in owned for k in ks))
+        keys = owned.keys()
         specs = {n: self.model.metrics[n] for n in names}
-        partial: dict[Any, dict[str, Any]] = {}
+        values: dict[str, dict[Any, Any]] = {n: {} for n in names}
         if failure is None and keys:
             connector = view.federation.connectors[rel.source]
             size = connector.capabilities_for(rel.table).max_batch_size
             try:
                 parts = await asyncio.gather(
                     *(
-                        metric_values.compute(connector, rel, specs, keys[i : i + size])
+                        metric_values.compute_columns(connector, rel, specs, keys[i : i + size])
                         for i in range(0, len(keys), size)
                     )
                 )
             except ConnectorError as exc:
                 failure = exc
             else:
-                partial = dict(zip(keys, (p for part in parts for p in part), strict=True))
+                for part in parts:
+                    for name, by_key in part.items():
+                        values[name].update(by_key)
         if failure is not None:
             if self.failures is None:
                 raise failure
             self.failures.add(failure)
             return {n: [None] * len(customers) for n in names}
         return {
-            n: metric_values.combine_column(spec, owned, partial, n) for n, spec in specs.items()
+            n: metric_values.combine_column(spec, owned, values[n]) for n, spec in specs.items()
         }
+
+
+def _another(more: dict[int, list[Any]], first: Any, at: int, key: Any) -> None:
+    """Customer ``at`` has another key after ``first``: all its keys go to ``more``."""
+    keys = more.get(at)
+    if keys is None:
+        more[at] = [first, key]
+    else:
+        keys.append(key)
 
 
 class _RelationRows:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -38,6 +40,8 @@ async def compute(
     keys: Sequence[Any],
 ) -> list[Partial]:
     """Per parent key (DataLoader order), every metric of ``relation``."""
+    # the groups of :func:`_groups`, written out: a customer's page calls it per
+    # relation, and every call counts there
     groups: dict[tuple[tuple[str, str, str], ...], dict[str, MetricSpec]] = defaultdict(dict)
     for name, metric in metrics.items():
         groups[where_key(metric)][name] = metric
@@ -60,6 +64,51 @@ async def compute(
     return [merged.get(key, {}) for key in keys]
 
 
+async def compute_columns(
+    connector: Connector,
+    relation: RelationSpec,
+    metrics: Mapping[str, MetricSpec],
+    keys: Sequence[Any],
+) -> dict[str, dict[Any, Any]]:
+    """:func:`compute` a metric at a time: metric -> its value by parent key, for the
+    keys that have one (a pushed aggregate leaves out the keys without rows, as
+    :func:`compute` leaves their values out). An export's chunk reads it without a
+    dict per key."""
+    results = await asyncio.gather(
+        *(
+            _pushed_columns(connector, relation, group, keys)
+            if pushed
+            else _in_memory_columns(connector, relation, group, keys)
+            for group, pushed in _groups(connector, relation, metrics)
+        )
+    )
+    found: dict[str, dict[Any, Any]] = {}
+    for by_metric in results:
+        found.update(by_metric)
+    return found
+
+
+def _groups(
+    connector: Connector, relation: RelationSpec, metrics: Mapping[str, MetricSpec]
+) -> list[tuple[dict[str, MetricSpec], bool]]:
+    """The metrics one grouped aggregate computes (those sharing a ``where``), and
+    whether the source computes it (else it is folded in memory)."""
+    groups: dict[tuple[tuple[str, str, str], ...], dict[str, MetricSpec]] = defaultdict(dict)
+    for name, metric in metrics.items():
+        groups[where_key(metric)][name] = metric
+    capabilities = connector.capabilities_for(relation.table)
+    parent = relation.parent.column
+    return [
+        (
+            group,
+            capabilities.supports_aggregates
+            and capabilities.can_filter(parent, "in")
+            and pushable(capabilities, to_filters(next(iter(group.values())).where)),
+        )
+        for group in groups.values()
+    ]
+
+
 async def _pushed(
     connector: Connector,
     relation: RelationSpec,
@@ -67,18 +116,7 @@ async def _pushed(
     keys: Sequence[Any],
 ) -> dict[Any, Partial]:
     parent = relation.parent.column
-    where = to_filters(next(iter(metrics.values())).where)
-    aggregates: list[Aggregate] = []
-    for i, m in enumerate(metrics.values()):
-        if m.fn == "avg":
-            # an average over several member records needs their sums and counts
-            aggregates.append(Aggregate("sum", m.column, alias=f"m_{i}"))
-            aggregates.append(Aggregate("count", m.column, alias=f"n_{i}"))
-        else:
-            aggregates.append(Aggregate(m.fn, m.column, alias=f"m_{i}"))
-    rows = await connector.aggregate(
-        relation.table, [parent], aggregates, [Filter(parent, "in", list(keys)), *where]
-    )
+    rows = await _aggregated(connector, relation, metrics, keys)
     out: dict[Any, Partial] = {}
     names = list(metrics)
     if any(m.fn == "avg" for m in metrics.values()):
@@ -97,6 +135,58 @@ async def _pushed(
     for row in rows:
         out[row[parent]] = dict(zip(names, values(row), strict=True))
     return out
+
+
+async def _aggregated(
+    connector: Connector,
+    relation: RelationSpec,
+    metrics: Mapping[str, MetricSpec],
+    keys: Sequence[Any],
+) -> list[Row]:
+    """The grouped aggregate of ``metrics`` (one ``where``) over the rows of ``keys``:
+    per parent key with rows, metric ``i``'s value as ``m_i`` (an average's sum, and
+    its count as ``n_i``)."""
+    parent = relation.parent.column
+    where = to_filters(next(iter(metrics.values())).where)
+    aggregates: list[Aggregate] = []
+    for i, m in enumerate(metrics.values()):
+        if m.fn == "avg":
+            # an average over several member records needs their sums and counts
+            aggregates.append(Aggregate("sum", m.column, alias=f"m_{i}"))
+            aggregates.append(Aggregate("count", m.column, alias=f"n_{i}"))
+        else:
+            aggregates.append(Aggregate(m.fn, m.column, alias=f"m_{i}"))
+    return await connector.aggregate(
+        relation.table, [parent], aggregates, [Filter(parent, "in", list(keys)), *where]
+    )
+
+
+async def _pushed_columns(
+    connector: Connector,
+    relation: RelationSpec,
+    metrics: Mapping[str, MetricSpec],
+    keys: Sequence[Any],
+) -> dict[str, dict[Any, Any]]:
+    rows = await _aggregated(connector, relation, metrics, keys)
+    # each column read out of the rows in C (itemgetter over map), no loop per row
+    parents = list(map(itemgetter(relation.parent.column), rows))
+    out: dict[str, dict[Any, Any]] = {}
+    for i, (name, m) in enumerate(metrics.items()):
+        values: Iterable[Any] = map(itemgetter(f"m_{i}"), rows)
+        if m.fn == "avg":
+            values = zip(values, map(itemgetter(f"n_{i}"), rows), strict=True)
+        out[name] = dict(zip(parents, values, strict=True))
+    return out
+
+
+async def _in_memory_columns(
+    connector: Connector,
+    relation: RelationSpec,
+    metrics: Mapping[str, MetricSpec],
+    keys: Sequence[Any],
+) -> dict[str, dict[Any, Any]]:
+    by_key = await _in_memory(connector, relation, metrics, keys)
+    return {name: {key: values[name] for key, values in by_key.items()} for name in metrics}
 
 
 async def _in_memory(
@@ -154,27 +244,55 @@ def combine(metric: MetricSpec, partials: Sequence[Any]) -> Any:
     return min(values) if metric.fn == "min" else max(values)
 
 
-def combine_column(
-    metric: MetricSpec,
-    owned: Sequence[Sequence[Any]],
-    partials: Mapping[Any, Partial],
-    name: str,
-) -> list[Any]:
-    """:func:`combine` for many customers: ``owned`` lists each customer's member keys,
-    ``partials`` the values of metric ``name`` by key (the same values, one list)."""
-    no_rows = combine(metric, [])
+NO_KEY: Any = object()
+"""In :attr:`Owners.sole`, a customer without exactly one key."""
+
+
+@dataclass(slots=True)
+class Owners:
+    """Each customer's keys of one member, the way an export's chunk holds them: most
+    customers have one key, so ``sole`` holds each customer's key when it has exactly
+    one (:data:`NO_KEY` otherwise) and ``more`` the keys, in order, of the customers
+    (by position) with several."""
+
+    sole: list[Any]
+    more: dict[int, list[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, owned: Sequence[Sequence[Any]]) -> Owners:
+        """From each customer's list of keys."""
+        return cls(
+            [keys[0] if len(keys) == 1 else NO_KEY for keys in owned],
+            {at: list(keys) for at, keys in enumerate(owned) if len(keys) > 1},
+        )
+
+    def keys(self) -> list[Any]:
+        """Every key once: the sole keys in order, then the others in order."""
+        found = dict.fromkeys(self.sole)
+        for keys in self.more.values():
+            found.update(dict.fromkeys(keys))
+        found.pop(NO_KEY, None)
+        return list(found)
+
+
+def combine_column(metric: MetricSpec, owners: Owners, values: Mapping[Any, Any]) -> list[Any]:
+    """:func:`combine` for many customers: ``owners`` holds each customer's member keys,
+    ``values`` the metric's value by key (a key without rows may be missing)."""
     one = _combine_one(metric)
-    out: list[Any] = []
-    for keys in owned:
-        if not keys:  # no records in the parent table: the metric of no rows
-            out.append(no_rows)
-        elif len(keys) == 1:
-            found = partials.get(keys[0])
-            out.append(one(found.get(name) if found else None))
-        else:
-            out.append(
-                combine(metric, [p.get(name) if (p := partials.get(k)) else None for k in keys])
-            )
+    no_rows = one(None)  # ``combine(metric, [])``: the metric of no rows
+    try:
+        # a customer with one key (most) gets ``one`` of its key's value: worked out
+        # once per key that has a value, then looked up in C with ``no_rows`` for
+        # every other customer
+        by_key: Mapping[Any, Any] = dict(zip(values.keys(), map(one, values.values()), strict=True))
+    except Exception:
+        # a value ``one`` fails on: worked out again customer by customer, so that it
+        # fails only when a customer with that sole key asks for it, as it did
+        out = list(map(one, map(values.get, owners.sole)))
+    else:
+        out = list(map(by_key.get, owners.sole, repeat(no_rows)))
+    for at, keys in owners.more.items():
+        out[at] = combine(metric, [values.get(k) for k in keys])
     return out
 
 

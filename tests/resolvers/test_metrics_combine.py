@@ -1,5 +1,6 @@
-"""Exports combine a chunk's metrics a metric at a time (``combine_column``); the values
-must be those :func:`resolvers.metrics.combine` gives one customer at a time."""
+"""Exports combine a chunk's metrics a metric at a time (``combine_column``, the
+customers' keys held as :class:`Owners`); the values must be those
+:func:`resolvers.metrics.combine` gives one customer at a time."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resolvers.metrics import combine, combine_column
+from resolvers.metrics import NO_KEY, Owners, combine, combine_column
 from resolvers.model import MetricSpec
 
 SPECS = [
@@ -53,7 +54,8 @@ def test_combine_column_gives_what_combine_gives(data: st.DataObject) -> None:
         if keys
         else [[]]
     )
-    column = _safe(combine_column, spec, owned, partials, "m")
+    values = {k: p["m"] for k, p in partials.items() if "m" in p}
+    column = _safe(combine_column, spec, Owners.of(owned), values)
     one_by_one = [_safe(combine, spec, [partials[k].get("m") for k in ks]) for ks in owned]
     if column[0] == "error":
         assert any(r[0] == "error" for r in one_by_one)
@@ -63,3 +65,22 @@ def test_combine_column_gives_what_combine_gives(data: st.DataObject) -> None:
         assert type(got) is type(want)
         if isinstance(want, Decimal):
             assert str(got) == str(want)
+
+
+def test_owners_hold_sole_keys_and_the_keys_of_customers_with_several() -> None:
+    owners = Owners.of([[1], [2, 1, 5], [], [3], [1]])
+    assert owners.sole == [1, NO_KEY, NO_KEY, 3, 1]
+    assert owners.more == {1: [2, 1, 5]}
+    # every key once, the several keys' too
+    assert owners.keys() == [1, 3, 2, 5]
+
+
+def test_a_value_no_customer_reads_alone_fails_nobody() -> None:
+    # key 7's value cannot be summed, but only a customer holding 7 would sum it
+    spec = MetricSpec(relation="r", fn="sum", column="c", type="decimal")
+    values = {1: Decimal("2.50"), 7: "x"}
+    assert combine_column(spec, Owners.of([[1], [], [9]]), values) == [
+        Decimal("2.50"),
+        Decimal("0.00"),
+        Decimal("0.00"),
+    ]
