@@ -225,7 +225,7 @@ class ResilientConnector(ConnectorWrapper):
                     raise deadline.passed(self.name)
                 failures: list[SourceUnavailable] = []
                 # ``async with deadline.cut(BACKSTOP)``, written out without its coroutines
-                scope = deadline.cut(BACKSTOP).enter()
+                scope = deadline.entered(BACKSTOP)
                 try:
                     try:
                         result = await self._attempts(call, left, failures)
@@ -465,9 +465,15 @@ async def _until(
     bounded (never the consumer's work between rows)."""
     try:
         while True:
+            # ``async with deadline.cut(BACKSTOP)``, written out: once a row
+            scope = deadline.entered(BACKSTOP)
             try:
-                async with deadline.cut(BACKSTOP) as scope:
+                try:
                     row = await anext(stream)
+                except BaseException as exc:
+                    scope.exit(type(exc), exc)
+                    raise
+                scope.exit(None, None)
             except StopAsyncIteration:
                 return
             except TimeoutError:

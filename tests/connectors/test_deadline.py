@@ -69,3 +69,52 @@ async def test_a_passed_deadline_still_leaves_the_grace() -> None:
             await asyncio.sleep(0.01)  # within the grace, counted from now (a loaded
             # machine's 10 ms sleep overran a 50 ms grace once)
         assert not cut.expired()
+
+
+async def test_an_entered_cut_is_the_cut_entered() -> None:
+    """``entered`` (the hot paths' cut) cuts a call past the deadline and its grace,
+    leaves one in time alone, shares the deadline's one timer (gone with the
+    scope), and keeps a cancel from outside a cancel."""
+    loop = asyncio.get_running_loop()
+
+    def timers() -> int:
+        return sum(1 for h in loop._scheduled if not h.cancelled())  # type: ignore[attr-defined]
+
+    before = timers()
+    with deadline_scope(0.05) as deadline:
+        assert deadline is not None
+
+        async def call(seconds: float) -> str:
+            cut = deadline.entered(0.02)
+            try:
+                await asyncio.sleep(seconds)
+            except BaseException as exc:
+                cut.exit(type(exc), exc)
+                raise
+            cut.exit(None, None)
+            return "answered"
+
+        quick = asyncio.create_task(call(0.01))
+        slow = [asyncio.create_task(call(5)) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert timers() == before + 1 + 4, "the four sleeps, and one timer for the cuts"
+        assert await quick == "answered"
+        for task in slow:
+            with pytest.raises(TimeoutError):
+                await task
+        cancelled = asyncio.create_task(call(5))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+    assert timers() == before
+
+
+async def test_an_entered_cut_after_the_deadline_still_leaves_the_grace() -> None:
+    with deadline_scope(0.01) as deadline:
+        assert deadline is not None
+        await asyncio.sleep(0.3)
+        cut = deadline.entered(0.25)
+        await asyncio.sleep(0.01)
+        cut.exit(None, None)
+        assert not cut.expired()

@@ -390,6 +390,43 @@ class Gated(Connector):
         pass
 
 
+class Paced(Gated):
+    """A scan whose rows wait as long as ``waits`` says, one after another."""
+
+    def __init__(self, waits: Sequence[float]) -> None:
+        super().__init__()
+        self.waits = waits
+
+    async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
+        for i, seconds in enumerate(self.waits):
+            await asyncio.sleep(seconds)
+            yield {"id": i}
+
+
+async def test_a_scan_s_consumer_is_not_cut_only_its_waits_for_rows() -> None:
+    """The deadline passes while the consumer works between rows: each later row
+    that comes at once still comes (every wait gets the grace from its start)."""
+    connector = ResilientConnector(Paced([0, 0, 0]), ResilienceOptions())
+    rows = []
+    with deadline_scope(0.05):
+        async for row in connector.scan(ScanRequest("t", ["id"])):
+            rows.append(row["id"])
+            await asyncio.sleep(0.2)  # past the deadline and its grace
+    assert rows == [0, 1, 2]
+    await connector.aclose()
+
+
+async def test_a_scan_s_slow_row_is_cut_at_the_deadline() -> None:
+    connector = ResilientConnector(Paced([0, 30]), ResilienceOptions())
+    rows = []
+    with deadline_scope(0.05), pytest.raises(DeadlineExceeded) as info:
+        async for row in connector.scan(ScanRequest("t", ["id"])):
+            rows.append(row["id"])
+    assert rows == [0]
+    assert info.value.source == "gated"
+    await connector.aclose()
+
+
 async def test_the_bulkhead_lets_waiting_calls_in_first_come_first_served() -> None:
     """A call arriving as a place frees waits behind the calls already waiting, a
     cancelled waiter gives its turn away, and every place comes back."""
