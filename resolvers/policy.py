@@ -277,6 +277,8 @@ class Policy:
         self._by_roles: dict[
             tuple[str, ...], tuple[Mapping[str, str], Mapping[str, Mapping[str, str]]]
         ] = {}
+        self._grants: dict[frozenset[str], Grant] = {}
+        """The grant of a caller's roles when no row rule reads its attributes."""
 
     @property
     def enabled(self) -> bool:
@@ -293,9 +295,25 @@ class Policy:
         return known
 
     def grant(self, roles: Iterable[str], attributes: Mapping[str, Any] | None = None) -> Grant:
-        """What a caller with ``roles`` and ``attributes`` may read."""
+        """What a caller with ``roles`` and ``attributes`` may read. Every request
+        asks: a grant that its attributes do not change (one of the roles reads
+        every row) is made once per set of roles (grants are immutable)."""
         if self.spec is None:
             return Grant.everything(roles)
+        key = roles if isinstance(roles, frozenset) else None
+        if key is not None:
+            known = self._grants.get(key)
+            if known is not None:
+                return known
+        grant = self._grant(roles, attributes)
+        if key is not None and grant.rows is None:
+            if len(self._grants) >= _GRANTS_KEPT:  # role sets come from tokens too
+                self._grants.clear()
+            self._grants[key] = grant
+        return grant
+
+    def _grant(self, roles: Iterable[str], attributes: Mapping[str, Any] | None) -> Grant:
+        assert self.spec is not None
         names = self.roles_of(roles)
         specs = [self.spec.roles[n] for n in names]
         customer, entities = self._actions(tuple(names))
@@ -357,6 +375,10 @@ class Policy:
             },
             "rows": list(spec.rows) or ["every customer"],
         }
+
+
+_GRANTS_KEPT = 256
+"""Sets of roles whose grant a policy keeps (then it starts over)."""
 
 
 def _rule(text: str, attributes: Mapping[str, Any]) -> RowRule:

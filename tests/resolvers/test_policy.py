@@ -96,3 +96,27 @@ def test_policy_explain_prints_what_a_role_sees() -> None:
     assert "country in principal.attributes.regions" in table.output
     unknown = runner.invoke(app, ["policy", "explain", "--role", "intern"])
     assert unknown.exit_code == 2 and "known: admin, support, regional" in unknown.output
+
+
+def test_a_grant_is_made_once_per_set_of_roles_unless_attributes_decide_it(
+    tmp_path: Path,
+) -> None:
+    """Every request asks for its caller's grant: one that the caller's attributes
+    cannot change is kept per set of roles; one with row rules is made each time."""
+    policy = load_settings(_config(tmp_path, POLICY)).policy
+    helpdesk = policy.grant(frozenset({"helpdesk"}), {"regions": "DE"})
+    assert policy.grant(frozenset({"helpdesk"}), {}) is helpdesk
+    assert helpdesk == policy.grant(["helpdesk"]), "the same grant as made afresh"
+    both = policy.grant(frozenset({"analyst", "helpdesk"}), {})
+    assert both is not helpdesk and both.action("country") == "allow"
+    de = policy.grant(frozenset({"analyst"}), {"regions": "DE"})
+    us = policy.grant(frozenset({"analyst"}), {"regions": "US"})
+    assert de.admits({"country": "DE"}) and not de.admits({"country": "US"})
+    assert us.admits({"country": "US"}) and not us.admits({"country": "DE"})
+    with pytest.raises(AccessDenied):
+        policy.grant(frozenset({"intern"}))
+    with pytest.raises(AccessDenied):  # refused every time, never kept
+        policy.grant(frozenset({"intern"}))
+    for n in range(300):  # role sets come from tokens too: the kept ones are bounded
+        policy.grant(frozenset({"helpdesk", f"team-{n}"}))
+    assert len(policy._grants) <= 256
