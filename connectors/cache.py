@@ -35,12 +35,11 @@ Values are stored as tagged JSON, never pickle (:mod:`connectors.cache_store`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import hashlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any, Literal, TypeVar, cast
@@ -79,16 +78,28 @@ freshness: ContextVar[Freshness | None] = ContextVar("custview_freshness", defau
 ``None`` outside a :func:`freshness_scope`."""
 
 
-@contextlib.contextmanager
-def freshness_scope() -> Iterator[Freshness]:
-    """Collect freshness for the calls made inside (and in tasks started inside)."""
-    report: Freshness = {}
-    token = freshness.set(report)
-    try:
-        yield report
-    finally:
-        with contextlib.suppress(ValueError):  # left in another context: nothing to undo
-            freshness.reset(token)
+def freshness_scope() -> _FreshnessScope:
+    """Collect freshness for the calls made inside (and in tasks started inside);
+    ``with`` gives the report."""
+    return _FreshnessScope()
+
+
+class _FreshnessScope:
+    """:func:`freshness_scope`: a class, not a generator-based context manager
+    (one per GraphQL request)."""
+
+    __slots__ = ("_report", "_token")
+
+    def __enter__(self) -> Freshness:
+        self._report: Freshness = {}
+        self._token = freshness.set(self._report)
+        return self._report
+
+    def __exit__(self, *exc: object) -> None:
+        try:  # noqa: SIM105 (suppress costs three calls; once a request)
+            freshness.reset(self._token)
+        except ValueError:  # left in another context: nothing to undo
+            pass
 
 
 def _record(source: str, origin: Origin, count: int, age: float = 0.0) -> None:

@@ -16,10 +16,9 @@ Outside a scope (exports, ``custview check``) there is no deadline.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -81,6 +80,11 @@ class Cut:
         self.exit(kind, error)
 
 
+SLACK = 0.001
+"""How late an alarm may ring rather than set the loop's timer again (asyncio's
+own timers ring up to its clock resolution, ~1 ms, early)."""
+
+
 class Alarms(Generic[T]):
     """Things due at given times on one loop, and one loop timer for the earliest.
 
@@ -101,11 +105,14 @@ class Alarms(Generic[T]):
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, thing: T, when: float, loop: asyncio.AbstractEventLoop) -> None:
-        """``ring(thing)`` at ``when`` (``loop``'s clock) unless it is discarded first."""
+        """``ring(thing)`` at ``when`` (``loop``'s clock) unless it is discarded first;
+        up to :data:`SLACK` late, so that things due at about the same time (the
+        cuts of one deadline, a few microseconds of clock reads apart) do not set
+        the timer again each time."""
         if loop is not self._loop:  # a new loop: what was due on the old one is gone
             self._due.clear()
             self._set(when, loop)
-        elif when < self._at:
+        elif when < self._at - SLACK:
             self._set(when, loop)
         self._due[thing] = when
 
@@ -196,19 +203,32 @@ current_deadline: Callable[[], Deadline | None] = _current.get
 own ``get``: no Python frame, on the path of every source call)."""
 
 
-@contextlib.contextmanager
-def deadline_scope(seconds: float | None) -> Iterator[Deadline | None]:
+def deadline_scope(seconds: float | None) -> _Scope:
     """Source calls inside (and in tasks started inside) end ``seconds`` from now;
-    ``None`` opens no deadline."""
-    deadline = None if seconds is None else Deadline(time.monotonic() + seconds, seconds)
-    token = _current.set(deadline)
-    try:
-        yield deadline
-    finally:
-        with contextlib.suppress(ValueError):  # left in another context: nothing to undo
-            _current.reset(token)
-        if deadline is not None:
-            deadline.cuts.close()
+    ``None`` opens no deadline. ``with`` gives the :class:`Deadline` (or ``None``)."""
+    return _Scope(None if seconds is None else Deadline(time.monotonic() + seconds, seconds))
+
+
+class _Scope:
+    """:func:`deadline_scope`: a class, not a generator-based context manager
+    (one per request, on the path of every one)."""
+
+    __slots__ = ("_deadline", "_token")
+
+    def __init__(self, deadline: Deadline | None) -> None:
+        self._deadline = deadline
+
+    def __enter__(self) -> Deadline | None:
+        self._token = _current.set(self._deadline)
+        return self._deadline
+
+    def __exit__(self, *exc: object) -> None:
+        try:  # noqa: SIM105 (suppress costs three calls; once a request)
+            _current.reset(self._token)
+        except ValueError:  # left in another context: nothing to undo
+            pass
+        if self._deadline is not None:
+            self._deadline.cuts.close()
 
 
 def time_left(timeout: float) -> tuple[float, Deadline | None]:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 
 HEADER = "X-Request-ID"
@@ -40,16 +38,29 @@ def current_request_id() -> str | None:
     return _current.get()
 
 
-@contextmanager
-def request_id_scope(request_id: str) -> Iterator[str]:
-    """Source calls made inside the block (and its tasks) carry ``request_id``."""
+def request_id_scope(request_id: str) -> _Scope:
+    """Source calls made inside the block (and its tasks) carry ``request_id``
+    (``with`` gives it back)."""
     if not is_valid_request_id(request_id):
         raise ValueError("a request id is 1-64 characters from A-Z a-z 0-9 . _ -")
-    token = _current.set(request_id)
-    try:
-        yield request_id
-    finally:
-        _current.reset(token)
+    return _Scope(request_id)
+
+
+class _Scope:
+    """:func:`request_id_scope`: a class, not a generator-based context manager
+    (one per request, on the path of every one)."""
+
+    __slots__ = ("_request_id", "_token")
+
+    def __init__(self, request_id: str) -> None:
+        self._request_id = request_id
+
+    def __enter__(self) -> str:
+        self._token = _current.set(self._request_id)
+        return self._request_id
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self._token)
 
 
 def tagged_statement(statement: str) -> str:

@@ -118,3 +118,57 @@ async def test_an_entered_cut_after_the_deadline_still_leaves_the_grace() -> Non
         await asyncio.sleep(0.01)
         cut.exit(None, None)
         assert not cut.expired()
+
+
+async def test_the_cuts_of_one_deadline_set_the_loop_s_timer_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each cut's time comes from clock reads microseconds apart: a cut due a hair
+    earlier than the timer does not cancel and set it again (it may ring 1 ms late)."""
+    loop = asyncio.get_running_loop()
+    scheduled = []
+    call_at = loop.call_at
+
+    def counted(when: float, callback: object, *args: object, **kwargs: object) -> object:
+        scheduled.append(when)
+        return call_at(when, callback, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loop, "call_at", counted)
+    with deadline_scope(30) as deadline:
+        assert deadline is not None
+        for _ in range(50):
+            cut = deadline.entered(0.05)
+            await asyncio.sleep(0)
+            cut.exit(None, None)
+            async with deadline.cut(0.05):
+                await asyncio.sleep(0)
+    assert len(scheduled) == 1
+
+
+def test_the_request_s_scopes_set_and_restore_their_variables() -> None:
+    """The deadline, request id and freshness scopes (classes, once per request):
+    each gives its value, sets it for the block, restores the one before, and a
+    scope left in another context (an async generator finalised elsewhere) does
+    not fail there."""
+    import contextvars
+
+    from connectors.cache import freshness, freshness_scope
+    from connectors.deadline import current_deadline
+    from connectors.request_id import current_request_id, request_id_scope
+
+    with deadline_scope(30) as outer, request_id_scope("a-1") as rid, freshness_scope() as rep:
+        assert current_deadline() is outer and outer is not None and outer.seconds == 30
+        assert rid == "a-1" == current_request_id()
+        assert rep == {} and freshness.get() is rep
+        with deadline_scope(None) as inner, request_id_scope("b.2"):
+            assert inner is None and current_deadline() is None
+            assert current_request_id() == "b.2"
+        assert current_deadline() is outer and current_request_id() == "a-1"
+    assert current_deadline() is None and current_request_id() is None
+    assert freshness.get() is None
+    with pytest.raises(ValueError, match="request id"):
+        request_id_scope("not an id")
+    for scope in (deadline_scope(1), freshness_scope()):
+        contextvars.copy_context().run(scope.__enter__)
+        contextvars.copy_context().run(scope.__exit__, None, None, None)
+    assert current_deadline() is None and freshness.get() is None
