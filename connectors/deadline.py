@@ -167,12 +167,13 @@ class Deadline:
         loop = asyncio.get_running_loop()
         return Cut(self.cuts, loop.time() + max(self.left(), 0.0) + grace)
 
-    def entered(self, grace: float) -> Cut:
+    def entered(self, grace: float, left: float | None = None) -> Cut:
         """``cut(grace)`` already entered, in one frame: for a caller on a hot path
         (a call of every source, a row of every scan), which then calls the cut's
-        :meth:`~Cut.exit` itself."""
+        :meth:`~Cut.exit` itself; ``left``: the time left, if it has just read it."""
         loop = asyncio.get_running_loop()
-        left = self.at - time.monotonic()
+        if left is None:
+            left = self.at - time.monotonic()
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a deadline's cut is for a task")

@@ -220,12 +220,12 @@ class ResilientConnector(ConnectorWrapper):
             if deadline is None:
                 result = await self._attempts(call, None)
             else:
-                left = deadline.left()
+                left = deadline.at - time.monotonic()  # ``deadline.left()`` without its frame
                 if left <= 0:
                     raise deadline.passed(self.name)
                 failures: list[SourceUnavailable] = []
                 # ``async with deadline.cut(BACKSTOP)``, written out without its coroutines
-                scope = deadline.entered(BACKSTOP)
+                scope = deadline.entered(BACKSTOP, left)
                 try:
                     try:
                         result = await self._attempts(call, left, failures)

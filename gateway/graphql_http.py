@@ -49,6 +49,7 @@ from resolvers.policy import Grant, Policy
 from resolvers.view import Federation
 
 EXPLAIN_HEADER = "x-custview-explain"
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def graphql_context(
@@ -82,6 +83,11 @@ class GraphQLView(GraphQL[dict[str, Any], None]):
     """strawberry's ASGI view with the gateway's context and GraphiQL page."""
 
     ide_headers: str | None = None
+
+    def encode_json(self, data: object) -> str:
+        """strawberry's (``json.dumps`` with its separators), with one encoder for
+        every response rather than one made for each."""
+        return _ENCODE(data)
 
     async def render_graphql_ide(self, request: Any) -> Response:
         return HTMLResponse(graphiql_html(self.ide_headers))
@@ -262,7 +268,21 @@ class GraphQLLane:
             return PlainTextResponse(exc.as_http_error_reason("POST"), status_code=400)
         except MissingQueryError:
             return PlainTextResponse("No GraphQL query found in the request", status_code=400)
-        return self.view.create_response(process_result(result), sub_response)
+        return _response(self.view, process_result(result), sub_response)
+
+
+def _response(view: GraphQLView, data: Any, sub_response: Response) -> Response:
+    """``view.create_response(data, sub_response)``, its headers moved as lists
+    (strawberry's goes through two ``MutableHeaders``): the same status, headers
+    and body."""
+    response = Response(view.encode_json(data), media_type="application/json")
+    if sub_response.raw_headers:
+        response.raw_headers.extend(sub_response.raw_headers)
+    if sub_response.background:
+        response.background = sub_response.background
+    if sub_response.status_code:
+        response.status_code = sub_response.status_code
+    return response
 
 
 @functools.lru_cache(maxsize=64)
