@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import signal
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
@@ -26,6 +28,22 @@ DEMO_KEY = "demo-key"
 DEMO_HEADERS = {"X-API-Key": DEMO_KEY}
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server on sockets bound before it starts (:func:`_bound`), saying
+    where it listens once it accepts, as it says when it binds them itself (it says
+    nothing of sockets it is given: a multi-worker parent said it before)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets:
+            host, port = sockets[0].getsockname()[:2]
+            shown = f"[{host}]" if ":" in host else host
+            scheme = "https" if self.config.ssl else "http"
+            logging.getLogger("uvicorn.error").info(
+                "Uvicorn running on %s://%s:%d (Press CTRL+C to quit)", scheme, shown, port
+            )
+
+
 def _server(
     app: ASGIApp, host: str, port: int, shutdown_timeout: float | None = None
 ) -> uvicorn.Server:
@@ -40,7 +58,19 @@ def _server(
         access_log=False,
         timeout_graceful_shutdown=None if shutdown_timeout is None else round(shutdown_timeout),
     )
-    return uvicorn.Server(config)
+    return _Server(config)
+
+
+def _cannot_listen(what: str, host: str, port: int, exc: OSError, hint: str) -> SystemExit:
+    """The one line a server that cannot bind its port exits with."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        reason = "address already in use (another custview or another program listens there)"
+    shown = f"[{host}]" if ":" in host else host
+    return SystemExit(
+        f"error: {what} cannot listen on {shown}:{port}: {reason}; "
+        f"stop what uses that port or {hint}"
+    )
 
 
 def _hold_sql_port(loaded: LoadedSettings, hint: str) -> listeners.Address | None:
@@ -57,14 +87,24 @@ def _hold_sql_port(loaded: LoadedSettings, hint: str) -> listeners.Address | Non
     try:
         return listeners.reserve(sql.host, sql.port)
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == errno.EADDRINUSE:
-            reason = "address already in use (another custview or another program listens there)"
-        host = f"[{sql.host}]" if ":" in sql.host else sql.host
-        raise SystemExit(
-            f"error: the SQL endpoint cannot listen on {host}:{sql.port}: {reason}; "
-            f"stop what uses that port or {hint}"
-        ) from None
+        raise _cannot_listen("the SQL endpoint", sql.host, sql.port, exc, hint) from None
+
+
+@contextlib.contextmanager
+def _bound(what: str, host: str, port: int, hint: str) -> Iterator[list[socket.socket]]:
+    """The listening sockets of an HTTP server, bound before it starts (and closed
+    after it stopped), or one clear line to exit with when the port is taken.
+    uvicorn would bind only after the app's start-up had opened every source and
+    the SQL endpoint, then log the error and exit."""
+    try:
+        sockets = listeners.bind(host, port)
+    except OSError as exc:
+        raise _cannot_listen(what, host, port, exc, hint) from None
+    try:
+        yield sockets
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @contextlib.contextmanager
@@ -94,7 +134,11 @@ def serve(loaded: LoadedSettings, host: str, port: int) -> None:
 
     On SIGHUP it reloads the config file (:mod:`gateway.reload`).
     """
-    with _sql_port_held(loaded, f"choose another with `sql.port` in {loaded.path}"):
+    http_hint = f"choose another with --port or `server.port` in {loaded.path}"
+    with (
+        _bound("the gateway", host, port, http_hint) as sockets,
+        _sql_port_held(loaded, f"choose another with `sql.port` in {loaded.path}"),
+    ):
         configure_logging(loaded.settings.logging)
         metrics = GatewayMetrics()
         server = _server(
@@ -105,7 +149,7 @@ def serve(loaded: LoadedSettings, host: str, port: int) -> None:
         )
         previous = signal.signal(signal.SIGTERM, _stopped)
         try:
-            server.run()
+            server.run(sockets)
         finally:
             signal.signal(signal.SIGTERM, previous)
 
@@ -122,7 +166,16 @@ def serve_demo(
     ``ready`` runs (in a thread) once the feedback service answers."""
     from gateway.demodata.feedback_service import create_feedback_app
 
-    with _sql_port_held(loaded, "choose another with --sql-port"):
+    with (
+        _bound("the gateway", host, port, "choose another with --port") as sockets,
+        _bound(
+            "the feedback service",
+            "127.0.0.1",
+            feedback_port,
+            "choose another with --feedback-port",
+        ) as feedback_sockets,
+        _sql_port_held(loaded, "choose another with --sql-port"),
+    ):
         configure_logging(loaded.settings.logging)
         feedback = _server(create_feedback_app(data_dir), "127.0.0.1", feedback_port)
         gateway = _server(
@@ -133,7 +186,7 @@ def serve_demo(
         )
 
         async def both() -> None:
-            task = asyncio.create_task(feedback.serve())
+            task = asyncio.create_task(feedback.serve(feedback_sockets))
             while not feedback.started:
                 if task.done():
                     task.result()
@@ -141,7 +194,7 @@ def serve_demo(
                 await asyncio.sleep(0.05)
             await asyncio.to_thread(ready)
             try:
-                await gateway.serve()
+                await gateway.serve(sockets)
             finally:
                 feedback.should_exit = True
                 await task

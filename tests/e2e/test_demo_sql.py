@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from gateway.settings import DEMO_CONFIG
 from tests.connectors.rest_server import free_port
 from tests.support.processes import BOUND, ROOT, ServeProcess, until
+from tests.support.processes import run_custview as _custview
 
 
 async def test_demo_with_sql_port_answers_psql_style_queries_with_the_demo_keys(
@@ -58,15 +58,6 @@ async def test_demo_with_sql_port_answers_psql_style_queries_with_the_demo_keys(
         process.terminate()
         async with asyncio.timeout(BOUND):
             await process.communicate()
-
-
-def _custview(*args: str, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTVIEW_")}
-    env.update(CUSTVIEW_AUDIT_LOG=str(tmp_path / "audit.jsonl"), **extra)
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=BOUND,
-    )  # fmt: skip
 
 
 def test_demo_with_a_sql_port_in_use_exits_with_one_clear_line(

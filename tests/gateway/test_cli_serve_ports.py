@@ -91,7 +91,7 @@ def test_the_sql_port_is_held_from_the_check_on(
 
     ran: list[bool] = []
 
-    def running() -> None:  # the port is still this process's while it serves
+    def running(sockets: object) -> None:  # the port is still this process's while it serves
         probe = socket.socket()
         try:
             assert probe.connect_ex(("127.0.0.1", port)) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -117,3 +118,14 @@ async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
                 await asyncio.sleep(0.05)
     except TimeoutError:
         raise AssertionError(f"{what}: still not so after {BOUND:g} s") from None
+
+
+def run_custview(*args: str, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """``python -m gateway ARGS`` to its end, without the caller's ``CUSTVIEW_*``
+    variables (``extra`` added), its audit log in ``tmp_path``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTVIEW_")}
+    env.update(CUSTVIEW_AUDIT_LOG=str(tmp_path / "audit.jsonl"), **extra)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=BOUND,
+    )  # fmt: skip
