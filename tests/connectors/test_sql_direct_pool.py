@@ -52,6 +52,25 @@ def assert_at_rest(direct: DirectSQLite, opened: int = 1) -> None:
     assert (direct._open, len(direct._idle), len(direct._waiters)) == (opened, opened, 0)
 
 
+async def _served_first(
+    direct: DirectSQLite,
+    waiter: asyncio.Task[DirectSession],
+    held: DirectSession,
+    later: asyncio.Task[DirectSession],
+    why: str,
+) -> None:
+    """``waiter`` got the connection ``held`` gave back, ``later`` (who asked after
+    it) still waits; both give theirs back and the pool is at rest."""
+    assert waiter.done(), why
+    session = waiter.result()
+    assert session.worker is held.worker
+    assert not later.done()
+    assert direct.usage() == (1, 1)
+    direct.release(session)
+    direct.release(await later)
+    assert_at_rest(direct)
+
+
 @pytest.mark.parametrize("newcomer", ["idle", "acquire"])
 async def test_a_released_connection_goes_to_the_caller_waiting_for_it(
     pool: Pool, newcomer: str
@@ -68,14 +87,7 @@ async def test_a_released_connection_goes_to_the_caller_waiting_for_it(
     if newcomer == "idle":
         assert direct.idle() is None, "the connection is the waiting caller's"
     await settle()
-    assert waiting.done(), "the waiting caller was overtaken"
-    session = waiting.result()
-    assert session.worker is held.worker
-    assert not later.done()
-    assert direct.usage() == (1, 1)
-    direct.release(session)
-    direct.release(await later)
-    assert_at_rest(direct)
+    await _served_first(direct, waiting, held, later, "the waiting caller was overtaken")
 
 
 async def test_waiting_callers_are_served_in_order_though_others_keep_arriving(
@@ -127,14 +139,7 @@ async def test_a_cancelled_waiter_passes_its_turn_to_the_next(pool: Pool, cancel
     await settle()
     with pytest.raises(asyncio.CancelledError):
         await head
-    assert second.done(), "the turn went to a caller that asked later"
-    session = second.result()
-    assert session.worker is held.worker
-    assert not later.done()
-    assert direct.usage() == (1, 1)
-    direct.release(session)
-    direct.release(await later)
-    assert_at_rest(direct)
+    await _served_first(direct, second, held, later, "the turn went to a caller that asked later")
 
 
 @pytest.mark.parametrize("closed_by", ["a driver error", "dispose"])
