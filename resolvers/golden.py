@@ -265,9 +265,11 @@ class Survivorship:
         updated = _Updated(self._updated, records)
         # each record's row and field readers, looked up once for all its fields
         readers = [(r.row, self._readers_of(r.member), r) for r in records]
+        # each record's reference, asked once (a property) for the provenance of all its fields
+        refs = {id(r): r.ref for r in records}
 
         def field_of(field: str) -> tuple[Any, Provenance | None]:
-            return self._field(field, readers, updated)
+            return self._field(field, readers, updated, refs)
 
         return GoldenRecord({}, {}, field_of, list(self.fields))
 
@@ -276,6 +278,7 @@ class Survivorship:
         field: str,
         readers: Sequence[tuple[dict[str, Any], list[Reader], Record]],
         updated: dict[int, dt.datetime],
+        refs: dict[int, RecordRef],
     ) -> tuple[Any, Provenance | None]:
         at = self._at[field]
         # a member that does not map the field reads nothing (:func:`_none`): not called
@@ -287,18 +290,19 @@ class Survivorship:
         if not candidates:
             return None, None
         value, winner, rule, reason = self._choices[field].pick(candidates, updated)
+        ref = refs[id(winner)]
         if len(candidates) == 1:  # the winner alone: no alternative
-            return value, Provenance(field, value, winner.ref, rule, reason)
+            return value, Provenance(field, value, ref, rule, reason)
         seen = {_shown(value)}
         alternatives = []
         for other, record in candidates:
             if other is value:
                 continue  # shown as the winner's value is, seen already
-            shown = _shown(other)
+            shown = other.casefold() if isinstance(other, str) else other  # _shown(other)
             if shown not in seen:
                 seen.add(shown)
-                alternatives.append((other, record.ref))
-        return value, Provenance(field, value, winner.ref, rule, reason, tuple(alternatives))
+                alternatives.append((other, refs[id(record)]))
+        return value, Provenance(field, value, ref, rule, reason, tuple(alternatives))
 
 
 class _Updated(dict[int, dt.datetime]):

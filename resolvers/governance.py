@@ -144,10 +144,30 @@ class Governor:
         label = f"Customer.{name}"
 
         def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
-            grant, trail = _access(info)
-            action = grant.action(name)
-            if trail is not None:
-                trail.note(getattr(root, "id", None), label, action == "deny")
+            # :func:`_access`, ``grant.action`` and ``trail.note`` written out for the
+            # context the gateway gives (a dict holding a Grant and a ReadTrail): every
+            # governed field of every customer passes here (a customer 360 ten times)
+            context = info.context
+            if type(context) is dict:
+                grant = context.get("grant")
+                if grant.__class__ is not Grant:
+                    grant = _grant(context)  # a subclass passes; anything else is refused
+                trail = context.get("trail")
+            else:
+                grant, trail = _access(info)
+            action = "allow" if grant.full else grant.action(name)
+            if trail.__class__ is not ReadTrail:
+                trail = _trail_in(context) if type(context) is dict else trail
+                if trail is not None:  # a subclass, or the context's trail
+                    trail.note(getattr(root, "id", None), label, action == "deny")
+            else:
+                if action == "deny":
+                    trail.denied.add(label)
+                else:
+                    trail.fields.add(label)
+                    customer_id = getattr(root, "id", None)
+                    if customer_id is not None:
+                        trail.customers.add(customer_id)
             if action == "deny" or kwargs:
                 _refuse(label, action, info, kwargs)
             result = resolve(root, info, **kwargs)

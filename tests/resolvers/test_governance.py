@@ -31,8 +31,29 @@ def test_a_customer_field_is_read_by_the_grant_and_noted_in_the_trail() -> None:
             {"cus_1"},
             set(),
         )
-    # no trail in the context: read all the same
+    # no trail in the context (or something else under its name): read all the same
     assert _field("email")(root, SimpleNamespace(context={"grant": grant})) == "email of cus_1"
+    context = {"grant": grant, "trail": "not a trail"}
+    assert _field("email")(root, SimpleNamespace(context=context)) == "email of cus_1"
+
+
+def test_subclasses_of_the_grant_and_the_trail_are_honoured() -> None:
+    """The resolver reads the gateway's own context without the general checks;
+    a subclass of Grant still grants, and a subclass of ReadTrail still notes
+    through its own ``note``."""
+
+    class RoleGrant(Grant):
+        pass
+
+    class LoudTrail(ReadTrail):
+        def note(self, customer_id: str | None, name: str, denied: bool = False) -> None:
+            super().note(customer_id, name.upper(), denied)
+
+    root = SimpleNamespace(id="cus_1")
+    trail = LoudTrail()
+    context = {"grant": RoleGrant(("r",), {"email": "allow"}, {}), "trail": trail}
+    assert _field("email")(root, SimpleNamespace(context=context)) == "email of cus_1"
+    assert (trail.fields, trail.customers) == ({"CUSTOMER.EMAIL"}, {"cus_1"})
 
 
 def test_a_customer_field_without_a_grant_or_allowed_action_is_refused() -> None:
