@@ -15,47 +15,15 @@ from typing import Any
 
 import httpx
 
-from connectors import Connector, Row
+from connectors import Row
 from gateway.app import create_app
 from gateway.settings import DEMO_CONFIG, load_settings
 from resolvers.view import CustomerView, Federation, RequestView
 from tests.e2e.test_batching import statements_by_table
 from tests.e2e.test_fastpath import SAME_ID, _compiled_share
+from tests.support.held import HeldConnector, held_source
 
 # -- a prefetch cancelled while its statement is in flight ---------------------------
-
-
-class _Held:
-    """A connector whose lookups wait until :attr:`released` is set (counted)."""
-
-    def __init__(self, inner: Connector) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.lookups: list[list[Any]] = []
-        self.waiting = asyncio.Event()
-        self.released = asyncio.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    async def lookup_many(self, table: str, column: str, keys: Any, *args: Any) -> Any:
-        self.lookups.append(list(keys))
-        self.waiting.set()
-        await self.released.wait()
-        rows: list[list[Row]] = await self.inner.lookup_many(table, column, keys, *args)
-        return rows
-
-
-@asynccontextmanager
-async def _held_support() -> AsyncIterator[tuple[Federation, _Held]]:
-    loaded = load_settings(DEMO_CONFIG)
-    connectors = loaded.create_connectors()
-    held = _Held(connectors["support"])
-    federation = Federation(loaded.settings.model, {**connectors, "support": held})  # type: ignore[dict-item]
-    try:
-        yield federation, held
-    finally:
-        await federation.aclose()
 
 
 async def _page(view: RequestView) -> list[CustomerView]:
@@ -71,7 +39,7 @@ async def _tickets(federation: Federation, customers: list[CustomerView]) -> lis
 
 
 async def _cancelled_prefetch(
-    view: RequestView, customers: list[CustomerView], held: _Held
+    view: RequestView, customers: list[CustomerView], held: HeldConnector
 ) -> None:
     """A prefetch of the customers' tickets, cancelled while its statement waits."""
     prefetch = asyncio.create_task(view.prefetch_related(customers, "tickets"))
@@ -86,15 +54,12 @@ async def test_a_read_waiting_for_a_cancelled_prefetch_reads_again(demo_env: Non
     the same customers, the timeline) waits for the prefetch's statement: when the
     prefetch is cancelled (its list's field was), that read is not, and it reads
     the rows again instead of failing with ``CancelledError``."""
-    async with _held_support() as (federation, held):
-        held.released.set()
+    async with held_source("support", "lookup_many") as (federation, held):
         customers = await _page(federation.request())
         expected = await _tickets(federation, customers)
         busy = next(i for i, rows in enumerate(expected) if rows)
         items = await federation.request().related(customers[busy], "tickets")
-        held.released.clear()
-        held.waiting.clear()
-        held.lookups.clear()
+        held.hold()
 
         view = federation.request()
         prefetch = asyncio.create_task(view.prefetch_related(customers, "tickets"))
@@ -107,21 +72,18 @@ async def test_a_read_waiting_for_a_cancelled_prefetch_reads_again(demo_env: Non
         held.released.set()
         assert await one == expected[busy]
         assert await alone == items
-        assert len(held.lookups) == 2, held.lookups  # the prefetch's, then the busy one's
+        assert len(held.calls) == 2, held.calls  # the prefetch's, then the busy one's
 
 
 async def test_a_read_sharing_a_batch_with_a_cancelled_one_reads_again(demo_env: None) -> None:
     """The same on both paths without a prefetch: two fields waiting for one key's
     rows share its batch's future, and the task of one cancelled cancels it; the
     other, not cancelled, reads the rows again."""
-    async with _held_support() as (federation, held):
-        held.released.set()
+    async with held_source("support", "lookup_many") as (federation, held):
         customers = await _page(federation.request())
         expected = await _tickets(federation, customers)
         busy = next(i for i, rows in enumerate(expected) if rows)
-        held.released.clear()
-        held.waiting.clear()
-        held.lookups.clear()
+        held.hold()
 
         view = federation.request()
         cancelled = asyncio.create_task(view.related_rows(customers[busy], "tickets"))
@@ -138,22 +100,19 @@ async def test_a_cancelled_prefetch_leaves_nothing_for_a_later_one(demo_env: Non
     """A cancelled prefetch leaves no cancelled rows in the request's loader: the
     page's next prefetch reads the tickets at once, and every customer's field
     finds its rows read (no statement more)."""
-    async with _held_support() as (federation, held):
-        held.released.set()
+    async with held_source("support", "lookup_many") as (federation, held):
         customers = await _page(federation.request())
         expected = await _tickets(federation, customers)
-        held.released.clear()
-        held.waiting.clear()
-        held.lookups.clear()
+        held.hold()
 
         view = federation.request()
         await _cancelled_prefetch(view, customers, held)
         held.released.set()
         await view.prefetch_related(customers, "tickets")
-        assert len(held.lookups) == 2, held.lookups
-        assert held.lookups[1] == held.lookups[0]
+        assert len(held.calls) == 2, held.calls
+        assert held.calls[1] == held.calls[0]
         assert [await view.related_rows(c, "tickets") for c in customers] == expected
-        assert len(held.lookups) == 2, held.lookups
+        assert len(held.calls) == 2, held.calls
 
 
 # -- relations whose fields fail before reading ----------------------------------------
