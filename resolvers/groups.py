@@ -49,6 +49,7 @@ from connectors import (
 )
 from resolvers.coerce import coerce
 from resolvers.identity import Stitcher
+from resolvers.loaders import load_again
 from resolvers.matching import normalize as norm
 from resolvers.matching.features import FREE_MAIL_DOMAINS
 from resolvers.model import (
@@ -240,7 +241,10 @@ class GroupRequest:
 
             loader = self._loaders[key] = DataLoader(load_fn=load, max_batch_size=size)
         try:
-            groups = await loader.load_many(wanted)
+            try:
+                groups = await loader.load_many(wanted)
+            except asyncio.CancelledError as cancelled:
+                groups = await load_again(loader, wanted, cancelled)
         except ConnectorError as exc:
             self.errors.append(exc)
             return []
@@ -538,7 +542,11 @@ class GroupRequest:
             return []
         for record in records:
             self._pending.setdefault(record.ref, record)
-        found = await self._clusters.load_many([r.ref for r in records])
+        refs = [r.ref for r in records]
+        try:
+            found = await self._clusters.load_many(refs)
+        except asyncio.CancelledError as cancelled:
+            found = await load_again(self._clusters, refs, cancelled)
         clusters: dict[RecordRef, list[Record]] = {}
         for cluster in found:
             if cluster:

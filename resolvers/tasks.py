@@ -27,7 +27,8 @@ async def gather_or_cancel(*work: Awaitable[Any]) -> list[Any]:
 
     Only for work that owns what it waits for (a source call): a task cancelled
     while it awaits a DataLoader's future cancels that future, which other fields
-    of the request share, and they would fail with ``CancelledError``."""
+    of the request share, and they would read its keys again
+    (:func:`resolvers.loaders.load_again`)."""
     tasks = [asyncio.ensure_future(w) for w in work]
     try:
         return await asyncio.gather(*tasks)

@@ -34,6 +34,7 @@ from resolvers.fuzzy import AccountRows, Duplicate, Link, Matcher
 from resolvers.golden import GoldenRecord, Survivorship
 from resolvers.groups import GroupRequest, group_columns
 from resolvers.identity import Edge, KeyNode, Resolution, Stitcher
+from resolvers.loaders import load_again
 from resolvers.metrics import Partial
 from resolvers.model import MemberSpec, RelationSpec, UnifiedModel
 from resolvers.normalize import normalize_email, normalize_phone
@@ -536,7 +537,13 @@ class RequestView:
         member = rel.parent.member
         owned = [[r.key for r in c.records if r.member.id == member] for c in missing]
         keys = list(dict.fromkeys(k for ks in owned for k in ks))
-        partials = await self._metric_loader(name, rel).load_many(keys) if keys else []
+        partials: list[Partial] = []
+        if keys:
+            loader = self._metric_loader(name, rel)
+            try:
+                partials = await loader.load_many(keys)
+            except asyncio.CancelledError as cancelled:
+                partials = await load_again(loader, keys, cancelled)
         found = dict(zip(keys, partials, strict=True))
         values = [metrics.combine(spec, [found[k].get(name) for k in ks]) for ks in owned]
         for customer, value in zip(missing, values, strict=True):
@@ -637,25 +644,20 @@ class RequestView:
             return []
         loader = self._loader(name, rel)
         groups: Sequence[list[Row]]
-        if alone and _idle(loader, keys):
-            groups = await _load_now(loader, keys)
-            return [row for group in groups for row in group]
-        while True:
-            try:
-                if len(keys) == 1:
-                    # the usual customer (one record in the table's member): its key's
-                    # future awaited as it is, not through a gather of one (~3.5 µs and
-                    # a loop turn)
-                    return list(await loader.load(keys[0]))
+        try:
+            if alone and _idle(loader, keys):
+                groups = await _load_now(loader, keys)
+            elif len(keys) == 1:
+                # the usual customer (one record in the table's member): its key's
+                # future awaited as it is, not through a gather of one (~3.5 µs and a
+                # loop turn)
+                return list(await loader.load(keys[0]))
+            else:
                 groups = _read(loader, keys) or await loader.load_many(keys)
-                return [row for group in groups for row in group]
-            except asyncio.CancelledError:
-                if _cancelling():
-                    raise
-                # not this caller: a read it shared was cancelled (a prefetch, or the
-                # task of another field waiting for the same batch); the loader takes
-                # a cancelled future for none, so the keys are read again
-                continue
+        except asyncio.CancelledError as cancelled:
+            # a read shared with a cancelled prefetch or field, unless this one is
+            groups = await load_again(loader, keys, cancelled)
+        return [row for group in groups for row in group]
 
     async def related(
         self,
@@ -687,13 +689,6 @@ def _idle(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> bool:
         and len(keys) <= (loader.max_batch_size or len(keys))
         and all(loader.cache_map.get(key) is None for key in keys)
     )
-
-
-def _cancelling() -> bool:
-    """Whether the running task is being cancelled (else a ``CancelledError`` it sees
-    comes from a future it shared with a cancelled task)."""
-    task = asyncio.current_task()
-    return task is None or task.cancelling() > 0
 
 
 def _read(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> list[list[Row]]:
@@ -728,7 +723,7 @@ async def _load_now(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> list
             else:
                 # cancelled: nothing read, nothing left for a later read to find (a
                 # later prefetch or read at once of these keys reads them); whoever
-                # waits for them reads them again (:meth:`RequestView.related_rows`)
+                # waits for them reads them again (:func:`resolvers.loaders.load_again`)
                 if loader.cache_map.get(key) is future:
                     loader.cache_map.delete(key)
                 future.cancel()
