@@ -18,10 +18,10 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from connectors.errors import DeadlineExceeded
 
@@ -171,17 +171,29 @@ class Deadline:
         """``cut(grace)`` already entered, in one frame: for a caller on a hot path
         (a call of every source, a row of every scan), which then calls the cut's
         :meth:`~Cut.exit` itself; ``left``: the time left, if it has just read it."""
-        loop = asyncio.get_running_loop()
         if left is None:
             left = self.at - time.monotonic()
+        return self._entered(left if left > 0.0 else 0.0, grace)
+
+    def _entered(self, left: float, grace: float) -> Cut:
+        """A cut entered now, ending ``left + grace`` seconds from now."""
+        loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)
         if task is None:
             raise RuntimeError("a deadline's cut is for a task")
-        cut = Cut(self.cuts, loop.time() + (left if left > 0.0 else 0.0) + grace)
+        cut = Cut(self.cuts, loop.time() + left + grace)
         cut._task = task
         cut._cancelling = task.cancelling()
         self.cuts.add(cut, cut.when, loop)
         return cut
+
+    def waiting(self, work: Coroutine[Any, Any, T], grace: float) -> Waiting[T]:
+        """``await`` it: ``work`` under ``cut(grace)``, for a caller that has just
+        seen time left. The cut is entered only if ``work`` waits, when it first
+        does (a cut ends a call only while it waits: one that answers at once, as
+        a statement on the SQLite direct path, never needs it), and ends at the
+        same time (the deadline and ``grace``) as one entered before it."""
+        return Waiting(self, work, grace)
 
     def exceeded(self, source: str) -> DeadlineExceeded:
         """For a call the deadline cut short: this source was the slow one."""
@@ -194,6 +206,50 @@ class Deadline:
         return DeadlineExceeded(
             f"not asked: the request's deadline ({self.seconds:g} s) had passed", source=source
         )
+
+
+class Waiting(Generic[T]):
+    """:meth:`Deadline.waiting`: ``await`` passes ``work``'s waits up to the task
+    (as ``await work`` would) and enters the cut at the first; ``scope`` is the
+    cut, ``None`` while ``work`` has not waited."""
+
+    __slots__ = ("_deadline", "_grace", "_work", "scope")
+
+    def __init__(self, deadline: Deadline, work: Coroutine[Any, Any, T], grace: float) -> None:
+        self._deadline = deadline
+        self._work = work
+        self._grace = grace
+        self.scope: Cut | None = None
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        work = self._work
+        try:
+            signal = work.send(None)
+        except StopIteration as done:  # answered without waiting
+            result: T = done.value
+            return result
+        deadline = self._deadline
+        # the time left is read now, not clamped: the cut ends when one entered
+        # before the work started would have (the caller saw time left then)
+        self.scope = scope = deadline._entered(deadline.at - time.monotonic(), self._grace)
+        try:
+            while True:  # ``yield from work``, from its second step on
+                try:
+                    sent = yield signal
+                except GeneratorExit:
+                    work.close()
+                    raise
+                except BaseException as exc:
+                    signal = work.throw(exc)
+                else:
+                    signal = work.send(sent)
+        except StopIteration as done:
+            scope.exit(None, None)
+            result = done.value
+            return result
+        except BaseException as exc:
+            scope.exit(type(exc), exc)
+            raise
 
 
 _current: ContextVar[Deadline | None] = ContextVar("custview_deadline", default=None)

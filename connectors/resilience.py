@@ -224,17 +224,12 @@ class ResilientConnector(ConnectorWrapper):
                 if left <= 0:
                     raise deadline.passed(self.name)
                 failures: list[SourceUnavailable] = []
-                # ``async with deadline.cut(BACKSTOP)``, written out without its coroutines
-                scope = deadline.entered(BACKSTOP, left)
+                # ``async with deadline.cut(BACKSTOP)``, entered only if the call waits
+                waiting = deadline.waiting(self._attempts(call, left, failures), BACKSTOP)
                 try:
-                    try:
-                        result = await self._attempts(call, left, failures)
-                    except BaseException as exc:
-                        scope.exit(type(exc), exc)
-                        raise
-                    scope.exit(None, None)
+                    result = await waiting
                 except TimeoutError:
-                    if not scope.expired():
+                    if waiting.scope is None or not waiting.scope.expired():
                         raise
                     if failures:  # cut while waiting to retry: the source was unavailable
                         raise failures[-1] from None

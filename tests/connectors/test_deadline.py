@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator, Sequence
+from typing import Any
 
 import pytest
 
+from connectors import (
+    Capabilities,
+    Connector,
+    ConnectorOptions,
+    DeadlineExceeded,
+    Health,
+    LookupTransform,
+    Row,
+    ScanRequest,
+)
 from connectors.deadline import deadline_scope
+from connectors.resilience import ResilienceOptions, ResilientConnector
 
 
 async def test_calls_past_the_deadline_are_cut_and_calls_in_time_are_not() -> None:
@@ -172,3 +185,130 @@ def test_the_request_s_scopes_set_and_restore_their_variables() -> None:
         contextvars.copy_context().run(scope.__enter__)
         contextvars.copy_context().run(scope.__exit__, None, None, None)
     assert current_deadline() is None and freshness.get() is None
+
+
+async def test_waiting_enters_the_cut_only_when_the_work_waits() -> None:
+    """``Deadline.waiting``: work that answers at once makes no cut and no timer;
+    work that waits gets the cut at its first wait, answers through it in time,
+    is cut past the deadline and its grace, stays cancelled when cancelled from
+    outside, and keeps its own errors; every cut leaves the deadline's table."""
+    loop = asyncio.get_running_loop()
+
+    def timers() -> int:
+        return sum(1 for h in loop._scheduled if not h.cancelled())  # type: ignore[attr-defined]
+
+    async def at_once() -> str:
+        return "at once"
+
+    async def after(seconds: float, error: Exception | None = None) -> str:
+        await asyncio.sleep(seconds)
+        if error is not None:
+            raise error
+        return "waited"
+
+    before = timers()
+    with deadline_scope(0.1) as deadline:
+        assert deadline is not None
+        quick = deadline.waiting(at_once(), 0.02)
+        assert await quick == "at once" and quick.scope is None
+        assert timers() == before, "no cut, no timer"
+        waited = deadline.waiting(after(0.01), 0.02)
+        assert await waited == "waited"
+        assert waited.scope is not None and not waited.scope.expired()
+        failing = deadline.waiting(after(0.01, ValueError("its own")), 0.02)
+        with pytest.raises(ValueError, match="its own"):
+            await failing
+        cancelled = deadline.waiting(after(5), 0.02)
+        task = asyncio.ensure_future(cancelled)
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert cancelled.scope is not None and not cancelled.scope.expired()
+        slow = deadline.waiting(after(5), 0.02)
+        with pytest.raises(TimeoutError):
+            await slow
+        assert slow.scope is not None and slow.scope.expired()
+        assert not deadline.cuts._due, "every cut left the table"
+
+
+async def test_waiting_closed_while_it_waits_closes_the_work_and_leaves_the_table() -> None:
+    closed = []
+
+    async def work() -> None:
+        try:
+            await asyncio.sleep(5)
+        finally:
+            closed.append(True)
+
+    with deadline_scope(30) as deadline:
+        assert deadline is not None
+        waiting = deadline.waiting(work(), 0.02)
+
+        async def awaiting() -> None:
+            await waiting
+
+        outer = awaiting()
+        outer.send(None)  # waits in the sleep
+        outer.close()
+        assert closed == [True]
+        assert not deadline.cuts._due
+
+
+class _Source(Connector):
+    """Answers a lookup at once, or (``wait``) only after 5 s."""
+
+    def __init__(self, wait: bool) -> None:
+        super().__init__("src", ConnectorOptions(timeout=30))
+        self.wait = wait
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+    async def lookup_many(
+        self,
+        table: str,
+        column: str,
+        keys: Sequence[Any],
+        columns: Sequence[str],
+        transform: LookupTransform = "exact",
+    ) -> list[list[Row]]:
+        if self.wait:
+            await asyncio.sleep(5)
+        return [[{"id": k}] for k in keys]
+
+    async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
+        raise NotImplementedError
+        yield {}
+
+    async def health(self, tables: Sequence[str] = ()) -> Health:
+        return Health(ok=True)
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_source_call_that_answers_at_once_makes_no_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through the resilience wrapper: a lookup that does not wait sets no timer;
+    one that waits past the deadline ends as the deadline's error."""
+    loop = asyncio.get_running_loop()
+    scheduled = []
+    call_at = loop.call_at
+
+    def counted(when: float, callback: object, *args: object, **kwargs: object) -> object:
+        scheduled.append(when)
+        return call_at(when, callback, *args, **kwargs)  # type: ignore[arg-type]
+
+    quick = ResilientConnector(_Source(wait=False), ResilienceOptions())
+    slow = ResilientConnector(_Source(wait=True), ResilienceOptions())
+    with deadline_scope(0.05):
+        monkeypatch.setattr(loop, "call_at", counted)
+        assert await quick.lookup_many("t", "id", [1, 2], ["id"]) == [[{"id": 1}], [{"id": 2}]]
+        assert scheduled == []
+        monkeypatch.undo()
+        with pytest.raises(DeadlineExceeded) as info:
+            await slow.lookup_many("t", "id", [1], ["id"])
+        assert info.value.source == "src"
