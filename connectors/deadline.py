@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Generator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -187,13 +187,15 @@ class Deadline:
         self.cuts.add(cut, cut.when, loop)
         return cut
 
-    def waiting(self, work: Coroutine[Any, Any, T], grace: float) -> Waiting[T]:
-        """``await`` it: ``work`` under ``cut(grace)``, for a caller that has just
-        seen time left. The cut is entered only if ``work`` waits, when it first
-        does (a cut ends a call only while it waits: one that answers at once, as
-        a statement on the SQLite direct path, never needs it), and ends at the
-        same time (the deadline and ``grace``) as one entered before it."""
-        return Waiting(self, work, grace)
+    def waiting(self, work: Awaitable[T], grace: float, now: float | None = None) -> Waiting[T]:
+        """``await`` it: ``work`` under ``cut(grace)`` made now. The cut is entered
+        only if ``work`` waits, when it first does (a cut ends a call only while
+        it waits: one that answers at once, as a statement on the SQLite direct
+        path or a row already read, never needs it), and ends when the cut made
+        now would have: ``grace`` after the deadline, or after ``now``
+        (``time.monotonic()``) if the deadline had passed by then; a caller that
+        has just seen time left leaves ``now`` out."""
+        return Waiting(self, work, grace, now)
 
     def exceeded(self, source: str) -> DeadlineExceeded:
         """For a call the deadline cut short: this source was the slow one."""
@@ -213,12 +215,16 @@ class Waiting(Generic[T]):
     (as ``await work`` would) and enters the cut at the first; ``scope`` is the
     cut, ``None`` while ``work`` has not waited."""
 
-    __slots__ = ("_deadline", "_grace", "_work", "scope")
+    __slots__ = ("_deadline", "_grace", "_made", "_work", "scope")
 
-    def __init__(self, deadline: Deadline, work: Coroutine[Any, Any, T], grace: float) -> None:
+    def __init__(
+        self, deadline: Deadline, work: Awaitable[T], grace: float, made: float | None
+    ) -> None:
         self._deadline = deadline
-        self._work = work
+        # a coroutine, or an awaitable with the same send/throw/close (``anext``'s)
+        self._work: Any = work
         self._grace = grace
+        self._made = made
         self.scope: Cut | None = None
 
     def __await__(self) -> Generator[Any, Any, T]:
@@ -229,9 +235,11 @@ class Waiting(Generic[T]):
             result: T = done.value
             return result
         deadline = self._deadline
-        # the time left is read now, not clamped: the cut ends when one entered
-        # before the work started would have (the caller saw time left then)
-        self.scope = scope = deadline._entered(deadline.at - time.monotonic(), self._grace)
+        # the cut made with the work ends grace after the deadline, or after then
+        # if the deadline had passed: the time from now to that end
+        made = self._made
+        end = deadline.at if made is None or deadline.at > made else made
+        self.scope = scope = deadline._entered(end - time.monotonic(), self._grace)
         try:
             while True:  # ``yield from work``, from its second step on
                 try:

@@ -460,19 +460,14 @@ async def _until(
     bounded (never the consumer's work between rows)."""
     try:
         while True:
-            # ``async with deadline.cut(BACKSTOP)``, written out: once a row
-            scope = deadline.entered(BACKSTOP)
+            # ``async with deadline.cut(BACKSTOP)``, entered only if the row is waited for
+            waiting = deadline.waiting(anext(stream), BACKSTOP, time.monotonic())
             try:
-                try:
-                    row = await anext(stream)
-                except BaseException as exc:
-                    scope.exit(type(exc), exc)
-                    raise
-                scope.exit(None, None)
+                row = await waiting
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                if not scope.expired():
+                if waiting.scope is None or not waiting.scope.expired():
                     raise
                 raise deadline.exceeded(source) from None
             yield row

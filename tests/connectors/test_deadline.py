@@ -312,3 +312,21 @@ async def test_a_source_call_that_answers_at_once_makes_no_cut(
         with pytest.raises(DeadlineExceeded) as info:
             await slow.lookup_many("t", "id", [1], ["id"])
         assert info.value.source == "src"
+
+
+async def test_waiting_after_the_deadline_ends_as_the_cut_made_then() -> None:
+    """A row waited for after the deadline passed gets the grace from when its
+    wait was made (``now``); a call whose caller saw time left ends grace after
+    the deadline itself."""
+    import time
+
+    async def after(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "waited"
+
+    with deadline_scope(0.01) as deadline:
+        assert deadline is not None
+        await asyncio.sleep(0.3)  # passed longer ago than the grace lasts
+        assert await deadline.waiting(after(0.01), 0.25, time.monotonic()) == "waited"
+        with pytest.raises(TimeoutError):
+            await deadline.waiting(after(0.01), 0.25)

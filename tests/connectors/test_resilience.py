@@ -399,20 +399,43 @@ class Paced(Gated):
 
     async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         for i, seconds in enumerate(self.waits):
-            await asyncio.sleep(seconds)
+            if seconds >= 0:  # a negative wait: the row is there, no wait at all
+                await asyncio.sleep(seconds)
             yield {"id": i}
 
 
 async def test_a_scan_s_consumer_is_not_cut_only_its_waits_for_rows() -> None:
     """The deadline passes while the consumer works between rows: each later row
-    that comes at once still comes (every wait gets the grace from its start)."""
-    connector = ResilientConnector(Paced([0, 0, 0]), ResilienceOptions())
+    still comes, at once or after a wait shorter than the grace (every wait gets
+    the grace from its start)."""
+    connector = ResilientConnector(Paced([0, -1, 0.01, 0]), ResilienceOptions())
     rows = []
     with deadline_scope(0.05):
         async for row in connector.scan(ScanRequest("t", ["id"])):
             rows.append(row["id"])
             await asyncio.sleep(0.2)  # past the deadline and its grace
-    assert rows == [0, 1, 2]
+    assert rows == [0, 1, 2, 3]
+    await connector.aclose()
+
+
+async def test_a_scan_s_rows_read_without_waiting_make_no_cut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connector = ResilientConnector(Paced([-1] * 5), ResilienceOptions())
+    loop = asyncio.get_running_loop()
+    scheduled = []
+    call_at = loop.call_at
+
+    def counted(when: float, callback: object, *args: object, **kwargs: object) -> object:
+        scheduled.append(when)
+        return call_at(when, callback, *args, **kwargs)  # type: ignore[arg-type]
+
+    with deadline_scope(30):
+        monkeypatch.setattr(loop, "call_at", counted)
+        rows = [row["id"] async for row in connector.scan(ScanRequest("t", ["id"]))]
+        monkeypatch.undo()
+    assert rows == [0, 1, 2, 3, 4]
+    assert scheduled == [], "no row was waited for: no cut, no timer"
     await connector.aclose()
 
 
