@@ -16,6 +16,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 from resolvers.coerce import coerce, converter
@@ -65,23 +66,26 @@ class GoldenRecord:
 
     def value(self, field: str) -> Any:
         """One golden value (None for an unknown field)."""
-        if field not in self._values and self._build is not None and field in self._fields:
-            self._add(field)
-        return self._values.get(field)
-
-    def _add(self, field: str) -> None:
-        assert self._build is not None
-        value, provenance = self._build(field)
-        self._values[field] = value
-        if provenance is not None:
-            self._provenance[field] = provenance
+        values = self._values
+        if field not in values and self._build is not None and field in self._fields:
+            value, provenance = self._build(field)
+            values[field] = value
+            if provenance is not None:
+                self._provenance[field] = provenance
+            return value
+        return values.get(field)
 
     def _complete(self) -> None:
-        if self._build is None:
+        build = self._build
+        if build is None:
             return
+        values, provenances = self._values, self._provenance
         for field in self._fields:
-            if field not in self._values:
-                self._add(field)
+            if field not in values:
+                value, provenance = build(field)
+                values[field] = value
+                if provenance is not None:
+                    provenances[field] = provenance
         self._values = {f: self._values[f] for f in self._fields}
         self._provenance = {f: self._provenance[f] for f in self._fields if f in self._provenance}
         self._build = None
@@ -267,18 +271,15 @@ class Survivorship:
         readers = [(r.row, self._readers_of(r.member), r) for r in records]
         # each record's reference, asked once (a property) for the provenance of all its fields
         refs = {id(r): r.ref for r in records}
-
-        def field_of(field: str) -> tuple[Any, Provenance | None]:
-            return self._field(field, readers, updated, refs)
-
-        return GoldenRecord({}, {}, field_of, list(self.fields))
+        # a partial, not a closure: no Python frame of its own for each field built
+        return GoldenRecord({}, {}, partial(self._field, readers, updated, refs), list(self.fields))
 
     def _field(
         self,
-        field: str,
         readers: Sequence[tuple[dict[str, Any], list[Reader], Record]],
         updated: dict[int, dt.datetime],
         refs: dict[int, RecordRef],
+        field: str,
     ) -> tuple[Any, Provenance | None]:
         at = self._at[field]
         # a member that does not map the field reads nothing (:func:`_none`): not called
@@ -289,7 +290,12 @@ class Survivorship:
         ]
         if not candidates:
             return None, None
-        value, winner, rule, reason = self._choices[field].pick(candidates, updated)
+        choice = self._choices[field]
+        if len(candidates) == 1 and choice.alone is not None:
+            # what :meth:`_Choice.pick` answers for one candidate, without its frames
+            (value, winner), (rule, reason) = candidates[0], choice.alone
+        else:
+            value, winner, rule, reason = choice.pick(candidates, updated)
         ref = refs[id(winner)]
         if len(candidates) == 1:  # the winner alone: no alternative
             return value, Provenance(field, value, ref, rule, reason)
@@ -332,6 +338,13 @@ class _Choice:
         once: every golden field of every customer is picked through them)."""
         self.order = " > ".join(self.priority) if self.priority else "member order"
         self._by_priority = f"source priority {self.order}"
+        self.alone = (
+            ("source_priority", self._by_priority)
+            if self.chain and self.chain[0][0] == "source_priority"
+            else None
+        )
+        """(rule, reason) that :meth:`pick` answers for one candidate, when its first
+        rule is ``source_priority`` (which keeps a lone candidate with that reason)."""
 
     def pick(
         self, candidates: list[Candidate], updated: dict[int, dt.datetime]
@@ -368,8 +381,10 @@ class _Choice:
         return kept, self._by_priority
 
     def most_recent(self, left: list[Candidate], _total: int) -> tuple[list[Candidate], str]:
-        best = max(self.updated[id(r)] for _, r in left)
-        kept = [c for c in left if self.updated[id(c[1])] == best]
+        updated = self.updated
+        stamps = [updated[id(r)] for _, r in left]  # a list, not a generator: one frame
+        best = max(stamps)
+        kept = [c for c, at in zip(left, stamps, strict=True) if at == best]
         when = "never" if best == _EPOCH else best.isoformat()
         return kept, f"most recently updated record ({when})"
 
@@ -405,7 +420,7 @@ _RULES: dict[RuleName, Callable[[_Choice, list[Candidate], int], tuple[list[Cand
 
 def _extreme(left: list[tuple[Any, T]], pick: Callable[..., Any]) -> list[tuple[Any, T]]:
     try:
-        best = pick(value for value, _ in left)
+        best = pick([value for value, _ in left])  # a list, not a generator: one frame
     except (TypeError, ArithmeticError):  # mixed types, a decimal NaN: nothing decided
         return left
     # the best value is kept even when it equals nothing (a float NaN)

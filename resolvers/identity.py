@@ -249,7 +249,7 @@ class Stitcher:
 
     def columns(self, member: MemberSpec) -> list[str]:
         """Every column read from ``member``'s table, key first."""
-        return [*member.columns(), *self.extra_columns.get(member.id, ())]
+        return [*member.read_columns, *self.extra_columns.get(member.id, ())]
 
     def rank(self, member: MemberSpec) -> int:
         return self._rank[member.id]
@@ -360,9 +360,10 @@ class Stitcher:
                 else:
                     res.key_edges.append((ref, key, self._key_reader_of(record.member)[1]))
             for record in fetched:
-                if record.ref not in res.records:
+                ref = record.ref
+                if ref not in res.records:
                     frontier |= self._add(res, record)
-                    linked |= self._edges(res, record.ref)
+                    linked |= self._edges(res, ref)
             frontier -= queried
         if frontier or linked:
             note(
@@ -375,14 +376,16 @@ class Stitcher:
         return self.registry is not None and self.registry.is_detached(str(ref))
 
     def _add(self, res: Resolution, record: Record) -> set[KeyNode]:
-        res.records[record.ref] = record
+        ref = record.ref  # a property: read once
+        res.records[ref] = record
         res._known.setdefault((record.rank, record.key), record)
-        if self._detached(record.ref):
+        registry = self.registry
+        if registry is not None and registry.is_detached(str(ref)):  # :meth:`_detached`
             return set()  # a steward unlinked it: it follows no key
         read, member_id = self._key_reader_of(record.member)
         keys = set(read(record.row))
-        ref = record.ref
-        res.key_edges.extend((ref, key, member_id) for key in keys)
+        # (ref, key, member_id) of each key, made by C-level iterators (no generator frame)
+        res.key_edges.extend(zip(repeat(ref), keys, repeat(member_id)))
         return keys
 
     def _key_reader_of(self, member: MemberSpec) -> tuple[Callable[[Row], list[KeyNode]], str]:

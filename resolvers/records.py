@@ -31,11 +31,15 @@ class RecordRef:
     table: str
     key: str
     _hash: int = field(init=False, repr=False, compare=False)
+    text: str = field(init=False, repr=False, compare=False)
+    """``str(ref)``, ``source/table/key``, made with the reference: an attribute, where
+    ``str()`` is a Python call (a customer 360's provenance shows a dozen)."""
 
     def __post_init__(self) -> None:
         # a graph node and dict key while stitching, hashed ~a thousand times a page:
         # the generated __hash__ built and hashed a tuple each time
         object.__setattr__(self, "_hash", hash((self.source, self.table, self.key)))
+        object.__setattr__(self, "text", f"{self.source}/{self.table}/{self.key}")
 
     def __hash__(self) -> int:
         return self._hash
@@ -45,7 +49,7 @@ class RecordRef:
         return (RecordRef, (self.source, self.table, self.key))
 
     def __str__(self) -> str:
-        return f"{self.source}/{self.table}/{self.key}"
+        return self.text
 
     @classmethod
     def parse(cls, text: str) -> RecordRef:
@@ -58,7 +62,7 @@ class RecordRef:
         return cls(*parts)
 
     def customer_id(self) -> str:
-        return customer_id_of(str(self))
+        return customer_id_of(self.text)
 
     @classmethod
     def from_customer_id(cls, customer_id: str) -> RecordRef:
@@ -105,7 +109,7 @@ class Record:
     def ref_text(self) -> str:
         """``str(self.ref)``, without making the reference."""
         if self._ref is not None:
-            return str(self._ref)
+            return self._ref.text
         return self.member.ref_prefix + str(self.key)
 
     def order(self) -> tuple[int, int, int | str]:

@@ -265,7 +265,7 @@ def source_records(root: CustomerView, data: bool) -> list[SourceRecord]:
             source=r.member.source,
             table=r.member.table,
             id=strawberry.ID(str(r.key)),
-            ref=str(r.ref),
+            ref=r.ref.text,
             label=r.member.label or r.member.table,
             data={k: json_value(v) for k, v in r.row.items()} if data else {},
         )
@@ -287,10 +287,10 @@ def provenance(root: CustomerView, values: bool, alternatives: bool) -> list[Fie
             source=p.ref.source,
             table=p.ref.table,
             record_id=p.ref.key,
-            ref=str(p.ref),
+            ref=p.ref.text,
             rule=p.rule,
             reason=p.reason,
-            alternatives=[{"value": as_text(v), "ref": str(ref)} for v, ref in p.alternatives]
+            alternatives=[{"value": as_text(v), "ref": ref.text} for v, ref in p.alternatives]
             if alternatives
             else [],
         )

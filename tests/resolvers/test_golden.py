@@ -214,6 +214,33 @@ def test_a_single_value_is_decided_by_the_first_rule() -> None:
 
 
 @pytest.mark.parametrize(
+    ("rule", "decided"),
+    [
+        ({}, ("source_priority", "source priority crm > sales > support")),
+        ({"sources": ["support", "sales"]}, ("source_priority", "source priority support > sales")),
+        ({"sources": []}, ("source_priority", "source priority member order")),
+        (
+            {"rule": "most_recent", "fallbacks": ["source_priority"]},
+            ("most_recent", "most recently updated record (2026-02-01T00:00:00+00:00)"),
+        ),
+        ({"rule": "min"}, ("min", "minimum value across sources")),
+    ],
+)
+def test_a_lone_value_is_explained_by_the_first_rule(
+    rule: dict[str, Any], decided: tuple[str, str]
+) -> None:
+    """One candidate is decided by the chain's first rule, with that rule's reason
+    (for ``source_priority`` without asking the rule: the same words)."""
+    value, prov = pick(
+        {"street": rule},
+        [{"source": "sales", "id": 2, "street": "1 High St", "updated": "2026-02-01T00:00:00"}],
+        "street",
+    )
+    assert (value, str(prov.ref), prov.alternatives) == ("1 High St", "sales/customers/2", ())
+    assert (prov.rule, prov.reason) == decided
+
+
+@pytest.mark.parametrize(
     ("rule", "message"),
     [
         ({"rule": "most_popular"}, "most_frequent"),
