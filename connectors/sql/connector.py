@@ -38,6 +38,8 @@ from collections.abc import (
 )
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import replace
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import inspect, select
@@ -181,17 +183,22 @@ class SQLConnector(Connector):
                     # the timeout bounds each statement: a lookup of many chunks is many
                     # statements (the request's deadline still bounds them all)
                     batches.append(await self._all(session, stmt, {statements.KEYS_PARAM: chunk}))
+        every = batches[0] if len(batches) == 1 else list(chain.from_iterable(batches))
+        # every row's record (the names' values; the matched key is the row's last
+        # value) made by C-level maps, no Python frame per row
+        records = map(dict, map(zip, repeat(names), every))
+        matched = list(map(itemgetter(-1), every))
+        if self._backend == "mysql":
+            matched = [self._match_key(k) for k in matched]
+        elif len(set(matched)) == len(matched):  # one row a key (a lookup by a unique key)
+            return self._per_key(dict(zip(matched, map(list, zip(records)), strict=True)), keys)
         found: dict[Any, list[Row]] = {}
-        folded = self._backend == "mysql"
-        for rows in batches:
-            for row in rows:
-                record = dict(zip(names, row, strict=False))
-                key = self._match_key(row[-1]) if folded else row[-1]
-                group = found.get(key)
-                if group is None:
-                    found[key] = [record]
-                else:
-                    group.append(record)
+        for key, record in zip(matched, records, strict=True):
+            group = found.get(key)
+            if group is None:
+                found[key] = [record]
+            else:
+                group.append(record)
         return self._per_key(found, keys)
 
     async def lookup_many_columns(
@@ -225,12 +232,9 @@ class SQLConnector(Connector):
         """Each key's rows (a list of its own), in key order; most keys match nothing."""
         if self._backend == "mysql":
             keys = [self._match_key(k) for k in keys]
-        get = found.get
-        out: list[list[Row]] = []
-        for key in keys:
-            rows = get(key) if key is not None else None
-            out.append([] if rows is None else rows.copy())
-        return out
+        found.pop(None, None)  # a None key matches nothing
+        # a list of its own for each key (``list`` of its rows, or of none), in C
+        return list(map(list, map(found.get, keys, repeat(()))))
 
     def _lookup_chunk(
         self,

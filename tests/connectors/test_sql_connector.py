@@ -161,6 +161,18 @@ async def test_lookup_keeps_key_order_missing_and_duplicate_keys(connector: SQLC
     ]
 
 
+async def test_each_key_of_a_lookup_has_a_list_of_its_own(connector: SQLConnector) -> None:
+    # one row a key (read without a loop per row) and several rows a key alike: a
+    # caller that adds to one key's list changes no other key's
+    for column, key, none in [("id", 3, 999), ("country", ROWS[0]["country"], "ZZ")]:
+        result = await connector.lookup_many("people", column, [key, none, key, none], ["id"])
+        assert result[0] == result[2] and result[0]
+        result[0].append({"id": -1})
+        result[1].append({"id": -2})
+        assert {"id": -1} not in result[2]
+        assert result[3] == []
+
+
 async def test_lookup_rows_hold_exactly_the_requested_columns(connector: SQLConnector) -> None:
     [[row]] = await connector.lookup_many("people", "id", [2], ["name", "id", "name"])
     assert list(row) == ["name", "id"]
