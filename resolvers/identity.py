@@ -44,6 +44,13 @@ _T = TypeVar("_T")
 KeyNode = tuple[str, str]
 """An identity key: (key name, normalised value)."""
 Node = RecordRef | KeyNode
+GraphNode = str | KeyNode
+"""A node of the stitching graph: a record by its reference's text (a ``str``, so
+hashed and compared in C: ~2,000 finds a page), or an identity key."""
+
+
+def _graph_node(node: Node) -> GraphNode:
+    return node.text if isinstance(node, RecordRef) else node
 
 
 def link_order(score: float, a: str, b: str) -> tuple[float, str, str]:
@@ -55,11 +62,11 @@ def link_order(score: float, a: str, b: str) -> tuple[float, str, str]:
 
 class _UnionFind:
     def __init__(self) -> None:
-        self.parent: dict[Node, Node] = {}
+        self.parent: dict[GraphNode, GraphNode] = {}
 
-    def find(self, node: Node) -> Node:
-        # ``is`` first: a root is usually its own parent object, and a ref's ``==``
-        # is a dataclass method call; a loop, not recursion (~2,000 finds a page)
+    def find(self, node: GraphNode) -> GraphNode:
+        # ``is`` first: a root is usually its own parent object; a loop, not
+        # recursion (~2,000 finds a page)
         parent = self.parent
         above = parent.setdefault(node, node)
         if above is node or above == node:
@@ -75,7 +82,7 @@ class _UnionFind:
             parent[step] = root
         return root
 
-    def union(self, a: Node, b: Node) -> None:
+    def union(self, a: GraphNode, b: GraphNode) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra is not rb and ra != rb:
             self.parent[ra] = rb
@@ -117,9 +124,9 @@ class Resolution:
     _softened: bool = False
     """Whether a batch link joined two groups (:meth:`_merge_soft`): until one does,
     every node is its own root in ``_soft`` and :meth:`_root` does not ask it."""
-    _clusters: dict[Node, list[Record]] | None = None
+    _clusters: dict[GraphNode, list[Record]] | None = None
 
-    def _root(self, node: Node) -> Node:
+    def _root(self, node: GraphNode) -> GraphNode:
         root = self._uf.find(node)
         return self._soft.find(root) if self._softened else root
 
@@ -134,16 +141,16 @@ class Resolution:
             return
         for edge in held:
             if edge.kind == "manual":
-                self._uf.union(edge.a, edge.b)
-        refs: dict[Node, set[str]] = defaultdict(set)
+                self._uf.union(edge.a.text, edge.b.text)
+        refs: dict[GraphNode, set[str]] = defaultdict(set)
         for ref in records:
-            refs[self._uf.find(ref)].add(str(ref))
+            refs[self._uf.find(ref.text)].add(ref.text)
         soft = sorted(
             (e for e in held if e.kind == "model"),
             key=lambda e: link_order(e.score or 0.0, str(e.a), str(e.b)),
         )
         for edge in soft:
-            ra, rb = self._root(edge.a), self._root(edge.b)
+            ra, rb = self._root(edge.a.text), self._root(edge.b.text)
             if ra == rb:
                 continue
             left, right = refs.get(ra, set()), refs.get(rb, set())
@@ -162,13 +169,13 @@ class Resolution:
             for ref, key, member in self.key_edges:  # union, written out
                 if crowded and (key, member) in crowded:
                     continue
-                ra, rb = find(ref), find(key)
+                ra, rb = find(ref.text), find(key)
                 if ra is not rb and ra != rb:
                     parent[ra] = rb
             self._merge_soft()
-            groups: dict[Node, list[Record]] = defaultdict(list)
+            groups: dict[GraphNode, list[Record]] = defaultdict(list)
             for ref, record in self.records.items():
-                groups[self._root(ref)].append(record)
+                groups[self._root(ref.text)].append(record)
             for members in groups.values():
                 members.sort(key=Record.order)
             registry = self.registry
@@ -177,7 +184,7 @@ class Resolution:
                 for root, members in groups.items()
                 if registry is None or not any(registry.is_erased(str(r.ref)) for r in members)
             }
-        found = self._clusters.get(self._root(node), [])
+        found = self._clusters.get(self._root(_graph_node(node)), [])
         holders = self.detached_holders.get(node) if isinstance(node, tuple) else None
         if not found and holders:
             # only unlinked records hold the key: the lookup answers the first of them
@@ -343,8 +350,10 @@ class Stitcher:
         for key in keys:
             res._uf.find(key)
         for record in records:
-            frontier |= self._add(res, record) - queried
-            linked |= self._edges(res, record.ref)
+            ref = record.ref  # a property: read once
+            frontier |= self._add(res, record, ref) - queried
+            if registry is not None:  # :meth:`_edges` finds none without one
+                linked |= self._edges(res, ref)
         while (frontier or linked) and res.rounds < self.model.identity.max_rounds:
             res.rounds += 1
             queried |= frontier
@@ -353,17 +362,19 @@ class Stitcher:
             for record, key in found:
                 ref = record.ref
                 if ref not in res.records:
-                    frontier |= self._add(res, record)
-                    linked |= self._edges(res, ref)
-                if self._detached(ref):
+                    frontier |= self._add(res, record, ref)
+                    if registry is not None:
+                        linked |= self._edges(res, ref)
+                if registry is not None and registry.is_detached(ref.text):  # _detached
                     res.detached_holders.setdefault(key, []).append(ref)
                 else:
-                    res.key_edges.append((ref, key, self._key_reader_of(record.member)[1]))
+                    res.key_edges.append((ref, key, record.member.id))
             for record in fetched:
                 ref = record.ref
                 if ref not in res.records:
-                    frontier |= self._add(res, record)
-                    linked |= self._edges(res, ref)
+                    frontier |= self._add(res, record, ref)
+                    if registry is not None:
+                        linked |= self._edges(res, ref)
             frontier -= queried
         if frontier or linked:
             note(
@@ -375,12 +386,12 @@ class Stitcher:
     def _detached(self, ref: RecordRef) -> bool:
         return self.registry is not None and self.registry.is_detached(str(ref))
 
-    def _add(self, res: Resolution, record: Record) -> set[KeyNode]:
-        ref = record.ref  # a property: read once
+    def _add(self, res: Resolution, record: Record, ref: RecordRef) -> set[KeyNode]:
+        """Note ``record`` (whose ``ref`` the caller read) found; its identity keys."""
         res.records[ref] = record
         res._known.setdefault((record.rank, record.key), record)
         registry = self.registry
-        if registry is not None and registry.is_detached(str(ref)):  # :meth:`_detached`
+        if registry is not None and registry.is_detached(ref.text):  # :meth:`_detached`
             return set()  # a steward unlinked it: it follows no key
         read, member_id = self._key_reader_of(record.member)
         keys = set(read(record.row))

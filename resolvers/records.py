@@ -86,18 +86,24 @@ def customer_id_of(ref: str) -> str:
     return _ID_PREFIX + encoded.decode().rstrip("=")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Record:
     """One member row, with the member spec that explains its columns."""
 
     member: MemberSpec
     rank: int
     row: Row
+    key: Any = field(repr=False, compare=False)
+    """The row's key (``row[member.key]``), read with the record: an attribute, where
+    a property is a Python call (a page of 50 asked ~800 times)."""
     _ref: RecordRef | None = field(default=None, repr=False, compare=False)
 
-    @property
-    def key(self) -> Any:
-        return self.row[self.member.key]
+    def __init__(self, member: MemberSpec, rank: int, row: Row) -> None:
+        self.member = member
+        self.rank = rank
+        self.row = row
+        self.key = row[member.key]
+        self._ref = None
 
     @property
     def ref(self) -> RecordRef:
