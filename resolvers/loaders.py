@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 if TYPE_CHECKING:  # strawberry (~20 MB) is loaded by the first request that reads
     from strawberry.dataloader import DataLoader
@@ -34,11 +34,17 @@ async def load_again(
 ) -> list[V]:
     """``loader.load_many(keys)`` again, after a load of the keys raised ``cancelled``:
     that error when the running task is being cancelled (it is its own), else the
-    keys read again (as often as a cancelled task cancels the futures it shares)."""
+    keys read again (as often as a cancelled task cancels the futures it shares).
+    A read whose answer is a ``CancelledError`` (a connector answered a key with
+    one), no future of it cancelled, raises it: read again it would answer the same,
+    at once, without the loop ever getting a turn."""
     while True:
         if cancelling():
             raise cancelled
+        futures = [cast("asyncio.Future[V]", loader.load(key)) for key in keys]
         try:
-            return await loader.load_many(keys)
+            return list(await asyncio.gather(*futures))
         except asyncio.CancelledError as error:
+            if not any(future.cancelled() for future in futures):
+                raise
             cancelled = error

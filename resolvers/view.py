@@ -717,6 +717,8 @@ async def _load_now(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> list
             raise ValueError(f"the loader answered {len(values)} groups for {len(unique)} keys")
     except BaseException as error:
         for key, future in zip(unique, futures, strict=True):
+            if future.done():  # cancelled by a task that waited for it (and was cancelled)
+                continue
             if isinstance(error, Exception):
                 future.set_exception(error)
                 future.exception()  # retrieved: whoever awaits it sees it
@@ -730,11 +732,14 @@ async def _load_now(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> list
         raise
     failed: BaseException | None = None
     for future, value in zip(futures, values, strict=True):
+        # a future done already was cancelled by a task that waited for it (and was
+        # cancelled): the others waiting read the key again (:func:`load_again`)
         if isinstance(value, BaseException):
-            future.set_exception(value)
-            future.exception()
             failed = failed or value
-        else:
+            if not future.done():
+                future.set_exception(value)
+                future.exception()
+        elif not future.done():
             future.set_result(value)
     if failed is not None:
         raise failed

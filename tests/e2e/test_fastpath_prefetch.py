@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from connectors import Row
 from gateway.app import create_app
@@ -113,6 +114,78 @@ async def test_a_cancelled_prefetch_leaves_nothing_for_a_later_one(demo_env: Non
         assert held.calls[1] == held.calls[0]
         assert [await view.related_rows(c, "tickets") for c in customers] == expected
         assert len(held.calls) == 2, held.calls
+
+
+async def test_a_reader_cancelled_while_it_waits_for_a_prefetch_fails_no_other_key(
+    demo_env: None,
+) -> None:
+    """A field waiting for the prefetch's rows of one key is cancelled (its task, as
+    a sibling's failure cancels it), which cancels that key's future: the prefetch
+    still answers every other key (it failed setting the cancelled one, and the
+    keys after it were never answered: their readers waited until the deadline)."""
+    async with held_source("support", "lookup_many") as (federation, held):
+        customers = await _page(federation.request())
+        expected = await _tickets(federation, customers)
+        busy = [i for i, rows in enumerate(expected) if rows]
+        first, last = busy[0], busy[-1]
+        held.hold()
+
+        view = federation.request()
+        prefetch = asyncio.create_task(view.prefetch_related(customers, "tickets"))
+        await held.waiting.wait()
+        doomed = asyncio.create_task(view.related_rows(customers[first], "tickets"))
+        other = asyncio.create_task(view.related_rows(customers[last], "tickets"))
+        await asyncio.sleep(0)  # both wait for the prefetch's futures now
+        doomed.cancel()
+        await asyncio.gather(doomed, return_exceptions=True)
+        held.released.set()
+        await prefetch
+        async with asyncio.timeout(10):  # left waiting, it would wait for ever
+            assert await other == expected[last]
+        assert await view.related_rows(customers[first], "tickets") == expected[first]
+
+
+async def test_a_read_at_once_survives_a_cancelled_reader_of_its_keys(demo_env: None) -> None:
+    """The customer 360's read at once (``alone``) shares its key's future with
+    another field of the request (the timeline, say) whose task is cancelled: the
+    read still answers its rows (it failed with ``InvalidStateError``)."""
+    async with held_source("support", "lookup_many") as (federation, held):
+        customers = await _page(federation.request())
+        expected = await _tickets(federation, customers)
+        busy = next(i for i, rows in enumerate(expected) if rows)
+        held.hold()
+
+        view = federation.request()
+        alone = asyncio.create_task(view.related_rows(customers[busy], "tickets", alone=True))
+        await held.waiting.wait()
+        sharer = asyncio.create_task(view.related_rows(customers[busy], "tickets"))
+        await asyncio.sleep(0)
+        sharer.cancel()
+        await asyncio.gather(sharer, return_exceptions=True)
+        held.released.set()
+        assert await alone == expected[busy]
+
+
+async def test_a_key_answered_with_a_cancelled_error_is_not_read_for_ever(
+    demo_env: None,
+) -> None:
+    """A connector answering a key with a ``CancelledError`` object (a plugin's
+    ``gather(..., return_exceptions=True)``): the read raises it, as before; no
+    future was cancelled, so reading again would answer the same at once, without
+    the loop ever getting a turn (no deadline could stop it)."""
+    async with held_source("support", "lookup_many") as (federation, held):
+        customers = await _page(federation.request())
+        calls: list[list[Any]] = []
+
+        async def cancelled_answers(table: str, column: str, keys: list[Any], *rest: Any) -> Any:
+            calls.append(list(keys))
+            return [asyncio.CancelledError() for _ in keys]
+
+        held.lookup_many = cancelled_answers  # type: ignore[attr-defined]  # the source's, replaced
+        with pytest.raises(asyncio.CancelledError):
+            async with asyncio.timeout(10):
+                await federation.request().related_rows(customers[0], "tickets")
+        assert 1 <= len(calls) <= 2, calls
 
 
 # -- relations whose fields fail before reading ----------------------------------------
