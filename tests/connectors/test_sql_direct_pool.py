@@ -168,6 +168,30 @@ async def test_the_place_of_a_closed_connection_goes_to_the_caller_waiting(
     assert_at_rest(direct)
 
 
+async def test_a_waiter_cancelled_after_it_was_handed_a_place_passes_it_on(
+    pool: Pool,
+) -> None:
+    """The connection given back closes (a driver error), so the first waiter is
+    handed the place to open one, and is cancelled before it runs: the place goes
+    to the next waiter (were it dropped, the pool of one would stay full for good)."""
+    _, direct = pool
+    held = await direct.acquire()
+    head = asyncio.create_task(direct.acquire())
+    await settle()
+    second = asyncio.create_task(direct.acquire())
+    await settle()
+    direct.release(held, reusable=False)
+    head.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await head
+    async with asyncio.timeout(10):
+        session = await second
+    assert session.worker is not held.worker
+    assert direct.usage() == (1, 1) and direct._open == 1
+    direct.release(session)
+    assert_at_rest(direct)
+
+
 async def test_waiters_whose_connection_cannot_open_pass_their_place_on(
     tmp_path: Path,
 ) -> None:
