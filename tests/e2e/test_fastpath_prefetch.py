@@ -21,7 +21,7 @@ from gateway.app import create_app
 from gateway.settings import DEMO_CONFIG, load_settings
 from resolvers.view import CustomerView, Federation, RequestView
 from tests.e2e.test_batching import statements_by_table
-from tests.e2e.test_fastpath import SAME_ID, _compiled_share
+from tests.e2e.test_fastpath import SAME_ID, _compiled_share, _field_tasks
 from tests.support.held import HeldConnector, held_source
 
 # -- a prefetch cancelled while its statement is in flight ---------------------------
@@ -278,3 +278,18 @@ async def test_a_relation_whose_fields_fail_is_not_prefetched(demo_env: None) ->
     assert {e["extensions"]["code"] for e in found["errors"]} == {"FORBIDDEN_FIELD"}
     assert fast["crm.opportunities"] == general["crm.opportunities"] == 0, (general, fast)
     assert fast["support.tickets"] == general["support.tickets"] == 1, (general, fast)
+
+
+async def test_an_aliased_relation_is_prefetched_when_one_of_its_fields_reads_it(
+    demo_dir: Path, demo_env: None
+) -> None:
+    """``few: tickets(first: 2)`` reads the tickets though ``many: tickets(first:
+    $n)`` fails before reading: the page reads them first (no relation field waits
+    in a task of its own), as it does without the failing alias."""
+
+    def answered(found: dict[str, Any]) -> None:
+        assert len(found["errors"]) == 10, found  # the ten customers' `many`
+        assert any(n["few"] for n in found["data"]["customers"]["nodes"]), found
+
+    fields = await _field_tasks({"query": ALIASED, "variables": {"n": 501}}, answered)
+    assert min(fields) == 0, fields
