@@ -52,6 +52,18 @@ def assert_at_rest(direct: DirectSQLite, opened: int = 1) -> None:
     assert (direct._open, len(direct._idle), len(direct._waiters)) == (opened, opened, 0)
 
 
+async def _two_waiting(
+    direct: DirectSQLite,
+) -> tuple[DirectSession, asyncio.Task[DirectSession], asyncio.Task[DirectSession]]:
+    """The pool's one connection lent, and two callers waiting for it in turn."""
+    held = await direct.acquire()
+    head = asyncio.create_task(direct.acquire())
+    await settle()
+    second = asyncio.create_task(direct.acquire())
+    await settle()
+    return held, head, second
+
+
 async def _served_first(
     direct: DirectSQLite,
     waiter: asyncio.Task[DirectSession],
@@ -125,11 +137,7 @@ async def test_a_cancelled_waiter_passes_its_turn_to_the_next(pool: Pool, cancel
     was handed the connection but before it ran: the next waiter gets it, not a
     caller that asked later, and no connection is lost or counted twice."""
     _, direct = pool
-    held = await direct.acquire()
-    head = asyncio.create_task(direct.acquire())
-    await settle()
-    second = asyncio.create_task(direct.acquire())
-    await settle()
+    held, head, second = await _two_waiting(direct)
     if cancelled == "before its turn":
         head.cancel()
     later = asyncio.create_task(direct.acquire())
@@ -175,11 +183,7 @@ async def test_a_waiter_cancelled_after_it_was_handed_a_place_passes_it_on(
     handed the place to open one, and is cancelled before it runs: the place goes
     to the next waiter (were it dropped, the pool of one would stay full for good)."""
     _, direct = pool
-    held = await direct.acquire()
-    head = asyncio.create_task(direct.acquire())
-    await settle()
-    second = asyncio.create_task(direct.acquire())
-    await settle()
+    held, head, second = await _two_waiting(direct)
     direct.release(held, reusable=False)
     head.cancel()
     with pytest.raises(asyncio.CancelledError):

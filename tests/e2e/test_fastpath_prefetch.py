@@ -39,6 +39,20 @@ async def _tickets(federation: Federation, customers: list[CustomerView]) -> lis
     return [await view.related_rows(c, "tickets") for c in customers]
 
 
+@asynccontextmanager
+async def _held_tickets() -> AsyncIterator[
+    tuple[Federation, HeldConnector, list[CustomerView], list[list[Row]], list[int]]
+]:
+    """A page of customers, each one's ticket rows and which have some, read; then
+    support's lookups held."""
+    async with held_source("support", "lookup_many") as (federation, held):
+        customers = await _page(federation.request())
+        expected = await _tickets(federation, customers)
+        busy = [i for i, rows in enumerate(expected) if rows]
+        held.hold()
+        yield federation, held, customers, expected, busy
+
+
 async def _cancelled_prefetch(
     view: RequestView, customers: list[CustomerView], held: HeldConnector
 ) -> None:
@@ -55,10 +69,8 @@ async def test_a_read_waiting_for_a_cancelled_prefetch_reads_again(demo_env: Non
     the same customers, the timeline) waits for the prefetch's statement: when the
     prefetch is cancelled (its list's field was), that read is not, and it reads
     the rows again instead of failing with ``CancelledError``."""
-    async with held_source("support", "lookup_many") as (federation, held):
-        customers = await _page(federation.request())
-        expected = await _tickets(federation, customers)
-        busy = next(i for i, rows in enumerate(expected) if rows)
+    async with _held_tickets() as (federation, held, customers, expected, (busy, *_)):
+        held.released.set()
         items = await federation.request().related(customers[busy], "tickets")
         held.hold()
 
@@ -80,12 +92,7 @@ async def test_a_read_sharing_a_batch_with_a_cancelled_one_reads_again(demo_env:
     """The same on both paths without a prefetch: two fields waiting for one key's
     rows share its batch's future, and the task of one cancelled cancels it; the
     other, not cancelled, reads the rows again."""
-    async with held_source("support", "lookup_many") as (federation, held):
-        customers = await _page(federation.request())
-        expected = await _tickets(federation, customers)
-        busy = next(i for i, rows in enumerate(expected) if rows)
-        held.hold()
-
+    async with _held_tickets() as (federation, held, customers, expected, (busy, *_)):
         view = federation.request()
         cancelled = asyncio.create_task(view.related_rows(customers[busy], "tickets"))
         other = asyncio.create_task(view.related_rows(customers[busy], "tickets"))
@@ -101,11 +108,7 @@ async def test_a_cancelled_prefetch_leaves_nothing_for_a_later_one(demo_env: Non
     """A cancelled prefetch leaves no cancelled rows in the request's loader: the
     page's next prefetch reads the tickets at once, and every customer's field
     finds its rows read (no statement more)."""
-    async with held_source("support", "lookup_many") as (federation, held):
-        customers = await _page(federation.request())
-        expected = await _tickets(federation, customers)
-        held.hold()
-
+    async with _held_tickets() as (federation, held, customers, expected, _):
         view = federation.request()
         await _cancelled_prefetch(view, customers, held)
         held.released.set()
@@ -123,12 +126,8 @@ async def test_a_reader_cancelled_while_it_waits_for_a_prefetch_fails_no_other_k
     a sibling's failure cancels it), which cancels that key's future: the prefetch
     still answers every other key (it failed setting the cancelled one, and the
     keys after it were never answered: their readers waited until the deadline)."""
-    async with held_source("support", "lookup_many") as (federation, held):
-        customers = await _page(federation.request())
-        expected = await _tickets(federation, customers)
-        busy = [i for i, rows in enumerate(expected) if rows]
+    async with _held_tickets() as (federation, held, customers, expected, busy):
         first, last = busy[0], busy[-1]
-        held.hold()
 
         view = federation.request()
         prefetch = asyncio.create_task(view.prefetch_related(customers, "tickets"))
@@ -149,12 +148,7 @@ async def test_a_read_at_once_survives_a_cancelled_reader_of_its_keys(demo_env: 
     """The customer 360's read at once (``alone``) shares its key's future with
     another field of the request (the timeline, say) whose task is cancelled: the
     read still answers its rows (it failed with ``InvalidStateError``)."""
-    async with held_source("support", "lookup_many") as (federation, held):
-        customers = await _page(federation.request())
-        expected = await _tickets(federation, customers)
-        busy = next(i for i, rows in enumerate(expected) if rows)
-        held.hold()
-
+    async with _held_tickets() as (federation, held, customers, expected, (busy, *_)):
         view = federation.request()
         alone = asyncio.create_task(view.related_rows(customers[busy], "tickets", alone=True))
         await held.waiting.wait()
