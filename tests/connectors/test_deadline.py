@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Sequence
-from typing import Any
 
 import pytest
 
 from connectors import (
-    Capabilities,
-    Connector,
-    ConnectorOptions,
     DeadlineExceeded,
-    Health,
-    LookupTransform,
-    Row,
-    ScanRequest,
 )
 from connectors.deadline import deadline_scope
 from connectors.resilience import ResilienceOptions, ResilientConnector
+from tests.support.gated import Gated
 
 
 async def test_calls_past_the_deadline_are_cut_and_calls_in_time_are_not() -> None:
@@ -255,40 +247,6 @@ async def test_waiting_closed_while_it_waits_closes_the_work_and_leaves_the_tabl
         assert not deadline.cuts._due
 
 
-class _Source(Connector):
-    """Answers a lookup at once, or (``wait``) only after 5 s."""
-
-    def __init__(self, wait: bool) -> None:
-        super().__init__("src", ConnectorOptions(timeout=30))
-        self.wait = wait
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities()
-
-    async def lookup_many(
-        self,
-        table: str,
-        column: str,
-        keys: Sequence[Any],
-        columns: Sequence[str],
-        transform: LookupTransform = "exact",
-    ) -> list[list[Row]]:
-        if self.wait:
-            await asyncio.sleep(5)
-        return [[{"id": k}] for k in keys]
-
-    async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
-        raise NotImplementedError
-        yield {}
-
-    async def health(self, tables: Sequence[str] = ()) -> Health:
-        return Health(ok=True)
-
-    async def aclose(self) -> None:
-        pass
-
-
 async def test_a_source_call_that_answers_at_once_makes_no_cut(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -302,16 +260,18 @@ async def test_a_source_call_that_answers_at_once_makes_no_cut(
         scheduled.append(when)
         return call_at(when, callback, *args, **kwargs)  # type: ignore[arg-type]
 
-    quick = ResilientConnector(_Source(wait=False), ResilienceOptions())
-    slow = ResilientConnector(_Source(wait=True), ResilienceOptions())
+    open_gate = Gated()
+    open_gate.gate(1).set()
+    quick = ResilientConnector(open_gate, ResilienceOptions())
+    slow = ResilientConnector(Gated(), ResilienceOptions())
     with deadline_scope(0.05):
         monkeypatch.setattr(loop, "call_at", counted)
-        assert await quick.lookup_many("t", "id", [1, 2], ["id"]) == [[{"id": 1}], [{"id": 2}]]
+        assert await quick.lookup_many("t", "id", [1], ["id"]) == [[{"id": 1}]]
         assert scheduled == []
         monkeypatch.undo()
         with pytest.raises(DeadlineExceeded) as info:
             await slow.lookup_many("t", "id", [1], ["id"])
-        assert info.value.source == "src"
+        assert info.value.source == "gated"
 
 
 async def test_waiting_after_the_deadline_ends_as_the_cut_made_then() -> None:

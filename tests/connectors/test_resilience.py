@@ -16,12 +16,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors import (
-    Capabilities,
     CircuitOpen,
-    Connector,
-    ConnectorOptions,
     DeadlineExceeded,
-    Health,
     LookupTransform,
     QueryError,
     Row,
@@ -32,6 +28,7 @@ from connectors import (
 from connectors.deadline import deadline_scope
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from connectors.sql import SQLConnector, SQLOptions
+from tests.support.gated import Gated
 from tests.support.processes import end_custview_sessions, until
 from tests.support.proxy import FaultProxy
 
@@ -350,44 +347,6 @@ async def test_a_scan_stops_at_the_deadline(items_url: str, proxy: FaultProxy) -
 
 
 # --- the bulkhead's queue ----------------------------------------------------------------
-
-
-class Gated(Connector):
-    """Each lookup enters, is noted, and holds its place until its key's gate opens."""
-
-    def __init__(self) -> None:
-        super().__init__("gated", ConnectorOptions(timeout=5))
-        self.entered: list[int] = []
-        self.gates: dict[int, asyncio.Event] = {}
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return Capabilities()
-
-    async def lookup_many(
-        self,
-        table: str,
-        column: str,
-        keys: Sequence[Any],
-        columns: Sequence[str],
-        transform: LookupTransform = "exact",
-    ) -> list[list[Row]]:
-        self.entered.append(keys[0])
-        await self.gate(keys[0]).wait()
-        return [[{"id": keys[0]}]]
-
-    def gate(self, key: int) -> asyncio.Event:
-        return self.gates.setdefault(key, asyncio.Event())
-
-    async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
-        raise NotImplementedError
-        yield {}
-
-    async def health(self, tables: Sequence[str] = ()) -> Health:
-        return Health(ok=True)
-
-    async def aclose(self) -> None:
-        pass
 
 
 class Paced(Gated):
