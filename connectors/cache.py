@@ -52,6 +52,7 @@ from connectors._base import (
     Row,
     ScanRequest,
 )
+from connectors._scope import VarScope
 from connectors._wrapping import AggregateCall, Call, ConnectorWrapper, Lookup, relay, wrapper_in
 from connectors.cache_store import dumps, hold, release
 from connectors.errors import (
@@ -78,28 +79,11 @@ freshness: ContextVar[Freshness | None] = ContextVar("custview_freshness", defau
 ``None`` outside a :func:`freshness_scope`."""
 
 
-def freshness_scope() -> _FreshnessScope:
+def freshness_scope() -> VarScope[Freshness]:
     """Collect freshness for the calls made inside (and in tasks started inside);
     ``with`` gives the report."""
-    return _FreshnessScope()
-
-
-class _FreshnessScope:
-    """:func:`freshness_scope`: a class, not a generator-based context manager
-    (one per GraphQL request)."""
-
-    __slots__ = ("_report", "_token")
-
-    def __enter__(self) -> Freshness:
-        self._report: Freshness = {}
-        self._token = freshness.set(self._report)
-        return self._report
-
-    def __exit__(self, *exc: object) -> None:
-        try:  # noqa: SIM105 (suppress costs three calls; once a request)
-            freshness.reset(self._token)
-        except ValueError:  # left in another context: nothing to undo
-            pass
+    report: Freshness = {}
+    return VarScope(freshness, report)
 
 
 def _record(source: str, origin: Origin, count: int, age: float = 0.0) -> None:

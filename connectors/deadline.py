@@ -23,6 +23,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from connectors._scope import VarScope
 from connectors.errors import DeadlineExceeded
 
 T = TypeVar("T")
@@ -271,29 +272,20 @@ own ``get``: no Python frame, on the path of every source call)."""
 def deadline_scope(seconds: float | None) -> _Scope:
     """Source calls inside (and in tasks started inside) end ``seconds`` from now;
     ``None`` opens no deadline. ``with`` gives the :class:`Deadline` (or ``None``)."""
-    return _Scope(None if seconds is None else Deadline(time.monotonic() + seconds, seconds))
+    return _Scope(
+        _current, None if seconds is None else Deadline(time.monotonic() + seconds, seconds)
+    )
 
 
-class _Scope:
-    """:func:`deadline_scope`: a class, not a generator-based context manager
-    (one per request, on the path of every one)."""
+class _Scope(VarScope["Deadline | None"]):
+    """:func:`deadline_scope`, whose deadline's pending cuts end with the block."""
 
-    __slots__ = ("_deadline", "_token")
-
-    def __init__(self, deadline: Deadline | None) -> None:
-        self._deadline = deadline
-
-    def __enter__(self) -> Deadline | None:
-        self._token = _current.set(self._deadline)
-        return self._deadline
+    __slots__ = ()
 
     def __exit__(self, *exc: object) -> None:
-        try:  # noqa: SIM105 (suppress costs three calls; once a request)
-            _current.reset(self._token)
-        except ValueError:  # left in another context: nothing to undo
-            pass
-        if self._deadline is not None:
-            self._deadline.cuts.close()
+        super().__exit__(*exc)
+        if self._value is not None:
+            self._value.cuts.close()
 
 
 def time_left(timeout: float) -> tuple[float, Deadline | None]:

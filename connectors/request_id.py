@@ -18,6 +18,8 @@ import os
 import re
 from contextvars import ContextVar
 
+from connectors._scope import VarScope
+
 HEADER = "X-Request-ID"
 _SAFE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _current: ContextVar[str | None] = ContextVar("custview_request_id", default=None)
@@ -45,29 +47,12 @@ def current_request_id() -> str | None:
     return _current.get()
 
 
-def request_id_scope(request_id: str) -> _Scope:
+def request_id_scope(request_id: str) -> VarScope[str]:
     """Source calls made inside the block (and its tasks) carry ``request_id``
     (``with`` gives it back)."""
     if not is_valid_request_id(request_id):
         raise ValueError("a request id is 1-64 characters from A-Z a-z 0-9 . _ -")
-    return _Scope(request_id)
-
-
-class _Scope:
-    """:func:`request_id_scope`: a class, not a generator-based context manager
-    (one per request, on the path of every one)."""
-
-    __slots__ = ("_request_id", "_token")
-
-    def __init__(self, request_id: str) -> None:
-        self._request_id = request_id
-
-    def __enter__(self) -> str:
-        self._token = _current.set(self._request_id)
-        return self._request_id
-
-    def __exit__(self, *exc: object) -> None:
-        _current.reset(self._token)
+    return VarScope(_current, request_id)
 
 
 def tagged_statement(statement: str) -> str:
