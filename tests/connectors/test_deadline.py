@@ -14,6 +14,11 @@ from connectors.resilience import ResilienceOptions, ResilientConnector
 from tests.support.gated import Gated
 
 
+def _timers(loop: asyncio.AbstractEventLoop) -> int:
+    """The loop's timers still to fire."""
+    return sum(1 for h in loop._scheduled if not h.cancelled())  # type: ignore[attr-defined]
+
+
 async def test_calls_past_the_deadline_are_cut_and_calls_in_time_are_not() -> None:
     with deadline_scope(0.05) as deadline:
         assert deadline is not None
@@ -35,17 +40,14 @@ async def test_calls_past_the_deadline_are_cut_and_calls_in_time_are_not() -> No
 async def test_one_timer_serves_every_call_and_goes_with_the_scope() -> None:
     loop = asyncio.get_running_loop()
 
-    def timers() -> int:
-        return sum(1 for h in loop._scheduled if not h.cancelled())  # type: ignore[attr-defined]
-
-    before = timers()
+    before = _timers(loop)
     with deadline_scope(30) as deadline:
         assert deadline is not None
         for _ in range(20):
             async with deadline.cut(0.05):
                 await asyncio.sleep(0)
-        assert timers() == before + 1
-    assert timers() == before, "the scope's end takes the timer away"
+        assert _timers(loop) == before + 1
+    assert _timers(loop) == before, "the scope's end takes the timer away"
 
 
 async def test_a_cancel_from_outside_stays_a_cancel() -> None:
@@ -82,10 +84,7 @@ async def test_an_entered_cut_is_the_cut_entered() -> None:
     scope), and keeps a cancel from outside a cancel."""
     loop = asyncio.get_running_loop()
 
-    def timers() -> int:
-        return sum(1 for h in loop._scheduled if not h.cancelled())  # type: ignore[attr-defined]
-
-    before = timers()
+    before = _timers(loop)
     with deadline_scope(0.05) as deadline:
         assert deadline is not None
 
@@ -102,7 +101,7 @@ async def test_an_entered_cut_is_the_cut_entered() -> None:
         quick = asyncio.create_task(call(0.01))
         slow = [asyncio.create_task(call(5)) for _ in range(3)]
         await asyncio.sleep(0)
-        assert timers() == before + 1 + 4, "the four sleeps, and one timer for the cuts"
+        assert _timers(loop) == before + 1 + 4, "the four sleeps, and one timer for the cuts"
         assert await quick == "answered"
         for task in slow:
             with pytest.raises(TimeoutError):
@@ -112,7 +111,7 @@ async def test_an_entered_cut_is_the_cut_entered() -> None:
         cancelled.cancel()
         with pytest.raises(asyncio.CancelledError):
             await cancelled
-    assert timers() == before
+    assert _timers(loop) == before
 
 
 async def test_an_entered_cut_after_the_deadline_still_leaves_the_grace() -> None:
@@ -186,9 +185,6 @@ async def test_waiting_enters_the_cut_only_when_the_work_waits() -> None:
     outside, and keeps its own errors; every cut leaves the deadline's table."""
     loop = asyncio.get_running_loop()
 
-    def timers() -> int:
-        return sum(1 for h in loop._scheduled if not h.cancelled())  # type: ignore[attr-defined]
-
     async def at_once() -> str:
         return "at once"
 
@@ -198,12 +194,12 @@ async def test_waiting_enters_the_cut_only_when_the_work_waits() -> None:
             raise error
         return "waited"
 
-    before = timers()
+    before = _timers(loop)
     with deadline_scope(0.1) as deadline:
         assert deadline is not None
         quick = deadline.waiting(at_once(), 0.02)
         assert await quick == "at once" and quick.scope is None
-        assert timers() == before, "no cut, no timer"
+        assert _timers(loop) == before, "no cut, no timer"
         waited = deadline.waiting(after(0.01), 0.02)
         assert await waited == "waited"
         assert waited.scope is not None and not waited.scope.expired()

@@ -16,7 +16,7 @@ from gateway.settings import LoadedSettings
 from resolvers.export import columns, rows
 from resolvers.model import UnifiedModel
 from resolvers.view import Federation
-from tests.e2e.test_metrics import _NoAggregates, expected
+from tests.e2e.test_metrics import _NoAggregates, expected, federation_of
 
 NAMES = ["source_records", "lifetimeValue", "orderCount", "openTickets", "lastTicketAt"]
 NAMES += ["openPipeline"]
@@ -24,10 +24,7 @@ NAMES += ["openPipeline"]
 
 async def _export(settings: LoadedSettings, pushdown: bool) -> list[dict[str, Any]]:
     model = settings.settings.model
-    connectors: dict[str, Any] = settings.create_connectors()
-    if not pushdown:
-        connectors = {name: _NoAggregates(c) for name, c in connectors.items()}
-    federation = Federation(model, connectors)
+    federation = federation_of(settings, pushdown)
     try:
         wanted = columns(model, "customers", NAMES)
         found = [row async for chunk in rows(federation, "customers", wanted) for row in chunk]

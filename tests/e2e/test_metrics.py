@@ -85,12 +85,17 @@ class _NoAggregates:
         raise AssertionError("aggregate must not be called when it is not declared")
 
 
-async def _run(settings: LoadedSettings, pushdown: bool) -> list[dict[str, Any]]:
-    model = settings.settings.model
+def federation_of(settings: LoadedSettings, pushdown: bool) -> Federation:
+    """The settings' federation; without ``pushdown`` no source aggregates."""
     connectors: dict[str, Any] = settings.create_connectors()
     if not pushdown:
         connectors = {name: _NoAggregates(c) for name, c in connectors.items()}
-    federation = Federation(model, connectors)
+    return Federation(settings.settings.model, connectors)
+
+
+async def _run(settings: LoadedSettings, pushdown: bool) -> list[dict[str, Any]]:
+    model = settings.settings.model
+    federation = federation_of(settings, pushdown)
     try:
         result = await build_schema(model).execute(
             QUERY, variable_values={"first": 120}, context_value={"view": federation.request()}
