@@ -12,6 +12,7 @@ from connectors import (
 from connectors.deadline import deadline_scope
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from tests.support.gated import Gated
+from tests.support.timers import timers_set
 
 
 def _timers(loop: asyncio.AbstractEventLoop) -> int:
@@ -129,15 +130,7 @@ async def test_the_cuts_of_one_deadline_set_the_loop_s_timer_once(
 ) -> None:
     """Each cut's time comes from clock reads microseconds apart: a cut due a hair
     earlier than the timer does not cancel and set it again (it may ring 1 ms late)."""
-    loop = asyncio.get_running_loop()
-    scheduled = []
-    call_at = loop.call_at
-
-    def counted(when: float, callback: object, *args: object, **kwargs: object) -> object:
-        scheduled.append(when)
-        return call_at(when, callback, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(loop, "call_at", counted)
+    scheduled = timers_set(monkeypatch)
     with deadline_scope(30) as deadline:
         assert deadline is not None
         for _ in range(50):
@@ -248,20 +241,12 @@ async def test_a_source_call_that_answers_at_once_makes_no_cut(
 ) -> None:
     """Through the resilience wrapper: a lookup that does not wait sets no timer;
     one that waits past the deadline ends as the deadline's error."""
-    loop = asyncio.get_running_loop()
-    scheduled = []
-    call_at = loop.call_at
-
-    def counted(when: float, callback: object, *args: object, **kwargs: object) -> object:
-        scheduled.append(when)
-        return call_at(when, callback, *args, **kwargs)  # type: ignore[arg-type]
-
     open_gate = Gated()
     open_gate.gate(1).set()
     quick = ResilientConnector(open_gate, ResilienceOptions())
     slow = ResilientConnector(Gated(), ResilienceOptions())
     with deadline_scope(0.05):
-        monkeypatch.setattr(loop, "call_at", counted)
+        scheduled = timers_set(monkeypatch)
         assert await quick.lookup_many("t", "id", [1], ["id"]) == [[{"id": 1}]]
         assert scheduled == []
         monkeypatch.undo()

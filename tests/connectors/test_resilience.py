@@ -31,6 +31,7 @@ from connectors.sql import SQLConnector, SQLOptions
 from tests.support.gated import Gated
 from tests.support.processes import end_custview_sessions, until
 from tests.support.proxy import FaultProxy
+from tests.support.timers import timers_set
 
 
 @pytest.fixture(scope="module")
@@ -381,16 +382,8 @@ async def test_a_scan_s_rows_read_without_waiting_make_no_cut(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     connector = ResilientConnector(Paced([-1] * 5), ResilienceOptions())
-    loop = asyncio.get_running_loop()
-    scheduled = []
-    call_at = loop.call_at
-
-    def counted(when: float, callback: object, *args: object, **kwargs: object) -> object:
-        scheduled.append(when)
-        return call_at(when, callback, *args, **kwargs)  # type: ignore[arg-type]
-
     with deadline_scope(30):
-        monkeypatch.setattr(loop, "call_at", counted)
+        scheduled = timers_set(monkeypatch)
         rows = [row["id"] async for row in connector.scan(ScanRequest("t", ["id"]))]
         monkeypatch.undo()
     assert rows == [0, 1, 2, 3, 4]
