@@ -82,6 +82,22 @@ class _UnionFind:
             parent[step] = root
         return root
 
+    def above(self, node: GraphNode, parent_of: GraphNode) -> GraphNode:
+        """:meth:`find` of a node that is not a root, whose parent the caller read
+        (:meth:`find` keeps its own copy of the walk: most finds of a record are of
+        one that is not a root, and a call more each would cost what this saves)."""
+        parent = self.parent
+        path = [node]
+        root = parent_of
+        above = parent[root]
+        while above is not root and above != root:
+            path.append(root)
+            root = above
+            above = parent[root]
+        for step in path:
+            parent[step] = root
+        return root
+
     def union(self, a: GraphNode, b: GraphNode) -> None:
         ra, rb = self.find(a), self.find(b)
         if ra is not rb and ra != rb:
@@ -165,11 +181,20 @@ class Resolution:
         one represents the customer in lists; :func:`canonical` names it). Empty for
         a customer holding an erased record: an erased person is in no answer."""
         if self._clusters is None:
-            crowded, find, parent = self.crowded, self._uf.find, self._uf.parent
+            crowded, climb, parent = self.crowded, self._uf.above, self._uf.parent
+            seen = parent.setdefault
             for ref, key, member in self.key_edges:  # union, written out
                 if crowded and (key, member) in crowded:
                     continue
-                ra, rb = find(ref.text), find(key)
+                # find, written out for a node that is its own root (new, or a root
+                # already: most), which needs no walk up the tree
+                a = ref.text
+                ra = seen(a, a)
+                if ra is not a and ra != a:
+                    ra = climb(a, ra)
+                rb = seen(key, key)
+                if rb is not key and rb != key:
+                    rb = climb(key, rb)
                 if ra is not rb and ra != rb:
                     parent[ra] = rb
             self._merge_soft()
