@@ -27,6 +27,7 @@ from resolvers.normalize import (
     normalize_external_id,
     normalize_phone,
     normalize_phones,
+    phone_digit_variants,
 )
 
 LOCAL = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789", min_size=2, max_size=12)
@@ -412,3 +413,18 @@ def test_a_column_of_phones_reads_each_row_in_its_own_region() -> None:
     expected = [normalize_phone(v, r, "US") for v, r in zip(values, regions, strict=True)]
     assert len(set(expected[:2])) == 2, expected  # the spelling reads differently
     assert normalize_phones(values, regions, "US") == expected
+
+
+@pytest.mark.parametrize(
+    ("e164", "expected"),
+    [
+        ("+442079460000", ("442079460000", "00442079460000", "02079460000", "2079460000")),
+        ("+14155550123", ("14155550123", "0014155550123", "4155550123")),
+        ("+33681122352", ("33681122352", "0033681122352", "0681122352", "681122352")),
+        ("+4930123456", ("4930123456", "004930123456", "030123456", "30123456")),
+    ],
+)
+def test_a_phone_is_looked_up_by_its_digit_spellings(e164: str, expected: tuple[str, ...]) -> None:
+    """International, with ``00``, national (the national format's digits) and the
+    national significant number; each once, in that order."""
+    assert phone_digit_variants(e164) == expected
