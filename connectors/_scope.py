@@ -19,12 +19,16 @@ class VarScope(Generic[T]):
     def __init__(self, var: ContextVar[T | None], value: T) -> None:
         self._var = var
         self._value = value
+        self._token: Token[T | None] | None = None
 
     def __enter__(self) -> T:
-        self._token: Token[T | None] = self._var.set(self._value)
+        if self._token is not None:  # its exit could put back only one of the two
+            raise RuntimeError("a scope is entered once; make another")
+        self._token = self._var.set(self._value)
         return self._value
 
     def __exit__(self, *exc: object) -> None:
+        assert self._token is not None
         try:  # noqa: SIM105 (suppress costs three calls; once a request)
             self._var.reset(self._token)
         except ValueError:  # left in another context: nothing to undo

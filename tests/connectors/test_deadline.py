@@ -271,3 +271,17 @@ async def test_waiting_after_the_deadline_ends_as_the_cut_made_then() -> None:
         assert await deadline.waiting(after(0.01), 0.25, time.monotonic()) == "waited"
         with pytest.raises(TimeoutError):
             await deadline.waiting(after(0.01), 0.25)
+
+
+def test_a_scope_is_entered_once() -> None:
+    """A scope entered twice would leave its value set after both exits (the second
+    exit cannot put back what the first entry found): the second entry is refused."""
+    from connectors.request_id import current_request_id, request_id_scope
+
+    scope = request_id_scope("r-1")
+    with scope, pytest.raises(RuntimeError, match="entered once"), scope:
+        pass
+    assert current_request_id() is None
+    deadline = deadline_scope(5)
+    with deadline, pytest.raises(RuntimeError, match="entered once"), deadline:
+        pass
