@@ -155,7 +155,8 @@ class Governor:
                 trail = context.get("trail")
             else:
                 grant, trail = _access(info)
-            action = "allow" if grant.full else grant.action(name)
+            # a full Grant allows every field; a subclass is asked (it may say otherwise)
+            action = "allow" if grant.full and grant.__class__ is Grant else grant.action(name)
             if trail.__class__ is not ReadTrail:
                 trail = _trail_in(context) if type(context) is dict else trail
                 if trail is not None:  # a subclass, or the context's trail

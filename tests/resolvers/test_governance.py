@@ -56,6 +56,23 @@ def test_subclasses_of_the_grant_and_the_trail_are_honoured() -> None:
     assert (trail.fields, trail.customers) == ({"CUSTOMER.EMAIL"}, {"cus_1"})
 
 
+def test_a_full_grant_subclass_is_asked_for_each_field() -> None:
+    """A subclass of Grant that calls itself full but denies a field in its own
+    ``action`` is asked (the shortcut for a full grant is the plain Grant's): the
+    field is refused and the trail notes the denial, as before the shortcut."""
+
+    class Almost(Grant):
+        def action(self, name: str) -> str:
+            return "deny" if name == "email" else super().action(name)
+
+    trail = ReadTrail()
+    grant = Almost(("r",), {}, {}, None, "", True)
+    context = {"grant": grant, "trail": trail}
+    with pytest.raises(ForbiddenField):
+        _field("email")(SimpleNamespace(id="cus_1"), SimpleNamespace(context=context))
+    assert (trail.fields, trail.customers, trail.denied) == (set(), set(), {"Customer.email"})
+
+
 def test_a_customer_field_without_a_grant_or_allowed_action_is_refused() -> None:
     root = SimpleNamespace(id="cus_1")
     for context in ({}, {"grant": "admin"}, ["not", "a", "mapping"], {"trail": ReadTrail()}):

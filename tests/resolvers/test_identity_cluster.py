@@ -43,3 +43,40 @@ def test_records_join_through_chains_of_shared_keys() -> None:
     assert [str(r.ref) for r in res.cluster(e)] == ["sales/customers/5"]
     assert [str(r.ref) for r in res.cluster(f)] == ["support/users/6"]
     assert res.cluster(("email", "nobody")) == []
+
+
+def test_clusters_are_the_connected_components_of_records_and_keys() -> None:
+    """Random records and keys, joined in random order (a record or key already
+    below another node when it is joined again, chains of any length): each
+    cluster is exactly the records connected through shared keys (a plain search
+    over the graph), whatever the order of the edges."""
+    import random
+
+    m = model({})
+    members = m.customer.members
+    for seed in range(300):
+        rng = random.Random(seed)
+        records = [Record(members[i % 3], i % 3, {"id": i}) for i in range(rng.randint(2, 12))]
+        keys = [("email", str(k)) for k in range(rng.randint(1, 8))]
+        edges = [
+            (r.ref, rng.choice(keys), r.member.id)
+            for r in records
+            for _ in range(rng.randint(0, 3))
+        ]
+        rng.shuffle(edges)
+        res = Resolution(records={r.ref: r for r in records})
+        res.key_edges.extend(edges)
+        neighbours: dict[object, set[object]] = {}
+        for ref, key, _ in edges:
+            neighbours.setdefault(ref, set()).add(key)
+            neighbours.setdefault(key, set()).add(ref)
+        for record in records:
+            seen, todo = {record.ref}, [record.ref]
+            while todo:
+                for nxt in neighbours.get(todo.pop(), ()):
+                    if nxt not in seen:
+                        seen.add(nxt)
+                        todo.append(nxt)
+            expected = sorted(str(r.ref) for r in records if r.ref in seen)
+            found = sorted(str(r.ref) for r in res.cluster(record.ref))
+            assert found == expected, (seed, str(record.ref))

@@ -422,6 +422,11 @@ def test_a_column_of_phones_reads_each_row_in_its_own_region() -> None:
         ("+14155550123", ("14155550123", "0014155550123", "4155550123")),
         ("+33681122352", ("33681122352", "0033681122352", "0681122352", "681122352")),
         ("+4930123456", ("4930123456", "004930123456", "030123456", "30123456")),
+        # an extension: the national format's " ext. 123" keeps only its digits
+        (
+            "+16502530000x123",
+            ("16502530000x123", "0016502530000x123", "6502530000123", "6502530000"),
+        ),
     ],
 )
 def test_a_phone_is_looked_up_by_its_digit_spellings(e164: str, expected: tuple[str, ...]) -> None:
