@@ -67,25 +67,14 @@ class _UnionFind:
     def find(self, node: GraphNode) -> GraphNode:
         # ``is`` first: a root is usually its own parent object; a loop, not
         # recursion (~2,000 finds a page)
-        parent = self.parent
-        above = parent.setdefault(node, node)
+        above = self.parent.setdefault(node, node)
         if above is node or above == node:
             return node
-        path = [node]
-        root = above
-        above = parent[root]
-        while above is not root and above != root:
-            path.append(root)
-            root = above
-            above = parent[root]
-        for step in path:
-            parent[step] = root
-        return root
+        return self.above(node, above)
 
     def above(self, node: GraphNode, parent_of: GraphNode) -> GraphNode:
         """:meth:`find` of a node that is not a root, whose parent the caller read
-        (:meth:`find` keeps its own copy of the walk: most finds of a record are of
-        one that is not a root, and a call more each would cost what this saves)."""
+        (the walk up, every node on it then pointed at the root)."""
         parent = self.parent
         path = [node]
         root = parent_of
