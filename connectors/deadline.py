@@ -168,14 +168,6 @@ class Deadline:
         loop = asyncio.get_running_loop()
         return Cut(self.cuts, loop.time() + max(self.left(), 0.0) + grace)
 
-    def entered(self, grace: float, left: float | None = None) -> Cut:
-        """``cut(grace)`` already entered, in one frame: for a caller on a hot path
-        (a call of every source, a row of every scan), which then calls the cut's
-        :meth:`~Cut.exit` itself; ``left``: the time left, if it has just read it."""
-        if left is None:
-            left = self.at - time.monotonic()
-        return self._entered(left if left > 0.0 else 0.0, grace)
-
     def _entered(self, left: float, grace: float) -> Cut:
         """A cut entered now, ending ``left + grace`` seconds from now."""
         loop = asyncio.get_running_loop()

@@ -40,21 +40,12 @@ async def compute(
     keys: Sequence[Any],
 ) -> list[Partial]:
     """Per parent key (DataLoader order), every metric of ``relation``."""
-    # the groups of :func:`_groups`, written out: a customer's page calls it per
-    # relation, and every call counts there
-    groups: dict[tuple[tuple[str, str, str], ...], dict[str, MetricSpec]] = defaultdict(dict)
-    for name, metric in metrics.items():
-        groups[where_key(metric)][name] = metric
-    capabilities = connector.capabilities_for(relation.table)
-    parent = relation.parent.column
     results = await asyncio.gather(
         *(
             _pushed(connector, relation, group, keys)
-            if capabilities.supports_aggregates
-            and capabilities.can_filter(parent, "in")
-            and pushable(capabilities, to_filters(next(iter(group.values())).where))
+            if pushed
             else _in_memory(connector, relation, group, keys)
-            for group in groups.values()
+            for group, pushed in _groups(connector, relation, metrics)
         )
     )
     merged: dict[Any, Partial] = defaultdict(dict)

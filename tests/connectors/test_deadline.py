@@ -9,10 +9,16 @@ import pytest
 from connectors import (
     DeadlineExceeded,
 )
-from connectors.deadline import deadline_scope
+from connectors.deadline import Cut, Deadline, deadline_scope
 from connectors.resilience import ResilienceOptions, ResilientConnector
 from tests.support.gated import Gated
 from tests.support.timers import timers_set
+
+
+def _entered(deadline: Deadline, grace: float) -> Cut:
+    """A cut of ``deadline`` entered now, as :class:`~connectors.deadline.Waiting`
+    enters one for a call that waits."""
+    return deadline._entered(max(deadline.left(), 0.0), grace)
 
 
 def _timers(loop: asyncio.AbstractEventLoop) -> int:
@@ -90,7 +96,7 @@ async def test_an_entered_cut_is_the_cut_entered() -> None:
         assert deadline is not None
 
         async def call(seconds: float) -> str:
-            cut = deadline.entered(0.02)
+            cut = _entered(deadline, 0.02)
             try:
                 await asyncio.sleep(seconds)
             except BaseException as exc:
@@ -119,7 +125,7 @@ async def test_an_entered_cut_after_the_deadline_still_leaves_the_grace() -> Non
     with deadline_scope(0.01) as deadline:
         assert deadline is not None
         await asyncio.sleep(0.3)
-        cut = deadline.entered(0.25)
+        cut = _entered(deadline, 0.25)
         await asyncio.sleep(0.01)
         cut.exit(None, None)
         assert not cut.expired()
@@ -134,7 +140,7 @@ async def test_the_cuts_of_one_deadline_set_the_loop_s_timer_once(
     with deadline_scope(30) as deadline:
         assert deadline is not None
         for _ in range(50):
-            cut = deadline.entered(0.05)
+            cut = _entered(deadline, 0.05)
             await asyncio.sleep(0)
             cut.exit(None, None)
             async with deadline.cut(0.05):
