@@ -76,16 +76,10 @@ class GoldenRecord:
         return values.get(field)
 
     def _complete(self) -> None:
-        build = self._build
-        if build is None:
+        if self._build is None:
             return
-        values, provenances = self._values, self._provenance
         for field in self._fields:
-            if field not in values:
-                value, provenance = build(field)
-                values[field] = value
-                if provenance is not None:
-                    provenances[field] = provenance
+            self.value(field)  # built unless it is already
         self._values = {f: self._values[f] for f in self._fields}
         self._provenance = {f: self._provenance[f] for f in self._fields if f in self._provenance}
         self._build = None
