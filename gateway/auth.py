@@ -95,9 +95,14 @@ class Principal:
     attributes: dict[str, str] = field(default_factory=dict)
 
     def cache_scope(self) -> str:
-        """What distinguishes this caller's view: roles and attributes, not the name."""
-        attrs = ",".join(f"{k}={v}" for k, v in sorted(self.attributes.items()))
-        return f"roles={','.join(sorted(self.roles))};{attrs}"
+        """What distinguishes this caller's view: roles and attributes, not the name.
+
+        A digest of their canonical JSON: two callers share it only when their roles
+        and attributes are equal (no separator inside a role or a value can make two
+        sets spell the same), and it is short and says nothing of the attributes.
+        """
+        canonical = json.dumps([sorted(self.roles), sorted(self.attributes.items())])
+        return "scope:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Authenticator:

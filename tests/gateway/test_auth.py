@@ -3,7 +3,9 @@ ES256 from a JWKS document) with issuer, audience and expiry checked."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from gateway.auth import Authenticator, AuthError, AuthSettings, hash_key
+from connectors.cache import CacheOptions, CachingConnector, cache_scope
+from connectors.cache_store import create_cache
+from connectors.sql import SQLConnector, SQLOptions
+from gateway.auth import Authenticator, AuthError, AuthSettings, Principal, hash_key
 
 SECRET = "s" * 32
 
@@ -122,3 +127,55 @@ def test_settings_refuse_a_required_mode_without_any_method() -> None:
     optional = Authenticator(settings(mode="optional", anonymous_roles=["public"],
                                       api_keys=[{"name": "a", "hash": hash_key("k")}]))  # fmt: skip
     assert optional.authenticate({}).roles == {"public"}
+
+
+# Pairs of callers whose roles or attributes spelled the same scope when they were
+# joined with ',', ';' and '=' unescaped; each pair may see different rows.
+LOOKALIKES = [
+    (Principal("x", "api_key", frozenset({"a,b"})), Principal("x", "api_key", frozenset("ab"))),
+    (
+        Principal("x", "jwt", attributes={"region": "EU,team=red"}),
+        Principal("x", "jwt", attributes={"region": "EU", "team": "red"}),
+    ),
+    (
+        Principal("x", "jwt", attributes={"k=v": "w"}),
+        Principal("x", "jwt", attributes={"k": "v=w"}),
+    ),
+]
+
+
+@pytest.mark.parametrize(("one", "other"), LOOKALIKES)
+def test_callers_with_other_roles_or_attributes_never_share_a_cache_scope(
+    one: Principal, other: Principal
+) -> None:
+    assert one.cache_scope() != other.cache_scope()
+
+
+def test_a_cache_scope_is_the_same_for_the_same_access_and_tells_nothing() -> None:
+    one = Principal("ana", "api_key", frozenset({"b", "a"}), attributes={"region": "EU", "t": "1"})
+    same = Principal("bo", "jwt", frozenset({"a", "b"}), attributes={"t": "1", "region": "EU"})
+    assert one.cache_scope() == same.cache_scope(), "the name and the order do not matter"
+    assert "EU" not in one.cache_scope() and len(one.cache_scope()) < 100
+
+
+async def test_a_row_cached_for_one_caller_is_not_served_to_a_lookalike(tmp_path: Path) -> None:
+    path = tmp_path / "crm.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+        db.execute("INSERT INTO items VALUES (1, 'one')")
+        db.commit()
+    source = SQLConnector("crm", SQLOptions(url=f"sqlite+aiosqlite:///{path}"))
+    cache = create_cache("memory", "redis://127.0.0.1:6379/0", "custview-test-auth")
+    connector = CachingConnector(source, CacheOptions(ttl=60.0), cache)
+    one, other = LOOKALIKES[0]
+    try:
+        for principal in (one, one, other):
+            token = cache_scope.set(principal.cache_scope())
+            try:
+                await connector.lookup_many("items", "id", [1], ["id", "name"])
+            finally:
+                cache_scope.reset(token)
+        assert connector.statements == 2, "the second caller's lookup went to the source"
+    finally:
+        await connector.aclose()
+        await cache.clear()
