@@ -54,6 +54,11 @@ Callers that find every connection lent wait in line: a connection given back
 (or the place of one that closed) is handed to the longest-waiting caller on
 the spot, so none arriving meanwhile finds it idle (handing over a wake-up let
 newcomers overtake a waiter, under steady load until its deadline passed).
+
+Once the connector is closed (:meth:`DirectSQLite.close`) the pool opens no
+connection again: the callers waiting, and any that ask later, get
+:class:`~connectors.errors.SourceUnavailable` saying so, and a connection given
+back closes (handed on, it had opened a new one after the close).
 """
 
 from __future__ import annotations
@@ -73,6 +78,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ClauseElement
 
 from connectors.deadline import Alarms, Deadline, current_deadline, time_left
+from connectors.errors import SourceUnavailable
 from connectors.serial import SerialThread
 from connectors.sql import inline
 from connectors.sql.compiled import CompiledStatements
@@ -347,6 +353,8 @@ class DirectSQLite:
         """Callers waiting for a connection, longest first: each gets a released
         connection, or None (a connection may be opened: ``_open`` and ``_lent``
         count it already). While one is waiting none is idle and none may open."""
+        self._closed = False
+        """Set by :meth:`close`: no connection opens again."""
         event.listen(sync_engine, "engine_disposed", self._disposed)
 
     def usage(self) -> tuple[int, int]:
@@ -375,6 +383,8 @@ class DirectSQLite:
         if self._idle:  # then none waits (:meth:`release` hands a connection to the first)
             self._lend()
             return DirectSession(self, self._idle.pop())
+        if self._closed:
+            raise self._closed_error()
         if self._open < self._limit:
             self._open += 1
             self._lend()
@@ -384,23 +394,38 @@ class DirectSQLite:
         try:
             worker = await waiter
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._pass_on(waiter.result())  # the turn this waiter got and cannot use
             elif waiter in self._waiters:  # _hand_over passes over (drops) a cancelled one
                 self._waiters.remove(waiter)
             raise
         if worker is None:
             return await self._opened()
+        if self._closed:  # handed over before the close, resumed after it
+            self.release(DirectSession(self, worker))
+            raise self._closed_error()
         return DirectSession(self, worker)
 
     async def _opened(self) -> DirectSession:
         """A new connection, lent in a place already counted (``_open``, ``_lent``);
-        if it cannot open, the place goes to the next waiter."""
+        if it cannot open, or the pool closed meanwhile, the place goes to the next
+        waiter."""
         try:
-            return DirectSession(self, await self._start())
+            if self._closed:
+                raise self._closed_error()
+            worker = await self._start()
+            if self._closed:
+                worker.stop()
+                raise self._closed_error()
+            return DirectSession(self, worker)
         except BaseException:
             self._pass_on(None)
             raise
+
+    def _closed_error(self) -> SourceUnavailable:
+        return SourceUnavailable(
+            "the connector is closed: it opens no connection", source=self.source, retryable=False
+        )
 
     def _pass_on(self, worker: _Worker | None) -> None:
         """Give back what a caller was handed and will not use: the connection
@@ -512,9 +537,15 @@ class DirectSQLite:
             worker.stop()
 
     def close(self) -> None:
-        """Close every connection (the lent ones when they come back); a later
-        call opens new ones, as the engine does after ``dispose()``."""
+        """Close every connection (the lent ones when they come back) and open none
+        again: the callers waiting, and any that ask later, get :class:`SourceUnavailable`
+        (``engine.dispose()`` alone lets later calls open new ones)."""
+        self._closed = True
         self._disposed(self._engine)
+        waiters, self._waiters = self._waiters, deque()
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(self._closed_error())
 
     def announce(
         self, statement: ClauseElement, params: Mapping[str, Any] | None

@@ -1,7 +1,7 @@
 """The SQLite direct pool lends its connections first come, first served: a
 caller waiting for one is never overtaken by one that asked later, however the
 connection (or the place to open one) comes free, and every turn a caller
-cannot use goes to the next."""
+cannot use goes to the next. Once the connector is closed it opens none."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors import SourceUnavailable
 from connectors.sql import SQLConnector, SQLOptions
 from connectors.sql.direct import DirectSession, DirectSQLite
 from tests.connectors.sql_fixtures import create_people_database
@@ -246,3 +247,56 @@ async def test_a_lookup_waiting_for_the_connection_is_answered_before_a_later_on
     await asyncio.gather(waiting, later)
     assert answered == [1, 2]
     assert_at_rest(direct)
+
+
+def count_opens(direct: DirectSQLite) -> list[str]:
+    """Every connection ``direct`` opens from now on (each on its own thread)."""
+    opened: list[str] = []
+    connect = direct._connect
+
+    def counted() -> sqlite3.Connection:
+        opened.append("opened")
+        return connect()
+
+    direct._connect = counted  # type: ignore[assignment]
+    return opened
+
+
+@pytest.mark.parametrize(
+    "when", ["still waiting", "handed the place to open one", "handed the connection"]
+)
+async def test_a_closed_pool_opens_no_connection_for_its_waiters(
+    sqlite_url: str, when: str
+) -> None:
+    """``aclose()`` while a caller waits for the one connection: whether it still
+    waits, or was handed the connection (or the place to open one) and has not
+    run yet, it gets a clear error instead of a connection; the connection given
+    back after the close is closed, and nothing opens a new one (a waiter handed
+    the place of the closed connection used to open one after ``aclose()``)."""
+    connector = one_connection(sqlite_url)
+    direct = connector._direct
+    assert direct is not None
+    held = await direct.acquire()
+    opened = count_opens(direct)
+    waiting = asyncio.create_task(direct.acquire())
+    await settle()
+    if when == "handed the place to open one":
+        direct.release(held, reusable=False)
+    elif when == "handed the connection":
+        direct.release(held)
+    await connector.aclose()
+    if when == "still waiting":
+        direct.release(held)  # given back after the close
+    with pytest.raises(SourceUnavailable, match="the connector is closed"):
+        await waiting
+    with pytest.raises(SourceUnavailable, match="the connector is closed"):
+        await direct.acquire()
+    with pytest.raises(SourceUnavailable, match="the connector is closed"):
+        await connector.lookup_many("people", "id", [1], ["id"])
+    assert opened == [], "a connection was opened after aclose()"
+    assert direct.usage() == (0, 1)
+    assert (direct._open, len(direct._idle), len(direct._waiters)) == (0, 0, 0)
+    await asyncio.to_thread(held.worker.join)
+    assert held.worker.connection is not None
+    with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+        held.worker.connection.execute("SELECT 1")
