@@ -22,13 +22,20 @@ that do not listen yet share it) and find out only when the later one's endpoint
 listened, in its app's start-up. ``custview serve`` holds the port from its
 check on (:func:`reserve`) until the first endpoint takes it over: the second
 process is refused at its check, with one line, before anything starts.
+
+A host that resolves to several addresses (``""`` or ``::`` and ``0.0.0.0``,
+a name with an IPv4 and an IPv6 address) gets one socket per address, all on
+the same port: with port ``0`` the first picks a free one and the others bind
+that one (each family picked its own before, and the log named one of them).
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 Address = tuple[str, int]
 
@@ -49,36 +56,73 @@ _listening: dict[Address, _Shared] = {}
 BACKLOG = 100
 """As :func:`asyncio.start_server`'s, which listens on them again."""
 
+SAME_PORT_TRIES = 10
+"""Free ports (port ``0``) tried in turn when the one the first address got is
+taken at another of the host's addresses."""
+
+_Found = tuple[socket.AddressFamily, socket.SocketKind, int, Any]
+
 
 def bind(host: str, port: int) -> list[socket.socket]:
     """Sockets bound to ``host``:``port`` as :func:`asyncio.start_server` binds them
     (every address the host resolves to; IPv6 only on an IPv6 address; address
-    reuse), without port reuse, and listening at once, so no other socket binds the
-    port meanwhile; ``OSError`` names the address that is taken."""
-    sockets: list[socket.socket] = []
-    try:
-        found = socket.getaddrinfo(
-            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    reuse), without port reuse, all on one port (port ``0``: the one the first
+    address got), and listening at once, so no other socket binds the port
+    meanwhile; ``OSError`` names the address that is taken."""
+    found: list[_Found] = [
+        (family, kind, proto, address)
+        for family, kind, proto, _, address in dict.fromkeys(
+            socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         )
-        for family, kind, proto, _, address in dict.fromkeys(found):
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            try:
-                sock.bind(address)
-                sock.listen(BACKLOG)
-            except OSError as exc:
-                reason = (exc.strerror or str(exc)).lower()
-                raise OSError(
-                    exc.errno, f"error while attempting to bind on address {address!r}: {reason}"
-                ) from None
+    ]
+    tries = SAME_PORT_TRIES if port == 0 and len(found) > 1 else 1
+    for attempt in range(1, tries + 1):
+        try:
+            return _bind_all(found)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or attempt == tries:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _bind_all(found: list[_Found]) -> list[socket.socket]:
+    """A listening socket at each address, every one on the first one's port."""
+    sockets: list[socket.socket] = []
+    chosen: int | None = None
+    try:
+        for family, kind, proto, address in found:
+            if chosen is not None:
+                address = (address[0], chosen, *address[2:])
+            sockets.append(_listen(family, kind, proto, address))
+            if chosen is None:
+                chosen = sockets[0].getsockname()[1]
     except BaseException:
         for sock in sockets:
             sock.close()
         raise
     return sockets
+
+
+def _listen(
+    family: socket.AddressFamily, kind: socket.SocketKind, proto: int, address: Any
+) -> socket.socket:
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+        sock.listen(BACKLOG)
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        raise OSError(
+            exc.errno, f"error while attempting to bind on address {address!r}: {reason}"
+        ) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def acquire(host: str, port: int) -> tuple[Address, list[socket.socket]]:

@@ -31,17 +31,23 @@ DEMO_HEADERS = {"X-API-Key": DEMO_KEY}
 class _Server(uvicorn.Server):
     """uvicorn's server on sockets bound before it starts (:func:`_bound`), saying
     where it listens once it accepts, as it says when it binds them itself (it says
-    nothing of sockets it is given: a multi-worker parent said it before)."""
+    nothing of sockets it is given: a multi-worker parent said it before), every
+    address it listens on named."""
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if sockets:
-            host, port = sockets[0].getsockname()[:2]
-            shown = f"[{host}]" if ":" in host else host
             scheme = "https" if self.config.ssl else "http"
+            where = " and ".join(f"{scheme}://{_shown(sock)}" for sock in sockets)
             logging.getLogger("uvicorn.error").info(
-                "Uvicorn running on %s://%s:%d (Press CTRL+C to quit)", scheme, shown, port
+                "Uvicorn running on %s (Press CTRL+C to quit)", where
             )
+
+
+def _shown(sock: socket.socket) -> str:
+    """``host:port`` of a listening socket, an IPv6 host in brackets."""
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _server(
