@@ -7,10 +7,14 @@ the source and never its URL.
 
 Semantics worth knowing:
 
-* ``lookup_many`` matches keys as the database compares them; on
-  MySQL/MariaDB (case-insensitive, pad-space collations) ``exact`` keys are
-  grouped back case-insensitively and ignoring trailing spaces. Keys must be
-  typed like the column (``42``, not ``"42"``, for an integer id).
+* ``lookup_many`` (and ``lookup_many_columns``, and ``aggregate`` grouped by a
+  column its ``in`` filter lists keys of) gives each key exactly the rows the
+  database's ``=`` matches to it, under the column's collation and type rules
+  (MariaDB's ``utf8mb4_general_ci``, PostgreSQL's ``citext``, SQLite's
+  affinity), each key on its own: where Python's ``==`` could differ, the keys
+  are joined as a derived table and the database says which key each row
+  matched (:mod:`connectors.sql.keys`; a table's column types are read once,
+  :attr:`SQLConnector.catalog_statements`).
 * ``contains``/``startswith`` are case-insensitive on every engine; ``%``
   and ``_`` in the value are literal.
 * Keyset columns (``ScanRequest.order_by`` with ``after``) must be non-null
@@ -32,6 +36,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Iterable,
     Iterator,
     Mapping,
     Sequence,
@@ -45,6 +50,7 @@ from typing import Any, ClassVar, TypeVar
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from connectors._base import (
@@ -62,9 +68,10 @@ from connectors._base import (
 )
 from connectors.deadline import Deadline, time_left
 from connectors.errors import ConfigError, ConnectorError, QueryError, SchemaMismatch
+from connectors.sql import keys as keys_
 from connectors.sql import privileges, statements
 from connectors.sql.direct import DirectSession, DirectSQLite
-from connectors.sql.engine import backend, create_read_only_engine
+from connectors.sql.engine import backend, catalog_read, create_read_only_engine, read_only_url
 from connectors.sql.engine_sqlite import (
     Watch,
     new_watch,
@@ -77,7 +84,9 @@ from connectors.sql.failures import (
     is_source_failure,
     translate,
 )
+from connectors.sql.locks import locked
 from connectors.sql.options import BATCH_LIMITS, DEFAULT_BATCH, SQLOptions
+from connectors.sql.readonly import check_statement
 
 STREAM_CHUNK = 500
 """Rows fetched from a server-side cursor per round trip while scanning."""
@@ -111,6 +120,12 @@ class SQLConnector(Connector):
         self._url = make_url(options.url)
         self._backend = backend(self._url)
         self._statements = 0
+        self._catalog_statements = 0
+        self._kinds: dict[str, keys_.Columns] = {}
+        self._agreeing: dict[tuple[str, str, str], frozenset[type]] = {}
+        """(Table, column, transform) to the set of key types a lookup of it must have
+        for the cheap ``IN`` list (:func:`.keys.agreeing`)."""
+        """Table to its columns' kinds (:mod:`.keys`), read on its first lookup."""
         self._engine = create_read_only_engine(options, name, self._count)
         size = options.max_batch_size or BATCH_LIMITS.get(self._backend, DEFAULT_BATCH)
         self._capabilities = replace(self.default_capabilities, max_batch_size=size)
@@ -151,6 +166,12 @@ class SQLConnector(Connector):
         """Statements sent to the source so far (every one passed the read-only guard)."""
         return self._statements
 
+    @property
+    def catalog_statements(self) -> int:
+        """Catalog reads sent so far, apart from :attr:`statements`: one per table on
+        its first lookup (its columns' types, :mod:`.keys`), through the same guard."""
+        return self._catalog_statements
+
     def _count(self) -> None:
         self._statements += 1
 
@@ -170,9 +191,15 @@ class SQLConnector(Connector):
         if not wanted:
             return [[] for _ in keys]
         names = statements.unique(columns)
+        used = [column, *names]
+        agreeing = self._agreeing.get((table, column, transform))
+        if agreeing is None:
+            agreeing = await self._agreeing_types(table, column, transform, used)
+        if set(map(type, wanted)) != agreeing:  # keys of the agreeing type only: the IN list
+            [joined] = await self._joined(table, [(column, transform, wanted)], names, used)
+            return _per_position(joined, wanted, keys)
         stmt = statements.lookup(table, self.options.schema_name, column, tuple(names), transform)
         size = self._capabilities.max_batch_size
-        used = [column, *names]
         if len(wanted) <= size:  # one statement (most lookups)
             batches = [await self._rows(table, used, stmt, {statements.KEYS_PARAM: wanted})]
         else:
@@ -188,10 +215,8 @@ class SQLConnector(Connector):
         # value) made by C-level maps, no Python frame per row
         records = map(dict, map(zip, repeat(names), every))
         matched = list(map(itemgetter(-1), every))
-        if self._backend == "mysql":
-            matched = [self._match_key(k) for k in matched]
-        elif len(set(matched)) == len(matched):  # one row a key (a lookup by a unique key)
-            return self._per_key(dict(zip(matched, map(list, zip(records)), strict=True)), keys)
+        if len(set(matched)) == len(matched):  # one row a key (a lookup by a unique key)
+            return _per_key(dict(zip(matched, map(list, zip(records)), strict=True)), keys)
         found: dict[Any, list[Row]] = {}
         for key, record in zip(matched, records, strict=True):
             group = found.get(key)
@@ -199,7 +224,7 @@ class SQLConnector(Connector):
                 found[key] = [record]
             else:
                 group.append(record)
-        return self._per_key(found, keys)
+        return _per_key(found, keys)
 
     async def lookup_many_columns(
         self, table: str, lookups: Sequence[KeyLookup], columns: Sequence[str]
@@ -214,27 +239,35 @@ class SQLConnector(Connector):
                 raise QueryError(f"unknown lookup transform '{lk.transform}'")
         wanted = [_distinct(lk.keys) for lk in lookups]
         names = statements.unique(columns)
+        used = [*(lk.column for lk in lookups), *names]
+        agreed = True
+        for lk, keys in zip(lookups, wanted, strict=True):
+            if keys:
+                agreeing = self._agreeing.get((table, lk.column, lk.transform))
+                if agreeing is None:
+                    agreeing = await self._agreeing_types(table, lk.column, lk.transform, used)
+                agreed = agreed and set(map(type, keys)) == agreeing
+        if not agreed:
+            parts = [
+                (lk.column, lk.transform, keys) for lk, keys in zip(lookups, wanted, strict=True)
+            ]
+            joined = await self._joined(table, parts, names, used)
+            return [
+                _per_position(found, keys, lk.keys)
+                for found, keys, lk in zip(joined, wanted, lookups, strict=True)
+            ]
         found: list[dict[Any, list[Row]]] = [{} for _ in lookups]
         if any(wanted):
-            used = [*(lk.column for lk in lookups), *names]
             chunks = list(_chunks(wanted, self._capabilities.max_batch_size))
             if len(chunks) == 1:  # one statement (most lookups)
                 stmt, params = self._lookup_chunk(table, lookups, chunks[0], names)
-                self._group(await self._rows(table, used, stmt, params), chunks[0], names, found)
+                _group(await self._rows(table, used, stmt, params), chunks[0], names, found)
             else:
                 async with self._connection(table, used) as session:
-                    for parts in chunks:
-                        stmt, params = self._lookup_chunk(table, lookups, parts, names)
-                        self._group(await self._all(session, stmt, params), parts, names, found)
-        return [self._per_key(found[i], lk.keys) for i, lk in enumerate(lookups)]
-
-    def _per_key(self, found: dict[Any, list[Row]], keys: Sequence[Any]) -> list[list[Row]]:
-        """Each key's rows (a list of its own), in key order; most keys match nothing."""
-        if self._backend == "mysql":
-            keys = [self._match_key(k) for k in keys]
-        found.pop(None, None)  # a None key matches nothing
-        # a list of its own for each key (``list`` of its rows, or of none), in C
-        return list(map(list, map(found.get, keys, repeat(()))))
+                    for parts_ in chunks:
+                        stmt, params = self._lookup_chunk(table, lookups, parts_, names)
+                        _group(await self._all(session, stmt, params), parts_, names, found)
+        return [_per_key(found[i], lk.keys) for i, lk in enumerate(lookups)]
 
     def _lookup_chunk(
         self,
@@ -249,32 +282,114 @@ class SQLConnector(Connector):
         params = {f"{statements.KEYS_PARAM}{j}": keys for j, keys in enumerate(parts.values())}
         return stmt, params
 
-    def _group(
-        self,
-        rows: Sequence[Any],
-        parts: dict[int, list[Any]],
-        names: list[str],
-        found: list[dict[Any, list[Row]]],
-    ) -> None:
-        """Each row under every lookup key it matched (a row may match several)."""
-        folded = self._backend == "mysql"
-        match = self._match_key
-        wanted = [
-            (i, {match(k) for k in keys} if folded else set(keys)) for i, keys in parts.items()
-        ]
-        width = len(names)
-        for row in rows:
-            record: Row | None = None
-            for j, (i, keys) in enumerate(wanted):
-                key = match(row[width + j]) if folded else row[width + j]
-                if key in keys:
-                    record = record or dict(zip(names, row, strict=False))
-                    found[i].setdefault(key, []).append(record)
+    async def _agreeing_types(
+        self, table: str, column: str, transform: LookupTransform, used: Sequence[str]
+    ) -> frozenset[type]:
+        """The key type whose ``==`` with ``column`` (after ``transform``) is the
+        database's (:func:`.keys.agreeing`), once the table's columns are read (one
+        catalog statement per table, kept for the connector's life)."""
+        kinds = self._kinds.get(table)
+        if kinds is None:
+            stmt = keys_.describe(self._backend, table, self.options.schema_name)
+            rows: Sequence[Any] = []
+            if stmt is not None:
+                self._catalog_statements += 1
+                if self._backend == "sqlite":
+                    found = await self._sqlite_catalog(stmt)
+                    if found is None:  # not read (a writer's lock): join the keys this time
+                        return keys_.agreeing(keys_.OTHER)
+                    rows = found
+                else:
+                    with catalog_read():
+                        rows = await self._rows(table, used, stmt, None)
+            kinds = self._kinds[table] = keys_.kinds(self._backend, rows)
+        kind = keys_.kind_of(self._backend, kinds, column, transform)
+        assert kind is not None
+        agreeing = self._agreeing[table, column, transform] = keys_.agreeing(kind)
+        return agreeing
 
-    def _match_key(self, value: Any) -> Any:
-        if self._backend == "mysql" and isinstance(value, str):
-            return value.casefold().rstrip(" ")
-        return value
+    async def _sqlite_catalog(self, stmt: ClauseElement) -> list[Any] | None:
+        """``stmt``'s rows on a connection of its own, opened read-only as the pool's
+        are and closed after it (the pool's connections, their statement counts and
+        their lock waits stay the lookups'); None when the file cannot be opened or
+        is locked (without waiting); no rows when the table cannot be read there."""
+        sync_engine = self._engine.sync_engine
+        dialect = sync_engine.dialect
+        compiled = stmt.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        sql = str(compiled)
+        check_statement(sql, self.name)
+        args = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        connect_args, kwargs = dialect.create_connect_args(read_only_url(sync_engine.url))
+
+        def read() -> list[Any] | None:
+            connect: Callable[..., sqlite3.Connection] = sqlite3.connect
+            try:
+                conn = connect(*connect_args, **{**kwargs, "timeout": 0})
+            except sqlite3.Error:
+                return None  # the lookup's own connection says why
+            try:
+                conn.execute("PRAGMA query_only = ON")
+                rows: list[Any] = conn.execute(sql, args).fetchall()
+                return rows
+            except sqlite3.Error as exc:
+                if locked(exc):
+                    return None
+                # e.g. a view over a function only the pool's connections have: every
+                # column is then one whose keys are joined
+                return []
+            finally:
+                conn.close()
+
+        async with self._bounded():
+            return await asyncio.to_thread(read)
+
+    async def _joined(
+        self,
+        table: str,
+        parts: Sequence[tuple[str, LookupTransform, list[Any]]],
+        names: list[str],
+        used: Sequence[str],
+    ) -> list[list[list[Row]]]:
+        """Per part (``(column, transform, distinct keys)``), per key, the rows the
+        database's ``=`` matched to it: the keys joined as derived tables
+        (:mod:`.keys`), ``max_batch_size`` keys in all per statement."""
+        found: list[list[list[Row]]] = [[[] for _ in keys] for _, _, keys in parts]
+        chunks = list(_slices([keys for _, _, keys in parts], self._capabilities.max_batch_size))
+        dialect = self._engine.dialect
+        schema = self.options.schema_name
+        width = len(names)
+
+        def statement(
+            chunk: list[tuple[int, int, list[Any]]],
+        ) -> tuple[ClauseElement, dict[str, Any], list[tuple[int, int]]]:
+            shapes = []
+            params: dict[str, Any] = {}
+            places: list[tuple[int, int]] = []
+            for j, (i, start, keys) in enumerate(chunk):
+                shape, filled, base = keys_.keys_table(self._backend, dialect, j, keys)
+                name, transform = parts[i][0], parts[i][1]
+                cast_to = keys_.cast_of(self._kinds.get(table), name, transform)
+                shapes.append((name, transform, shape, cast_to))
+                params.update(filled)
+                places.append((i, start - base))
+            return keys_.lookup(table, schema, tuple(shapes), tuple(names)), params, places
+
+        def place(rows: Sequence[Any], places: list[tuple[int, int]]) -> None:
+            several = len(places) > 1  # a column says which part a row answers
+            for row in rows:
+                i, offset = places[row[width] if several else 0]
+                found[i][offset + row[-1]].append(dict(zip(names, row, strict=False)))
+
+        if len(chunks) == 1:
+            stmt, params, places = statement(chunks[0])
+            place(await self._rows(table, used, stmt, params), places)
+        else:
+            async with self._connection(table, used) as session:
+                for chunk in chunks:
+                    stmt, params, places = statement(chunk)
+                    place(await self._all(session, stmt, params), places)
+        return found
 
     async def scan(self, request: ScanRequest) -> AsyncGenerator[Row, None]:
         """Stream rows from a server-side cursor; ``aclose()`` it to stop early."""
@@ -358,6 +473,19 @@ class SQLConnector(Connector):
         filters: Sequence[Filter] = (),
     ) -> list[Row]:
         schema = self.options.schema_name
+        used = [*group_by, *(a.column for a in aggregates if a.column)]
+        used += [f.column for f in filters]
+        keyed = _keyed(group_by, filters)
+        if keyed is not None:
+            listed = filters[keyed]
+            wanted = _distinct(listed.value)
+            agreeing = self._agreeing.get((table, listed.column, "exact"))
+            if agreeing is None:
+                agreeing = await self._agreeing_types(table, listed.column, "exact", used)
+            if wanted and set(map(type, wanted)) != agreeing:
+                return await self._keyed_aggregate(
+                    table, group_by, aggregates, filters, keyed, wanted, used
+                )
         # the direct path binds the values into a statement built once per shape
         bound = (
             statements.bound_aggregate(table, schema, group_by, aggregates, filters)
@@ -370,10 +498,36 @@ class SQLConnector(Connector):
             params = None
         else:
             stmt, names, params = bound
-        used = [*group_by, *(a.column for a in aggregates if a.column)]
-        used += [f.column for f in filters]
         rows = await self._rows(table, used, stmt, params)
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+    async def _keyed_aggregate(
+        self,
+        table: str,
+        group_by: Sequence[str],
+        aggregates: Sequence[Aggregate],
+        filters: Sequence[Filter],
+        keyed: int,
+        wanted: list[Any],
+        used: Sequence[str],
+    ) -> list[Row]:
+        """:meth:`aggregate` grouped by the keys ``filters[keyed]`` lists (``wanted``,
+        without repeats) as the database matches them: a group per key, the key in
+        the grouped column (:func:`.keys.aggregate`)."""
+        shape, params, base = keys_.keys_table(self._backend, self._engine.dialect, 0, wanted)
+        listed = filters[keyed].column
+        cast_to = keys_.cast_of(self._kinds.get(table), listed, "exact")
+        stmt, names = keys_.aggregate(
+            table, self.options.schema_name, group_by, aggregates, filters, keyed, shape, cast_to
+        )
+        rows = await self._rows(table, used, stmt, params)
+        at = names.index(listed)
+        out = []
+        for row in rows:
+            record = dict(zip(names, row, strict=True))
+            record[listed] = wanted[row[at] - base]
+            out.append(record)
+        return out
 
     async def health(self, tables: Sequence[str] = ()) -> Health:
         try:
@@ -593,7 +747,67 @@ def _locks_waited(watch: Watch | None, start: Callable[[], Awaitable[T]]) -> Awa
 Session = DirectSession | _AlchemySession
 
 
-def _distinct(keys: Sequence[Any]) -> list[Any]:
+def _per_key(found: dict[Any, list[Row]], keys: Sequence[Any]) -> list[list[Row]]:
+    """Each key's rows (a list of its own), in key order; most keys match nothing."""
+    found.pop(None, None)  # a None key matches nothing
+    # a list of its own for each key (``list`` of its rows, or of none), in C
+    return list(map(list, map(found.get, keys, repeat(()))))
+
+
+def _per_position(
+    found: list[list[Row]], wanted: list[Any], keys: Sequence[Any]
+) -> list[list[Row]]:
+    """:func:`_per_key` of rows found per position in ``wanted`` (``keys`` without
+    repeats or nulls)."""
+    return _per_key(dict(zip(wanted, found, strict=True)), keys)
+
+
+def _group(
+    rows: Sequence[Any],
+    parts: dict[int, list[Any]],
+    names: list[str],
+    found: list[dict[Any, list[Row]]],
+) -> None:
+    """Each row under every lookup key it matched (a row may match several)."""
+    wanted = [(i, set(keys)) for i, keys in parts.items()]
+    width = len(names)
+    for row in rows:
+        record: Row | None = None
+        for j, (i, keys) in enumerate(wanted):
+            key = row[width + j]
+            if key in keys:
+                record = record or dict(zip(names, row, strict=False))
+                found[i].setdefault(key, []).append(record)
+
+
+def _slices(wanted: list[list[Any]], size: int) -> Iterator[list[tuple[int, int, list[Any]]]]:
+    """:func:`_chunks` that says where each slice starts: per chunk, ``(lookup index,
+    start, keys)``, at most ``size`` keys in all."""
+    chunk: list[tuple[int, int, list[Any]]] = []
+    room = size
+    for i, keys in enumerate(wanted):
+        start = 0
+        while start < len(keys):
+            part = keys[start : start + room]
+            chunk.append((i, start, part))
+            start += len(part)
+            room -= len(part)
+            if not room:
+                yield chunk
+                chunk, room = [], size
+    if chunk:
+        yield chunk
+
+
+def _keyed(group_by: Sequence[str], filters: Sequence[Filter]) -> int | None:
+    """The first filter that lists keys (``in``) of a grouped column, if any."""
+    for i, f in enumerate(filters):
+        if f.op == "in" and f.column in group_by and type(f.value) in (list, tuple):
+            return i
+    return None
+
+
+def _distinct(keys: Iterable[Any]) -> list[Any]:
     """``keys`` without repeats or nulls, in order."""
     found = dict.fromkeys(keys)
     found.pop(None, None)

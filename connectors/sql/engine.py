@@ -51,6 +51,22 @@ def retrying() -> Iterator[None]:
         _retrying.reset(token)
 
 
+_catalog: ContextVar[bool] = ContextVar("custview_sql_catalog", default=False)
+
+
+@contextmanager
+def catalog_read() -> Iterator[None]:
+    """The statements executed inside read the catalog for the connector itself (a
+    table's column types, :mod:`connectors.sql.keys`), once per table: the read-only
+    guard checks each, but neither the statement count nor explain's plan has them
+    (the connector counts them apart)."""
+    token = _catalog.set(True)
+    try:
+        yield
+    finally:
+        _catalog.reset(token)
+
+
 def backend(url: URL) -> str:
     """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB included)."""
     name = url.get_backend_name()
@@ -98,7 +114,7 @@ def create_read_only_engine(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> tuple[str, Any]:
         check_statement(statement, source)
-        if not _retrying.get():
+        if not (_retrying.get() or _catalog.get()):
             on_statement()
             sent(statement)
         return statement, parameters

@@ -272,7 +272,7 @@ def aggregate(
         if name in names:
             raise QueryError(f"aggregate name '{name}' is used twice")
         names.append(name)
-        exprs.append(_aggregate_expr(agg).label(name))
+        exprs.append(aggregate_expr(agg).label(name))
     stmt = select(*(col(g) for g in groups), *exprs).select_from(tbl)
     if filters:
         stmt = stmt.where(*(condition(f) for f in filters))
@@ -358,7 +358,7 @@ def _aggregate_shape(
     return (stmt.where(*conditions) if conditions else stmt), names
 
 
-def _aggregate_expr(agg: Aggregate) -> ColumnElement[Any]:
+def aggregate_expr(agg: Aggregate) -> ColumnElement[Any]:
     if agg.fn == "count":
         return func.count() if agg.column is None else func.count(col(agg.column))
     if agg.column is None:

@@ -1,0 +1,351 @@
+"""Which requested key each row of a lookup matched, as the database compares them.
+
+A lookup reads ``WHERE column IN (keys)``; the cheap way back is to give each row
+to the keys equal to its value in Python. That is the database's own answer only
+where its ``=`` is Python's ``==``: an integer column and ``int`` keys, a text
+column with a binary, no-pad collation and ``str`` keys. Elsewhere Python's
+answer differs: MySQL/MariaDB's default collations ignore case, accents and
+trailing spaces (``'Jose' = 'José'``, ``'abc' = 'ABC '``), PostgreSQL's
+``citext`` and nondeterministic collations ignore case, SQLite's type affinity
+finds the INTEGER ``1`` for the key ``'1'``.
+
+So each table's columns are read once per connector (:func:`describe`: one
+catalog statement) and sorted into :data:`INT`, :data:`TEXT` or :data:`OTHER`
+(:func:`kind_of`); a lookup whose column and keys provably agree with Python
+(:func:`agreeing`) keeps the ``IN`` list, and any other joins its keys as a
+derived table of (position, key) — :func:`keys_table`: a JSON array through
+``json_each`` on SQLite, an array through ``unnest ... WITH ORDINALITY`` on
+PostgreSQL, ``SELECT ... UNION ALL`` elsewhere — so each row comes back once per
+key the database's ``=`` matched, with that key's position (:func:`lookup`,
+:func:`aggregate`). The key's side of the comparison is the same bound value the
+``IN`` list would send (same type, same coercibility), the column's side the
+same column or transformed expression, on the left as in ``IN``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Select, bindparam, cast, func, literal_column, select, table, union_all
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.expression import FromClause, column
+from sqlalchemy.sql.sqltypes import _resolve_value_to_type
+from sqlalchemy.types import TypeEngine, UserDefinedType
+
+from connectors._base import Aggregate, Filter, LookupTransform
+from connectors.errors import QueryError
+from connectors.sql import statements
+from connectors.sql.compiled import bucket
+from connectors.sql.expressions import transformed
+
+INT = "int"
+"""A column whose ``=`` with ``int`` keys is Python's."""
+TEXT = "text"
+"""A column (or transformed expression) whose ``=`` with ``str`` keys is Python's."""
+OTHER = ""
+"""Any other: the database says which key a row matched."""
+
+POS = "custview_pos__"
+"""The position of a key in its lookup's keys (the derived table's column)."""
+KEY = "custview_key__"
+"""The key itself (the derived table's column)."""
+KEYS = "custview_keys__"
+"""The derived table's name (and the prefix of its parameters)."""
+PART = "custview_part__"
+"""Which lookup a row answers, in a statement for several."""
+
+_SQLITE_INT = re.compile(r"INT")
+_SQLITE_TEXT = re.compile(r"CHAR|CLOB|TEXT")
+_MYSQL_INTS = frozenset({"tinyint", "smallint", "mediumint", "int", "bigint"})
+_MYSQL_STRINGS = frozenset({"varchar", "text", "tinytext", "mediumtext", "longtext"})
+_MYSQL_NO_PAD_BIN = re.compile(r"^utf8(mb3|mb4)?_(nopad_bin|0900_bin)$")
+_PG_INTS = frozenset({"int2", "int4", "int8"})
+_PG_TEXTS = frozenset({"text", "varchar"})
+
+
+# --- what a column is ----------------------------------------------------------------------
+
+
+def describe(backend: str, table_name: str, schema: str | None) -> Select[Any] | None:
+    """The catalog read of ``table_name``'s columns (see :func:`kinds`); None on an
+    engine it does not know (every column is then :data:`OTHER`)."""
+    name: BindParameter[str] = bindparam("custview_table__", table_name)
+    if backend == "sqlite":
+        info = (
+            func.pragma_table_xinfo(name, *([schema] if schema else []))
+            .table_valued("name", "type")
+            .alias("custview_columns__")
+        )
+        master = table(
+            "sqlite_master", column("type"), column("name"), column("sql"), schema=schema
+        )
+        made = (
+            select(master.c.sql)
+            .where(master.c.type == "table", func.lower(master.c.name) == func.lower(name))
+            .scalar_subquery()
+        )
+        return select(info.c.name, info.c.type, made)
+    if backend == "postgresql":
+        att = table(
+            "pg_attribute",
+            *map(column, ("attrelid", "attname", "atttypid", "attcollation", "attnum")),
+            column("attisdropped"),
+            schema="pg_catalog",
+        )
+        typ = table("pg_type", column("oid"), column("typname"), schema="pg_catalog")
+        coll = table(
+            "pg_collation", column("oid"), column("collisdeterministic"), schema="pg_catalog"
+        )
+        parts = [func.quote_ident(schema)] if schema else []
+        relation = func.to_regclass(func.concat_ws(".", *parts, func.quote_ident(name)))
+        return (
+            select(
+                att.c.attname,
+                typ.c.typname,
+                func.coalesce(coll.c.collisdeterministic, True),
+                func.format_type(att.c.atttypid, None),
+            )
+            .select_from(
+                att.join(typ, typ.c.oid == att.c.atttypid).outerjoin(
+                    coll, coll.c.oid == att.c.attcollation
+                )
+            )
+            .where(att.c.attrelid == relation, att.c.attnum > 0, att.c.attisdropped.is_(False))
+        )
+    if backend == "mysql":
+        names = ("TABLE_SCHEMA", "TABLE_NAME", "COLUMN_NAME", "DATA_TYPE", "COLLATION_NAME")
+        listed = table("COLUMNS", *map(column, names), schema="information_schema").c
+        owner = bindparam("custview_schema__", schema) if schema else func.database()
+        return select(*(listed[n] for n in names[2:])).where(
+            listed["TABLE_SCHEMA"] == owner, listed["TABLE_NAME"] == name
+        )
+    return None
+
+
+Columns = dict[str, tuple[str, str | None]]
+"""Column name (lower-cased on MySQL, whose names ignore case) to its kind and, on
+PostgreSQL, the type a key is cast to when joined (:func:`kinds`)."""
+_TYPE_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_ ."$]*(\[\])*$')
+
+
+def kinds(backend: str, rows: Iterable[Sequence[Any]]) -> Columns:
+    """Each column's kind (and key type), from :func:`describe`'s rows."""
+    found: Columns = {}
+    for name, type_name, extra, *more in rows:
+        declared = str(type_name or "").lower()
+        kind = OTHER
+        if backend == "sqlite":
+            # the affinity rules of SQLite's "Datatypes" page, in their order; a
+            # COLLATE anywhere in the table's definition may change any text column's
+            # ``=`` (a view or virtual table has no such definition: OTHER)
+            upper = declared.upper()
+            plain = isinstance(extra, str) and extra.upper().startswith("CREATE TABLE")
+            if plain and _SQLITE_INT.search(upper):
+                kind = INT
+            elif plain and _SQLITE_TEXT.search(upper) and "COLLATE" not in extra.upper():
+                kind = TEXT
+        elif backend == "postgresql":
+            if declared in _PG_INTS:
+                kind = INT
+            elif declared in _PG_TEXTS and extra:  # a deterministic collation
+                kind = TEXT
+        elif backend == "mysql":
+            if declared in _MYSQL_INTS:
+                kind = INT
+            elif declared in _MYSQL_STRINGS and _MYSQL_NO_PAD_BIN.match(str(extra or "").lower()):
+                kind = TEXT
+        # PostgreSQL compares a key given as a literal in the column's type (``citext``:
+        # ignoring case), but a typed parameter (``$1::VARCHAR``) as text: a joined key
+        # is cast to the column's type (format_type: no length, nothing cut off)
+        cast = str(more[0]) if more and _TYPE_NAME.match(str(more[0])) else None
+        found[str(name).lower() if backend == "mysql" else str(name)] = (kind, cast)
+    return found
+
+
+def kind_of(
+    backend: str, columns: Columns | None, name: str, transform: LookupTransform
+) -> str | None:
+    """The kind of ``name`` compared after ``transform``; None when the table's
+    columns must be read first (``columns`` is None)."""
+    if transform != "exact":
+        if backend == "sqlite":
+            # SQLite's functions return text without affinity, compared with BINARY
+            return TEXT
+        if backend != "postgresql":
+            return OTHER  # MySQL's keep the column's collation
+    if columns is None:
+        return None
+    kind = columns.get(name.lower() if backend == "mysql" else name, (OTHER, None))[0]
+    # a transformed PostgreSQL column is text of the column's collation
+    return kind if transform == "exact" or kind == TEXT else OTHER
+
+
+def cast_of(columns: Columns | None, name: str, transform: LookupTransform) -> str | None:
+    """The type a joined key of ``name`` is cast to (PostgreSQL's exact lookups)."""
+    if transform != "exact" or columns is None:
+        return None
+    return columns.get(name, (OTHER, None))[1]
+
+
+class _Named(UserDefinedType[Any]):
+    """A type known by the name the catalog gave (:func:`kinds`)."""
+
+    cache_ok = True
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.name
+
+
+def _key(keys: FromClause, cast_to: str | None) -> ColumnElement[Any]:
+    key: ColumnElement[Any] = keys.c[KEY]
+    return key if cast_to is None else cast(key, _Named(cast_to))
+
+
+_AGREEING = {INT: frozenset({int}), TEXT: frozenset({str}), OTHER: frozenset()}
+
+
+def agreeing(kind: str) -> frozenset[type]:
+    """The key types whose Python ``==`` with a column of ``kind`` is the database's:
+    a lookup whose (non-null) keys are all of it may be grouped back in Python."""
+    return _AGREEING[kind]
+
+
+# --- the keys as a derived table -----------------------------------------------------------
+
+
+def keys_table(
+    backend: str, dialect: Dialect, part: int, keys: Sequence[Any]
+) -> tuple[Any, dict[str, Any], int]:
+    """The shape of ``keys`` as a derived table (for :func:`_keys_from`), the
+    parameters that fill it, and the position its first key comes back as."""
+    name = f"{KEYS}{part}"
+    if backend == "sqlite":
+        text = _json_keys(keys, dialect)
+        if text is not None:
+            return ("json",), {name: text}, 0
+    if backend == "postgresql":
+        types = {type(k) for k in keys}
+        if len(types) == 1:
+            return ("array", _type_of(keys[0])), {name: list(keys)}, 1
+    count = bucket(len(keys), max(len(keys), 30_000))
+    padded = [*keys, *([None] * (count - len(keys)))]  # ``= NULL`` matches nothing
+    types_ = tuple(_type_of(k) if backend == "postgresql" else None for k in padded)
+    return ("union", types_), {f"{name}_{i}": k for i, k in enumerate(padded)}, 0
+
+
+def _type_of(value: Any) -> TypeEngine[Any] | None:
+    return None if value is None else _resolve_value_to_type(value)
+
+
+def _json_keys(keys: Sequence[Any], dialect: Dialect) -> str | None:
+    """``keys`` as the JSON array ``json_each`` reads them as the values the ``IN``
+    list would bind (SQLAlchemy's bind processing, e.g. a datetime's text); None
+    when one has no JSON form (a blob, a number JSON cannot hold)."""
+    values: list[Any] = []
+    for key in keys:
+        if key.__class__ not in (str, int):
+            processor = _resolve_value_to_type(key).dialect_impl(dialect).bind_processor(dialect)
+            if processor is not None:
+                key = processor(key)
+            if not isinstance(key, str | int | float) or (
+                isinstance(key, float) and not math.isfinite(key)
+            ):
+                return None
+            if isinstance(key, int) and not -(2**63) <= key < 2**63:
+                return None
+        elif key.__class__ is int and not -(2**63) <= key < 2**63:
+            return None
+        values.append(key)
+    return json.dumps(values, ensure_ascii=False)
+
+
+def _keys_from(part: int, shape: tuple[Any, ...]) -> FromClause:
+    """The derived table of :func:`keys_table`'s ``shape``: columns :data:`POS`, :data:`KEY`."""
+    name = f"{KEYS}{part}"
+    if shape[0] == "json":
+        each = func.json_each(bindparam(name)).table_valued("key", "value")
+        return select(each.c.key.label(POS), each.c.value.label(KEY)).subquery(name)
+    if shape[0] == "array":
+        keys = bindparam(name, type_=ARRAY(shape[1]))
+        return func.unnest(keys).table_valued(KEY, with_ordinality=POS).render_derived(name=name)
+    branches = [
+        select(literal_column(str(i)).label(POS), bindparam(f"{name}_{i}", type_=t).label(KEY))
+        for i, t in enumerate(shape[1])
+    ]
+    return (branches[0] if len(branches) == 1 else union_all(*branches)).subquery(name)
+
+
+# --- statements ----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def lookup(
+    table_name: str,
+    schema: str | None,
+    parts: tuple[tuple[str, LookupTransform, tuple[Any, ...], str | None], ...],
+    columns: tuple[str, ...],
+) -> Select[Any]:
+    """``SELECT columns, [part,] k.pos FROM keys k JOIN tbl ON transformed(col) = k.key``
+    for each part (``(column, transform, shape, cast)``), ``UNION ALL``: a row once per
+    key (of each part) it matched, with its position (and the part's index)."""
+    tbl = statements.table_ref(table_name, schema)
+    selects = []
+    for i, (name, transform, shape, cast_to) in enumerate(parts):
+        keys = _keys_from(i, shape)
+        key = transformed(statements.col(name), transform)
+        which: list[ColumnElement[Any]] = []
+        if len(parts) > 1:
+            which.append(literal_column(str(i)).label(PART))
+        selects.append(
+            select(
+                *map(statements.col, columns), *which, keys.c[POS].label(statements.KEY_LABEL)
+            ).select_from(keys.join(tbl, key == _key(keys, cast_to)))
+        )
+    return selects[0] if len(selects) == 1 else union_all(*selects)  # type: ignore[return-value]
+
+
+def aggregate(
+    table_name: str,
+    schema: str | None,
+    group_by: Sequence[str],
+    aggregates: Sequence[Aggregate],
+    filters: Sequence[Filter],
+    keyed: int,
+    shape: tuple[Any, ...],
+    cast_to: str | None,
+) -> tuple[Select[Any], list[str]]:
+    """``statements.aggregate`` with ``filters[keyed]`` (an ``in`` filter on a
+    grouped column) joined as a derived table of keys: one group per listed key (its
+    position in the grouped column's place, ordered by it), holding the rows the
+    database's ``=`` matched to that key."""
+    listed = filters[keyed].column
+    keys = _keys_from(0, shape)
+    groups = statements.unique(group_by)
+    names = list(groups)
+    exprs: list[ColumnElement[Any]] = [
+        keys.c[POS] if g == listed else statements.col(g) for g in groups
+    ]
+    for agg in aggregates:
+        name = agg.alias or (f"{agg.fn}_{agg.column}" if agg.column else agg.fn)
+        if name in names:
+            raise QueryError(f"aggregate name '{name}' is used twice")
+        names.append(name)
+        exprs.append(statements.aggregate_expr(agg).label(name))
+    tbl = statements.table_ref(table_name, schema)
+    on = statements.col(listed) == _key(keys, cast_to)
+    stmt = select(*exprs).select_from(keys.join(tbl, on))
+    others = [statements.condition(f) for i, f in enumerate(filters) if i != keyed]
+    if others:
+        stmt = stmt.where(*others)
+    grouped = exprs[: len(groups)]
+    return stmt.group_by(*grouped).order_by(*grouped), names
