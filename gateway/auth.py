@@ -97,11 +97,13 @@ class Principal:
     def cache_scope(self) -> str:
         """What distinguishes this caller's view: roles and attributes, not the name.
 
-        A digest of their canonical JSON: two callers share it only when their roles
+        A digest of their canonical spelling (the ``repr`` of their sorted tuples, which
+        quotes and escapes every string): two callers share it only when their roles
         and attributes are equal (no separator inside a role or a value can make two
-        sets spell the same), and it is short and says nothing of the attributes.
+        sets spell the same), and it is short and says nothing of the attributes. Asked
+        once a request: ``repr`` is C, where ``json.dumps`` took about twice as long.
         """
-        canonical = json.dumps([sorted(self.roles), sorted(self.attributes.items())])
+        canonical = repr((tuple(sorted(self.roles)), tuple(sorted(self.attributes.items()))))
         return "scope:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
