@@ -285,6 +285,18 @@ def _keys_from(part: int, shape: tuple[Any, ...]) -> FromClause:
     return (branches[0] if len(branches) == 1 else union_all(*branches)).subquery(name)
 
 
+def _prefilter(part: int, shape: tuple[Any, ...], key: ColumnElement[Any]) -> list[Any]:
+    """On SQLite, ``key IN (SELECT value FROM json_each(:keys))`` besides the join: a
+    table scanned for want of an index on ``key`` (or a view) is then filtered through
+    the ephemeral index SQLite builds for ``IN``, and only the rows it keeps are
+    matched against the keys (the join alone matched every row against every key:
+    ~20x an ``IN`` list's time on 100,000 rows and 51 keys, ~3x with the filter)."""
+    if shape[0] != "json":
+        return []
+    listed = func.json_each(bindparam(f"{KEYS}{part}")).table_valued("value")
+    return [key.in_(select(listed.c.value))]
+
+
 # --- statements ----------------------------------------------------------------------------
 
 
@@ -307,9 +319,9 @@ def lookup(
         if len(parts) > 1:
             which.append(literal_column(str(i)).label(PART))
         selects.append(
-            select(
-                *map(statements.col, columns), *which, keys.c[POS].label(statements.KEY_LABEL)
-            ).select_from(keys.join(tbl, key == _key(keys, cast_to)))
+            select(*map(statements.col, columns), *which, keys.c[POS].label(statements.KEY_LABEL))
+            .select_from(keys.join(tbl, key == _key(keys, cast_to)))
+            .where(*_prefilter(i, shape, key))
         )
     return selects[0] if len(selects) == 1 else union_all(*selects)  # type: ignore[return-value]
 
@@ -345,6 +357,7 @@ def aggregate(
     on = statements.col(listed) == _key(keys, cast_to)
     stmt = select(*exprs).select_from(keys.join(tbl, on))
     others = [statements.condition(f) for i, f in enumerate(filters) if i != keyed]
+    others += _prefilter(0, shape, statements.col(listed))
     if others:
         stmt = stmt.where(*others)
     grouped = exprs[: len(groups)]
