@@ -232,7 +232,10 @@ class Connector(abc.ABC):
         """Rows whose ``column`` matches each key, in one round trip per batch.
 
         Follows the DataLoader contract: one list per key, in key order (empty
-        when nothing matches). Keys are compared after ``transform``.
+        when nothing matches). Keys are compared after ``transform``, as the
+        source itself compares them (its collation and type rules, not Python's
+        ``==``), each key on its own: two keys the source finds equal both get
+        the row.
         """
 
     async def lookup_many_columns(
