@@ -179,7 +179,9 @@ async def test_a_joiner_cancelled_with_the_call_it_joined_does_not_call_anew(
         "SELECT n + 1 FROM c WHERE n < 3000000) SELECT n AS x FROM c"
     )
     db.close()
-    source = SQLConnector("crm", SQLOptions(url=sqlite_url, sqlite_direct=False))
+    # the follower below reads the whole view: on a loaded machine that takes longer
+    # than the default 10 s timeout
+    source = SQLConnector("crm", SQLOptions(url=sqlite_url, sqlite_direct=False, timeout=300))
     connector = CachingConnector(source, CacheOptions(ttl=60.0), memory_cache)
 
     async def slow(key: int) -> list[list[dict[str, Any]]]:
