@@ -60,9 +60,23 @@ from graphql import (
     get_operation_ast,
     located_error,
 )
-from graphql.execution.values import get_argument_values, get_variable_values
+from graphql.execution.get_variable_signature import (
+    GraphQLVariableSignature,
+    get_variable_signature,
+)
+from graphql.execution.values import (
+    VariableValues,
+    VariableValueSource,
+    get_argument_values,
+    get_variable_values,
+)
 from graphql.pyutils import Path, Undefined, gather_with_cancel, inspect
-from graphql.type.definition import GraphQLLeafType, GraphQLResolveInfoHelpers
+from graphql.type.definition import (
+    GraphQLLeafType,
+    GraphQLResolveInfoHelpers,
+    is_required_argument,
+)
+from graphql.utilities.coerce_input_value import coerce_default_value
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
 
@@ -136,6 +150,12 @@ class Plan:
     fixed_args: dict[int, dict[str, Any]]
     """id(Selected) -> the arguments of a field whose arguments read no variable
     and coerce to scalars: the same every request, coerced once."""
+    variables: Variables | None = None
+    """The operation's variables bound without graphql-core's coercion when each is
+    text (:func:`_text_variables`); None: coerced by graphql-core every request."""
+    bound_args: tuple[tuple[Selected, Arguments], ...] | None = None
+    """Each of :attr:`argument_fields` with its arguments as read from text variables
+    (:func:`_arguments_of`), when :attr:`variables` is not None and each has them."""
 
 
 class _Unsupported(Exception):
@@ -357,7 +377,14 @@ class FastPath:
             selected.resolve = lean or selected.field.resolve  # type: ignore[assignment]
         fixed = {id(s): args for s in argument_fields if (args := _fixed_args(s)) is not None}
         varying = [s for s in argument_fields if id(s) not in fixed]
-        return Plan(operation, fields, varying, fixed)
+        plan = Plan(operation, fields, varying, fixed)
+        plan.variables = _text_variables(self.schema, operation)
+        bound = [(s, _arguments_of(s)) for s in varying]
+        if plan.variables is not None and all(a is not None for _, a in bound):
+            plan.bound_args = tuple(bound)  # type: ignore[arg-type]
+        else:
+            plan.variables = None
+        return plan
 
     def _select(
         self,
@@ -486,6 +513,100 @@ def _reads_variables(value: ValueNode) -> bool:
     return False
 
 
+Variables = tuple[tuple[str, GraphQLVariableSignature, bool], ...]
+"""Each variable's name, signature, and whether it is non-null (its type is String or ID)."""
+Arguments = tuple[tuple[str, str | None, bool, bool, Any], ...]
+"""Each argument of a field, in definition order: its name in the arguments, the
+variable it reads (None: not given, ``default`` then), whether it is required
+and non-null, and its default (``Undefined``: none)."""
+_TEXT = (GraphQLString, GraphQLID)
+
+
+def _text_variables(schema: GraphQLSchema, operation: OperationDefinitionNode) -> Variables | None:
+    """The operation's variables when each is a String or ID without a default value
+    (a text value then coerces to itself: :func:`_bind_variables`); else None."""
+    found = []
+    for node in operation.variable_definitions or ():
+        if node.default_value is not None or node.directives:
+            return None
+        signature = get_variable_signature(schema, node)
+        if isinstance(signature, GraphQLError):
+            return None
+        type_: Any = signature.type
+        non_null = isinstance(type_, GraphQLNonNull)
+        named = type_.of_type if non_null else type_
+        if not any(named is text for text in _TEXT):
+            return None
+        found.append((signature.name, signature, non_null))
+    return tuple(found)
+
+
+def _arguments_of(selected: Selected) -> Arguments | None:
+    """How ``selected``'s arguments are read from coerced variables, as
+    ``get_argument_values`` reads them (:func:`_bind_arguments`), when each is a
+    variable or not given and their defaults are scalars; else None."""
+    node = selected.nodes[0]
+    given = {a.name.value: a.value for a in node.arguments or ()}
+    found = []
+    for name, definition in selected.field.args.items():
+        value = given.get(name)
+        if value is not None and not isinstance(value, VariableNode):
+            return None
+        default = coerce_default_value(definition)
+        if not (default is Undefined or default is None or isinstance(default, str | int | float)):
+            return None
+        found.append(
+            (
+                definition.out_name or name,
+                None if value is None else value.name.value,
+                is_required_argument(definition),
+                isinstance(definition.type, GraphQLNonNull),
+                default,
+            )
+        )
+    return tuple(found)
+
+
+def _bind_variables(variables: Variables, inputs: dict[str, Any]) -> VariableValues | None:
+    """What ``get_variable_values`` answers for text variables given as text, null or
+    not at all; None for anything else (graphql-core then coerces or reports it)."""
+    sources: dict[str, VariableValueSource] = {}
+    coerced: dict[str, Any] = {}
+    for name, signature, non_null in variables:
+        value = inputs.get(name, Undefined)
+        if value is Undefined:
+            if non_null:
+                return None
+            sources[name] = VariableValueSource(signature)
+            continue
+        if value is None:
+            if non_null:
+                return None
+        elif value.__class__ is not str:
+            return None
+        sources[name] = VariableValueSource(signature, value)
+        coerced[name] = value
+    return VariableValues(sources, coerced)
+
+
+def _bind_arguments(arguments: Arguments, coerced: dict[str, Any]) -> dict[str, Any] | None:
+    """What ``get_argument_values`` answers for arguments read from ``coerced``
+    variables; None where it would raise (then it is asked, for its error)."""
+    out: dict[str, Any] = {}
+    for name, variable, required, non_null, default in arguments:
+        if variable is None or variable not in coerced:  # not given: its default
+            if required:
+                return None
+            if default is not Undefined:
+                out[name] = default
+            continue
+        value = coerced[variable]
+        if value is None and non_null:
+            return None
+        out[name] = value
+    return out
+
+
 def _no_resolver(root: Any, info: Any) -> Any:  # replaced for root fields
     raise _Unsupported
 
@@ -509,15 +630,25 @@ class _FastPathExtension(SchemaExtension):
 
 async def _run(fast: FastPath, plan: Plan, context: ExecutionContext) -> Any:
     operation = plan.operation
-    variables = get_variable_values(
-        fast.schema, operation.variable_definitions or (), context.variables or {}
-    )
-    if isinstance(variables, list):
-        return None  # the general path reports variable errors
     args = plan.fixed_args.copy()
+    inputs = context.variables or {}
+    bound_variables = None if plan.variables is None else _bind_variables(plan.variables, inputs)
+    fields: Iterable[tuple[Selected, Arguments | None]]
+    if bound_variables is None:
+        coerced = get_variable_values(fast.schema, operation.variable_definitions or (), inputs)
+        if isinstance(coerced, list):
+            return None  # the general path reports variable errors
+        variables = coerced
+        fields = ((s, None) for s in plan.argument_fields)
+    else:
+        variables = bound_variables
+        fields = plan.bound_args or ()
     try:
-        for s in plan.argument_fields:
-            args[id(s)] = get_argument_values(s.field, s.nodes[0], variables)
+        for s, arguments in fields:
+            bound = None if arguments is None else _bind_arguments(arguments, variables.coerced)
+            if bound is None:
+                bound = get_argument_values(s.field, s.nodes[0], variables)
+            args[id(s)] = bound
     except GraphQLError:
         return None
     run = _Run(fast.schema, operation, variables, context.context, context.root_value, args)

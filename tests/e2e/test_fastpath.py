@@ -421,3 +421,48 @@ def _busy_email(demo_dir: Path) -> str:
     ).fetchall()
     con.close()
     return next(str(r[0]) for r in rows if str(r[0]).strip().lower() in busy)
+
+
+TEXT_VARIABLES = """query($e: String, $id: ID!) { a: customer(email: $e) { id name }
+  b: customer(id: $id) { id } }"""
+
+
+async def test_text_variables_are_bound_without_graphql_cores_coercion(
+    demo_dir: Path, demo_env: None, monkeypatch: Any
+) -> None:
+    """A plan whose variables are all String or ID binds text values to its fields'
+    arguments itself; any other value (a number, null or nothing for a non-null
+    one) is coerced by graphql-core, with the general path's answer and errors."""
+    from resolvers import fastpath
+
+    loaded = load_settings(DEMO_CONFIG)
+    pool = await _pool(loaded, demo_dir)
+    asked: list[str] = []
+    for name in ("get_variable_values", "get_argument_values"):
+        real = getattr(fastpath, name)
+
+        def counted(*args: Any, real: Any = real, name: str = name, **kwargs: Any) -> Any:
+            asked.append(name)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(fastpath, name, counted)
+    cases: list[tuple[dict[str, Any], bool]] = [
+        ({"e": pool["e"], "id": pool["id"]}, True),
+        ({"e": None, "id": pool["id"]}, True),
+        ({"id": pool["id"]}, True),
+        ({"e": pool["e"], "id": "cus_bm90LWEtY3VzdG9tZXI", "unused": 1}, True),
+        ({"e": 5, "id": pool["id"]}, False),
+        ({"e": pool["e"], "id": 7}, False),
+        ({"e": pool["e"], "id": None}, False),
+        ({"e": pool["e"]}, False),
+    ]
+    async with _apps(loaded, {"X-API-Key": "demo-key", **SAME_ID}) as (general, fast, fast_path):
+        await fast.post("/graphql", json={"query": TEXT_VARIABLES, "variables": cases[0][0]})
+        for variables, bound in cases:
+            body = {"query": TEXT_VARIABLES, "variables": variables}
+            expected = await general.post("/graphql", json=body)
+            asked.clear()
+            answer = await fast.post("/graphql", json=body)
+            assert answer.content == expected.content, variables
+            assert (asked == []) is bound, (variables, asked)
+        _compiled_share(fast_path, [TEXT_VARIABLES])
