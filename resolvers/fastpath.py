@@ -81,7 +81,14 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import ExecutionContext
 
 from resolvers.documents import LRU
-from resolvers.governance import Governor, ReadTrail, governor_of, grant_of
+from resolvers.governance import (
+    Governor,
+    ReadTrail,
+    check_first,
+    governor_of,
+    grant_of,
+    open_trail,
+)
 from resolvers.model import UnifiedModel
 from resolvers.policy import mask
 from resolvers.tasks import gathered
@@ -130,6 +137,11 @@ class Selected:
     gather per item (a page of 50 customers: 50 tasks and 50 gathers fewer)."""
     strict: frozenset[str] = frozenset()
     """Response keys of the non-null fields among :attr:`children`."""
+    label: str = ""
+    ungoverned: Resolve | None = None
+    """A governed Customer field's resolver without its policy wrapper, and the
+    wrapper's label (``Customer.name``): with a full grant (:func:`open_trail`),
+    :meth:`_Run._start` notes the read in the trail itself and calls this."""
     prefetch: tuple[str, ...] = ()
     """For a list of customers: the relations among :attr:`children`, whose rows
     :meth:`_Run._list` reads for every customer of the list at once before their
@@ -445,6 +457,9 @@ class FastPath:
                 attributes=attributes and items is not None,
                 entity=named.name,
             )
+            ungoverned = getattr(resolve, "ungoverned", None)
+            if ungoverned is not None and parent.name == "Customer":
+                selected.ungoverned, selected.label = ungoverned, resolve.label  # type: ignore[union-attr]
             if isinstance(field.type, GraphQLLeafType):
                 selected.leaf = field.type
             elif isinstance(field.type, GraphQLNonNull) and isinstance(
@@ -653,6 +668,8 @@ async def _run(fast: FastPath, plan: Plan, context: ExecutionContext) -> Any:
         return None
     run = _Run(fast.schema, operation, variables, context.context, context.root_value, args)
     run.governor = fast.governor
+    if run.governor is not None:
+        run.trail = open_trail(context.context)
     return await run.execute(plan.fields)
 
 
@@ -679,6 +696,8 @@ class _Run:
         self.nulled: set[PathKeys] = set()
         self.governor: Governor | None = None
         """The schema's policy wrappers' checks; None when it is not governed."""
+        self.trail: ReadTrail | None = None
+        """The request's trail when its grant is full (:func:`open_trail`)."""
         self._shown: dict[int, Shown] = {}
         """id(Selected) -> how its rows are built in one go (see :meth:`_showing`)."""
 
@@ -735,9 +754,25 @@ class _Run:
         and those fields' keys, in selection order."""
         results: dict[str, Any] = {}
         pending: list[str] = []
+        trail = self.trail
+        if trail is not None and fields and fields[0].ungoverned is not None:
+            # a Customer's fields under a full grant: its id noted once (each governed
+            # field's wrapper notes it, before anything of the field can fail)
+            try:
+                customer_id = getattr(source, "id", None)
+            except Exception:
+                trail = None  # then each field's wrapper fails as it would
+            else:
+                if customer_id is not None:
+                    trail.customers.add(customer_id)
+        else:
+            trail = None
         try:
             for selected in fields:
-                result = self.field(selected, source, (path, selected.key))
+                if trail is not None and selected.ungoverned is not None:
+                    result = self.field(selected, source, (path, selected.key), trail)
+                else:
+                    result = self.field(selected, source, (path, selected.key))
                 results[selected.key] = result
                 if type(result) not in _PLAIN and _awaitable(result):
                     pending.append(selected.key)
@@ -746,11 +781,25 @@ class _Run:
             raise
         return results, pending
 
-    def field(self, selected: Selected, source: Any, path: tuple[Any, str | int]) -> Any:
+    def field(
+        self,
+        selected: Selected,
+        source: Any,
+        path: tuple[Any, str | int],
+        trail: ReadTrail | None = None,
+    ) -> Any:
+        """``selected``'s value; with ``trail`` (a full grant's: see :meth:`_start`),
+        a governed Customer field notes its read there, checks its page size and calls
+        its resolver without the policy wrapper, which would do the same."""
         type_ = selected.type
         try:
             args = self.args.get(id(selected), {}) if selected.has_args else {}
-            if selected.root and not selected.lean:
+            if trail is not None:
+                trail.fields.add(selected.label)
+                if args:
+                    check_first(self.info, args)
+                result = selected.ungoverned(source, self.info, **args)  # type: ignore[misc]
+            elif selected.root and not selected.lean:
                 result = selected.resolve(source, self._root_info(selected, path), **args)
             else:
                 result = selected.resolve(source, self.info, **args)

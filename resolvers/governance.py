@@ -47,6 +47,20 @@ class ReadTrail:
             self.customers.add(customer_id)
 
 
+def open_trail(context: Any) -> ReadTrail | None:
+    """The request's trail when its context is the gateway's (a dict holding a plain
+    :class:`ReadTrail`) and its grant is a plain full :class:`Grant`: then each
+    governed Customer field of :meth:`Governor.customer_field` notes its label and
+    the customer's id in the trail, checks its page size (:func:`check_first`) and
+    answers its resolver's value as it is; else None."""
+    if type(context) is not dict:
+        return None
+    grant, trail = context.get("grant"), context.get("trail")
+    if grant.__class__ is Grant and grant.full and trail.__class__ is ReadTrail:
+        return trail
+    return None
+
+
 def _mapping(context: Any) -> bool:
     return type(context) is dict or isinstance(context, Mapping)  # the ABC check is slow
 
@@ -78,7 +92,7 @@ def _access(info: Any) -> tuple[Grant, ReadTrail | None]:
     return _grant(context), _trail_in(context)
 
 
-def _check_first(info: Any, kwargs: Mapping[str, Any]) -> None:
+def check_first(info: Any, kwargs: Mapping[str, Any]) -> None:
     """The page-size limit for ``first`` given through a variable (literals are
     refused before execution)."""
     _refuse("", "allow", info, kwargs)
@@ -86,7 +100,7 @@ def _check_first(info: Any, kwargs: Mapping[str, Any]) -> None:
 
 def _refuse(label: str, action: str, info: Any, kwargs: Mapping[str, Any]) -> None:
     """What field ``label`` fails with before it reads anything: denied to the
-    caller (``action``), or a page size over the limit (:func:`_check_first`)."""
+    caller (``action``), or a page size over the limit (:func:`check_first`)."""
     if action == "deny":
         raise ForbiddenField(f"your role may not read {label}")
     limit = info.context.get("max_page_size") if _mapping(info.context) else None
@@ -178,6 +192,10 @@ class Governor:
                 return _apply(result, lambda value: post(grant, value))
             return _apply(result, lambda value: mask(value, action, grant.salt))
 
+        # what the wrapper does for a full grant, for an executor that notes the
+        # read itself (:func:`open_trail`): the field's label and resolver
+        resolver.label = label  # type: ignore[attr-defined]
+        resolver.ungoverned = resolve  # type: ignore[attr-defined]
         return resolver
 
     def refuses(self, name: str, info: Any, kwargs: Mapping[str, Any]) -> bool:
@@ -329,7 +347,7 @@ class Governor:
             if name == "count" and grant.rows is not None:
                 return self._count_within(grant, root.name, info)
             if name == "customers":
-                _check_first(info, kwargs)
+                check_first(info, kwargs)
                 for order in kwargs.get("orderBy") or ():
                     field_name = getattr(order["field"], "value", order["field"])
                     if grant.action(field_name) != "allow":
@@ -386,7 +404,7 @@ class Governor:
         def resolver(root: Any, info: Any, **kwargs: Any) -> Any:
             grant = grant_of(info)
             _touch(info)
-            _check_first(info, kwargs)
+            check_first(info, kwargs)
             if grant.full:
                 return resolve(root, info, **kwargs)
             self._check_filter(grant, kwargs.get("filter"))

@@ -466,3 +466,46 @@ async def test_text_variables_are_bound_without_graphql_cores_coercion(
             assert answer.content == expected.content, variables
             assert (asked == []) is bound, (variables, asked)
         _compiled_share(fast_path, [TEXT_VARIABLES])
+
+
+PAGED = """query($e: String, $n: Int) { customer(email: $e) { id name
+  tickets(first: $n) { id } } }"""
+
+
+async def test_a_full_grant_notes_a_customers_fields_without_the_policy_wrapper(
+    demo_dir: Path, demo_env: None, monkeypatch: Any
+) -> None:
+    """Under a full grant (the demo key) the fast path notes each governed Customer
+    field's read in the trail itself: the customer's id is read once for the trail,
+    not once per field by the policy wrapper (a masked role keeps the wrapper), and
+    both paths audit the same reads (the byte tests above compare the audit lines)
+    and refuse the same page sizes."""
+    from resolvers.view import CustomerView
+
+    reads = {"id": 0}
+    real = CustomerView.id
+
+    def counted(customer: CustomerView) -> str:
+        reads["id"] += 1
+        return real.fget(customer)  # type: ignore[no-any-return, attr-defined]
+
+    monkeypatch.setattr(CustomerView, "id", property(counted))
+    loaded = load_settings(DEMO_CONFIG)
+    body = {"query": HOT, "variables": {"e": _three_system_email(demo_dir)}}
+    seen = {}
+    for key in ("demo-key", "support-key"):
+        async with _apps(loaded, {"X-API-Key": key, **SAME_ID}) as (general, fast, _):
+            expected = await general.post("/graphql", json=body)
+            await fast.post("/graphql", json=body)
+            reads["id"] = 0
+            answer = await fast.post("/graphql", json=body)
+            assert answer.content == expected.content
+            seen[key] = reads["id"]
+            for n in (2, 10**6):  # a page size over the limit fails the field on both paths
+                paged = {"query": PAGED, "variables": {**body["variables"], "n": n}}
+                expected = await general.post("/graphql", json=paged)
+                answer = await fast.post("/graphql", json=paged)
+                assert answer.content == expected.content
+                assert ("errors" in answer.json()) is (n > 2), answer.json()
+    assert seen["demo-key"] == 2, seen  # the trail's note and the ``id`` field
+    assert seen["support-key"] > 5, seen  # each governed field's wrapper
