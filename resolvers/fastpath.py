@@ -927,7 +927,12 @@ class _Run:
                 elif isinstance(value, Exception):
                     return None
                 else:
-                    out[key] = _coerced(leaf, value)
+                    # :func:`_coerced`, written out (a relation's times and amounts):
+                    # a value without an output is left to :meth:`fields`, which fails it
+                    coerced = leaf.coerce_output_value(value)
+                    if coerced is None or coerced is Undefined:
+                        return None
+                    out[key] = coerced
         except Exception:
             return None
         return out

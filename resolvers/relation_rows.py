@@ -11,15 +11,23 @@ only its values.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from operator import itemgetter
 from typing import Any
 
 from resolvers.coerce import converter
-from resolvers.model import RelationSpec
+from resolvers.model import FieldType, RelationSpec
 
 _text = converter("string")
+_datetime = converter("datetime")
+_money = converter("decimal")
+_ident = converter("id")
+_fromisoformat = dt.datetime.fromisoformat
+_NAIVE = len("2016-07-14 00:05:21")
+_CENTS = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +48,7 @@ class RelationShape:
         columns = [c.lstrip("-") for c in rel.order_by]
         return cls(
             rel.source,
-            tuple((f, spec.column, converter(spec.type)) for f, spec in shown.items()),
+            tuple((f, spec.column, _converter(spec.type)) for f, spec in shown.items()),
             tuple((f"__{c}", c) for c in columns),
             tuple((f"__{c.lstrip('-')}", c.startswith("-")) for c in reversed(rel.order_by)),
         )
@@ -57,6 +65,20 @@ class RelationShape:
                 # text of a text field is kept as it is, without a call
                 if value is None or (value.__class__ is str and convert is _text):
                     item[field] = value
+                elif convert is _datetime and value.__class__ is str and len(value) == _NAIVE:
+                    # :func:`~resolvers.coerce._datetime` of SQLite's spelling, written out
+                    try:
+                        item[field] = _fromisoformat(value + "+00:00")
+                    except ValueError:
+                        item[field] = convert(value)
+                elif convert is _ident and value.__class__ is int:
+                    item[field] = str(value)  # an id's converter, written out
+                elif convert is _money and (value.__class__ is float or value.__class__ is int):
+                    # :func:`~resolvers.coerce._decimal` of a number, written out
+                    try:
+                        item[field] = Decimal(str(value)).quantize(_CENTS)
+                    except (InvalidOperation, ValueError):
+                        item[field] = None
                 else:
                     item[field] = convert(value)
             for key, column in order:
@@ -68,3 +90,10 @@ class RelationShape:
             present.sort(key=itemgetter(key), reverse=desc)
             items = present + missing
         return items
+
+
+def _converter(type_: FieldType) -> Callable[[Any], Any]:
+    """:func:`~resolvers.coerce.converter`, the same function for text, times,
+    amounts and ids (:meth:`RelationShape.items` tells them by identity)."""
+    found = {"string": _text, "datetime": _datetime, "decimal": _money, "id": _ident}.get(type_)
+    return found or converter(type_)
