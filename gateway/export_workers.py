@@ -444,6 +444,7 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
     from gateway.settings import LoadedSettings
     from gateway.unexpected import hide
     from resolvers.export_chunks import ChunkMaker
+    from resolvers.heap import WALK_THRESHOLDS
     from resolvers.view import Federation
 
     loaded = LoadedSettings(path, settings, connectors)
@@ -455,8 +456,11 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
     maker = ChunkMaker(federation)
     loop = asyncio.new_event_loop()
     # a worker's long-lived objects (imports, settings, connectors) are never
-    # garbage: keep full collections from walking them for every chunk's rows
+    # garbage: keep full collections from walking them for every chunk's rows; and
+    # collect the young generation as rarely as an export's walk does (resolvers/heap.py)
     gc.freeze()
+    gc.set_threshold(*WALK_THRESHOLDS)
+    young = gc.get_stats()[0]["collections"]
     stopped = False
     waited = 0.0
     try:
@@ -495,7 +499,10 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
         loop.run_until_complete(federation.aclose())
         loop.close()
         if stopped:
-            pipe.send(("usage", {**_usage(), "waited_seconds": waited}))
+            collected = gc.get_stats()[0]["collections"] - young
+            pipe.send(
+                ("usage", {**_usage(), "waited_seconds": waited, "young_collections": collected})
+            )
 
 
 def _usage() -> dict[str, float]:

@@ -27,7 +27,7 @@ from connectors import ConnectorError
 from resolvers import export, walk
 from resolvers.export import Failures, Row, audited_name, builder, leaving
 from resolvers.golden_chunk import ChunkSurvivorship
-from resolvers.heap import long_lived_frozen
+from resolvers.heap import WALK_THRESHOLDS, long_lived_frozen
 from resolvers.policy import Grant, RowRule
 from resolvers.view import Federation
 
@@ -175,7 +175,8 @@ async def farmed_rows(
     """:func:`resolvers.export.rows` of every customer, pass 2 built by ``builders``."""
     builders.start()
     try:
-        with long_lived_frozen():  # as the in-process walk (resolvers/heap.py)
+        # as the in-process walk (resolvers/heap.py)
+        with long_lived_frozen(thresholds=WALK_THRESHOLDS):
             found = await walk.identities(federation, failures, builders.scan)
             spec = ChunkSpec(
                 table,

@@ -268,6 +268,24 @@ async def test_the_workers_read_pass_1s_tables_and_the_exporter_joins_them(
     assert error is None and farmed == alone and len(alone) > 5
 
 
+async def test_workers_collect_the_young_generation_rarely(demo_env: None) -> None:
+    """A worker's chunks die by reference counting: collected every 700 allocations
+    (CPython's default), their young objects were traversed and promoted hundreds of
+    times an export for nothing (resolvers/heap.py, ``WALK_THRESHOLDS``)."""
+    loaded = load_settings(DEMO_CONFIG)
+    federation = Federation(loaded.settings.model, loaded.create_connectors())
+    workers = ExportWorkers(loaded, 2)
+    try:
+        async for _ in rows(
+            federation, "customers", columns(loaded.settings.model, "customers"), builders=workers
+        ):
+            pass
+    finally:
+        await federation.aclose()
+    assert len(workers.usage) == 2
+    assert [u["young_collections"] < 50 for u in workers.usage] == [True, True], workers.usage
+
+
 def _small_spool(every: int, marks: str, *args: Any) -> None:
     """A worker whose keys are spooled every ``every`` keys of a bucket (many segments
     a bucket and table), each segment noted in the file ``marks``."""
