@@ -303,15 +303,20 @@ def normalize_phones(
     values: Iterable[object], regions: Iterable[object], default: str | None = None
 ) -> list[str | None]:
     """:func:`normalize_phone` of each value with its region, each distinct region
-    read once (a column of phones has a few regions, and most values no phone)."""
+    read once (a column of phones has a few regions, and most values no phone), each
+    text stripped once and the North American shortcut (:func:`_nanp`, most phones)
+    read in the loop rather than through a call."""
     isos: dict[object, str | None] = {}
     out: list[str | None] = []
+    append = out.append
+    nanp = _NANP.fullmatch
     for value, region in zip(values, regions):  # noqa: B905 (regions may repeat forever)
-        if value is None:
-            out.append(None)
+        if value.__class__ is not str and (value is None or not isinstance(value, str)):
+            append(None)
             continue
-        if not isinstance(value, str) or not value.strip():
-            out.append(None)
+        text = value.strip()
+        if not text:
+            append(None)
             continue
         try:
             iso = isos[region]
@@ -319,15 +324,15 @@ def normalize_phones(
             iso = isos[region] = iso_region(region) or iso_region(default)
         except TypeError:  # an unhashable region: read it each time
             iso = iso_region(region) or iso_region(default)
-        text = value.strip()
         if text.startswith("00"):
             text = "+" + text[2:]
-        out.append(
-            _nanp(text, iso)
-            or _international(text)
-            or _national(text, iso)
-            or _parse_phone(text, iso)
-        )
+        match = nanp(text)
+        if match is not None:  # :func:`_nanp`, written out
+            plus, bracketed, bare, exchange, line = match.groups()
+            if plus is not None or iso in _NANP_REGIONS:
+                append(f"+1{bracketed or bare}{exchange}{line}")
+                continue
+        append(_international(text) or _national(text, iso) or _parse_phone(text, iso))
     return out
 
 
