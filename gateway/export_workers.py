@@ -6,12 +6,14 @@ each customer's record keys from pass 1, and most of pass 1 reading the member
 tables' identity keys, a table at a time. :class:`ExportWorkers` starts
 ``exports.workers`` processes when an export starts; each builds its own
 connectors from the same validated settings. Pass 1 sends each member table to
-whichever worker is free (:func:`resolvers.walk.scan_member`: its keys, key
-hashes and record numbers come back as bytes) and joins them here; pass 2 sends
-chunks round robin (:class:`resolvers.export_chunks.ChunkMaker`), keeps at most
+whichever worker is free (:func:`resolvers.walk.scan_member`: its record keys
+come back as bytes), then has the workers join the key buckets, a share each
+(each bucket of a read passed on, through here, to the worker that joins it),
+and merges their forests (:mod:`resolvers.walk_join`); pass 2 sends chunks
+round robin (:class:`resolvers.export_chunks.ChunkMaker`), keeps at most
 ``IN_FLIGHT`` per worker, takes them back in order, masks and audits them and
-encodes. Every member table is read by the workers, never here: they hash the
-keys alike (forked from one fork server), the exporting process does not.
+encodes. Every member table is read and joined by the workers, never here: they
+hash the keys alike (forked from one fork server), the exporting process does not.
 
 Workers are not forked from the exporting process, which runs threads and an
 event loop, but from multiprocessing's fork server (started by the first
@@ -43,6 +45,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -55,7 +58,8 @@ from gateway.worker_process import WorkerProcess
 if TYPE_CHECKING:
     from gateway.settings import LoadedSettings
     from resolvers.export_chunks import BuiltChunk, ChunkSpec
-    from resolvers.walk import Group, MemberScan, ScannedBucket
+    from resolvers.walk import Group, MemberScan
+    from resolvers.walk_join import Forest, JoinTask
 
 log = logging.getLogger("custview.export")
 
@@ -82,6 +86,8 @@ class ExportWorkers:
         self.finished = False
         self._thread: SerialThread | None = None
         self._sender: SerialThread | None = None
+        self._held: dict[int, int] = {}
+        """Member rank -> the worker holding pass 1's read of it."""
         self._unsent: dict[int, str] = {}
         """Worker -> what could not be sent to it, and why."""
         self._starting: asyncio.Future[None] | None = None
@@ -135,10 +141,11 @@ class ExportWorkers:
 
     async def scan(
         self, ranks: list[int], stop_on_error: bool = False
-    ) -> AsyncGenerator[MemberScan | ScannedBucket, None]:
+    ) -> AsyncGenerator[MemberScan, None]:
         """Pass 1's member tables, each read by whichever worker is free next (a
-        worker reads one table at a time and holds what it read), then taken from
-        the workers in the order of ``ranks``, a part at a time.
+        worker reads one table at a time and holds what it read), then each read's
+        keys taken from the workers in the order of ``ranks`` (its buckets wait for
+        :meth:`join`).
 
         With ``stop_on_error`` (failures not collected: the walk raises at the first
         table that failed, in the order of ``ranks``), a failed read stops the scan
@@ -146,16 +153,13 @@ class ExportWorkers:
         already sent are not waited for (:meth:`aclose` ends them), the tables
         before it are (one of them failing too wins), and then only the failed
         read's header comes back, its error the one the walk raises."""
-        from resolvers.walk import BUCKETS
-
         await self._started()
         assert self._sender is not None
         unsent = deque(ranks)
         place = {rank: at for at, rank in enumerate(ranks)}
         reading: dict[int, int] = {}
         """Worker -> the rank it reads (and is waited for)."""
-        held: dict[int, int] = {}
-        """Rank -> the worker holding its read."""
+        held = self._held
         failed: int | None = None
         """The first rank whose read failed, once the scan stops at it."""
         probes: dict[int, int] = {}
@@ -182,28 +186,56 @@ class ExportWorkers:
                     if place[theirs] > place[rank]:
                         del reading[other]
             read_next(worker)
-        if failed is not None:
-            doing = f"sending its read of {self._table(failed)}"
-            self._send_later(held[failed], ("parts", failed))
-            yield await self._take(held[failed], "part", doing)
-            return
-        for rank in ranks:
-            worker = held[rank]
+        for rank in ranks if failed is None else [failed]:
             doing = f"sending its read of {self._table(rank)}"
-            self._send_later(worker, ("parts", rank))
-            header: MemberScan = await self._take(worker, "part", doing)
-            yield header
-            if header.error is None:
-                for _ in range(BUCKETS):
-                    yield await self._take(worker, "part", doing)
+            self._send_later(held[rank], ("header", rank))
+            yield await self._take(held[rank], "part", doing)
+
+    async def join(self, task: JoinTask) -> AsyncIterator[Forest]:
+        """Pass 1's buckets joined by the workers, worker ``w`` taking every bucket
+        ``b`` with ``b % count == w``: first each worker's reads' buckets that
+        another joins are passed on to it (a bucket at a time, one holder after the
+        other: a worker sending is not reading, so nothing piles up here), then each
+        joins its buckets; each one's forest as it is done."""
+        from resolvers.walk import BUCKETS
+
+        await self._started()
+        assert self._sender is not None
+        count = self.count
+        for rank, _ in task.members:
+            holder = self._held[rank]
+            away = [b for b in range(BUCKETS) if b % count != holder]
+            if not away:
+                continue
+            doing = f"sending its read of {self._table(rank)}"
+            self._send_later(holder, ("give", (rank, away)))
+            for bucket in away:
+                part = await self._take(holder, "part", doing)
+                # waited for: the next part is taken once this one has left
+                await self._sender.call(
+                    partial(self._send, bucket % count, ("keep", (rank, bucket, part)))
+                )
+                del part
+        joining = list(range(min(count, BUCKETS)))
+        for worker in joining:
+            mine = [b for b in range(BUCKETS) if b % count == worker]
+            self._send_later(worker, ("join", replace(task, buckets=mine)))
+        while joining:
+            worker = await self._in_thread(self._ready, joining)
+            joining.remove(worker)
+            yield await self._take(worker, "joined", "joining pass 1's key buckets")
 
     def _asked(self, message: Any) -> str:
         """What a message to a worker asks, as the error of a failed send names it."""
         kind, payload = message
         if kind == "scan":
             return f"the read of {self._table(payload)}"
-        if kind == "parts":
+        if kind == "header":
             return f"the request for its read of {self._table(payload)}"
+        if kind == "give":
+            return f"the request for buckets of its read of {self._table(payload[0])}"
+        if kind == "keep":
+            return f"a bucket of the read of {self._table(payload[0])}"
         return f"a {kind}"
 
     def _table(self, rank: int) -> str:
@@ -477,11 +509,18 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
             kind, payload = message
             answer: tuple[str, Any]
             try:
-                if kind == "parts":
-                    for part in maker.parts(payload):
+                if kind == "header":
+                    answer = ("part", maker.header(payload))
+                elif kind == "give":
+                    for part in maker.give(*payload):
                         pipe.send(("part", part))
                     continue
-                if kind == "scan":
+                elif kind == "keep":
+                    maker.keep(*payload)
+                    continue
+                elif kind == "join":
+                    answer = ("joined", loop.run_until_complete(maker.join(payload)))
+                elif kind == "scan":
                     failed = loop.run_until_complete(maker.scan(payload))
                     answer = ("scanned", (failed, hash(HASH_PROBE)))
                 else:

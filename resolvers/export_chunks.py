@@ -4,7 +4,9 @@ Pass 2 of the walk (:mod:`resolvers.walk`: reading a chunk's records by key,
 golden values, metrics, rows) is most of an export's CPU and needs nothing of
 pass 1 but each customer's (member rank, record key) list. So the exporting
 process runs pass 1 (the member tables read by the builders, a table each at a
-time, and joined here: :func:`resolvers.walk.scan_member`), hands the chunks to
+time, :func:`resolvers.walk.scan_member`; their key buckets joined by the
+builders, a share each, :mod:`resolvers.walk_join`; the builders' forests merged
+here), hands the chunks to
 :class:`ChunkBuilders` (the gateway runs them in worker processes) and takes the
 built chunks back in order. What governs the export stays here: the audit entry
 of a chunk is written by the exporting process before the chunk is yielded, and
@@ -19,6 +21,7 @@ same error, or collected into ``failures`` (CLI) in the same order.
 from __future__ import annotations
 
 import tempfile
+from array import array
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -28,8 +31,10 @@ from resolvers import export, walk
 from resolvers.export import Failures, Row, audited_name, builder, leaving
 from resolvers.golden_chunk import ChunkSurvivorship
 from resolvers.heap import WALK_THRESHOLDS, long_lived_frozen
+from resolvers.identity import KeyNode
 from resolvers.policy import Grant, RowRule
 from resolvers.view import Federation
+from resolvers.walk_join import Forest, JoinTask, forest, join_bucket
 
 if TYPE_CHECKING:
     from resolvers.audit import Auditor
@@ -70,22 +75,27 @@ class BuiltChunk:
 class ChunkBuilders(Protocol):
     """Builds a whole export's chunks somewhere else, handing them back in order.
 
-    ``start`` is called first, ``scan`` once (pass 1's reads of the member tables:
-    split among the builders, joined by the exporter), ``build`` once, and
+    ``start`` is called first, ``scan`` once (pass 1's reads of the member tables,
+    split among the builders), ``join`` once (their buckets, split among the
+    builders; the exporter merges what they joined), ``build`` once, and
     ``aclose`` always, last (also when the export is cancelled or fails: whatever
     builds chunks stops then)."""
 
     def start(self) -> None: ...
 
-    def scan(
-        self, ranks: list[int], stop_on_error: bool
-    ) -> AsyncGenerator[walk.MemberScan | walk.ScannedBucket, None]:
+    def scan(self, ranks: list[int], stop_on_error: bool) -> AsyncGenerator[walk.MemberScan, None]:
         """Pass 1's reads of these member tables (:func:`resolvers.walk.scan_member`),
-        made elsewhere: each one's :meth:`~resolvers.walk.MemberRead.parts`, in the
+        made elsewhere: each one's :meth:`~resolvers.walk.MemberRead.header`, in the
         order asked. With ``stop_on_error`` (the walk raises at the first failed
         read), once a read failed and those before it did not, only its header
-        (:class:`~resolvers.walk.MemberScan` with the error) comes, and no table
-        after it is read any further."""
+        (with the error) comes, and no table after it is read any further."""
+        ...
+
+    def join(self, task: JoinTask) -> AsyncIterator[Forest]:
+        """The buckets of the reads ``task`` names joined by the builders, each taking
+        some buckets (:meth:`ChunkMaker.join`, after :meth:`ChunkMaker.give` and
+        :meth:`ChunkMaker.keep` have brought it every read's part of them); each
+        builder's forest as it is done."""
         ...
 
     def build(
@@ -114,9 +124,12 @@ class ChunkMaker:
         self.federation = federation
         self.survivorship = ChunkSurvivorship(federation.survivorship)
         self.held: dict[int, walk.MemberRead] = {}
+        self.kept: dict[int, walk._Edges] = {}
+        """Member rank -> the buckets of its read that another builder sent to be
+        joined here."""
         self._spool: BinaryIO | None = None
         """The file every held read's keys wait in (one open file, however many
-        tables are held), emptied when none is held."""
+        tables are held), emptied once they are joined."""
 
     async def scan(self, rank: int) -> bool:
         """Reads member table ``rank`` for pass 1, held here until :meth:`parts`;
@@ -126,11 +139,50 @@ class ChunkMaker:
         read = self.held[rank] = await walk.scan_member(self.federation, rank, self._spool)
         return read.error is not None
 
-    def parts(self, rank: int) -> Iterator[walk.MemberScan | walk.ScannedBucket]:
-        """The read of member table ``rank``, to send a part at a time (then dropped)."""
-        yield from self.held.pop(rank).parts()
-        if not self.held and self._spool is not None:
+    def header(self, rank: int) -> walk.MemberScan:
+        """The keys of the read of member table ``rank`` (or why it failed)."""
+        return self.held[rank].header()
+
+    def give(self, rank: int, buckets: list[int]) -> Iterator[walk.ScannedBucket]:
+        """These buckets of the read of ``rank``, for another builder to join (then
+        dropped here)."""
+        read = self.held[rank]
+        for bucket in buckets:
+            yield read.bucket(bucket)
+
+    def keep(self, rank: int, bucket: int, part: walk.ScannedBucket) -> None:
+        """Takes in a bucket of a read held by another builder, to join it here."""
+        if self._spool is None:
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (see close)
+        edges = self.kept.get(rank)
+        if edges is None:
+            edges = self.kept[rank] = walk._Edges(self._spool)
+        edges.add_bucket(bucket, part, 0)
+
+    async def join(self, task: JoinTask) -> Forest:
+        """Joins ``task``'s buckets of every read it names (held here or kept),
+        a bucket at a time; the reads are dropped once joined."""
+        parent = array(walk.NUMBER, range(task.total))
+        for bucket in task.buckets:
+            hashes, numbers = array("q"), array(walk.NUMBER)
+            keys: list[KeyNode] = []
+            starts: list[int] = []
+            for rank, offset in task.members:
+                read = self.held.get(rank)
+                edges = read.edges if read is not None else self.kept[rank]
+                starts.append(len(hashes))
+                hashes.extend(edges.hashes[bucket])
+                local = edges.numbers[bucket]
+                numbers.extend(array(walk.NUMBER, map(offset.__add__, local)) if offset else local)
+                keys += edges.keys(bucket)
+                edges.hashes[bucket], edges.numbers[bucket] = array("q"), array(walk.NUMBER)
+            await join_bucket(hashes, numbers, keys, starts, parent, task.fanout, task.detached)
+            del hashes, numbers, keys
+        self.held.clear()
+        self.kept.clear()
+        if self._spool is not None:
             self._spool.truncate(0)
+        return forest(parent)
 
     def close(self) -> None:
         if self._spool is not None:
@@ -177,7 +229,7 @@ async def farmed_rows(
     try:
         # as the in-process walk (resolvers/heap.py)
         with long_lived_frozen(thresholds=WALK_THRESHOLDS):
-            found = await walk.identities(federation, failures, builders.scan)
+            found = await walk.identities(federation, failures, builders)
             spec = ChunkSpec(
                 table,
                 tuple(names),

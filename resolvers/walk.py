@@ -21,7 +21,9 @@ whatever the width of a record: no customer data is kept. Records are paired
 by a 64-bit hash of each key, but joined only when the keys are equal: the
 keys wait in a temporary spool file, listed per hash bucket (identifiers only,
 deleted when pass 1 ends) and are read back one bucket at a time, so a hash collision
-never merges two customers.
+never merges two customers. An export with workers has them read the tables and
+join the buckets, a share each, and merges their union-finds here
+(:mod:`resolvers.walk_join`: a customer's keys may lie in several buckets).
 
 The closure is complete (not cut at ``identity.max_rounds``). The identity
 registry is followed as read-time stitching follows it (unlinked records,
@@ -38,12 +40,11 @@ import bisect
 import marshal
 import tempfile
 from array import array
-from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from itertools import islice, pairwise
+from itertools import islice
 from operator import itemgetter, le
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from connectors import ConnectorError, Row, ScanRequest, Sort
 from resolvers.golden import GoldenRecord
@@ -52,7 +53,8 @@ from resolvers.identity import KeyNode
 from resolvers.model import MemberSpec
 from resolvers.records import Record
 from resolvers.view import CustomerView, Federation, RequestView
-from resolvers.walk_registry import Locate, RegistryLinks, union
+from resolvers.walk_join import Forest, JoinTask, join_bucket, merge
+from resolvers.walk_registry import Locate, RegistryLinks
 
 if TYPE_CHECKING:
     from resolvers.export import Failures
@@ -201,9 +203,9 @@ class _Edges:
 
 @dataclass(slots=True)
 class MemberScan:
-    """What the join needs of one member table read elsewhere (a worker process),
-    sent as plain bytes: first this (its keys in listing order, or the error that
-    stopped the read), then, unless it failed, a :class:`ScannedBucket` per bucket."""
+    """What the walk needs of one member table read elsewhere (a worker process), sent
+    as plain bytes: its keys in listing order, or the error that stopped the read. Its
+    buckets (:class:`ScannedBucket`) go to whichever process joins them."""
 
     rank: int
     keys: bytes | list[Any] = b""
@@ -226,33 +228,28 @@ class ScannedBucket:
 
 class MemberRead:
     """One member table's pass 1 read, held where it was made (:func:`scan_member`)
-    until the joining process asks for its :meth:`parts`."""
+    until its :meth:`header` and its buckets are asked for."""
 
     def __init__(self, member: _Member, edges: _Edges, error: ConnectorError | None) -> None:
         self.member = member
         self.edges = edges
         self.error = error
 
-    def parts(self) -> Iterator[MemberScan | ScannedBucket]:
-        """The read as the join takes it, a bucket at a time (so neither side holds
-        a copy of it all); its spool file (unless shared) is closed at the end."""
-        try:
-            keys = self.member.keys
-            rank = self.member.rank
-            if self.error is not None:
-                yield MemberScan(rank, error=self.error)
-                return
-            yield MemberScan(rank, keys.tobytes() if isinstance(keys, array) else keys)
-            edges = self.edges
-            for bucket in range(BUCKETS):
-                yield ScannedBucket(
-                    edges.hashes[bucket].tobytes(),
-                    edges.numbers[bucket].tobytes(),
-                    *edges.spooled(bucket),
-                )
-                edges.hashes[bucket], edges.numbers[bucket] = array("q"), array(NUMBER)
-        finally:
-            self.close()
+    def header(self) -> MemberScan:
+        keys = self.member.keys
+        if self.error is not None:
+            return MemberScan(self.member.rank, error=self.error)
+        return MemberScan(self.member.rank, keys.tobytes() if isinstance(keys, array) else keys)
+
+    def bucket(self, bucket: int) -> ScannedBucket:
+        """One bucket of the read as another process takes it in (then dropped here)."""
+        edges = self.edges
+        part = ScannedBucket(
+            edges.hashes[bucket].tobytes(), edges.numbers[bucket].tobytes(), *edges.spooled(bucket)
+        )
+        edges.hashes[bucket], edges.numbers[bucket] = array("q"), array(NUMBER)
+        edges.segments[bucket] = []
+        return part
 
     def close(self) -> None:
         self.edges.close()
@@ -279,17 +276,25 @@ async def scan_member(
     return MemberRead(member, edges, None)
 
 
-Scans = Callable[[list[int], bool], AsyncGenerator[MemberScan | ScannedBucket, None]]
-"""Member ranks, whether to stop at the first failed read -> the :meth:`MemberRead.parts`
-of each, made elsewhere, in that order (when stopping, only the failed read's header:
-:meth:`resolvers.export_chunks.ChunkBuilders.scan`)."""
+class Elsewhere(Protocol):
+    """Pass 1 made by other processes (:class:`resolvers.export_chunks.ChunkBuilders`):
+    every member table read there, its keys sent here, its buckets joined there."""
+
+    def scan(self, ranks: list[int], stop_on_error: bool) -> AsyncGenerator[MemberScan, None]:
+        """Member ranks, whether to stop at the first failed read -> the
+        :meth:`MemberRead.header` of each, in that order (when stopping, only the
+        failed read's)."""
+        ...
+
+    def join(self, task: JoinTask) -> AsyncIterator[Forest]:
+        """The reads' buckets joined (``task`` without its buckets: the joiners share
+        them out), each joiner's forest as it is done."""
+        ...
 
 
-async def _scanned(
-    member: _Member, parts: AsyncGenerator[MemberScan | ScannedBucket, None], edges: _Edges
-) -> int:
+async def _scanned(member: _Member, headers: AsyncGenerator[MemberScan, None]) -> int:
     """Takes a member's read made elsewhere into this walk; returns its number of records."""
-    scan = await anext(parts)
+    scan = await anext(headers)
     assert isinstance(scan, MemberScan), scan
     # a read that stops the walk comes in place of the reads before it (read fine)
     assert scan.rank == member.rank or scan.error is not None, scan
@@ -301,10 +306,6 @@ async def _scanned(
         member.keys = keys
     else:
         member.keys = scan.keys
-    for bucket in range(BUCKETS):
-        part = await anext(parts)
-        assert isinstance(part, ScannedBucket), part
-        edges.add_bucket(bucket, part, member.offset)
     return len(member.keys)
 
 
@@ -464,11 +465,12 @@ def _locator(members: Sequence[_Member]) -> Locate:
 
 
 async def identities(
-    federation: Federation, failures: Failures | None = None, scans: Scans | None = None
+    federation: Federation, failures: Failures | None = None, elsewhere: Elsewhere | None = None
 ) -> Identities:
     """Pass 1 over every member table. A table that cannot be read raises, unless
-    ``failures`` collects it: its records are then left out. With ``scans``, the
-    tables are read elsewhere (all of them: see :func:`scan_member`) and joined here."""
+    ``failures`` collects it: its records are then left out. With ``elsewhere``, the
+    tables are read and their buckets joined there (all of them: see
+    :func:`scan_member`), the joiners' forests merged here."""
     members = [_Member(m, i) for i, m in enumerate(federation.model.customer.members)]
     errors: list[ConnectorError] = []
     registry = federation.registry
@@ -480,33 +482,51 @@ async def identities(
                 raise
             failures.add(exc)
             errors.append(exc)
-    edges = _Edges()
+    edges = _Edges() if elsewhere is None else None
     total = 0
-    read = scans([m.rank for m in members], failures is None) if scans is not None else None
+    read = (
+        None if elsewhere is None else elsewhere.scan([m.rank for m in members], failures is None)
+    )
+    fine: list[tuple[int, int]] = []
+    """(rank, offset) of each member read."""
     try:
         for member in members:
-            edges.begin_member()
             member.offset = total
             try:
-                if read is None:
+                if edges is not None:
+                    edges.begin_member()
                     total += await _scan_keys(federation, member, edges)
                 else:
-                    total += await _scanned(member, read, edges)
+                    assert read is not None
+                    total += await _scanned(member, read)
             except ConnectorError as exc:
                 if failures is None:
                     raise
                 failures.add(exc)
                 errors.append(exc)
                 member.keys = array("q")
-                edges.forget_member()
+                if edges is not None:
+                    edges.forget_member()
+            else:
+                fine.append((member.rank, member.offset))
         links = RegistryLinks()
         if registry is not None:
             threshold = federation.stitcher.link_threshold
             links = RegistryLinks.read(registry, threshold, _locator(members))
         parent = array(NUMBER, range(total))
-        await _join(edges, parent, federation.model.identity.max_key_fanout, links.detached)
+        fanout = federation.model.identity.max_key_fanout
+        if edges is not None:
+            await _join(edges, parent, fanout, links.detached)
+        else:
+            assert elsewhere is not None
+            task = JoinTask(fine, total, fanout, frozenset(links.detached))
+            fresh = True
+            async for joined in elsewhere.join(task):
+                await merge(parent, joined, fresh)
+                fresh = False
     finally:
-        edges.close()
+        if edges is not None:
+            edges.close()
         if read is not None:
             await read.aclose()
     await links.join(parent, YIELD_EVERY)
@@ -520,56 +540,16 @@ async def identities(
     return Identities(members, parent, errors)
 
 
-async def _join(edges: _Edges, parent: array[int], fanout: int, detached: set[int]) -> None:
-    """Union-find over the records sharing a key, bucket by bucket. Records are
-    paired by the key's hash and joined only when their keys are equal: two keys
-    whose hashes collide stay two keys. ``detached`` records join by no key (but
-    count towards a key's fan-out)."""
-    steps = 0
+async def _join(edges: _Edges, parent: array[int], fanout: int, detached: Collection[int]) -> None:
+    """Union-find over the records sharing a key, bucket by bucket
+    (:func:`resolvers.walk_join.join_bucket`)."""
     for bucket in range(BUCKETS):
-        hashes, numbers = edges.hashes[bucket], edges.numbers[bucket]
         keys = edges.keys(bucket)
-        starts = [*edges.starts[bucket], len(hashes)]
-        first: dict[int, int] = {}
-        """Key hash -> the pair of its first holder (an index into this bucket)."""
-        collided: dict[KeyNode, int] = {}
-        """Key -> its first holder's pair, for keys whose hash another key had first."""
-        for lo, hi in pairwise(starts):
-            suspects, crowded = _crowded(hashes, keys, lo, hi, fanout)
-            for at, key_hash in enumerate(hashes[lo:hi], lo):
-                if key_hash in suspects and keys[at] in crowded:
-                    continue
-                if detached and numbers[at] in detached:
-                    continue
-                other = first.setdefault(key_hash, at)
-                if other == at:
-                    continue
-                if keys[other] != keys[at]:
-                    other = collided.setdefault(keys[at], at)
-                    if other == at:
-                        continue
-                union(parent, numbers[other], numbers[at])
-            steps += hi - lo
-            if steps >= YIELD_EVERY:
-                steps = 0
-                await asyncio.sleep(0)
+        hashes, numbers = edges.hashes[bucket], edges.numbers[bucket]
+        await join_bucket(hashes, numbers, keys, edges.starts[bucket], parent, fanout, detached)
         # this bucket's pairs are joined: give their memory back
         edges.hashes[bucket], edges.numbers[bucket] = array("q"), array(NUMBER)
-        del keys, first, collided
-
-
-def _crowded(
-    hashes: array[int], keys: list[KeyNode], lo: int, hi: int, fanout: int
-) -> tuple[set[int], set[KeyNode]]:
-    """The keys held by more than ``fanout`` records of one member (pairs ``lo:hi``),
-    and their hashes: counted by hash, then, for a hash past the limit, by key."""
-    counts = Counter(hashes[lo:hi])
-    suspects = {h for h, n in counts.items() if n > fanout}
-    del counts
-    if not suspects:
-        return suspects, set()
-    by_key = Counter(keys[at] for at in range(lo, hi) if hashes[at] in suspects)
-    return suspects, {key for key, n in by_key.items() if n > fanout}
+        del keys
 
 
 async def _chains(parent: array[int]) -> array[int]:

@@ -638,14 +638,14 @@ def _few_files(noted: str, *args: Any) -> None:
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (FILES_LIMIT, hard))
-    parts = ChunkMaker.parts
+    header = ChunkMaker.header
 
     def counted(self: ChunkMaker, rank: int) -> Any:
         with open(noted, "a") as out:
             out.write(f"{len(os.listdir('/proc/self/fd'))}\n")
-        return parts(self, rank)
+        return header(self, rank)
 
-    ChunkMaker.parts = counted  # type: ignore[method-assign]
+    ChunkMaker.header = counted  # type: ignore[method-assign]
     serve(*args)
 
 
@@ -1218,3 +1218,84 @@ async def _aclose_cancelled_once_under_way(workers: ExportWorkers, before: set[A
         assert time.monotonic() < deadline, set(threading.enumerate()) - before
         await asyncio.sleep(0.05)
     assert all(pipe.closed for pipe in workers.pipes), "the close job ran"
+
+
+def _by_key_name(hash_key: Any) -> Any:
+    """A key hash putting every email in bucket 0 and every other key (phones) in
+    bucket 1: with two workers, one joins the emails, the other the phones."""
+
+    def hashed(key: Any) -> int:
+        value: int = hash_key(key)
+        return value - value % walk.BUCKETS + (0 if key[0] == "email" else 1)
+
+    return hashed
+
+
+def _keys_split(*args: Any) -> None:
+    from gateway.export_workers import serve
+
+    walk.KEY_HASH = _by_key_name(walk.KEY_HASH)
+    serve(*args)
+
+
+async def test_a_customer_joined_by_keys_that_two_workers_join_is_one_customer(
+    demo_env: None, small_chunks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Buckets partition keys, not customers: a customer joined by an email (one
+    worker's bucket) and a phone (the other's) comes out whole, as in process."""
+    import gateway.export_workers
+
+    loaded = load_settings(DEMO_CONFIG)
+    alone, _ = await _run(loaded, 0, None)
+    monkeypatch.setattr(gateway.export_workers, "serve", _keys_split)
+    farmed, error = await _run(loaded, 2, None)
+    assert error is None and farmed == alone and len(alone) > 5
+
+
+def _join_waits(marker: str, *args: Any) -> None:
+    """A worker that notes (``marker``) when it starts joining, then joins for ever."""
+    from gateway.export_workers import serve
+    from resolvers.export_chunks import ChunkMaker
+
+    async def waiting(self: Any, task: Any) -> Any:
+        open(marker, "w").close()  # noqa: ASYNC230 (a worker: no loop to hold up)
+        await asyncio.Event().wait()
+
+    ChunkMaker.join = waiting  # type: ignore[method-assign]
+    serve(*args)
+
+
+async def test_an_export_cancelled_while_its_workers_join_stops_them(
+    demo_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gateway.export_workers
+
+    marker = tmp_path / "joining"
+    monkeypatch.setattr(gateway.export_workers, "serve", partial(_join_waits, str(marker)))
+    loaded = load_settings(DEMO_CONFIG)
+    federation = Federation(loaded.settings.model, loaded.create_connectors())
+    workers = ExportWorkers(loaded, 2)
+    wanted = columns(loaded.settings.model, "customers")
+
+    async def export() -> None:
+        async for _ in rows(federation, "customers", wanted, builders=workers):
+            raise AssertionError("a chunk came before the join was done")
+
+    task = asyncio.ensure_future(export())
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert time.monotonic() < deadline and not task.done(), "no worker joins"
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await federation.aclose()
+    pids = [p.pid for p in workers.processes]
+    assert len(pids) == 2 and all(pids)
+    deadline = time.monotonic() + 20
+    while not all(_gone(pid) for pid in pids if pid):
+        assert time.monotonic() < deadline, "the workers outlived the export"
+        await asyncio.sleep(0.05)
+    assert workers.usage == [] and not workers.finished
