@@ -195,7 +195,7 @@ class SQLConnector(Connector):
         agreeing = self._agreeing.get((table, column, transform))
         if agreeing is None:
             agreeing = await self._agreeing_types(table, column, transform, used)
-        if set(map(type, wanted)) != agreeing:  # keys of the agreeing type only: the IN list
+        if not self._agrees(wanted, agreeing):  # keys of the agreeing type only: the IN list
             [joined] = await self._joined(table, [(column, transform, wanted)], names, used)
             return _per_position(joined, wanted, keys)
         stmt = statements.lookup(table, self.options.schema_name, column, tuple(names), transform)
@@ -246,7 +246,7 @@ class SQLConnector(Connector):
                 agreeing = self._agreeing.get((table, lk.column, lk.transform))
                 if agreeing is None:
                     agreeing = await self._agreeing_types(table, lk.column, lk.transform, used)
-                agreed = agreed and set(map(type, keys)) == agreeing
+                agreed = agreed and self._agrees(keys, agreeing)
         if not agreed:
             parts = [
                 (lk.column, lk.transform, keys) for lk, keys in zip(lookups, wanted, strict=True)
@@ -282,6 +282,13 @@ class SQLConnector(Connector):
         params = {f"{statements.KEYS_PARAM}{j}": keys for j, keys in enumerate(parts.values())}
         return stmt, params
 
+    def _agrees(self, keys: Iterable[Any], agreeing: frozenset[type]) -> bool:
+        """Whether ``keys`` may be matched to rows in Python: all of the agreeing type,
+        or on SQLite all ``bytes`` (a blob equals only a blob, byte for byte, under any
+        column's affinity and collation)."""
+        types = set(map(type, keys))
+        return types == agreeing or (self._backend == "sqlite" and types == {bytes})
+
     async def _agreeing_types(
         self, table: str, column: str, transform: LookupTransform, used: Sequence[str]
     ) -> frozenset[type]:
@@ -302,7 +309,10 @@ class SQLConnector(Connector):
                 else:
                     with catalog_read():
                         rows = await self._rows(table, used, stmt, None)
-            kinds = self._kinds[table] = keys_.kinds(self._backend, rows)
+            kinds = keys_.kinds(self._backend, rows)
+            if not kinds:  # no such table (yet), or not readable: read it again next time
+                return keys_.agreeing(keys_.OTHER)
+            self._kinds[table] = kinds
         kind = keys_.kind_of(self._backend, kinds, column, transform)
         assert kind is not None
         agreeing = self._agreeing[table, column, transform] = keys_.agreeing(kind)
@@ -367,9 +377,9 @@ class SQLConnector(Connector):
             params: dict[str, Any] = {}
             places: list[tuple[int, int]] = []
             for j, (i, start, keys) in enumerate(chunk):
-                shape, filled, base = keys_.keys_table(self._backend, dialect, j, keys)
                 name, transform = parts[i][0], parts[i][1]
-                cast_to = keys_.cast_of(self._kinds.get(table), name, transform)
+                cast_to = keys_.cast_of(self._backend, self._kinds.get(table), name, transform)
+                shape, filled, base = keys_.keys_table(self._backend, dialect, j, keys, cast_to)
                 shapes.append((name, transform, shape, cast_to))
                 params.update(filled)
                 places.append((i, start - base))
@@ -482,7 +492,7 @@ class SQLConnector(Connector):
             agreeing = self._agreeing.get((table, listed.column, "exact"))
             if agreeing is None:
                 agreeing = await self._agreeing_types(table, listed.column, "exact", used)
-            if wanted and set(map(type, wanted)) != agreeing:
+            if wanted and not self._agrees(wanted, agreeing):
                 return await self._keyed_aggregate(
                     table, group_by, aggregates, filters, keyed, wanted, used
                 )
@@ -514,9 +524,10 @@ class SQLConnector(Connector):
         """:meth:`aggregate` grouped by the keys ``filters[keyed]`` lists (``wanted``,
         without repeats) as the database matches them: a group per key, the key in
         the grouped column (:func:`.keys.aggregate`)."""
-        shape, params, base = keys_.keys_table(self._backend, self._engine.dialect, 0, wanted)
         listed = filters[keyed].column
-        cast_to = keys_.cast_of(self._kinds.get(table), listed, "exact")
+        cast_to = keys_.cast_of(self._backend, self._kinds.get(table), listed, "exact")
+        dialect = self._engine.dialect
+        shape, params, base = keys_.keys_table(self._backend, dialect, 0, wanted, cast_to)
         stmt, names = keys_.aggregate(
             table, self.options.schema_name, group_by, aggregates, filters, keyed, shape, cast_to
         )

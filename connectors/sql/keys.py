@@ -31,11 +31,23 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, cast, func, literal_column, select, table, union_all
+from sqlalchemy import (
+    Select,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.sql.expression import FromClause, column
+from sqlalchemy.sql.selectable import Join
 from sqlalchemy.sql.sqltypes import _resolve_value_to_type
 from sqlalchemy.types import TypeEngine, UserDefinedType
 
@@ -132,6 +144,8 @@ def describe(backend: str, table_name: str, schema: str | None) -> Select[Any] |
 Columns = dict[str, tuple[str, str | None]]
 """Column name (lower-cased on MySQL, whose names ignore case) to its kind and, on
 PostgreSQL, the type a key is cast to when joined (:func:`kinds`)."""
+_PG_UNBOUNDED = {"character": "bpchar", "bit": "varbit"}
+_MYSQL_COLLATION = re.compile(r"^[A-Za-z0-9_]+$")
 _TYPE_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_ ."$]*(\[\])*$')
 
 
@@ -165,6 +179,14 @@ def kinds(backend: str, rows: Iterable[Sequence[Any]]) -> Columns:
         # ignoring case), but a typed parameter (``$1::VARCHAR``) as text: a joined key
         # is cast to the column's type (format_type: no length, nothing cut off)
         cast = str(more[0]) if more and _TYPE_NAME.match(str(more[0])) else None
+        if backend == "postgresql" and cast is not None:
+            # format_type(oid, NULL) names char(n) "character" and bit(n) "bit": char(1)
+            # and bit(1), which cut a longer key off (and find the wrong rows)
+            cast = _PG_UNBOUNDED.get(cast, cast)
+        elif backend == "mysql":
+            # the column's collation: a joined key compares as the column does
+            coll = str(extra or "")
+            cast = coll if _MYSQL_COLLATION.match(coll) else None
         found[str(name).lower() if backend == "mysql" else str(name)] = (kind, cast)
     return found
 
@@ -187,9 +209,17 @@ def kind_of(
     return kind if transform == "exact" or kind == TEXT else OTHER
 
 
-def cast_of(columns: Columns | None, name: str, transform: LookupTransform) -> str | None:
-    """The type a joined key of ``name`` is cast to (PostgreSQL's exact lookups)."""
-    if transform != "exact" or columns is None:
+def cast_of(
+    backend: str, columns: Columns | None, name: str, transform: LookupTransform
+) -> str | None:
+    """The type a joined key of ``name`` is cast to (PostgreSQL's exact lookups), or
+    on MySQL the collation it is read in (the column's, which a transformed column
+    keeps)."""
+    if columns is None:
+        return None
+    if backend == "mysql":
+        return columns.get(name.lower(), (OTHER, None))[1]
+    if transform != "exact":
         return None
     return columns.get(name, (OTHER, None))[1]
 
@@ -206,9 +236,11 @@ class _Named(UserDefinedType[Any]):
         return self.name
 
 
-def _key(keys: FromClause, cast_to: str | None) -> ColumnElement[Any]:
+def _key(keys: FromClause, shape: tuple[Any, ...], cast_to: str | None) -> ColumnElement[Any]:
     key: ColumnElement[Any] = keys.c[KEY]
-    return key if cast_to is None else cast(key, _Named(cast_to))
+    if cast_to is None or shape[0] in ("json", "json_table"):
+        return key  # a JSON table's key has its type (and collation) already
+    return cast(key, _Named(cast_to))
 
 
 _AGREEING = {INT: frozenset({int}), TEXT: frozenset({str}), OTHER: frozenset()}
@@ -224,11 +256,22 @@ def agreeing(kind: str) -> frozenset[type]:
 
 
 def keys_table(
-    backend: str, dialect: Dialect, part: int, keys: Sequence[Any]
+    backend: str, dialect: Dialect, part: int, keys: Sequence[Any], cast_to: str | None = None
 ) -> tuple[Any, dict[str, Any], int]:
     """The shape of ``keys`` as a derived table (for :func:`_keys_from`), the
-    parameters that fill it, and the position its first key comes back as."""
+    parameters that fill it, and the position its first key comes back as
+    (``cast_to``: :func:`cast_of`)."""
     name = f"{KEYS}{part}"
+    if backend == "mysql":
+        # one JSON parameter read by JSON_TABLE (MariaDB 10.6+, MySQL 8): a statement of
+        # constant size whatever the keys' count; a ``str`` key is text of the column's
+        # collation (as the IN list's literal, whose collation yields to the column's),
+        # an ``int`` key a BIGINT (as the IN list's number)
+        types = {k.__class__ for k in keys}
+        if types == {str} and cast_to is not None:
+            return ("json_table", f"TEXT COLLATE {cast_to}"), {name: json.dumps(keys)}, 1
+        if types == {int} and all(-(2**63) <= k < 2**63 for k in keys):
+            return ("json_table", "BIGINT"), {name: json.dumps(keys)}, 1
     if backend == "sqlite":
         text = _json_keys(keys, dialect)
         if text is not None:
@@ -273,8 +316,20 @@ def _keys_from(part: int, shape: tuple[Any, ...]) -> FromClause:
     """The derived table of :func:`keys_table`'s ``shape``: columns :data:`POS`, :data:`KEY`."""
     name = f"{KEYS}{part}"
     if shape[0] == "json":
-        each = func.json_each(bindparam(name)).table_valued("key", "value")
-        return select(each.c.key.label(POS), each.c.value.label(KEY)).subquery(name)
+        # ``+value``: json_each's value has BLOB affinity, which would keep a TEXT
+        # column's affinity off an int key; ``+`` drops it, as a bound parameter has none
+        each = func.json_each(bindparam(name)).table_valued("key", "value").alias("custview_j__")
+        value: ColumnElement[Any] = literal_column("+custview_j__.value")
+        return select(each.c.key.label(POS), value.label(KEY)).subquery(name)
+    if shape[0] == "json_table":
+        return (
+            text(
+                f"SELECT jt.pos AS {POS}, jt.k AS {KEY} FROM JSON_TABLE(:{name}, '$[*]' "
+                f"COLUMNS(pos FOR ORDINALITY, k {shape[1]} PATH '$')) AS jt"
+            )
+            .columns(column(POS), column(KEY))
+            .subquery(name)
+        )
     if shape[0] == "array":
         keys = bindparam(name, type_=ARRAY(shape[1]))
         return func.unnest(keys).table_valued(KEY, with_ordinality=POS).render_derived(name=name)
@@ -285,16 +340,52 @@ def _keys_from(part: int, shape: tuple[Any, ...]) -> FromClause:
     return (branches[0] if len(branches) == 1 else union_all(*branches)).subquery(name)
 
 
-def _prefilter(part: int, shape: tuple[Any, ...], key: ColumnElement[Any]) -> list[Any]:
-    """On SQLite, ``key IN (SELECT value FROM json_each(:keys))`` besides the join: a
-    table scanned for want of an index on ``key`` (or a view) is then filtered through
-    the ephemeral index SQLite builds for ``IN``, and only the rows it keeps are
-    matched against the keys (the join alone matched every row against every key:
-    ~20x an ``IN`` list's time on 100,000 rows and 51 keys, ~3x with the filter)."""
+class _CrossJoin(Join):
+    """``left CROSS JOIN right ON ...``: SQLite keeps the left table the outer loop."""
+
+    inherit_cache = True
+
+
+@compiles(_CrossJoin)
+def _cross_join(element: _CrossJoin, compiler: Any, **kw: Any) -> str:
+    sql: str = compiler.visit_join(element, **kw)
+    name = element.left.name  # type: ignore[attr-defined]
+    return sql.replace(f" {name} JOIN ", f" {name} CROSS JOIN ", 1)
+
+
+MATCHED = "custview_matched__"
+"""The compared value of a row (SQLite: the matched rows' column)."""
+
+
+def _join(
+    part: int,
+    keys: FromClause,
+    shape: tuple[Any, ...],
+    tbl: FromClause,
+    key: ColumnElement[Any],
+    cast_to: str | None,
+    where: Sequence[Any] = (),
+) -> tuple[FromClause, Sequence[Any]]:
+    """The keys joined to the table (and the conditions left for the outer WHERE).
+
+    On SQLite the table is first cut to the rows whose ``key`` is ``IN`` the keys
+    (``WITH m AS MATERIALIZED (SELECT *, key FROM tbl WHERE key IN (...))``: an
+    index search per key on an indexed column, one scan of an unindexed column or a
+    view), then the keys, the outer loop (``CROSS JOIN``), search those rows through
+    the automatic index SQLite builds on them: never a table scanned per key, nor
+    the keys scanned per row (either is quadratic)."""
     if shape[0] != "json":
-        return []
-    listed = func.json_each(bindparam(f"{KEYS}{part}")).table_valued("value")
-    return [key.in_(select(listed.c.value))]
+        return keys.join(tbl, key == _key(keys, shape, cast_to)), where
+    listed = func.json_each(bindparam(f"{KEYS}{part}")).table_valued("value").alias("custview_l__")
+    plus: ColumnElement[Any] = literal_column("+custview_l__.value")
+    matched = (
+        select(literal_column("*"), key.label(MATCHED))
+        .select_from(tbl)
+        .where(key.in_(select(plus).select_from(listed)), *where)
+        .cte(f"custview_m__{part}")
+        .prefix_with("MATERIALIZED")
+    )
+    return _CrossJoin(keys, matched, matched.c[MATCHED] == keys.c[KEY]), ()
 
 
 # --- statements ----------------------------------------------------------------------------
@@ -319,9 +410,9 @@ def lookup(
         if len(parts) > 1:
             which.append(literal_column(str(i)).label(PART))
         selects.append(
-            select(*map(statements.col, columns), *which, keys.c[POS].label(statements.KEY_LABEL))
-            .select_from(keys.join(tbl, key == _key(keys, cast_to)))
-            .where(*_prefilter(i, shape, key))
+            select(
+                *map(statements.col, columns), *which, keys.c[POS].label(statements.KEY_LABEL)
+            ).select_from(_join(i, keys, shape, tbl, key, cast_to)[0])
         )
     return selects[0] if len(selects) == 1 else union_all(*selects)  # type: ignore[return-value]
 
@@ -354,10 +445,9 @@ def aggregate(
         names.append(name)
         exprs.append(statements.aggregate_expr(agg).label(name))
     tbl = statements.table_ref(table_name, schema)
-    on = statements.col(listed) == _key(keys, cast_to)
-    stmt = select(*exprs).select_from(keys.join(tbl, on))
-    others = [statements.condition(f) for i, f in enumerate(filters) if i != keyed]
-    others += _prefilter(0, shape, statements.col(listed))
+    conditions = [statements.condition(f) for i, f in enumerate(filters) if i != keyed]
+    joined, others = _join(0, keys, shape, tbl, statements.col(listed), cast_to, conditions)
+    stmt = select(*exprs).select_from(joined)
     if others:
         stmt = stmt.where(*others)
     grouped = exprs[: len(groups)]

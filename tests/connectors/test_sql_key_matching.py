@@ -11,6 +11,7 @@ a time, ``WHERE transformed(column) = :key``, through a plain engine.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from connectors import Aggregate, Filter, KeyLookup
 from connectors._base import LookupTransform
+from connectors.errors import ConnectorError
 from connectors.sql import SQLConnector, SQLOptions
 from connectors.sql.expressions import transformed
 from resolvers import metrics
@@ -250,3 +252,139 @@ async def test_an_integer_column_and_int_keys_keep_the_in_list(
     assert connector.catalog_statements == 1, "the table's columns are read once"
     assert connector.statements == 2
     assert all(" IN (" in s.upper() for s in sent[-2:]), sent
+
+
+# --- the joined keys' statement ------------------------------------------------------------
+
+
+async def test_a_joined_lookups_statement_does_not_grow_with_its_keys(
+    connector: SQLConnector, words_url: str, sent: list[str]
+) -> None:
+    """The keys travel as one parameter (MySQL: JSON_TABLE; SQLite: json_each;
+    PostgreSQL: an array), not a statement spelling out a SELECT per key."""
+    few = WORDS
+    many = [*WORDS, *(f"w{i}" for i in range(300))]
+    got = await connector.lookup_many("words", "word", many, ["id"])
+    assert ids(got)[: len(few)] == await oracle(words_url, "word", few)
+    await connector.lookup_many("words", "word", few, ["id"])
+    assert len(sent[-1]) == len(sent[-2]) < 2_000, sent[-2][:300]
+
+
+async def _run(url: str, *script: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            for statement in script:
+                await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_an_int_key_finds_its_text_row(tmp_path: Path) -> None:
+    """A bound int is converted by a TEXT column's affinity (``code = 5`` finds '5'); a
+    joined key must be too (json_each's value has BLOB affinity, which is not)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'aff.db'}"
+    await _run(
+        url,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, code TEXT COLLATE NOCASE)",
+        "INSERT INTO t VALUES (1, '5'), (2, 'abc')",
+    )
+    connector = SQLConnector("aff", SQLOptions(url=url))
+    try:
+        got = await connector.lookup_many("t", "code", [5, "ABC"], ["id"])
+    finally:
+        await connector.aclose()
+    assert ids(got) == [[1], [2]]
+
+
+async def test_sqlite_many_blob_keys(tmp_path: Path) -> None:
+    """More blob keys than SQLite's 500 terms of a compound SELECT."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'blobs.db'}"
+    rows = ", ".join(f"({i}, X'{i:032x}')" for i in range(1, 701))
+    await _run(
+        url,
+        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, u BLOB)",
+        f"INSERT INTO blobs VALUES {rows}",
+    )
+    connector = SQLConnector("blobs", SQLOptions(url=url))
+    try:
+        keys = [i.to_bytes(16, "big") for i in range(1, 602)]
+        got = await connector.lookup_many("blobs", "u", keys, ["id"])
+    finally:
+        await connector.aclose()
+    assert ids(got) == [[i] for i in range(1, 602)]
+
+
+async def test_a_table_read_before_it_exists_is_read_again(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'late.db'}"
+    await _run(url, "CREATE TABLE other (id INTEGER PRIMARY KEY)")
+    connector = SQLConnector("late", SQLOptions(url=url))
+    statements: list[str] = []
+    event.listen(
+        connector.engine.sync_engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *args: statements.append(statement),
+    )
+    try:
+        with pytest.raises(ConnectorError):
+            await connector.lookup_many("late", "id", [1], ["id"])
+        await _run(url, "CREATE TABLE late (id INTEGER PRIMARY KEY)", "INSERT INTO late VALUES (1)")
+        assert ids(await connector.lookup_many("late", "id", [1], ["id"])) == [[1]]
+        assert "JSON_EACH" not in statements[-1].upper(), "an INTEGER column: the IN list"
+    finally:
+        await connector.aclose()
+
+
+@pytest.mark.postgres
+async def test_postgres_char_n_keys_are_not_cut_off(postgres_db_url: str) -> None:
+    """A joined key is cast to the column's type without its length: ``bpchar``, not
+    ``character`` (char(1), which cut 'abcde' to 'a')."""
+    await _run(
+        postgres_db_url,
+        "DROP TABLE IF EXISTS fixed",
+        "CREATE TABLE fixed (id INTEGER PRIMARY KEY, code char(5), bits bit(3))",
+        "INSERT INTO fixed VALUES (1, 'abcde', B'101'), (2, 'a', B'100'), (3, 'ab', B'111')",
+    )
+    connector = SQLConnector("fixed", SQLOptions(url=postgres_db_url))
+    try:
+        got = await connector.lookup_many("fixed", "code", ["abcde", "ab ", "a", "x"], ["id"])
+        assert ids(got) == [[1], [3], [2], []]
+    finally:
+        await connector.aclose()
+
+
+async def test_sqlite_joined_keys_are_never_matched_row_by_row(tmp_path: Path) -> None:
+    """An indexed column is searched through its index per key, an unindexed one
+    scanned once, and the keys find their rows through an index (a filter ``col IN
+    (SELECT ... json_each)`` beside the join made SQLite scan all the keys per row
+    found: quadratic; the join alone scanned the table per key)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'plan.db'}"
+    await _run(
+        url,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, code TEXT COLLATE NOCASE, "
+        "note TEXT COLLATE NOCASE)",
+        "CREATE INDEX ix_code ON t (code)",
+        "INSERT INTO t VALUES (1, 'a', 'x'), (2, 'b', 'y')",
+    )
+    connector = SQLConnector("plan", SQLOptions(url=url))
+    sent: list[tuple[str, Any]] = []
+    event.listen(
+        connector.engine.sync_engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, parameters, *args: sent.append((statement, parameters)),
+    )
+    plans = []
+    try:
+        for name, keys in (("code", ["A", "b"]), ("note", ["X", "y"])):
+            assert ids(await connector.lookup_many("t", name, keys, ["id"])) == [[1], [2]]
+            statement, parameters = sent[-1]
+            with sqlite3.connect(tmp_path / "plan.db") as db:
+                explain = f"EXPLAIN QUERY PLAN {statement}"
+                plans.append([row[-1] for row in db.execute(explain, parameters)])
+    finally:
+        await connector.aclose()
+    indexed, unindexed = plans
+    assert [p for p in indexed if " t " in f"{p} "] == ["SEARCH t USING INDEX ix_code (code=?)"]
+    assert [p for p in unindexed if " t " in f"{p} "] == ["SCAN t"]
+    for plan in plans:
+        assert "USING AUTOMATIC" in plan[-1] and plan[-1].startswith("SEARCH"), plan
