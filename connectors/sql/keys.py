@@ -268,8 +268,10 @@ def keys_table(
         # collation (as the IN list's literal, whose collation yields to the column's),
         # an ``int`` key a BIGINT (as the IN list's number)
         types = {k.__class__ for k in keys}
-        if types == {str} and cast_to is not None:
-            return ("json_table", f"TEXT COLLATE {cast_to}"), {name: json.dumps(keys)}, 1
+        if types == {str}:
+            # a column without a collation is no string's: compared as a number or date
+            text_type = "TEXT" if cast_to is None else f"TEXT COLLATE {cast_to}"
+            return ("json_table", text_type), {name: json.dumps(keys)}, 1
         if types == {int} and all(-(2**63) <= k < 2**63 for k in keys):
             return ("json_table", "BIGINT"), {name: json.dumps(keys)}, 1
     if backend == "sqlite":

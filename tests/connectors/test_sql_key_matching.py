@@ -268,6 +268,13 @@ async def test_a_joined_lookups_statement_does_not_grow_with_its_keys(
     assert ids(got)[: len(few)] == await oracle(words_url, "word", few)
     await connector.lookup_many("words", "word", few, ["id"])
     assert len(sent[-1]) == len(sent[-2]) < 2_000, sent[-2][:300]
+    if _kind(connector.engine.dialect.name) == "postgresql":
+        return  # text keys of an integer column are an error there
+    texts = ["1", "10", "x", *(str(i) for i in range(100, 400))]  # an integer column
+    got = await connector.lookup_many("words", "n", texts, ["id"])
+    assert ids(got)[:3] == await oracle(words_url, "n", texts[:3])
+    await connector.lookup_many("words", "n", texts[:3], ["id"])
+    assert len(sent[-1]) == len(sent[-2]) < 2_000, sent[-2][:300]
 
 
 async def _run(url: str, *script: str) -> None:
