@@ -238,9 +238,11 @@ class _Named(UserDefinedType[Any]):
 
 def _key(keys: FromClause, shape: tuple[Any, ...], cast_to: str | None) -> ColumnElement[Any]:
     key: ColumnElement[Any] = keys.c[KEY]
-    if cast_to is None or shape[0] in ("json", "json_table"):
+    if shape[0] in ("json", "json_table"):
         return key  # a JSON table's key has its type (and collation) already
-    return cast(key, _Named(cast_to))
+    if shape[0] == "union":
+        cast_to = shape[2]  # :func:`keys_table`'s
+    return key if cast_to is None else cast(key, _Named(cast_to))
 
 
 _AGREEING = {INT: frozenset({int}), TEXT: frozenset({str}), OTHER: frozenset()}
@@ -269,9 +271,11 @@ def keys_table(
         # an ``int`` key a BIGINT (as the IN list's number)
         types = {k.__class__ for k in keys}
         if types == {str}:
-            # a column without a collation is no string's: compared as a number or date
-            text_type = "TEXT" if cast_to is None else f"TEXT COLLATE {cast_to}"
-            return ("json_table", text_type), {name: json.dumps(keys)}, 1
+            # a column without a collation is no string's: compared as a number or date;
+            # LONGTEXT: TEXT would cut a key past 65,535 bytes off (and find other rows)
+            text_type = "LONGTEXT" if cast_to is None else f"LONGTEXT COLLATE {cast_to}"
+            held = _held_by(cast_to, keys)
+            return ("json_table", text_type), {name: json.dumps(held)}, 1
         if types == {int} and all(-(2**63) <= k < 2**63 for k in keys):
             return ("json_table", "BIGINT"), {name: json.dumps(keys)}, 1
     if backend == "sqlite":
@@ -285,7 +289,40 @@ def keys_table(
     count = bucket(len(keys), max(len(keys), 30_000))
     padded = [*keys, *([None] * (count - len(keys)))]  # ``= NULL`` matches nothing
     types_ = tuple(_type_of(k) if backend == "postgresql" else None for k in padded)
-    return ("union", types_), {f"{name}_{i}": k for i, k in enumerate(padded)}, 0
+    # MySQL's keys of mixed types are compared as bound (the IN list's literals): its
+    # ``cast_to`` is a collation, and a CAST to a collation's name is no type
+    union_cast = None if backend == "mysql" else cast_to
+    shape = ("union", types_, union_cast)
+    return shape, {f"{name}_{i}": k for i, k in enumerate(padded)}, 0
+
+
+_MYSQL_CODECS = {"latin1": "cp1252", "ascii": "ascii"}
+"""MySQL character sets narrower than Unicode whose repertoire a Python codec spells
+(MySQL's ``latin1`` is Windows-1252); ``utf8``/``utf8mb3`` hold the BMP alone."""
+
+
+def _held_by(collation: str | None, keys: Sequence[str]) -> Sequence[str | None]:
+    """``keys`` with None for each that a column of ``collation`` cannot hold: JSON_TABLE
+    would turn its other characters into ``?`` (and find a ``'?'`` row), where the
+    database refuses to compare it at all (an illegal mix of collations); no row of
+    the column can be equal to it."""
+    charset = (collation or "utf8mb4").split("_", 1)[0].lower()
+    if charset == "utf8mb4":
+        return keys
+    if charset in ("utf8", "utf8mb3"):
+        return [k if not k or max(k) <= "\uffff" else None for k in keys]
+    codec = _MYSQL_CODECS.get(charset)
+    if codec is None:
+        return keys
+    held: list[str | None] = []
+    for k in keys:
+        try:
+            k.encode(codec)
+        except UnicodeEncodeError:
+            held.append(None)
+        else:
+            held.append(k)
+    return held
 
 
 def _type_of(value: Any) -> TypeEngine[Any] | None:

@@ -395,3 +395,34 @@ async def test_sqlite_joined_keys_are_never_matched_row_by_row(tmp_path: Path) -
     assert [p for p in unindexed if " t " in f"{p} "] == ["SCAN t"]
     for plan in plans:
         assert "USING AUTOMATIC" in plan[-1] and plan[-1].startswith("SEARCH"), plan
+
+
+@pytest.mark.mariadb
+async def test_mariadb_keys_a_column_cannot_hold_find_nothing(mariadb_db_url: str) -> None:
+    """A key in characters the column's character set lacks (an emoji in utf8mb3, an
+    omega in latin1) finds no row: JSON_TABLE read it as ``?`` and found the '?' row
+    (the database refuses the bare comparison: an illegal mix of collations); a key
+    past 65,535 bytes is not cut off (TEXT cut it, and it found the shorter row); keys
+    of mixed types are compared as bound (no CAST to a collation's name)."""
+    long_a, long_b = "x" * 65_535, "x" * 70_000
+    await _run(
+        mariadb_db_url,
+        "DROP TABLE IF EXISTS narrow",
+        "CREATE TABLE narrow (id INTEGER PRIMARY KEY, "
+        "v3 VARCHAR(20) CHARACTER SET utf8mb3 COLLATE utf8mb3_general_ci, "
+        "l1 VARCHAR(20) CHARACTER SET latin1 COLLATE latin1_swedish_ci, "
+        "body LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci)",
+        f"INSERT INTO narrow VALUES (1, 'abc', 'abc', '{long_a}'), (2, '?', '?', '{long_b}')",
+    )
+    connector = SQLConnector("narrow", SQLOptions(url=mariadb_db_url))
+    try:
+        got = await connector.lookup_many("narrow", "v3", ["\N{GRINNING FACE}", "ABC"], ["id"])
+        assert ids(got) == [[], [1]]
+        got = await connector.lookup_many(
+            "narrow", "l1", ["\N{GREEK SMALL LETTER OMEGA}", "?"], ["id"]
+        )
+        assert ids(got) == [[], [2]]
+        assert ids(await connector.lookup_many("narrow", "body", [long_b], ["id"])) == [[2]]
+        assert ids(await connector.lookup_many("narrow", "v3", ["ABC", 1], ["id"])) == [[1], []]
+    finally:
+        await connector.aclose()
