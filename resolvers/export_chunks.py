@@ -132,8 +132,9 @@ class ChunkMaker:
         tables are held), emptied once they are joined."""
 
     async def scan(self, rank: int) -> bool:
-        """Reads member table ``rank`` for pass 1, held here until :meth:`parts`;
-        True if the read failed."""
+        """Reads member table ``rank`` for pass 1, held here until its buckets are
+        given away (:meth:`give`) or joined here (:meth:`join`); True if the read
+        failed."""
         if self._spool is None:
             self._spool = tempfile.TemporaryFile()  # noqa: SIM115 (see close)
         read = self.held[rank] = await walk.scan_member(self.federation, rank, self._spool)
