@@ -39,26 +39,15 @@ from tests.connectors.sql_fixtures import (
     count_people,
     create_people_database,
 )
+from tests.support.engines import ENGINES, engine_url
 
 COLUMNS = ["id", "email", "phone", "name", "country", "score"]
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ],
-)
+@pytest.fixture(scope="module", params=ENGINES)
 def source_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """URL of a database holding the people dataset, written once per engine."""
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("sql") / "people.db"
-        url = f"sqlite+aiosqlite:///{path}"
-    else:
-        fixture = {"postgresql": "postgres_db_url", "mariadb": "mariadb_db_url"}[request.param]
-        url = request.getfixturevalue(fixture)
+    url = engine_url(request, tmp_path_factory, "people")
     asyncio.run(create_people_database(url))
     return url
 

@@ -27,6 +27,7 @@ from connectors.sql import SQLConnector, SQLOptions
 from connectors.sql.expressions import transformed
 from resolvers import metrics
 from resolvers.model import EntityFieldSpec, MetricSpec, ParentSpec, RelationSpec
+from tests.support.engines import ENGINES, engine_url, run_statements
 
 ROWS = [
     (1, "abc", 1, "abc"),
@@ -55,22 +56,10 @@ NUMBERS: dict[str, list[Any]] = {
 }
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        "sqlite",
-        pytest.param("postgresql", marks=pytest.mark.postgres),
-        pytest.param("mariadb", marks=pytest.mark.mariadb),
-    ],
-)
+@pytest.fixture(scope="module", params=ENGINES)
 def words_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A database holding the ``words`` table, written once per engine."""
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("keys") / "words.db"
-        url = f"sqlite+aiosqlite:///{path}"
-    else:
-        fixture = {"postgresql": "postgres_db_url", "mariadb": "mariadb_db_url"}[request.param]
-        url = request.getfixturevalue(fixture)
+    url = engine_url(request, tmp_path_factory, "words")
     asyncio.run(_create_words(url))
     return url
 
@@ -278,13 +267,7 @@ async def test_a_joined_lookups_statement_does_not_grow_with_its_keys(
 
 
 async def _run(url: str, *script: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            for statement in script:
-                await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
+    await run_statements(url, script)
 
 
 async def test_sqlite_an_int_key_finds_its_text_row(tmp_path: Path) -> None:

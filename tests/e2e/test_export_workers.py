@@ -766,6 +766,16 @@ def _gone(pid: int) -> bool:
     return "State:\tZ" in status
 
 
+async def _all_gone(workers: ExportWorkers) -> None:
+    """Waits (20 s at most) until both of ``workers``' processes are gone."""
+    pids = [p.pid for p in workers.processes]
+    assert len(pids) == 2 and all(pids)
+    deadline = time.monotonic() + 20
+    while not all(_gone(pid) for pid in pids if pid):
+        assert time.monotonic() < deadline, "the workers outlived the export"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_client_that_goes_away_stops_the_workers(
     demo_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -780,12 +790,7 @@ async def test_a_client_that_goes_away_stops_the_workers(
                 async for _ in response.aiter_bytes():
                     break  # the first bytes arrived: hang up
             (workers,) = started.made
-            pids = [p.pid for p in workers.processes]
-            assert len(pids) == 2 and all(pids)
-            deadline = time.monotonic() + 20
-            while not all(_gone(pid) for pid in pids if pid):
-                assert time.monotonic() < deadline, "the workers outlived the export"
-                await asyncio.sleep(0.05)
+            await _all_gone(workers)
     assert workers.usage == [], "stopped, not finished"
     assert not workers.finished
 
@@ -1292,10 +1297,5 @@ async def test_an_export_cancelled_while_its_workers_join_stops_them(
             await task
     finally:
         await federation.aclose()
-    pids = [p.pid for p in workers.processes]
-    assert len(pids) == 2 and all(pids)
-    deadline = time.monotonic() + 20
-    while not all(_gone(pid) for pid in pids if pid):
-        assert time.monotonic() < deadline, "the workers outlived the export"
-        await asyncio.sleep(0.05)
+    await _all_gone(workers)
     assert workers.usage == [] and not workers.finished

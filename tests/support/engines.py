@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import (
     Date,
     DateTime,
@@ -163,7 +164,8 @@ def fresh_database(base_url: str, prefix: str = "custview_test") -> Iterator[str
         asyncio.run(_admin(base_url, [drop]))
 
 
-async def _admin(url: str, sql: Sequence[str]) -> None:
+async def run_statements(url: str, sql: Sequence[str]) -> None:
+    """Runs ``sql`` on ``url``, each statement committed on its own (AUTOCOMMIT)."""
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
@@ -171,6 +173,30 @@ async def _admin(url: str, sql: Sequence[str]) -> None:
                 await conn.execute(text(statement))
     finally:
         await engine.dispose()
+
+
+_admin = run_statements
+
+
+ENGINES = [
+    "sqlite",
+    pytest.param("postgresql", marks=pytest.mark.postgres),
+    pytest.param("mariadb", marks=pytest.mark.mariadb),
+]
+"""The params of a fixture run on every engine (:func:`engine_url`)."""
+
+
+def engine_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> str:
+    """The URL of an empty database for a fixture parametrised by engine (``sqlite``, a
+    file named ``name``; ``postgresql``/``mariadb``, the session's fresh database)."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp(name) / f"{name}.db"
+        return f"sqlite+aiosqlite:///{path}"
+    fixture = {"postgresql": "postgres_db_url", "mariadb": "mariadb_db_url"}[request.param]
+    url: str = request.getfixturevalue(fixture)
+    return url
 
 
 async def can_connect(url: str, within: float = 3.0) -> str | None:
