@@ -122,10 +122,10 @@ class SQLConnector(Connector):
         self._statements = 0
         self._catalog_statements = 0
         self._kinds: dict[str, keys_.Columns] = {}
+        """Table to its columns' kinds (:mod:`.keys`), read on its first lookup."""
         self._agreeing: dict[tuple[str, str, str], frozenset[type]] = {}
         """(Table, column, transform) to the set of key types a lookup of it must have
         for the cheap ``IN`` list (:func:`.keys.agreeing`)."""
-        """Table to its columns' kinds (:mod:`.keys`), read on its first lookup."""
         self._engine = create_read_only_engine(options, name, self._count)
         size = options.max_batch_size or BATCH_LIMITS.get(self._backend, DEFAULT_BATCH)
         self._capabilities = replace(self.default_capabilities, max_batch_size=size)

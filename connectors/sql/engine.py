@@ -67,6 +67,11 @@ def catalog_read() -> Iterator[None]:
         _catalog.reset(token)
 
 
+def reading_catalog() -> bool:
+    """Whether the statement being executed is a :func:`catalog_read`'s."""
+    return _catalog.get()
+
+
 def backend(url: URL) -> str:
     """``sqlite``, ``postgresql`` or ``mysql`` (MariaDB included)."""
     name = url.get_backend_name()
@@ -114,7 +119,7 @@ def create_read_only_engine(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> tuple[str, Any]:
         check_statement(statement, source)
-        if not (_retrying.get() or _catalog.get()):
+        if not (_retrying.get() or reading_catalog()):
             on_statement()
             sent(statement)
         return statement, parameters
