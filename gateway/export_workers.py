@@ -90,6 +90,11 @@ class ExportWorkers:
         """Member rank -> the worker holding pass 1's read of it."""
         self._unsent: dict[int, str] = {}
         """Worker -> what could not be sent to it, and why."""
+        self._unfinished: list[deque[list[Any]]] = []
+        """Per worker, what was sent to it and is not yet answered, oldest first, each
+        ``[kind, rank, answers still due]`` (no payload): a worker that stops or fails
+        is named with what it was doing, which need not be what is awaited from it (a
+        bucket to keep is never answered)."""
         self._starting: asyncio.Future[None] | None = None
         self._failed: Exception | None = None
         self._secrets = loaded.secrets()
@@ -123,6 +128,7 @@ class ExportWorkers:
                     theirs.close()
                     self.processes.append(WorkerProcess(process))
                     self.pipes.append(ours)
+                    self._unfinished.append(deque())
         except Exception as exc:
             self._failed = exc
 
@@ -227,16 +233,56 @@ class ExportWorkers:
 
     def _asked(self, message: Any) -> str:
         """What a message to a worker asks, as the error of a failed send names it."""
-        kind, payload = message
+        kind, rank = _asking(message)
+        if rank is None:
+            return f"a {kind}"
         if kind == "scan":
-            return f"the read of {self._table(payload)}"
+            return f"the read of {self._table(rank)}"
         if kind == "header":
-            return f"the request for its read of {self._table(payload)}"
+            return f"the request for its read of {self._table(rank)}"
         if kind == "give":
-            return f"the request for buckets of its read of {self._table(payload[0])}"
-        if kind == "keep":
-            return f"a bucket of the read of {self._table(payload[0])}"
-        return f"a {kind}"
+            return f"the request for buckets of its read of {self._table(rank)}"
+        return f"a bucket of the read of {self._table(rank)}"
+
+    def _doing(self, kind: str, rank: int | None, many: int = 1) -> str:
+        """What a worker does while it answers a message ``kind`` (``many`` of them)."""
+        if kind == "scan" and rank is not None:
+            return f"reading {self._table(rank)}"
+        if kind in ("header", "give") and rank is not None:
+            return f"sending its read of {self._table(rank)}"
+        if kind == "keep" and rank is not None:
+            buckets = "a bucket" if many == 1 else f"{many} buckets"
+            return f"taking in {buckets} of the read of {self._table(rank)}"
+        if kind == "join":
+            return "joining pass 1's key buckets"
+        return "building a chunk" if many == 1 else f"building {many} chunks"
+
+    def _unanswered(self, worker: int, doing: str) -> str:
+        """What ``worker`` was doing when it stopped (``doing`` if nothing is known). It
+        works through what it is sent in order and answers all but the buckets it
+        keeps, so it stopped at one of the buckets sent after its last answer or at
+        the first message after them that it answers; each is named (the same kind
+        of one table once, counted)."""
+        runs: list[list[Any]] = []
+        for kind, rank, _ in list(self._unfinished[worker]):
+            if runs and runs[-1][:2] == [kind, rank]:
+                runs[-1][2] += 1
+            else:
+                runs.append([kind, rank, 1])
+            if kind != "keep":
+                break
+        return "while " + (", or ".join(self._doing(*run) for run in runs) or doing)
+
+    def _answered(self, worker: int) -> None:
+        """One answer of ``worker`` came: the buckets it was sent before the message
+        answered were taken in; that message's answers count down."""
+        unfinished = self._unfinished[worker]
+        while unfinished and unfinished[0][0] == "keep":
+            unfinished.popleft()
+        if unfinished:
+            unfinished[0][2] -= 1
+            if unfinished[0][2] <= 0:
+                unfinished.popleft()
 
     def _table(self, rank: int) -> str:
         """Member table ``rank`` as errors name it (its source and table: no settings)."""
@@ -287,9 +333,9 @@ class ExportWorkers:
         if kind == "raise":  # custview's own error, as the in-process path raises it
             raise payload
         if kind == "error":  # an unexpected error: its redacted text and traceback
-            described, trace = payload
+            described, trace, (at, rank) = payload
             raise WorkerFailed(
-                f"export worker {worker} failed while {doing}: {described}\n"
+                f"export worker {worker} failed while {self._doing(at, rank)}: {described}\n"
                 "This is not a source failure but a bug in custview or a connector plugin: "
                 f"please report it with this message. The worker's traceback:\n{trace}"
             )
@@ -298,14 +344,24 @@ class ExportWorkers:
                 f"export worker {worker} answered {kind!r} while {doing} "
                 f"(expected {expected!r}): the exporter and its workers are out of step"
             )
+        self._answered(worker)
         return payload
 
     def _send(self, worker: int, message: Any) -> None:
+        kind, rank = _asking(message)
+        answers = len(message[1][1]) if kind == "give" else 1
+        unfinished = self._unfinished[worker]
+        unfinished.append([kind, rank, answers])  # first: its answer may come before
+        # send returns
         try:
             self.pipes[worker].send(message)
         except Exception as exc:  # the pending recv ends when the worker does
+            unfinished.pop()  # never reached it (sends to a worker are made one by one)
             why = describe_error(exc, self._secrets)
-            self._unsent[worker] = f"{self._asked(message)} could not be sent to it: {why}"
+            # the first that failed: the rest failed because the worker was gone
+            self._unsent.setdefault(
+                worker, f"{self._asked(message)} could not be sent to it: {why}"
+            )
             self.processes[worker].terminate()
 
     async def _stopped(self, worker: int, doing: str) -> WorkerFailed:
@@ -313,7 +369,8 @@ class ExportWorkers:
         await self._in_thread(process.join, 1)
         unsent = self._unsent.get(worker)
         return WorkerFailed(
-            f"export worker {worker} stopped (exit code {process.exitcode}) while {doing}"
+            f"export worker {worker} stopped (exit code {process.exitcode}) "
+            + self._unanswered(worker, doing)
             + (f"; {unsent}" if unsent else "")
         )
 
@@ -367,6 +424,16 @@ class ExportWorkers:
 HASH_PROBE = ("custview", "hash probe")
 """Hashed by each worker with its read of a table: pass 1's join pairs the keys of
 tables read by different workers by their hashes, so they must all hash alike."""
+
+
+def _asking(message: tuple[str, Any]) -> tuple[str, int | None]:
+    """A message to a worker as its kind and the member table (rank) it is about."""
+    kind, payload = message
+    if kind in ("scan", "header"):
+        return kind, payload
+    if kind in ("give", "keep"):
+        return kind, payload[0]
+    return kind, None
 
 
 def _check_hashes(probes: dict[int, int]) -> None:
@@ -528,8 +595,8 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
             except CustviewError as exc:
                 pipe.send(("raise", exc))
                 return
-            except Exception as exc:
-                pipe.send(("error", _unexpected(exc)))
+            except Exception as exc:  # named with what it was doing (a keep has no answer)
+                pipe.send(("error", (*_unexpected(exc), _asking(message))))
                 return
             pipe.send(answer)
             del answer, payload

@@ -471,6 +471,45 @@ async def test_a_worker_failing_in_pass_1_names_the_table_it_read(
     assert "building a chunk" not in message and "s3cret" not in message
 
 
+def _breaking_keep(how: str, table: str, *args: Any) -> None:
+    """A worker that ends (``exit``) or raises a bug's error (``raise``) when it takes
+    in a bucket of another worker's read of member table ``table``: a message that
+    is never answered, so the exporter is waiting for something else then."""
+    from gateway.export_workers import serve
+    from resolvers.export_chunks import ChunkMaker
+
+    keep = ChunkMaker.keep
+
+    def breaking(maker: ChunkMaker, rank: int, bucket: int, part: Any) -> None:
+        if maker.federation.model.customer.members[rank].table == table:
+            if how == "exit":
+                os._exit(3)
+            raise RuntimeError("a bug in the worker")
+        keep(maker, rank, bucket, part)
+
+    ChunkMaker.keep = breaking  # type: ignore[method-assign]
+    serve(*args)
+
+
+@pytest.mark.parametrize("how", ["exit", "raise"])
+async def test_a_worker_failing_to_take_in_a_bucket_names_that_bucket(
+    demo_env: None, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    import gateway.export_workers
+
+    monkeypatch.setattr(gateway.export_workers, "serve", partial(_breaking_keep, how, "leads"))
+    with pytest.raises(WorkerFailed) as failed:
+        await _run(load_settings(DEMO_CONFIG), 2, None)
+    message = str(failed.value)
+    leads = "of the read of member table 'leads' of source 'crm'"
+    if how == "raise":  # the worker says what it was doing
+        assert f"failed while taking in a bucket {leads}: RuntimeError: a bug" in message
+    else:  # it stopped at one of the messages it had not answered, each named
+        assert "stopped (exit code 3) " in message
+        assert f"buckets {leads}" in message or f"a bucket {leads}" in message
+    assert "building a chunk" not in message, message
+
+
 PASSWORD = "pg-pass-5ecret"
 TENANT_KEY = "tenant-key-5ecret"
 LEAKS = (PASSWORD, TENANT_KEY, DEMO_TOKEN)
