@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -93,6 +93,9 @@ T = TypeVar("T")
 
 _observer: ContextVar[Observer | None] = ContextVar("custview_observer", default=None)
 _call: ContextVar[SourceCall | None] = ContextVar("custview_source_call", default=None)
+observed_call: Callable[[], SourceCall | None] = _call.get
+"""The observed call under way, if any (the statement hook asks before :func:`sent`,
+which has work only then: one call fewer for every statement nobody observes)."""
 
 
 @contextmanager

@@ -274,8 +274,10 @@ class ResilientConnector(ConnectorWrapper):
             # skips the call, or lets it through half-opened): asked only of a circuit
             # that knows when it opened (tests/connectors/test_resilience.py pins
             # purgatory's closed and half-opened states doing nothing on a new
-            # request, and an opened one always knowing when it opened)
-            if context.opened_at is not None:
+            # request, and an opened one always knowing when it opened). The state
+            # object's attributes are read without the context's properties (one
+            # frame each, three a statement): the same test pins them being its.
+            if context._state.opened_at is not None:  # ``context.opened_at``
                 context.__enter__()
             try:
                 failure: SourceUnavailable | None = None
@@ -302,8 +304,9 @@ class ResilientConnector(ConnectorWrapper):
                 raise
             # a success changes nothing in a closed circuit that counts no failure
             # (purgatory resets the count to 0): the end of the request is told otherwise
-            state = context.state
-            if state != "closed" or context.failure_count:
+            now = context._state  # ``context.state``, ``context.failure_count``
+            state = now.name  # type: ignore[assignment]  # a StateName: one of BreakerState
+            if state != "closed" or now.failure_count:
                 context.__exit__(None, None, None)
                 state = None
             if context.messages:

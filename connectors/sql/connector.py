@@ -129,6 +129,8 @@ class SQLConnector(Connector):
         self._engine = create_read_only_engine(options, name, self._count)
         size = options.max_batch_size or BATCH_LIMITS.get(self._backend, DEFAULT_BATCH)
         self._capabilities = replace(self.default_capabilities, max_batch_size=size)
+        self._own_capabilities = type(self).capabilities is SQLConnector.capabilities
+        """Whether :attr:`capabilities` is this class's (a subclass may override it)."""
         self._max_overflow = options.max_overflow
         self._direct: DirectSQLite | None = None
         if self._backend == "sqlite":
@@ -146,6 +148,14 @@ class SQLConnector(Connector):
     @property
     def capabilities(self) -> Capabilities:
         return self._capabilities
+
+    def capabilities_for(self, table: str) -> Capabilities:
+        """:attr:`capabilities` (the same on every table), without the property's
+        frame unless a subclass overrides it: the planner asks before every
+        statement it sends."""
+        if self._own_capabilities:
+            return self._capabilities
+        return self.capabilities
 
     def pool_usage(self) -> tuple[int, int] | None:
         if self._direct is not None:
@@ -190,12 +200,14 @@ class SQLConnector(Connector):
         wanted = list(distinct)
         if not wanted:
             return [[] for _ in keys]
-        names = statements.unique(columns)
+        names = list(dict.fromkeys(columns))  # :func:`statements.unique`, written out
         used = [column, *names]
         agreeing = self._agreeing.get((table, column, transform))
         if agreeing is None:
             agreeing = await self._agreeing_types(table, column, transform, used)
-        if not self._agrees(wanted, agreeing):  # keys of the agreeing type only: the IN list
+        types = set(map(type, wanted))  # :meth:`_agrees`, written out
+        if not (types == agreeing or (self._backend == "sqlite" and types == {bytes})):
+            # keys of the agreeing type only go in the IN list
             [joined] = await self._joined(table, [(column, transform, wanted)], names, used)
             return _per_position(joined, wanted, keys)
         stmt = statements.lookup(table, self.options.schema_name, column, tuple(names), transform)
@@ -215,16 +227,19 @@ class SQLConnector(Connector):
         # value) made by C-level maps, no Python frame per row
         records = map(dict, map(zip, repeat(names), every))
         matched = list(map(itemgetter(-1), every))
+        found: dict[Any, list[Row]]
         if len(set(matched)) == len(matched):  # one row a key (a lookup by a unique key)
-            return _per_key(dict(zip(matched, map(list, zip(records)), strict=True)), keys)
-        found: dict[Any, list[Row]] = {}
-        for key, record in zip(matched, records, strict=True):
-            group = found.get(key)
-            if group is None:
-                found[key] = [record]
-            else:
-                group.append(record)
-        return _per_key(found, keys)
+            found = dict(zip(matched, map(list, zip(records)), strict=True))
+        else:
+            found = {}
+            for key, record in zip(matched, records, strict=True):
+                group = found.get(key)
+                if group is None:
+                    found[key] = [record]
+                else:
+                    group.append(record)
+        # :func:`_per_key`, written out; no row's key is None (NULL is in no IN list)
+        return list(map(list, map(found.get, keys, repeat(()))))
 
     async def lookup_many_columns(
         self, table: str, lookups: Sequence[KeyLookup], columns: Sequence[str]

@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from connectors import sqlite_connect
-from connectors.observe import sent
+from connectors.observe import observed_call, sent
 from connectors.request_id import tagged_statement
 from connectors.sql.options import SQLOptions
 from connectors.sql.readonly import check_statement
@@ -119,9 +119,10 @@ def create_read_only_engine(
         conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> tuple[str, Any]:
         check_statement(statement, source)
-        if not (_retrying.get() or reading_catalog()):
+        if not (_retrying.get() or _catalog.get()):  # ``reading_catalog()``, written out
             on_statement()
-            sent(statement)
+            if observed_call() is not None:  # :func:`sent` has nothing to do otherwise
+                sent(statement)
         return statement, parameters
 
     tag = options.request_id_comment

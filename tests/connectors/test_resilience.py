@@ -464,6 +464,38 @@ def test_purgatory_ignores_a_request_and_a_success_in_a_closed_circuit_without_f
         opened.__enter__()
 
 
+def test_purgatory_context_properties_are_its_state_objects_attributes() -> None:
+    """:meth:`ResilientConnector._attempts` reads ``context._state``'s attributes in
+    place of the context's ``state``, ``opened_at`` and ``failure_count`` properties:
+    they must stay the same values in every state, before and after calls."""
+    failure = SourceUnavailable("down", source="s")
+    contexts = [
+        Context("source", threshold=2, ttl=30.0),
+        Context("source", threshold=2, ttl=30.0, state="half-opened"),
+        Context("source", threshold=2, ttl=30.0, state="opened", opened_at=time.time()),
+        Context("source", threshold=1, ttl=30.0),
+    ]
+    seen = set()
+    for context in contexts:
+        for outcome in (None, failure, None, failure, failure):
+            now = context._state
+            seen.add(now.name)
+            assert (now.name, now.opened_at, now.failure_count) == (
+                context.state,
+                context.opened_at,
+                context.failure_count,
+            )
+            try:
+                context.__enter__()
+            except OpenedState:
+                continue
+            if outcome is None:
+                context.__exit__(None, None, None)
+            else:
+                context.__exit__(SourceUnavailable, outcome, None)
+    assert seen == {"closed", "half-opened", "opened"}, "every state was compared"
+
+
 class Flaky(Gated):
     """Fails while ``down`` is set."""
 
