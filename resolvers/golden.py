@@ -285,15 +285,16 @@ class Survivorship:
         if not candidates:
             return None, None
         choice = self._choices[field]
-        if len(candidates) == 1 and choice.alone is not None:
+        alone = len(candidates) == 1
+        if alone and choice.alone is not None:
             # what :meth:`_Choice.pick` answers for one candidate, without its frames
             (value, winner), (rule, reason) = candidates[0], choice.alone
         else:
             value, winner, rule, reason = choice.pick(candidates, updated)
         ref = refs[id(winner)]
-        if len(candidates) == 1:  # the winner alone: no alternative
+        if alone:  # the winner alone: no alternative
             return value, Provenance(field, value, ref, rule, reason)
-        seen = {_shown(value)}
+        seen = {value.casefold() if value.__class__ is str else _shown(value)}  # _shown(value)
         alternatives = []
         for other, record in candidates:
             if other is value:

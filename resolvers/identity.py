@@ -526,14 +526,14 @@ class Stitcher:
         found: list[tuple[Record, KeyNode]] = []
         fetched: list[Record] = []
         for group, result in zip(groups, looked, strict=True):
-            per_lookup = self._ok(res, result)
+            # a list (rows found) is its own :meth:`_ok`: asked only of anything else
+            per_lookup = result if result.__class__ is list else self._ok(res, result)
             if per_lookup:  # else the source failed: recorded, nothing found there
                 for lookup, rows in zip(group, per_lookup, strict=True):
                     found.extend(self._matches(res, lookup, rows))
         for (member, _), by_key in zip(fetches, read, strict=True):
-            fetched.extend(
-                self.record(member, row) for rows in self._ok(res, by_key) for row in rows
-            )
+            rows_of = by_key if by_key.__class__ is list else self._ok(res, by_key)
+            fetched.extend(self.record(member, row) for rows in rows_of for row in rows)
         return found, fetched
 
     @staticmethod
