@@ -119,7 +119,10 @@ class ResilientConnector(ConnectorWrapper):
     ) -> None:
         super().__init__(inner)
         self.policy = options or ResilienceOptions()
-        self._bulkhead = _Bulkhead(self.policy.max_concurrency)
+        self._bulkhead = asyncio.Semaphore(self.policy.max_concurrency)
+        """The source's bulkhead. :meth:`_attempts` takes a place without a coroutine
+        or a call while one is free and nobody waits (as ``acquire`` would without
+        suspending), and gives it back by ``release()`` only when someone waits."""
         self._breakers = breakers or AsyncCircuitBreakerFactory()
         uow = self._breakers.uow
         self._in_memory: dict[str, Any] | None = (
@@ -267,7 +270,9 @@ class ResilientConnector(ConnectorWrapper):
         # ``async with bulkhead, breaker``, written out without their coroutines:
         # the semaphore's and the breaker's enter and exit are synchronous unless
         # the semaphore is full or the breaker has state changes to save
-        if not bulkhead.enter_now():
+        if bulkhead._value > 0 and not bulkhead._waiters:  # a free place, taken at once
+            bulkhead._value -= 1
+        else:
             await bulkhead.acquire()
         try:
             # AsyncCircuitBreaker.__aenter__, which only an opened circuit heeds (it
@@ -316,7 +321,10 @@ class ResilientConnector(ConnectorWrapper):
         except OpenedState as opened:
             raise self._skipped(opened) from None
         finally:
-            bulkhead.leave()
+            if bulkhead._waiters:  # someone waits: woken
+                bulkhead.release()
+            else:
+                bulkhead._value += 1
             self._state = context.state if state is None else state
 
     async def _tries(self, call: Call[T], failures: list[SourceUnavailable] | None) -> T:
@@ -372,25 +380,6 @@ class ResilientConnector(ConnectorWrapper):
                     return
                 async for row in _until(stream, deadline, self.name):
                     yield row
-
-
-class _Bulkhead(asyncio.Semaphore):
-    """The source's semaphore, entered without a coroutine while it has room."""
-
-    def enter_now(self) -> bool:
-        """Take a place at once (True) if one is free and nobody waits for one, as
-        ``acquire`` would without suspending; else False: then ``await acquire()``."""
-        if self._value > 0 and not self._waiters:
-            self._value -= 1
-            return True
-        return False
-
-    def leave(self) -> None:
-        """``release()``, without the call that wakes a waiter when nobody waits."""
-        if self._waiters:
-            self.release()
-        else:
-            self._value += 1
 
 
 async def _saved(breaker: AsyncCircuitBreaker) -> None:
