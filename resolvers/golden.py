@@ -76,10 +76,16 @@ class GoldenRecord:
         return values.get(field)
 
     def _complete(self) -> None:
-        if self._build is None:
+        build = self._build
+        if build is None:
             return
-        for field in self._fields:
-            self.value(field)  # built unless it is already
+        values, provenance = self._values, self._provenance
+        for field in self._fields:  # each built unless it is already (:meth:`value`)
+            if field not in values:
+                value, found = build(field)
+                values[field] = value
+                if found is not None:
+                    provenance[field] = found
         self._values = {f: self._values[f] for f in self._fields}
         self._provenance = {f: self._provenance[f] for f in self._fields if f in self._provenance}
         self._build = None

@@ -176,14 +176,18 @@ class Resolution:
                 if crowded and (key, member) in crowded:
                     continue
                 # find, written out for a node that is its own root (new, or a root
-                # already: most), which needs no walk up the tree
+                # already: most) or a root's child, which need no walk up the tree
                 a = ref.text
                 ra = seen(a, a)
                 if ra is not a and ra != a:
-                    ra = climb(a, ra)
+                    up = parent[ra]
+                    if up is not ra and up != ra:
+                        ra = climb(a, ra)
                 rb = seen(key, key)
                 if rb is not key and rb != key:
-                    rb = climb(key, rb)
+                    up = parent[rb]
+                    if up is not rb and up != rb:
+                        rb = climb(key, rb)
                 if ra is not rb and ra != rb:
                     parent[ra] = rb
             self._merge_soft()

@@ -290,6 +290,8 @@ class RequestView:
 
     def failure(self, source: str) -> ConnectorError | None:
         """The first error ``source`` gave during this request, if any."""
+        if not self.errors:  # most requests: no generator to find none in
+            return None
         return next((e for e in self.errors if e.source == source), None)
 
     def _collect(self, resolution: Resolution) -> None:
@@ -634,7 +636,7 @@ class RequestView:
         made at once, without waiting a loop turn for a batch — the same statement
         the batch would be, its rows cached for the request as the loader caches them.
         """
-        rel = self.model.relations[name]
+        rel = self.federation.model.relations[name]  # :attr:`model`, without its frame
         failure = self.failure(rel.source)
         if failure is not None:
             # the customer's records in that source could not even be found
@@ -684,11 +686,16 @@ def _idle(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> bool:
     """Whether ``loader`` has no batch waiting to be sent and none of ``keys``
     asked for yet in this request, and the keys fit one batch."""
     batch = loader.batch
-    return (
+    if not (
         (batch is None or batch.dispatched or not batch.tasks)
         and len(keys) <= (loader.max_batch_size or len(keys))
-        and all(loader.cache_map.get(key) is None for key in keys)
-    )
+    ):
+        return False
+    get = loader.cache_map.get
+    for key in keys:  # noqa: SIM110 (a loop, not all() of a generator: no frame per key)
+        if get(key) is not None:
+            return False
+    return True
 
 
 def _read(loader: DataLoader[Any, list[Row]], keys: list[Any]) -> list[list[Row]]:
