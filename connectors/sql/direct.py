@@ -27,7 +27,7 @@ What the SQLAlchemy path guaranteed still holds:
 
 A thread hop costs more than a short statement, so a statement is first run
 on the loop's own thread, when its connection's thread has nothing queued,
-within the pool's inline budget (option ``sqlite_inline_budget``;
+within the pool's inline budget of CPU time (option ``sqlite_inline_budget``;
 :mod:`connectors.sql.inline`); one stopped at the budget goes to the
 connection's thread as before, and a stream (an export's scan) always runs
 there. A statement run inline waits for no lock: one that finds a writer's lock
@@ -251,35 +251,39 @@ class DirectSession:
         seconds: float,
     ) -> tuple[list[Any] | None, float]:
         """The rows, read on the loop's thread if the connection's thread is idle
-        and they come within the pool's inline budget (cut to ``seconds``), else
-        None; and the seconds left to wait for them. A statement stopped at the
-        budget having used at least half of it in CPU time, or one that used more
-        than twice the budget's CPU time in a step SQLite does not stop (counting
-        a whole table is one), runs on the thread for its next
+        and they come within the pool's inline budget of CPU time (and within
+        :data:`~connectors.sql.inline.WALL_LIMIT` times it, and ``seconds``, by the
+        clock), else None; and the seconds left to wait for them. A statement
+        stopped having used the budget in CPU time, or one that used more than
+        twice the budget's CPU time in a step SQLite does not stop (counting a
+        whole table is one), runs on the thread for its next
         :data:`~connectors.sql.inline.SLOW_RUNS` runs (``shape``: its text before
         the engine's listeners, which may tag each request's statements
-        differently). One stopped with less CPU time than that was paused by the
-        machine, not long: it goes to the thread this once."""
+        differently). One stopped by the clock with less CPU time than that was
+        paused (by the machine, or by the GIL's hand-offs to other threads), not
+        long: it goes to the thread this once."""
         runner = self._runner
-        budget = min(runner.inline_budget, seconds)
+        budget = runner.inline_budget
+        limit = min(budget * inline.WALL_LIMIT, seconds)
         slow = runner.slow
-        if budget <= 0 or not self.worker.idle() or (shape in slow and not slow.may_inline(shape)):
+        if (
+            budget <= 0
+            or limit <= 0
+            or not self.worker.idle()
+            or (shape in slow and not slow.may_inline(shape))
+        ):
             return None, seconds
         self.worker.watched = False  # the inline budget's progress handler replaces it
         started, cpu = time.perf_counter(), time.thread_time()
-        rows, stopped = inline.fetch_within(connection, sql, args, budget)
+        rows, stopped = inline.fetch_within(connection, sql, args, budget, limit, cpu)
         took = time.perf_counter() - started
-        # CPU time: a statement is not slow because the machine paused the process (a
-        # busy machine stopped ~1 in 300 short statements by the clock, 90% of them
-        # after under half the budget of CPU; marked, each shape left the loop for 64 runs).
+        # CPU time: a statement is not slow because the process was paused (a busy
+        # machine stopped ~1 in 300 short statements by the clock; at 10 requests in
+        # flight the GIL's hand-offs to the connection threads stopped ~1 in 30).
         # It is read only when it may count: never more than the time taken, it passes
-        # twice the budget only in a statement that took that long (most take ~20 us).
-        if (
-            budget == runner.inline_budget
-            and (stopped or took > 2 * budget)
-            and _long(time.thread_time() - cpu, stopped, budget)
-        ):
-            runner.slow.add(shape)  # not cut by the time left: the statement is long
+        # the budget only in a statement that took that long (most take ~20 us).
+        if (stopped or took > 2 * budget) and _long(time.thread_time() - cpu, stopped, budget):
+            runner.slow.add(shape)
         return rows, seconds - took
 
     async def first_chunk(
@@ -306,7 +310,7 @@ class DirectSession:
 
 def _long(used: float, stopped: bool, budget: float) -> bool:
     """Whether a statement run inline that used ``used`` seconds of CPU time is long."""
-    return (stopped and used >= budget / 2) or used > 2 * budget
+    return (stopped and used >= budget) or used > 2 * budget
 
 
 class DirectSQLite:

@@ -80,10 +80,11 @@ class SQLOptions(ConnectorOptions):
     engine (four aiosqlite thread hops and its result layer)."""
 
     sqlite_inline_budget: float = Field(default=0.002, ge=0, le=0.1)
-    """SQLite direct path only: seconds a statement may run on the event loop's
-    own thread, when its connection's thread is idle, before it is stopped and
-    sent to that thread (a thread hop costs more than a short statement);
-    ``0`` sends every statement to the thread."""
+    """SQLite direct path only: seconds of CPU time a statement may use on the
+    event loop's own thread, when its connection's thread is idle, before it is
+    stopped and sent to that thread (a thread hop costs more than a short
+    statement); it is stopped too once :data:`~connectors.sql.inline.WALL_LIMIT`
+    times this has passed by the clock. ``0`` sends every statement to the thread."""
 
     max_batch_size: int | None = Field(default=None, ge=1, le=100_000)
     """Keys per ``IN (...)`` list in :meth:`SQLConnector.lookup_many` (and per
