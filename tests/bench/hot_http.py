@@ -4,10 +4,12 @@ Each contender is served in its own process (``python -m
 tests.bench.hot_http floor|general|fast CONFIG DATA_DIR PORT``) on loopback:
 the floor as a bare Starlette route that answers the two operations, custview
 as the gateway app (``create_app``) with the demo key, the JSON-lines audit
-log and every middleware, once without and once with the fast path. The load
-runs in this process: 10 concurrent clients, a bounded number of requests,
-latency per request; the server's CPU per request comes from its
-``/proc/<pid>/stat``.
+log and every middleware, once without and once with the fast path. The
+floor's server freezes its startup heap and raises the collector's
+thresholds as the gateway's lifespan does (``gateway.heap.serving``; in
+process both run under it). The load runs in this process: 10 concurrent
+clients, a bounded number of requests, latency per request; the server's CPU
+per request comes from its ``/proc/<pid>/stat``.
 
 :func:`app_calls` counts instead (``python -m tests.bench.hot --calls``): the
 same two apps driven in this process through ASGI, with the requests httpx
@@ -161,6 +163,7 @@ def _floor_app(data_dir: Path) -> Any:
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
+    from gateway import heap
     from tests.bench.floor import Floor
     from tests.bench.run import PAGE_SIZE
 
@@ -169,7 +172,10 @@ def _floor_app(data_dir: Path) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         floor["it"] = app.state.floor = await Floor.open(data_dir)
-        yield
+        # the collector's settings of the gateway's lifespan, as the in-process run
+        # gives both: the floor's server ran with CPython's defaults
+        with heap.serving():
+            yield
         await floor["it"].aclose()
 
     async def graphql(request: Request) -> Response:
