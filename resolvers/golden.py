@@ -166,11 +166,16 @@ def reader(member: MemberSpec, field: str, spec: FieldSpec, default_region: str 
     if normalize is None:
         return _typed(mapping, raw, type_)
     region_column = member.region
+    plain, text = "{" not in mapping, type_ == "string"
 
     def read(row: dict[str, Any]) -> Any:
-        value = coerce(raw(row), type_)
+        value = row.get(mapping) if plain else raw(row)  # raw(row), one column's written out
         if value is None:
             return value
+        if not (text and value.__class__ is str):  # coerce keeps text of a text field
+            value = coerce(value, type_)
+            if value is None:
+                return value
         if normalize in ("email", "email_provider"):
             return normalize_email(value, normalize == "email_provider") or value
         if normalize == "external_id":

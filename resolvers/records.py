@@ -121,7 +121,7 @@ class Record:
     def order(self) -> tuple[int, int, int | str]:
         """Member rank, then key (numbers before text): the order of listing."""
         key = self.key
-        if isinstance(key, int):
+        if key.__class__ is int or isinstance(key, int):  # an int key without the call
             return (self.rank, 0, key)
         return (self.rank, 1, str(key))
 
