@@ -75,9 +75,20 @@ class ScanRequest:
 
 @dataclass(frozen=True, slots=True)
 class Aggregate:
+    """``fn(column)`` over a group's rows; with ``where``, over those of its rows that
+    pass every filter of it (a filter on a NULL is not passed, as in ``filters``).
+
+    Aggregates with different ``where`` filters share one call, so a source reads the rows
+    once: only with ``capabilities.supports_filtered_aggregates``. Over no passing
+    rows ``count`` is 0 and the others are NULL, as they are over no rows; a group
+    is there when any of its rows passes the call's ``filters``, whether or not any
+    passes an aggregate's ``where``.
+    """
+
     fn: AggregateFn
     column: str | None = None  # None only for count(*)
     alias: str = ""
+    where: Sequence[Filter] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +104,9 @@ class Capabilities:
     supports_keyset: bool = True
     supports_limit: bool = True
     supports_aggregates: bool = False
+    supports_filtered_aggregates: bool = False
+    """Aggregates with their own ``where`` (:attr:`Aggregate.where`) in one call;
+    their filters are declared as the call's are (``filter_operators``)."""
     filter_operators: frozenset[str] = frozenset()
     """Operators accepted on every column (unless ``column_filter_operators`` says otherwise)."""
     column_filter_operators: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -135,6 +149,7 @@ class Capabilities:
             "keyset": self.supports_keyset,
             "limit": self.supports_limit,
             "aggregates": self.supports_aggregates,
+            "filtered_aggregates": self.supports_filtered_aggregates,
             "max_batch_size": self.max_batch_size,
             "max_sort_columns": self.max_sort_columns,
         }
@@ -265,7 +280,8 @@ class Connector(abc.ABC):
         aggregates: Sequence[Aggregate],
         filters: Sequence[Filter] = (),
     ) -> list[Row]:
-        """Grouped aggregates; only when ``capabilities.supports_aggregates``."""
+        """Grouped aggregates; only when ``capabilities.supports_aggregates`` (and an
+        aggregate with a ``where`` only when ``supports_filtered_aggregates``)."""
         from connectors.errors import UnsupportedOperation
 
         raise UnsupportedOperation("aggregates are not supported", source=self.name)

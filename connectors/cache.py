@@ -425,7 +425,10 @@ class CachingConnector(ConnectorWrapper):
             table,
             "aggregate",
             list(call.group_by),
-            [[a.fn, a.column, a.alias] for a in call.aggregates],
+            [
+                [a.fn, a.column, a.alias, [[f.column, f.op, f.value] for f in a.where]]
+                for a in call.aggregates
+            ],
             [[f.column, f.op, f.value] for f in filters],
         )
 

@@ -236,7 +236,10 @@ def _detail(call: Call[Any]) -> str:
     if isinstance(call, ColumnsLookup):
         return " or ".join(_looked_up(lk.column, lk.transform, lk.keys) for lk in call.lookups)
     assert isinstance(call, AggregateCall)
-    what = ", ".join(f"{a.fn}({a.column or '*'})" for a in call.aggregates)
+    what = ", ".join(
+        f"{a.fn}({a.column or '*'})" + (f" filter (where {_describe(a.where)})" if a.where else "")
+        for a in call.aggregates
+    )
     detail = f"{what} group by {', '.join(call.group_by) or '()'}"
     if call.filters:
         detail += f" where {_describe(call.filters)}"

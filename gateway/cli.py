@@ -417,7 +417,8 @@ def connectors(
             elif caps is None:
                 summary = "declared per source"
             else:
-                flags = [f for f in ("sort", "keyset", "limit", "aggregates") if caps.get(f)]
+                named = ("sort", "keyset", "limit", "aggregates", "filtered_aggregates")
+                flags = [f for f in named if caps.get(f)]
                 lookups = ",".join(caps["lookup_transforms"]) if caps.get("batch_lookup") else "-"
                 ops = caps["filter_operators"]
                 filters = "all" if len(ops) == len(get_args(FilterOp)) else " ".join(ops) or "-"

@@ -53,7 +53,13 @@ def aggregate_problems(
     """What an aggregate call asks for that ``capabilities`` does not declare."""
     if not capabilities.supports_aggregates:
         return ["aggregates are not supported"]
-    return filter_problems(capabilities, filters)
+    problems = filter_problems(capabilities, filters)
+    filtered = [a for a in aggregates if a.where]
+    if filtered and not capabilities.supports_filtered_aggregates:
+        problems.append("aggregates with their own where are not supported")
+    for agg in filtered:
+        problems += filter_problems(capabilities, agg.where)
+    return problems
 
 
 def check_request_allowed(

@@ -125,7 +125,8 @@ def aggregate(
     kinds: Mapping[str, ColumnType],
     text_key: TextKey,
 ) -> dict[tuple[Any, ...], Row]:
-    """Grouped aggregates keyed by the groups' ``sort_key`` values (NULL is a group)."""
+    """Grouped aggregates keyed by the groups' ``sort_key`` values (NULL is a group),
+    each over its group's rows that pass its ``where``."""
     groups: dict[tuple[Any, ...], list[Row]] = {}
     for row in rows:
         key = tuple(
@@ -135,7 +136,10 @@ def aggregate(
     if not group_by and not groups:
         groups[()] = []
     return {
-        key: {a.alias: _aggregate_one(members, a, kinds, text_key) for a in aggregates}
+        key: {
+            a.alias: _aggregate_one(select(members, a.where, kinds, text_key), a, kinds, text_key)
+            for a in aggregates
+        }
         for key, members in groups.items()
     }
 

@@ -238,11 +238,19 @@ async def test_aggregates_are_cached_per_call_and_scans_are_not(
     assert connector.statements == 1
     await connector.aggregate("orders", ["item_id"], [Aggregate("count", None, "n")])
     assert connector.statements == 2, "another call is another entry"
+    big = await connector.aggregate(
+        "orders", ["item_id"], [Aggregate("count", None, "n", where=[Filter("total", "gt", 20)])]
+    )
+    assert connector.statements == 3, "an aggregate's own where is part of its entry"
+    small = await connector.aggregate(
+        "orders", ["item_id"], [Aggregate("count", None, "n", where=[Filter("total", "le", 20)])]
+    )
+    assert connector.statements == 4 and small != big
     with freshness_scope() as report:
         rows = [r async for r in connector.scan(ScanRequest("items", ["id"], limit=3))]
         rows += [r async for r in connector.scan(ScanRequest("items", ["id"], limit=3))]
     assert len(rows) == 6
-    assert connector.statements == 4
+    assert connector.statements == 6
     assert report["crm"]["live"] == 2
     await connector.aclose()
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -159,6 +160,18 @@ def test_aggregates_need_the_flag_and_declared_filters() -> None:
     check_aggregate_allowed(able, "people", agg, [Filter("country", "eq", "US")])
     with pytest.raises(UnsupportedOperation, match="filter 'gt' on 'score'"):
         check_aggregate_allowed(able, "people", agg, [Filter("score", "gt", 1)])
+
+
+def test_filtered_aggregates_need_their_own_flag_and_declared_filters() -> None:
+    paid = [Aggregate("sum", "score", "s", where=[Filter("country", "eq", "US")])]
+    able = Capabilities(supports_aggregates=True, filter_operators=frozenset({"eq"}))
+    with pytest.raises(UnsupportedOperation, match="aggregates with their own where"):
+        check_aggregate_allowed(able, "people", paid)
+    filtered = replace(able, supports_filtered_aggregates=True)
+    check_aggregate_allowed(filtered, "people", paid)
+    late = [Aggregate("count", None, "n", where=[Filter("score", "gt", 1)])]
+    with pytest.raises(UnsupportedOperation, match="filter 'gt' on 'score'"):
+        check_aggregate_allowed(filtered, "people", late)
 
 
 def test_the_planner_check_imports_without_the_suite() -> None:
