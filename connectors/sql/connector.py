@@ -106,6 +106,7 @@ class SQLConnector(Connector):
         supports_keyset=True,
         supports_limit=True,
         supports_aggregates=True,
+        supports_filtered_aggregates=True,
         filter_operators=statements.OPERATORS,
         lookup_transforms=frozenset({"exact", "casefold", "digits"}),
         max_batch_size=DEFAULT_BATCH,
@@ -500,6 +501,7 @@ class SQLConnector(Connector):
         schema = self.options.schema_name
         used = [*group_by, *(a.column for a in aggregates if a.column)]
         used += [f.column for f in filters]
+        used += [f.column for a in aggregates for f in a.where]
         keyed = _keyed(group_by, filters)
         if keyed is not None:
             listed = filters[keyed]

@@ -12,7 +12,18 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, and_, bindparam, func, or_, select, table
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+)
 from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement
 from sqlalchemy.sql.expression import TableClause, column
 from sqlalchemy.sql.sqltypes import _resolve_value_to_type
@@ -294,17 +305,21 @@ def bound_aggregate(
     filters: Sequence[Filter],
 ) -> tuple[Select[Any], list[str], dict[str, Any]] | None:
     """:func:`aggregate` as a statement built once per *shape* (table, groups,
-    aggregates, filter columns and operators, the SQL type each value binds as),
+    aggregates with their ``where`` and its values, filter columns and operators, the
+    SQL type each value binds as),
     with the values to bind into it: an ``in`` list is one expanding parameter, so a
     metric's grouped aggregate over other keys (every request) costs no statement
     construction nor cache key. ``None`` when a filter's SQL depends on its value
     (``contains``, ``startswith``, a comparison with null, an empty or mixed list):
     build it with :func:`aggregate`."""
+    wheres = [_where_shape(a.where) for a in aggregates]
+    if None in wheres:
+        return None
     shape: list[Any] = [
         table_name,
         schema,
         tuple(group_by),
-        tuple((a.fn, a.column, a.alias) for a in aggregates),
+        tuple((a.fn, a.column, a.alias, w) for a, w in zip(aggregates, wheres, strict=True)),
     ]
     params: dict[str, Any] = {}
     for i, f in enumerate(filters):
@@ -335,6 +350,26 @@ def bound_aggregate(
     return stmt, names, params
 
 
+def _where_shape(where: Sequence[Filter]) -> tuple[Any, ...] | None:
+    """An aggregate's ``where`` as part of a shape: its values are bound into the
+    statement built for the shape (a metric's ``where`` is the same every time), so
+    they are part of it, each with its type (``1``, ``1.0`` and ``True`` are equal
+    keys but bind differently). ``None`` for a value that cannot be a key."""
+    shape: list[Any] = []
+    for f in where:
+        value = f.value
+        if isinstance(value, list | tuple):
+            value = tuple((type(v), v) for v in value)
+        else:
+            value = (type(value), value)
+        try:
+            hash(value)
+        except TypeError:
+            return None
+        shape.append((f.column, f.op, value))
+    return tuple(shape)
+
+
 def _aggregate_shape(
     table_name: str,
     schema: str | None,
@@ -359,14 +394,23 @@ def _aggregate_shape(
 
 
 def aggregate_expr(agg: Aggregate) -> ColumnElement[Any]:
-    if agg.fn == "count":
-        return func.count() if agg.column is None else func.count(col(agg.column))
-    if agg.column is None:
+    """``fn(column)``; with a ``where``, ``fn(CASE WHEN where THEN column END)``.
+
+    A row the ``where`` does not pass (false or NULL: ``CASE`` takes a branch only
+    when its condition is true, as ``WHERE`` keeps a row) gives the aggregate a NULL,
+    which every aggregate skips, so over no passing rows ``count`` is 0 and the
+    others NULL, as over no rows. ``count(*)`` counts ``CASE WHEN where THEN 1 END``.
+    ``CASE`` rather than ``FILTER (WHERE ...)``: MariaDB has no ``FILTER``, and on
+    SQLite (which has it) the two took the same time over the demo's orders.
+    """
+    if agg.fn not in ("count", "sum", "min", "max"):
+        raise QueryError(f"unknown aggregate function '{agg.fn}'")
+    if agg.column is None and agg.fn != "count":
         raise QueryError(f"aggregate '{agg.fn}' needs a column")
-    if agg.fn == "sum":
-        return func.sum(col(agg.column))
-    if agg.fn == "min":
-        return func.min(col(agg.column))
-    if agg.fn == "max":
-        return func.max(col(agg.column))
-    raise QueryError(f"unknown aggregate function '{agg.fn}'")
+    if agg.column is None and not agg.where:
+        return func.count()
+    value: ColumnElement[Any] = literal_column("1") if agg.column is None else col(agg.column)
+    if agg.where:
+        value = case((and_(*(condition(f) for f in agg.where)), value))
+    function: Callable[[ColumnElement[Any]], ColumnElement[Any]] = getattr(func, agg.fn)
+    return function(value)
