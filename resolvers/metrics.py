@@ -4,8 +4,11 @@ Metrics over one relation with the same ``where`` are computed together, per
 request, once one of them is asked for: one grouped aggregate (``GROUP BY
 parent_key`` with the keys of every customer in the response), pushed down when the source
 declares aggregates and can evaluate the filters; otherwise the relation's
-rows are fetched in one batched lookup and aggregated in memory. Per-record
-results are then combined over the customer's member records.
+rows are fetched in one batched lookup and aggregated in memory. When the source
+also declares filtered aggregates, the relation's pushed metrics with different
+``where`` filters are one grouped aggregate, each metric with its own ``where``, so the
+rows are read once. Per-record results are then combined over the customer's
+member records.
 """
 
 from __future__ import annotations
@@ -33,19 +36,44 @@ def where_key(metric: MetricSpec) -> tuple[tuple[str, str, str], ...]:
     return tuple((w.column, w.op, repr(w.value)) for w in metric.where)
 
 
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """Metrics of one relation computed by one read."""
+
+    metrics: dict[str, MetricSpec]
+    pushed: bool
+    """A grouped aggregate the source computes (else its rows are folded in memory)."""
+    filtered: bool = False
+    """Each aggregate carries its metric's ``where`` (several ``where`` filters, one read)."""
+
+
+def computed_with(
+    connector: Connector, relation: RelationSpec, metrics: Mapping[str, MetricSpec], name: str
+) -> dict[str, MetricSpec]:
+    """The metrics of ``metrics`` (those over ``relation``) that the read computing
+    metric ``name`` computes too: a loader of ``name`` loads them all."""
+    mine = {n: m for n, m in metrics.items() if m.relation == metrics[name].relation}
+    for batch in _batches(connector, relation, mine):
+        if name in batch.metrics:
+            return batch.metrics
+    raise KeyError(name)  # pragma: no cover - every metric is in a batch
+
+
 async def compute(
     connector: Connector,
     relation: RelationSpec,
     metrics: Mapping[str, MetricSpec],
     keys: Sequence[Any],
 ) -> list[Partial]:
-    """Per parent key (DataLoader order), every metric of ``relation``."""
+    """Per parent key (DataLoader order), every metric of ``relation``. A key may
+    lack a metric whose read found no rows for it (or, in a filtered read, have that
+    metric's value over no rows): :func:`combine` gives the same for either."""
     results = await asyncio.gather(
         *(
-            _pushed(connector, relation, group, keys)
-            if pushed
-            else _in_memory(connector, relation, group, keys)
-            for group, pushed in _groups(connector, relation, metrics)
+            _pushed(connector, relation, batch, keys)
+            if batch.pushed
+            else _in_memory(connector, relation, batch.metrics, keys)
+            for batch in _batches(connector, relation, metrics)
         )
     )
     merged: dict[Any, Partial] = defaultdict(dict)
@@ -67,10 +95,10 @@ async def compute_columns(
     dict per key."""
     results = await asyncio.gather(
         *(
-            _pushed_columns(connector, relation, group, keys)
-            if pushed
-            else _in_memory_columns(connector, relation, group, keys)
-            for group, pushed in _groups(connector, relation, metrics)
+            _pushed_columns(connector, relation, batch, keys)
+            if batch.pushed
+            else _in_memory_columns(connector, relation, batch.metrics, keys)
+            for batch in _batches(connector, relation, metrics)
         )
     )
     found: dict[str, dict[Any, Any]] = {}
@@ -79,35 +107,41 @@ async def compute_columns(
     return found
 
 
-def _groups(
+def _batches(
     connector: Connector, relation: RelationSpec, metrics: Mapping[str, MetricSpec]
-) -> list[tuple[dict[str, MetricSpec], bool]]:
-    """The metrics one grouped aggregate computes (those sharing a ``where``), and
-    whether the source computes it (else it is folded in memory)."""
+) -> list[_Batch]:
+    """The reads computing ``metrics``: a grouped aggregate per ``where`` the source
+    can evaluate (one for all of them when it declares filtered aggregates), a
+    lookup folded in memory per other ``where``."""
     groups: dict[tuple[tuple[str, str, str], ...], dict[str, MetricSpec]] = defaultdict(dict)
     for name, metric in metrics.items():
         groups[where_key(metric)][name] = metric
     capabilities = connector.capabilities_for(relation.table)
-    parent = relation.parent.column
-    return [
-        (
-            group,
-            capabilities.supports_aggregates
-            and capabilities.can_filter(parent, "in")
-            and pushable(capabilities, to_filters(next(iter(group.values())).where)),
-        )
-        for group in groups.values()
-    ]
+    aggregates = capabilities.supports_aggregates and capabilities.can_filter(
+        relation.parent.column, "in"
+    )
+    pushed: list[dict[str, MetricSpec]] = []
+    batches: list[_Batch] = []
+    for group in groups.values():
+        if aggregates and pushable(capabilities, to_filters(next(iter(group.values())).where)):
+            pushed.append(group)
+        else:
+            batches.append(_Batch(group, pushed=False))
+    if len(pushed) > 1 and capabilities.supports_filtered_aggregates:
+        merged = {name: metric for group in pushed for name, metric in group.items()}
+        return [_Batch(merged, pushed=True, filtered=True), *batches]
+    return [*(_Batch(group, pushed=True) for group in pushed), *batches]
 
 
 async def _pushed(
     connector: Connector,
     relation: RelationSpec,
-    metrics: Mapping[str, MetricSpec],
+    batch: _Batch,
     keys: Sequence[Any],
 ) -> dict[Any, Partial]:
     parent = relation.parent.column
-    rows = await _aggregated(connector, relation, metrics, keys)
+    metrics = batch.metrics
+    rows = await _aggregated(connector, relation, batch, keys)
     out: dict[Any, Partial] = {}
     names = list(metrics)
     if any(m.fn == "avg" for m in metrics.values()):
@@ -131,34 +165,39 @@ async def _pushed(
 async def _aggregated(
     connector: Connector,
     relation: RelationSpec,
-    metrics: Mapping[str, MetricSpec],
+    batch: _Batch,
     keys: Sequence[Any],
 ) -> list[Row]:
-    """The grouped aggregate of ``metrics`` (one ``where``) over the rows of ``keys``:
-    per parent key with rows, metric ``i``'s value as ``m_i`` (an average's sum, and
-    its count as ``n_i``)."""
+    """The grouped aggregate of ``batch`` over the rows of ``keys``: per parent key
+    with rows (with rows passing the ``where`` unless the batch is filtered), metric
+    ``i``'s value as ``m_i`` (an average's sum, and its count as ``n_i``). Filtered,
+    each aggregate has its metric's ``where``: a key whose rows pass none of a
+    metric's has that metric's value over no rows (a count 0, else NULL)."""
     parent = relation.parent.column
-    where = to_filters(next(iter(metrics.values())).where)
+    metrics = batch.metrics
+    shared = [] if batch.filtered else to_filters(next(iter(metrics.values())).where)
     aggregates: list[Aggregate] = []
     for i, m in enumerate(metrics.values()):
+        own: Sequence[Filter] = to_filters(m.where) if batch.filtered else ()
         if m.fn == "avg":
             # an average over several member records needs their sums and counts
-            aggregates.append(Aggregate("sum", m.column, alias=f"m_{i}"))
-            aggregates.append(Aggregate("count", m.column, alias=f"n_{i}"))
+            aggregates.append(Aggregate("sum", m.column, alias=f"m_{i}", where=own))
+            aggregates.append(Aggregate("count", m.column, alias=f"n_{i}", where=own))
         else:
-            aggregates.append(Aggregate(m.fn, m.column, alias=f"m_{i}"))
+            aggregates.append(Aggregate(m.fn, m.column, alias=f"m_{i}", where=own))
     return await connector.aggregate(
-        relation.table, [parent], aggregates, [Filter(parent, "in", list(keys)), *where]
+        relation.table, [parent], aggregates, [Filter(parent, "in", list(keys)), *shared]
     )
 
 
 async def _pushed_columns(
     connector: Connector,
     relation: RelationSpec,
-    metrics: Mapping[str, MetricSpec],
+    batch: _Batch,
     keys: Sequence[Any],
 ) -> dict[str, dict[Any, Any]]:
-    rows = await _aggregated(connector, relation, metrics, keys)
+    metrics = batch.metrics
+    rows = await _aggregated(connector, relation, batch, keys)
     # each column read out of the rows in C (itemgetter over map), no loop per row
     parents = list(map(itemgetter(relation.parent.column), rows))
     out: dict[str, dict[Any, Any]] = {}

@@ -262,7 +262,8 @@ class RequestView:
     rounds: int = 0
     """Stitching rounds this request needed (each: one lookup per table and key column)."""
     _loaders: dict[str, DataLoader[Any, list[Row]]] = field(default_factory=dict)
-    _metric_loaders: dict[tuple[str, Any], DataLoader[Any, Partial]] = field(default_factory=dict)
+    _metric_loaders: dict[str, DataLoader[Any, Partial]] = field(default_factory=dict)
+    """Metric name -> the loader of the read computing it (shared by that read's metrics)."""
     _groups: GroupRequest | None = None
 
     def groups(self) -> GroupRequest:
@@ -558,18 +559,14 @@ class RequestView:
         return [next(computed) if v is _UNKNOWN else v for v in known]
 
     def _metric_loader(self, name: str, rel: RelationSpec) -> DataLoader[Any, Partial]:
-        """The loader of metric ``name`` and the metrics sharing its relation and
-        ``where`` (one grouped aggregate): metrics nobody asked for are not computed."""
-        spec = self.model.metrics[name]
-        group = (spec.relation, metrics.where_key(spec))
-        loader = self._metric_loaders.get(group)
+        """The loader of metric ``name`` and of the metrics the same read computes
+        (:func:`metrics.computed_with`: those sharing its relation and ``where``, or
+        its relation's pushed metrics when the source filters each aggregate): metrics
+        of other reads are not computed."""
+        loader = self._metric_loaders.get(name)
         if loader is None:
             connector = self.federation.connectors[rel.source]
-            specs = {
-                n: m
-                for n, m in self.model.metrics.items()
-                if (m.relation, metrics.where_key(m)) == group
-            }
+            specs = metrics.computed_with(connector, rel, self.model.metrics, name)
 
             async def load(keys: list[Any]) -> list[Partial]:
                 return await metrics.compute(connector, rel, specs, keys)
@@ -578,7 +575,7 @@ class RequestView:
             from strawberry.dataloader import DataLoader
 
             loader = DataLoader(load_fn=load, max_batch_size=size)
-            self._metric_loaders[group] = loader
+            self._metric_loaders.update(dict.fromkeys(specs, loader))
         return loader
 
     def _loader(self, name: str, rel: RelationSpec) -> DataLoader[Any, list[Row]]:

@@ -150,9 +150,9 @@ LATE = """query($f: CustomerFilter, $all: Boolean!) { customers(first: 500, filt
 
 
 def _keys_sent(detail: str) -> int:
-    """How many keys an explained ``... in [...]`` condition sent (a long list is
-    shown as ``[N values]``)."""
-    shown = detail.split(" in [", 1)[1].split("]", 1)[0]
+    """How many keys an explained ``... where key in [...]`` condition sent (a long list
+    is shown as ``[N values]``): the call's filters, after its aggregates' own."""
+    shown = detail.rsplit(" where ", 1)[1].split(" in [", 1)[1].split("]", 1)[0]
     return int(shown.split()[0]) if shown.endswith("values") else len(shown.split(","))
 
 
