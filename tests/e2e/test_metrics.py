@@ -12,6 +12,7 @@ from connectors import Capabilities, Connector
 from gateway.settings import LoadedSettings
 from resolvers.schema import build_schema
 from resolvers.view import Federation
+from tests.e2e.test_batching import statements_by_table
 
 QUERY = """query($first: Int!) { customers(first: $first) { nodes {
     sourceRecords { ref } lifetimeValue orderCount openTickets lastTicketAt openPipeline } } }"""
@@ -85,6 +86,17 @@ class _NoAggregates:
         raise AssertionError("aggregate must not be called when it is not declared")
 
 
+class _NoFilteredAggregates(_NoAggregates):
+    """A source that aggregates, but not with a ``where`` per aggregate."""
+
+    def capabilities_for(self, table: str) -> Capabilities:
+        return replace(self.inner.capabilities_for(table), supports_filtered_aggregates=False)
+
+    async def aggregate(self, *args: Any, **kwargs: Any) -> Any:
+        assert not any(a.where for a in args[2]), "a where per aggregate, undeclared"
+        return await self.inner.aggregate(*args, **kwargs)
+
+
 def federation_of(settings: LoadedSettings, pushdown: bool) -> Federation:
     """The settings' federation; without ``pushdown`` no source aggregates."""
     connectors: dict[str, Any] = settings.create_connectors()
@@ -117,3 +129,33 @@ async def test_metrics_match_sql_over_the_sources(
             assert node == expected(demo_dir, refs), (pushdown, refs)
             with_orders += node["orderCount"] > 0
         assert with_orders > 20
+
+
+async def test_a_relation_s_metrics_are_one_statement_when_the_source_filters_each(
+    demo_settings: LoadedSettings, demo_dir: Path
+) -> None:
+    """GraphQL's metrics of one relation with different ``where`` filters (orders:
+    lifetimeValue's paid ones, orderCount's all; tickets likewise) are one statement
+    per relation, with the values of a statement per ``where``."""
+    model = demo_settings.settings.model
+    counts = []
+    for filtered in (True, False):
+        connectors: dict[str, Any] = demo_settings.create_connectors()
+        if not filtered:
+            connectors = {name: _NoFilteredAggregates(c) for name, c in connectors.items()}
+        federation = Federation(model, connectors)
+        try:
+            with statements_by_table(federation) as seen:
+                result = await build_schema(model).execute(
+                    QUERY,
+                    variable_values={"first": 120},
+                    context_value={"view": federation.request()},
+                )
+        finally:
+            await federation.aclose()
+        assert result.errors is None, result.errors
+        for node in result.data["customers"]["nodes"]:  # type: ignore[index]
+            refs = [r["ref"] for r in node.pop("sourceRecords")]
+            assert node == expected(demo_dir, refs), (filtered, refs)
+        counts.append((seen["sales.orders"], seen["support.tickets"]))
+    assert counts == [(1, 1), (2, 2)], counts
