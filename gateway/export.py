@@ -24,7 +24,7 @@ from gateway.audit import auditor_for
 from gateway.formats import FORMATS, MEDIA_TYPES, encode
 from gateway.metrics import GatewayMetrics
 from resolvers.audit import AuditUnavailable
-from resolvers.export import Row, governed_columns, rows, tables
+from resolvers.export import Chunk, governed_columns, rows, tables
 from resolvers.governance import check_expr
 from resolvers.inputs import parse_json_filter
 from resolvers.policy import ForbiddenField, Grant
@@ -51,8 +51,8 @@ def _error(message: str, code: str, status: int) -> Response:
 
 
 async def _primed(
-    first: list[Row] | None, rest: AsyncIterator[list[Row]], sent: list[int]
-) -> AsyncIterator[list[Row]]:
+    first: Chunk | None, rest: AsyncIterator[Chunk], sent: list[int]
+) -> AsyncIterator[Chunk]:
     if first is None:
         return
     sent[0] += len(first)
@@ -120,7 +120,7 @@ async def export_table(request: Request) -> Response:
         workers = getattr(request.app.state, "export_workers", None)
         chunks = rows(
             federation, table, wanted, expr, order, grant=grant, auditor=auditor,
-            builders=workers() if workers is not None else None,
+            builders=workers(fmt, wanted) if workers is not None else None,
         )  # fmt: skip
         # the first chunk before the status line: a filter too broad for the planner
         # or a source that is down is a clear error status, not a truncated file

@@ -30,7 +30,7 @@ from rich.progress import (
 from connectors import CustviewError, QueryError
 from gateway.export_workers import WorkerFailed
 from gateway.settings import LoadedSettings, load_settings
-from resolvers.export import Row
+from resolvers.export import Chunk
 from resolvers.expr import Expr, Order
 
 err = Console(stderr=True, soft_wrap=True)
@@ -112,11 +112,11 @@ async def _export(
     auditor = operator_auditor(loaded, table, fmt)
     workers = factory(loaded)
 
-    async def counted() -> AsyncIterator[list[Row]]:
+    async def counted() -> AsyncIterator[Chunk]:
         await auditor.record((), [c.name for c in names], "started")
         async for chunk in rows(
             federation, table, names, expr, order, failures=failures, auditor=auditor,
-            builders=workers() if workers is not None else None,
+            builders=workers(fmt, names) if workers is not None else None,
         ):  # fmt: skip
             done.rows += len(chunk)
             rate = done.rows / max(time.perf_counter() - started, 1e-9)

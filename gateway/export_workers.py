@@ -12,8 +12,13 @@ come back as bytes), then has the workers join the key buckets, a share each
 and merges their forests (:mod:`resolvers.walk_join`); pass 2 sends chunks
 round robin (:class:`resolvers.export_chunks.ChunkMaker`), keeps at most
 ``IN_FLIGHT`` per worker, takes them back in order, masks and audits them and
-encodes. Every member table is read and joined by the workers, never here: they
-hash the keys alike (forked from one fork server), the exporting process does not.
+encodes. When nothing of the export is masked and its format is encoded a chunk
+at a time (:data:`gateway.formats.CHUNKED`), each worker encodes the chunks it
+builds and sends their bytes (:class:`resolvers.export.Encoded`) with the
+chunk's customer ids and error codes for the audit, not the rows' values to be
+pickled there and unpickled here. Every member table is read and joined by the
+workers, never here: they hash the keys alike (forked from one fork server), the
+exporting process does not.
 
 Workers are not forked from the exporting process, which runs threads and an
 event loop, but from multiprocessing's fork server (started by the first
@@ -44,7 +49,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from multiprocessing.connection import Connection
@@ -56,7 +61,9 @@ from connectors.serial import SerialThread
 from gateway.worker_process import WorkerProcess
 
 if TYPE_CHECKING:
+    from gateway.formats import Encoder
     from gateway.settings import LoadedSettings
+    from resolvers.export import Column
     from resolvers.export_chunks import BuiltChunk, ChunkSpec
     from resolvers.walk import Group, MemberScan
     from resolvers.walk_join import Forest, JoinTask
@@ -78,9 +85,18 @@ class ExportWorkers:
     """:class:`resolvers.export_chunks.ChunkBuilders` as ``count`` worker processes,
     for one export."""
 
-    def __init__(self, loaded: LoadedSettings, count: int) -> None:
+    def __init__(
+        self,
+        loaded: LoadedSettings,
+        count: int,
+        fmt: str | None = None,
+        columns: Sequence[Column] = (),
+    ) -> None:
         self.loaded = loaded
         self.count = count
+        self.encoding = _encoding(fmt, columns)
+        """The export's format and columns, when the workers may encode its chunks
+        (a format of :data:`gateway.formats.CHUNKED`); None: they send rows."""
         self.processes: list[WorkerProcess] = []
         self.pipes: list[Connection] = []
         self.finished = False
@@ -306,12 +322,14 @@ class ExportWorkers:
         assert self._sender is not None
         waiting: deque[int] = deque()
         turn = 0
+        # with each chunk (a few hundred bytes): no message of its own to answer
+        encoding = self.encoding if spec.unmasked else None
         async for groups in plans:
             # sent from a thread of its own, not awaited: a send larger than the
             # socket's buffer waits for the worker to read, which it does only after
             # sending its last chunk back, which must be read meanwhile (at most
             # ``count * IN_FLIGHT`` chunks' keys wait here)
-            self._sender.post(partial(self._send, turn, ("chunk", (spec, groups))))
+            self._sender.post(partial(self._send, turn, ("chunk", (spec, groups, encoding))))
             waiting.append(turn)
             turn = (turn + 1) % self.count
             if len(waiting) >= self.count * IN_FLIGHT:
@@ -458,7 +476,12 @@ def _context() -> multiprocessing.context.ForkServerContext:
     return context
 
 
-PRELOAD = ("gateway.export_workers", "gateway.settings", "resolvers.export_chunks")
+PRELOAD = (
+    "gateway.export_workers",
+    "gateway.formats",
+    "gateway.settings",
+    "resolvers.export_chunks",
+)
 """What the fork server imports (not the exporter's ``__main__``, which a worker
 does not need and which may not be safe to import twice: see :func:`_main_hidden`)."""
 
@@ -524,12 +547,21 @@ def _unexpected(exc: BaseException) -> tuple[str, str]:
     return describe(exc), redacted_traceback(exc)
 
 
-def factory(loaded: LoadedSettings) -> Callable[[], ExportWorkers] | None:
-    """Workers for each export as ``exports.workers`` says; None: exports run in process."""
+def _encoding(fmt: str | None, columns: Sequence[Column]) -> tuple[str, tuple[Column, ...]] | None:
+    from gateway.formats import CHUNKED
+
+    return (fmt, tuple(columns)) if fmt in CHUNKED else None
+
+
+def factory(
+    loaded: LoadedSettings,
+) -> Callable[[str | None, Sequence[Column]], ExportWorkers] | None:
+    """Workers for each export (its format and columns) as ``exports.workers`` says;
+    None: exports run in process."""
     count = loaded.settings.exports.workers
     if count == 0:
         return None
-    return lambda: ExportWorkers(loaded, count)
+    return lambda fmt, columns: ExportWorkers(loaded, count, fmt, columns)
 
 
 # -- the worker process ----------------------------------------------------------
@@ -539,9 +571,11 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
     """A worker's main: build each chunk sent until the pipe says stop or closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from connectors import CustviewError
+    from gateway.formats import encoder_for
     from gateway.logs import configure_logging
     from gateway.settings import LoadedSettings
     from gateway.unexpected import hide
+    from resolvers.export import Encoded
     from resolvers.export_chunks import ChunkMaker
     from resolvers.heap import WALK_THRESHOLDS
     from resolvers.view import Federation
@@ -562,6 +596,8 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
     young = gc.get_stats()[0]["collections"]
     stopped = False
     waited = 0.0
+    encoders: dict[tuple[str, tuple[Column, ...]], Encoder] = {}
+    """The export's encoder, once a chunk comes to be encoded (its format and columns)."""
     try:
         while True:
             began = time.perf_counter()
@@ -591,7 +627,16 @@ def serve(pipe: Connection, path: Path, settings: Any, connectors: Any) -> None:
                     failed = loop.run_until_complete(maker.scan(payload))
                     answer = ("scanned", (failed, hash(HASH_PROBE)))
                 else:
-                    answer = ("chunk", loop.run_until_complete(maker.make(*payload)))
+                    spec, groups, encoding = payload
+                    done = loop.run_until_complete(maker.make(spec, groups))
+                    if encoding is not None and done.built:
+                        encoder = encoders.get(encoding)
+                        if encoder is None:
+                            encoder = encoders[encoding] = encoder_for(*encoding)
+                        done.encoded = Encoded(encoding[0], encoder.rows(done.rows), len(done.rows))
+                        done.rows = []
+                    answer = ("chunk", done)
+                    del done, groups
             except CustviewError as exc:
                 pipe.send(("raise", exc))
                 return

@@ -11,6 +11,12 @@
 Memory stays bounded by one chunk of rows (plus one row group for Parquet).
 The Arrow formats live in :mod:`gateway.formats_arrow`, imported only by an
 export that asks for one: a CSV or NDJSON export does not load pyarrow.
+
+In CSV, NDJSON and Arrow a chunk's bytes depend on its rows alone (no state
+carried from one chunk to the next), so an export worker may encode the chunks it
+builds (:data:`CHUNKED`) and the exporter write their bytes as they come
+(:class:`resolvers.export.Encoded`), exactly where its own encoder would have
+written them.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 import anyio
 
-from resolvers.export import Column, Row
+from resolvers.export import Chunk, Column, Encoded, Row
 
 MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -78,7 +84,8 @@ def _texts(rows: list[Row], columns: Sequence[Column], types: frozenset[str]) ->
 
 
 class Encoder:
-    """Bytes for one format: ``start()``, ``rows()`` per chunk, ``finish()``."""
+    """Bytes for one format: ``start()``, ``rows()`` per chunk, ``finish()``; ``rows()``
+    keeps no state, so chunks encoded by different encoders of the format join up."""
 
     def __init__(self, columns: Sequence[Column]) -> None:
         self.names = [c.name for c in columns]
@@ -126,37 +133,53 @@ def encoder_for(fmt: str, columns: Sequence[Column]) -> Encoder:
 ENCODERS: dict[str, type[Encoder]] = {"csv": CSVEncoder, "ndjson": NDJSONEncoder}
 """The text formats; Arrow's encoder is :mod:`gateway.formats_arrow`'s."""
 
+CHUNKED = ("csv", "ndjson", "arrow")
+"""The formats encoded a chunk at a time (:func:`encoder_for`), each chunk's bytes
+from its rows alone: an export worker may encode its chunks itself. Parquet is
+written whole."""
+
+
+def encoded_bytes(fmt: str, chunk: Encoded) -> bytes:
+    """The bytes of a chunk encoded elsewhere, which must be in the export's format."""
+    if chunk.form != fmt:  # a real check: an assert would vanish under python -O
+        raise RuntimeError(f"a chunk encoded as {chunk.form!r} in an export as {fmt!r}")
+    return chunk.data
+
 
 async def encode(
-    fmt: str, columns: Sequence[Column], chunks: AsyncIterator[list[Row]]
+    fmt: str, columns: Sequence[Column], chunks: AsyncIterator[Chunk]
 ) -> AsyncIterator[bytes]:
     """The export in ``fmt``, as byte chunks that leave as rows arrive (Parquet: when
-    the spooled file is complete)."""
+    the spooled file is complete); a chunk already encoded leaves as it is."""
     if fmt == "parquet":
         async for data in _parquet(columns, chunks):
             yield data
         return
     encoder = encoder_for(fmt, columns)
     yield encoder.start()
-    async for rows in chunks:
-        data = encoder.rows(rows)
+    async for chunk in chunks:
+        data = encoded_bytes(fmt, chunk) if isinstance(chunk, Encoded) else encoder.rows(chunk)
         if data:
             yield data
     yield encoder.finish()
 
 
-async def spool_parquet(
-    columns: Sequence[Column], chunks: AsyncIterator[list[Row]], path: str
-) -> None:
+async def _rows(chunks: AsyncIterator[Chunk]) -> AsyncIterator[list[Row]]:
+    """The chunks as rows: a Parquet export's are never encoded elsewhere."""
+    async for chunk in chunks:
+        if isinstance(chunk, Encoded):
+            raise RuntimeError(f"a chunk encoded as {chunk.form!r} in a Parquet export")
+        yield chunk
+
+
+async def spool_parquet(columns: Sequence[Column], chunks: AsyncIterator[Chunk], path: str) -> None:
     """Write the rows to ``path`` as Parquet (:func:`gateway.formats_arrow.spool_parquet`)."""
     from gateway.formats_arrow import spool_parquet as spool
 
-    await spool(columns, chunks, path)
+    await spool(columns, _rows(chunks), path)
 
 
-async def _parquet(
-    columns: Sequence[Column], chunks: AsyncIterator[list[Row]]
-) -> AsyncIterator[bytes]:
+async def _parquet(columns: Sequence[Column], chunks: AsyncIterator[Chunk]) -> AsyncIterator[bytes]:
     fd, path = tempfile.mkstemp(prefix="custview-export-", suffix=".parquet")
     os.close(fd)
     try:

@@ -7,7 +7,6 @@ export that writes Arrow or Parquet, not by every CSV or NDJSON export.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
@@ -42,33 +41,6 @@ def arrow_schema(columns: Sequence[Column]) -> pa.Schema:
     )
 
 
-class _Chunks:
-    """A write-only file for pyarrow that hands back what was written since last asked."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self._size = 0
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self._parts.append(chunk)
-        self._size += len(chunk)
-        return len(chunk)
-
-    def flush(self) -> None:
-        pass
-
-    def tell(self) -> int:
-        return self._size
-
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
-
-
 def record_batch(schema: pa.Schema, rows: list[Row]) -> pa.RecordBatch:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     return pa.record_batch(
@@ -77,24 +49,31 @@ def record_batch(schema: pa.Schema, rows: list[Row]) -> pa.RecordBatch:
     )
 
 
+END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+"""The stream's end marker: a continuation marker and a zero message length."""
+
+
 class ArrowEncoder(Encoder):
+    """An Arrow IPC stream written a message at a time: the schema, one record batch
+    per chunk, the end marker, each the bytes pyarrow's stream writer writes (its
+    default options; tested against it). The model's types hold no dictionary, so a
+    batch's message depends on its rows alone: batches encoded by other processes
+    (export workers) join this stream under its one schema."""
+
     def __init__(self, columns: Sequence[Column]) -> None:
         super().__init__(columns)
         self.schema = arrow_schema(columns)
-        self._sink = _Chunks()
-        self._writer = pa.ipc.new_stream(self._sink, self.schema)
 
     def start(self) -> bytes:
-        return self._sink.take()
+        return bytes(self.schema.serialize())
 
     def rows(self, rows: list[Row]) -> bytes:
-        if rows:
-            self._writer.write_batch(record_batch(self.schema, rows))
-        return self._sink.take()
+        if not rows:
+            return b""
+        return bytes(record_batch(self.schema, rows).serialize())
 
     def finish(self) -> bytes:
-        self._writer.close()
-        return self._sink.take()
+        return END_OF_STREAM
 
 
 async def spool_parquet(

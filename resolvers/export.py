@@ -48,6 +48,28 @@ if TYPE_CHECKING:
 Row = tuple[Any, ...]
 """One exported row, values in column order, typed as the column says."""
 
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A chunk's rows already encoded in the export's format by the process that built
+    them (an export worker: :mod:`resolvers.export_chunks`), so that they cross to the
+    exporting process as bytes, not as values. Only a chunk nothing masks is encoded
+    so (:attr:`resolvers.export_chunks.ChunkSpec.unmasked`); the exporter writes its
+    bytes where the format's encoder would have written the rows'."""
+
+    form: str
+    """The format that encoded it (the exporter checks it is the export's)."""
+    data: bytes
+    count: int
+    """How many rows it holds."""
+
+    def __len__(self) -> int:
+        return self.count
+
+
+Chunk = list[Row] | Encoded
+"""One chunk of an export as it leaves :func:`rows`: its rows, or their bytes."""
+
 CUSTOMERS = "customers"
 SOURCE_RECORDS = "source_records"
 CHUNK = 500
@@ -260,7 +282,7 @@ async def rows(
     auditor: Auditor | None = None,
     ids: Sequence[str] | None = None,
     builders: ChunkBuilders | None = None,
-) -> AsyncIterator[list[Row]]:
+) -> AsyncIterator[Chunk]:
     """Chunks of typed rows of ``table`` for the customers matching ``expr``.
 
     A failing source raises, unless ``failures`` is given: then the export
@@ -273,7 +295,9 @@ async def rows(
     (looked up one by one, not searched for). With ``builders``, an export of
     every customer (no filter, order, ids or chunk size) has its chunks built by
     them (:mod:`resolvers.export_chunks`: other processes), the same rows in the
-    same order, masked and audited here.
+    same order, masked and audited here; when the grant masks none of ``wanted``,
+    builders that can encode the export's format send their chunks' bytes
+    (:class:`Encoded`), which only an encoder of that format may take.
     """
     model = federation.model
     names = [c.name for c in wanted]
@@ -303,18 +327,20 @@ async def rows(
 
 
 async def leaving(
-    out: list[Row],
+    out: Chunk,
     ids: list[str],
     codes: list[str],
     masked: list[tuple[int, str]],
     salt: str,
     auditor: Auditor | None,
     fields: list[str],
-) -> list[Row]:
+) -> Chunk:
     """A chunk as it leaves, built here or elsewhere: masked as the grant says, and
     recorded by the auditor (its customers' ``ids``, the source errors' ``codes``)
     before it is yielded."""
     if masked:
+        if isinstance(out, Encoded):  # a real check: an assert would vanish under -O
+            raise RuntimeError("a chunk encoded by its builder cannot be masked")
         out = masked_rows(out, masked, salt)
     if auditor is not None:
         from resolvers.audit import outcome_of

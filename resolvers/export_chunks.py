@@ -12,7 +12,11 @@ built chunks back in order. What governs the export stays here: the audit entry
 of a chunk is written by the exporting process before the chunk is yielded, and
 masking is applied here; the row rules are applied by the builder to the golden
 values it built, with the same :meth:`Grant.admits`, before the rows are built
-(as in process).
+(as in process). When the grant masks none of the exported columns (decided once
+for the export, from the same column actions the masking reads), a builder may
+send a chunk encoded in the export's format (:class:`resolvers.export.Encoded`)
+instead of its rows: the audit entry needs only the chunk's customer ids and
+error codes, which come with it.
 
 A failing source gives what the in-process path gives: raised (HTTP) as the
 same error, or collected into ``failures`` (CLI) in the same order.
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from connectors import ConnectorError
 from resolvers import export, walk
-from resolvers.export import Failures, Row, audited_name, builder, leaving
+from resolvers.export import Chunk, Encoded, Failures, Row, audited_name, builder, leaving
 from resolvers.golden_chunk import ChunkSurvivorship
 from resolvers.heap import WALK_THRESHOLDS, long_lived_frozen
 from resolvers.identity import KeyNode
@@ -52,6 +56,9 @@ class ChunkSpec:
     """Source failures are collected (the CLI) rather than raised (HTTP)."""
     prior: tuple[ConnectorError, ...] = ()
     """Pass 1's failures (a chunk's view starts with them, as in process)."""
+    unmasked: bool = False
+    """The grant masks none of the columns: the exporter would send the rows as they
+    are built, so a builder may send them encoded (:attr:`BuiltChunk.encoded`)."""
 
 
 @dataclass(slots=True)
@@ -70,6 +77,9 @@ class BuiltChunk:
     """Failures collected, in the order the in-process path adds them."""
     raised: ConnectorError | None = None
     """The error the in-process path would have raised (``collect`` false)."""
+    encoded: Encoded | None = None
+    """The rows in the export's format, in place of ``rows`` (left empty), when the
+    builder encoded them (only for a spec that is ``unmasked``)."""
 
 
 class ChunkBuilders(Protocol):
@@ -100,7 +110,10 @@ class ChunkBuilders(Protocol):
 
     def build(
         self, spec: ChunkSpec, plans: AsyncIterator[list[walk.Group]]
-    ) -> AsyncIterator[BuiltChunk]: ...
+    ) -> AsyncIterator[BuiltChunk]:
+        """Each plan's chunk built, in order; a builder may encode a chunk of a spec
+        that is ``unmasked`` (:attr:`BuiltChunk.encoded`), never one of another."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -224,7 +237,7 @@ async def farmed_rows(
     grant: Grant | None,
     auditor: Auditor | None,
     masked: list[tuple[int, str]],
-) -> AsyncIterator[list[Row]]:
+) -> AsyncIterator[Chunk]:
     """:func:`resolvers.export.rows` of every customer, pass 2 built by ``builders``."""
     builders.start()
     try:
@@ -237,6 +250,7 @@ async def farmed_rows(
                 grant.rows if grant is not None else None,
                 failures is not None,
                 tuple(found.errors),
+                unmasked=not masked,
             )
             fields = [audited_name(federation.model, table, n) for n in names]
             salt = grant.salt if grant else ""
@@ -248,8 +262,7 @@ async def farmed_rows(
                     for error in done.failed:
                         failures.add(error)
                 if done.built:
-                    yield await leaving(
-                        done.rows, done.ids, done.codes, masked, salt, auditor, fields
-                    )
+                    out = done.rows if done.encoded is None else done.encoded
+                    yield await leaving(out, done.ids, done.codes, masked, salt, auditor, fields)
     finally:
         await builders.aclose()

@@ -81,13 +81,14 @@ async def _custview(
     model = loaded.settings.model
     if workers is None:
         workers = loaded.settings.exports.workers
-    builders = ExportWorkers(loaded, workers) if workers else None
+    names = columns(model, "customers")
+    # as the CLI's: told the format, the workers encode their chunks
+    builders = ExportWorkers(loaded, workers, fmt, names) if workers else None
     if registry:
         federation = loaded.create_federation()
         await federation.open()
     else:
         federation = Federation(model, loaded.create_connectors())
-    names = columns(model, "customers")
     count = 0
 
     async def counted() -> Any:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import logging
 import os
@@ -36,7 +38,7 @@ from gateway.export_workers import ExportWorkers, WorkerFailed
 from gateway.serving import DEMO_HEADERS
 from gateway.settings import DEMO_CONFIG, LoadedSettings, load_settings
 from resolvers import walk
-from resolvers.export import Failures, columns, rows
+from resolvers.export import Encoded, Failures, columns, rows
 from resolvers.view import Federation
 from tests.e2e.conftest import leaky_demo_config, serve_in_process
 from tests.support.loop import loop_gaps
@@ -46,18 +48,37 @@ SUPPORT = {"X-API-Key": "support-key"}
 EMEA = {"X-API-Key": "emea-key"}
 
 
+class Noting(ExportWorkers):
+    """Export workers that note how each chunk came back: its bytes or its rows."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.came: list[str] = []
+
+    async def build(self, spec: Any, plans: Any) -> Any:
+        async for done in super().build(spec, plans):
+            self.came.append("rows" if done.encoded is None else "bytes")
+            assert done.encoded is None or done.rows == []
+            yield done
+
+
 class Started:
     """The app's worker factory, keeping every export's workers to look at."""
 
     def __init__(self, loaded: LoadedSettings, count: int) -> None:
         self.loaded = loaded
         self.count = count
-        self.made: list[ExportWorkers] = []
+        self.made: list[Noting] = []
 
-    def __call__(self) -> ExportWorkers:
-        workers = ExportWorkers(self.loaded, self.count)
+    def __call__(self, fmt: str | None = None, columns: Any = ()) -> Noting:
+        workers = Noting(self.loaded, self.count, fmt, columns)
         self.made.append(workers)
         return workers
+
+    def came(self) -> set[str]:
+        """How the last export's chunks came back (at least one did)."""
+        assert self.made[-1].came
+        return set(self.made[-1].came)
 
 
 @pytest.fixture()
@@ -92,12 +113,20 @@ async def test_workers_export_the_same_bytes_in_every_format(
     small_chunks: None,
     table: str,
 ) -> None:
-    # every format on SQLite; CSV (the same rows) on PostgreSQL + MariaDB
+    # every format on SQLite; CSV (the same rows) on PostgreSQL + MariaDB; nothing
+    # masked, so the workers encode their chunks and send the bytes
     every = table == "customers" and engine_layout == "sqlite"
-    for fmt in ("csv", "ndjson", "arrow") if every else ("csv",):
-        alone, farmed, _ = await _both(client, demo_settings, f"/export/{table}.{fmt}", {})
+    for fmt in ("csv", "ndjson", "arrow", "parquet") if every else ("csv",):
+        alone, farmed, started = await _both(client, demo_settings, f"/export/{table}.{fmt}", {})
         assert len(alone) > 10_000
         assert farmed == alone, f"{table}.{fmt}"
+        # Parquet is written whole, from the rows
+        assert started.came() == {"rows" if fmt == "parquet" else "bytes"}, fmt
+    if table == "customers":  # masked: the rows come back and the exporter masks them
+        path = "/export/customers.csv?columns=id,name,email,country"
+        alone, farmed, started = await _both(client, demo_settings, path, SUPPORT)
+        assert farmed == alone and b"***" in farmed
+        assert started.came() == {"rows"}
 
 
 def _audited() -> list[tuple[Any, ...]]:
@@ -121,8 +150,10 @@ async def test_workers_keep_masking_row_rules_and_the_audit(
 ) -> None:
     path = "/export/customers.ndjson?columns=id,name,email,phone,country"
     before = len(_audited())
-    alone, farmed, _ = await _both(client, demo_settings, path, headers)
+    alone, farmed, started = await _both(client, demo_settings, path, headers)
     assert farmed == alone
+    # masked: rows, masked here; the row rules mask nothing: bytes, encoded there
+    assert started.came() == {"rows" if headers is SUPPORT else "bytes"}
     audited = _audited()[before:]
     half = len(audited) // 2
     assert audited[:half] == audited[half:], "the same audit entries, chunk by chunk"
@@ -149,8 +180,9 @@ class _Recorder:
         self.entries.append((list(customers), self.yielded))
 
 
+@pytest.mark.parametrize("fmt", [None, "csv"], ids=["rows", "encoded"])
 async def test_each_chunk_is_audited_by_the_exporter_before_it_is_yielded(
-    demo_env: None, small_chunks: None
+    demo_env: None, small_chunks: None, fmt: str | None
 ) -> None:
     loaded = load_settings(DEMO_CONFIG)
     model = loaded.settings.model
@@ -162,12 +194,19 @@ async def test_each_chunk_is_audited_by_the_exporter_before_it_is_yielded(
     try:
         async for chunk in rows(
             federation, "customers", wanted, grant=grant, auditor=recorder,  # type: ignore[arg-type]
-            builders=ExportWorkers(loaded, 2),
+            builders=ExportWorkers(loaded, 2, fmt, wanted),
         ):  # fmt: skip
+            if fmt is None:
+                assert isinstance(chunk, list)
+                built = chunk
+            else:  # encoded by its worker (nothing is masked): its CSV lines
+                assert isinstance(chunk, Encoded) and chunk.form == "csv"
+                built = list(csv.reader(io.StringIO(chunk.data.decode())))
+                assert len(built) == len(chunk)
             ids, yielded_then = recorder.entries[-1]
             assert yielded_then == chunks, "written before the chunk left"
-            assert ids == [row[0] for row in chunk]
-            assert all(row[1] in {"DE", "FR", "GB"} for row in chunk)
+            assert ids == [row[0] for row in built]
+            assert all(row[1] in {"DE", "FR", "GB"} for row in built)
             chunks += 1
             recorder.yielded = chunks
     finally:
@@ -849,8 +888,13 @@ async def test_exports_workers_chooses_the_path(demo_env: None, tmp_path: Path) 
         assert response.status_code == 200 and response.text.count("\n") > 1500
     loaded = load_settings(_with_workers(tmp_path, 2))
     async for client in serve_in_process(loaded):
-        made = client.app.state.export_workers()  # type: ignore[attr-defined]
+        wanted = columns(loaded.settings.model, "customers", ["id"])
+        made = client.app.state.export_workers("arrow", wanted)  # type: ignore[attr-defined]
         assert isinstance(made, ExportWorkers) and made.count == 2
+        # told the format, they may encode its chunks; Parquet's they may not
+        assert made.encoding == ("arrow", tuple(wanted))
+        made = client.app.state.export_workers("parquet", wanted)  # type: ignore[attr-defined]
+        assert made.encoding is None
 
 
 def _descendants(pid: int) -> set[int]:
