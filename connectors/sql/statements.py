@@ -24,7 +24,9 @@ from sqlalchemy import (
     select,
     table,
 )
-from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement, FunctionFilter
 from sqlalchemy.sql.expression import TableClause, column
 from sqlalchemy.sql.sqltypes import _resolve_value_to_type
 from sqlalchemy.types import TypeEngine
@@ -354,14 +356,17 @@ def _where_shape(where: Sequence[Filter]) -> tuple[Any, ...] | None:
     """An aggregate's ``where`` as part of a shape: its values are bound into the
     statement built for the shape (a metric's ``where`` is the same every time), so
     they are part of it, each with its type (``1``, ``1.0`` and ``True`` are equal
-    keys but bind differently). ``None`` for a value that cannot be a key."""
+    keys but bind differently; so do values equal by ``==`` that print differently).
+    ``None`` for a value that cannot be a key."""
     shape: list[Any] = []
     for f in where:
         value = f.value
+        # with each value's repr: equal values may bind differently (aware datetimes
+        # of one instant in two offsets, Decimal('1.0') and Decimal('1.00'))
         if isinstance(value, list | tuple):
-            value = tuple((type(v), v) for v in value)
+            value = tuple((type(v), v, repr(v)) for v in value)
         else:
-            value = (type(value), value)
+            value = (type(value), value, repr(value))
         try:
             hash(value)
         except TypeError:
@@ -394,23 +399,38 @@ def _aggregate_shape(
 
 
 def aggregate_expr(agg: Aggregate) -> ColumnElement[Any]:
-    """``fn(column)``; with a ``where``, ``fn(CASE WHEN where THEN column END)``.
+    """``fn(column)``; with a ``where``, ``fn(column) FILTER (WHERE where)``, which
+    MySQL and MariaDB (no ``FILTER``) get as ``fn(CASE WHEN where THEN column END)``
+    (:func:`_case_filter`).
 
-    A row the ``where`` does not pass (false or NULL: ``CASE`` takes a branch only
-    when its condition is true, as ``WHERE`` keeps a row) gives the aggregate a NULL,
-    which every aggregate skips, so over no passing rows ``count`` is 0 and the
-    others NULL, as over no rows. ``count(*)`` counts ``CASE WHEN where THEN 1 END``.
-    ``CASE`` rather than ``FILTER (WHERE ...)``: MariaDB has no ``FILTER``, and on
-    SQLite (which has it) the two took the same time over the demo's orders.
+    A row the ``where`` does not pass (false or NULL) is left out, as ``WHERE``
+    leaves it out, so over no passing rows ``count`` is 0 and the others NULL, as
+    over no rows. ``FILTER`` where the engine has it: SQLite's ``CASE`` is an
+    expression without the column's collation, so ``min``/``max`` of a ``COLLATE
+    NOCASE`` column would compare bytes (PostgreSQL's and MariaDB's ``CASE`` keep
+    it; on SQLite both took the same time over the demo's orders).
     """
     if agg.fn not in ("count", "sum", "min", "max"):
         raise QueryError(f"unknown aggregate function '{agg.fn}'")
     if agg.column is None and agg.fn != "count":
         raise QueryError(f"aggregate '{agg.fn}' needs a column")
-    if agg.column is None and not agg.where:
-        return func.count()
-    value: ColumnElement[Any] = literal_column("1") if agg.column is None else col(agg.column)
+    function: Callable[..., ColumnElement[Any]] = getattr(func, agg.fn)
+    value = function() if agg.column is None else function(col(agg.column))
     if agg.where:
-        value = case((and_(*(condition(f) for f in agg.where)), value))
-    function: Callable[[ColumnElement[Any]], ColumnElement[Any]] = getattr(func, agg.fn)
-    return function(value)
+        return value.filter(and_(*(condition(f) for f in agg.where)))  # type: ignore[no-any-return]
+    return value
+
+
+@compiles(FunctionFilter, "mysql")
+@compiles(FunctionFilter, "mariadb")
+def _case_filter(element: FunctionFilter[Any], compiler: SQLCompiler, **kw: Any) -> str:
+    """``fn(x) FILTER (WHERE c)`` as ``fn(CASE WHEN c THEN x END)`` (``count(*)``:
+    ``count(CASE WHEN c THEN 1 END)``): ``CASE`` takes its branch only when ``c``
+    is true, and every aggregate skips the NULL of the others."""
+    function = element.func
+    [argument] = function.clauses.clauses
+    if isinstance(argument, ColumnClause) and argument.name == "*":
+        argument = literal_column("1")
+    assert element.criterion is not None, "FILTER without a condition"
+    rewritten = getattr(func, function.name)(case((element.criterion, argument)))
+    return compiler.process(rewritten, **kw)

@@ -1,15 +1,18 @@
-"""Aggregates with their own ``where`` in one grouped statement (``CASE WHEN``), on every
-engine: each must be exactly what a statement of its own with that ``where`` gives,
-value and type, for groups whose rows pass it all, some, none, or only through NULLs.
+"""Aggregates with their own ``where`` in one grouped statement (``FILTER``; ``CASE
+WHEN`` on MySQL/MariaDB), on every engine: each must be exactly what a statement of
+its own with that ``where`` gives, value and type, for groups whose rows pass it all,
+some, none, or only through NULLs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -208,3 +211,65 @@ async def test_statements_of_one_shape_keep_their_own_values(connector: SQLConne
     for _ in range(2):
         assert await spent("paid") == {1: Decimal("12.75"), 2: Decimal("5.00")}
         assert await spent("refunded") == {1: None, 2: Decimal("7.00")}
+
+
+@pytest.mark.parametrize("direct", [True, False])
+async def test_min_and_max_keep_a_sqlite_columns_collation(tmp_path: Path, direct: bool) -> None:
+    """SQLite's ``CASE`` is an expression without the column's collation: ``min`` of
+    ``CASE WHEN ... THEN subject END`` over a ``COLLATE NOCASE`` column compared bytes
+    (``'B'`` before ``'a'``), where a statement of its own compares without case."""
+    path = tmp_path / "tickets.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE tickets (id INTEGER PRIMARY KEY, owner INT, status TEXT,"
+            " subject TEXT COLLATE NOCASE)"
+        )
+        db.executemany(
+            "INSERT INTO tickets VALUES (?, ?, ?, ?)",
+            [(1, 1, "open", "b"), (2, 1, "open", "B"), (3, 1, "open", "a"),
+             (4, 1, "closed", "Z"), (5, 1, "closed", "c")],
+        )  # fmt: skip
+    url = f"sqlite+aiosqlite:///{path}"
+    conn = SQLConnector("desk", SQLOptions(url=url, sqlite_direct=direct))
+    keys = [Filter("owner", "in", [1])]
+    try:
+        for status in ("open", "closed"):
+            where = [Filter("status", "eq", status)]
+            bounds = [Aggregate("min", "subject", "lo"), Aggregate("max", "subject", "hi")]
+            [alone] = await conn.aggregate("tickets", ["owner"], bounds, [*keys, *where])
+            filtered = [replace(a, where=where) for a in bounds]
+            together = [*filtered, Aggregate("count", None, "rows")]
+            [one] = await conn.aggregate("tickets", ["owner"], together, keys)
+            assert (one["lo"], one["hi"]) == (alone["lo"], alone["hi"]), status
+        assert (alone["lo"], alone["hi"]) == ("c", "Z"), "the collation compares without case"
+    finally:
+        await conn.aclose()
+
+
+async def test_where_values_equal_but_bound_differently_are_two_statements(
+    tmp_path: Path,
+) -> None:
+    """Two aware datetimes of one instant in two offsets are equal keys, but SQLite
+    binds each as its own wall time: the statement built for the first must not
+    answer the second (each is what a statement of its own with that ``where`` gives)."""
+    path = tmp_path / "orders.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, owner INT, created_at DATETIME)")
+        db.execute("INSERT INTO orders VALUES (1, 1, '2024-01-01 10:30:00.000000')")
+    conn = SQLConnector("shop", SQLOptions(url=f"sqlite+aiosqlite:///{path}"))
+    keys = [Filter("owner", "in", [1])]
+    plus_one = timezone(timedelta(hours=1))
+    seen = []
+    try:
+        for at in (datetime(2024, 1, 1, 10, tzinfo=UTC), datetime(2024, 1, 1, 11, tzinfo=plus_one)):
+            where = [Filter("created_at", "lt", at)]
+            counted = [Aggregate("count", None, "n")]
+            alone = await conn.aggregate("orders", ["owner"], counted, [*keys, *where])
+            together = [replace(counted[0], where=where), Aggregate("count", None, "rows")]
+            [one] = await conn.aggregate("orders", ["owner"], together, keys)
+            want = alone[0]["n"] if alone else 0
+            assert int(one["n"]) == int(want), at
+            seen.append(want)
+        assert seen == [0, 1], "the two values bind differently here"
+    finally:
+        await conn.aclose()
