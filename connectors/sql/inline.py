@@ -14,7 +14,8 @@ the budget has passed by the clock whatever it used (the connection stays
 usable). The caller then sends it to the connection's thread, and
 :class:`SlowStatements` sends its shape there directly for its next
 :data:`SLOW_RUNS` runs, so a long statement holds the loop for about the
-budget once in that many runs. A step SQLite does not stop (counting a
+budget (up to :data:`WALL_LIMIT` times it by the clock on a busy machine)
+once in that many runs. A step SQLite does not stop (counting a
 whole table) is marked the same way by the caller once its CPU time passed
 twice the budget.
 
