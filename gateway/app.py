@@ -91,10 +91,13 @@ def _page(ide_headers: dict[str, str] | None) -> Callable[[Request], Awaitable[R
     return page
 
 
-def gateway_schema(loaded: LoadedSettings, *, fast_path: bool = True) -> Schema:
+def gateway_schema(
+    loaded: LoadedSettings, *, fast_path: bool = True, hot_route: bool = True
+) -> Schema:
     """The schema the gateway serves: governed by the policy, limited by the profile;
     with ``fast_path`` hot operations run on the compiled executor (the general
-    executor answers whatever it cannot compile)."""
+    executor answers whatever it cannot compile) and, with ``hot_route``, those
+    seen before without strawberry's execution machinery (:mod:`resolvers.hot`)."""
     model = loaded.settings.model
     schema = govern(build_schema(model), model)
     extensions = [*schema.extensions, *loaded.limits.extensions(), RequestIdExtension]
@@ -104,6 +107,7 @@ def gateway_schema(loaded: LoadedSettings, *, fast_path: bool = True) -> Schema:
     if fast_path and not hooks_fields(extensions):
         extensions.append(FastPath(schema, model).extension)  # innermost: last
     schema.extensions = combine(extensions)  # one extension: strawberry's cost is per extension
+    schema.hot_route = hot_route  # type: ignore[attr-defined]
     return schema
 
 
@@ -114,14 +118,16 @@ def create_app(
     *,
     fast_path: bool = True,
     http_lane: bool = True,
+    hot_route: bool = True,
 ) -> Starlette:
     """The gateway for validated settings; sources are connected in the lifespan.
     ``ide_headers`` pre-fill GraphiQL's Headers tab and the page's key field
     (the demo's key); ``metrics`` carry on from an app this one replaces;
     ``fast_path=False`` runs every operation on the general executor and
-    ``http_lane=False`` every request through the general HTTP stack (the
+    ``http_lane=False`` every request through the general HTTP stack and
+    ``hot_route=False`` every operation through strawberry's execution (the
     benchmark and the equivalence tests compare both)."""
-    schema = gateway_schema(loaded, fast_path=fast_path)
+    schema = gateway_schema(loaded, fast_path=fast_path, hot_route=hot_route)
     limits = loaded.limits
 
     metrics = metrics or GatewayMetrics()

@@ -10,7 +10,7 @@ export``, ``check``, ...) does not load strawberry and graphql-core.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -32,6 +32,9 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.types import ExecutionContext
+
+from resolvers.hot import HotExtension
 
 if TYPE_CHECKING:
     from gateway.hardening import Limits
@@ -51,12 +54,22 @@ def extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
         *([] if limits.introspection else DisableIntrospection().validation_rules),
     ]
     found: list[Callable[[], SchemaExtension]] = [
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: AddValidationRules(rules),
+        lambda: _MaxTokens(max_token_count=limits.max_tokens),
+        lambda: _AddRules(rules),
     ]
     if not limits.introspection:
         found.append(HideSuggestions)
     return found
+
+
+class _MaxTokens(MaxTokensLimiter, HotExtension):
+    def ask(self, context: ExecutionContext) -> None:
+        context.parse_options["max_tokens"] = self.max_token_count
+
+
+class _AddRules(AddValidationRules, HotExtension):
+    def ask(self, context: ExecutionContext) -> None:
+        context.validation_rules = context.validation_rules + tuple(self.validation_rules)
 
 
 # -- cost -------------------------------------------------------------------
@@ -137,13 +150,13 @@ def _cost_rule(max_cost: int, max_page_size: int) -> type[ValidationRule]:
 _SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.S)
 
 
-class HideSuggestions(SchemaExtension):
+class HideSuggestions(HotExtension):
     """Drops "Did you mean ...?" from errors: with introspection off, suggestions
     would let a caller discover the schema one typo at a time."""
 
-    def on_operation(self) -> Iterator[None]:
-        yield
-        context = self.execution_context
+    def end(self, context: ExecutionContext, state: None, raised: BaseException | None) -> None:
+        if raised is not None:
+            return
         errors = [*(context.pre_execution_errors or []), *(context.result.errors or [])] if (
             context.result
         ) else list(context.pre_execution_errors or [])  # fmt: skip

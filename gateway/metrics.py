@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -25,6 +25,7 @@ from strawberry.types import ExecutionContext
 from connectors import Connector
 from connectors.cache import cache_in
 from connectors.resilience import resilient_in
+from resolvers.hot import HotExtension
 
 _STATES = {"closed": 0, "half-opened": 1, "opened": 2}
 _CACHE = {"live": "miss", "cached": "hit", "stale": "stale"}
@@ -151,15 +152,16 @@ class GatewayMetrics:
         install it first, so it sees the errors every other extension adds."""
         metrics = self
 
-        class GraphQLMetrics(SchemaExtension):
-            def on_operation(self) -> Iterator[None]:
-                started, finished = time.perf_counter(), False
-                try:
-                    yield
-                    finished = True
-                finally:  # a document that does not parse ends the operation early
-                    seconds = time.perf_counter() - started
-                    metrics._observe(self.execution_context, seconds, finished)
+        class GraphQLMetrics(HotExtension):
+            def begin(self, context: ExecutionContext) -> float:
+                return time.perf_counter()
+
+            def end(
+                self, context: ExecutionContext, started: float, raised: BaseException | None
+            ) -> None:
+                # also when the operation ends early (a document that does not parse)
+                seconds = time.perf_counter() - started
+                metrics._observe(context, seconds, raised is None)
 
         return GraphQLMetrics
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from strawberry.extensions import SchemaExtension
+    from strawberry.types import ExecutionContext
 
 
 def digest(document: str) -> str:
@@ -59,13 +60,13 @@ class PersistedQueries:
         refuses every other one."""
         # the app's imports, not every command's that reads the settings
         from graphql import GraphQLError
-        from strawberry.extensions import SchemaExtension
+
+        from resolvers.hot import HotExtension
 
         documents = self.documents
 
-        class PersistedQueryExtension(SchemaExtension):
-            def on_operation(self) -> Iterator[None]:
-                context = self.execution_context
+        class PersistedQueryExtension(HotExtension):
+            def ask(self, context: ExecutionContext) -> None:
                 asked = (context.operation_extensions or {}).get("persistedQuery")
                 if isinstance(asked, dict):
                     context.query = _stored(documents, asked, context.query)
@@ -75,7 +76,6 @@ class PersistedQueries:
                         "query (extensions.persistedQuery.sha256Hash) your deployment lists",
                         extensions={"code": "PERSISTED_QUERY_NOT_ALLOWED"},
                     )
-                yield
 
         return PersistedQueryExtension
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from strawberry.extensions import SchemaExtension
 
 from connectors.request_id import (
     HEADER,
@@ -24,6 +23,7 @@ from connectors.request_id import (
     new_request_id,
     request_id_scope,
 )
+from resolvers.hot import HotExtension
 
 access_log = logging.getLogger("custview.access")
 PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -80,9 +80,9 @@ def log_access(method: str, path: str, status: int, started: float) -> None:
     )
 
 
-class RequestIdExtension(SchemaExtension):
+class RequestIdExtension(HotExtension):
     """Puts the request id into the GraphQL response's ``extensions``."""
 
-    def get_results(self) -> dict[str, Any]:
+    def results(self, state: None) -> dict[str, Any]:
         request_id = current_request_id()
         return {"requestId": request_id} if request_id else {}

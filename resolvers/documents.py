@@ -78,7 +78,7 @@ class DocumentCache:
         return _CachingExtension(self)
 
     def document(self, query: str, options: Mapping[str, Any]) -> tuple[DocumentNode, Hashable]:
-        key = (query, *sorted(options.items())) if options else query
+        key = _key(query, options)
         entry: _Entry | None = self._entries.get(key)
         if entry is None:
             self.parses += 1
@@ -98,6 +98,26 @@ class DocumentCache:
             self.validations += 1
             found = entry.verdicts[rules] = validate_document(schema, document, rules)
         return list(found)
+
+    def known(
+        self, query: str, options: Mapping[str, Any], rules: tuple[type, ...]
+    ) -> DocumentNode | None:
+        """``query``'s document when it is parsed already and a verdict of ``rules``
+        found it valid (what the extension's hooks would find, without parsing or
+        validating anything); else None."""
+        entry: _Entry | None = self._entries.get(_key(query, options))
+        if entry is None or entry.verdicts.get(rules, True):
+            return None  # not seen, not validated by these rules, or not valid
+        return entry.document
+
+
+def _key(query: str, options: Mapping[str, Any]) -> Hashable:
+    return (query, *sorted(options.items())) if options else query
+
+
+def cache_of(extension: SchemaExtension) -> DocumentCache | None:
+    """The cache whose hooks ``extension`` is (:meth:`DocumentCache.extension`), else None."""
+    return extension.cache if isinstance(extension, _CachingExtension) else None
 
 
 class _CachingExtension(SchemaExtension):

@@ -8,14 +8,17 @@ answer still stands.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
+from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions import MaskErrors
+from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionResult as StrawberryExecutionResult
 
 from connectors import ConnectorError, CustviewError
 from connectors.cache import Freshness, freshness_scope
+from resolvers.hot import HotExtension
 
 
 def extensions_for(error: BaseException | None) -> dict[str, Any]:
@@ -26,27 +29,38 @@ def extensions_for(error: BaseException | None) -> dict[str, Any]:
     return {}
 
 
-class SourceErrorsExtension(SchemaExtension):
+class _Sources:
+    """What :class:`SourceErrorsExtension` keeps of one operation."""
+
+    __slots__ = ("failed", "freshness", "scope")
+
+    def __init__(self) -> None:
+        self.failed: dict[str, str] = {}
+        self.scope = freshness_scope()
+        self.freshness: Freshness = self.scope.__enter__()
+
+
+class SourceErrorsExtension(HotExtension):
     """Adds codes to errors, reports stitching-time source failures, and says in
     ``extensions.custview`` whether the view is complete and, when sources are
     cached, how fresh each source's data is (``freshness``)."""
 
-    failed: dict[str, str]
-    freshness: Freshness
+    def executing(self, context: ExecutionContext) -> _Sources:
+        return _Sources()  # the freshness of the calls made while executing
 
-    def on_execute(self) -> Iterator[None]:
-        self.failed = {}
-        with freshness_scope() as self.freshness:
-            yield
-        result = self.execution_context.result
-        if result is None:
+    def executed(
+        self, context: ExecutionContext, state: _Sources, raised: BaseException | None
+    ) -> None:
+        state.scope.__exit__(None, None, None)
+        result = context.result
+        if raised is not None or result is None:
             return
         errors = list(result.errors or [])
         for error in errors:
             code = extensions_for(error.original_error)
             if code:
                 error.extensions = {**(error.extensions or {}), **code}
-        view = (self.execution_context.context or {}).get("view")
+        view = (context.context or {}).get("view")
         seen: set[str] = {e.extensions.get("source", "") for e in errors if e.extensions}
         for failure in getattr(view, "errors", []):
             if failure.source in seen:
@@ -61,11 +75,12 @@ class SourceErrorsExtension(SchemaExtension):
         for error in errors:
             extensions = error.extensions or {}
             if extensions.get("source"):
-                self.failed.setdefault(extensions["source"], extensions["code"])
+                state.failed.setdefault(extensions["source"], extensions["code"])
 
-    def get_results(self) -> dict[str, Any]:
-        failed = getattr(self, "failed", {})
-        fresh = getattr(self, "freshness", {})
+    def results(self, state: _Sources | None) -> dict[str, Any]:
+        if state is None:
+            return {}
+        failed, fresh = state.failed, state.freshness
         custview: dict[str, Any] = {}
         if failed:
             custview.update(incomplete=True, failedSources=failed)
@@ -82,7 +97,17 @@ def _is_unexpected(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, CustviewError | GraphQLError)
 
 
-class _MaskErrors(MaskErrors):
+class _MaskErrors(MaskErrors, HotExtension):
+    def end(self, context: ExecutionContext, state: None, raised: BaseException | None) -> None:
+        """MaskErrors' ``on_operation`` after its ``yield``."""
+        if raised is not None or self._stream_result_processed:
+            return
+        result = context.result
+        if isinstance(result, GraphQLExecutionResult | StrawberryExecutionResult):
+            self._process_result(result)
+        elif initial_result := getattr(result, "initial_result", None):
+            self._process_result(initial_result)
+
     def _process_result(self, result: object) -> None:
         # MaskErrors asks isinstance() of a runtime-checkable protocol, ~8 us a
         # request on Python 3.11; this is the check it makes (an ``errors``

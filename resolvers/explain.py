@@ -10,12 +10,12 @@ returned and time spent, and the steps done in memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from connectors.observe import Observer, observing
+from resolvers.hot import HotExtension
 
 
 def wants_explain(context: Any, operation_extensions: Any) -> bool:
@@ -23,20 +23,23 @@ def wants_explain(context: Any, operation_extensions: Any) -> bool:
     return asked or (isinstance(context, dict) and bool(context.get("explain")))
 
 
-class ExplainExtension(SchemaExtension):
+class ExplainExtension(HotExtension):
     """Adds ``extensions.explain`` to the response of requests that ask for it."""
 
-    observer: Observer | None = None
+    def executing(self, context: ExecutionContext) -> tuple[Any, Observer] | None:
+        if not wants_explain(context.context, context.operation_extensions):
+            return None
+        scope = observing()
+        return scope, scope.__enter__()
 
-    def on_execute(self) -> Iterator[None]:
-        context = self.execution_context.context
-        if not wants_explain(context, self.execution_context.operation_extensions):
-            yield
-            return
-        with observing() as self.observer:
-            yield
+    def executed(
+        self,
+        context: ExecutionContext,
+        state: tuple[Any, Observer] | None,
+        raised: BaseException | None,
+    ) -> None:
+        if state is not None:
+            state[0].__exit__(None, None, None)
 
-    def get_results(self) -> dict[str, Any]:
-        if self.observer is None:
-            return {}
-        return {"explain": self.observer.report()}
+    def results(self, state: tuple[Any, Observer] | None) -> dict[str, Any]:
+        return {} if state is None else {"explain": state[1].report()}

@@ -30,6 +30,7 @@ the general executor; that verdict is cached with the plan.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from inspect import isawaitable
@@ -359,6 +360,16 @@ class FastPath:
     def _timeline_types(self) -> tuple[str, ...]:
         return ("TimelineConnection", "TimelineEvent") if self.model.timeline else ()
 
+    def ready(self, context: ExecutionContext) -> Callable[[], Awaitable[ExecutionResult]] | None:
+        """The operation's execution, to be awaited, when its plan is compiled already
+        and its variables bind without graphql-core (what its hook would run: the hot
+        route, :mod:`resolvers.hot`); else None (the hook decides, on strawberry's path)."""
+        plan = self.plans.get((context.query, context.operation_name))
+        if not plan:
+            return None
+        run = _prepared(self, plan, context)
+        return None if run is None else functools.partial(run.execute, plan.fields)
+
     def plan(self, document: DocumentNode, query: str, operation_name: str | None) -> Plan | None:
         key = (query, operation_name)
         found = self.plans.get(key)
@@ -626,6 +637,11 @@ def _no_resolver(root: Any, info: Any) -> Any:  # replaced for root fields
     raise _Unsupported
 
 
+def fast_path_of(extension: SchemaExtension) -> FastPath | None:
+    """The fast path whose hook ``extension`` is (:meth:`FastPath.extension`), else None."""
+    return extension.fast if isinstance(extension, _FastPathExtension) else None
+
+
 class _FastPathExtension(SchemaExtension):
     def __init__(self, fast: FastPath) -> None:
         self.fast = fast
@@ -644,6 +660,13 @@ class _FastPathExtension(SchemaExtension):
 
 
 async def _run(fast: FastPath, plan: Plan, context: ExecutionContext) -> Any:
+    run = _prepared(fast, plan, context)
+    return None if run is None else await run.execute(plan.fields)
+
+
+def _prepared(fast: FastPath, plan: Plan, context: ExecutionContext) -> _Run | None:
+    """The run of ``plan`` for this request, its variables and arguments bound; None
+    when graphql-core is to coerce them (and report their errors)."""
     operation = plan.operation
     args = plan.fixed_args.copy()
     inputs = context.variables or {}
@@ -670,7 +693,7 @@ async def _run(fast: FastPath, plan: Plan, context: ExecutionContext) -> Any:
     run.governor = fast.governor
     if run.governor is not None:
         run.trail = open_trail(context.context)
-    return await run.execute(plan.fields)
+    return run
 
 
 class _Run:

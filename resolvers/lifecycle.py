@@ -33,7 +33,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.runner import SchemaExtensionsRunner
-from strawberry.types import ExecutionContext
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from connectors import CircuitOpen, SchemaMismatch, SourceTimeout, SourceUnavailable
 
@@ -353,7 +353,59 @@ class Schema(strawberry.Schema):
     unavailable, open circuit, schema mismatch) is logged as one warning line per
     error (the failed call has its own line in ``custview.source``), not as
     strawberry's error with a traceback; every other error, a refused write or an
-    unsupported operation included, keeps the error and its traceback."""
+    unsupported operation included, keeps the error and its traceback.
+
+    With ``hot_route`` (the default), :meth:`execute` answers a hot operation on
+    :class:`resolvers.hot.HotRoute` (made for the schema's extensions as they are
+    when it first runs with them), without strawberry's execution machinery."""
+
+    hot_route = True
+    _route: Any = None
+    _route_for: Any = None
+    """The extensions :attr:`_route` was made for."""
+
+    def route(self) -> Any:
+        """The :class:`resolvers.hot.HotRoute` of the schema's extensions, or None."""
+        if not self.hot_route:
+            return None
+        if self._route_for is not self.extensions:
+            from resolvers.hot import HotRoute  # it reads the schema's resolvers' modules
+
+            self._route, self._route_for = HotRoute.of(self), self.extensions
+        return self._route
+
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Any = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        route = self._route if self._route_for is self.extensions else self.route()
+        if route is not None and self.hot_route:
+            result = await route.execute(
+                query,
+                variable_values,
+                context_value,
+                root_value,
+                operation_name,
+                allowed_operation_types,
+                operation_extensions,
+            )
+            if result is not None:
+                return result  # type: ignore[no-any-return]
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -34,13 +34,19 @@ Request = tuple[str, dict[str, Any]]
 """(method, keyword arguments of ``httpx.AsyncClient.request``)"""
 
 
+LANE = ({"http_lane": False}, {"http_lane": True})
+"""The gateways :func:`_compare` compares by default: the general stack, and the lane."""
+
+
 @contextmanager
-def _served(loaded: LoadedSettings) -> Iterator[tuple[str, str, Any]]:
-    """(general URL, lane URL, lane app)"""
+def _served(
+    loaded: LoadedSettings, apps: tuple[dict[str, Any], dict[str, Any]]
+) -> Iterator[tuple[str, str, Any]]:
+    """(expected URL, answering URL, answering app): ``create_app``'s arguments of each."""
     with ExitStack() as stack:
         urls = []
-        for lane in (False, True):
-            app = create_app(loaded, http_lane=lane)
+        for arguments in apps:
+            app = create_app(loaded, **arguments)
             urls.append(stack.enter_context(serve_in_thread(app, lifespan="on")))
         yield urls[0], urls[1], app
 
@@ -78,9 +84,15 @@ async def _counted(client: httpx.AsyncClient, url: str) -> list[str]:
     return sorted(m.group(0) for m in _COUNTED.finditer(text))
 
 
-async def _compare(loaded: LoadedSettings, requests: Sequence[Request], audit: Path) -> int:
-    """Sends each request to both gateways; the number the lane answered itself."""
-    with _served(loaded) as (general_url, lane_url, app):
+async def _compare(
+    loaded: LoadedSettings,
+    requests: Sequence[Request],
+    audit: Path,
+    apps: tuple[dict[str, Any], dict[str, Any]] = LANE,
+) -> Any:
+    """Sends each request to both gateways (``apps``: see :func:`_served`), in turn;
+    the answering app."""
+    with _served(loaded, apps) as (general_url, lane_url, app):
         async with httpx.AsyncClient(timeout=60) as client:
             for method, kwargs in requests:
                 seen = len(_audit(audit, 0))
@@ -88,7 +100,7 @@ async def _compare(loaded: LoadedSettings, requests: Sequence[Request], audit: P
                 answer = await client.request(method, f"{lane_url}/graphql", **_fresh(kwargs))
                 what = (method, kwargs.get("json") or kwargs.get("content"), kwargs.get("headers"))
                 assert answer.status_code == expected.status_code, what
-                if "X-Custview-Explain" in (kwargs.get("headers") or {}):
+                if _explained(kwargs):
                     # the explained answer says how long each source call took
                     assert _headers(answer)[2:] == _headers(expected)[2:], what
                     assert _timeless(answer.content) == _timeless(expected.content), what
@@ -98,7 +110,16 @@ async def _compare(loaded: LoadedSettings, requests: Sequence[Request], audit: P
                 entries = _audit(audit, seen)
                 assert entries[len(entries) // 2 :] == entries[: len(entries) // 2], what
             assert await _counted(client, lane_url) == await _counted(client, general_url)
-        return _lane_of(app).answered
+        return app
+
+
+def _explained(kwargs: dict[str, Any]) -> bool:
+    """Whether the request asks for the explain plan (by header or in its body)."""
+    body = kwargs.get("json")
+    asked = body.get("extensions") if isinstance(body, dict) else None
+    return "X-Custview-Explain" in (kwargs.get("headers") or {}) or (
+        isinstance(asked, dict) and bool(asked.get("explain"))
+    )
 
 
 def _fresh(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +215,7 @@ async def test_the_lane_answers_as_the_general_stack_does(
         requests += _posts(corpus(), pool, {"X-API-Key": key, **SAME_ID})
     ordinary = len(requests)
     requests += _odd_requests(pool)
-    answered = await _compare(loaded, requests, audit)
+    answered = _lane_of(await _compare(loaded, requests, audit)).answered
     # the corpus and the ordinary odd ones (purpose, explain, charset, bad documents...)
     assert ordinary < answered < len(requests) - 10
 
@@ -203,6 +224,14 @@ async def test_persisted_operations_and_the_production_profile(
     demo_env: None, tmp_path: Path
 ) -> None:
     """Stored documents by hash, allow-listing, and anonymous callers refused."""
+    config, requests = persisted(tmp_path)
+    app = await _compare(load_settings(config), requests, Path(os.environ["CUSTVIEW_AUDIT_LOG"]))
+    assert _lane_of(app).answered == len(requests) - 1
+
+
+def persisted(tmp_path: Path) -> tuple[Path, list[Request]]:
+    """A production config with an allow-list of one document, and requests for it,
+    by hash and by text, for others and anonymously."""
     listed = "{ customers(first: 2) { nodes { id email } } }"
     digest = hashlib.sha256(listed.encode()).hexdigest()
     (tmp_path / "queries.json").write_text(json.dumps({digest: listed}))
@@ -223,10 +252,7 @@ async def test_persisted_operations_and_the_production_profile(
         ("POST", {"json": {"query": "{ __schema { types { name } } }"}, "headers": key}),
         ("POST", {"json": {"extensions": by_hash}, "headers": SAME_ID}),
     ]
-    answered = await _compare(
-        load_settings(config), requests, Path(os.environ["CUSTVIEW_AUDIT_LOG"])
-    )
-    assert answered == len(requests) - 1
+    return config, requests
 
 
 async def test_a_failure_before_the_response_is_a_500_both_ways(
