@@ -384,20 +384,7 @@ class Schema(strawberry.Schema):
         allowed_operation_types: Any = None,
         operation_extensions: dict[str, Any] | None = None,
     ) -> ExecutionResult:
-        route = self._route if self._route_for is self.extensions else self.route()
-        if route is not None and self.hot_route:
-            result = await route.execute(
-                query,
-                variable_values,
-                context_value,
-                root_value,
-                operation_name,
-                allowed_operation_types,
-                operation_extensions,
-            )
-            if result is not None:
-                return result  # type: ignore[no-any-return]
-        return await super().execute(
+        arguments = (
             query,
             variable_values,
             context_value,
@@ -406,6 +393,12 @@ class Schema(strawberry.Schema):
             allowed_operation_types,
             operation_extensions,
         )
+        route = self._route if self._route_for is self.extensions else self.route()
+        if route is not None and self.hot_route:
+            result = await route.execute(*arguments)
+            if result is not None:
+                return result  # type: ignore[no-any-return]
+        return await super().execute(*arguments)
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

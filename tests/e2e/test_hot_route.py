@@ -33,7 +33,14 @@ from gateway.settings import DEMO_CONFIG, load_settings
 from resolvers.hot import HotRoute
 from resolvers.lifecycle import combine
 from tests.e2e.test_fastpath import HOT, PAGE, SAME_ID, _pool, corpus
-from tests.e2e.test_http_lane import Request, _compare, _counted, _posts, persisted
+from tests.e2e.test_http_lane import (
+    Request,
+    _compare,
+    _counted,
+    _posts,
+    corpus_posts,
+    persisted,
+)
 from tests.e2e.test_partial_results import DEAD
 
 HOT_ROUTE = ({"hot_route": False}, {"hot_route": True})
@@ -74,10 +81,8 @@ async def test_the_hot_route_answers_as_strawberry_does(
 ) -> None:
     audit = Path(os.environ["CUSTVIEW_AUDIT_LOG"])
     loaded = load_settings(DEMO_CONFIG)
-    pool = await _pool(loaded, demo_dir)
-    requests: list[Request] = []
-    for key in ("demo-key", "support-key", "emea-key"):
-        requests += _twice(_posts(corpus(), pool, {"X-API-Key": key, **SAME_ID}))
+    pool, posts = await corpus_posts(loaded, demo_dir)
+    requests = _twice(posts)
     key = {"X-API-Key": "demo-key", **SAME_ID}
     hot = {"query": HOT, "variables": {"e": pool["e"]}}
     odd: list[Request] = [

@@ -204,15 +204,23 @@ def _odd_requests(pool: dict[str, Any]) -> list[Request]:
     ]
 
 
+async def corpus_posts(
+    loaded: LoadedSettings, demo_dir: Path
+) -> tuple[dict[str, Any], list[Request]]:
+    """The variables' pool, and the corpus posted as each of three roles."""
+    pool = await _pool(loaded, demo_dir)
+    requests: list[Request] = []
+    for key in ("demo-key", "support-key", "emea-key"):
+        requests += _posts(corpus(), pool, {"X-API-Key": key, **SAME_ID})
+    return pool, requests
+
+
 async def test_the_lane_answers_as_the_general_stack_does(
     demo_dir: Path, demo_env: None, tmp_path: Path
 ) -> None:
     audit = Path(os.environ["CUSTVIEW_AUDIT_LOG"])
     loaded = load_settings(DEMO_CONFIG)
-    pool = await _pool(loaded, demo_dir)
-    requests: list[Request] = []
-    for key in ("demo-key", "support-key", "emea-key"):
-        requests += _posts(corpus(), pool, {"X-API-Key": key, **SAME_ID})
+    pool, requests = await corpus_posts(loaded, demo_dir)
     ordinary = len(requests)
     requests += _odd_requests(pool)
     answered = _lane_of(await _compare(loaded, requests, audit)).answered
