@@ -110,6 +110,16 @@ def _defines(cls: type, *names: str) -> bool:
     return any(getattr(cls, n) is not getattr(HotExtension, n) for n in names)
 
 
+def _own_hooks(cls: type) -> bool:
+    """Whether ``cls`` has a strawberry hook of its own (written on it, not made from
+    its methods): the route would not run it, so such an extension has no route."""
+    for name, made in _HOOKS.items():
+        hook = getattr(cls, name)
+        if hook is not getattr(SchemaExtension, name) and hook not in made:
+            return True
+    return False
+
+
 def _asking(self: HotExtension) -> Iterator[None]:
     self.ask(self.execution_context)
     yield
@@ -151,6 +161,17 @@ async def _executing_async(self: HotExtension) -> AsyncIterator[None]:
 
 def _results(self: HotExtension) -> dict[str, Any]:
     return self.results(self._hot_state)
+
+
+_HOOKS: dict[str, tuple[Any, ...]] = {
+    "on_operation": (_operation, _asking),
+    "on_validate": (),
+    "on_parse": (),
+    "on_execute": (_executing, _executing_async),
+    "get_results": (_results,),
+}
+"""strawberry's hooks, each with those :class:`HotExtension` makes for it
+(``on_stream_result`` serves incremental execution only, which has no route)."""
 
 
 class HotRoute:
@@ -202,7 +223,11 @@ class HotRoute:
             if isinstance(factory, SchemaExtension) or fast is not None:
                 return None  # shared by every request (deprecated), or after the fast path
             part = factory()
-            if isinstance(part, HotExtension) and not part._implements_resolve():
+            if (
+                isinstance(part, HotExtension)
+                and not part._implements_resolve()
+                and not _own_hooks(type(part))
+            ):
                 parts.append(part)
             elif documents is None and (cache := cache_of(part)) is not None:
                 documents = cache
@@ -225,7 +250,11 @@ class HotRoute:
         operation_extensions: dict[str, Any] | None,
     ) -> ExecutionResult | None:
         """``schema.execute``'s answer for a hot operation; None for any other."""
-        allowed = allowed_operation_types or DEFAULT_ALLOWED_OPERATION_TYPES
+        allowed = (  # as strawberry: only None is the default (an empty set allows none)
+            DEFAULT_ALLOWED_OPERATION_TYPES
+            if allowed_operation_types is None
+            else allowed_operation_types
+        )
         if _QUERY not in allowed:
             return None
         context = ExecutionContext(
@@ -252,7 +281,10 @@ class HotRoute:
             return None
         context.graphql_document = document
         context.pre_execution_errors = []  # the cached verdict: valid
-        ready = self.fast.ready(context)
+        try:
+            ready = self.fast.ready(context)
+        except Exception:  # variables it cannot read (not a dict): strawberry's path
+            return None  # answers them with its error, as it always did
         if ready is None:
             return None
         self.answered += 1

@@ -30,7 +30,7 @@ from strawberry.extensions import SchemaExtension
 
 from gateway.app import create_app, gateway_schema
 from gateway.settings import DEMO_CONFIG, load_settings
-from resolvers.hot import HotRoute
+from resolvers.hot import HotExtension, HotRoute
 from resolvers.lifecycle import combine
 from tests.e2e.test_fastpath import HOT, PAGE, SAME_ID, _pool, corpus
 from tests.e2e.test_http_lane import (
@@ -192,6 +192,40 @@ async def test_the_route_answers_only_what_it_must(demo_dir: Path, demo_env: Non
 
     schema.extensions = combine((Unknown, *schema.extensions))
     assert schema.route() is None  # type: ignore[attr-defined]
+
+    class OwnHook(HotExtension):  # a hook of its own, which the route would not run
+        def on_validate(self) -> Any:
+            yield
+
+    schema = gateway_schema(loaded)
+    schema.extensions = combine((OwnHook, *schema.extensions))
+    assert schema.route() is None  # type: ignore[attr-defined]
+
+
+async def test_the_schemas_own_calls_answer_as_strawberry_does(
+    demo_dir: Path, demo_env: None
+) -> None:
+    """``schema.execute`` called directly (not over HTTP, which refuses both first):
+    variables that are not a dict and an empty set of allowed operation types
+    (which allows none: only None is the default) are answered, or refused, as
+    strawberry does."""
+    pool = await _pool(load_settings(DEMO_CONFIG), demo_dir)
+    seen: dict[bool, list[Any]] = {}
+    for hot_route in (False, True):
+        async with _client(hot_route=hot_route) as (client, app):
+            await client.post("/graphql", json={"query": HOT, "variables": {"e": pool["e"]}})
+            schema = app.state.schema
+            listed = await schema.execute(HOT, ["not", "a", "dict"], context_value={})
+            try:
+                await schema.execute(
+                    HOT, {"e": pool["e"]}, context_value={}, allowed_operation_types=set()
+                )
+                refused = None
+            except Exception as exc:
+                refused = type(exc).__name__
+            seen[hot_route] = [[e.message for e in listed.errors or []], refused]
+    assert seen[True] == seen[False], seen
+    assert seen[True][1] == "InvalidOperationTypeError"
 
 
 async def test_a_failing_plan_or_audit_log_answers_as_strawberry_does(
